@@ -1,0 +1,99 @@
+/**
+ * The one error type of rekey, with a closed set of codes.
+ *
+ * Every front end maps each code exhaustively (`Record<ErrorCode, ...>`), so adding a code
+ * fails the build until the CLI exit codes, HTTP statuses and MCP hints all handle it.
+ * Messages never carry a raw key: pass fingerprints.
+ */
+
+export const ERROR_CODES = [
+  "INVALID_INPUT",
+  "UNAUTHORIZED",
+  "FORBIDDEN",
+  "NOT_FOUND",
+  "COOLDOWN_ACTIVE",
+  "RATE_LIMITED",
+  "INSUFFICIENT_BALANCE",
+  "UPSTREAM_UNAVAILABLE",
+  "UPSTREAM_TIMEOUT",
+  "UPSTREAM_INVALID_RESPONSE",
+  "STORE_UNAVAILABLE",
+  "STORE_CORRUPT",
+  "ROTATION_IN_PROGRESS",
+  "KEY_LOST",
+  "CONFIG_INVALID",
+  "INTERNAL",
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** Extra, key-free facts an error carries for the front ends to render. */
+export interface RekeyErrorDetails {
+  /** COOLDOWN_ACTIVE: when the withdrawal block ends (ISO-8601 UTC). */
+  cooldownUntil?: string;
+  /** COOLDOWN_ACTIVE / RATE_LIMITED: seconds until a retry may succeed. */
+  retryAfterSeconds?: number;
+  /** KEY_LOST: how to get back in. */
+  recovery?: string;
+  /** The principal concerned, as a label ("operator", "agent 7"). */
+  principal?: string;
+  /** The HTTP status of an upstream reply, when one was received. */
+  upstreamStatus?: number;
+  /** Which request fields were rejected, for INVALID_INPUT. */
+  issues?: string[];
+  [key: string]: unknown;
+}
+
+export interface RekeyErrorOptions {
+  /** A short, actionable next step for a person or a model. */
+  hint?: string;
+  details?: RekeyErrorDetails;
+  cause?: unknown;
+}
+
+/** The error every rekey function throws; `code` is one of {@link ERROR_CODES}. */
+export class RekeyError extends Error {
+  override readonly name = "RekeyError";
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly details: RekeyErrorDetails;
+
+  constructor(code: ErrorCode, message: string, options: RekeyErrorOptions = {}) {
+    super(redactKeys(message), options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.hint = options.hint === undefined ? undefined : redactKeys(options.hint);
+    this.details = options.details ?? {};
+  }
+
+  /** A JSON-safe view (no cause, no stack) for front ends that serialise errors. */
+  toJSON(): { code: ErrorCode; message: string; hint?: string; details: RekeyErrorDetails } {
+    return {
+      code: this.code,
+      message: this.message,
+      ...(this.hint === undefined ? {} : { hint: this.hint }),
+      details: this.details,
+    };
+  }
+}
+
+/** True for a {@link RekeyError}, optionally of one of the given codes. */
+export function isRekeyError(value: unknown, ...codes: ErrorCode[]): value is RekeyError {
+  return value instanceof RekeyError && (codes.length === 0 || codes.includes(value.code));
+}
+
+/** Wraps anything thrown into a RekeyError (INTERNAL unless it already is one). */
+export function toRekeyError(value: unknown): RekeyError {
+  if (value instanceof RekeyError) return value;
+  const message = value instanceof Error ? value.message : String(value);
+  return new RekeyError("INTERNAL", `Unexpected error: ${message}`, { cause: value });
+}
+
+// Faucet keys are `lf_` + base64url; recovery codes and unknown real-service keys may differ,
+// so any long token after `lf_` is masked as a defence in depth, on top of callers passing
+// fingerprints only.
+const KEY_PATTERN = /lf_[A-Za-z0-9_-]{16,}/g;
+
+/** Replaces anything that looks like a faucet key with `lf_…[redacted]`. */
+export function redactKeys(text: string): string {
+  return text.replace(KEY_PATTERN, "lf_…[redacted]");
+}

@@ -1,0 +1,193 @@
+/**
+ * The credential store contract. Every implementation (memory, file, PostgreSQL) passes the
+ * same contract suite in `store/contract.test-helper.ts`.
+ *
+ * The whole store is one versioned document: reads return a snapshot, writes are
+ * compare-and-set on the version. This keeps "new key + cooldown + rotation record" one atomic
+ * update on every backend.
+ */
+
+/** Which front end did something, for the audit log. */
+export type Surface = "cli" | "mcp" | "http" | "library";
+
+/** How a key came to be in the store. */
+export type KeySource = "register" | "login" | "create" | "rotate" | "recover" | "import";
+
+/** A rotation that completed (the new key is stored). */
+export interface RotationRecord {
+  requestId: string;
+  oldFingerprint: string;
+  newFingerprint: string;
+  /** ISO-8601 UTC. */
+  rotatedAt: string;
+  /** ISO-8601 UTC: the server's `cooldown_until`, else 60/30 minutes after `rotatedAt`. */
+  cooldownUntil: string;
+  /** Whether `whoami` with the new key answered as the same principal. */
+  verified: boolean;
+  surface: Surface;
+}
+
+/** A key held for one principal. `key` is the raw secret: never log or return it. */
+export interface StoredKey {
+  key: string;
+  fingerprint: string;
+  /** ISO-8601 UTC: when this key was stored. */
+  savedAt: string;
+  source: KeySource;
+  /** The faucet's name for the principal, when known. */
+  name?: string;
+  /** The faucet's operator id (operators only), when known. */
+  operatorId?: number;
+  /** The rotation that issued this key, if it came from one. */
+  lastRotation?: RotationRecord;
+  /** ISO-8601 UTC: end of the withdrawal cooldown that the issuing rotation/recover started. */
+  cooldownUntil?: string;
+}
+
+/**
+ * A rotation that started and has not been resolved. Written durably before the upstream call;
+ * cleared only once the new key is stored and verified, or the rotation is proved not to have
+ * happened. Never dropped silently.
+ */
+export interface RotationIntent {
+  requestId: string;
+  /** principalKey of the principal being rotated ("operator", "agent:7"). */
+  principal: string;
+  /** principalKey of the principal whose key authorises the call. */
+  actor: string;
+  oldFingerprint: string;
+  /** ISO-8601 UTC. */
+  startedAt: string;
+  /** `requested`: upstream called, new key not yet stored. `stored`: stored, not yet verified. */
+  phase: "requested" | "stored";
+  surface: Surface;
+}
+
+/** A remembered reply for an idempotency key (HTTP `Idempotency-Key`), held 24 hours. */
+export interface IdempotencyRecord {
+  /** SHA-256 of the canonical request body: the same key with another body is refused. */
+  requestHash: string;
+  /** ISO-8601 UTC. */
+  createdAt: string;
+  /** ISO-8601 UTC. */
+  expiresAt: string;
+  status: number;
+  body: unknown;
+}
+
+/** One named set of credentials, all for one faucet base URL. */
+export interface Profile {
+  /** The faucet URL these keys belong to: a key is never sent anywhere else. */
+  baseUrl: string;
+  /** principalKey of the principal this profile acts as by default. */
+  active: string;
+  operator?: StoredKey;
+  /** Keyed by agent id in decimal ("7"). */
+  agents: Record<string, StoredKey>;
+  /** Keyed by principalKey. */
+  intents: Record<string, RotationIntent>;
+  /** Keyed by idempotency key. */
+  idempotency: Record<string, IdempotencyRecord>;
+}
+
+export const STORE_SCHEMA_VERSION = 1;
+
+export interface StoreData {
+  schemaVersion: typeof STORE_SCHEMA_VERSION;
+  profiles: Record<string, Profile>;
+}
+
+/** A consistent read of the whole store. `version` 0 means nothing was ever written. */
+export interface StoreSnapshot {
+  version: number;
+  data: StoreData;
+}
+
+export type CompareAndSetResult =
+  | { ok: true; snapshot: StoreSnapshot }
+  | { ok: false; current: StoreSnapshot };
+
+/** An exclusive lease on a named lock (one per principal for rotations). */
+export interface StoreLock {
+  readonly name: string;
+  /** Ends the lease; safe to call twice. */
+  release(): Promise<void>;
+}
+
+export interface LockOptions {
+  /**
+   * How long the lease lasts without being renewed. Implementations renew it while the holder
+   * process lives; a holder that crashed loses it after at most this long.
+   */
+  leaseMs: number;
+  /** How long to wait for a held lock before giving up with ROTATION_IN_PROGRESS. */
+  waitMs: number;
+}
+
+/** One audit log entry, chained to the previous one by SHA-256. */
+export interface AuditEntry {
+  seq: number;
+  /** ISO-8601 UTC. */
+  at: string;
+  surface: Surface;
+  profile: string;
+  /** principalKey. */
+  principal: string;
+  action: "rotate" | "recover" | "register" | "login" | "create_agent" | "import" | "resolve";
+  outcome: "success" | "failure" | "recovered" | "not_rotated" | "key_lost";
+  oldFingerprint?: string;
+  newFingerprint?: string;
+  cooldownUntil?: string;
+  requestId?: string;
+  /** Error code, for failures. */
+  errorCode?: string;
+  /** SHA-256 hex of the previous entry ("0"*64 for the first). */
+  prevHash: string;
+  /** SHA-256 hex of this entry's canonical JSON without `hash`. */
+  hash: string;
+}
+
+export type AuditEventInput = Omit<AuditEntry, "seq" | "prevHash" | "hash">;
+
+export interface StoreHealth {
+  ok: boolean;
+  kind: string;
+  location: string;
+  /** Problems found (file modes, unreadable file...), key-free. */
+  problems: string[];
+}
+
+/**
+ * A pluggable credential store.
+ *
+ * Errors: STORE_UNAVAILABLE (cannot read/write), STORE_CORRUPT (unreadable content: never
+ * treated as empty, never overwritten), ROTATION_IN_PROGRESS (lock wait elapsed).
+ */
+export interface CredentialStore {
+  /** "memory", "file", "postgres". */
+  readonly kind: string;
+  /** Where the data lives, for `status` (a path, a redacted URL, "memory"). */
+  readonly location: string;
+  read(): Promise<StoreSnapshot>;
+  /** Writes `data` if the stored version is still `expectedVersion`; the new version is +1. */
+  compareAndSet(expectedVersion: number, data: StoreData): Promise<CompareAndSetResult>;
+  /** Takes an exclusive lease on `name`, waiting up to `waitMs`. */
+  lock(name: string, options: LockOptions): Promise<StoreLock>;
+  /** Appends an entry to the audit log, computing `seq`, `prevHash` and `hash`. */
+  appendAudit(event: AuditEventInput): Promise<AuditEntry>;
+  readAudit(): Promise<AuditEntry[]>;
+  /**
+   * Calls `listener` after the store changes, in this process or (for shared backends) in
+   * another. Returns an unsubscribe function. Listeners re-read; the notification carries
+   * nothing.
+   */
+  watch(listener: () => void): () => void;
+  /** @throws RekeyError STORE_UNAVAILABLE when a write would fail (read-only dir, full disk...). */
+  checkWritable(): Promise<void>;
+  health(): Promise<StoreHealth>;
+  close(): Promise<void>;
+}
+
+export function emptyStoreData(): StoreData {
+  return { schemaVersion: STORE_SCHEMA_VERSION, profiles: {} };
+}
