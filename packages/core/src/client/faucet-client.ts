@@ -14,6 +14,7 @@ import { validateBaseUrl } from "./base-url.js";
 import { faucetFailureError, hintFor } from "./error-mapping.js";
 import {
   balanceReply,
+  clockReply,
   createAgentReply,
   fundAgentReply,
   listAgentsReply,
@@ -45,7 +46,7 @@ export interface FaucetClientOptions {
   clock?: Clock;
 }
 
-/** The last argument of every client method. */
+/** Carried by the last argument of every client method. */
 export interface CallOptions {
   signal?: AbortSignal;
 }
@@ -139,51 +140,52 @@ export interface FaucetClient {
     options?: RawCallOptions,
   ): Promise<FaucetReply>;
   /** Creates an operator account. The result holds the raw key and recovery code. */
-  register(
-    input?: { name?: string; email?: string },
-    options?: CallOptions,
-  ): Promise<RegisterResult>;
+  register(input?: { name?: string; email?: string } & CallOptions): Promise<RegisterResult>;
   whoami(apiKey: string, options?: CallOptions): Promise<WhoamiResult>;
   getBalance(apiKey: string, options?: CallOptions): Promise<{ balanceSats: number }>;
   /** Operator key only. The result holds the agent's raw key. */
   createAgent(
     apiKey: string,
-    input: { name: string; description?: string; budgetLimitSats?: number },
-    options?: CallOptions,
+    input: { name: string; description?: string; budgetLimitSats?: number } & CallOptions,
   ): Promise<CreateAgentResult>;
+  /** Operator key only. */
   listAgents(apiKey: string, options?: CallOptions): Promise<AgentSummary[]>;
+  /** Operator key only: moves sats from the operator to one of its agents. */
   fundAgent(
     apiKey: string,
-    input: { agentId: number; amountSats: number },
-    options?: CallOptions,
+    input: { agentId: number; amountSats: number } & CallOptions,
   ): Promise<FundAgentResult>;
-  /** Rotates the caller's own key; the old key dies at once. */
+  /**
+   * Rotates the caller's own key; the old key dies at once. Pass `requestId` so a repeat after
+   * a lost reply returns the same new key where the faucet supports it (`requestIdHonoured`).
+   */
   regenerateOperatorKey(
     apiKey: string,
-    input?: { requestId?: string },
-    options?: CallOptions,
+    input?: { requestId?: string } & CallOptions,
   ): Promise<RotationReply>;
   /** Operator key only: rotates one of its agents' keys. */
   regenerateAgentKey(
     apiKey: string,
-    input: { agentId: number; requestId?: string },
-    options?: CallOptions,
+    input: { agentId: number; requestId?: string } & CallOptions,
   ): Promise<RotationReply>;
-  /** Issues a new operator key from the recovery code. */
+  /** Issues a new operator key from the recovery code (starts the 60-minute cooldown). */
   recover(
     recoveryCode: string,
-    input?: { requestId?: string },
-    options?: CallOptions,
+    input?: { requestId?: string } & CallOptions,
   ): Promise<RecoverResult>;
+  /** Pays out; COOLDOWN_ACTIVE after a rotation, INSUFFICIENT_BALANCE beyond the balance. */
   withdraw(
     apiKey: string,
-    input: { invoice?: string; amountSats?: number },
-    options?: CallOptions,
+    input: { invoice?: string; amountSats?: number } & CallOptions,
   ): Promise<WithdrawResult>;
-  /** Sandbox only: adds test funds to an operator. */
-  sandboxCredit(apiKey: string, amountSats: number, options?: CallOptions): Promise<FaucetReply>;
-  /** Sandbox only (test clock): moves the faucet's clock forward. */
-  sandboxAdvanceClock(seconds: number, options?: CallOptions): Promise<FaucetReply>;
+  /** Sandbox only: adds test funds to an operator; returns the new balance. */
+  sandboxCredit(
+    apiKey: string,
+    amountSats: number,
+    options?: CallOptions,
+  ): Promise<{ balanceSats: number }>;
+  /** Sandbox only (test clock): moves the faucet's clock forward; returns its new time. */
+  sandboxAdvanceClock(seconds: number, options?: CallOptions): Promise<{ now: string }>;
 }
 
 const READ_ONLY = { idempotent: true } as const;
@@ -331,7 +333,8 @@ export function createFaucetClient(options: FaucetClientOptions): FaucetClient {
     baseUrl: url.href,
     call,
 
-    async register(input = {}, { signal } = {}) {
+    async register(input = {}) {
+      const { signal } = input;
       const body: Record<string, unknown> = {};
       if (input.name !== undefined) body.name = input.name;
       if (input.email !== undefined) body.email = input.email;
@@ -349,7 +352,8 @@ export function createFaucetClient(options: FaucetClientOptions): FaucetClient {
       return parseReply(balanceReply, reply, "get_balance", true);
     },
 
-    async createAgent(apiKey, input, { signal } = {}) {
+    async createAgent(apiKey, input) {
+      const { signal } = input;
       const body: Record<string, unknown> = { ...withKey(apiKey), name: input.name };
       if (input.description !== undefined) body.description = input.description;
       if (input.budgetLimitSats !== undefined) {
@@ -364,7 +368,8 @@ export function createFaucetClient(options: FaucetClientOptions): FaucetClient {
       return parseReply(listAgentsReply, reply, "list_agents", true);
     },
 
-    async fundAgent(apiKey, input, { signal } = {}) {
+    async fundAgent(apiKey, input) {
+      const { signal } = input;
       const body = {
         ...withKey(apiKey),
         agent_id: agentIdOf(input.agentId),
@@ -374,7 +379,8 @@ export function createFaucetClient(options: FaucetClientOptions): FaucetClient {
       return parseReply(fundAgentReply, reply, "fund_agent", false);
     },
 
-    async regenerateOperatorKey(apiKey, input = {}, { signal } = {}) {
+    async regenerateOperatorKey(apiKey, input = {}) {
+      const { signal } = input;
       const requestId = checkInput(requestIdInput, input.requestId, "request id");
       const body: Record<string, unknown> = withKey(apiKey);
       if (requestId !== undefined) body.request_id = requestId;
@@ -383,7 +389,8 @@ export function createFaucetClient(options: FaucetClientOptions): FaucetClient {
       return toRotationReply(parsed, requestId);
     },
 
-    async regenerateAgentKey(apiKey, input, { signal } = {}) {
+    async regenerateAgentKey(apiKey, input) {
+      const { signal } = input;
       const requestId = checkInput(requestIdInput, input.requestId, "request id");
       const body: Record<string, unknown> = {
         ...withKey(apiKey),
@@ -395,7 +402,8 @@ export function createFaucetClient(options: FaucetClientOptions): FaucetClient {
       return toRotationReply(parsed, requestId);
     },
 
-    async recover(recoveryCode, input = {}, { signal } = {}) {
+    async recover(recoveryCode, input = {}) {
+      const { signal } = input;
       const requestId = checkInput(requestIdInput, input.requestId, "request id");
       const body: Record<string, unknown> = {
         recovery_code: checkInput(apiKeyInput, recoveryCode, "recovery code"),
@@ -411,7 +419,8 @@ export function createFaucetClient(options: FaucetClientOptions): FaucetClient {
       };
     },
 
-    async withdraw(apiKey, input, { signal } = {}) {
+    async withdraw(apiKey, input) {
+      const { signal } = input;
       const body: Record<string, unknown> = withKey(apiKey);
       if (input.invoice !== undefined) body.invoice = input.invoice;
       if (input.amountSats !== undefined) body.amount_sats = amountOf(input.amountSats, "amount");
@@ -422,20 +431,16 @@ export function createFaucetClient(options: FaucetClientOptions): FaucetClient {
       return parseReply(withdrawReply, reply, "withdraw", false);
     },
 
-    sandboxCredit(apiKey, amountSats, { signal } = {}) {
+    async sandboxCredit(apiKey, amountSats, { signal } = {}) {
       const body = { ...withKey(apiKey), amount_sats: amountOf(amountSats, "amount") };
-      return call("sandbox_credit", body, { ...STATE_CHANGING, signal });
+      const reply = await call("sandbox_credit", body, { ...STATE_CHANGING, signal });
+      return parseReply(balanceReply, reply, "sandbox_credit", false);
     },
 
-    sandboxAdvanceClock(seconds, { signal } = {}) {
-      return call(
-        "sandbox_advance_clock",
-        { seconds: amountOf(seconds, "seconds") },
-        {
-          ...STATE_CHANGING,
-          signal,
-        },
-      );
+    async sandboxAdvanceClock(seconds, { signal } = {}) {
+      const body = { seconds: amountOf(seconds, "seconds") };
+      const reply = await call("sandbox_advance_clock", body, { ...STATE_CHANGING, signal });
+      return parseReply(clockReply, reply, "sandbox_advance_clock", false);
     },
   };
 }

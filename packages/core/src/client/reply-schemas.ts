@@ -198,3 +198,11 @@ export const withdrawReply = z
     newBalance: reply.new_balance,
     paymentHash: reply.payment_hash,
   }));
+
+export const clockReply = z.object({ now: lenientInstant }).transform((reply, context) => {
+  if (reply.now === undefined) {
+    context.addIssue({ code: "custom", path: ["now"], message: "no time in the reply" });
+    return z.NEVER;
+  }
+  return { now: reply.now };
+});
