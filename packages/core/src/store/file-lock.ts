@@ -1,0 +1,79 @@
+import { lock as lockFile } from "proper-lockfile";
+
+/**
+ * Cross-process mutual exclusion on top of proper-lockfile: a lock is a directory created with
+ * mkdir (atomic on every local filesystem), whose mtime the holder refreshes while it lives.
+ * A holder that dies stops refreshing, and after `staleMs` the next taker removes its lock.
+ */
+
+/** proper-lockfile refuses staleness under 2 s; asking for less would silently get 2 s. */
+export const MIN_STALE_MS = 2000;
+
+export interface HeldFileLock {
+  /** Set once proper-lockfile reports the lock was taken over (we stalled past `staleMs`). */
+  readonly compromised: boolean;
+  /** Ends the lock; safe to call twice, and after a compromise. Throws nothing. */
+  release(): Promise<void>;
+}
+
+export interface AcquireFileLockOptions {
+  /** The directory proper-lockfile creates as the lock. Its parent must exist. */
+  lockPath: string;
+  staleMs: number;
+  waitMs: number;
+}
+
+/** Thrown by {@link acquireFileLock} when `waitMs` passed with the lock held elsewhere. */
+export class FileLockTimeout extends Error {
+  override readonly name = "FileLockTimeout";
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Takes the lock at `lockPath`, retrying while another holder has it, for up to `waitMs`.
+ *
+ * @throws FileLockTimeout when the wait elapses; the filesystem's error (EACCES, ENOENT...)
+ *   when the lock cannot be created at all. Callers turn both into RekeyErrors.
+ */
+export async function acquireFileLock(options: AcquireFileLockOptions): Promise<HeldFileLock> {
+  const deadline = Date.now() + options.waitMs;
+  const state = { compromised: false, released: false };
+  let pauseMs = 5;
+  for (;;) {
+    try {
+      const release = await lockFile(options.lockPath, {
+        // The lock directory itself is the lock; there is no file to resolve.
+        realpath: false,
+        lockfilePath: options.lockPath,
+        stale: Math.max(options.staleMs, MIN_STALE_MS),
+        retries: 0,
+        // The default throws from a timer, which would crash the process.
+        onCompromised: () => {
+          state.compromised = true;
+        },
+      });
+      return {
+        get compromised() {
+          return state.compromised;
+        },
+        release: async () => {
+          if (state.released) return;
+          state.released = true;
+          try {
+            await release();
+          } catch {
+            // Already released by proper-lockfile after a compromise: nothing left to undo.
+          }
+        },
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ELOCKED") throw error;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw new FileLockTimeout(`${options.lockPath} is held`);
+      // Jitter keeps contending processes from retrying in lockstep.
+      await sleep(Math.min(remaining, pauseMs + Math.random() * pauseMs));
+      pauseMs = Math.min(pauseMs * 2, 100);
+    }
+  }
+}

@@ -1,0 +1,485 @@
+import { createHash } from "node:crypto";
+import type { Stats } from "node:fs";
+import { type FileHandle, lstat, mkdir, open, readdir, stat } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+import { z } from "zod";
+import { type Clock, systemClock } from "../clock.js";
+import { RekeyError } from "../errors.js";
+import { chainAuditEntry } from "./audit-chain.js";
+import {
+  assertPrivateMode,
+  DIR_MODE,
+  ensurePrivateDir,
+  errnoCode,
+  FILE_MODE,
+  isTempFileFor,
+  modeProblem,
+  probeWritable,
+  storeUnavailable,
+  writeFileAtomic,
+} from "./file-io.js";
+import { acquireFileLock, FileLockTimeout, type HeldFileLock } from "./file-lock.js";
+import { createFileWatcher, type FileWatcher } from "./file-watch.js";
+import {
+  assertWritableStoreData,
+  auditEntrySchema,
+  describeIssues,
+  migrateStoreData,
+} from "./schema.js";
+import {
+  type AuditEntry,
+  type AuditEventInput,
+  type CompareAndSetResult,
+  type CredentialStore,
+  emptyStoreData,
+  type LockOptions,
+  type StoreData,
+  type StoreHealth,
+  type StoreLock,
+  type StoreSnapshot,
+} from "./types.js";
+
+/**
+ * The default store: files in a private directory.
+ *
+ * Layout of the directory (0700, files 0600):
+ * - `credentials.json`: `{ "version": n, "data": StoreData }`. `version` counts successful
+ *   writes (compare-and-set compares it); `data.schemaVersion` is the format of `data`.
+ * - `audit.jsonl`: one hash-chained AuditEntry a line, append-only.
+ * - `.store.lock`: proper-lockfile's lock held for the few milliseconds of a write.
+ * - `locks/<name>-<hash>.lock`: the named rotation locks.
+ */
+
+export const CREDENTIALS_FILE = "credentials.json";
+export const AUDIT_FILE = "audit.jsonl";
+
+/** Environment variables the file store's location depends on. */
+export interface StoreDirEnv {
+  REKEY_HOME?: string | undefined;
+  XDG_CONFIG_HOME?: string | undefined;
+  HOME?: string | undefined;
+}
+
+/**
+ * Where the file store lives: `$REKEY_HOME`, else `$XDG_CONFIG_HOME/rekey`, else
+ * `~/.config/rekey` (home from `$HOME`, else the OS). Empty variables count as unset.
+ * Throws nothing.
+ */
+export function resolveStoreDir(env: StoreDirEnv): string {
+  if (env.REKEY_HOME) return resolve(env.REKEY_HOME);
+  if (env.XDG_CONFIG_HOME) return resolve(env.XDG_CONFIG_HOME, "rekey");
+  return resolve(env.HOME || homedir(), ".config", "rekey");
+}
+
+export interface FileStoreOptions {
+  /** The store directory; wins over `env`. */
+  dir?: string;
+  /**
+   * Read for REKEY_HOME / XDG_CONFIG_HOME / HOME when `dir` is absent. Defaults to none (so
+   * `~/.config/rekey`): composition roots pass `process.env`.
+   */
+  env?: StoreDirEnv;
+  /** Ages leftover temp files in `health()`. */
+  clock?: Clock;
+  /** How long to wait for the store-wide write lock before STORE_UNAVAILABLE. Default 10 s. */
+  writeLockWaitMs?: number;
+  /** Poll interval of the watch fallback. Default 2 s. */
+  pollIntervalMs?: number;
+  /** Coalesces bursts of change events. Default 25 ms. */
+  debounceMs?: number;
+}
+
+const envelopeSchema = z.strictObject({
+  version: z.number().int().positive(),
+  data: z.unknown(),
+});
+
+// Short: a write holds it for milliseconds, and a crashed writer should block others briefly.
+const WRITE_LOCK_STALE_MS = 5000;
+// A temp file younger than this may be another process's write in flight, not a leftover.
+const TEMP_FILE_GRACE_MS = 60_000;
+
+/** Lock names become file names: unsafe characters are replaced and a hash keeps them distinct. */
+function lockFileName(name: string): string {
+  const readable = name.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 64);
+  const digest = createHash("sha256").update(name, "utf8").digest("hex").slice(0, 12);
+  return `${readable}-${digest}.lock`;
+}
+
+/**
+ * A {@link CredentialStore} on the local filesystem, safe across processes.
+ *
+ * Errors: STORE_UNAVAILABLE (cannot read/write, modes open to others, closed),
+ * STORE_CORRUPT (unreadable content: never read as empty, never overwritten),
+ * ROTATION_IN_PROGRESS (a named lock's wait elapsed), INTERNAL (asked to write invalid data).
+ */
+export class FileStore implements CredentialStore {
+  readonly kind = "file";
+  readonly location: string;
+  readonly dir: string;
+  readonly credentialsPath: string;
+  readonly auditPath: string;
+  private readonly clock: Clock;
+  private readonly writeLockWaitMs: number;
+  private readonly watcher: FileWatcher;
+  private readonly heldLocks = new Set<HeldFileLock>();
+  private closed = false;
+
+  constructor(options: FileStoreOptions = {}) {
+    this.dir =
+      options.dir === undefined ? resolveStoreDir(options.env ?? {}) : resolve(options.dir);
+    this.credentialsPath = join(this.dir, CREDENTIALS_FILE);
+    this.auditPath = join(this.dir, AUDIT_FILE);
+    this.location = this.credentialsPath;
+    this.clock = options.clock ?? systemClock;
+    this.writeLockWaitMs = options.writeLockWaitMs ?? 10_000;
+    this.watcher = createFileWatcher(this.credentialsPath, {
+      debounceMs: options.debounceMs ?? 25,
+      pollIntervalMs: options.pollIntervalMs ?? 2000,
+    });
+  }
+
+  /**
+   * The current snapshot; a missing file is the empty store at version 0.
+   *
+   * @throws RekeyError STORE_CORRUPT (empty, truncated, non-JSON, schema-invalid, or newer
+   *   format); STORE_UNAVAILABLE (unreadable, modes open to others).
+   */
+  async read(): Promise<StoreSnapshot> {
+    this.assertOpen();
+    return this.readSnapshot();
+  }
+
+  /**
+   * Writes `data` as version `expectedVersion + 1` if the file is still at `expectedVersion`,
+   * under the store-wide lock, atomically.
+   *
+   * @throws RekeyError STORE_CORRUPT (the current file is unreadable: it is left untouched);
+   *   STORE_UNAVAILABLE (cannot lock or write); INTERNAL (`data` does not match the schema).
+   */
+  async compareAndSet(expectedVersion: number, data: StoreData): Promise<CompareAndSetResult> {
+    this.assertOpen();
+    const validated = assertWritableStoreData(data);
+    await ensurePrivateDir(this.dir);
+    const result = await this.withWriteLock(async (): Promise<CompareAndSetResult> => {
+      const current = await this.readSnapshot();
+      if (current.version !== expectedVersion) return { ok: false, current };
+      const next: StoreSnapshot = {
+        version: current.version + 1,
+        data: structuredClone(validated),
+      };
+      await writeFileAtomic(this.credentialsPath, `${JSON.stringify(next, null, 2)}\n`);
+      return { ok: true, snapshot: structuredClone(next) };
+    });
+    if (result.ok) this.watcher.poke();
+    return result;
+  }
+
+  /**
+   * Takes the named lock across processes. The lease is renewed while this process lives; if
+   * it dies, others may take the lock once `max(leaseMs, 2000)` ms pass without renewal.
+   *
+   * @throws RekeyError ROTATION_IN_PROGRESS when `waitMs` passes; STORE_UNAVAILABLE when the
+   *   lock file cannot be created.
+   */
+  async lock(name: string, options: LockOptions): Promise<StoreLock> {
+    this.assertOpen();
+    await ensurePrivateDir(this.dir);
+    const locksDir = join(this.dir, "locks");
+    try {
+      await mkdir(locksDir, { mode: DIR_MODE });
+    } catch (error) {
+      if (errnoCode(error) !== "EEXIST") throw storeUnavailable("create", locksDir, error);
+    }
+    let held: HeldFileLock;
+    try {
+      held = await acquireFileLock({
+        lockPath: join(locksDir, lockFileName(name)),
+        staleMs: options.leaseMs,
+        waitMs: options.waitMs,
+      });
+    } catch (error) {
+      if (error instanceof FileLockTimeout) {
+        throw new RekeyError("ROTATION_IN_PROGRESS", `Lock "${name}" is held by another rotation`, {
+          hint: "Another rotation is running; wait for it to finish and retry.",
+        });
+      }
+      throw storeUnavailable("take the lock in", locksDir, error);
+    }
+    this.heldLocks.add(held);
+    return {
+      name,
+      release: async () => {
+        this.heldLocks.delete(held);
+        await held.release();
+      },
+    };
+  }
+
+  /**
+   * Appends one chained entry to `audit.jsonl` under the store-wide lock and fsyncs it.
+   *
+   * @throws RekeyError STORE_CORRUPT (the log's last line is unreadable); STORE_UNAVAILABLE
+   *   (cannot lock or write); INTERNAL (the event does not match the audit schema).
+   */
+  async appendAudit(event: AuditEventInput): Promise<AuditEntry> {
+    this.assertOpen();
+    await ensurePrivateDir(this.dir);
+    return this.withWriteLock(async () => {
+      const last = await this.readLastAuditEntry();
+      const entry = chainAuditEntry(last, event);
+      const parsed = auditEntrySchema.safeParse(entry);
+      if (!parsed.success) {
+        throw new RekeyError(
+          "INTERNAL",
+          `Refusing to append an audit entry that does not match the schema at ${describeIssues(parsed.error)}`,
+        );
+      }
+      try {
+        const handle = await open(this.auditPath, "a", FILE_MODE);
+        try {
+          await handle.appendFile(`${JSON.stringify(entry)}\n`, "utf8");
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      } catch (error) {
+        throw storeUnavailable("append to", this.auditPath, error);
+      }
+      return entry;
+    });
+  }
+
+  /**
+   * Every audit entry, oldest first (not verified: see `verifyAuditChain`).
+   *
+   * @throws RekeyError STORE_CORRUPT (a line is not an audit entry); STORE_UNAVAILABLE.
+   */
+  async readAudit(): Promise<AuditEntry[]> {
+    this.assertOpen();
+    if ((await statOrUndefined(this.auditPath)) === undefined) return [];
+    // Under the write lock so that an append in flight is never seen half-written.
+    return this.withWriteLock(() => this.readAuditEntries());
+  }
+
+  /** Calls `listener` after `credentials.json` changes, by any process. Throws nothing. */
+  watch(listener: () => void): () => void {
+    if (this.closed) return () => {};
+    return this.watcher.add(listener);
+  }
+
+  /**
+   * Proves a file can be created, fsynced and removed in the store directory.
+   *
+   * @throws RekeyError STORE_UNAVAILABLE (read-only, full, not permitted, modes open to others).
+   */
+  async checkWritable(): Promise<void> {
+    this.assertOpen();
+    await ensurePrivateDir(this.dir);
+    await probeWritable(this.dir);
+  }
+
+  /** Key-free problems: open modes, unreadable content, leftover temp files. Throws nothing. */
+  async health(): Promise<StoreHealth> {
+    const problems: string[] = [];
+    const dirStats = await statOrUndefined(this.dir);
+    if (dirStats !== undefined) {
+      const dirProblem = dirStats.isDirectory()
+        ? modeProblem(this.dir, dirStats, true)
+        : `${this.dir} is not a directory`;
+      if (dirProblem !== undefined) problems.push(dirProblem);
+      for (const path of [this.credentialsPath, this.auditPath]) {
+        const fileStats = await statOrUndefined(path);
+        const fileProblem = fileStats && modeProblem(path, fileStats, false);
+        if (fileProblem) problems.push(fileProblem);
+      }
+      if (problems.length === 0) {
+        for (const read of [() => this.readSnapshot(), () => this.readAuditEntries()]) {
+          try {
+            await read();
+          } catch (error) {
+            problems.push(error instanceof RekeyError ? error.message : String(error));
+          }
+        }
+      }
+      problems.push(...(await this.leftoverTempFiles()));
+    }
+    if (this.closed) problems.push("the store is closed");
+    return { ok: problems.length === 0, kind: this.kind, location: this.location, problems };
+  }
+
+  /** Stops watching and releases every lock this store holds. Safe to call twice. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.watcher.close();
+    const held = [...this.heldLocks];
+    this.heldLocks.clear();
+    await Promise.all(held.map((lock) => lock.release()));
+  }
+
+  private assertOpen(): void {
+    if (this.closed) {
+      throw new RekeyError("STORE_UNAVAILABLE", `The file store at ${this.dir} is closed`);
+    }
+  }
+
+  private async withWriteLock<T>(work: () => Promise<T>): Promise<T> {
+    let held: HeldFileLock;
+    try {
+      held = await acquireFileLock({
+        lockPath: join(this.dir, ".store.lock"),
+        staleMs: WRITE_LOCK_STALE_MS,
+        waitMs: this.writeLockWaitMs,
+      });
+    } catch (error) {
+      if (error instanceof FileLockTimeout) {
+        throw new RekeyError("STORE_UNAVAILABLE", `The store at ${this.dir} stayed locked`, {
+          hint: "Another process is writing the store; retry shortly.",
+        });
+      }
+      throw storeUnavailable("lock", this.dir, error);
+    }
+    try {
+      return await work();
+    } finally {
+      await held.release();
+    }
+  }
+
+  /** The file's text, or undefined when it does not exist; checks its and the dir's modes. */
+  private async readPrivateFile(path: string): Promise<string | undefined> {
+    const dirStats = await statOrUndefined(this.dir);
+    if (dirStats === undefined) return undefined;
+    assertPrivateMode(this.dir, dirStats, true);
+    let handle: FileHandle;
+    try {
+      handle = await open(path, "r");
+    } catch (error) {
+      if (errnoCode(error) === "ENOENT") return undefined;
+      throw storeUnavailable("open", path, error);
+    }
+    try {
+      // The mode of the file actually opened: a path check could race an atomic replace.
+      assertPrivateMode(path, await handle.stat(), false);
+      return await handle.readFile("utf8");
+    } catch (error) {
+      if (error instanceof RekeyError) throw error;
+      throw storeUnavailable("read", path, error);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private async readSnapshot(): Promise<StoreSnapshot> {
+    const text = await this.readPrivateFile(this.credentialsPath);
+    if (text === undefined) return { version: 0, data: emptyStoreData() };
+    return parseCredentials(text, this.credentialsPath);
+  }
+
+  private async readAuditEntries(): Promise<AuditEntry[]> {
+    const text = await this.readPrivateFile(this.auditPath);
+    return text === undefined ? [] : parseAuditLines(text, this.auditPath);
+  }
+
+  private async readLastAuditEntry(): Promise<AuditEntry | undefined> {
+    const text = await this.readPrivateFile(this.auditPath);
+    if (text === undefined || text.length === 0) return undefined;
+    if (!text.endsWith("\n")) {
+      throw new RekeyError("STORE_CORRUPT", `${this.auditPath} ends with a torn line`, {
+        hint: "Inspect the last line of the audit log; rekey will not append after it.",
+      });
+    }
+    return parseAuditLines(text, this.auditPath).at(-1);
+  }
+
+  private async leftoverTempFiles(): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch {
+      return [];
+    }
+    const problems: string[] = [];
+    for (const name of names) {
+      const isTemp =
+        isTempFileFor(this.credentialsPath, name) || name.startsWith(".rekey-writable.");
+      if (!isTemp) continue;
+      const stats = await statOrUndefined(join(this.dir, name));
+      if (stats !== undefined && this.clock.now() - stats.mtimeMs > TEMP_FILE_GRACE_MS) {
+        problems.push(
+          `leftover temp file ${join(this.dir, name)} (an interrupted write; safe to delete)`,
+        );
+      }
+    }
+    return problems;
+  }
+}
+
+async function statOrUndefined(path: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(path).then((stats) => (stats.isSymbolicLink() ? stat(path) : stats));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Parses `credentials.json` text.
+ *
+ * @throws RekeyError STORE_CORRUPT naming the file and where it is wrong, never its content.
+ */
+export function parseCredentials(text: string, path: string): StoreSnapshot {
+  const corrupt = (what: string) =>
+    new RekeyError("STORE_CORRUPT", `${path} ${what}`, {
+      hint: "Restore it from a backup; rekey will not read it as empty or overwrite it.",
+      details: { path },
+    });
+  if (text.trim().length === 0) throw corrupt("is empty");
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    // No cause: V8's JSON error quotes the text around the fault, which may be a key.
+    throw corrupt("is not valid JSON (truncated or edited?)");
+  }
+  const envelope = envelopeSchema.safeParse(raw);
+  if (!envelope.success) {
+    throw corrupt(`is not a rekey store file at ${describeIssues(envelope.error)}`);
+  }
+  return { version: envelope.data.version, data: migrateStoreData(envelope.data.data, path) };
+}
+
+/**
+ * Parses `audit.jsonl` text (a trailing torn line is corrupt too).
+ *
+ * @throws RekeyError STORE_CORRUPT naming the line.
+ */
+export function parseAuditLines(text: string, path: string): AuditEntry[] {
+  const lines = text.split("\n");
+  if (lines.at(-1) === "") lines.pop();
+  return lines.map((line, index) => {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(line);
+    } catch {
+      throw new RekeyError("STORE_CORRUPT", `${path} line ${index + 1} is not valid JSON`);
+    }
+    const parsed = auditEntrySchema.safeParse(raw);
+    if (!parsed.success) {
+      throw new RekeyError(
+        "STORE_CORRUPT",
+        `${path} line ${index + 1} is not an audit entry at ${describeIssues(parsed.error)}`,
+      );
+    }
+    return parsed.data as AuditEntry;
+  });
+}
+
+/**
+ * Creates a {@link FileStore}. Nothing touches the disk until the first call.
+ * Throws nothing.
+ */
+export function createFileStore(options: FileStoreOptions = {}): FileStore {
+  return new FileStore(options);
+}
