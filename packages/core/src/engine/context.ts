@@ -1,0 +1,41 @@
+import type { FaucetClient } from "../client/index.js";
+import type { Clock } from "../clock.js";
+import type { Principal } from "../principal.js";
+import type { CredentialStore, Surface } from "../store/types.js";
+
+/** The steps of a rotation, in order; test hooks may stop the engine after any of them. */
+export type RotationStep =
+  | "intent-written"
+  | "upstream-replied"
+  | "key-stored"
+  | "verified"
+  | "intent-cleared";
+
+/** Test seams: real code passes none. */
+export interface EngineHooks {
+  /** Called after each step; a crash test kills the process here. */
+  afterStep?(step: RotationStep, principal: Principal): void | Promise<void>;
+}
+
+/** What the engine's parts share; built once per `createRekey`. */
+export interface EngineContext {
+  store: CredentialStore;
+  profileName: string;
+  surface: Surface;
+  clock: Clock;
+  lockLeaseMs: number;
+  lockWaitMs: number;
+  hooks: EngineHooks;
+  /** The faucet client for the profile's base URL. */
+  client(): Promise<FaucetClient>;
+  /** The profile's base URL (existing profile's, or the configured one for a new profile). */
+  baseUrl(): Promise<string>;
+  /** The read-only seed from REKEY_API_KEY / LIGHTNING_WALLET_API_KEY, when it is this principal's. */
+  envKey(principal: Principal): Promise<string | undefined>;
+  /** Drops cached keys after this process wrote the store. */
+  invalidateKeys(): void;
+}
+
+export function rotationLockName(profileName: string, principalKey: string): string {
+  return `rotate.${profileName}.${principalKey}`;
+}

@@ -1,0 +1,56 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createTestClock, type RunningSandbox, type SandboxOptions, startSandbox } from "@rekey/sandbox";
+import { createFaucetClient, type FaucetClient } from "../client/index.js";
+import { createFileStore } from "../store/file-store.js";
+import { createMemoryStore } from "../store/memory-store.js";
+import type { CredentialStore } from "../store/types.js";
+import { createRekey, type RekeyOptions } from "./create-rekey.js";
+import type { Rekey } from "./types.js";
+
+/** A sandbox on loopback with a test clock that rekey shares, and helpers to build engines on it. */
+export interface EngineFixture {
+  sandbox: RunningSandbox;
+  clock: ReturnType<typeof createTestClock>;
+  client: FaucetClient;
+  store: CredentialStore;
+  dir: string;
+  rekey(overrides?: Partial<RekeyOptions>): Rekey;
+  close(): Promise<void>;
+}
+
+export async function startEngineFixture(
+  options: { sandbox?: SandboxOptions; store?: "memory" | "file" } = {},
+): Promise<EngineFixture> {
+  const clock = createTestClock();
+  const sandbox = await startSandbox({ clock, ...options.sandbox });
+  const dir = await mkdtemp(join(tmpdir(), "rekey-engine-"));
+  const store = options.store === "file" ? createFileStore({ dir, env: {} }) : createMemoryStore();
+  const client = createFaucetClient({ baseUrl: sandbox.url, clock });
+  const engines: Rekey[] = [];
+  return {
+    sandbox,
+    clock,
+    client,
+    store,
+    dir,
+    rekey(overrides = {}) {
+      const rekey = createRekey({ store, surface: "library", baseUrl: sandbox.url, clock, env: {}, ...overrides });
+      engines.push(rekey);
+      return rekey;
+    },
+    async close() {
+      for (const engine of engines) await engine.close();
+      await store.close();
+      await sandbox.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Reads the raw stored key of a principal, for assertions that the store holds a working key. */
+export async function storedKey(store: CredentialStore, principal: "operator" | number, profile = "default") {
+  const data = (await store.read()).data.profiles[profile];
+  return principal === "operator" ? data?.operator : data?.agents[String(principal)];
+}

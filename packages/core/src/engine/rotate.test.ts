@@ -1,0 +1,198 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { isRekeyError, RekeyError } from "../errors.js";
+import { agent, OPERATOR } from "../principal.js";
+import { type EngineFixture, startEngineFixture, storedKey } from "./engine.test-helper.js";
+import type { RotationResult } from "./types.js";
+
+let fixture: EngineFixture;
+beforeEach(async () => {
+  fixture = await startEngineFixture();
+});
+afterEach(async () => {
+  await fixture.close();
+});
+
+async function expectCode(promise: Promise<unknown>, code: string): Promise<RekeyError> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(isRekeyError(error), `expected RekeyError ${code}, got ${String(error)}`).toBe(true);
+  expect((error as RekeyError).code).toBe(code);
+  return error as RekeyError;
+}
+
+describe("rotateKey", () => {
+  it("rotates the operator: new key stored and working, old key dead, 60-minute cooldown", async () => {
+    const rekey = fixture.rekey();
+    await rekey.register({ name: "ops" });
+    const before = await storedKey(fixture.store, "operator");
+    const result = (await rekey.rotateKey()) as RotationResult;
+
+    const after = await storedKey(fixture.store, "operator");
+    expect(after?.fingerprint).toBe(result.newFingerprint);
+    expect(result.oldFingerprint).toBe(before?.fingerprint);
+    expect(result.newFingerprint).not.toBe(result.oldFingerprint);
+    expect(result.verified).toBe(true);
+    expect(result.shared).toBe(false);
+    expect(result.apiKey).toBeUndefined();
+    expect(Date.parse(result.cooldownUntil) - fixture.clock.now()).toBe(60 * 60_000);
+    await expect(fixture.client.whoami(after?.key ?? "")).resolves.toMatchObject({ type: "operator" });
+    await expectCode(fixture.client.whoami(before?.key ?? ""), "UNAUTHORIZED");
+    expect((await fixture.store.read()).data.profiles.default?.intents).toEqual({});
+    const history = await rekey.history();
+    expect(history.at(-1)).toMatchObject({ action: "rotate", outcome: "success", newFingerprint: result.newFingerprint });
+    expect(await rekey.verifyHistory()).toMatchObject({ ok: true });
+  });
+
+  it("returns the raw key only when reveal is asked", async () => {
+    const rekey = fixture.rekey();
+    await rekey.register({});
+    const result = (await rekey.rotateKey({ reveal: true })) as RotationResult;
+    expect(result.apiKey).toBe((await storedKey(fixture.store, "operator"))?.key);
+  });
+
+  it("an operator rotates its agent: stored under the agent, the operator stays active, 30-minute cooldown", async () => {
+    const rekey = fixture.rekey();
+    await rekey.register({});
+    const created = await rekey.createAgent({ name: "worker" });
+    const operatorBefore = await storedKey(fixture.store, "operator");
+    const result = (await rekey.rotateKey({ target: agent(created.agentId) })) as RotationResult;
+
+    expect(result.label).toBe(`agent ${created.agentId}`);
+    expect(Date.parse(result.cooldownUntil) - fixture.clock.now()).toBe(30 * 60_000);
+    expect((await storedKey(fixture.store, created.agentId))?.fingerprint).toBe(result.newFingerprint);
+    expect((await storedKey(fixture.store, "operator"))?.key).toBe(operatorBefore?.key);
+    expect(await rekey.activePrincipal()).toEqual(OPERATOR);
+    expect(fixture.sandbox.stats().rotationsByAction).toMatchObject({ regenerate_agent_key: 1 });
+  });
+
+  it("an agent rotates itself, and is refused another agent without any upstream call", async () => {
+    const operator = fixture.rekey();
+    await operator.register({});
+    const first = await operator.createAgent({ name: "a" });
+    const second = await operator.createAgent({ name: "b" });
+    const agentKey = (await storedKey(fixture.store, first.agentId))?.key ?? "";
+    const agentSession = fixture.rekey({ profile: "agent" });
+    await agentSession.login(agentKey);
+
+    const result = (await agentSession.rotateKey()) as RotationResult;
+    expect(result.principal).toEqual(agent(first.agentId));
+    expect(Date.parse(result.cooldownUntil) - fixture.clock.now()).toBe(30 * 60_000);
+
+    const rotationsBefore = fixture.sandbox.stats().rotations;
+    await expectCode(agentSession.rotateKey({ target: agent(second.agentId) }), "FORBIDDEN");
+    expect(fixture.sandbox.stats().rotations).toBe(rotationsBefore);
+  });
+
+  it("refuses a second rotation inside the cooldown, allows it with force or once the cooldown ends", async () => {
+    const rekey = fixture.rekey();
+    await rekey.register({});
+    await rekey.rotateKey();
+    fixture.clock.advance(59 * 60_000);
+    const refused = await expectCode(rekey.rotateKey(), "COOLDOWN_ACTIVE");
+    expect(refused.details.retryAfterSeconds).toBe(60);
+    expect(refused.details.cooldownUntil).toBeDefined();
+    expect(fixture.sandbox.stats().rotations).toBe(1);
+
+    await expect(rekey.rotateKey({ force: true })).resolves.toMatchObject({ dryRun: false });
+    expect(fixture.sandbox.stats().rotations).toBe(2);
+    fixture.clock.advance(60 * 60_000);
+    await expect(rekey.rotateKey()).resolves.toMatchObject({ dryRun: false });
+  });
+
+  it("a dry run returns the plan and calls nothing upstream", async () => {
+    const rekey = fixture.rekey();
+    await rekey.register({});
+    const created = await rekey.createAgent({ name: "w" });
+    const callsBefore = JSON.stringify(fixture.sandbox.stats().calls);
+    const plan = await rekey.rotateKey({ target: agent(created.agentId), dryRun: true });
+    expect(plan).toMatchObject({
+      dryRun: true,
+      action: "regenerate_agent_key",
+      cooldownMinutes: 30,
+      blockedByCooldown: false,
+      currentFingerprint: created.fingerprint,
+    });
+    expect(JSON.stringify(fixture.sandbox.stats().calls)).toBe(callsBefore);
+  });
+
+  it("collapses concurrent rotations in one process into one upstream rotation", async () => {
+    const rekey = fixture.rekey();
+    await rekey.register({});
+    const results = (await Promise.all(Array.from({ length: 10 }, () => rekey.rotateKey()))) as RotationResult[];
+    expect(fixture.sandbox.stats().rotations).toBe(1);
+    expect(new Set(results.map((result) => result.newFingerprint)).size).toBe(1);
+    expect(results.filter((result) => result.shared)).toHaveLength(9);
+  });
+
+  it("a second engine that read the old key gets the first one's rotation instead of rotating again", async () => {
+    const first = fixture.rekey();
+    const second = fixture.rekey();
+    await first.register({});
+    const [a, b] = (await Promise.all([first.rotateKey(), second.rotateKey()])) as RotationResult[];
+    expect(fixture.sandbox.stats().rotations).toBe(1);
+    expect(a?.newFingerprint).toBe(b?.newFingerprint);
+    expect([a?.shared, b?.shared].sort()).toEqual([false, true]);
+  });
+
+  it("reports missing keys, unknown agents and refusals with their codes", async () => {
+    const empty = fixture.rekey({ profile: "empty" });
+    await expectCode(empty.rotateKey(), "NOT_FOUND");
+    const rekey = fixture.rekey();
+    await rekey.register({});
+    await expectCode(rekey.rotateKey({ target: agent(424242) }), "NOT_FOUND");
+    expect((await fixture.store.read()).data.profiles.default?.intents).toEqual({});
+    expect((await rekey.history()).at(-1)).toMatchObject({ outcome: "failure", errorCode: "NOT_FOUND" });
+  });
+
+  it("never sends a key to another URL than the one it was saved for", async () => {
+    const rekey = fixture.rekey();
+    await rekey.register({});
+    const elsewhere = fixture.rekey({ baseUrl: "https://faucet.example.com/ai-agents/api" });
+    await expectCode(elsewhere.rotateKey(), "CONFIG_INVALID");
+    expect(fixture.sandbox.stats().rotations).toBe(0);
+  });
+
+  it("a key from the environment seeds a principal but never overrides a rotated key in the store", async () => {
+    const operatorKey = (await fixture.client.register({})).apiKey;
+    const seeded = fixture.rekey({ env: { REKEY_API_KEY: operatorKey } });
+    expect((await seeded.status()).keySource).toBe("env");
+    const result = (await seeded.rotateKey()) as RotationResult;
+    const again = fixture.rekey({ env: { REKEY_API_KEY: operatorKey } });
+    const status = await again.status();
+    expect(status.keySource).toBe("store");
+    expect(status.fingerprint).toBe(result.newFingerprint);
+    await expect(again.whoami()).resolves.toMatchObject({ type: "operator" });
+  });
+
+  it("a rotation reply without a key is never a success: the engine recovers the key by request_id", async () => {
+    await fixture.close();
+    fixture = await startEngineFixture({
+      sandbox: { faults: [{ action: "regenerate_operator_key", nth: 1, kind: "omit_key" }] },
+    });
+    const rekey = fixture.rekey();
+    await rekey.register({});
+    // The faucet rotated but its reply had no key. The engine must not store an empty key: it
+    // treats the reply as invalid, finds the old key dead, and replays the request_id.
+    const result = (await rekey.rotateKey()) as RotationResult;
+    const stored = await storedKey(fixture.store, "operator");
+    expect(stored?.fingerprint).toBe(result.newFingerprint);
+    await expect(fixture.client.whoami(stored?.key ?? "")).resolves.toMatchObject({ type: "operator" });
+    expect(fixture.sandbox.stats().rotations).toBe(1);
+    expect((await rekey.history()).at(-1)).toMatchObject({ action: "resolve", outcome: "recovered" });
+  });
+
+  it("without request_id support, a keyless rotation reply is reported as KEY_LOST with the way back", async () => {
+    await fixture.close();
+    fixture = await startEngineFixture({
+      sandbox: { requestIdSupport: false, faults: [{ action: "regenerate_operator_key", nth: 1, kind: "omit_key" }] },
+    });
+    const rekey = fixture.rekey();
+    await rekey.register({});
+    const error = await expectCode(rekey.rotateKey(), "KEY_LOST");
+    expect(error.details.recovery).toMatch(/rekey recover/);
+    expect((await fixture.store.read()).data.profiles.default?.intents).toEqual({});
+    expect((await rekey.history()).at(-1)).toMatchObject({ outcome: "key_lost" });
+  });
+});

@@ -1,0 +1,64 @@
+import { RekeyError } from "../errors.js";
+import { type Principal, principalKey, principalLabel } from "../principal.js";
+import type { CredentialStore, Profile, StoreData, StoredKey, StoreSnapshot } from "../store/types.js";
+
+/** The stored key of a principal in a profile, if any. */
+export function storedKeyOf(profile: Profile | undefined, principal: Principal): StoredKey | undefined {
+  if (!profile) return undefined;
+  return principal.kind === "operator" ? profile.operator : profile.agents[String(principal.agentId)];
+}
+
+/** Sets (or, with `undefined`, removes) the stored key of a principal. */
+export function setStoredKey(profile: Profile, principal: Principal, key: StoredKey | undefined): void {
+  if (principal.kind === "operator") {
+    if (key) profile.operator = key;
+    else delete profile.operator;
+  } else if (key) {
+    profile.agents[String(principal.agentId)] = key;
+  } else {
+    delete profile.agents[String(principal.agentId)];
+  }
+}
+
+export function newProfile(baseUrl: string, active: Principal): Profile {
+  return { baseUrl, active: principalKey(active), agents: {}, intents: {}, idempotency: {} };
+}
+
+/**
+ * Applies `mutate` to a fresh read and writes it with compare-and-set, retrying on conflict.
+ * `mutate` may run several times, so it must only change the draft it is given.
+ * @throws RekeyError STORE_UNAVAILABLE when the store stays contended, or any error of the store.
+ */
+export async function updateStore<T>(
+  store: CredentialStore,
+  mutate: (draft: StoreData) => T,
+  afterWrite?: (snapshot: StoreSnapshot) => void,
+): Promise<T> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const snapshot = await store.read();
+    const draft = structuredClone(snapshot.data);
+    const result = mutate(draft);
+    const written = await store.compareAndSet(snapshot.version, draft);
+    if (written.ok) {
+      afterWrite?.(written.snapshot);
+      return result;
+    }
+    // Another writer won; back off a little so a crowd of writers spreads out.
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * (attempt + 1)));
+  }
+  throw new RekeyError("STORE_UNAVAILABLE", "The credential store stayed busy: too many concurrent writers", {
+    hint: "Retry in a moment.",
+  });
+}
+
+/** @throws RekeyError NOT_FOUND naming what to do when the principal has no key. */
+export function missingKeyError(principal: Principal, profileName: string): RekeyError {
+  const label = principalLabel(principal);
+  return new RekeyError("NOT_FOUND", `No key is stored for the ${label} in profile "${profileName}"`, {
+    hint:
+      principal.kind === "operator"
+        ? "Run `rekey register` or `rekey login` first."
+        : "Create the agent with `rekey agents create`, or rotate its key as its operator to get one.",
+    details: { principal: label },
+  });
+}

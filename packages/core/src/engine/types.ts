@@ -1,0 +1,229 @@
+import type { Principal } from "../principal.js";
+import type { AuditEntry, RotationRecord, Surface } from "../store/types.js";
+
+/** Who the faucet says a key belongs to. */
+export type Identity =
+  | { type: "operator"; id: number; name: string; balanceSats: number; agentCount: number }
+  | {
+      type: "agent";
+      id: number;
+      name: string;
+      balanceSats: number;
+      operatorId: number;
+      budgetLimitSats?: number | undefined;
+    };
+
+/** What to rotate, and how. */
+export interface RotateRequest {
+  /** The principal whose key is rotated. Default: the profile's active principal. */
+  target?: Principal;
+  /**
+   * Whose key authorises the call. Default: the profile's active principal. An agent may
+   * rotate only itself; an operator itself or one of its agents.
+   */
+  actor?: Principal;
+  /** Return the plan and call nothing upstream. */
+  dryRun?: boolean;
+  /** Rotate even inside the cooldown of the previous rotation (restarts the withdrawal block). */
+  force?: boolean;
+  /** Include the new raw key in the result (`apiKey`). Only for explicit reveal paths. */
+  reveal?: boolean;
+  signal?: AbortSignal;
+}
+
+/** The plan a dry run returns. */
+export interface RotationPlan {
+  dryRun: true;
+  principal: Principal;
+  /** "operator" or "agent 7". */
+  label: string;
+  currentFingerprint: string;
+  /** The faucet action that would be called. */
+  action: "regenerate_operator_key" | "regenerate_agent_key";
+  cooldownMinutes: 60 | 30;
+  /** ISO-8601 UTC: when the cooldown would end if the rotation ran now. */
+  cooldownWouldEndAt: string;
+  /** ISO-8601 UTC, when the principal is still inside a previous rotation's cooldown. */
+  currentCooldownUntil?: string | undefined;
+  /** Whether a real run would be refused with COOLDOWN_ACTIVE (without force). */
+  blockedByCooldown: boolean;
+}
+
+/** A completed rotation. Never carries the raw key unless `reveal` was asked. */
+export interface RotationResult {
+  dryRun: false;
+  principal: Principal;
+  label: string;
+  oldFingerprint: string;
+  newFingerprint: string;
+  /** ISO-8601 UTC. */
+  rotatedAt: string;
+  /** ISO-8601 UTC: end of the withdrawal cooldown this rotation started. */
+  cooldownUntil: string;
+  cooldownMinutes: 60 | 30;
+  /** `whoami` with the new key answered as the same principal. */
+  verified: boolean;
+  requestId: string;
+  /**
+   * True when another caller (another process, or a concurrent call in this one) did the
+   * rotation and this call returns its result instead of rotating again.
+   */
+  shared: boolean;
+  /** The new raw key: present only when `reveal` was asked. */
+  apiKey?: string;
+}
+
+/** What `status` shows for one principal. */
+export interface KeyStatus {
+  principal: Principal;
+  label: string;
+  profile: string;
+  baseUrl: string;
+  hasKey: boolean;
+  /** Where the key came from: the store, or the environment (read-only seed). */
+  keySource?: "store" | "env" | undefined;
+  fingerprint?: string | undefined;
+  name?: string | undefined;
+  /** ISO-8601 UTC: when the current key was stored. */
+  savedAt?: string | undefined;
+  keyAgeSeconds?: number | undefined;
+  lastRotation?: RotationRecord | undefined;
+  /** ISO-8601 UTC; absent when no cooldown is running. */
+  cooldownUntil?: string | undefined;
+  /** 0 when no cooldown is running. */
+  cooldownRemainingSeconds: number;
+  /** An unfinished rotation, if one is recorded. */
+  pendingRotation?: { requestId: string; startedAt: string; phase: "requested" | "stored" } | undefined;
+  store: { kind: string; location: string };
+}
+
+/** One of the operator's agents, as the faucet lists it, with what the store holds for it. */
+export interface AgentStatus {
+  id: number;
+  name: string;
+  balanceSats: number;
+  isActive: boolean;
+  /** Whether the store holds a key for this agent. */
+  hasKey: boolean;
+  fingerprint?: string | undefined;
+  cooldownUntil?: string | undefined;
+  cooldownRemainingSeconds: number;
+  lastRotatedAt?: string | undefined;
+}
+
+/** What resolving an unfinished rotation found. */
+export interface PendingResolution {
+  principal: Principal;
+  label: string;
+  requestId: string;
+  /**
+   * `recovered`: the rotation had happened; its key is now stored.
+   * `not_rotated`: the old key still works; the rotation never happened.
+   * `verified`: the key had been stored; verification finished.
+   * `key_lost`: the old key is dead and the new one cannot be had (see the error's recovery).
+   */
+  outcome: "recovered" | "not_rotated" | "verified" | "key_lost";
+  newFingerprint?: string | undefined;
+}
+
+export type { AuditEntry, Surface };
+
+/** A key as the key provider hands it out. `key` is raw: use it, never log it. */
+export interface CurrentKey {
+  principal: Principal;
+  key: string;
+  fingerprint: string;
+}
+
+/**
+ * The current key per principal, cached and refreshed when the store changes, so a rotation
+ * made by another process is used without a restart.
+ */
+export interface KeyProvider {
+  /** @throws RekeyError NOT_FOUND when no key is held for the principal. */
+  current(principal?: Principal): Promise<CurrentKey>;
+  /**
+   * Runs `use` with the current key; on UNAUTHORIZED re-reads the store once and retries if the
+   * key changed meanwhile (another process rotated it).
+   */
+  withKey<T>(principal: Principal | undefined, use: (key: string) => Promise<T>): Promise<T>;
+}
+
+/** The audit log check. */
+export type AuditVerification =
+  | { ok: true; count: number }
+  | { ok: false; count: number; brokenAt: number; reason: string };
+
+/** Readiness of the store and the upstream faucet. */
+export interface HealthReport {
+  ok: boolean;
+  store: { ok: boolean; kind: string; location: string; problems: string[] };
+  upstream: { ok: boolean; baseUrl: string; error?: string | undefined };
+}
+
+/**
+ * Everything a front end needs, bound to one store, one profile and one surface.
+ * Create with `createRekey(options)`.
+ */
+export interface Rekey {
+  readonly profileName: string;
+  readonly surface: Surface;
+  /** The faucet URL of this profile. */
+  baseUrl(): Promise<string>;
+  /** The principal this profile acts as by default, or undefined when it holds no key. */
+  activePrincipal(): Promise<Principal | undefined>;
+
+  /** Registers a new operator and stores its key. The recovery code is returned once, never stored. */
+  register(input: { name?: string; email?: string }): Promise<{
+    operatorId: number;
+    fingerprint: string;
+    recoveryCode: string;
+  }>;
+  /** Verifies a key with `whoami` and stores it under the principal it belongs to. */
+  login(apiKey: string, options?: { source?: "login" | "import"; makeActive?: boolean }): Promise<{
+    principal: Principal;
+    identity: Identity;
+    fingerprint: string;
+  }>;
+  /** Creates an agent (operator key) and stores its key under that agent. */
+  createAgent(input: { name: string; description?: string; budgetLimitSats?: number }): Promise<{
+    agentId: number;
+    name: string;
+    fingerprint: string;
+  }>;
+  /** Gets a new operator key with the recovery code (starts the 60-minute cooldown). */
+  recover(recoveryCode: string): Promise<RotationResult>;
+
+  whoami(principal?: Principal): Promise<Identity & { fingerprint: string }>;
+  status(principal?: Principal): Promise<KeyStatus>;
+  /** The operator's agents from the faucet, merged with the store's fingerprints and cooldowns. */
+  listAgents(): Promise<AgentStatus[]>;
+  rotateKey(request: RotateRequest & { dryRun: true }): Promise<RotationPlan>;
+  rotateKey(request?: RotateRequest): Promise<RotationResult>;
+  rotateKey(request?: RotateRequest): Promise<RotationResult | RotationPlan>;
+  /**
+   * Runs `run` once per idempotency key for 24 hours: a repeat with the same `requestHash` gets
+   * the stored reply; another hash is IDEMPOTENCY_KEY_REUSED. Kept in the store, so it holds
+   * across restarts and replicas.
+   */
+  withIdempotency<T>(
+    idempotencyKey: string,
+    requestHash: string,
+    run: () => Promise<{ status: number; body: T }>,
+  ): Promise<{ status: number; body: T; replayed: boolean }>;
+  /** Resolves every unfinished rotation of the profile (doctor). */
+  resolvePending(): Promise<PendingResolution[]>;
+  /** Withdraws (sandbox `amount_sats` stand-in or a BOLT11 invoice): COOLDOWN_ACTIVE inside a cooldown. */
+  withdraw(input: { amountSats?: number; invoice?: string; principal?: Principal }): Promise<{
+    amountSats: number;
+    feeSats: number;
+    newBalance: number;
+    paymentHash: string;
+  }>;
+  history(): Promise<AuditEntry[]>;
+  verifyHistory(): Promise<AuditVerification>;
+  health(): Promise<HealthReport>;
+  readonly keyProvider: KeyProvider;
+  /** Stops watching the store. Does not close the store (its owner does). */
+  close(): Promise<void>;
+}
