@@ -79,7 +79,7 @@ export function scrubSecrets(text: string, secrets: readonly string[]): string {
 
 const optionalText = z.string().optional().catch(undefined);
 const failureSchema = z.object({
-  error: z.unknown().transform((value) => (typeof value === "string" ? value : undefined)),
+  error: optionalText,
   message: optionalText,
   code: optionalText,
   cooldown_until: optionalText,

@@ -25,7 +25,11 @@ const issuedSecret = z.string().trim().min(1);
 
 // A lenient ISO instant: the reply that carries it also carries a new key, which must never be
 // lost over a date in an odd format. Unreadable dates become `undefined`.
-const lenientInstant = z.unknown().transform((value) => parseInstant(value));
+// `.optional()` first, or zod 4 requires the key to be present.
+const lenientInstant = z
+  .unknown()
+  .optional()
+  .transform((value) => parseInstant(value));
 
 /** Parses an instant; a date-time without a zone is read as UTC. */
 export function parseInstant(value: unknown): string | undefined {
@@ -38,9 +42,8 @@ export function parseInstant(value: unknown): string | undefined {
   return Number.isFinite(ms) ? new Date(ms).toISOString() : undefined;
 }
 
-const optionalText = z
-  .unknown()
-  .transform((value) => (typeof value === "string" ? value : undefined));
+// `.optional()` before `.transform()`: without it zod 4 treats the key as required.
+const optionalText = z.string().optional().catch(undefined);
 
 export const registerReply = z
   .object({ operator_id: wholeNumber, api_key: issuedSecret, recovery_code: issuedSecret })
