@@ -37,7 +37,7 @@ export function parseFaultSpec(text: string): FaultSpec {
   if (!action || !nthText || !kind || rest.length > 0) {
     throw new Error(`invalid fault "${text}": ${usage}`);
   }
-  const nth = Number(nthText);
+  const nth = /^\d+$/.test(nthText) ? Number(nthText) : Number.NaN;
   if (!Number.isSafeInteger(nth) || nth < 1) {
     throw new Error(`invalid fault "${text}": nth must be a whole number from 1`);
   }
@@ -46,7 +46,7 @@ export function parseFaultSpec(text: string): FaultSpec {
     if (delayText !== undefined) throw new Error(`invalid fault "${text}": only delay takes ms`);
     return { action, nth, kind };
   }
-  const delayMs = Number(delayText ?? "");
+  const delayMs = /^\d+$/.test(delayText ?? "") ? Number(delayText) : Number.NaN;
   if (!Number.isSafeInteger(delayMs) || delayMs < 0) {
     throw new Error(`invalid fault "${text}": delay needs milliseconds, e.g. whoami:1:delay:3000`);
   }
