@@ -244,7 +244,8 @@ export function describeStoreContract(
           store.lock("agent:9", { leaseMs: 500, waitMs: 0 }),
           "ROTATION_IN_PROGRESS",
         );
-        const taken = await store.lock("agent:9", { leaseMs: 10_000, waitMs: 15_000 });
+        // The same leaseMs as the holder: shared backends judge a lease by the taker's setting.
+        const taken = await store.lock("agent:9", { leaseMs: 500, waitMs: 15_000 });
         expect(taken.name).toBe("agent:9");
         await taken.release();
       });

@@ -178,7 +178,9 @@ export class FileStore implements CredentialStore {
 
   /**
    * Takes the named lock across processes. The lease is renewed while this process lives; if
-   * it dies, others may take the lock once `max(leaseMs, 2000)` ms pass without renewal.
+   * it dies, others may take the lock once `max(leaseMs, 2000)` ms pass without renewal, where
+   * `leaseMs` is the TAKER's (proper-lockfile judges staleness on the taker's side), so every
+   * caller should use the same `leaseMs` for a given name.
    *
    * @throws RekeyError ROTATION_IN_PROGRESS when `waitMs` passes; STORE_UNAVAILABLE when the
    *   lock file cannot be created.

@@ -1,0 +1,372 @@
+import {
+  chmod,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type ErrorCode, isRekeyError } from "../errors.js";
+import { verifyAuditChain } from "./audit-chain.js";
+import { runChild, startChild } from "./child-process.test-helper.js";
+import { describeStoreContract, sampleStoreData } from "./contract-suite.js";
+import { createFileStore, type FileStore, resolveStoreDir } from "./file-store.js";
+import type { AuditEventInput } from "./types.js";
+
+async function makeRoot(): Promise<string> {
+  return mkdtemp(join(tmpdir(), "rekey-file-store-"));
+}
+
+describeStoreContract("file", async () => {
+  const root = await makeRoot();
+  const dir = join(root, "rekey");
+  const options = { dir, pollIntervalMs: 200 };
+  return {
+    store: createFileStore(options),
+    openAnother: async () => createFileStore(options),
+    crashLockHolder: async (name, leaseMs) => {
+      const { child, firstLine, exited } = await startChild("hold-lock.mjs", {
+        dir,
+        name,
+        leaseMs,
+      });
+      expect(await firstLine).toBe("locked");
+      child.kill("SIGKILL");
+      expect((await exited).signal).toBe("SIGKILL");
+    },
+    cleanup: () => rm(root, { recursive: true, force: true }),
+  };
+});
+
+async function caught(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+}
+
+async function expectCode(promise: Promise<unknown>, code: ErrorCode): Promise<Error> {
+  const error = await caught(promise);
+  expect(isRekeyError(error, code), `expected ${code}, got ${String(error)}`).toBe(true);
+  return error as Error;
+}
+
+const mode = async (path: string) => (await stat(path)).mode & 0o777;
+
+const event: AuditEventInput = {
+  at: "2025-01-01T00:00:00.000Z",
+  surface: "cli",
+  profile: "default",
+  principal: "operator",
+  action: "rotate",
+  outcome: "success",
+  oldFingerprint: "fp:0123456789ab",
+  newFingerprint: "fp:ba9876543210",
+};
+
+describe("file store", () => {
+  let root: string;
+  let dir: string;
+  let store: FileStore;
+
+  beforeEach(async () => {
+    root = await makeRoot();
+    dir = join(root, "nested", "rekey");
+    store = createFileStore({ dir, pollIntervalMs: 200 });
+  });
+
+  afterEach(async () => {
+    await store.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  describe("location", () => {
+    it("resolves REKEY_HOME, then XDG_CONFIG_HOME/rekey, then ~/.config/rekey", () => {
+      expect(resolveStoreDir({ REKEY_HOME: "/srv/keys", XDG_CONFIG_HOME: "/x", HOME: "/h" })).toBe(
+        "/srv/keys",
+      );
+      expect(resolveStoreDir({ XDG_CONFIG_HOME: "/x", HOME: "/h" })).toBe("/x/rekey");
+      expect(resolveStoreDir({ REKEY_HOME: "", HOME: "/h" })).toBe("/h/.config/rekey");
+      expect(resolveStoreDir({})).toBe(join(homedir(), ".config", "rekey"));
+    });
+
+    it("uses the env when no dir is given, and reports the credentials path", async () => {
+      const fromEnv = createFileStore({ env: { REKEY_HOME: dir } });
+      expect(fromEnv.location).toBe(join(dir, "credentials.json"));
+      await fromEnv.close();
+    });
+  });
+
+  describe("permissions", () => {
+    it("creates the directory 0700 and every file 0600", async () => {
+      await store.compareAndSet(0, sampleStoreData("one"));
+      await store.appendAudit(event);
+      const lock = await store.lock("agent:7", { leaseMs: 5000, waitMs: 0 });
+      expect(await mode(dir)).toBe(0o700);
+      expect(await mode(join(root, "nested"))).toBe(0o700);
+      expect(await mode(join(dir, "credentials.json"))).toBe(0o600);
+      expect(await mode(join(dir, "audit.jsonl"))).toBe(0o600);
+      expect(await mode(join(dir, "locks"))).toBe(0o700);
+      await lock.release();
+    });
+
+    it("refuses a credentials file that others can read, with a chmod hint", async () => {
+      await store.compareAndSet(0, sampleStoreData("one"));
+      await chmod(join(dir, "credentials.json"), 0o644);
+      const error = await expectCode(store.read(), "STORE_UNAVAILABLE");
+      expect((error as { hint?: string }).hint).toContain("chmod 600");
+      await expectCode(store.compareAndSet(1, sampleStoreData("two")), "STORE_UNAVAILABLE");
+      const health = await store.health();
+      expect(health.ok).toBe(false);
+      expect(health.problems.join("\n")).toContain("chmod 600");
+    });
+
+    it("refuses a directory that others can enter", async () => {
+      await store.compareAndSet(0, sampleStoreData("one"));
+      await chmod(dir, 0o755);
+      const error = await expectCode(store.read(), "STORE_UNAVAILABLE");
+      expect((error as { hint?: string }).hint).toContain("chmod 700");
+      await expectCode(store.checkWritable(), "STORE_UNAVAILABLE");
+      expect((await store.health()).ok).toBe(false);
+    });
+  });
+
+  describe("corrupt content", () => {
+    const corruptions: Record<string, string> = {
+      empty: "",
+      whitespace: "\n  \n",
+      truncated: '{ "version": 3, "data": { "schemaVersion": 1, "prof',
+      "not JSON": "lf_this_is_a_raw_secret_key_0123456789 not json",
+      "not an envelope": '{ "profiles": {} }',
+      "schema-invalid": JSON.stringify({
+        version: 2,
+        data: { schemaVersion: 1, profiles: { default: { baseUrl: "x", active: 3 } } },
+      }),
+      "unknown field": JSON.stringify({
+        version: 2,
+        data: { schemaVersion: 1, profiles: {}, extra: true },
+      }),
+    };
+
+    for (const [label, content] of Object.entries(corruptions)) {
+      it(`treats a ${label} file as STORE_CORRUPT and never overwrites it`, async () => {
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+        const path = join(dir, "credentials.json");
+        await writeFile(path, content, { mode: 0o600 });
+        const error = await expectCode(store.read(), "STORE_CORRUPT");
+        expect(error.message).toContain(path);
+        expect(error.message).not.toContain("lf_this_is_a_raw_secret");
+        await expectCode(store.compareAndSet(0, sampleStoreData("one")), "STORE_CORRUPT");
+        await expectCode(store.compareAndSet(2, sampleStoreData("one")), "STORE_CORRUPT");
+        expect(await readFile(path, "utf8")).toBe(content);
+        expect((await store.health()).ok).toBe(false);
+      });
+    }
+
+    it("refuses a store written by a newer rekey, leaving it untouched", async () => {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const path = join(dir, "credentials.json");
+      const content = JSON.stringify({ version: 7, data: { schemaVersion: 2, profiles: {} } });
+      await writeFile(path, content, { mode: 0o600 });
+      const error = await expectCode(store.read(), "STORE_CORRUPT");
+      expect(error.message).toContain("newer rekey");
+      await expectCode(store.compareAndSet(7, sampleStoreData("one")), "STORE_CORRUPT");
+      expect(await readFile(path, "utf8")).toBe(content);
+    });
+
+    it("says where the schema is violated without echoing the value", async () => {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const data = sampleStoreData("one");
+      const broken = structuredClone(data) as unknown as {
+        profiles: { default: { operator: { key: unknown } } };
+      };
+      broken.profiles.default.operator.key = 12345;
+      await writeFile(join(dir, "credentials.json"), JSON.stringify({ version: 1, data: broken }), {
+        mode: 0o600,
+      });
+      const error = await expectCode(store.read(), "STORE_CORRUPT");
+      expect(error.message).toContain("profiles.default.operator.key");
+      expect(error.message).not.toContain("12345");
+    });
+
+    it("refuses to append after a torn audit line and leaves the log as it was", async () => {
+      await store.appendAudit(event);
+      const path = join(dir, "audit.jsonl");
+      const torn = `${await readFile(path, "utf8")}{"seq":2,"at":"2025`;
+      await writeFile(path, torn);
+      await expectCode(store.appendAudit(event), "STORE_CORRUPT");
+      await expectCode(store.readAudit(), "STORE_CORRUPT");
+      expect(await readFile(path, "utf8")).toBe(torn);
+    });
+
+    it("detects an audit entry edited on disk at its seq", async () => {
+      for (let count = 0; count < 3; count++) await store.appendAudit(event);
+      const path = join(dir, "audit.jsonl");
+      const lines = (await readFile(path, "utf8")).trimEnd().split("\n");
+      lines[1] = (lines[1] ?? "").replace('"outcome":"success"', '"outcome":"failure"');
+      await writeFile(path, `${lines.join("\n")}\n`);
+      expect(verifyAuditChain(await store.readAudit())).toMatchObject({ ok: false, brokenAt: 2 });
+    });
+  });
+
+  describe("atomic writes", () => {
+    it("reads a missing store as empty without creating anything", async () => {
+      expect((await store.read()).version).toBe(0);
+      expect(await caught(stat(dir))).toMatchObject({ code: "ENOENT" });
+    });
+
+    it("leaves no temp files behind", async () => {
+      for (let version = 0; version < 20; version++) {
+        await store.compareAndSet(version, sampleStoreData(`v${version}`));
+      }
+      expect((await readdir(dir)).sort()).toEqual(["credentials.json"]);
+      expect(await store.health()).toMatchObject({ ok: true, problems: [] });
+    });
+
+    it("never shows a partial file to a reader in another process", async () => {
+      await store.compareAndSet(0, sampleStoreData("start"));
+      const reader = await startChild("read-loop.mjs", { dir, durationMs: 1500 });
+      expect(await reader.firstLine).toBe("ready");
+      let version = 1;
+      const writesEnd = Date.now() + 1200;
+      while (Date.now() < writesEnd) {
+        // Larger data makes a torn read more likely if writes were not atomic.
+        const data = sampleStoreData(`v${version}-${"x".repeat(20_000)}`);
+        const result = await store.compareAndSet(version, data);
+        expect(result.ok).toBe(true);
+        version += 1;
+      }
+      const { code, stdout } = await reader.exited;
+      expect(code).toBe(0);
+      const report = JSON.parse(stdout.split("\n")[1] ?? "{}") as {
+        reads: number;
+        failures: string[];
+        versions: number;
+      };
+      expect(report.failures).toEqual([]);
+      expect(report.reads).toBeGreaterThan(0);
+      expect(report.versions).toBeGreaterThan(1);
+    });
+
+    it("loses no update when four processes increment concurrently", async () => {
+      const data = sampleStoreData("0");
+      data.profiles.counter = {
+        ...(data.profiles.default ?? { agents: {} }),
+        active: "0",
+      } as never;
+      await store.compareAndSet(0, data);
+      const times = 25;
+      const outputs = await Promise.all(
+        Array.from({ length: 4 }, () => runChild("increment.mjs", { dir, times })),
+      );
+      const final = await store.read();
+      expect(final.data.profiles.counter?.active).toBe(String(4 * times));
+      expect(final.version).toBe(1 + 4 * times);
+      expect(outputs).toHaveLength(4);
+      expect((await readdir(dir)).filter((name) => name.endsWith(".tmp"))).toEqual([]);
+    });
+  });
+
+  describe("watch", () => {
+    it("notices a write by another process", async () => {
+      await store.compareAndSet(0, sampleStoreData("one"));
+      let calls = 0;
+      const unsubscribe = store.watch(() => {
+        calls += 1;
+      });
+      // Let the watcher take its baseline before the other process writes.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const out = await runChild("write-once.mjs", {
+        dir,
+        version: 1,
+        data: sampleStoreData("two"),
+      });
+      expect(JSON.parse(out)).toEqual({ ok: true });
+      const deadline = Date.now() + 5000;
+      while (calls === 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(calls).toBeGreaterThanOrEqual(1);
+      unsubscribe();
+      expect((await store.read()).data).toEqual(sampleStoreData("two"));
+    });
+
+    it("notices the first write into a directory that did not exist when watching began", async () => {
+      let calls = 0;
+      const unsubscribe = store.watch(() => {
+        calls += 1;
+      });
+      await runChild("write-once.mjs", { dir, version: 0, data: sampleStoreData("one") });
+      const deadline = Date.now() + 5000;
+      while (calls === 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(calls).toBeGreaterThanOrEqual(1);
+      unsubscribe();
+    });
+  });
+
+  describe("checkWritable and health", () => {
+    it("fails when the directory path runs through a regular file", async () => {
+      await mkdir(root, { recursive: true });
+      const file = join(root, "a-file");
+      await writeFile(file, "x");
+      const blocked = createFileStore({ dir: join(file, "rekey") });
+      await expectCode(blocked.checkWritable(), "STORE_UNAVAILABLE");
+      await expectCode(blocked.compareAndSet(0, sampleStoreData("one")), "STORE_UNAVAILABLE");
+      await blocked.close();
+    });
+
+    it("fails in a private directory that even root cannot create files in", async () => {
+      // /proc/<pid>/fd is mode 0500 and refuses new entries whatever the caller's privileges.
+      const readOnly = createFileStore({ dir: `/proc/${process.pid}/fd` });
+      await expectCode(readOnly.checkWritable(), "STORE_UNAVAILABLE");
+      await readOnly.close();
+    });
+
+    it("reports leftover temp files from an interrupted write", async () => {
+      await store.compareAndSet(0, sampleStoreData("one"));
+      const leftover = join(dir, ".credentials.json.abc123.tmp");
+      await writeFile(leftover, "{", { mode: 0o600 });
+      const old = new Date(Date.now() - 3_600_000);
+      await utimes(leftover, old, old);
+      const health = await store.health();
+      expect(health.ok).toBe(false);
+      expect(health.problems.join("\n")).toContain("leftover temp file");
+      expect(health.kind).toBe("file");
+      expect(health.location).toBe(join(dir, "credentials.json"));
+    });
+
+    it("refuses every operation after close", async () => {
+      await store.close();
+      await expectCode(store.read(), "STORE_UNAVAILABLE");
+    });
+  });
+
+  describe("named locks", () => {
+    it("keeps names that sanitize alike apart, and keeps odd names inside the store", async () => {
+      const colon = await store.lock("agent:7", { leaseMs: 5000, waitMs: 0 });
+      const underscore = await store.lock("agent_7", { leaseMs: 5000, waitMs: 0 });
+      const traversal = await store.lock("../../escape", { leaseMs: 5000, waitMs: 0 });
+      expect((await readdir(join(dir, "locks"))).length).toBe(3);
+      expect((await readdir(root)).sort()).toEqual(["nested"]);
+      for (const lock of [colon, underscore, traversal]) await lock.release();
+      expect(await readdir(join(dir, "locks"))).toEqual([]);
+    });
+
+    it("releases the locks it holds on close", async () => {
+      await store.lock("operator", { leaseMs: 5000, waitMs: 0 });
+      await store.close();
+      const other = createFileStore({ dir });
+      const lock = await other.lock("operator", { leaseMs: 5000, waitMs: 0 });
+      await lock.release();
+      await other.close();
+    });
+  });
+});
