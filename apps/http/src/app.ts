@@ -1,0 +1,316 @@
+import { createHash } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import { OpenAPIHono } from "@hono/zod-openapi";
+import {
+  agent,
+  type Clock,
+  type Principal,
+  type Rekey,
+  RekeyError,
+  redactKeys,
+  toRekeyError,
+} from "@rekey/core";
+import { bodyLimit } from "hono/body-limit";
+import { createMiddleware } from "hono/factory";
+import { HTTPException } from "hono/http-exception";
+import { requestId } from "hono/request-id";
+import { routePath } from "hono/route";
+import type { Logger } from "pino";
+import { createHttpMetrics, type HttpMetrics } from "./metrics.js";
+import { presentAgents, presentCurrentKey, presentRotation, presentStatus } from "./presenters.js";
+import { problemResponse } from "./problem.js";
+import { createRateLimiter, type RateLimitOptions } from "./rate-limit.js";
+import {
+  agentsRoute,
+  currentKeyRoute,
+  healthzRoute,
+  metricsRoute,
+  readyzRoute,
+  rotateRoute,
+  statusRoute,
+} from "./routes.js";
+import {
+  type AuthenticatedToken,
+  createTokenVerifier,
+  type Scope,
+  type TokenConfig,
+} from "./tokens.js";
+
+/** What `createHttpApp` needs; `bin.ts` builds the real ones, tests their own. */
+export interface HttpAppDeps {
+  rekey: Rekey;
+  tokens: readonly TokenConfig[];
+  /** Per-token limit on `POST /v1/rotate`, e.g. `{ capacity: 10, windowMs: 60_000 }`. */
+  rateLimit: RateLimitOptions;
+  logger: Logger;
+  clock: Clock;
+  /** Largest accepted request body; default 16 KiB. */
+  bodyLimitBytes?: number;
+  metrics?: HttpMetrics;
+}
+
+type AppEnv = {
+  Variables: {
+    requestId: string;
+    token: AuthenticatedToken | undefined;
+    errorCode: string | undefined;
+  };
+};
+
+const DEFAULT_BODY_LIMIT = 16 * 1024;
+const BEARER_REALM = 'Bearer realm="rekey"';
+
+/** A stable hash of the validated body and the token it came with, for Idempotency-Key. */
+function idempotencyHash(body: Record<string, unknown>, tokenName: string): string {
+  const canonical = Object.keys(body)
+    .filter((name) => body[name] !== undefined)
+    .sort()
+    .map((name) => [name, body[name]]);
+  return createHash("sha256")
+    .update(JSON.stringify({ body: canonical, token: tokenName }))
+    .digest("hex");
+}
+
+function principalFromQuery(agentId: string | undefined): Principal | undefined {
+  return agentId === undefined ? undefined : agent(agentId);
+}
+
+/**
+ * The HTTP endpoint as a Hono app: `app.fetch` for a server, `app.request()` for tests.
+ *
+ * Every failure is an `application/problem+json` response mapped from core's error code
+ * (see `HTTP_ERRORS`); routes under `/v1` need a bearer token with the route's scope.
+ */
+export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
+  const { rekey, logger, clock } = deps;
+  const verifyToken = createTokenVerifier(deps.tokens);
+  const rateLimiter = createRateLimiter(deps.rateLimit, clock);
+  const metrics = deps.metrics ?? createHttpMetrics(clock);
+
+  const app = new OpenAPIHono<AppEnv>({
+    defaultHook: (result) => {
+      if (!result.success) {
+        const issues = result.error.issues.map((issue) =>
+          issue.path.length === 0 ? issue.message : `${issue.path.join(".")}: ${issue.message}`,
+        );
+        throw new RekeyError("INVALID_INPUT", `Invalid request: ${issues.join("; ")}`, {
+          details: { issues },
+        });
+      }
+    },
+  });
+
+  const problem = (thrown: unknown, c: { get(key: "requestId"): string }, overrides = {}) =>
+    problemResponse(thrown, clock.now(), { requestId: c.get("requestId"), ...overrides });
+
+  app.use(requestId());
+
+  // One log line per request. Only the token's configured name is logged, never the token;
+  // pino's redact paths (see logger.ts) are a second line of defence.
+  app.use(async (c, next) => {
+    const started = performance.now();
+    await next();
+    const status = c.res.status;
+    const line = {
+      request_id: c.get("requestId"),
+      method: c.req.method,
+      route: routePath(c, -1) || c.req.path,
+      status,
+      duration_ms: Math.round((performance.now() - started) * 10) / 10,
+      token_name: c.get("token")?.name,
+      code: c.get("errorCode"),
+    };
+    if (status >= 500) logger.error(line, "request");
+    else logger.info(line, "request");
+  });
+
+  app.onError((thrown, c) => {
+    if (thrown instanceof HTTPException) {
+      // Transport-level refusals from Hono (malformed JSON, wrong media type): the caller's input.
+      const status = thrown.status;
+      const code = status >= 500 ? "INTERNAL" : "INVALID_INPUT";
+      c.set("errorCode", code);
+      const title =
+        status === 415 ? "Unsupported media type: send application/json" : "Invalid request";
+      return problem(new RekeyError(code, thrown.message || title), c, { status, title });
+    }
+    const error = toRekeyError(thrown);
+    c.set("errorCode", error.code);
+    if (error.code === "INTERNAL") {
+      const cause = error.cause instanceof Error ? error.cause : error;
+      logger.error(
+        {
+          request_id: c.get("requestId"),
+          err: { message: redactKeys(cause.message), stack: redactKeys(cause.stack ?? "") },
+        },
+        "unexpected error",
+      );
+    }
+    return problem(error, c);
+  });
+
+  app.notFound((c) => {
+    c.set("errorCode", "NOT_FOUND");
+    return problem(new RekeyError("NOT_FOUND", `No route for ${c.req.method} ${c.req.path}`), c);
+  });
+
+  app.use("/v1/*", async (c, next) => {
+    const token = verifyToken(c.req.header("authorization"));
+    if (token === undefined) {
+      c.set("errorCode", "UNAUTHORIZED");
+      return problem(
+        new RekeyError("UNAUTHORIZED", "Missing or unknown bearer token.", {
+          hint: "Send Authorization: Bearer <token> with a configured token.",
+        }),
+        c,
+        {
+          status: 401,
+          title: "Authentication required",
+          type: "urn:rekey:error:bearer-token",
+          headers: { "www-authenticate": BEARER_REALM },
+        },
+      );
+    }
+    c.set("token", token);
+    await next();
+    // Status, agents and keys change with every rotation: nothing under /v1 may be cached.
+    c.header("cache-control", "no-store");
+  });
+
+  app.use(
+    "/v1/*",
+    bodyLimit({
+      maxSize: deps.bodyLimitBytes ?? DEFAULT_BODY_LIMIT,
+      onError: (c) => {
+        c.set("errorCode", "INVALID_INPUT");
+        return problem(
+          new RekeyError(
+            "INVALID_INPUT",
+            `The request body exceeds ${deps.bodyLimitBytes ?? DEFAULT_BODY_LIMIT} bytes.`,
+          ),
+          c,
+          { status: 413, title: "Request body too large" },
+        );
+      },
+    }),
+  );
+
+  const requireScope = (scope: Scope) =>
+    createMiddleware<AppEnv>(async (c, next) => {
+      if (c.get("token")?.scopes.has(scope) !== true) {
+        c.set("errorCode", "FORBIDDEN");
+        return problem(new RekeyError("FORBIDDEN", `This token lacks the "${scope}" scope.`), c, {
+          title: "Insufficient scope",
+          headers: {
+            "www-authenticate": `${BEARER_REALM}, error="insufficient_scope", scope="${scope}"`,
+          },
+        });
+      }
+      await next();
+    });
+
+  app.openapi({ ...rotateRoute, middleware: [requireScope("rotate")] as const }, async (c) => {
+    const body = c.req.valid("json");
+    const idempotencyKey = c.req.valid("header")["idempotency-key"];
+    // The scope middleware guarantees a token here.
+    const tokenName = c.get("token")?.name ?? "";
+    const started = performance.now();
+    const rotate = async () => {
+      // Charged only for work actually done: a replayed Idempotency-Key costs nothing.
+      rateLimiter.take(tokenName);
+      const outcome = await rekey.rotateKey({
+        target: body.agent_id === undefined ? undefined : agent(body.agent_id),
+        dryRun: body.dry_run === true,
+        force: body.force === true,
+      });
+      return { status: 200, body: presentRotation(outcome) };
+    };
+    try {
+      const answer =
+        idempotencyKey === undefined
+          ? { ...(await rotate()), replayed: false }
+          : await rekey.withIdempotency(idempotencyKey, idempotencyHash(body, tokenName), rotate);
+      const response = answer.body;
+      const outcome = answer.replayed
+        ? "replayed"
+        : response.dry_run
+          ? "dry_run"
+          : response.shared
+            ? "shared"
+            : "rotated";
+      metrics.recordRotation(outcome, (performance.now() - started) / 1000);
+      if (!response.dry_run) metrics.recordCooldown(response.label, response.cooldown_until);
+      if (answer.replayed) c.header("idempotent-replayed", "true");
+      return c.json(response, 200);
+    } catch (thrown) {
+      metrics.recordRotation(toRekeyError(thrown).code, (performance.now() - started) / 1000);
+      throw thrown;
+    }
+  });
+
+  app.openapi({ ...statusRoute, middleware: [requireScope("status")] as const }, async (c) => {
+    const status = await rekey.status(principalFromQuery(c.req.valid("query").agent_id));
+    metrics.recordCooldown(status.label, status.cooldownUntil);
+    return c.json(presentStatus(status), 200);
+  });
+
+  app.openapi({ ...agentsRoute, middleware: [requireScope("status")] as const }, async (c) => {
+    return c.json(presentAgents(await rekey.listAgents()), 200);
+  });
+
+  app.openapi(
+    { ...currentKeyRoute, middleware: [requireScope("read_key")] as const },
+    async (c) => {
+      const current = await rekey.keyProvider.current(
+        principalFromQuery(c.req.valid("query").agent_id),
+      );
+      return c.json(presentCurrentKey(current), 200);
+    },
+  );
+
+  app.openapi(healthzRoute, (c) => c.json({ status: "ok" as const }, 200));
+
+  app.openapi(readyzRoute, async (c) => {
+    try {
+      const health = await rekey.health();
+      if (!health.ok) {
+        logger.warn({ store: health.store.problems, upstream: health.upstream.error }, "not ready");
+      }
+      const body = {
+        status: health.ok ? ("ready" as const) : ("not_ready" as const),
+        store: { ok: health.store.ok },
+        upstream: { ok: health.upstream.ok },
+      };
+      return health.ok ? c.json(body, 200) : c.json(body, 503);
+    } catch (thrown) {
+      const error = toRekeyError(thrown);
+      logger.warn({ code: error.code, message: error.message }, "not ready");
+      return c.json(
+        { status: "not_ready" as const, store: { ok: false }, upstream: { ok: false } },
+        503,
+      );
+    }
+  });
+
+  app.openapi(metricsRoute, (c) =>
+    c.text(metrics.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }),
+  );
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
+    type: "http",
+    scheme: "bearer",
+    description:
+      "A token configured by its SHA-256 (REKEY_HTTP_TOKENS or --tokens-file) with scopes status, rotate, read_key.",
+  });
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "rekey HTTP endpoint",
+      version: "0.1.0",
+      description:
+        "Rotate and read Lightning Faucet keys. /healthz, /readyz, /metrics and /openapi.json need no token; everything under /v1 needs a bearer token with the route's scope. Errors are application/problem+json (RFC 9457) with core's `code`.",
+    },
+  });
+
+  return app;
+}

@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+/**
+ * The composition root of rekey-http: the only module that reads `process.env` and argv,
+ * builds the real store, core and server, and handles signals.
+ */
+import { createRekey, openCredentialStore, systemClock, toRekeyError } from "@rekey/core";
+import pino from "pino";
+import { createHttpApp } from "./app.js";
+import { isLoopback, parseHttpConfig, USAGE } from "./config.js";
+import { createLogger } from "./logger.js";
+import { listen } from "./server.js";
+import { hashToken } from "./tokens.js";
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+async function main(argv: string[]): Promise<void> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (argv[0] === "hash-token") {
+    // Trailing newlines come from `echo` and editors; a token never ends with one.
+    const token = (await readStdin()).replace(/\r?\n$/, "");
+    if (token === "") throw new Error("hash-token reads the token from standard input");
+    process.stdout.write(`${hashToken(token)}\n`);
+    return;
+  }
+
+  const config = await parseHttpConfig(argv, process.env);
+  // Logs go to stderr so stdout carries only the URL line (scripts and tests read it).
+  const destination = pino.destination({ dest: 2, sync: false });
+  const logger = createLogger({ level: config.logLevel, destination });
+  if (!isLoopback(config.host) && config.tls === undefined) {
+    logger.warn(
+      { host: config.host },
+      "listening beyond loopback without TLS: bearer tokens and keys cross the network in clear text",
+    );
+  }
+
+  const store = await openCredentialStore({ spec: config.storeSpec, env: process.env });
+  const rekey = createRekey({
+    store,
+    surface: "http",
+    profile: config.profile,
+    env: process.env,
+  });
+  const app = createHttpApp({
+    rekey,
+    tokens: config.tokens,
+    rateLimit: { capacity: config.rotateLimitPerMinute, windowMs: 60_000 },
+    logger,
+    clock: systemClock,
+  });
+  const server = await listen({
+    fetch: app.fetch,
+    host: config.host,
+    port: config.port,
+    tls: config.tls,
+    logger,
+  });
+  logger.info({ url: server.url, store: store.kind, tokens: config.tokens.length }, "listening");
+  process.stdout.write(`${server.url}\n`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down: finishing requests in flight");
+    const clean = await server.shutdown();
+    await rekey.close();
+    await store.close();
+    logger.info({ clean }, "stopped");
+    destination.flushSync();
+    process.exit(clean ? 0 : 1);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+}
+
+main(process.argv.slice(2)).catch((thrown: unknown) => {
+  const error = toRekeyError(thrown);
+  process.stderr.write(`rekey-http: ${error.code}: ${error.message}\n`);
+  if (error.hint !== undefined) process.stderr.write(`  ${error.hint}\n`);
+  process.exit(error.code === "CONFIG_INVALID" || error.code === "INVALID_INPUT" ? 2 : 1);
+});

@@ -1,0 +1,186 @@
+import { z } from "@hono/zod-openapi";
+import { MAX_ID } from "@rekey/core";
+
+/**
+ * The zod schemas of the HTTP API. They validate requests and, through @hono/zod-openapi,
+ * are the OpenAPI 3.1 document: one source for both.
+ */
+
+export const agentIdBody = z
+  .number()
+  .int()
+  .positive()
+  .max(MAX_ID)
+  .openapi({ description: "An agent of the operator; omitted: the profile's active principal." });
+
+export const agentIdQuery = z.object({
+  agent_id: z
+    .string()
+    .regex(/^[1-9][0-9]{0,9}$/, "agent_id must be a positive whole number")
+    .optional()
+    .openapi({
+      param: { name: "agent_id", in: "query" },
+      description: "An agent id; omitted: the profile's active principal.",
+      example: "7",
+    }),
+});
+
+export const rotateBodySchema = z
+  .object({
+    agent_id: agentIdBody.optional(),
+    dry_run: z
+      .boolean()
+      .optional()
+      .openapi({ description: "Return the plan and call nothing upstream." }),
+    force: z.boolean().optional().openapi({
+      description: "Rotate even inside the previous rotation's cooldown (restarts it).",
+    }),
+  })
+  .strict()
+  .openapi("RotateRequest");
+
+export const rotateHeadersSchema = z.object({
+  "idempotency-key": z
+    .string()
+    .regex(/^[\x21-\x7e]{1,255}$/, "Idempotency-Key must be 1-255 visible ASCII characters")
+    .optional()
+    .openapi({
+      param: { name: "Idempotency-Key", in: "header" },
+      description:
+        "Same key and same body within 24 hours returns the first response without rotating again; same key with another body is 422.",
+      example: "deploy-2026-11-27-1",
+    }),
+});
+
+export const principalSchema = z
+  .object({
+    kind: z.enum(["operator", "agent"]),
+    agent_id: z.number().int().optional(),
+  })
+  .openapi("Principal");
+
+export const rotationResultSchema = z
+  .object({
+    dry_run: z.literal(false),
+    principal: principalSchema,
+    label: z.string().openapi({ example: "agent 7" }),
+    old_fingerprint: z.string(),
+    fingerprint: z.string().openapi({ description: "Fingerprint of the new key." }),
+    rotated_at: z.string(),
+    cooldown_until: z.string(),
+    cooldown_minutes: z.number().int(),
+    verified: z.boolean(),
+    shared: z.boolean().openapi({
+      description: "Another caller did this rotation; its result is returned.",
+    }),
+    request_id: z.string(),
+  })
+  .openapi("RotationResult");
+
+export const rotationPlanSchema = z
+  .object({
+    dry_run: z.literal(true),
+    principal: principalSchema,
+    label: z.string(),
+    fingerprint: z.string().openapi({ description: "Fingerprint of the current key." }),
+    action: z.enum(["regenerate_operator_key", "regenerate_agent_key"]),
+    cooldown_minutes: z.number().int(),
+    cooldown_would_end_at: z.string(),
+    current_cooldown_until: z.string().optional(),
+    blocked_by_cooldown: z.boolean(),
+  })
+  .openapi("RotationPlan");
+
+export const rotateResponseSchema = z
+  .discriminatedUnion("dry_run", [rotationResultSchema, rotationPlanSchema])
+  .openapi("RotateResponse");
+
+export const statusResponseSchema = z
+  .object({
+    principal: principalSchema,
+    label: z.string(),
+    profile: z.string(),
+    base_url: z.string(),
+    has_key: z.boolean(),
+    key_source: z.enum(["store", "env"]).optional(),
+    fingerprint: z.string().optional(),
+    name: z.string().optional(),
+    saved_at: z.string().optional(),
+    key_age_seconds: z.number().optional(),
+    last_rotation: z
+      .object({
+        request_id: z.string(),
+        old_fingerprint: z.string(),
+        new_fingerprint: z.string(),
+        rotated_at: z.string(),
+        cooldown_until: z.string(),
+        verified: z.boolean(),
+        surface: z.string(),
+      })
+      .optional(),
+    cooldown_until: z.string().optional(),
+    cooldown_remaining_seconds: z.number(),
+    pending_rotation: z
+      .object({
+        request_id: z.string(),
+        started_at: z.string(),
+        phase: z.enum(["requested", "stored"]),
+      })
+      .optional(),
+    store: z.object({ kind: z.string(), location: z.string() }),
+  })
+  .openapi("Status");
+
+export const agentsResponseSchema = z
+  .object({
+    agents: z.array(
+      z.object({
+        id: z.number().int(),
+        name: z.string(),
+        balance_sats: z.number(),
+        is_active: z.boolean(),
+        has_key: z.boolean(),
+        fingerprint: z.string().optional(),
+        cooldown_until: z.string().optional(),
+        cooldown_remaining_seconds: z.number(),
+        last_rotated_at: z.string().optional(),
+      }),
+    ),
+  })
+  .openapi("Agents");
+
+export const currentKeyResponseSchema = z
+  .object({
+    principal: principalSchema,
+    label: z.string(),
+    fingerprint: z.string(),
+    api_key: z.string().openapi({ description: "The raw key. Never cache or log it." }),
+  })
+  .openapi("CurrentKey");
+
+export const healthzResponseSchema = z.object({ status: z.literal("ok") }).openapi("Alive");
+
+export const readyzResponseSchema = z
+  .object({
+    status: z.enum(["ready", "not_ready"]),
+    store: z.object({ ok: z.boolean() }),
+    upstream: z.object({ ok: z.boolean() }),
+  })
+  .openapi("Readiness");
+
+export const problemSchema = z
+  .object({
+    type: z.string().openapi({ example: "urn:rekey:error:cooldown-active" }),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    code: z.string().openapi({ description: "One of @rekey/core's error codes." }),
+    hint: z.string().optional(),
+    request_id: z.string().optional(),
+    cooldown_until: z.string().optional(),
+    retry_after_seconds: z.number().optional(),
+    recovery: z.string().optional(),
+    principal: z.string().optional(),
+    issues: z.array(z.string()).optional(),
+  })
+  .openapi("Problem");

@@ -1,0 +1,91 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { RekeyError } from "@rekey/core";
+import { z } from "zod";
+
+/** What a bearer token may do. */
+export const SCOPES = ["status", "rotate", "read_key"] as const;
+export type Scope = (typeof SCOPES)[number];
+
+const tokenConfigSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "name: 1-64 letters, digits, '.', '_' or '-'"),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, "sha256: the token's SHA-256 as 64 hex digits")
+      .transform((hex) => hex.toLowerCase()),
+    scopes: z.array(z.enum(SCOPES)).min(1, "scopes: at least one of status, rotate, read_key"),
+  })
+  .strict();
+
+const tokenListSchema = z
+  .array(tokenConfigSchema)
+  .min(1, "configure at least one token")
+  .refine((tokens) => new Set(tokens.map((token) => token.name)).size === tokens.length, {
+    message: "token names must be unique",
+  });
+
+/** A configured bearer token: its name (for logs and rate limits), hash and scopes. */
+export type TokenConfig = z.infer<typeof tokenConfigSchema>;
+
+/** The token that authenticated a request. */
+export interface AuthenticatedToken {
+  name: string;
+  scopes: ReadonlySet<Scope>;
+}
+
+/**
+ * Parses the token configuration (JSON text from `REKEY_HTTP_TOKENS` or `--tokens-file`).
+ * @throws RekeyError CONFIG_INVALID when it is not valid JSON or not a valid token list.
+ */
+export function parseTokenConfig(json: string): TokenConfig[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    // The text may hold a raw token by mistake: never echo it.
+    throw new RekeyError("CONFIG_INVALID", "The token configuration is not valid JSON", {
+      hint: 'Use [{"name":"deploy","sha256":"<64 hex>","scopes":["status","rotate"]}].',
+    });
+  }
+  const parsed = tokenListSchema.safeParse(value);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+    throw new RekeyError("CONFIG_INVALID", `Invalid token configuration: ${issues.join("; ")}`, {
+      details: { issues },
+    });
+  }
+  return parsed.data;
+}
+
+/** SHA-256 of a token as hex: what the configuration holds instead of the token. */
+export function hashToken(token: string): string {
+  return createHash("sha256").update(token, "utf8").digest("hex");
+}
+
+/**
+ * Builds the bearer token check. The presented token is hashed and compared with every
+ * configured hash in constant time, without stopping at the first match, so neither the
+ * comparison nor the position of the match shows in the timing.
+ */
+export function createTokenVerifier(
+  tokens: readonly TokenConfig[],
+): (authorization: string | undefined) => AuthenticatedToken | undefined {
+  const configured = tokens.map((token) => ({
+    name: token.name,
+    hash: Buffer.from(token.sha256, "hex"),
+    scopes: new Set<Scope>(token.scopes),
+  }));
+  return (authorization) => {
+    const match = /^Bearer[ ]+([^\s]+)\s*$/i.exec(authorization ?? "");
+    const presented = match?.[1];
+    if (presented === undefined) return undefined;
+    const hash = createHash("sha256").update(presented, "utf8").digest();
+    let found: AuthenticatedToken | undefined;
+    for (const token of configured) {
+      if (timingSafeEqual(hash, token.hash) && found === undefined) {
+        found = { name: token.name, scopes: token.scopes };
+      }
+    }
+    return found;
+  };
+}
