@@ -60,6 +60,7 @@ export function hintFor(code: ErrorCode): string | undefined {
 }
 
 const MAX_UPSTREAM_TEXT = 300;
+const RECOVERY_CODE_PATTERN = /lfr_[A-Za-z0-9_-]{16,}/g;
 
 /**
  * Removes every secret we sent (api key, recovery code) from text the faucet sent back, then
@@ -70,6 +71,9 @@ export function scrubSecrets(text: string, secrets: readonly string[]): string {
   for (const secret of secrets) {
     if (secret.length >= 4) scrubbed = scrubbed.split(secret).join("[redacted]");
   }
+  // RekeyError masks `lf_` keys; recovery codes (`lfr_…` in the sandbox) we mask here, even
+  // ones we did not send.
+  scrubbed = scrubbed.replace(RECOVERY_CODE_PATTERN, "lfr_…[redacted]");
   // Control characters in upstream text would garble a terminal.
   scrubbed = scrubbed.replace(/\p{Cc}+/gu, " ").trim();
   return scrubbed.length > MAX_UPSTREAM_TEXT

@@ -596,6 +596,8 @@ function parseReply<Schema extends z.ZodType>(
   return throwing(
     new RekeyError("UPSTREAM_INVALID_RESPONSE", `The faucet's reply to ${action} ${what}`, {
       details: { action, issues: fields, ...unknownOutcome(idempotent) },
+      // zod 4 issues carry no input values, so the cause holds no key.
+      cause: parsed.error,
       ...(missingKey
         ? {
             hint: "The faucet may have issued a key rekey did not receive; check with whoami and recover if needed.",
