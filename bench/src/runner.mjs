@@ -1,0 +1,189 @@
+/**
+ * A small benchmark runner. Every measurement compares a subject with a baseline in the same
+ * run, so machine noise and drift show up in both and the ratio stays meaningful.
+ */
+import { spawn } from "node:child_process";
+import { performance } from "node:perf_hooks";
+import { createInterface } from "node:readline";
+import autocannon from "autocannon";
+
+/**
+ * Summarises samples (milliseconds): count, min, max, mean, median (= p50) and p99
+ * (nearest rank).
+ * @param {number[]} samples
+ */
+export function summarize(samples) {
+  if (samples.length === 0) throw new Error("summarize needs at least one sample");
+  const sorted = [...samples].sort((left, right) => left - right);
+  const rank = (fraction) =>
+    sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(fraction * sorted.length) - 1))];
+  const total = sorted.reduce((sum, value) => sum + value, 0);
+  return {
+    count: sorted.length,
+    min: sorted[0],
+    max: sorted[sorted.length - 1],
+    mean: total / sorted.length,
+    median: rank(0.5),
+    p50: rank(0.5),
+    p99: rank(0.99),
+  };
+}
+
+const formatMs = (ms) => (ms < 1 ? `${(ms * 1000).toFixed(0)}µs` : `${ms.toFixed(2)}ms`);
+
+async function timeOnce(task) {
+  const start = performance.now();
+  await task();
+  return performance.now() - start;
+}
+
+/**
+ * Times `subject` against `baseline` (async functions): `warmup` untimed rounds of each, then
+ * `runs` timed rounds that alternate which goes first, to cancel drift. Prints one line and
+ * returns `{ name, baseline, subject, ratio }` where ratio = subject median / baseline median.
+ * Throws whatever a task throws: a failing task is a broken benchmark, not a slow one.
+ * @param {{ name: string, baseline: () => Promise<unknown>, subject: () => Promise<unknown>,
+ *   warmup?: number, runs?: number, percentiles?: boolean }} spec
+ */
+export async function compare({
+  name,
+  baseline,
+  subject,
+  warmup = 5,
+  runs = 31,
+  percentiles = false,
+}) {
+  for (let round = 0; round < warmup; round += 1) {
+    await baseline();
+    await subject();
+  }
+  const baselineSamples = [];
+  const subjectSamples = [];
+  for (let round = 0; round < runs; round += 1) {
+    if (round % 2 === 0) {
+      baselineSamples.push(await timeOnce(baseline));
+      subjectSamples.push(await timeOnce(subject));
+    } else {
+      subjectSamples.push(await timeOnce(subject));
+      baselineSamples.push(await timeOnce(baseline));
+    }
+  }
+  const result = {
+    name,
+    baseline: summarize(baselineSamples),
+    subject: summarize(subjectSamples),
+  };
+  result.ratio = result.subject.median / result.baseline.median;
+  const detail = (stats) =>
+    percentiles
+      ? `p50 ${formatMs(stats.p50)} p99 ${formatMs(stats.p99)}`
+      : `median ${formatMs(stats.median)}`;
+  console.log(
+    `${name}: subject ${detail(result.subject)} | baseline ${detail(result.baseline)} | ` +
+      `ratio ${result.ratio.toFixed(2)}x (${runs} runs each)`,
+  );
+  return result;
+}
+
+/**
+ * A task that spawns `command args` and resolves when it exits 0; rejects with its stderr
+ * otherwise. Use it as `baseline` or `subject` of {@link compare} to time a CLI.
+ * @param {string} command
+ * @param {string[]} [args]
+ * @param {import("node:child_process").SpawnOptions} [options]
+ */
+export function timeCommand(command, args = [], options = {}) {
+  return () =>
+    new Promise((resolve, reject) => {
+      const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"], ...options });
+      let stderr = "";
+      child.stderr?.on("data", (chunk) => {
+        stderr += chunk;
+      });
+      child.once("error", reject);
+      child.once("exit", (code, signal) =>
+        code === 0
+          ? resolve()
+          : reject(new Error(`${command} exited ${code ?? signal}: ${stderr.slice(0, 500)}`)),
+      );
+    });
+}
+
+/**
+ * Spawns a server process and waits for the first `http://...` URL it prints on stdout.
+ * Returns `{ url, stop }`; `stop()` sends SIGTERM and waits for exit.
+ * @param {string} command
+ * @param {string[]} args
+ * @param {import("node:child_process").SpawnOptions} [options]
+ */
+export async function spawnServer(command, args, options = {}) {
+  const child = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"], ...options });
+  const lines = createInterface({ input: child.stdout });
+  const url = await new Promise((resolve, reject) => {
+    lines.on("line", (line) => {
+      const match = /(https?:\/\/\S+)/.exec(line);
+      if (match) resolve(match[1]);
+    });
+    child.once("exit", (code) => reject(new Error(`${command} exited ${code} before listening`)));
+  });
+  return {
+    url,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+async function measureThroughput(target, durationSeconds, connections) {
+  const result = await autocannon({
+    url: target.url,
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    duration: durationSeconds,
+    connections,
+    pipelining: 1,
+    ...(target.body === undefined ? {} : { body: target.body }),
+    ...(target.requests === undefined ? {} : { requests: target.requests }),
+  });
+  if (result.errors > 0 || result.timeouts > 0 || result.non2xx > 0) {
+    throw new Error(
+      `${target.url}: ${result.errors} errors, ${result.timeouts} timeouts, ${result.non2xx} non-2xx`,
+    );
+  }
+  return {
+    requestsPerSecond: result.requests.average,
+    total: result.requests.total,
+    latencyP50: result.latency.p50,
+    latencyP99: result.latency.p99,
+  };
+}
+
+/**
+ * Loads two URLs on loopback with autocannon, one after the other, for `durationSeconds` each
+ * with `connections` connections, and prints the req/s of each and the ratio subject/baseline.
+ * A target is `{ url, body? , requests? }` (`requests` as autocannon takes them, for bodies
+ * that change per request). Throws when either target answers errors, timeouts or non-2xx.
+ * @param {{ name: string, baseline: object, subject: object, durationSeconds?: number,
+ *   connections?: number }} spec
+ */
+export async function compareThroughput({
+  name,
+  baseline,
+  subject,
+  durationSeconds = 3,
+  connections = 10,
+}) {
+  const baselineResult = await measureThroughput(baseline, durationSeconds, connections);
+  const subjectResult = await measureThroughput(subject, durationSeconds, connections);
+  const ratio = subjectResult.requestsPerSecond / baselineResult.requestsPerSecond;
+  console.log(
+    `${name}: subject ${subjectResult.requestsPerSecond.toFixed(0)} req/s ` +
+      `(p99 ${subjectResult.latencyP99}ms) | baseline ${baselineResult.requestsPerSecond.toFixed(0)} req/s ` +
+      `(p99 ${baselineResult.latencyP99}ms) | ratio ${ratio.toFixed(2)}x ` +
+      `(${durationSeconds}s each, ${connections} connections)`,
+  );
+  return { name, baseline: baselineResult, subject: subjectResult, ratio };
+}
