@@ -1,5 +1,12 @@
+import { readFileSync } from "node:fs";
 import { defineConfig } from "vitest/config";
 
+const { version } = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8"));
+
 export default defineConfig({
-  test: { include: ["src/**/*.test.ts"], testTimeout: 20_000, hookTimeout: 20_000 },
+  define: { __REKEY_VERSION__: JSON.stringify(version) },
+  test: {
+    include: ["src/**/*.test.ts"],
+    globalSetup: ["./vitest.global-setup.ts"],
+    testTimeout: 20_000, hookTimeout: 60_000 },
 });

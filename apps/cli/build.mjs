@@ -1,0 +1,28 @@
+// Bundles the CLI for node20. `splitting` keeps every `await import(...)` a lazy chunk, so
+// `rekey --version` loads only the entry chunk (commander), not core, zod or undici.
+import { chmod, readFile, rm, writeFile } from "node:fs/promises";
+import { build } from "esbuild";
+
+const { version } = JSON.parse(await readFile(new URL("./package.json", import.meta.url), "utf8"));
+
+await rm(new URL("./dist", import.meta.url), { recursive: true, force: true });
+const result = await build({
+  entryPoints: { bin: "src/bin.ts", demo: "src/demo.ts" },
+  outdir: "dist",
+  bundle: true,
+  splitting: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  chunkNames: "chunks/[name]-[hash]",
+  define: { __REKEY_VERSION__: JSON.stringify(version) },
+  // Bundled CommonJS dependencies call require() for node built-ins; ESM has none.
+  banner: {
+    js: 'import { createRequire as __rekeyCreateRequire } from "node:module"; const require = __rekeyCreateRequire(import.meta.url);',
+  },
+  metafile: true,
+  legalComments: "none",
+  logLevel: "warning",
+});
+await writeFile(new URL("./dist/meta.json", import.meta.url), JSON.stringify(result.metafile));
+await chmod(new URL("./dist/bin.js", import.meta.url), 0o755);

@@ -1,0 +1,160 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Clock } from "@rekey/core";
+import { type FaultSpec, type RunningSandbox, startSandbox } from "@rekey/sandbox";
+import type { CliDeps, TerminalFlags } from "./context.js";
+import { createOpenRekey } from "./open-rekey.js";
+import { runCli } from "./program.js";
+
+/** What one CLI run printed and returned. */
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** How to run one command in-process. */
+export interface RunOptions {
+  /** Text on stdin (stdin is then not a terminal). */
+  stdin?: string;
+  terminal?: Partial<TerminalFlags>;
+  /** Answers for hidden prompts, in order. */
+  secrets?: string[];
+  /** Answers for yes/no questions, in order. */
+  confirmations?: boolean[];
+  env?: Record<string, string | undefined>;
+}
+
+/** A real sandbox on loopback and a real temporary REKEY_HOME, driving the CLI in-process. */
+export interface CliHarness {
+  sandbox: RunningSandbox;
+  dir: string;
+  home: string;
+  env: Record<string, string | undefined>;
+  /** Questions the CLI asked (prompts and confirmations), in order. */
+  asked: string[];
+  run(args: string[], options?: RunOptions): Promise<CliRun>;
+  /** Runs and parses stdout as JSON (asserting exit 0 is the caller's job). */
+  runJson(args: string[], options?: RunOptions): Promise<CliRun & { json: unknown }>;
+  close(): Promise<void>;
+}
+
+/** Starts a sandbox (faults optional, shared test clock optional) and a temp REKEY_HOME. */
+export async function startCliHarness(
+  options: { faults?: FaultSpec[]; clock?: Clock } = {},
+): Promise<CliHarness> {
+  const sandbox = await startSandbox({
+    port: 0,
+    ...(options.faults ? { faults: options.faults } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
+  const dir = await mkdtemp(join(tmpdir(), "rekey-cli-test-"));
+  const home = join(dir, "rekey-home");
+  const env: Record<string, string | undefined> = {
+    REKEY_HOME: home,
+    REKEY_API_URL: sandbox.url,
+    NO_COLOR: "1",
+    HOME: dir,
+  };
+  const asked: string[] = [];
+
+  const run = async (args: string[], runOptions: RunOptions = {}): Promise<CliRun> => {
+    let stdout = "";
+    let stderr = "";
+    const secrets = [...(runOptions.secrets ?? [])];
+    const confirmations = [...(runOptions.confirmations ?? [])];
+    const runEnv = { ...env, ...runOptions.env };
+    const deps: CliDeps = {
+      openRekey: createOpenRekey({ env: runEnv, clock: options.clock }),
+      stdout: { write: (text: string) => (stdout += text) },
+      stderr: { write: (text: string) => (stderr += text) },
+      readStdin: async () => runOptions.stdin ?? "",
+      terminal: {
+        stdin: runOptions.stdin === undefined && (runOptions.terminal?.stdin ?? false),
+        stdout: runOptions.terminal?.stdout ?? false,
+        stderr: runOptions.terminal?.stderr ?? false,
+      },
+      env: runEnv,
+      homeDir: dir,
+      promptSecret: async (message) => {
+        asked.push(message);
+        const answer = secrets.shift();
+        if (answer === undefined) throw new Error(`unexpected prompt: ${message}`);
+        return answer;
+      },
+      confirm: async (question) => {
+        asked.push(question);
+        const answer = confirmations.shift();
+        if (answer === undefined) throw new Error(`unexpected question: ${question}`);
+        return answer;
+      },
+      clock: options.clock ?? { now: () => Date.now() },
+      waitForInterrupt: () => Promise.resolve(),
+    };
+    const code = await runCli(deps, args);
+    return { code, stdout, stderr };
+  };
+
+  return {
+    sandbox,
+    dir,
+    home,
+    env,
+    asked,
+    run,
+    async runJson(args, runOptions) {
+      const result = await run([...args, "--json"], runOptions);
+      let json: unknown;
+      try {
+        json = JSON.parse(result.stdout);
+      } catch {
+        json = undefined;
+      }
+      return { ...result, json };
+    },
+    async close() {
+      await sandbox.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Registers an operator (recovery code to a file in the harness dir); returns the code's path. */
+export async function registerOperator(harness: CliHarness): Promise<string> {
+  const file = join(harness.dir, `recovery-${Math.random().toString(36).slice(2)}.txt`);
+  const result = await harness.run(["register", "--recovery-code-file", file]);
+  if (result.code !== 0) throw new Error(`register failed: ${result.stderr}`);
+  return file;
+}
+
+export const BIN_PATH = fileURLToPath(new URL("../dist/bin.js", import.meta.url));
+
+/** Runs the built binary as a child process. */
+export function runBinary(
+  args: string[],
+  options: { env?: Record<string, string | undefined>; stdin?: string } = {},
+): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN_PATH, ...args], {
+      env: { PATH: process.env.PATH, NO_COLOR: "1", ...options.env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (text: string) => {
+      stdout += text;
+    });
+    child.stderr.setEncoding("utf8").on("data", (text: string) => {
+      stderr += text;
+    });
+    child.once("error", reject);
+    child.once("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(options.stdin ?? "");
+  });
+}
+
+/** Anything that looks like a faucet key or recovery code. */
+export const RAW_SECRET = /lfr?_[A-Za-z0-9_-]{20,}/;

@@ -1,0 +1,132 @@
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import {
+  lightningWalletCredentialsPath,
+  type Principal,
+  parseLightningWalletCredentials,
+  principalLabel,
+  RekeyError,
+  toRekeyError,
+} from "@rekey/core";
+import type { CommandContext } from "../context.js";
+import { exitCodeFor } from "../exit-codes.js";
+import { formatTable } from "../output.js";
+
+interface ImportOutcome {
+  entry: "operator" | "agent";
+  result: "imported" | "failed";
+  principal?: Principal | undefined;
+  label?: string | undefined;
+  fingerprint?: string | undefined;
+  name?: string | undefined;
+  error?: { code: string; message: string } | undefined;
+}
+
+/**
+ * `rekey import lightning-wallet [--file PATH]`: imports the credentials file of the
+ * `lightning-wallet-mcp` server / `lw` CLI. Each key is verified (`whoami`) before it is
+ * stored; the file's recovery code is never imported. A key that fails is reported and the
+ * exit code is that of its error.
+ * @throws RekeyError INVALID_INPUT (unreadable or malformed file), STORE_*, CONFIG_INVALID
+ */
+export async function runImportLightningWallet(
+  context: CommandContext,
+  options: Record<string, unknown>,
+): Promise<void> {
+  const path = resolve(
+    typeof options.file === "string"
+      ? options.file
+      : lightningWalletCredentialsPath(context.deps.env, context.deps.homeDir),
+  );
+  const credentials = parseLightningWalletCredentials(await readJson(path));
+
+  const outcomes = await context.withRekey(async ({ rekey }) => {
+    const results: ImportOutcome[] = [];
+    // The operator first, so an agent entry lands in a profile that already has its operator;
+    // the file's `active` entry becomes the profile's active principal.
+    for (const entry of ["operator", "agent"] as const) {
+      const found = credentials[entry];
+      if (found === undefined) continue;
+      const makeActive = (credentials.active ?? "operator") === entry;
+      try {
+        const imported = await rekey.login(found.apiKey, { source: "import", makeActive });
+        results.push({
+          entry,
+          result: "imported",
+          principal: imported.principal,
+          label: principalLabel(imported.principal),
+          fingerprint: imported.fingerprint,
+          name: imported.identity.name,
+        });
+      } catch (error) {
+        const rekeyError = toRekeyError(error);
+        results.push({
+          entry,
+          result: "failed",
+          name: found.name,
+          error: { code: rekeyError.code, message: rekeyError.message },
+        });
+      }
+    }
+    return results;
+  });
+
+  const { colors } = context.output;
+  context.output.result(
+    "import lightning-wallet",
+    { file: path, results: outcomes, recoveryCodeSkipped: credentials.hasRecoveryCode },
+    () => {
+      const lines = [
+        `Imported from ${path}:`,
+        formatTable(
+          ["entry", "result", "principal", "name", "key"],
+          outcomes.map((outcome) => [
+            outcome.entry,
+            outcome.result === "imported"
+              ? colors.green("imported")
+              : colors.red(`failed: ${outcome.error?.code ?? "INTERNAL"}`),
+            outcome.label ?? "-",
+            outcome.name ?? "-",
+            outcome.fingerprint ?? "-",
+          ]),
+        ),
+      ];
+      for (const outcome of outcomes) {
+        if (outcome.error) lines.push(colors.red(`${outcome.entry}: ${outcome.error.message}`));
+      }
+      if (credentials.hasRecoveryCode) {
+        lines.push(
+          colors.dim(
+            "The file's recovery code was not imported: rekey never stores one. Keep it offline.",
+          ),
+        );
+      }
+      return lines.join("\n");
+    },
+  );
+  const firstFailure = outcomes.find((outcome) => outcome.result === "failed");
+  if (firstFailure?.error) context.setExitCode(exitCodeFor(firstFailure.error.code));
+}
+
+async function readJson(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new RekeyError("INVALID_INPUT", `Cannot read ${path} (${code ?? "error"})`, {
+      hint:
+        code === "ENOENT"
+          ? "Pass --file PATH, or set LIGHTNING_WALLET_HOME to the directory holding credentials.json."
+          : "Check the file's permissions.",
+    });
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    // The parser's message could quote the file's content (a key): do not pass it on.
+    throw new RekeyError("INVALID_INPUT", `${path} is not valid JSON`, {
+      hint: "Expected the lightning-wallet credentials.json format (version 1).",
+    });
+  }
+}

@@ -1,0 +1,33 @@
+import { principalLabel } from "@rekey/core";
+import type { CommandContext } from "../context.js";
+import { formatFields } from "../output.js";
+import { readSecret } from "./input.js";
+
+/**
+ * `rekey login`: stores an existing key read from stdin or a hidden prompt; core verifies it
+ * with `whoami` before saving.
+ * @throws RekeyError INVALID_INPUT (not one key on stdin), UNAUTHORIZED, STORE_*, UPSTREAM_*,
+ *   CONFIG_INVALID
+ */
+export async function runLogin(context: CommandContext): Promise<void> {
+  const key = await readSecret(context, "API key");
+  const result = await context.withRekey(({ rekey }) => rekey.login(key, { source: "login" }));
+  const label = principalLabel(result.principal);
+  context.output.result(
+    "login",
+    {
+      principal: result.principal,
+      label,
+      fingerprint: result.fingerprint,
+      identity: result.identity,
+    },
+    () =>
+      [
+        `${context.output.colors.green("logged in")} as ${label} "${result.identity.name}"`,
+        formatFields([
+          ["key", result.fingerprint],
+          ["balance", `${result.identity.balanceSats} sats`],
+        ]),
+      ].join("\n"),
+  );
+}

@@ -1,0 +1,105 @@
+import { open, rm } from "node:fs/promises";
+import { resolve } from "node:path";
+import { RekeyError } from "@rekey/core";
+import type { CommandContext } from "../context.js";
+import { formatFields } from "../output.js";
+
+/**
+ * `rekey register`: creates an operator and stores its key. The recovery code goes to exactly
+ * the places asked for: a terminal, a new 0600 file, or `--json` with `--show-recovery-code`.
+ * With none of them it refuses BEFORE registering, so the code cannot be lost.
+ * @throws RekeyError INVALID_INPUT (no safe place for the recovery code, file exists),
+ *   STORE_*, UPSTREAM_*, CONFIG_INVALID
+ */
+export async function runRegister(
+  context: CommandContext,
+  options: Record<string, unknown>,
+): Promise<void> {
+  const { output, deps } = context;
+  const name = typeof options.name === "string" ? options.name : undefined;
+  const email = typeof options.email === "string" ? options.email : undefined;
+  const file = typeof options.recoveryCodeFile === "string" ? options.recoveryCodeFile : undefined;
+  const showInJson = output.json && options.showRecoveryCode === true;
+  const showOnTerminal = !output.json && deps.terminal.stdout;
+  if (file === undefined && !showInJson && !showOnTerminal) {
+    throw new RekeyError(
+      "INVALID_INPUT",
+      "Nowhere safe to put the recovery code: not registering",
+      {
+        hint: output.json
+          ? "Pass --recovery-code-file PATH, or --show-recovery-code to include it in the JSON."
+          : "Pass --recovery-code-file PATH (written with mode 0600), or run on a terminal.",
+      },
+    );
+  }
+
+  // Create the file first: a path that exists or cannot be written fails before an account
+  // (and a recovery code) exists upstream.
+  const path = file === undefined ? undefined : resolve(file);
+  const handle = path === undefined ? undefined : await createSecretFile(path);
+  const register = () =>
+    context.withRekey(({ rekey }) =>
+      rekey.register({
+        ...(name === undefined ? {} : { name }),
+        ...(email === undefined ? {} : { email }),
+      }),
+    );
+  let registered: Awaited<ReturnType<typeof register>>;
+  try {
+    registered = await register();
+  } catch (error) {
+    // Nothing was registered: remove the empty file so the path can be used again.
+    if (handle !== undefined && path !== undefined) {
+      await handle.close().catch(() => {});
+      await rm(path, { force: true });
+    }
+    throw error;
+  }
+  if (handle !== undefined) {
+    await handle.writeFile(`${registered.recoveryCode}\n`);
+    await handle.close();
+  }
+  output.result(
+    "register",
+    {
+      operatorId: registered.operatorId,
+      fingerprint: registered.fingerprint,
+      ...(path === undefined ? {} : { recoveryCodeFile: path }),
+      ...(showInJson ? { recoveryCode: registered.recoveryCode } : {}),
+    },
+    () => {
+      const { colors } = output;
+      const lines = [
+        `${colors.green("registered")} operator ${registered.operatorId}`,
+        formatFields([
+          ["key", registered.fingerprint],
+          ["recovery code file", path === undefined ? undefined : `${path} (mode 0600)`],
+        ]),
+      ];
+      if (path === undefined && showOnTerminal) {
+        lines.push(
+          "",
+          colors.yellow("Recovery code (shown once, keep it offline; it is the only way back in):"),
+          `  ${registered.recoveryCode}`,
+        );
+      }
+      return lines.join("\n");
+    },
+  );
+}
+
+async function createSecretFile(path: string) {
+  try {
+    // "wx": never overwrite an existing file (it may hold an older recovery code).
+    return await open(path, "wx", 0o600);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new RekeyError(
+      "INVALID_INPUT",
+      code === "EEXIST"
+        ? `The recovery code file ${path} already exists: not registering`
+        : `Cannot create the recovery code file ${path} (${code ?? "error"}): not registering`,
+      { hint: "Choose a new path in a directory you can write." },
+    );
+  }
+}

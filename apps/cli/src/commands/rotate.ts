@@ -1,0 +1,322 @@
+import {
+  type AgentStatus,
+  agent,
+  isRekeyError,
+  type Rekey,
+  RekeyError,
+  type RotationPlan,
+  type RotationResult,
+  toRekeyError,
+} from "@rekey/core";
+import type { CommandContext } from "../context.js";
+import { exitCodeFor } from "../exit-codes.js";
+import { type Colors, formatDuration, formatTable } from "../output.js";
+import { confirmOrRefuse, parseAgentOption } from "./input.js";
+import { planPayload, rotationPayload } from "./rotation-view.js";
+
+interface RotateFlags {
+  dryRun: boolean;
+  yes: boolean;
+  force: boolean;
+  reveal: boolean;
+}
+
+/**
+ * `rekey rotate`: one key (the active principal or `--agent ID`) or `--all-agents`. Shows the
+ * plan, asks on a terminal (`--yes` without one), then rotates through core.
+ * @throws RekeyError INVALID_INPUT (bad id, no --yes without a terminal), COOLDOWN_ACTIVE,
+ *   NOT_FOUND, FORBIDDEN, UNAUTHORIZED, ROTATION_IN_PROGRESS, KEY_LOST, STORE_*, UPSTREAM_*
+ */
+export async function runRotate(
+  context: CommandContext,
+  options: Record<string, unknown>,
+): Promise<void> {
+  const flags: RotateFlags = {
+    dryRun: options.dryRun === true,
+    yes: options.yes === true,
+    force: options.force === true,
+    reveal: options.reveal === true,
+  };
+  if (options.allAgents === true) {
+    await rotateAllAgents(context, flags, parseConcurrency(options.concurrency));
+    return;
+  }
+  await rotateOne(context, flags, parseAgentOption(options.agent));
+}
+
+async function rotateOne(
+  context: CommandContext,
+  flags: RotateFlags,
+  target: ReturnType<typeof parseAgentOption>,
+): Promise<void> {
+  const { output } = context;
+  await context.withRekey(async ({ rekey }) => {
+    const plan = await rekey.rotateKey({ ...(target ? { target } : {}), dryRun: true });
+    if (flags.dryRun) {
+      output.result("rotate", planPayload(plan), () => renderPlan(plan, flags, output.colors));
+      return;
+    }
+    // A rotation inside the cooldown is refused by core (COOLDOWN_ACTIVE); do not ask first.
+    if (!plan.blockedByCooldown || flags.force) {
+      output.note(renderPlan(plan, flags, output.colors));
+      await confirmOrRefuse(context, `Rotate the ${plan.label} key now?`, flags.yes);
+    }
+    const result = await rekey.rotateKey({
+      ...(target ? { target } : {}),
+      force: flags.force,
+      reveal: flags.reveal,
+    });
+    output.result("rotate", rotationPayload(result), () => renderResult(result, output.colors));
+  });
+}
+
+function renderPlan(plan: RotationPlan, flags: RotateFlags, colors: Colors): string {
+  const lines = [
+    `${colors.bold("Plan")}: rotate the ${plan.label} key ${plan.currentFingerprint} (${plan.action})`,
+    "  The old key stops working at once; the new key is stored before it is used.",
+    `  Withdrawals by the ${plan.label} are blocked for ${plan.cooldownMinutes} minutes (until about ${plan.cooldownWouldEndAt}).`,
+  ];
+  if (plan.currentCooldownUntil !== undefined) {
+    lines.push(
+      colors.yellow(
+        `  Already inside a cooldown until ${plan.currentCooldownUntil}: ${
+          flags.force ? "--force restarts it" : "a rotation would be refused without --force"
+        }.`,
+      ),
+    );
+  }
+  if (flags.dryRun) lines.push(colors.dim("  Dry run: nothing was changed."));
+  return lines.join("\n");
+}
+
+function renderResult(result: RotationResult, colors: Colors): string {
+  const lines = [
+    `${colors.green("rotated")} ${result.label}: ${result.oldFingerprint} -> ${result.newFingerprint}${result.verified ? " (verified)" : colors.yellow(" (NOT verified: run rekey doctor)")}`,
+    `  withdrawals blocked until ${result.cooldownUntil} (${result.cooldownMinutes} min)`,
+  ];
+  if (result.shared)
+    lines.push(colors.dim("  (another process did this rotation; its result is shown)"));
+  if (result.apiKey !== undefined) lines.push(`  new key: ${result.apiKey}`);
+  return lines.join("\n");
+}
+
+/** One agent's outcome in `--all-agents`. */
+interface AgentOutcome {
+  agentId: number;
+  name: string;
+  result: "rotated" | "already_rotated" | "failed";
+  oldFingerprint?: string | undefined;
+  newFingerprint?: string | undefined;
+  cooldownUntil?: string | undefined;
+  error?: { code: string; message: string } | undefined;
+  apiKey?: string | undefined;
+}
+
+async function rotateAllAgents(
+  context: CommandContext,
+  flags: RotateFlags,
+  concurrency: number,
+): Promise<void> {
+  const { output } = context;
+  await context.withRekey(async ({ rekey }) => {
+    const agents = await rekey.listAgents();
+    // An agent inside a cooldown was rotated recently (for example by an interrupted run of
+    // this command): rotating it again would only restart its withdrawal block.
+    const alreadyRotated = (entry: AgentStatus) => entry.cooldownRemainingSeconds > 0;
+    const toRotate = agents.filter((entry) => flags.force || !alreadyRotated(entry));
+    const skipped: AgentOutcome[] = agents
+      .filter((entry) => !flags.force && alreadyRotated(entry))
+      .map((entry) => ({
+        agentId: entry.id,
+        name: entry.name,
+        result: "already_rotated",
+        newFingerprint: entry.fingerprint,
+        cooldownUntil: entry.cooldownUntil,
+      }));
+
+    if (flags.dryRun) {
+      output.result(
+        "rotate",
+        {
+          dryRun: true,
+          allAgents: true,
+          agents: agents.map((entry) => ({
+            agentId: entry.id,
+            name: entry.name,
+            fingerprint: entry.fingerprint,
+            action: toRotate.includes(entry) ? "rotate" : "skip_already_rotated",
+            cooldownUntil: entry.cooldownUntil,
+          })),
+        },
+        () => renderAllAgentsPlan(agents, toRotate, output.colors, true),
+      );
+      return;
+    }
+    output.note(renderAllAgentsPlan(agents, toRotate, output.colors, false));
+    if (toRotate.length > 0) {
+      await confirmOrRefuse(
+        context,
+        `Rotate ${toRotate.length} agent key${toRotate.length === 1 ? "" : "s"} now?`,
+        flags.yes,
+      );
+    }
+
+    const progress = await startProgress(context, toRotate.length);
+    const rotated = await mapWithConcurrency(toRotate, concurrency, async (entry) => {
+      const outcome = await rotateAgent(rekey, entry, flags);
+      progress.tick();
+      return outcome;
+    });
+    progress.stop();
+
+    const outcomes = [...rotated, ...skipped].sort((a, b) => a.agentId - b.agentId);
+    output.result("rotate", { dryRun: false, allAgents: true, results: outcomes }, () =>
+      renderSummary(outcomes, flags.reveal, output.colors),
+    );
+    const firstFailure = outcomes.find((outcome) => outcome.result === "failed");
+    if (firstFailure?.error) context.setExitCode(exitCodeFor(firstFailure.error.code));
+  });
+}
+
+async function rotateAgent(
+  rekey: Rekey,
+  entry: AgentStatus,
+  flags: RotateFlags,
+): Promise<AgentOutcome> {
+  const base = { agentId: entry.id, name: entry.name };
+  try {
+    const result = await rekey.rotateKey({
+      target: agent(entry.id),
+      force: flags.force,
+      reveal: flags.reveal,
+    });
+    return {
+      ...base,
+      result: "rotated",
+      oldFingerprint: result.oldFingerprint,
+      newFingerprint: result.newFingerprint,
+      cooldownUntil: result.cooldownUntil,
+      ...(result.apiKey === undefined ? {} : { apiKey: result.apiKey }),
+    };
+  } catch (error) {
+    // Rotated by someone else between the listing and now.
+    if (isRekeyError(error, "COOLDOWN_ACTIVE")) {
+      return { ...base, result: "already_rotated", cooldownUntil: error.details.cooldownUntil };
+    }
+    const rekeyError = toRekeyError(error);
+    return {
+      ...base,
+      result: "failed",
+      error: { code: rekeyError.code, message: rekeyError.message },
+    };
+  }
+}
+
+function renderAllAgentsPlan(
+  agents: AgentStatus[],
+  toRotate: AgentStatus[],
+  colors: Colors,
+  dryRun: boolean,
+): string {
+  if (agents.length === 0) return "No agents to rotate.";
+  const skippedCount = agents.length - toRotate.length;
+  const lines = [
+    `${colors.bold("Plan")}: rotate ${toRotate.length} of ${agents.length} agent keys; each rotated agent's withdrawals are blocked for 30 minutes.`,
+  ];
+  if (skippedCount > 0) {
+    lines.push(
+      colors.yellow(
+        `  ${skippedCount} already rotated (inside a cooldown) will be skipped; --force rotates them again.`,
+      ),
+    );
+  }
+  lines.push(
+    formatTable(
+      ["agent", "name", "key", "action"],
+      agents.map((entry) => [
+        String(entry.id),
+        entry.name,
+        entry.fingerprint ?? "-",
+        toRotate.includes(entry)
+          ? "rotate"
+          : `skip: already rotated (cooldown ${formatDuration(entry.cooldownRemainingSeconds)} left)`,
+      ]),
+    ),
+  );
+  if (dryRun) lines.push(colors.dim("Dry run: nothing was changed."));
+  return lines.join("\n");
+}
+
+function renderSummary(outcomes: AgentOutcome[], reveal: boolean, colors: Colors): string {
+  if (outcomes.length === 0) return "No agents.";
+  const resultText = (outcome: AgentOutcome) =>
+    outcome.result === "rotated"
+      ? colors.green("rotated")
+      : outcome.result === "already_rotated"
+        ? colors.yellow("already rotated")
+        : colors.red(`failed: ${outcome.error?.code ?? "INTERNAL"}`);
+  const headers = ["agent", "name", "result", "new fingerprint", "cooldown until"];
+  if (reveal) headers.push("new key");
+  const rows = outcomes.map((outcome) => {
+    const row = [
+      String(outcome.agentId),
+      outcome.name,
+      resultText(outcome),
+      outcome.result === "rotated" ? (outcome.newFingerprint ?? "-") : "-",
+      outcome.cooldownUntil ?? "-",
+    ];
+    if (reveal) row.push(outcome.apiKey ?? "-");
+    return row;
+  });
+  const failures = outcomes.filter((outcome) => outcome.result === "failed");
+  const lines = [formatTable(headers, rows)];
+  for (const failure of failures) {
+    lines.push(colors.red(`agent ${failure.agentId}: ${failure.error?.message ?? "failed"}`));
+  }
+  if (failures.length > 0) {
+    lines.push("Run the same command again: agents already rotated are skipped.");
+  }
+  return lines.join("\n");
+}
+
+/** Runs `work` over `items`, at most `limit` at a time, keeping the input order. */
+async function mapWithConcurrency<T, R>(
+  items: T[],
+  limit: number,
+  work: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+async function startProgress(context: CommandContext, total: number) {
+  const stream = context.deps.progressStream;
+  if (stream === undefined || context.output.json || context.output.quiet || total === 0) {
+    return { tick() {}, stop() {} };
+  }
+  const { default: cliProgress } = await import("cli-progress");
+  const bar = new cliProgress.SingleBar(
+    { stream, format: "rotating agents [{bar}] {value}/{total}", hideCursor: true },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(total, 0);
+  return { tick: () => bar.increment(), stop: () => bar.stop() };
+}
+
+function parseConcurrency(value: unknown): number {
+  const parsed = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isInteger(parsed) || parsed < 1 || parsed > 16) {
+    throw new RekeyError("INVALID_INPUT", `--concurrency ${String(value)} must be 1 to 16`, {
+      hint: "The default, 4, is gentle on the faucet.",
+    });
+  }
+  return parsed;
+}

@@ -1,0 +1,95 @@
+import { type Identity, isRekeyError, type KeyStatus } from "@rekey/core";
+import type { CommandContext } from "../context.js";
+import { type Colors, formatDuration, formatFields } from "../output.js";
+import { parseAgentOption } from "./input.js";
+
+/**
+ * `rekey status [--agent ID]`: identity, key fingerprint and age, last rotation, cooldown,
+ * unfinished rotation, and the store's location and health. An unreachable faucet does not
+ * fail the command: the local facts are still shown, with the identity error.
+ * @throws RekeyError INVALID_INPUT (bad id), STORE_*, KEY_LOST, CONFIG_INVALID
+ */
+export async function runStatus(
+  context: CommandContext,
+  options: Record<string, unknown>,
+): Promise<void> {
+  const principal = parseAgentOption(options.agent);
+  const { status, identity, identityError, storeHealth } = await context.withRekey(
+    async ({ rekey, store }) => {
+      const status = await rekey.status(principal);
+      let identity: (Identity & { fingerprint: string }) | undefined;
+      let identityError: { code: string; message: string } | undefined;
+      if (status.hasKey) {
+        try {
+          identity = await rekey.whoami(status.principal);
+        } catch (error) {
+          if (!isRekeyError(error)) throw error;
+          identityError = { code: error.code, message: error.message };
+        }
+      }
+      return { status, identity, identityError, storeHealth: await store.health() };
+    },
+  );
+  context.output.result(
+    "status",
+    {
+      ...status,
+      ...(identity === undefined ? {} : { identity }),
+      ...(identityError === undefined ? {} : { identityError }),
+      storeHealth,
+    },
+    () => renderStatus(status, identity, identityError, storeHealth, context.output.colors),
+  );
+}
+
+function renderStatus(
+  status: KeyStatus,
+  identity: Identity | undefined,
+  identityError: { code: string; message: string } | undefined,
+  storeHealth: { ok: boolean; problems: string[] },
+  colors: Colors,
+): string {
+  const cooldown =
+    status.cooldownRemainingSeconds > 0
+      ? colors.yellow(
+          `withdrawals blocked for ${formatDuration(status.cooldownRemainingSeconds)} (until ${status.cooldownUntil})`,
+        )
+      : colors.green("none");
+  const identityText =
+    identity !== undefined
+      ? `${identity.type} ${identity.id} "${identity.name}", balance ${identity.balanceSats} sats`
+      : identityError !== undefined
+        ? colors.red(`unavailable: ${identityError.message} (${identityError.code})`)
+        : undefined;
+  const lastRotation = status.lastRotation
+    ? `${status.lastRotation.rotatedAt} (${status.lastRotation.oldFingerprint} -> ${status.lastRotation.newFingerprint}${status.lastRotation.verified ? ", verified" : ", NOT verified"})`
+    : "never";
+  const pending = status.pendingRotation
+    ? colors.red(
+        `${status.pendingRotation.phase} since ${status.pendingRotation.startedAt} (run rekey doctor --repair)`,
+      )
+    : "none";
+  return formatFields([
+    ["profile", status.profile],
+    ["principal", status.label],
+    ["faucet", status.baseUrl],
+    ["identity", identityText],
+    [
+      "key",
+      status.hasKey
+        ? `${status.fingerprint}${status.keySource === "env" ? " (from the environment)" : ""}`
+        : colors.yellow("none (run rekey register or rekey login)"),
+    ],
+    [
+      "key age",
+      status.keyAgeSeconds === undefined ? undefined : formatDuration(status.keyAgeSeconds),
+    ],
+    ["last rotation", status.hasKey ? lastRotation : undefined],
+    ["cooldown", cooldown],
+    ["unfinished rotation", pending],
+    [
+      "store",
+      `${status.store.kind} ${status.store.location} (${storeHealth.ok ? colors.green("healthy") : colors.red(`problems: ${storeHealth.problems.join("; ")}`)})`,
+    ],
+  ]);
+}

@@ -1,0 +1,37 @@
+import type { ErrorCode } from "@rekey/core";
+
+/** Success. */
+export const EXIT_OK = 0;
+/** Bad command line: unknown command or option, missing argument, no `--yes` without a terminal. */
+export const EXIT_USAGE = 2;
+/** `rekey doctor` found a problem it did not (or could not) repair. */
+export const EXIT_CHECK_FAILED = 11;
+
+/**
+ * The process exit code for each core error code. Exhaustive on purpose: a new code in
+ * `@rekey/core` fails the build here until it is mapped (and documented in the README table).
+ */
+export const EXIT_CODES: Record<ErrorCode, number> = {
+  INTERNAL: 1,
+  INVALID_INPUT: 2,
+  CONFIG_INVALID: 2,
+  UNAUTHORIZED: 3,
+  FORBIDDEN: 3,
+  NOT_FOUND: 4,
+  COOLDOWN_ACTIVE: 5,
+  RATE_LIMITED: 5,
+  UPSTREAM_UNAVAILABLE: 6,
+  UPSTREAM_TIMEOUT: 6,
+  UPSTREAM_INVALID_RESPONSE: 6,
+  STORE_UNAVAILABLE: 7,
+  STORE_CORRUPT: 7,
+  ROTATION_IN_PROGRESS: 8,
+  IDEMPOTENCY_KEY_REUSED: 8,
+  KEY_LOST: 9,
+  INSUFFICIENT_BALANCE: 10,
+};
+
+/** The exit code for an error code; unknown strings (a newer core at runtime) are INTERNAL. */
+export function exitCodeFor(code: string): number {
+  return Object.hasOwn(EXIT_CODES, code) ? EXIT_CODES[code as ErrorCode] : EXIT_CODES.INTERNAL;
+}

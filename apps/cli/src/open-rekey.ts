@@ -1,0 +1,44 @@
+import { type Clock, createRekey, openCredentialStore } from "@rekey/core";
+import type { GlobalOptions, RekeySession } from "./context.js";
+
+/**
+ * The real `openRekey` dependency: a credential store (from `--store`, else `REKEY_STORE`,
+ * else the default file store) and core bound to it with surface "cli".
+ * `--profile` beats `REKEY_PROFILE`; `--url` beats `REKEY_API_URL` (read by core from `env`).
+ * @throws RekeyError CONFIG_INVALID (bad store spec, profile or URL), STORE_UNAVAILABLE
+ */
+export function createOpenRekey(options: {
+  env: Record<string, string | undefined>;
+  clock?: Clock | undefined;
+}): (globals: GlobalOptions) => Promise<RekeySession> {
+  const { env, clock } = options;
+  return async (globals) => {
+    const store = await openCredentialStore({
+      spec: globals.store ?? env.REKEY_STORE,
+      env,
+      ...(clock === undefined ? {} : { clock }),
+    });
+    try {
+      const profile = globals.profile ?? env.REKEY_PROFILE;
+      const rekey = createRekey({
+        store,
+        surface: "cli",
+        env,
+        ...(profile === undefined || profile === "" ? {} : { profile }),
+        ...(globals.url === undefined ? {} : { baseUrl: globals.url }),
+        ...(clock === undefined ? {} : { clock }),
+      });
+      return {
+        rekey,
+        store,
+        async close() {
+          await rekey.close();
+          await store.close();
+        },
+      };
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+  };
+}

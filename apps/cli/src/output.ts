@@ -1,0 +1,136 @@
+import pc from "picocolors";
+
+/** Where text goes: `process.stdout`/`process.stderr` in the binary, a buffer in tests. */
+export interface TextSink {
+  write(text: string): unknown;
+}
+
+/** Version of every `--json` document this CLI prints; bumped only on a breaking change. */
+export const JSON_SCHEMA_VERSION = 1;
+
+/** A key-free error as the CLI prints it (`RekeyError.toJSON()` or a usage error). */
+export interface PrintableError {
+  code: string;
+  message: string;
+  hint?: string | undefined;
+  details?: Record<string, unknown> | undefined;
+}
+
+export type Colors = ReturnType<typeof pc.createColors>;
+
+export interface OutputOptions {
+  stdout: TextSink;
+  stderr: TextSink;
+  json: boolean;
+  quiet: boolean;
+  verbose: boolean;
+  /** Colours on stdout (a terminal and no NO_COLOR). */
+  color: boolean;
+}
+
+/** How every command prints: one JSON document with `--json`, readable text otherwise. */
+export interface Output {
+  readonly json: boolean;
+  readonly quiet: boolean;
+  readonly colors: Colors;
+  /** The command's result: `{ schemaVersion, command, ...payload }` on stdout, or the human text. */
+  result(command: string, payload: Record<string, unknown>, human: () => string): void;
+  /** A note for a person, on stderr; silent with `--json` or `--quiet`. */
+  note(text: string): void;
+  /** A detail for `--verbose`, on stderr. */
+  debug(text: string): void;
+  /** An error: `{ schemaVersion, error: {...} }` on stderr with `--json`, readable text otherwise. */
+  error(error: PrintableError): void;
+}
+
+/** Builds the {@link Output} for one run. */
+export function createOutput(options: OutputOptions): Output {
+  const colors = pc.createColors(options.color);
+  return {
+    json: options.json,
+    quiet: options.quiet,
+    colors,
+    result(command, payload, human) {
+      if (options.json) {
+        options.stdout.write(
+          `${JSON.stringify({ schemaVersion: JSON_SCHEMA_VERSION, command, ...payload }, null, 2)}\n`,
+        );
+        return;
+      }
+      const text = human();
+      if (text !== "") options.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+    },
+    note(text) {
+      if (!options.json && !options.quiet) options.stderr.write(`${text}\n`);
+    },
+    debug(text) {
+      if (options.verbose && !options.json) options.stderr.write(`${colors.dim(text)}\n`);
+    },
+    error(error) {
+      if (options.json) {
+        const body = {
+          code: error.code,
+          message: error.message,
+          ...(error.hint === undefined ? {} : { hint: error.hint }),
+          details: error.details ?? {},
+        };
+        options.stderr.write(
+          `${JSON.stringify({ schemaVersion: JSON_SCHEMA_VERSION, error: body }, null, 2)}\n`,
+        );
+        return;
+      }
+      options.stderr.write(formatHumanError(error, colors));
+    },
+  };
+}
+
+function formatHumanError(error: PrintableError, colors: Colors): string {
+  const lines = [`${colors.red("error")} ${error.message} ${colors.dim(`(${error.code})`)}`];
+  const details = error.details ?? {};
+  if (typeof details.cooldownUntil === "string") {
+    const remaining =
+      typeof details.retryAfterSeconds === "number"
+        ? ` (${formatDuration(details.retryAfterSeconds)} left)`
+        : "";
+    lines.push(`  cooldown until ${details.cooldownUntil}${remaining}`);
+  }
+  if (typeof details.recovery === "string") lines.push(`  recovery: ${details.recovery}`);
+  if (Array.isArray(details.issues)) {
+    for (const issue of details.issues) lines.push(`  - ${String(issue)}`);
+  }
+  if (error.hint !== undefined) lines.push(`  ${colors.cyan("hint")} ${error.hint}`);
+  return `${lines.join("\n")}\n`;
+}
+
+/** "1h 02m", "29m 59s", "12s": a duration for people. */
+export function formatDuration(totalSeconds: number): string {
+  const seconds = Math.max(0, Math.round(totalSeconds));
+  const hours = Math.floor(seconds / 3600);
+  const minutes = Math.floor((seconds % 3600) / 60);
+  const rest = seconds % 60;
+  if (hours > 0) return `${hours}h ${String(minutes).padStart(2, "0")}m`;
+  if (minutes > 0) return `${minutes}m ${String(rest).padStart(2, "0")}s`;
+  return `${rest}s`;
+}
+
+/** A plain text table: a header row, a rule, then the rows; columns padded to fit. */
+export function formatTable(headers: string[], rows: string[][]): string {
+  const widths = headers.map((header, column) =>
+    Math.max(header.length, ...rows.map((row) => (row[column] ?? "").length)),
+  );
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, column) => cell.padEnd(widths[column] ?? 0))
+      .join("  ")
+      .trimEnd();
+  return [line(headers), line(widths.map((width) => "-".repeat(width))), ...rows.map(line)].join(
+    "\n",
+  );
+}
+
+/** Aligned `label: value` lines; undefined values are left out. */
+export function formatFields(fields: Array<[string, string | undefined]>): string {
+  const shown = fields.filter((field): field is [string, string] => field[1] !== undefined);
+  const width = Math.max(0, ...shown.map(([label]) => label.length));
+  return shown.map(([label, value]) => `${`${label}:`.padEnd(width + 1)} ${value}`).join("\n");
+}

@@ -1,0 +1,353 @@
+import { Command, CommanderError, Option } from "commander";
+import type { CliDeps, CommandContext, GlobalOptions } from "./context.js";
+import { EXIT_OK, EXIT_USAGE, exitCodeFor } from "./exit-codes.js";
+import { createOutput, type Output } from "./output.js";
+import { VERSION } from "./version.js";
+
+// Command implementations and @rekey/core are imported inside the actions (`await import`),
+// so `rekey --version` and `rekey --help` load commander and nothing else.
+
+function examples(...lines: string[]): string {
+  return `\nExamples:\n${lines.map((line) => `  $ ${line}`).join("\n")}\n`;
+}
+
+/** How {@link runCli} hooks into a program. */
+export interface ProgramSettings {
+  /** Called when a command printed its result but sets a non-zero exit code. */
+  onExitCode?: (code: number) => void;
+  /** Usage errors are printed as JSON by the caller, so commander stays silent. */
+  jsonErrors?: boolean;
+}
+
+/** The options of the innermost command merged with the global ones. */
+type ActionOptions = Record<string, unknown>;
+
+/**
+ * Builds the `rekey` program. Nothing runs until `parseAsync`; every command's output goes
+ * to `deps.stdout`/`deps.stderr`, and commander's own errors throw (exitOverride) instead of
+ * exiting, so {@link runCli} can run it in-process.
+ */
+export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
+  const onExitCode = settings.onExitCode ?? (() => {});
+  const program = new Command("rekey");
+
+  const context = (command: Command): CommandContext => {
+    const globals = readGlobals(command.optsWithGlobals());
+    const output = outputFor(deps, globals);
+    return {
+      deps,
+      globals,
+      output,
+      interactive: deps.terminal.stdin && deps.terminal.stderr,
+      setExitCode: onExitCode,
+      async withRekey(use) {
+        const session = await deps.openRekey(globals);
+        try {
+          return await use(session);
+        } finally {
+          await session.close();
+        }
+      },
+    };
+  };
+
+  program
+    .description("Rotate Lightning Faucet API keys safely: stored before used, never leaked.")
+    .version(VERSION, "-V, --version", "print the version")
+    .helpOption("-h, --help", "show help")
+    .option("--profile <name>", "credential profile (env REKEY_PROFILE; default: default)")
+    .option("--store <spec>", "credential store: memory | DIR | file:DIR (env REKEY_STORE)")
+    .option("--url <url>", "faucet base URL for a new profile (env REKEY_API_URL)")
+    .option("--json", "print one JSON document (schemaVersion 1) instead of text", false)
+    .option("-q, --quiet", "print results only: no notes, no progress", false)
+    .option("-v, --verbose", "print details of what happens (never keys)", false)
+    .showSuggestionAfterError(true)
+    .showHelpAfterError(settings.jsonErrors === true ? false : "(run with --help for usage)")
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => deps.stdout.write(text),
+      writeErr: (text) => deps.stderr.write(text),
+      // With --json a usage error is printed as JSON by runCli instead.
+      outputError: (text, write) => {
+        if (settings.jsonErrors !== true) write(text);
+      },
+    })
+    .addHelpText(
+      "after",
+      examples(
+        "rekey register --recovery-code-file ./recovery.txt",
+        "rekey status",
+        "rekey rotate --dry-run",
+        "rekey rotate --all-agents --yes",
+        "rekey history --verify",
+      ),
+    );
+
+  program
+    .command("register")
+    .description("create a new operator account and store its key")
+    .option("--name <name>", "operator name")
+    .option("--email <email>", "contact email")
+    .option("--recovery-code-file <path>", "write the recovery code to this new file (mode 0600)")
+    .option("--show-recovery-code", "include the recovery code in --json output", false)
+    .addHelpText(
+      "after",
+      examples(
+        "rekey register --name ops --recovery-code-file ~/rekey-recovery.txt",
+        "rekey register --json --show-recovery-code",
+      ),
+    )
+    .action(async (options: ActionOptions, command: Command) => {
+      const { runRegister } = await import("./commands/register.js");
+      await runRegister(context(command), options);
+    });
+
+  program
+    .command("login")
+    .description("store an existing key (read from stdin or a hidden prompt, never from argv)")
+    .addHelpText(
+      "after",
+      examples("rekey login", 'printf "%s" "$LF_KEY" | rekey login', "rekey login < key.txt"),
+    )
+    .action(async (_options: ActionOptions, command: Command) => {
+      const { runLogin } = await import("./commands/login.js");
+      await runLogin(context(command));
+    });
+
+  program
+    .command("status")
+    .description("show identity, key fingerprint and age, cooldown, unfinished rotations, store")
+    .option("--agent <id>", "show one agent instead of the active principal")
+    .addHelpText("after", examples("rekey status", "rekey status --agent 7 --json"))
+    .action(async (options: ActionOptions, command: Command) => {
+      const { runStatus } = await import("./commands/status.js");
+      await runStatus(context(command), options);
+    });
+
+  program
+    .command("rotate")
+    .description("rotate a key: the old key stops working at once and a withdrawal cooldown starts")
+    .addOption(new Option("--agent <id>", "rotate one agent's key").conflicts("allAgents"))
+    .option("--all-agents", "rotate every agent of the operator", false)
+    .option("--dry-run", "show the plan and change nothing", false)
+    .option("-y, --yes", "do not ask for confirmation (required without a terminal)", false)
+    .option("--force", "rotate even inside the cooldown of the previous rotation", false)
+    .option("--reveal", "print the new raw key (otherwise only its fingerprint)", false)
+    .option("--concurrency <n>", "agents rotated at once with --all-agents", "4")
+    .addHelpText(
+      "after",
+      [
+        "\nCooldowns: rotating the operator key blocks its withdrawals for 60 minutes; an agent's",
+        "for 30 minutes. With --all-agents, agents still inside a cooldown (for example rotated by",
+        "an interrupted run) are reported as already rotated and skipped unless --force.",
+        examples(
+          "rekey rotate --dry-run",
+          "rekey rotate --yes",
+          "rekey rotate --agent 7 --yes",
+          "rekey rotate --all-agents --yes --json",
+        ),
+      ].join("\n"),
+    )
+    .action(async (options: ActionOptions, command: Command) => {
+      const { runRotate } = await import("./commands/rotate.js");
+      await runRotate(context(command), options);
+    });
+
+  const agents = program
+    .command("agents")
+    .description("list or create the operator's agents")
+    .addHelpText("after", examples("rekey agents", "rekey agents create trader --budget 5000"));
+  agents
+    .command("list", { isDefault: true })
+    .description("list agents with their key fingerprints and cooldowns")
+    .addHelpText("after", examples("rekey agents list", "rekey agents list --json"))
+    .action(async (_options: ActionOptions, command: Command) => {
+      const { runAgentsList } = await import("./commands/agents.js");
+      await runAgentsList(context(command));
+    });
+  agents
+    .command("create")
+    .description("create an agent and store its key")
+    .argument("<name>", "agent name")
+    .option("--budget <sats>", "budget limit in sats")
+    .option("--description <text>", "agent description")
+    .addHelpText(
+      "after",
+      examples("rekey agents create trader", "rekey agents create bot --budget 1000"),
+    )
+    .action(async (name: string, options: ActionOptions, command: Command) => {
+      const { runAgentsCreate } = await import("./commands/agents.js");
+      await runAgentsCreate(context(command), name, options);
+    });
+
+  program
+    .command("history")
+    .description("show the audit log of this store")
+    .option("--verify", "check the audit log's hash chain (exit 7 when broken)", false)
+    .addHelpText("after", examples("rekey history", "rekey history --verify --json"))
+    .action(async (options: ActionOptions, command: Command) => {
+      const { runHistory } = await import("./commands/history.js");
+      await runHistory(context(command), options);
+    });
+
+  program
+    .command("recover")
+    .description("get a new operator key with the recovery code (stdin or a hidden prompt)")
+    .addHelpText("after", examples("rekey recover", "rekey recover < ~/rekey-recovery.txt"))
+    .action(async (_options: ActionOptions, command: Command) => {
+      const { runRecover } = await import("./commands/recover.js");
+      await runRecover(context(command));
+    });
+
+  program
+    .command("doctor")
+    .description("check the store, file modes and the faucet; report unfinished rotations")
+    .option("--repair", "resolve unfinished rotations", false)
+    .addHelpText("after", examples("rekey doctor", "rekey doctor --repair"))
+    .action(async (options: ActionOptions, command: Command) => {
+      const { runDoctor } = await import("./commands/doctor.js");
+      await runDoctor(context(command), options);
+    });
+
+  program
+    .command("import")
+    .description("import keys kept by other tools")
+    .command("lightning-wallet")
+    .description(
+      "import the lightning-wallet-mcp / lw credentials file (each key verified before it is stored)",
+    )
+    .option(
+      "--file <path>",
+      "credentials file (default $LIGHTNING_WALLET_HOME/credentials.json or ~/.lightning-wallet/credentials.json)",
+    )
+    .addHelpText(
+      "after",
+      examples(
+        "rekey import lightning-wallet",
+        "rekey import lightning-wallet --file ./credentials.json",
+      ),
+    )
+    .action(async (options: ActionOptions, command: Command) => {
+      const { runImportLightningWallet } = await import("./commands/import-lightning-wallet.js");
+      await runImportLightningWallet(context(command), options);
+    });
+
+  program
+    .command("sandbox")
+    .description("run the local faucet sandbox until Ctrl-C")
+    .option("--port <port>", "port on 127.0.0.1 (0 picks a free one)", "0")
+    .option("--data <file>", "keep the sandbox state in this file across restarts")
+    .option("--test-clock", "start with a test clock (sandbox_advance_clock)", false)
+    .addHelpText(
+      "after",
+      examples(
+        "rekey sandbox --port 8787",
+        "REKEY_API_URL=http://127.0.0.1:8787 rekey register --recovery-code-file r.txt",
+      ),
+    )
+    .action(async (options: ActionOptions, command: Command) => {
+      const { runSandbox } = await import("./commands/sandbox.js");
+      await runSandbox(context(command), options);
+    });
+
+  program
+    .command("withdraw")
+    .description("withdraw sats (sandbox stand-in); refused during a cooldown")
+    .requiredOption("--amount <sats>", "amount in sats")
+    .option("--agent <id>", "withdraw as this agent instead of the active principal")
+    .addHelpText(
+      "after",
+      examples("rekey withdraw --amount 100", "rekey withdraw --amount 50 --agent 7"),
+    )
+    .action(async (options: ActionOptions, command: Command) => {
+      const { runWithdraw } = await import("./commands/withdraw.js");
+      await runWithdraw(context(command), options);
+    });
+
+  // Subcommands inherit the output and error settings of the program.
+  for (const command of allCommands(program)) {
+    if (command === program) continue;
+    command
+      .exitOverride()
+      .showSuggestionAfterError(true)
+      .configureOutput(program.configureOutput());
+  }
+
+  return program;
+}
+
+function allCommands(command: Command): Command[] {
+  return [command, ...command.commands.flatMap(allCommands)];
+}
+
+function readGlobals(options: Record<string, unknown>): GlobalOptions {
+  const text = (value: unknown) => (typeof value === "string" ? value : undefined);
+  return {
+    profile: text(options.profile),
+    store: text(options.store),
+    url: text(options.url),
+    json: options.json === true,
+    quiet: options.quiet === true,
+    verbose: options.verbose === true,
+  };
+}
+
+function outputFor(
+  deps: CliDeps,
+  globals: Pick<GlobalOptions, "json" | "quiet" | "verbose">,
+): Output {
+  const noColor = deps.env.NO_COLOR !== undefined && deps.env.NO_COLOR !== "";
+  return createOutput({
+    stdout: deps.stdout,
+    stderr: deps.stderr,
+    json: globals.json,
+    quiet: globals.quiet,
+    verbose: globals.verbose,
+    color: deps.terminal.stdout && !noColor,
+  });
+}
+
+/**
+ * Runs the CLI on `args` (without the node and script paths) and returns the exit code.
+ * The one place that turns errors into exit codes: commander usage errors are 2, a
+ * RekeyError maps through {@link exitCodeFor}, anything else is INTERNAL (1).
+ */
+export async function runCli(deps: CliDeps, args: string[]): Promise<number> {
+  let exitCode = EXIT_OK;
+  // Read before parsing, because a usage error stops the parse before options are known.
+  const flags = {
+    json: args.includes("--json"),
+    quiet: args.includes("--quiet") || args.includes("-q"),
+    verbose: args.includes("--verbose") || args.includes("-v"),
+  };
+  const program = createProgram(deps, {
+    jsonErrors: flags.json,
+    onExitCode: (code) => {
+      if (exitCode === EXIT_OK) exitCode = code;
+    },
+  });
+  try {
+    await program.parseAsync(args, { from: "user" });
+    return exitCode;
+  } catch (error) {
+    const output = outputFor(deps, flags);
+    if (error instanceof CommanderError) {
+      if (error.exitCode === 0) return EXIT_OK;
+      if (flags.json) {
+        output.error({
+          code: "INVALID_INPUT",
+          message: error.message.replace(/^error: /, ""),
+          details: { usage: error.code },
+        });
+      }
+      return EXIT_USAGE;
+    }
+    const { redactKeys, toRekeyError } = await import("@rekey/core");
+    const rekeyError = toRekeyError(error);
+    output.error(rekeyError.toJSON());
+    if (flags.verbose && rekeyError.cause instanceof Error && rekeyError.cause.stack) {
+      deps.stderr.write(`${redactKeys(rekeyError.cause.stack)}\n`);
+    }
+    return exitCodeFor(rekeyError.code);
+  }
+}
