@@ -45,7 +45,7 @@ export const rotateHeadersSchema = z.object({
     .regex(/^[\x21-\x7e]{1,255}$/, "Idempotency-Key must be 1-255 visible ASCII characters")
     .optional()
     .openapi({
-      param: { name: "Idempotency-Key", in: "header" },
+      param: { name: "idempotency-key", in: "header" },
       description:
         "Same key and same body within 24 hours returns the first response without rotating again; same key with another body is 422.",
       example: "deploy-2026-11-27-1",

@@ -1,0 +1,144 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type CredentialStore, createRekey, openCredentialStore, type Rekey } from "@rekey/core";
+import {
+  createTestClock,
+  type FaultSpec,
+  type RunningSandbox,
+  startSandbox,
+  type TestClock,
+} from "@rekey/sandbox";
+import { createHttpApp } from "./app.js";
+import { createLogger } from "./logger.js";
+import { hashToken, type Scope, type TokenConfig } from "./tokens.js";
+
+/** A raw bearer token and the configuration entry that admits it. */
+export interface TestToken {
+  raw: string;
+  config: TokenConfig;
+}
+
+/** Makes a random bearer token with the given scopes. */
+export function makeToken(name: string, scopes: Scope[]): TestToken {
+  const raw = `tok_${randomBytes(24).toString("base64url")}`;
+  return { raw, config: { name, sha256: hashToken(raw), scopes } };
+}
+
+/** A sandbox faucet plus a temp-dir file store holding a registered operator. */
+export interface Faucet {
+  sandbox: RunningSandbox;
+  /** The test clock shared by the sandbox and core; undefined on the wall clock. */
+  clock: TestClock | undefined;
+  dir: string;
+  operatorFingerprint: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the sandbox and registers an operator into a fresh file store in `dir`. In-process
+ * tests use a test clock (shared with core); a spawned server runs on the wall clock, so the
+ * sandbox must too (`testClock: false`).
+ */
+export async function startFaucet(
+  options: { faults?: FaultSpec[]; testClock?: boolean } = {},
+): Promise<Faucet> {
+  const clock = options.testClock === false ? undefined : createTestClock();
+  const sandbox = await startSandbox({ port: 0, clock, faults: options.faults });
+  const dir = await mkdtemp(join(tmpdir(), "rekey-http-"));
+  const store = await openCredentialStore({ spec: dir, env: {} });
+  const rekey = createRekey({
+    store,
+    surface: "library",
+    baseUrl: sandbox.url,
+    env: {},
+    clock: sandbox.clock,
+  });
+  const { fingerprint } = await rekey.register({ name: "http test operator" });
+  await rekey.close();
+  await store.close();
+  return {
+    sandbox,
+    clock,
+    dir,
+    operatorFingerprint: fingerprint,
+    async close() {
+      await sandbox.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The app wired to real core over a real file store and the sandbox, with captured logs. */
+export interface Harness extends Faucet {
+  rekey: Rekey;
+  store: CredentialStore;
+  app: ReturnType<typeof createHttpApp>;
+  tokens: { status: TestToken; rotate: TestToken; release: TestToken; reader: TestToken };
+  logs: string[];
+  /** Calls the app in-process with a token (by role) and an optional JSON body. */
+  call(
+    method: string,
+    path: string,
+    options?: {
+      token?: TestToken | string | null;
+      body?: unknown;
+      rawBody?: string;
+      headers?: Record<string, string>;
+    },
+  ): Promise<Response>;
+}
+
+export async function startHarness(
+  options: { faults?: FaultSpec[]; rotateLimit?: number; bodyLimitBytes?: number } = {},
+): Promise<Harness> {
+  const faucet = await startFaucet(options);
+  const store = await openCredentialStore({ spec: faucet.dir, env: {} });
+  // The sandbox's test clock drives core and the rate limiter too, so tests jump past
+  // cooldowns and refills instead of waiting.
+  const clock = faucet.sandbox.clock;
+  const rekey = createRekey({ store, surface: "http", env: {}, clock });
+  const tokens = {
+    status: makeToken("monitor", ["status"]),
+    rotate: makeToken("deploy", ["status", "rotate"]),
+    release: makeToken("release", ["rotate"]),
+    reader: makeToken("reader", ["read_key"]),
+  };
+  const logs: string[] = [];
+  const logger = createLogger({ destination: { write: (line: string) => void logs.push(line) } });
+  const app = createHttpApp({
+    rekey,
+    tokens: Object.values(tokens).map((token) => token.config),
+    rateLimit: { capacity: options.rotateLimit ?? 100, windowMs: 60_000 },
+    logger,
+    clock,
+    bodyLimitBytes: options.bodyLimitBytes,
+  });
+  return {
+    ...faucet,
+    rekey,
+    store,
+    app,
+    tokens,
+    logs,
+    call(method, path, callOptions = {}) {
+      const headers = new Headers(callOptions.headers);
+      const token = callOptions.token === undefined ? tokens.rotate : callOptions.token;
+      if (token !== null) {
+        headers.set("authorization", `Bearer ${typeof token === "string" ? token : token.raw}`);
+      }
+      let body: string | undefined = callOptions.rawBody;
+      if (callOptions.body !== undefined) body = JSON.stringify(callOptions.body);
+      if (body !== undefined && !headers.has("content-type")) {
+        headers.set("content-type", "application/json");
+      }
+      return Promise.resolve(app.request(path, { method, headers, body }));
+    },
+    async close() {
+      await rekey.close();
+      await store.close();
+      await faucet.close();
+    },
+  };
+}
