@@ -1,6 +1,6 @@
 /**
  * The credential store contract. Every implementation (memory, file, PostgreSQL) passes the
- * same contract suite in `store/contract.test-helper.ts`.
+ * same contract suite in `store/contract-suite.ts`.
  *
  * The whole store is one versioned document: reads return a snapshot, writes are
  * compare-and-set on the version. This keeps "new key + cooldown + rotation record" one atomic

@@ -1,0 +1,113 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createFileStore } from "./file-store.js";
+import { storeDataSchema } from "./schema.js";
+import type { StoreData } from "./types.js";
+
+const iso = fc
+  .date({
+    min: new Date("2000-01-01T00:00:00Z"),
+    max: new Date("2100-01-01T00:00:00Z"),
+    noInvalidDate: true,
+  })
+  .map((date) => date.toISOString());
+const text = fc.string({ minLength: 1, maxLength: 24 });
+const hex64 = fc.stringMatching(/^[0-9a-f]{64}$/);
+const surface = fc.constantFrom("cli", "mcp", "http", "library" as const);
+
+const rotationRecord = fc.record({
+  requestId: text,
+  oldFingerprint: text,
+  newFingerprint: text,
+  rotatedAt: iso,
+  cooldownUntil: iso,
+  verified: fc.boolean(),
+  surface,
+});
+
+const storedKey = fc.record(
+  {
+    key: text,
+    fingerprint: text,
+    savedAt: iso,
+    source: fc.constantFrom("register", "login", "create", "rotate", "recover", "import" as const),
+    name: fc.string({ maxLength: 24 }),
+    operatorId: fc.nat(),
+    lastRotation: rotationRecord,
+    cooldownUntil: iso,
+  },
+  { requiredKeys: ["key", "fingerprint", "savedAt", "source"] },
+);
+
+const intent = fc.record({
+  requestId: text,
+  principal: text,
+  actor: text,
+  oldFingerprint: text,
+  startedAt: iso,
+  phase: fc.constantFrom("requested", "stored" as const),
+  surface,
+});
+
+const idempotency = fc.record({
+  requestHash: hex64,
+  createdAt: iso,
+  expiresAt: iso,
+  status: fc.integer({ min: 100, max: 599 }),
+  body: fc.jsonValue({ maxDepth: 3 }),
+});
+
+const profile = fc.record(
+  {
+    baseUrl: fc.webUrl(),
+    active: text,
+    operator: storedKey,
+    agents: fc.dictionary(fc.nat().map(String), storedKey, { maxKeys: 3 }),
+    intents: fc.dictionary(text, intent, { maxKeys: 2 }),
+    idempotency: fc.dictionary(text, idempotency, { maxKeys: 2 }),
+  },
+  { requiredKeys: ["baseUrl", "active", "agents", "intents", "idempotency"] },
+);
+
+const storeData = fc.record({
+  schemaVersion: fc.constant(1 as const),
+  profiles: fc.dictionary(text, profile, { maxKeys: 3 }),
+});
+
+describe("file store round trip", () => {
+  let root: string;
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), "rekey-roundtrip-"));
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("reads back any schema-valid data exactly as written, from a fresh handle", async () => {
+    let run = 0;
+    let checked = 0;
+    await fc.assert(
+      fc.asyncProperty(storeData, async (generated) => {
+        // Only data the schema accepts is promised to round-trip (e.g. URLs zod rejects are out).
+        fc.pre(storeDataSchema.safeParse(generated).success);
+        const data = generated as StoreData;
+        const dir = join(root, `case-${run++}`);
+        const writer = createFileStore({ dir });
+        const written = await writer.compareAndSet(0, data);
+        await writer.close();
+        expect(written.ok).toBe(true);
+        const reader = createFileStore({ dir });
+        const read = await reader.read();
+        await reader.close();
+        expect(read).toEqual({ version: 1, data });
+        checked += 1;
+      }),
+      { numRuns: 60 },
+    );
+    // The precondition must not have filtered the property into vacuity.
+    expect(checked).toBeGreaterThanOrEqual(50);
+  });
+});
