@@ -1,0 +1,28 @@
+// Bundles the binary: one ESM entry plus lazy chunks (the HTTP transport), so a host that spawns
+// rekey-mcp per session pays for as few files as possible. `@rekey/core` is bundled too; its
+// own dynamic imports (undici on the first request) stay lazy chunks.
+import { readFile, rm } from "node:fs/promises";
+import { build } from "esbuild";
+
+const { version } = JSON.parse(await readFile(new URL("./package.json", import.meta.url), "utf8"));
+await rm(new URL("./dist", import.meta.url), { recursive: true, force: true });
+
+await build({
+  entryPoints: { bin: "src/bin.ts" },
+  outdir: "dist",
+  bundle: true,
+  splitting: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  minifySyntax: true,
+  sourcemap: "linked",
+  legalComments: "none",
+  define: { REKEY_MCP_VERSION: JSON.stringify(version) },
+  // Bundled CommonJS (ajv, hono's node adapter) calls require(): give it one.
+  banner: {
+    js: "import { createRequire as __rekeyCreateRequire } from 'node:module'; const require = __rekeyCreateRequire(import.meta.url);",
+  },
+  chunkNames: "chunks/[name]-[hash]",
+  logLevel: "warning",
+});

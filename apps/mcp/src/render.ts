@@ -1,0 +1,47 @@
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+
+type Facts = Record<string, unknown>;
+
+/** Drops undefined fields: structured content must match the output schema exactly. */
+export function compact<T extends Facts>(facts: T): T {
+  return Object.fromEntries(Object.entries(facts).filter(([, value]) => value !== undefined)) as T;
+}
+
+/** "42 seconds", "5 minutes", "3 hours", "2 days". */
+export function humanDuration(seconds: number): string {
+  const units: [number, string][] = [
+    [86_400, "day"],
+    [3_600, "hour"],
+    [60, "minute"],
+  ];
+  for (const [size, unit] of units) {
+    if (seconds >= size) {
+      const count = Math.floor(seconds / size);
+      return `${count} ${unit}${count === 1 ? "" : "s"}`;
+    }
+  }
+  const whole = Math.max(0, Math.round(seconds));
+  return `${whole} second${whole === 1 ? "" : "s"}`;
+}
+
+function line(name: string, value: unknown): string {
+  return `${name}: ${typeof value === "object" ? JSON.stringify(value) : String(value)}`;
+}
+
+/**
+ * A successful tool result: the structured facts, and a text rendering of the same facts for
+ * hosts that show only text (the MCP spec asks for both).
+ */
+export function toolResult<T extends Facts>(
+  headline: string,
+  facts: T,
+): CallToolResult & { structuredContent: T } {
+  const structured = compact(facts);
+  const lines = Object.entries(structured)
+    .filter(([name]) => name !== "message")
+    .map(([name, value]) => line(name, value));
+  return {
+    structuredContent: structured,
+    content: [{ type: "text", text: [headline, ...lines].join("\n") }],
+  };
+}

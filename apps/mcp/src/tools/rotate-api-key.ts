@@ -1,0 +1,90 @@
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { agent, principalKey, type RotationResult } from "@rekey/core";
+import { toolResult } from "../render.js";
+import { agentIdInput, rotateOutput } from "../tool-schemas.js";
+import type { ToolContext } from "./context.js";
+
+// Same name, input and facts as the public lightning-wallet-mcp tool, plus what rekey does
+// differently: the key is stored, not returned.
+const DESCRIPTION = [
+  "Generate a new API key, invalidating the old one immediately (there is no overlap).",
+  "For operators: triggers a 60-min withdrawal cooldown. For agents: 30-min cooldown.",
+  "The new key is saved to the credential store before anything uses it, and this session switches to it;",
+  "the result shows its fingerprint, never the key.",
+  "agent_id (operators only) rotates one of the operator's agents: its key is stored under that agent",
+  "and this session stays the operator. Omit agent_id to rotate this session's own key.",
+  "A second rotation inside the cooldown is refused with the time remaining.",
+].join(" ");
+
+function messageFor(result: RotationResult, switched: boolean, revealed: boolean): string {
+  const parts = [
+    result.shared
+      ? `The ${result.label} key had just been rotated by another caller; this is that rotation.`
+      : `Rotated the ${result.label} key; the old key stopped working immediately.`,
+    switched
+      ? `The new key ${result.newFingerprint} is stored and this session now uses it.`
+      : `The new key ${result.newFingerprint} is stored under ${result.label}; this session keeps its own key.`,
+    `Withdrawals by ${result.label} are blocked until ${result.cooldownUntil} (${result.cooldownMinutes} minutes).`,
+  ];
+  if (!result.verified) {
+    parts.push("The new key is stored but could not be verified yet: call whoami to check it.");
+  }
+  if (revealed) {
+    parts.push(
+      "new_api_key holds the raw key because this server reveals keys: treat it as a secret.",
+    );
+  }
+  return parts.join(" ");
+}
+
+/** Registers `rotate_api_key`. Failures become `isError` results (any core error code). */
+export function registerRotateApiKey(server: McpServer, deps: ToolContext): void {
+  server.registerTool(
+    "rotate_api_key",
+    {
+      title: "Rotate API key",
+      description: DESCRIPTION,
+      inputSchema: agentIdInput,
+      outputSchema: rotateOutput,
+      annotations: {
+        title: "Rotate API key",
+        readOnlyHint: false,
+        destructiveHint: true,
+        idempotentHint: false,
+        openWorldHint: true,
+      },
+    },
+    async ({ agent_id }) => {
+      try {
+        const target = agent_id === undefined ? undefined : agent(agent_id);
+        // `force` is deliberately not offered: a model must not restart a cooldown.
+        const result = await deps.rekey.rotateKey({ target, reveal: deps.revealKeys });
+        // The session acts as the profile's active principal; core moves it to the new key
+        // only when that principal was the one rotated.
+        const active = await deps.rekey.activePrincipal();
+        const switched =
+          active !== undefined && principalKey(active) === principalKey(result.principal);
+        const revealed = deps.revealKeys && result.apiKey !== undefined;
+        deps.log(
+          `rotate_api_key: rotated ${result.label} -> ${result.newFingerprint} (verified ${result.verified})`,
+        );
+        const message = messageFor(result, switched, revealed);
+        return toolResult(message, {
+          principal: result.label,
+          fingerprint: result.newFingerprint,
+          old_fingerprint: result.oldFingerprint,
+          cooldown_until: result.cooldownUntil,
+          cooldown_minutes: result.cooldownMinutes,
+          verified: result.verified,
+          request_id: result.requestId,
+          shared: result.shared,
+          session_switched: switched,
+          message,
+          new_api_key: revealed ? result.apiKey : undefined,
+        });
+      } catch (error) {
+        return deps.failed("rotate_api_key", error);
+      }
+    },
+  );
+}

@@ -1,0 +1,148 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { type CredentialStore, createRekey, openCredentialStore, type Rekey } from "@rekey/core";
+import { createTestClock, type RunningSandbox, startSandbox, type TestClock } from "@rekey/sandbox";
+import { createMcpServer } from "./server.js";
+
+/** Every tool result a test saw, for the suite-wide "no raw key" check. */
+export interface RecordedResult {
+  tool: string;
+  revealKeys: boolean;
+  result: CallToolResult;
+}
+
+/**
+ * Secrets and results seen by every world in this test file: each key the sandbox issued (read
+ * from the store before and after every call) and every tool result.
+ */
+export const seen = { secrets: new Set<string>(), results: [] as RecordedResult[] };
+
+/** A client connected to `createMcpServer` over an in-memory transport. */
+export interface McpSession {
+  client: Client;
+  rekey: Rekey;
+  call(tool: string, args?: Record<string, unknown>): Promise<CallToolResult>;
+  close(): Promise<void>;
+}
+
+/** A real sandbox, a real file store in a temp dir, and an operator registered in profile "default". */
+export interface World {
+  sandbox: RunningSandbox;
+  clock: TestClock;
+  dir: string;
+  store: CredentialStore;
+  /** The test's own handle on profile "default" (surface "library"). */
+  setup: Rekey;
+  /** A Rekey on this world's store and clock. */
+  rekey(profile?: string): Rekey;
+  /** The raw key the store holds for a principal of a profile (test-only peek). */
+  storedKey(profile: string, agentId?: number): Promise<string | undefined>;
+  /** Reads every key in the store into `seen.secrets`. */
+  rememberSecrets(): Promise<void>;
+  connect(options?: { profile?: string; revealKeys?: boolean }): Promise<McpSession>;
+  close(): Promise<void>;
+}
+
+export async function startWorld(): Promise<World> {
+  const clock = createTestClock(Date.now());
+  const sandbox = await startSandbox({ port: 0, clock });
+  const dir = await mkdtemp(join(tmpdir(), "rekey-mcp-"));
+  const store = await openCredentialStore({ spec: dir, env: {} });
+  const closers: (() => Promise<void>)[] = [];
+  const rekey = (profile = "default") => {
+    const made = createRekey({
+      store,
+      surface: "mcp",
+      profile,
+      baseUrl: sandbox.url,
+      clock,
+      env: {},
+    });
+    closers.push(() => made.close());
+    return made;
+  };
+  const setup = createRekey({ store, surface: "library", baseUrl: sandbox.url, clock, env: {} });
+  closers.push(() => setup.close());
+
+  const rememberSecrets = async () => {
+    const { data } = await store.read();
+    for (const profile of Object.values(data.profiles)) {
+      if (profile.operator) seen.secrets.add(profile.operator.key);
+      for (const stored of Object.values(profile.agents)) seen.secrets.add(stored.key);
+    }
+  };
+
+  const world: World = {
+    sandbox,
+    clock,
+    dir,
+    store,
+    setup,
+    rekey,
+    async storedKey(profile, agentId) {
+      const { data } = await store.read();
+      const held = data.profiles[profile];
+      return agentId === undefined ? held?.operator?.key : held?.agents[String(agentId)]?.key;
+    },
+    rememberSecrets,
+    async connect(options = {}) {
+      const sessionRekey = rekey(options.profile);
+      const revealKeys = options.revealKeys ?? false;
+      const server = createMcpServer({ rekey: sessionRekey, revealKeys, version: "test" });
+      const client = new Client({ name: "rekey-mcp-test", version: "0.0.0" });
+      const [clientTransport, serverTransport] = InMemoryTransport.createLinkedPair();
+      await Promise.all([server.connect(serverTransport), client.connect(clientTransport)]);
+      const session: McpSession = {
+        client,
+        rekey: sessionRekey,
+        async call(tool, args = {}) {
+          await rememberSecrets();
+          const result = (await client.callTool({ name: tool, arguments: args })) as CallToolResult;
+          await rememberSecrets();
+          seen.results.push({ tool, revealKeys, result });
+          return result;
+        },
+        async close() {
+          await client.close();
+          await server.close();
+        },
+      };
+      closers.push(() => session.close());
+      return session;
+    },
+    async close() {
+      for (const close of closers.reverse()) await close();
+      await store.close();
+      await sandbox.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  const registered = await setup.register({ name: "test operator" });
+  seen.secrets.add(registered.recoveryCode);
+  await rememberSecrets();
+  return world;
+}
+
+/** The text of a result's first block. */
+export function textOf(result: CallToolResult): string {
+  const first = result.content[0];
+  return first?.type === "text" ? first.text : "";
+}
+
+/** The `{ error }` block of an `isError` result. */
+export function errorOf(result: CallToolResult): {
+  code: string;
+  message: string;
+  hint: string;
+  [key: string]: unknown;
+} {
+  const block = result.content[1];
+  if (!result.isError || block?.type !== "text")
+    throw new Error(`Not an error result: ${JSON.stringify(result)}`);
+  return (JSON.parse(block.text) as { error: { code: string; message: string; hint: string } })
+    .error;
+}
