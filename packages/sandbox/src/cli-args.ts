@@ -40,5 +40,6 @@ export function isQuiet(args: readonly string[]): boolean {
   return args.includes("--quiet");
 }
 
+/** The usage text printed with an argument error. */
 export const USAGE = `usage: rekey-sandbox [--port N] [--host ADDR] [--data FILE] [--test-clock]
                      [--no-request-id] [--fault action:nth:kind[:delayMs]]... [--quiet]`;

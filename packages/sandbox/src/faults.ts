@@ -8,6 +8,7 @@ export const FAULT_KINDS = [
   "omit_key",
 ] as const;
 
+/** One of {@link FAULT_KINDS}. */
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /**

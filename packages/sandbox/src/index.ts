@@ -13,4 +13,4 @@ export { FAILURE_CODES, type FailureCode } from "./replies.js";
 export { ACTION_NAMES, type ActionName, LIMITS } from "./schemas.js";
 export { API_KEY_PATTERN } from "./secrets.js";
 export { type RunningSandbox, type SandboxOptions, startSandbox } from "./server.js";
-export type { SandboxState } from "./state.js";
+export type { AgentRecord, OperatorRecord, PrincipalRef, SandboxState } from "./state.js";

@@ -11,6 +11,7 @@ export const FAILURE_CODES = [
   "internal",
 ] as const;
 
+/** One of {@link FAILURE_CODES}. */
 export type FailureCode = (typeof FAILURE_CODES)[number];
 
 /** A JSON reply body. */

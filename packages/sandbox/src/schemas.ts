@@ -102,6 +102,7 @@ export type ActionName = keyof typeof actionSchemas;
 /** The parsed body of `action`. */
 export type ActionInput<A extends ActionName> = z.output<(typeof actionSchemas)[A]>;
 
+/** The names of every action, in protocol-table order. */
 export const ACTION_NAMES = Object.keys(actionSchemas) as ActionName[];
 
 /** True when `value` names an action the sandbox serves. */

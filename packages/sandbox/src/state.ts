@@ -6,6 +6,7 @@ export interface PrincipalRef {
   id: number;
 }
 
+/** An operator account as stored: its key only as a hash. */
 export interface OperatorRecord {
   id: number;
   name: string;
@@ -17,6 +18,7 @@ export interface OperatorRecord {
   cooldownUntilMs: number | null;
 }
 
+/** An agent as stored: its key only as a hash. */
 export interface AgentRecord {
   id: number;
   operatorId: number;
