@@ -1,0 +1,271 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { createRekey, fingerprint, openCredentialStore } from "@rekey/core";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type Faucet, makeToken, startFaucet } from "./harness.test-helper.js";
+import { hashToken } from "./tokens.js";
+
+const appDir = fileURLToPath(new URL("..", import.meta.url));
+const binPath = fileURLToPath(new URL("../dist/bin.js", import.meta.url));
+
+const deploy = makeToken("deploy", ["status", "rotate"]);
+const monitor = makeToken("monitor", ["status"]);
+const reader = makeToken("reader", ["read_key"]);
+const TOKENS = JSON.stringify([deploy.config, monitor.config, reader.config]);
+
+interface RunningBin {
+  url: string;
+  child: ChildProcess;
+  stderr(): string;
+  exit: Promise<number | null>;
+}
+
+function spawnBin(args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, [binPath, ...args], {
+    cwd: appDir,
+    env: { PATH: process.env.PATH ?? "", HOME: env.REKEY_STORE ?? appDir, ...env },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString("utf8");
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString("utf8");
+  });
+  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return { child, exit, stdout: () => stdout, stderr: () => stderr };
+}
+
+const running: RunningBin[] = [];
+
+/** Starts the built server on port 0 and waits for the URL line on stdout. */
+async function startBin(
+  faucet: Faucet,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<RunningBin> {
+  const spawned = spawnBin(["--port", "0", ...args], {
+    REKEY_STORE: faucet.dir,
+    REKEY_HTTP_TOKENS: TOKENS,
+    ...env,
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no URL line; stderr: ${spawned.stderr()}`)), 10_000);
+    spawned.child.stdout?.on("data", () => {
+      const line = spawned.stdout().split("\n")[0];
+      if (spawned.stdout().includes("\n") && line !== undefined) {
+        clearTimeout(timer);
+        resolve(line);
+      }
+    });
+    void spawned.exit.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited ${code}: ${spawned.stderr()}`));
+    });
+  });
+  const bin = { url, child: spawned.child, stderr: spawned.stderr, exit: spawned.exit };
+  running.push(bin);
+  return bin;
+}
+
+async function stopBin(bin: RunningBin): Promise<number | null> {
+  bin.child.kill("SIGTERM");
+  return bin.exit;
+}
+
+function call(
+  bin: RunningBin,
+  method: string,
+  path: string,
+  options: { token?: string | null; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<Response> {
+  const headers = new Headers(options.headers);
+  const token = options.token === undefined ? deploy.raw : options.token;
+  if (token !== null) headers.set("authorization", `Bearer ${token}`);
+  if (options.body !== undefined) headers.set("content-type", "application/json");
+  return fetch(`${bin.url}${path}`, {
+    method,
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+  });
+}
+
+let faucet: Faucet | undefined;
+
+beforeAll(() => {
+  execFileSync(process.execPath, ["build.mjs"], { cwd: appDir, stdio: "inherit" });
+}, 60_000);
+
+afterEach(async () => {
+  for (const bin of running.splice(0)) {
+    if (bin.child.exitCode === null && bin.child.signalCode === null) {
+      bin.child.kill("SIGKILL");
+      await bin.exit;
+    }
+  }
+  await faucet?.close();
+  faucet = undefined;
+});
+
+describe("rekey-http (built bin)", () => {
+  it("prints its URL and serves every endpoint, scope and error over a real socket", async () => {
+    faucet = await startFaucet({ testClock: false });
+    const bin = await startBin(faucet);
+    expect(bin.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+
+    expect((await call(bin, "GET", "/healthz", { token: null })).status).toBe(200);
+    expect((await call(bin, "GET", "/readyz", { token: null })).status).toBe(200);
+    expect((await call(bin, "GET", "/openapi.json", { token: null })).status).toBe(200);
+    expect((await call(bin, "GET", "/v1/status", { token: null })).status).toBe(401);
+    expect((await call(bin, "GET", "/v1/status", { token: reader.raw })).status).toBe(403);
+    expect((await call(bin, "POST", "/v1/rotate", { token: monitor.raw, body: {} })).status).toBe(403);
+
+    const status = await call(bin, "GET", "/v1/status", { token: monitor.raw });
+    expect(await status.json()).toMatchObject({ fingerprint: faucet.operatorFingerprint });
+    const agents = await call(bin, "GET", "/v1/agents", { token: monitor.raw });
+    expect(await agents.json()).toEqual({ agents: [] });
+
+    const rotated = await call(bin, "POST", "/v1/rotate", { body: {} });
+    expect(rotated.status).toBe(200);
+    const rotation = (await rotated.json()) as { fingerprint: string; cooldown_until: string };
+    expect(rotation.fingerprint).not.toBe(faucet.operatorFingerprint);
+
+    const refused = await call(bin, "POST", "/v1/rotate", { body: {} });
+    expect(refused.status).toBe(409);
+    expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(3500);
+
+    const unknownField = await call(bin, "POST", "/v1/rotate", { body: { agent: 7 } });
+    expect(unknownField.status).toBe(400);
+    const malformed = await fetch(`${bin.url}/v1/rotate`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${deploy.raw}`, "content-type": "application/json" },
+      body: "{",
+    });
+    expect(malformed.status).toBe(400);
+    expect(malformed.headers.get("content-type")).toBe("application/problem+json");
+    const oversized = await fetch(`${bin.url}/v1/rotate`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${deploy.raw}`, "content-type": "application/json" },
+      body: JSON.stringify({ padding: "x".repeat(64 * 1024) }),
+    });
+    expect(oversized.status).toBe(413);
+
+    const key = await call(bin, "GET", "/v1/keys/current", { token: reader.raw });
+    expect(key.status).toBe(200);
+    expect(key.headers.get("cache-control")).toBe("no-store");
+    const { api_key: apiKey } = (await key.json()) as { api_key: string };
+    expect(fingerprint(apiKey)).toBe(rotation.fingerprint);
+
+    const metrics = await (await call(bin, "GET", "/metrics", { token: null })).text();
+    expect(metrics).toContain('rekey_http_rotations_total{outcome="rotated"} 1');
+    expect(metrics).toMatch(/rekey_cooldown_remaining_seconds\{principal="operator"\} \d{4}/);
+
+    expect(await stopBin(bin)).toBe(0);
+    const logs = bin.stderr();
+    expect(logs).toContain('"msg":"request"');
+    expect(logs).toContain('"token_name":"deploy"');
+    expect(logs).not.toContain(apiKey);
+    for (const token of [deploy, monitor, reader]) expect(logs).not.toContain(token.raw);
+  });
+
+  it("replays an Idempotency-Key after a restart, and refuses it with another body", async () => {
+    faucet = await startFaucet({ testClock: false });
+    const headers = { "idempotency-key": "release-42" };
+    const first = await startBin(faucet);
+    const original = await call(first, "POST", "/v1/rotate", { body: {}, headers });
+    expect(original.status).toBe(200);
+    const originalBody = await original.json();
+    expect(await stopBin(first)).toBe(0);
+
+    const second = await startBin(faucet);
+    const replayed = await call(second, "POST", "/v1/rotate", { body: {}, headers });
+    expect(replayed.status).toBe(200);
+    expect(replayed.headers.get("idempotent-replayed")).toBe("true");
+    expect(await replayed.json()).toEqual(originalBody);
+    expect(faucet.sandbox.stats().rotations).toBe(1);
+
+    const reused = await call(second, "POST", "/v1/rotate", { body: { force: true }, headers });
+    expect(reused.status).toBe(422);
+    expect(await reused.json()).toMatchObject({ code: "IDEMPOTENCY_KEY_REUSED" });
+    expect(faucet.sandbox.stats().rotations).toBe(1);
+  });
+
+  it("answers 50 concurrent requests with one Idempotency-Key with one rotation and one answer", async () => {
+    faucet = await startFaucet({ testClock: false });
+    const bin = await startBin(faucet);
+    const headers = { "idempotency-key": "burst" };
+    const responses = await Promise.all(
+      Array.from({ length: 50 }, () => call(bin, "POST", "/v1/rotate", { body: {}, headers })),
+    );
+    const bodies = await Promise.all(responses.map((response) => response.text()));
+    expect(responses.map((response) => response.status)).toEqual(Array(50).fill(200));
+    expect(new Set(bodies).size).toBe(1);
+    expect(faucet.sandbox.stats().rotations).toBe(1);
+  });
+
+  it("finishes a rotation in flight on SIGTERM, stores the new key and exits 0", async () => {
+    faucet = await startFaucet({
+      testClock: false,
+      faults: [{ action: "regenerate_operator_key", nth: 1, kind: "delay", delayMs: 1500 }],
+    });
+    const bin = await startBin(faucet);
+    const pending = call(bin, "POST", "/v1/rotate", { body: {} });
+    const sandbox = faucet.sandbox;
+    while ((sandbox.stats().calls.regenerate_operator_key ?? 0) === 0) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    bin.child.kill("SIGTERM");
+    const response = await pending;
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { fingerprint: string };
+    expect(await bin.exit).toBe(0);
+
+    const store = await openCredentialStore({ spec: faucet.dir, env: {} });
+    const rekey = createRekey({ store, surface: "library", env: {} });
+    try {
+      expect((await rekey.status()).fingerprint).toBe(body.fingerprint);
+      expect((await rekey.whoami()).type).toBe("operator");
+    } finally {
+      await rekey.close();
+      await store.close();
+    }
+  });
+
+  it("reads tokens from --tokens-file and warns when bound beyond loopback without TLS", async () => {
+    faucet = await startFaucet({ testClock: false });
+    const tokensFile = `${faucet.dir}/tokens.json`;
+    await writeFile(tokensFile, JSON.stringify([monitor.config]), { mode: 0o600 });
+    const bin = await startBin(faucet, ["--tokens-file", tokensFile, "--host", "0.0.0.0"], {
+      REKEY_HTTP_TOKENS: "",
+    });
+    expect(bin.url).toMatch(/^http:\/\/0\.0\.0\.0:\d+$/);
+    const port = new URL(bin.url).port;
+    const status = await fetch(`http://127.0.0.1:${port}/v1/status`, {
+      headers: { authorization: `Bearer ${monitor.raw}` },
+    });
+    expect(status.status).toBe(200);
+    const denied = await fetch(`http://127.0.0.1:${port}/v1/status`, {
+      headers: { authorization: `Bearer ${deploy.raw}` },
+    });
+    expect(denied.status).toBe(401);
+    expect(bin.stderr()).toContain("without TLS");
+  });
+
+  it("refuses to start without tokens, with a message and exit code 2", async () => {
+    faucet = await startFaucet({ testClock: false });
+    const spawned = spawnBin(["--port", "0"], { REKEY_STORE: faucet.dir });
+    expect(await spawned.exit).toBe(2);
+    expect(spawned.stdout()).toBe("");
+    expect(spawned.stderr()).toContain("CONFIG_INVALID: No bearer tokens configured");
+  });
+
+  it("hashes a token from stdin for the configuration", async () => {
+    const spawned = spawnBin(["hash-token"], {});
+    spawned.child.stdin?.end("my-secret-token\n");
+    expect(await spawned.exit).toBe(0);
+    expect(spawned.stdout()).toBe(`${hashToken("my-secret-token")}\n`);
+  });
+});
