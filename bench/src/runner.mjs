@@ -137,7 +137,7 @@ export async function spawnServer(command, args, options = {}) {
   };
 }
 
-async function measureThroughput(target, durationSeconds, connections) {
+async function loadOnce(target, durationSeconds, connections) {
   const result = await autocannon({
     url: target.url,
     method: "POST",
@@ -153,17 +153,24 @@ async function measureThroughput(target, durationSeconds, connections) {
       `${target.url}: ${result.errors} errors, ${result.timeouts} timeouts, ${result.non2xx} non-2xx`,
     );
   }
+  return result;
+}
+
+function combine(results) {
+  const total = results.reduce((sum, result) => sum + result.requests.total, 0);
+  const seconds = results.reduce((sum, result) => sum + result.duration, 0);
   return {
-    requestsPerSecond: result.requests.average,
-    total: result.requests.total,
-    latencyP50: result.latency.p50,
-    latencyP99: result.latency.p99,
+    requestsPerSecond: total / seconds,
+    total,
+    latencyP99: Math.max(...results.map((result) => result.latency.p99)),
   };
 }
 
 /**
- * Loads two URLs on loopback with autocannon, one after the other, for `durationSeconds` each
- * with `connections` connections, and prints the req/s of each and the ratio subject/baseline.
+ * Loads two URLs on loopback with autocannon for `durationSeconds` each with `connections`
+ * connections, in four half-length rounds ordered baseline, subject, subject, baseline so a
+ * machine that speeds up or slows down during the run weighs on both alike. Prints the req/s
+ * of each and the ratio subject/baseline.
  * A target is `{ url, body? , requests? }` (`requests` as autocannon takes them, for bodies
  * that change per request). Throws when either target answers errors, timeouts or non-2xx.
  * @param {{ name: string, baseline: object, subject: object, durationSeconds?: number,
@@ -176,8 +183,13 @@ export async function compareThroughput({
   durationSeconds = 3,
   connections = 10,
 }) {
-  const baselineResult = await measureThroughput(baseline, durationSeconds, connections);
-  const subjectResult = await measureThroughput(subject, durationSeconds, connections);
+  const half = durationSeconds / 2;
+  const baselineRounds = [await loadOnce(baseline, half, connections)];
+  const subjectRounds = [await loadOnce(subject, half, connections)];
+  subjectRounds.push(await loadOnce(subject, half, connections));
+  baselineRounds.push(await loadOnce(baseline, half, connections));
+  const baselineResult = combine(baselineRounds);
+  const subjectResult = combine(subjectRounds);
   const ratio = subjectResult.requestsPerSecond / baselineResult.requestsPerSecond;
   console.log(
     `${name}: subject ${subjectResult.requestsPerSecond.toFixed(0)} req/s ` +
