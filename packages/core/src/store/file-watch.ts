@@ -1,4 +1,11 @@
-import { type FSWatcher, type StatsListener, unwatchFile, watch, watchFile } from "node:fs";
+import {
+  type FSWatcher,
+  type StatsListener,
+  statSync,
+  unwatchFile,
+  watch,
+  watchFile,
+} from "node:fs";
 import { stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 
@@ -21,14 +28,31 @@ export interface FileWatcher {
   add(listener: () => void): () => void;
   /** Stops the watchers and timers and drops every listener. */
   close(): void;
-  /** Schedules a check now (after a write by this process). */
+  /** Notifies after a write by this process, even if the file looks unchanged. */
   poke(): void;
 }
 
+interface FileIdentity {
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+}
+
+const signature = (stats: FileIdentity | undefined) =>
+  stats === undefined ? "absent" : `${stats.ino}:${stats.size}:${stats.mtimeNs}:${stats.ctimeNs}`;
+
 async function signatureOf(path: string): Promise<string> {
   try {
-    const stats = await stat(path, { bigint: true });
-    return `${stats.ino}:${stats.size}:${stats.mtimeNs}:${stats.ctimeNs}`;
+    return signature(await stat(path, { bigint: true }));
+  } catch {
+    return "absent";
+  }
+}
+
+function signatureOfSync(path: string): string {
+  try {
+    return signature(statSync(path, { bigint: true, throwIfNoEntry: false }));
   } catch {
     return "absent";
   }
@@ -39,15 +63,18 @@ export function createFileWatcher(path: string, options: FileWatcherOptions): Fi
   const listeners = new Set<() => void>();
   let dirWatcher: FSWatcher | undefined;
   let debounceTimer: NodeJS.Timeout | undefined;
-  let lastSignature: Promise<string> | undefined;
+  let lastSignature = "absent";
+  // Set by poke(): this process wrote, so notify even if the baseline already saw the write.
+  let ownWrite = false;
   let checking = Promise.resolve();
   const fileName = basename(path);
 
   const check = async () => {
-    const previous = await lastSignature;
-    const current = signatureOf(path);
+    const current = await signatureOf(path);
+    const changed = current !== lastSignature || ownWrite;
     lastSignature = current;
-    if ((await current) === previous) return;
+    ownWrite = false;
+    if (!changed) return;
     for (const listener of [...listeners]) {
       try {
         listener();
@@ -71,7 +98,8 @@ export function createFileWatcher(path: string, options: FileWatcherOptions): Fi
   const onPoll: StatsListener = () => schedule();
 
   const start = () => {
-    lastSignature = signatureOf(path);
+    // Synchronous, so that a write made right after watch() returns is never taken as the baseline.
+    lastSignature = signatureOfSync(path);
     try {
       dirWatcher = watch(dirname(path), { persistent: false }, (_event, changed) => {
         if (changed === null || changed === fileName) schedule();
@@ -109,6 +137,10 @@ export function createFileWatcher(path: string, options: FileWatcherOptions): Fi
       listeners.clear();
       stop();
     },
-    poke: schedule,
+    poke() {
+      if (listeners.size === 0) return;
+      ownWrite = true;
+      schedule();
+    },
   };
 }
