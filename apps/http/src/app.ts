@@ -177,24 +177,6 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
     c.header("cache-control", "no-store");
   });
 
-  app.use(
-    "/v1/*",
-    bodyLimit({
-      maxSize: deps.bodyLimitBytes ?? DEFAULT_BODY_LIMIT,
-      onError: (c) => {
-        c.set("errorCode", "INVALID_INPUT");
-        return problem(
-          new RekeyError(
-            "INVALID_INPUT",
-            `The request body exceeds ${deps.bodyLimitBytes ?? DEFAULT_BODY_LIMIT} bytes.`,
-          ),
-          c,
-          { status: 413, title: "Request body too large" },
-        );
-      },
-    }),
-  );
-
   const requireScope = (scope: Scope) =>
     createMiddleware<AppEnv>(async (c, next) => {
       if (c.get("token")?.scopes.has(scope) !== true) {
@@ -209,44 +191,64 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
       await next();
     });
 
-  app.openapi({ ...rotateRoute, middleware: [requireScope("rotate")] as const }, async (c) => {
-    const body = c.req.valid("json");
-    const idempotencyKey = c.req.valid("header")["idempotency-key"];
-    // The scope middleware guarantees a token here.
-    const tokenName = c.get("token")?.name ?? "";
-    const started = performance.now();
-    const rotate = async () => {
-      // Charged only for work actually done: a replayed Idempotency-Key costs nothing.
-      rateLimiter.take(tokenName);
-      const outcome = await rekey.rotateKey({
-        target: body.agent_id === undefined ? undefined : agent(body.agent_id),
-        dryRun: body.dry_run === true,
-        force: body.force === true,
-      });
-      return { status: 200, body: presentRotation(outcome) };
-    };
-    try {
-      const answer =
-        idempotencyKey === undefined
-          ? { ...(await rotate()), replayed: false }
-          : await rekey.withIdempotency(idempotencyKey, idempotencyHash(body, tokenName), rotate);
-      const response = answer.body;
-      const outcome = answer.replayed
-        ? "replayed"
-        : response.dry_run
-          ? "dry_run"
-          : response.shared
-            ? "shared"
-            : "rotated";
-      metrics.recordRotation(outcome, (performance.now() - started) / 1000);
-      if (!response.dry_run) metrics.recordCooldown(response.label, response.cooldown_until);
-      if (answer.replayed) c.header("idempotent-replayed", "true");
-      return c.json(response, 200);
-    } catch (thrown) {
-      metrics.recordRotation(toRekeyError(thrown).code, (performance.now() - started) / 1000);
-      throw thrown;
-    }
+  // Only on the route with a body: touching the body on GETs would make @hono/node-server
+  // build a full Request object for every status call.
+  const limitBody = bodyLimit({
+    maxSize: deps.bodyLimitBytes ?? DEFAULT_BODY_LIMIT,
+    onError: (c) => {
+      c.set("errorCode", "INVALID_INPUT");
+      return problem(
+        new RekeyError(
+          "INVALID_INPUT",
+          `The request body exceeds ${deps.bodyLimitBytes ?? DEFAULT_BODY_LIMIT} bytes.`,
+        ),
+        c,
+        { status: 413, title: "Request body too large" },
+      );
+    },
   });
+
+  app.openapi(
+    { ...rotateRoute, middleware: [requireScope("rotate"), limitBody] as const },
+    async (c) => {
+      const body = c.req.valid("json");
+      const idempotencyKey = c.req.valid("header")["idempotency-key"];
+      // The scope middleware guarantees a token here.
+      const tokenName = c.get("token")?.name ?? "";
+      const started = performance.now();
+      const rotate = async () => {
+        // Charged only for work actually done: a replayed Idempotency-Key costs nothing.
+        rateLimiter.take(tokenName);
+        const outcome = await rekey.rotateKey({
+          target: body.agent_id === undefined ? undefined : agent(body.agent_id),
+          dryRun: body.dry_run === true,
+          force: body.force === true,
+        });
+        return { status: 200, body: presentRotation(outcome) };
+      };
+      try {
+        const answer =
+          idempotencyKey === undefined
+            ? { ...(await rotate()), replayed: false }
+            : await rekey.withIdempotency(idempotencyKey, idempotencyHash(body, tokenName), rotate);
+        const response = answer.body;
+        const outcome = answer.replayed
+          ? "replayed"
+          : response.dry_run
+            ? "dry_run"
+            : response.shared
+              ? "shared"
+              : "rotated";
+        metrics.recordRotation(outcome, (performance.now() - started) / 1000);
+        if (!response.dry_run) metrics.recordCooldown(response.label, response.cooldown_until);
+        if (answer.replayed) c.header("idempotent-replayed", "true");
+        return c.json(response, 200);
+      } catch (thrown) {
+        metrics.recordRotation(toRekeyError(thrown).code, (performance.now() - started) / 1000);
+        throw thrown;
+      }
+    },
+  );
 
   app.openapi({ ...statusRoute, middleware: [requireScope("status")] as const }, async (c) => {
     const status = await rekey.status(principalFromQuery(c.req.valid("query").agent_id));

@@ -1,5 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
+import { get as httpsGet } from "node:https";
 import { fileURLToPath } from "node:url";
 import { createRekey, fingerprint, openCredentialStore } from "@rekey/core";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -53,7 +54,10 @@ async function startBin(
     ...env,
   });
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no URL line; stderr: ${spawned.stderr()}`)), 10_000);
+    const timer = setTimeout(
+      () => reject(new Error(`no URL line; stderr: ${spawned.stderr()}`)),
+      10_000,
+    );
     spawned.child.stdout?.on("data", () => {
       const line = spawned.stdout().split("\n")[0];
       if (spawned.stdout().includes("\n") && line !== undefined) {
@@ -121,7 +125,9 @@ describe("rekey-http (built bin)", () => {
     expect((await call(bin, "GET", "/openapi.json", { token: null })).status).toBe(200);
     expect((await call(bin, "GET", "/v1/status", { token: null })).status).toBe(401);
     expect((await call(bin, "GET", "/v1/status", { token: reader.raw })).status).toBe(403);
-    expect((await call(bin, "POST", "/v1/rotate", { token: monitor.raw, body: {} })).status).toBe(403);
+    expect((await call(bin, "POST", "/v1/rotate", { token: monitor.raw, body: {} })).status).toBe(
+      403,
+    );
 
     const status = await call(bin, "GET", "/v1/status", { token: monitor.raw });
     expect(await status.json()).toMatchObject({ fingerprint: faucet.operatorFingerprint });
@@ -252,6 +258,54 @@ describe("rekey-http (built bin)", () => {
     });
     expect(denied.status).toBe(401);
     expect(bin.stderr()).toContain("without TLS");
+  });
+
+  it("serves HTTPS with --tls-cert and --tls-key, without the clear-text warning", async () => {
+    faucet = await startFaucet({ testClock: false });
+    const cert = `${faucet.dir}/cert.pem`;
+    const key = `${faucet.dir}/key.pem`;
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+      ],
+      { stdio: "ignore" },
+    );
+    const bin = await startBin(faucet, ["--tls-cert", cert, "--tls-key", key]);
+    expect(bin.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const ca = await readFile(cert);
+    const answer = await new Promise<{ status: number | undefined; body: string }>(
+      (resolve, reject) => {
+        httpsGet(
+          `${bin.url}/v1/status`,
+          { ca, headers: { authorization: `Bearer ${monitor.raw}` } },
+          (response) => {
+            let body = "";
+            response.on("data", (chunk: Buffer) => {
+              body += chunk.toString("utf8");
+            });
+            response.on("end", () => resolve({ status: response.statusCode, body }));
+          },
+        ).on("error", reject);
+      },
+    );
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body)).toMatchObject({ fingerprint: faucet.operatorFingerprint });
+    expect(bin.stderr()).not.toContain("without TLS");
   });
 
   it("refuses to start without tokens, with a message and exit code 2", async () => {

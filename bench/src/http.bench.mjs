@@ -1,0 +1,122 @@
+/**
+ * rekey-http `GET /v1/status` throughput on loopback against a bare node:http server that
+ * answers the same JSON body. The ratio is what Hono routing, bearer-token hashing, the
+ * per-request log line and core's `status()` (a store read each time) cost on top of plain
+ * HTTP + JSON. Both servers run in their own processes; the load comes from this one.
+ * Target: at least 0.6x.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createRekey, openCredentialStore } from "@rekey/core";
+import { startSandbox } from "@rekey/sandbox";
+import { compareThroughput, spawnServer } from "./runner.mjs";
+
+const CONNECTIONS = 10;
+const DURATION_SECONDS = 4;
+const TARGET_RATIO = 0.6;
+
+// A bare server: the same status JSON for every request, no auth, no routing, no store.
+const BARE_SERVER = `
+import { createServer } from "node:http";
+const text = process.env.BARE_BODY;
+const server = createServer((request, response) => {
+  request.resume();
+  request.on("end", () => {
+    response.writeHead(200, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(text),
+      "cache-control": "no-store",
+    });
+    response.end(text);
+  });
+});
+server.listen(0, "127.0.0.1", () => {
+  console.log("bare status server on http://127.0.0.1:" + server.address().port);
+});
+process.once("SIGTERM", () => {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+});
+`;
+
+export default async function runHttpBench() {
+  const httpBin = fileURLToPath(new URL("../../apps/http/dist/bin.js", import.meta.url));
+  if (!existsSync(httpBin)) {
+    throw new Error(`${httpBin} is missing: run pnpm --filter @rekey/http build first`);
+  }
+  const sandbox = await startSandbox({ port: 0 });
+  const dir = await mkdtemp(join(tmpdir(), "rekey-http-bench-"));
+  const token = randomBytes(24).toString("base64url");
+  const tokens = JSON.stringify([
+    { name: "bench", sha256: createHash("sha256").update(token).digest("hex"), scopes: ["status"] },
+  ]);
+  let http;
+  let bare;
+  let memory;
+  try {
+    const store = await openCredentialStore({ spec: dir, env: {} });
+    const rekey = createRekey({ store, surface: "library", baseUrl: sandbox.url, env: {} });
+    await rekey.register({ name: "bench operator" });
+    await rekey.close();
+    await store.close();
+
+    // Logs stay on (info, one line per request) but go to /dev/null: their cost is measured.
+    http = await spawnServer(process.execPath, [httpBin, "--port", "0"], {
+      env: { PATH: process.env.PATH, HOME: dir, REKEY_STORE: dir, REKEY_HTTP_TOKENS: tokens },
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    const statusUrl = `${http.url}/v1/status`;
+    const authorization = `Bearer ${token}`;
+    const sample = await fetch(statusUrl, { headers: { authorization } });
+    if (sample.status !== 200) throw new Error(`GET /v1/status answered ${sample.status}`);
+    const body = await sample.text();
+
+    bare = await spawnServer(process.execPath, ["--input-type=module", "-e", BARE_SERVER], {
+      env: { PATH: process.env.PATH, BARE_BODY: body },
+    });
+
+    const get = [{ method: "GET", headers: { authorization } }];
+    const result = await compareThroughput({
+      name: "GET /v1/status vs bare node:http",
+      baseline: { url: `${bare.url}/v1/status`, requests: get },
+      subject: { url: statusUrl, requests: get },
+      durationSeconds: DURATION_SECONDS,
+      connections: CONNECTIONS,
+    });
+    console.log(
+      `rekey-http status (file store): ${result.ratio >= TARGET_RATIO ? "meets" : "MISSES"} the ${TARGET_RATIO}x target`,
+    );
+
+    // The same route over an empty in-memory store separates the HTTP layer's cost from the
+    // file store's (each status() reads the store several times).
+    memory = await spawnServer(process.execPath, [httpBin, "--port", "0", "--store", "memory"], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: dir,
+        REKEY_HTTP_TOKENS: tokens,
+        REKEY_API_URL: sandbox.url,
+      },
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    const memoryResult = await compareThroughput({
+      name: "GET /v1/status (memory store) vs bare node:http",
+      baseline: { url: `${bare.url}/v1/status`, requests: get },
+      subject: { url: `${memory.url}/v1/status`, requests: get },
+      durationSeconds: DURATION_SECONDS,
+      connections: CONNECTIONS,
+    });
+    return [result, memoryResult];
+  } finally {
+    await memory?.stop();
+    await http?.stop();
+    await bare?.stop();
+    await sandbox.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await runHttpBench();
