@@ -1,6 +1,8 @@
-// Bundles the binary: one ESM entry plus lazy chunks (the HTTP transport), so a host that spawns
-// rekey-mcp per session pays for as few files as possible. `@rekey/core` is bundled too; its
-// own dynamic imports (undici on the first request) stay lazy chunks.
+// Bundles the binary: one ESM entry plus a lazy chunk for the HTTP transport, so a host that
+// spawns rekey-mcp per session reads and resolves as few files as possible. `@rekey/core` is
+// bundled too. undici stays a package (a dependency of @rekey/mcp): core imports it lazily, and
+// esbuild turns a split dynamic import of CommonJS into a default-only namespace
+// (`undici.Pool is not a constructor`); left external, Node's own CJS interop names the exports.
 import { readFile, rm } from "node:fs/promises";
 import { build } from "esbuild";
 
@@ -24,5 +26,6 @@ await build({
     js: "import { createRequire as __rekeyCreateRequire } from 'node:module'; const require = __rekeyCreateRequire(import.meta.url);",
   },
   chunkNames: "chunks/[name]-[hash]",
+  external: ["undici"],
   logLevel: "warning",
 });

@@ -1,0 +1,163 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { fingerprint } from "@rekey/core";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { seen, startWorld, type World } from "./world.test-helper.js";
+
+const run = promisify(execFile);
+const packageDir = fileURLToPath(new URL("..", import.meta.url));
+const bin = fileURLToPath(new URL("../dist/bin.js", import.meta.url));
+const children: ChildProcess[] = [];
+let world: World;
+
+beforeAll(async () => {
+  // Always test the current sources: the build takes well under a second.
+  await run(process.execPath, ["build.mjs"], { cwd: packageDir });
+}, 60_000);
+beforeEach(async () => {
+  world = await startWorld();
+});
+afterEach(async () => {
+  for (const child of children.splice(0)) if (child.exitCode === null) child.kill("SIGTERM");
+  await world.close();
+});
+
+function childEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return { PATH: process.env.PATH ?? "", REKEY_HOME: world.dir, ...extra };
+}
+
+function expectNoSecrets(text: string): void {
+  for (const secret of seen.secrets) expect(text.includes(secret)).toBe(false);
+}
+
+/** Starts `rekey-mcp --http ...` and waits for the URL it logs on stderr. */
+async function startHttp(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ url: string; stderr: () => string }> {
+  const child = spawn(process.execPath, [bin, ...args], {
+    env: childEnv(env),
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  children.push(child);
+  let stderr = "";
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+      const match = /listening on (\S+)/.exec(stderr);
+      if (match?.[1]) resolve(match[1]);
+    });
+    child.once("exit", (code) => reject(new Error(`rekey-mcp exited ${code}: ${stderr}`)));
+  });
+  return { url, stderr: () => stderr };
+}
+
+describe("rekey-mcp over stdio (the built binary)", () => {
+  it("lists the tools, rotates into the store, and never writes a key to stdout or stderr", async () => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [bin],
+      env: childEnv(),
+      stderr: "pipe",
+    });
+    let stderr = "";
+    transport.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const client = new Client({ name: "stdio-test", version: "0.0.0" });
+    await client.connect(transport);
+    expect(client.getServerVersion()).toMatchObject({ name: "rekey", version: "0.1.0" });
+
+    const { tools } = await client.listTools();
+    expect(tools.map((tool) => tool.name).sort()).toEqual([
+      "get_key_status",
+      "list_agents",
+      "rotate_api_key",
+      "whoami",
+    ]);
+
+    const rotated = (await client.callTool({
+      name: "rotate_api_key",
+      arguments: {},
+    })) as CallToolResult;
+    await world.rememberSecrets();
+    const newKey = await world.storedKey("default");
+    expect(rotated.structuredContent).toMatchObject({
+      principal: "operator",
+      fingerprint: fingerprint(newKey ?? ""),
+    });
+    const whoami = (await client.callTool({ name: "whoami", arguments: {} })) as CallToolResult;
+    expect(whoami.structuredContent).toMatchObject({
+      type: "operator",
+      fingerprint: fingerprint(newKey ?? ""),
+    });
+
+    await client.close();
+    expect(stderr).toMatch(/rotate_api_key: rotated operator/);
+    expectNoSecrets(JSON.stringify([rotated, whoami]) + stderr);
+  });
+});
+
+describe("rekey-mcp --http", () => {
+  it("serves Streamable HTTP on loopback", async () => {
+    const { url } = await startHttp(["--http", "0"]);
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/mcp$/);
+    const client = new Client({ name: "http-test", version: "0.0.0" });
+    await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+    const whoami = (await client.callTool({ name: "whoami", arguments: {} })) as CallToolResult;
+    expect(whoami.structuredContent).toMatchObject({
+      type: "operator",
+      fingerprint: fingerprint((await world.storedKey("default")) ?? ""),
+    });
+    await client.close();
+  });
+
+  it("with a bearer token, refuses requests without it", async () => {
+    const token = "test-bearer-token-0123456789";
+    const { url } = await startHttp(["--http", "0"], { REKEY_MCP_BEARER_TOKEN: token });
+    const anonymous = await fetch(url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+      },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+    });
+    expect(anonymous.status).toBe(401);
+
+    const client = new Client({ name: "http-test", version: "0.0.0" });
+    const transport = new StreamableHTTPClientTransport(new URL(url), {
+      requestInit: { headers: { authorization: `Bearer ${token}` } },
+    });
+    await client.connect(transport);
+    expect((await client.listTools()).tools).toHaveLength(4);
+    await client.close();
+  });
+
+  it("refuses to start on a non-loopback host without a bearer token", async () => {
+    const child = spawn(process.execPath, [bin, "--http", "0", "--host", "0.0.0.0"], {
+      env: childEnv(),
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    children.push(child);
+    let stderr = "";
+    child.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const [code] = await once(child, "exit");
+    expect(code).toBe(2);
+    expect(stderr).toMatch(
+      /CONFIG_INVALID: Refusing to serve on 0\.0\.0\.0 without a bearer token/,
+    );
+  });
+});
+
+afterAll(() => {
+  for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
+});

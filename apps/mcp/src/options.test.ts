@@ -1,0 +1,75 @@
+import { isRekeyError } from "@rekey/core";
+import { describe, expect, it } from "vitest";
+import { isLoopbackHost, parseOptions } from "./options.js";
+
+function refusal(argv: string[], env: Record<string, string> = {}): string {
+  try {
+    parseOptions(argv, env);
+  } catch (error) {
+    if (isRekeyError(error, "CONFIG_INVALID")) return error.message;
+    throw error;
+  }
+  throw new Error("expected CONFIG_INVALID");
+}
+
+describe("parseOptions", () => {
+  it("defaults to stdio with the environment's profile and store", () => {
+    expect(parseOptions([], { REKEY_PROFILE: "work", REKEY_STORE: "memory" })).toMatchObject({
+      transport: { kind: "stdio" },
+      profile: "work",
+      store: "memory",
+      revealKeys: false,
+    });
+  });
+
+  it("prefers flags to the environment", () => {
+    const options = parseOptions(["--profile", "cli", "--store", "/tmp/x"], {
+      REKEY_PROFILE: "env",
+      REKEY_STORE: "memory",
+    });
+    expect(options).toMatchObject({ profile: "cli", store: "/tmp/x" });
+  });
+
+  it("turns reveal on only with REKEY_MCP_REVEAL_KEYS=1", () => {
+    expect(parseOptions([], { REKEY_MCP_REVEAL_KEYS: "1" }).revealKeys).toBe(true);
+    expect(parseOptions([], { REKEY_MCP_REVEAL_KEYS: "0" }).revealKeys).toBe(false);
+  });
+
+  it("serves HTTP on 127.0.0.1 by default", () => {
+    expect(parseOptions(["--http", "8080"], {}).transport).toEqual({
+      kind: "http",
+      host: "127.0.0.1",
+      port: 8080,
+    });
+  });
+
+  it("needs a bearer token for a non-loopback host", () => {
+    expect(refusal(["--http", "8080", "--host", "0.0.0.0"])).toMatch(/without a bearer token/);
+    expect(
+      parseOptions(["--http", "8080", "--host", "0.0.0.0"], { REKEY_MCP_BEARER_TOKEN: "t" })
+        .transport,
+    ).toMatchObject({
+      host: "0.0.0.0",
+    });
+    expect(
+      parseOptions(
+        ["--http", "8080", "--host", "10.0.0.5", "--bearer-token-file", "/run/token"],
+        {},
+      ).bearerTokenFile,
+    ).toBe("/run/token");
+  });
+
+  it("refuses bad ports, unknown flags and HTTP flags without --http", () => {
+    expect(refusal(["--http", "http"])).toMatch(/port number/);
+    expect(refusal(["--http", "70000"])).toMatch(/port number/);
+    expect(refusal(["--verbose"])).toMatch(/verbose/);
+    expect(refusal(["--host", "127.0.0.1"])).toMatch(/only apply with --http/);
+  });
+
+  it("knows loopback addresses", () => {
+    for (const host of ["127.0.0.1", "127.1.2.3", "localhost", "::1"])
+      expect(isLoopbackHost(host), host).toBe(true);
+    for (const host of ["0.0.0.0", "10.0.0.1", "example.com", "::"])
+      expect(isLoopbackHost(host), host).toBe(false);
+  });
+});
