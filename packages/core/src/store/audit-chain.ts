@@ -38,6 +38,7 @@ export function chainAuditEntry(prev: AuditEntry | undefined, event: AuditEventI
   return { ...unhashed, hash: computeAuditHash(unhashed) };
 }
 
+/** The result of {@link verifyAuditChain}. */
 export type AuditChainVerdict =
   | { ok: true; count: number }
   | { ok: false; count: number; brokenAt: number; reason: string };

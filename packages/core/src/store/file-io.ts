@@ -6,7 +6,9 @@ import { RekeyError } from "../errors.js";
 
 /** Filesystem steps of the file store, each turning failures into RekeyErrors. */
 
+/** Mode of the store directory: owner only. */
 export const DIR_MODE = 0o700;
+/** Mode of every store file: owner read/write only. */
 export const FILE_MODE = 0o600;
 
 /** The errno code of a Node filesystem error, if it has one. */

@@ -16,6 +16,7 @@ export interface HeldFileLock {
   release(): Promise<void>;
 }
 
+/** Options of {@link acquireFileLock}. */
 export interface AcquireFileLockOptions {
   /** The directory proper-lockfile creates as the lock. Its parent must exist. */
   lockPath: string;

@@ -51,7 +51,9 @@ import {
  * - `locks/<name>-<hash>.lock`: the named rotation locks.
  */
 
+/** The store document, inside the store directory. */
 export const CREDENTIALS_FILE = "credentials.json";
+/** The append-only, hash-chained audit log, inside the store directory. */
 export const AUDIT_FILE = "audit.jsonl";
 
 /** Environment variables the file store's location depends on. */
@@ -72,6 +74,7 @@ export function resolveStoreDir(env: StoreDirEnv): string {
   return resolve(env.HOME || homedir(), ".config", "rekey");
 }
 
+/** Options of {@link createFileStore}. */
 export interface FileStoreOptions {
   /** The store directory; wins over `env`. */
   dir?: string;

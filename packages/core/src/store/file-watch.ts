@@ -19,11 +19,13 @@ import { basename, dirname } from "node:path";
  * produces one notification however many events report it.
  */
 
+/** Timing of {@link createFileWatcher}. */
 export interface FileWatcherOptions {
   debounceMs: number;
   pollIntervalMs: number;
 }
 
+/** A watch on one file shared by any number of listeners. */
 export interface FileWatcher {
   add(listener: () => void): () => void;
   /** Stops the watchers and timers and drops every listener. */

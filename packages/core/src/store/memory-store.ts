@@ -15,6 +15,7 @@ import {
   type StoreSnapshot,
 } from "./types.js";
 
+/** Options of {@link createMemoryStore}. */
 export interface MemoryStoreOptions {
   /** Data to start with (stored as version 1); empty and version 0 when absent. */
   initial?: StoreData;

@@ -15,6 +15,7 @@ const nonEmpty = z.string().min(1);
 const isoUtc = z.iso.datetime();
 const surface = z.enum(["cli", "mcp", "http", "library"]);
 
+/** Schema of a RotationRecord. */
 export const rotationRecordSchema = z.strictObject({
   requestId: nonEmpty,
   oldFingerprint: nonEmpty,
@@ -25,6 +26,7 @@ export const rotationRecordSchema = z.strictObject({
   surface,
 });
 
+/** Schema of a StoredKey. */
 export const storedKeySchema = z.strictObject({
   key: nonEmpty,
   fingerprint: nonEmpty,
@@ -36,6 +38,7 @@ export const storedKeySchema = z.strictObject({
   cooldownUntil: isoUtc.optional(),
 });
 
+/** Schema of a RotationIntent. */
 export const rotationIntentSchema = z.strictObject({
   requestId: nonEmpty,
   principal: nonEmpty,
@@ -46,6 +49,7 @@ export const rotationIntentSchema = z.strictObject({
   surface,
 });
 
+/** Schema of an IdempotencyRecord; `body` must be JSON. */
 export const idempotencyRecordSchema = z.strictObject({
   requestHash: z.string().regex(/^[0-9a-f]{64}$/),
   createdAt: isoUtc,
@@ -54,6 +58,7 @@ export const idempotencyRecordSchema = z.strictObject({
   body: z.json(),
 });
 
+/** Schema of a Profile; agents are keyed by decimal id. */
 export const profileSchema = z.strictObject({
   baseUrl: z.url(),
   active: nonEmpty,
@@ -63,11 +68,13 @@ export const profileSchema = z.strictObject({
   idempotency: z.record(nonEmpty, idempotencyRecordSchema),
 });
 
+/** Schema of the current StoreData (use migrateStoreData on anything read). */
 export const storeDataSchema = z.strictObject({
   schemaVersion: z.literal(STORE_SCHEMA_VERSION),
   profiles: z.record(nonEmpty, profileSchema),
 });
 
+/** Schema of one AuditEntry (a line of the audit log). */
 export const auditEntrySchema = z.strictObject({
   seq: z.number().int().positive(),
   at: isoUtc,
