@@ -246,6 +246,44 @@ describe("rotate_api_key", () => {
   });
 });
 
+describe("faucet faults", () => {
+  it("a rotation whose reply is lost is still stored and used", async () => {
+    await world.close();
+    world = await startWorld({
+      faults: [{ action: "regenerate_operator_key", nth: 1, kind: "drop_after_commit" }],
+    });
+    const session = await world.connect();
+    const result = await session.call("rotate_api_key");
+    expect(result.isError).toBeFalsy();
+    expect(world.sandbox.stats().rotations).toBe(1);
+    const storedKey = await world.storedKey("default");
+    expect(result.structuredContent).toMatchObject({
+      fingerprint: fingerprint(storedKey ?? ""),
+      verified: true,
+    });
+    expect((await session.call("whoami")).structuredContent).toMatchObject({
+      fingerprint: fingerprint(storedKey ?? ""),
+    });
+  });
+
+  it("a faucet outage is an isError result with a hint, and the old key keeps working", async () => {
+    await world.close();
+    world = await startWorld({
+      faults: [{ action: "regenerate_operator_key", nth: 1, kind: "status_503" }],
+    });
+    const session = await world.connect();
+    const keyBefore = await world.storedKey("default");
+    const result = await session.call("rotate_api_key");
+    expect(errorOf(result).code).toBe("UPSTREAM_UNAVAILABLE");
+    expect(errorOf(result).hint).toMatch(/get_key_status/);
+    expect(world.sandbox.stats().rotations).toBe(0);
+    expect(await world.storedKey("default")).toBe(keyBefore);
+    expect((await session.call("whoami")).structuredContent).toMatchObject({
+      fingerprint: fingerprint(keyBefore ?? ""),
+    });
+  });
+});
+
 describe("read-only tools", () => {
   it("get_key_status shows fingerprint, age, last rotation and cooldown of self and of an agent", async () => {
     const created = await world.setup.createAgent({ name: "watched" });

@@ -5,7 +5,13 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { type CredentialStore, createRekey, openCredentialStore, type Rekey } from "@rekey/core";
-import { createTestClock, type RunningSandbox, startSandbox, type TestClock } from "@rekey/sandbox";
+import {
+  createTestClock,
+  type FaultSpec,
+  type RunningSandbox,
+  startSandbox,
+  type TestClock,
+} from "@rekey/sandbox";
 import { createMcpServer } from "./server.js";
 
 /** Every tool result a test saw, for the suite-wide "no raw key" check. */
@@ -47,9 +53,9 @@ export interface World {
   close(): Promise<void>;
 }
 
-export async function startWorld(): Promise<World> {
+export async function startWorld(options: { faults?: FaultSpec[] } = {}): Promise<World> {
   const clock = createTestClock(Date.now());
-  const sandbox = await startSandbox({ port: 0, clock });
+  const sandbox = await startSandbox({ port: 0, clock, faults: options.faults ?? [] });
   const dir = await mkdtemp(join(tmpdir(), "rekey-mcp-"));
   const store = await openCredentialStore({ spec: dir, env: {} });
   const closers: (() => Promise<void>)[] = [];
