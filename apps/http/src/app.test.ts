@@ -1,6 +1,7 @@
 import { createRekey, fingerprint, openCredentialStore } from "@rekey/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Harness, startHarness } from "./harness.test-helper.js";
+import { createLogger } from "./logger.js";
 
 let harness: Harness;
 
@@ -422,5 +423,27 @@ describe("GET /v1/keys/current", () => {
     } finally {
       await harness.close();
     }
+  });
+});
+
+describe("createLogger", () => {
+  it("redacts a token or key passed to it by mistake", () => {
+    const lines: string[] = [];
+    const logger = createLogger({
+      destination: { write: (line: string) => void lines.push(line) },
+    });
+    logger.info(
+      {
+        token: "tok_secret",
+        api_key: "lf_secretsecretsecretsecret",
+        headers: { authorization: "Bearer tok_secret" },
+      },
+      "oops",
+    );
+    expect(lines.join("")).not.toContain("secret");
+    expect(JSON.parse(lines[0] ?? "{}")).toMatchObject({
+      token: "[redacted]",
+      api_key: "[redacted]",
+    });
   });
 });

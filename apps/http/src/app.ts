@@ -172,9 +172,11 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
       );
     }
     c.set("token", token);
-    await next();
     // Status, agents and keys change with every rotation: nothing under /v1 may be cached.
+    // Set before the handler: a header added to a finished response makes @hono/node-server
+    // rebuild it as a stream, which costs more than the whole route.
     c.header("cache-control", "no-store");
+    await next();
   });
 
   const requireScope = (scope: Scope) =>

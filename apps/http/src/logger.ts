@@ -2,24 +2,19 @@ import pino, { type DestinationStream, type Logger } from "pino";
 
 /**
  * Paths pino replaces with "[redacted]". The app never logs a token or a key (it logs the
- * token's configured name as `token_name`); these catch a future mistake.
+ * token's configured name as `token_name`, and flat request lines); these catch a future
+ * mistake. No `*` wildcards: they cost ten times more per line than fixed paths.
  */
 export const REDACT_PATHS = [
   "authorization",
-  "*.authorization",
   "headers.authorization",
   "req.headers.authorization",
   "req.headers.cookie",
   "token",
-  "*.token",
   "api_key",
-  "*.api_key",
   "apiKey",
-  "*.apiKey",
   "key",
-  "*.key",
   "recovery_code",
-  "*.recovery_code",
 ];
 
 /** A JSON logger with the redact paths above, writing to `destination` (default stdout). */
