@@ -8,5 +8,7 @@ export default defineConfig({
   test: {
     include: ["src/**/*.test.ts"],
     globalSetup: ["./vitest.global-setup.ts"],
-    testTimeout: 20_000, hookTimeout: 60_000 },
+    testTimeout: 20_000,
+    hookTimeout: 60_000,
+  },
 });

@@ -1,19 +1,20 @@
 #!/usr/bin/env node
 import { homedir } from "node:os";
+import { isatty } from "node:tty";
 import type { CliDeps } from "./context.js";
-import { runCli } from "./program.js";
+import { VERSION } from "./version.js";
 
 // The composition root: the only file that reads process.env, argv, stdin and the TTY flags.
 // Core, prompts and command code load lazily, so `rekey --version` stays close to bare node.
 
+const args = process.argv.slice(2);
+
 const env: Record<string, string | undefined> = { ...process.env };
-const terminal = {
-  stdin: process.stdin.isTTY === true,
-  stdout: process.stdout.isTTY === true,
-  stderr: process.stderr.isTTY === true,
-};
+// isatty() on the descriptors, not process.stdin.isTTY: touching process.stdin builds a stream.
+const terminal = { stdin: isatty(0), stdout: isatty(1), stderr: isatty(2) };
 
 const deps: CliDeps = {
+  version: VERSION,
   async openRekey(globals) {
     const { createOpenRekey } = await import("./open-rekey.js");
     return createOpenRekey({ env })(globals);
@@ -53,4 +54,10 @@ const deps: CliDeps = {
   progressStream: terminal.stderr ? process.stderr : undefined,
 };
 
-process.exitCode = await runCli(deps, process.argv.slice(2));
+if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
+  // The one answer that needs no parser: skip loading commander (same output as its --version).
+  process.stdout.write(`${VERSION}\n`);
+} else {
+  const { runCli } = await import("./program.js");
+  process.exitCode = await runCli(deps, args);
+}

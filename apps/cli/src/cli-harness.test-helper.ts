@@ -8,6 +8,7 @@ import { type FaultSpec, type RunningSandbox, startSandbox } from "@rekey/sandbo
 import type { CliDeps, TerminalFlags } from "./context.js";
 import { createOpenRekey } from "./open-rekey.js";
 import { runCli } from "./program.js";
+import { VERSION } from "./version.js";
 
 /** What one CLI run printed and returned. */
 export interface CliRun {
@@ -68,6 +69,7 @@ export async function startCliHarness(
     const confirmations = [...(runOptions.confirmations ?? [])];
     const runEnv = { ...env, ...runOptions.env };
     const deps: CliDeps = {
+      version: VERSION,
       openRekey: createOpenRekey({ env: runEnv, clock: options.clock }),
       stdout: { write: (text: string) => (stdout += text) },
       stderr: { write: (text: string) => (stderr += text) },

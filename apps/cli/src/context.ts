@@ -33,6 +33,8 @@ export interface TerminalFlags {
  * buffers, flags and a real sandbox-backed `openRekey`.
  */
 export interface CliDeps {
+  /** The version `rekey --version` prints. */
+  version: string;
   /**
    * Opens the store and core for one command.
    * @throws RekeyError STORE_UNAVAILABLE, STORE_CORRUPT, CONFIG_INVALID

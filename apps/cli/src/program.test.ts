@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { CliDeps } from "./context.js";
 import { errorDocument } from "./json-schemas.test-helper.js";
 import { runCli } from "./program.js";
+import { VERSION } from "./version.js";
 
 // Parsing and help only: openRekey throws, so any test that reaches core fails loudly.
 function run(args: string[]) {
@@ -10,6 +11,7 @@ function run(args: string[]) {
   let stderr = "";
   let opened = false;
   const deps: CliDeps = {
+    version: VERSION,
     openRekey: async () => {
       opened = true;
       throw new Error("parsing tests must not open a store");

@@ -2,7 +2,6 @@ import { Command, CommanderError, Option } from "commander";
 import type { CliDeps, CommandContext, GlobalOptions } from "./context.js";
 import { EXIT_OK, EXIT_USAGE, exitCodeFor } from "./exit-codes.js";
 import { createOutput, type Output } from "./output.js";
-import { VERSION } from "./version.js";
 
 // Command implementations and @rekey/core are imported inside the actions (`await import`),
 // so `rekey --version` and `rekey --help` load commander and nothing else.
@@ -53,7 +52,7 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
 
   program
     .description("Rotate Lightning Faucet API keys safely: stored before used, never leaked.")
-    .version(VERSION, "-V, --version", "print the version")
+    .version(deps.version, "-V, --version", "print the version")
     .helpOption("-h, --help", "show help")
     .option("--profile <name>", "credential profile (env REKEY_PROFILE; default: default)")
     .option("--store <spec>", "credential store: memory | DIR | file:DIR (env REKEY_STORE)")

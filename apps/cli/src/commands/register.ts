@@ -38,12 +38,15 @@ export async function runRegister(
   const path = file === undefined ? undefined : resolve(file);
   const handle = path === undefined ? undefined : await createSecretFile(path);
   const register = () =>
-    context.withRekey(({ rekey }) =>
-      rekey.register({
+    context.withRekey(async ({ rekey, store }) => {
+      // A store that cannot take the key must fail before the faucet creates an account
+      // whose key (and recovery code) would then have nowhere to go.
+      await store.checkWritable();
+      return rekey.register({
         ...(name === undefined ? {} : { name }),
         ...(email === undefined ? {} : { email }),
-      }),
-    );
+      });
+    });
   let registered: Awaited<ReturnType<typeof register>>;
   try {
     registered = await register();

@@ -1,0 +1,236 @@
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type RunningSandbox, startSandbox } from "@rekey/sandbox";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BIN_PATH, RAW_SECRET, runBinary } from "./cli-harness.test-helper.js";
+import {
+  errorDocument,
+  importDocument,
+  registerDocument,
+  rotationDocument,
+  statusDocument,
+} from "./json-schemas.test-helper.js";
+
+// The built binary (dist/bin.js, rebuilt by vitest.global-setup.ts), run as a child process
+// with pipes: no terminal anywhere, as in CI or a cron job.
+describe("the built rekey binary", () => {
+  let sandbox: RunningSandbox;
+  let dir: string;
+  let env: Record<string, string>;
+  const outputs: string[] = [];
+  const rekey = async (
+    args: string[],
+    options: { stdin?: string; env?: Record<string, string> } = {},
+  ) => {
+    const result = await runBinary(args, { env: { ...env, ...options.env }, stdin: options.stdin });
+    outputs.push(result.stdout, result.stderr);
+    return result;
+  };
+
+  beforeAll(async () => {
+    sandbox = await startSandbox({ port: 0 });
+    dir = await mkdtemp(join(tmpdir(), "rekey-bin-test-"));
+    env = { REKEY_HOME: join(dir, "home"), REKEY_API_URL: sandbox.url, HOME: dir };
+  });
+  afterAll(async () => {
+    await sandbox.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("--version and --help work without a store or a faucet", async () => {
+    const version = await runBinary(["--version"]);
+    expect(version.code).toBe(0);
+    expect(version.stdout).toMatch(/^\d+\.\d+\.\d+/);
+    const help = await runBinary(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("Examples:");
+  });
+
+  it("--version loads one small file; --help loads commander but no core, zod or undici", async () => {
+    const meta = JSON.parse(await readFile(join(BIN_PATH, "..", "meta.json"), "utf8")) as {
+      outputs: Record<
+        string,
+        { imports: Array<{ path: string; kind: string }>; inputs: Record<string, unknown> }
+      >;
+    };
+    // Everything a chunk loads before its code runs: its inputs plus its static imports'.
+    const eagerInputs = (output: string, seen = new Set<string>()): string[] => {
+      if (seen.has(output)) return [];
+      seen.add(output);
+      const chunk = meta.outputs[output];
+      return [
+        ...Object.keys(chunk?.inputs ?? {}),
+        ...(chunk?.imports ?? [])
+          .filter((entry) => entry.kind === "import-statement")
+          .flatMap((entry) => [entry.path, ...eagerInputs(entry.path, seen)]),
+      ];
+    };
+    const sources = eagerInputs("dist/bin.js").filter((path) => !/^(node:|dist\/)/.test(path));
+    expect(sources.sort()).toEqual(["src/bin.ts", "src/version.ts"]);
+    const programChunk = Object.keys(meta.outputs).find((output) =>
+      Object.keys(meta.outputs[output]?.inputs ?? {}).includes("src/program.ts"),
+    );
+    expect(programChunk).toBeDefined();
+    const forHelp = eagerInputs(programChunk ?? "");
+    expect(forHelp.some((path) => path.includes("commander"))).toBe(true);
+    expect(forHelp.filter((path) => /@rekey\/core|zod|undici|src\/commands\//.test(path))).toEqual(
+      [],
+    );
+  });
+
+  it("register, status, rotate end to end, with exit codes and no raw key in any output", async () => {
+    const file = join(dir, "recovery.txt");
+    const registered = await rekey(["register", "--recovery-code-file", file, "--json"]);
+    expect(registered.code).toBe(0);
+    const { fingerprint } = registerDocument.parse(JSON.parse(registered.stdout));
+
+    const status = await rekey(["status", "--json"]);
+    expect(statusDocument.parse(JSON.parse(status.stdout)).fingerprint).toBe(fingerprint);
+
+    const unconfirmed = await rekey(["rotate"]);
+    expect(unconfirmed.code).toBe(2);
+    expect(unconfirmed.stderr).toContain("pass --yes");
+
+    const rotated = await rekey(["rotate", "--yes", "--json"]);
+    expect(rotated.code).toBe(0);
+    expect(rotationDocument.parse(JSON.parse(rotated.stdout)).oldFingerprint).toBe(fingerprint);
+
+    const refused = await rekey(["withdraw", "--amount", "10", "--json"]);
+    expect(refused.code).toBe(5);
+    expect(errorDocument.parse(JSON.parse(refused.stderr)).error.code).toBe("COOLDOWN_ACTIVE");
+
+    const history = await rekey(["history", "--verify"]);
+    expect(history.code).toBe(0);
+    expect(history.stdout).toContain("hash chain intact");
+
+    for (const text of outputs) expect(text).not.toMatch(RAW_SECRET);
+  });
+
+  it("login refuses garbage piped on stdin with exit 2", async () => {
+    const result = await rekey(["login"], { stdin: "not a key\nsecond line\n" });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("INVALID_INPUT");
+  });
+
+  it("imports a real-format lightning-wallet credentials file, verifying each key", async () => {
+    // Real keys to import: an operator registered and an agent created in a scratch profile,
+    // revealed once and written in the lightning-wallet format.
+    const scratch = { REKEY_HOME: join(dir, "scratch") };
+    await rekey(["register", "--recovery-code-file", join(dir, "scratch-recovery.txt")], {
+      env: scratch,
+    });
+    await rekey(["agents", "create", "imported-agent"], { env: scratch });
+    const operator = rotationDocument.parse(
+      JSON.parse((await rekey(["rotate", "--yes", "--reveal", "--json"], { env: scratch })).stdout),
+    );
+    const agent = rotationDocument.parse(
+      JSON.parse(
+        (await rekey(["rotate", "--agent", "1", "--yes", "--reveal", "--json"], { env: scratch }))
+          .stdout,
+      ),
+    );
+    const walletHome = join(dir, "lightning-wallet");
+    await mkdir(walletHome, { recursive: true });
+    const savedAt = new Date().toISOString();
+    await writeFile(
+      join(walletHome, "credentials.json"),
+      JSON.stringify({
+        version: 1,
+        active: "operator",
+        operator: {
+          api_key: operator.apiKey,
+          id: 1,
+          name: "AI Agent Operator",
+          recovery_code: `lfr_${"R".repeat(43)}`,
+          saved_at: savedAt,
+        },
+        agent: { api_key: agent.apiKey, id: 1, name: "imported-agent", saved_at: savedAt },
+      }),
+      { mode: 0o600 },
+    );
+    outputs.length = 0;
+
+    const imported = await rekey(
+      ["import", "lightning-wallet", "--profile", "imported", "--json"],
+      {
+        env: { LIGHTNING_WALLET_HOME: walletHome },
+      },
+    );
+    expect(imported.code).toBe(0);
+    const document = importDocument.parse(JSON.parse(imported.stdout));
+    expect(document.recoveryCodeSkipped).toBe(true);
+    expect(document.results).toEqual([
+      expect.objectContaining({
+        entry: "operator",
+        result: "imported",
+        fingerprint: operator.newFingerprint,
+      }),
+      expect.objectContaining({
+        entry: "agent",
+        result: "imported",
+        fingerprint: agent.newFingerprint,
+      }),
+    ]);
+    const status = await rekey(["status", "--profile", "imported", "--json"]);
+    expect(statusDocument.parse(JSON.parse(status.stdout)).fingerprint).toBe(
+      operator.newFingerprint,
+    );
+    for (const text of outputs) expect(text).not.toMatch(RAW_SECRET);
+
+    const garbage = join(dir, "garbage.json");
+    await writeFile(garbage, "{ not json");
+    const bad = await rekey(["import", "lightning-wallet", "--file", garbage]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("is not valid JSON");
+    const missing = await rekey(["import", "lightning-wallet", "--file", join(dir, "nope.json")]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("ENOENT");
+  });
+
+  it("a corrupt store exits 7; an unwritable store refuses register before the faucet", async () => {
+    const corruptHome = join(dir, "corrupt");
+    await mkdir(corruptHome, { recursive: true, mode: 0o700 });
+    await writeFile(join(corruptHome, "credentials.json"), "\u0000\u0001garbage", { mode: 0o600 });
+    const corrupt = await rekey(["status", "--json"], { env: { REKEY_HOME: corruptHome } });
+    expect(corrupt.code).toBe(7);
+    expect(errorDocument.parse(JSON.parse(corrupt.stderr)).error.code).toBe("STORE_CORRUPT");
+
+    const notADirectory = join(dir, "plain-file");
+    await writeFile(notADirectory, "x");
+    const registersBefore = sandbox.stats().calls.register ?? 0;
+    const unusable = await rekey(
+      ["register", "--recovery-code-file", join(dir, "never-written.txt")],
+      { env: { REKEY_HOME: join(notADirectory, "home") } },
+    );
+    expect(unusable.code).toBe(7);
+    expect(unusable.stderr).toContain("STORE_UNAVAILABLE");
+    expect(sandbox.stats().calls.register ?? 0).toBe(registersBefore);
+  });
+
+  it("rekey sandbox prints its URL and stops cleanly on SIGINT", async () => {
+    const child = spawn(process.execPath, [BIN_PATH, "sandbox", "--port", "0"], {
+      env: { PATH: process.env.PATH, NO_COLOR: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stdout.setEncoding("utf8").on("data", (text: string) => {
+        stdout += text;
+        const match = /listening at (http:\/\/\S+)/.exec(stdout);
+        if (match?.[1]) resolve(match[1]);
+      });
+      child.once("exit", () => reject(new Error(`sandbox exited early: ${stdout}`)));
+    });
+    const reply = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ action: "whoami", api_key: `lf_${"x".repeat(43)}` }),
+    });
+    expect(((await reply.json()) as { success: boolean }).success).toBe(false);
+    const exitCode = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    child.kill("SIGINT");
+    expect(await exitCode).toBe(0);
+  });
+});

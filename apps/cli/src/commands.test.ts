@@ -1,0 +1,379 @@
+import { readFile, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type CliHarness,
+  RAW_SECRET,
+  registerOperator,
+  startCliHarness,
+} from "./cli-harness.test-helper.js";
+import {
+  agentsCreateDocument,
+  agentsListDocument,
+  doctorDocument,
+  errorDocument,
+  historyDocument,
+  loginDocument,
+  planDocument,
+  recoverDocument,
+  registerDocument,
+  rotationDocument,
+  statusDocument,
+  withdrawDocument,
+} from "./json-schemas.test-helper.js";
+
+function expectNoSecrets(...texts: string[]) {
+  for (const text of texts) expect(text).not.toMatch(RAW_SECRET);
+}
+
+describe("register", () => {
+  let harness: CliHarness;
+  beforeAll(async () => {
+    harness = await startCliHarness();
+  });
+  afterAll(() => harness.close());
+
+  it("writes the recovery code to a new 0600 file and prints only the fingerprint", async () => {
+    const file = join(harness.dir, "recovery.txt");
+    const result = await harness.runJson(["register", "--recovery-code-file", file]);
+    expect(result.code).toBe(0);
+    const document = registerDocument.parse(result.json);
+    expect(document.recoveryCode).toBeUndefined();
+    expect(document.recoveryCodeFile).toBe(file);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect((await readFile(file, "utf8")).trim()).toMatch(/^lfr_/);
+    expectNoSecrets(result.stdout, result.stderr);
+  });
+
+  it("refuses without a terminal and without a file, before registering anything", async () => {
+    const before = harness.sandbox.stats().calls.register ?? 0;
+    const result = await harness.run(["register"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("Nowhere safe to put the recovery code");
+    expect(result.stderr).toContain("--recovery-code-file");
+    expect(harness.sandbox.stats().calls.register ?? 0).toBe(before);
+  });
+
+  it("shows the recovery code once on a terminal", async () => {
+    const result = await harness.run(["register", "--profile", "tty"], {
+      terminal: { stdout: true },
+    });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/Recovery code .*shown once/);
+    expect(result.stdout).toMatch(/lfr_[A-Za-z0-9_-]{20,}/);
+  });
+
+  it("puts the recovery code in --json only with --show-recovery-code", async () => {
+    const refused = await harness.runJson(["register", "--profile", "json"], {
+      terminal: { stdout: true },
+    });
+    expect(refused.code).toBe(2);
+    expect(errorDocument.parse(JSON.parse(refused.stderr)).error.hint).toContain(
+      "--show-recovery-code",
+    );
+    const shown = await harness.runJson(["register", "--profile", "json", "--show-recovery-code"]);
+    expect(shown.code).toBe(0);
+    expect(registerDocument.parse(shown.json).recoveryCode).toMatch(/^lfr_/);
+  });
+
+  it("never overwrites an existing recovery code file", async () => {
+    const file = join(harness.dir, "existing.txt");
+    await writeFile(file, "an older recovery code\n");
+    const before = harness.sandbox.stats().calls.register ?? 0;
+    const result = await harness.run([
+      "register",
+      "--profile",
+      "other",
+      "--recovery-code-file",
+      file,
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("already exists");
+    expect(await readFile(file, "utf8")).toBe("an older recovery code\n");
+    expect(harness.sandbox.stats().calls.register ?? 0).toBe(before);
+  });
+});
+
+describe("an operator's day: status, agents, rotate, withdraw, history", () => {
+  let harness: CliHarness;
+  let agentId: number;
+  beforeAll(async () => {
+    harness = await startCliHarness();
+    await registerOperator(harness);
+  });
+  afterAll(() => harness.close());
+
+  it("status shows identity, fingerprint, no cooldown and the store", async () => {
+    const result = await harness.runJson(["status"]);
+    expect(result.code).toBe(0);
+    const document = statusDocument.parse(result.json);
+    expect(document).toMatchObject({
+      principal: { kind: "operator" },
+      hasKey: true,
+      cooldownRemainingSeconds: 0,
+      store: { kind: "file" },
+      storeHealth: { ok: true },
+      identity: { type: "operator" },
+    });
+    expect(document.store.location).toContain(harness.home);
+    const human = await harness.run(["status"]);
+    expect(human.stdout).toContain(document.fingerprint);
+    expect(human.stdout).toMatch(/cooldown:\s+none/);
+  });
+
+  it("creates and lists agents", async () => {
+    const created = await harness.runJson(["agents", "create", "alpha", "--budget", "5000"]);
+    expect(created.code).toBe(0);
+    agentId = agentsCreateDocument.parse(created.json).agentId;
+    await harness.run(["agents", "create", "beta"]);
+    const listed = await harness.runJson(["agents"]);
+    const document = agentsListDocument.parse(listed.json);
+    expect(document.agents.map((entry) => entry.name)).toEqual(["alpha", "beta"]);
+    expect(document.agents.every((entry) => entry.hasKey)).toBe(true);
+    expectNoSecrets(created.stdout, listed.stdout);
+  });
+
+  it("rejects a budget that is not a whole number of sats", async () => {
+    for (const budget of ["-5", "1.5", "abc", "99999999999999999999"]) {
+      const result = await harness.run(["agents", "create", "gamma", `--budget=${budget}`]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain("--budget");
+    }
+  });
+
+  it("a dry run shows the plan and changes nothing", async () => {
+    const before = harness.sandbox.stats().rotations;
+    const result = await harness.runJson(["rotate", "--dry-run"]);
+    expect(result.code).toBe(0);
+    const plan = planDocument.parse(result.json);
+    expect(plan).toMatchObject({ cooldownMinutes: 60, action: "regenerate_operator_key" });
+    expect(harness.sandbox.stats().rotations).toBe(before);
+  });
+
+  it("refuses to rotate without a terminal and without --yes", async () => {
+    const before = harness.sandbox.stats().rotations;
+    const result = await harness.run(["rotate"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("--yes");
+    expect(harness.sandbox.stats().rotations).toBe(before);
+  });
+
+  it("asks on a terminal and does nothing when the answer is no", async () => {
+    const before = harness.sandbox.stats().rotations;
+    const terminal = { stdin: true, stderr: true };
+    const result = await harness.run(["rotate"], { terminal, confirmations: [false] });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("Cancelled");
+    expect(harness.asked.at(-1)).toBe("Rotate the operator key now?");
+    expect(harness.sandbox.stats().rotations).toBe(before);
+  });
+
+  it("rotates the operator key with --yes and starts the 60-minute cooldown", async () => {
+    const before = await harness.runJson(["status"]);
+    const oldFingerprint = statusDocument.parse(before.json).fingerprint;
+    const result = await harness.runJson(["rotate", "--yes"]);
+    expect(result.code).toBe(0);
+    const rotation = rotationDocument.parse(result.json);
+    expect(rotation).toMatchObject({ oldFingerprint, cooldownMinutes: 60, verified: true });
+    expect(rotation.apiKey).toBeUndefined();
+    expectNoSecrets(result.stdout, result.stderr);
+
+    const after = statusDocument.parse((await harness.runJson(["status"])).json);
+    expect(after.fingerprint).toBe(rotation.newFingerprint);
+    expect(after.cooldownRemainingSeconds).toBeGreaterThan(59 * 60);
+  });
+
+  it("refuses a second rotation inside the cooldown (exit 5) unless --force", async () => {
+    const result = await harness.runJson(["rotate", "--yes"]);
+    expect(result.code).toBe(5);
+    const error = errorDocument.parse(JSON.parse(result.stderr)).error;
+    expect(error.code).toBe("COOLDOWN_ACTIVE");
+    expect(error.details.cooldownUntil).toEqual(expect.any(String));
+  });
+
+  it("rotates an agent with --reveal, printing the new key only then", async () => {
+    const result = await harness.runJson([
+      "rotate",
+      "--agent",
+      String(agentId),
+      "--yes",
+      "--reveal",
+    ]);
+    expect(result.code).toBe(0);
+    const rotation = rotationDocument.parse(result.json);
+    expect(rotation).toMatchObject({ principal: { kind: "agent", agentId }, cooldownMinutes: 30 });
+    expect(rotation.apiKey).toMatch(/^lf_/);
+    const listed = agentsListDocument.parse((await harness.runJson(["agents", "list"])).json);
+    const entry = listed.agents.find((candidate) => candidate.id === agentId);
+    expect(entry?.fingerprint).toBe(rotation.newFingerprint);
+    expect(entry?.cooldownRemainingSeconds).toBeGreaterThan(29 * 60);
+  });
+
+  it("refuses a withdrawal inside the cooldown with exit 5 and the cooldown's end", async () => {
+    const result = await harness.run(["withdraw", "--amount", "100"]);
+    expect(result.code).toBe(5);
+    expect(result.stderr).toContain("COOLDOWN_ACTIVE");
+    expect(result.stderr).toMatch(/cooldown until \d{4}-\d\d-\d\dT/);
+    const json = await harness.runJson(["withdraw", "--amount", "100"]);
+    expect(errorDocument.parse(JSON.parse(json.stderr)).error.code).toBe("COOLDOWN_ACTIVE");
+    expect(withdrawDocument.safeParse(json.json).success).toBe(false);
+  });
+
+  it("gives clear errors for unknown, negative and huge agent ids", async () => {
+    const unknown = await harness.runJson(["rotate", "--agent", "424242", "--yes"]);
+    expect(unknown.code).toBe(4);
+    expect(errorDocument.parse(JSON.parse(unknown.stderr)).error.code).toBe("NOT_FOUND");
+    for (const id of ["-1", "0", "2147483648", "99999999999999999999", "7abc"]) {
+      const result = await harness.run(["status", `--agent=${id}`]);
+      expect(result.code, id).toBe(2);
+      expect(result.stderr).toContain("INVALID_INPUT");
+    }
+  });
+
+  it("history lists every change and --verify checks the chain", async () => {
+    const result = await harness.runJson(["history", "--verify"]);
+    expect(result.code).toBe(0);
+    const document = historyDocument.parse(result.json);
+    expect(document.verification).toEqual({ ok: true, count: document.entries.length });
+    const successes = document.entries.filter((entry) => entry.outcome === "success");
+    expect(successes.map((entry) => `${entry.action} ${entry.principal}`)).toEqual([
+      "register operator",
+      "create_agent agent:1",
+      "create_agent agent:2",
+      "rotate operator",
+      `rotate agent:${agentId}`,
+    ]);
+    expect(document.entries.every((entry) => entry.surface === "cli")).toBe(true);
+  });
+
+  it("history --verify exits 7 when the log was edited", async () => {
+    const auditPath = join(harness.home, "audit.jsonl");
+    const original = await readFile(auditPath, "utf8");
+    await writeFile(auditPath, original.replace('"create_agent"', '"register"'));
+    try {
+      const result = await harness.run(["history", "--verify"]);
+      expect(result.code).toBe(7);
+      expect(result.stderr).toContain("hash chain is broken");
+    } finally {
+      await writeFile(auditPath, original);
+    }
+  });
+
+  it("doctor reports a healthy store and faucet", async () => {
+    const result = await harness.runJson(["doctor"]);
+    expect(result.code).toBe(0);
+    expect(doctorDocument.parse(result.json)).toMatchObject({ ok: true });
+    const repaired = await harness.runJson(["doctor", "--repair"]);
+    expect(doctorDocument.parse(repaired.json).resolutions).toEqual([]);
+  });
+
+  it("doctor exits 11 when the faucet cannot be reached", async () => {
+    const result = await harness.run([
+      "doctor",
+      "--profile",
+      "elsewhere",
+      "--url",
+      "http://127.0.0.1:9/",
+    ]);
+    expect(result.code).toBe(11);
+    expect(result.stdout).toMatch(/faucet:\s+FAILED/);
+  });
+});
+
+describe("login and recover read secrets from stdin or a hidden prompt", () => {
+  let harness: CliHarness;
+  let recoveryFile: string;
+  beforeAll(async () => {
+    harness = await startCliHarness();
+    recoveryFile = await registerOperator(harness);
+  });
+  afterAll(() => harness.close());
+
+  it("recover takes the code from stdin and stores a new operator key", async () => {
+    const code = await readFile(recoveryFile, "utf8");
+    const result = await harness.runJson(["recover"], { stdin: code });
+    expect(result.code).toBe(0);
+    const document = recoverDocument.parse(result.json);
+    expect(document).toMatchObject({ cooldownMinutes: 60 });
+    expectNoSecrets(result.stdout, result.stderr);
+  });
+
+  it("login with the revealed key from a hidden prompt, into a new profile", async () => {
+    const rotated = await harness.runJson(["rotate", "--yes", "--force", "--reveal"]);
+    const { apiKey, newFingerprint } = rotationDocument.parse(rotated.json);
+    const result = await harness.runJson(["login", "--profile", "second"], {
+      terminal: { stdin: true, stderr: true },
+      secrets: [apiKey ?? ""],
+    });
+    expect(result.code).toBe(0);
+    expect(harness.asked.at(-1)).toBe("API key:");
+    expect(loginDocument.parse(result.json)).toMatchObject({
+      fingerprint: newFingerprint,
+      principal: { kind: "operator" },
+    });
+    expectNoSecrets(result.stdout, result.stderr);
+  });
+
+  it("refuses garbage on stdin without calling the faucet", async () => {
+    const before = harness.sandbox.stats().calls.whoami ?? 0;
+    for (const stdin of ["", "\n\n", "two words", "lf_a\nlf_b", "\u0000\u0001binary"]) {
+      const result = await harness.run(["login"], { stdin });
+      expect(result.code, JSON.stringify(stdin)).toBe(2);
+      expect(result.stderr).toContain("INVALID_INPUT");
+    }
+    expect(harness.sandbox.stats().calls.whoami ?? 0).toBe(before);
+  });
+
+  it("a key the faucet does not know is UNAUTHORIZED (exit 3) and is not echoed", async () => {
+    const fakeKey = `lf_${"A".repeat(43)}`;
+    const result = await harness.run(["login", "--profile", "third"], { stdin: `${fakeKey}\n` });
+    expect(result.code).toBe(3);
+    expect(result.stderr).toContain("UNAUTHORIZED");
+    expect(result.stderr).not.toContain(fakeKey);
+  });
+
+  it("a wrong recovery code is refused and not echoed", async () => {
+    const wrong = `lfr_${"B".repeat(43)}`;
+    const result = await harness.run(["recover"], { stdin: wrong });
+    expect(result.code).toBe(3);
+    expect(result.stderr).not.toContain(wrong);
+  });
+});
+
+describe("store problems", () => {
+  let harness: CliHarness;
+  beforeAll(async () => {
+    harness = await startCliHarness();
+    await registerOperator(harness);
+  });
+  afterAll(() => harness.close());
+
+  it("a corrupt credentials file is STORE_CORRUPT (exit 7) and is not overwritten", async () => {
+    const path = join(harness.home, "credentials.json");
+    const original = await readFile(path, "utf8");
+    await writeFile(path, "{ this is not json");
+    try {
+      const result = await harness.runJson(["status"]);
+      expect(result.code).toBe(7);
+      expect(errorDocument.parse(JSON.parse(result.stderr)).error.code).toBe("STORE_CORRUPT");
+      const rotate = await harness.run(["rotate", "--yes"]);
+      expect(rotate.code).toBe(7);
+      expect(await readFile(path, "utf8")).toBe("{ this is not json");
+    } finally {
+      await writeFile(path, original);
+    }
+  });
+
+  it("an unsupported store spec is CONFIG_INVALID (exit 2)", async () => {
+    const result = await harness.run(["status", "--store", "postgres://user:secret@db/rekey"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("CONFIG_INVALID");
+    expect(result.stderr).not.toContain("secret");
+  });
+
+  it("a memory store starts empty: status says there is no key", async () => {
+    const result = await harness.runJson(["status", "--store", "memory"]);
+    expect(result.code).toBe(0);
+    expect(statusDocument.parse(result.json).hasKey).toBe(false);
+  });
+});

@@ -1,0 +1,59 @@
+/**
+ * CLI start-up, against bare `node -e 0` in the same run:
+ * - `rekey --version`: commander only (core, zod and undici are lazy chunks); target within
+ *   1.2x of bare node.
+ * - `rekey status`: file store in a temp REKEY_HOME plus one `whoami` to a sandbox on loopback.
+ * Uses the built binary (apps/cli/dist/bin.js): `pnpm bench` builds first.
+ */
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startSandbox } from "@rekey/sandbox";
+import { compare, timeCommand } from "./runner.mjs";
+
+const BIN = fileURLToPath(new URL("../../apps/cli/dist/bin.js", import.meta.url));
+
+export default async function benchCli() {
+  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run pnpm build first`);
+  const sandbox = await startSandbox({ port: 0 });
+  const home = await mkdtemp(join(tmpdir(), "rekey-bench-cli-"));
+  const env = {
+    PATH: process.env.PATH,
+    NO_COLOR: "1",
+    REKEY_HOME: join(home, "rekey"),
+    REKEY_API_URL: sandbox.url,
+  };
+  try {
+    // Async: the sandbox answers from this process, so its event loop must stay free.
+    await timeCommand(
+      process.execPath,
+      [BIN, "register", "--recovery-code-file", join(home, "rc.txt")],
+      {
+        env,
+      },
+    )();
+    const bareNode = timeCommand(process.execPath, ["-e", "0"], { env });
+    const version = await compare({
+      name: "rekey --version vs node -e 0",
+      baseline: bareNode,
+      subject: timeCommand(process.execPath, [BIN, "--version"], { env }),
+      warmup: 3,
+      runs: 21,
+    });
+    const status = await compare({
+      name: "rekey status (file store, sandbox on loopback) vs node -e 0",
+      baseline: bareNode,
+      subject: timeCommand(process.execPath, [BIN, "status"], { env }),
+      warmup: 2,
+      runs: 11,
+    });
+    const verdict = version.ratio <= 1.2 ? "meets" : "MISSES";
+    console.log(`rekey --version ${verdict} the 1.2x target (${version.ratio.toFixed(2)}x)`);
+    return { version, status };
+  } finally {
+    await sandbox.close();
+    await rm(home, { recursive: true, force: true });
+  }
+}
