@@ -18,6 +18,7 @@ export interface HttpConfig {
   logLevel: string;
 }
 
+/** `rekey-http --help`. */
 export const USAGE = `Usage: rekey-http [options]
        rekey-http hash-token < token.txt     print the SHA-256 of a token for the configuration
 

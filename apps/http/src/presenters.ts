@@ -16,14 +16,16 @@ import type {
   statusResponseSchema,
 } from "./schemas.js";
 
-/** Core results in the HTTP API's snake_case shape. Never carries a raw key except `presentCurrentKey`. */
+// Core results in the HTTP API's snake_case shape. Only `presentCurrentKey` carries a raw key.
 
+/** `{ kind: "operator" }` or `{ kind: "agent", agent_id }`. */
 export function presentPrincipal(principal: Principal): z.infer<typeof principalSchema> {
   return principal.kind === "operator"
     ? { kind: "operator" }
     : { kind: "agent", agent_id: principal.agentId };
 }
 
+/** A rotation result or dry-run plan, with fingerprints only (never `apiKey`). */
 export function presentRotation(
   outcome: RotationResult | RotationPlan,
 ): z.infer<typeof rotateResponseSchema> {
@@ -58,6 +60,7 @@ export function presentRotation(
   };
 }
 
+/** Core's `KeyStatus` for `GET /v1/status`. */
 export function presentStatus(status: KeyStatus): z.infer<typeof statusResponseSchema> {
   const last = status.lastRotation;
   return {
@@ -97,6 +100,7 @@ export function presentStatus(status: KeyStatus): z.infer<typeof statusResponseS
   };
 }
 
+/** Core's agent list for `GET /v1/agents`. */
 export function presentAgents(agents: AgentStatus[]): z.infer<typeof agentsResponseSchema> {
   return {
     agents: agents.map((entry) => ({

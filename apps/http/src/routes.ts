@@ -12,7 +12,7 @@ import {
   statusResponseSchema,
 } from "./schemas.js";
 
-/** The route definitions: paths, inputs, outputs. Handlers live in app.ts. */
+// The route definitions: paths, inputs, outputs, documentation. Handlers live in app.ts.
 
 const problem = (description: string) => ({
   description,
@@ -26,6 +26,7 @@ const authProblems = {
   403: problem("The token lacks the scope this route needs."),
 };
 
+/** `POST /v1/rotate` (scope rotate). */
 export const rotateRoute = createRoute({
   method: "post",
   path: "/v1/rotate",
@@ -52,6 +53,7 @@ export const rotateRoute = createRoute({
   },
 });
 
+/** `GET /v1/status` (scope status). */
 export const statusRoute = createRoute({
   method: "get",
   path: "/v1/status",
@@ -69,6 +71,7 @@ export const statusRoute = createRoute({
   },
 });
 
+/** `GET /v1/agents` (scope status). */
 export const agentsRoute = createRoute({
   method: "get",
   path: "/v1/agents",
@@ -83,6 +86,7 @@ export const agentsRoute = createRoute({
   },
 });
 
+/** `GET /v1/keys/current` (scope read_key). */
 export const currentKeyRoute = createRoute({
   method: "get",
   path: "/v1/keys/current",
@@ -100,6 +104,7 @@ export const currentKeyRoute = createRoute({
   },
 });
 
+/** `GET /healthz` (no token). */
 export const healthzRoute = createRoute({
   method: "get",
   path: "/healthz",
@@ -112,6 +117,7 @@ export const healthzRoute = createRoute({
   },
 });
 
+/** `GET /readyz` (no token). */
 export const readyzRoute = createRoute({
   method: "get",
   path: "/readyz",
@@ -128,6 +134,7 @@ export const readyzRoute = createRoute({
   },
 });
 
+/** `GET /metrics` (no token). */
 export const metricsRoute = createRoute({
   method: "get",
   path: "/metrics",

@@ -6,6 +6,7 @@ import { MAX_ID } from "@rekey/core";
  * are the OpenAPI 3.1 document: one source for both.
  */
 
+/** An agent id in a JSON body. */
 export const agentIdBody = z
   .number()
   .int()
@@ -13,6 +14,7 @@ export const agentIdBody = z
   .max(MAX_ID)
   .openapi({ description: "An agent of the operator; omitted: the profile's active principal." });
 
+/** The optional `agent_id` query parameter (digits; range-checked by core's `agent()`). */
 export const agentIdQuery = z.object({
   agent_id: z
     .string()
@@ -25,6 +27,7 @@ export const agentIdQuery = z.object({
     }),
 });
 
+/** `POST /v1/rotate` body: strict, so an unknown field is INVALID_INPUT rather than ignored. */
 export const rotateBodySchema = z
   .object({
     agent_id: agentIdBody.optional(),
@@ -39,6 +42,7 @@ export const rotateBodySchema = z
   .strict()
   .openapi("RotateRequest");
 
+/** `POST /v1/rotate` headers: the optional Idempotency-Key. */
 export const rotateHeadersSchema = z.object({
   "idempotency-key": z
     .string()
@@ -52,6 +56,7 @@ export const rotateHeadersSchema = z.object({
     }),
 });
 
+/** A principal on the wire. */
 export const principalSchema = z
   .object({
     kind: z.enum(["operator", "agent"]),
@@ -59,6 +64,7 @@ export const principalSchema = z
   })
   .openapi("Principal");
 
+/** A completed rotation: fingerprints, never the key. */
 export const rotationResultSchema = z
   .object({
     dry_run: z.literal(false),
@@ -77,6 +83,7 @@ export const rotationResultSchema = z
   })
   .openapi("RotationResult");
 
+/** A dry run's plan. */
 export const rotationPlanSchema = z
   .object({
     dry_run: z.literal(true),
@@ -91,10 +98,12 @@ export const rotationPlanSchema = z
   })
   .openapi("RotationPlan");
 
+/** `POST /v1/rotate` 200 body, told apart by `dry_run`. */
 export const rotateResponseSchema = z
   .discriminatedUnion("dry_run", [rotationResultSchema, rotationPlanSchema])
   .openapi("RotateResponse");
 
+/** `GET /v1/status` 200 body. */
 export const statusResponseSchema = z
   .object({
     principal: principalSchema,
@@ -131,6 +140,7 @@ export const statusResponseSchema = z
   })
   .openapi("Status");
 
+/** `GET /v1/agents` 200 body. */
 export const agentsResponseSchema = z
   .object({
     agents: z.array(
@@ -149,6 +159,7 @@ export const agentsResponseSchema = z
   })
   .openapi("Agents");
 
+/** `GET /v1/keys/current` 200 body: the one carrying a raw key. */
 export const currentKeyResponseSchema = z
   .object({
     principal: principalSchema,
@@ -158,8 +169,10 @@ export const currentKeyResponseSchema = z
   })
   .openapi("CurrentKey");
 
+/** `GET /healthz` body. */
 export const healthzResponseSchema = z.object({ status: z.literal("ok") }).openapi("Alive");
 
+/** `GET /readyz` body (200 or 503); no paths or URLs, as it is unauthenticated. */
 export const readyzResponseSchema = z
   .object({
     status: z.enum(["ready", "not_ready"]),
@@ -168,6 +181,7 @@ export const readyzResponseSchema = z
   })
   .openapi("Readiness");
 
+/** The RFC 9457 problem body (see problem.ts). */
 export const problemSchema = z
   .object({
     type: z.string().openapi({ example: "urn:rekey:error:cooldown-active" }),

@@ -4,6 +4,7 @@ import { z } from "zod";
 
 /** What a bearer token may do. */
 export const SCOPES = ["status", "rotate", "read_key"] as const;
+/** One of {@link SCOPES}. */
 export type Scope = (typeof SCOPES)[number];
 
 const tokenConfigSchema = z
