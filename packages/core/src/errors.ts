@@ -92,9 +92,10 @@ export function toRekeyError(value: unknown): RekeyError {
 // Faucet keys are `lf_` + base64url; recovery codes and unknown real-service keys may differ,
 // so any long token after `lf_` is masked as a defence in depth, on top of callers passing
 // fingerprints only.
-const KEY_PATTERN = /lf_[A-Za-z0-9_-]{16,}/g;
+// Recovery codes (`lfr_` in the sandbox) are secrets too.
+const KEY_PATTERN = /\b(lfr?)_[A-Za-z0-9_-]{16,}/g;
 
-/** Replaces anything that looks like a faucet key with `lf_…[redacted]`. */
+/** Replaces anything that looks like a faucet key or recovery code with `lf_…[redacted]`. */
 export function redactKeys(text: string): string {
-  return text.replace(KEY_PATTERN, "lf_…[redacted]");
+  return text.replace(KEY_PATTERN, "$1_…[redacted]");
 }

@@ -29,7 +29,10 @@ export interface LightningWalletCredentials {
 }
 
 /** Where the public client keeps its credentials. */
-export function lightningWalletCredentialsPath(env: Record<string, string | undefined>, home: string): string {
+export function lightningWalletCredentialsPath(
+  env: Record<string, string | undefined>,
+  home: string,
+): string {
   return `${env.LIGHTNING_WALLET_HOME ?? `${home}/.lightning-wallet`}/credentials.json`;
 }
 
@@ -41,11 +44,16 @@ export function parseLightningWalletCredentials(json: unknown): LightningWalletC
   const parsed = fileSchema.safeParse(json);
   if (!parsed.success) {
     throw new RekeyError("INVALID_INPUT", "Not a lightning-wallet credentials file (version 1)", {
-      details: { issues: parsed.error.issues.map((issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`) },
+      details: {
+        issues: parsed.error.issues.map(
+          (issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`,
+        ),
+      },
     });
   }
   const { operator, agent, active } = parsed.data;
-  if (!operator && !agent) throw new RekeyError("INVALID_INPUT", "The lightning-wallet credentials file holds no key");
+  if (!operator && !agent)
+    throw new RekeyError("INVALID_INPUT", "The lightning-wallet credentials file holds no key");
   return {
     active: active ?? undefined,
     operator: operator ? { apiKey: operator.api_key, name: operator.name ?? undefined } : undefined,

@@ -21,11 +21,17 @@ export const agentIdSchema = z
  * @throws RekeyError INVALID_INPUT for anything but an integer in 1..2^31-1.
  */
 export function agent(agentId: unknown): Principal {
-  const parsed = agentIdSchema.safeParse(typeof agentId === "string" && /^\d+$/.test(agentId) ? Number(agentId) : agentId);
+  const parsed = agentIdSchema.safeParse(
+    typeof agentId === "string" && /^\d+$/.test(agentId) ? Number(agentId) : agentId,
+  );
   if (!parsed.success) {
-    throw new RekeyError("INVALID_INPUT", `Invalid agent id ${JSON.stringify(String(agentId)).slice(0, 40)}: ${parsed.error.issues[0]?.message ?? "invalid"}`, {
-      hint: `Use a positive whole number up to ${MAX_ID}.`,
-    });
+    throw new RekeyError(
+      "INVALID_INPUT",
+      `Invalid agent id ${JSON.stringify(String(agentId)).slice(0, 40)}: ${parsed.error.issues[0]?.message ?? "invalid"}`,
+      {
+        hint: `Use a positive whole number up to ${MAX_ID}.`,
+      },
+    );
   }
   return { kind: "agent", agentId: parsed.data };
 }
@@ -45,7 +51,10 @@ export function parsePrincipalKey(key: string): Principal {
   if (key === "operator") return OPERATOR;
   const match = /^agent:(\d+)$/.exec(key);
   if (match) return agent(Number(match[1]));
-  throw new RekeyError("STORE_CORRUPT", `Unknown principal key ${JSON.stringify(key)} in the store`);
+  throw new RekeyError(
+    "STORE_CORRUPT",
+    `Unknown principal key ${JSON.stringify(key)} in the store`,
+  );
 }
 
 export function samePrincipal(a: Principal, b: Principal): boolean {

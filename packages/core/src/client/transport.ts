@@ -7,7 +7,13 @@ type Undici = typeof import("undici");
 // is loaded on the first request only.
 let undiciLoading: Promise<Undici> | undefined;
 function loadUndici(): Promise<Undici> {
-  undiciLoading ??= import("undici");
+  // A bundler that splits this CommonJS import may hand back a namespace holding only
+  // `default`; accept both shapes so bundled apps work.
+  undiciLoading ??= import("undici").then((module) =>
+    (module as Undici & { default?: Undici }).Pool
+      ? module
+      : (module as { default: Undici }).default,
+  );
   return undiciLoading;
 }
 

@@ -1,5 +1,10 @@
 import { createHash } from "node:crypto";
-import { createFaucetClient, type FaucetClient, resolveBaseUrl, validateBaseUrl } from "../client/index.js";
+import {
+  createFaucetClient,
+  type FaucetClient,
+  resolveBaseUrl,
+  validateBaseUrl,
+} from "../client/index.js";
 import { type Clock, systemClock } from "../clock.js";
 import { isRekeyError, RekeyError } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
@@ -14,11 +19,17 @@ import {
   samePrincipal,
 } from "../principal.js";
 import { verifyAuditChain } from "../store/audit-chain.js";
-import type { CredentialStore, Profile, StoredKey, StoreData, Surface } from "../store/types.js";
+import type { CredentialStore, Profile, StoreData, StoredKey, Surface } from "../store/types.js";
 import type { EngineContext, EngineHooks } from "./context.js";
 import { createKeyProvider } from "./key-provider.js";
 import { audit, type CompletedRotation, resolveIntent, rotateUnderLock } from "./rotation.js";
-import { missingKeyError, newProfile, setStoredKey, storedKeyOf, updateStore } from "./store-data.js";
+import {
+  missingKeyError,
+  profileIn,
+  setStoredKey,
+  storedKeyOf,
+  updateStore,
+} from "./store-data.js";
 import type {
   AgentStatus,
   HealthReport,
@@ -47,7 +58,7 @@ export interface RekeyOptions {
   clock?: Clock;
   /** How long a rotation waits for another one on the same principal (default 30 s). */
   lockWaitMs?: number;
-  /** How long a crashed rotation's lock outlives its holder (default 30 s). */
+  /** How long a crashed rotation's lock outlives its holder (default 20 s; waiters apply their own). */
   lockLeaseMs?: number;
   /** A prepared client (tests); by default one is made for the profile's URL. */
   client?: FaucetClient;
@@ -66,9 +77,13 @@ export function createRekey(options: RekeyOptions): Rekey {
   const env = options.env ?? {};
   const profileName = options.profile ?? "default";
   if (!PROFILE_NAME.test(profileName)) {
-    throw new RekeyError("CONFIG_INVALID", `Invalid profile name ${JSON.stringify(profileName.slice(0, 70))}`, {
-      hint: "Use letters, digits, '.', '_' or '-' (up to 64 characters).",
-    });
+    throw new RekeyError(
+      "CONFIG_INVALID",
+      `Invalid profile name ${JSON.stringify(profileName.slice(0, 70))}`,
+      {
+        hint: "Use letters, digits, '.', '_' or '-' (up to 64 characters).",
+      },
+    );
   }
   const explicitUrl = options.baseUrl ?? env.REKEY_API_URL ?? env.LIGHTNING_WALLET_API_URL;
   if (explicitUrl !== undefined) validateBaseUrl(explicitUrl);
@@ -89,7 +104,10 @@ export function createRekey(options: RekeyOptions): Rekey {
   async function baseUrl(): Promise<string> {
     const profile = await readProfile();
     if (profile) {
-      if (explicitUrl !== undefined && normaliseUrl(explicitUrl) !== normaliseUrl(profile.baseUrl)) {
+      if (
+        explicitUrl !== undefined &&
+        normaliseUrl(explicitUrl) !== normaliseUrl(profile.baseUrl)
+      ) {
         throw new RekeyError(
           "CONFIG_INVALID",
           `Profile "${profileName}" holds keys for ${profile.baseUrl}, not ${explicitUrl}: keys are never sent to another URL`,
@@ -134,7 +152,7 @@ export function createRekey(options: RekeyOptions): Rekey {
     profileName,
     surface,
     clock,
-    lockLeaseMs: options.lockLeaseMs ?? 30_000,
+    lockLeaseMs: options.lockLeaseMs ?? 20_000,
     lockWaitMs: options.lockWaitMs ?? 30_000,
     hooks: options.hooks ?? {},
     client,
@@ -208,7 +226,7 @@ export function createRekey(options: RekeyOptions): Rekey {
     await updateStore(
       store,
       (draft: StoreData) => {
-        const profile = (draft.profiles[profileName] ??= newProfile(url, principal));
+        const profile = profileIn(draft, profileName, url, principal);
         setStoredKey(profile, principal, key);
         if (makeActive) profile.active = principalKey(principal);
       },
@@ -221,7 +239,11 @@ export function createRekey(options: RekeyOptions): Rekey {
     return Math.max(0, Math.ceil((Date.parse(until) - clock.now()) / 1000));
   }
 
-  function toResult(rotation: CompletedRotation, shared: boolean, reveal: boolean | undefined): RotationResult {
+  function toResult(
+    rotation: CompletedRotation,
+    shared: boolean,
+    reveal: boolean | undefined,
+  ): RotationResult {
     const { record, principal } = rotation;
     return {
       dryRun: false,
@@ -240,19 +262,39 @@ export function createRekey(options: RekeyOptions): Rekey {
   }
 
   async function rotateKey(request: RotateRequest = {}): Promise<RotationResult | RotationPlan> {
+    // The key as the caller saw it, read before waiting on anything: if another process's
+    // rotation finishes while this call waits (for its lock, or to resolve its intent), this
+    // call returns that rotation instead of rotating a second time.
+    const seenProfile = await readProfile();
+    const seenTarget =
+      request.target ?? (seenProfile ? parsePrincipalKey(seenProfile.active) : undefined);
+    const seenFingerprint = seenTarget
+      ? storedKeyOf(seenProfile, seenTarget)?.fingerprint
+      : undefined;
     await ensureResolved();
     const actor = request.actor ?? (await requireActive());
     const target = request.target ?? actor;
     if (actor.kind === "agent" && !samePrincipal(actor, target)) {
-      throw new RekeyError("FORBIDDEN", `An agent can rotate only its own key, not the ${principalLabel(target)}'s`, {
-        hint: "Omit agent_id to rotate your own key; an operator rotates its agents' keys.",
-        details: { principal: principalLabel(target) },
-      });
+      throw new RekeyError(
+        "FORBIDDEN",
+        `An agent can rotate only its own key, not the ${principalLabel(target)}'s`,
+        {
+          hint: "Omit agent_id to rotate your own key; an operator rotates its agents' keys.",
+          details: { principal: principalLabel(target) },
+        },
+      );
     }
     const actorKey = await currentKey(actor);
     const targetStored = storedKeyOf(await readProfile(), target);
-    const targetFingerprint = targetStored?.fingerprint ?? (samePrincipal(actor, target) ? fingerprint(actorKey.key) : undefined);
-    const currentCooldown = cooldownRemaining(targetStored?.cooldownUntil) > 0 ? targetStored?.cooldownUntil : undefined;
+    const targetFingerprint =
+      targetStored?.fingerprint ??
+      (samePrincipal(actor, target) ? fingerprint(actorKey.key) : undefined);
+    const expectedFingerprint =
+      seenTarget && seenFingerprint && samePrincipal(seenTarget, target)
+        ? seenFingerprint
+        : targetFingerprint;
+    const currentCooldown =
+      cooldownRemaining(targetStored?.cooldownUntil) > 0 ? targetStored?.cooldownUntil : undefined;
     const minutes = cooldownMinutes(target);
     if (request.dryRun) {
       return {
@@ -260,7 +302,10 @@ export function createRekey(options: RekeyOptions): Rekey {
         principal: target,
         label: principalLabel(target),
         currentFingerprint: targetFingerprint ?? "none",
-        action: target.kind === "agent" && !samePrincipal(actor, target) ? "regenerate_agent_key" : "regenerate_operator_key",
+        action:
+          target.kind === "agent" && !samePrincipal(actor, target)
+            ? "regenerate_agent_key"
+            : "regenerate_operator_key",
         cooldownMinutes: minutes,
         cooldownWouldEndAt: new Date(clock.now() + minutes * 60_000).toISOString(),
         currentCooldownUntil: currentCooldown,
@@ -277,7 +322,11 @@ export function createRekey(options: RekeyOptions): Rekey {
         `The ${principalLabel(target)} was rotated recently; its withdrawal cooldown runs until ${currentCooldown} (${formatDuration(seconds)} left)`,
         {
           hint: `Rotating again now would restart the ${minutes}-minute withdrawal block. Wait ${formatDuration(seconds)}, or force it deliberately.`,
-          details: { cooldownUntil: currentCooldown, retryAfterSeconds: seconds, principal: principalLabel(target) },
+          details: {
+            cooldownUntil: currentCooldown,
+            retryAfterSeconds: seconds,
+            principal: principalLabel(target),
+          },
         },
       );
     }
@@ -285,7 +334,7 @@ export function createRekey(options: RekeyOptions): Rekey {
     const flight = rotateUnderLock(context, {
       target,
       actor,
-      expectedFingerprint: targetFingerprint,
+      expectedFingerprint,
       signal: request.signal,
     });
     rotationsInFlight.set(flightKey, flight);
@@ -308,9 +357,13 @@ export function createRekey(options: RekeyOptions): Rekey {
       const fp = fingerprint(reply.apiKey);
       const profile = await readProfile();
       if (profile?.operator) {
-        throw new RekeyError("CONFIG_INVALID", `Profile "${profileName}" already holds an operator key`, {
-          hint: "Use another profile (--profile NAME) for a second operator.",
-        });
+        throw new RekeyError(
+          "CONFIG_INVALID",
+          `Profile "${profileName}" already holds an operator key`,
+          {
+            hint: "Use another profile (--profile NAME) for a second operator.",
+          },
+        );
       }
       await saveKey(
         OPERATOR,
@@ -324,7 +377,12 @@ export function createRekey(options: RekeyOptions): Rekey {
         },
         true,
       );
-      await audit(context, { principal: "operator", action: "register", outcome: "success", newFingerprint: fp });
+      await audit(context, {
+        principal: "operator",
+        action: "register",
+        outcome: "success",
+        newFingerprint: fp,
+      });
       return { operatorId: reply.operatorId, fingerprint: fp, recoveryCode: reply.recoveryCode };
     },
 
@@ -339,7 +397,8 @@ export function createRekey(options: RekeyOptions): Rekey {
       const principal = identity.type === "operator" ? OPERATOR : agent(identity.id);
       const fp = fingerprint(key);
       const profile = await readProfile();
-      const makeActive = loginOptions.makeActive ?? (!profile || principal.kind === "operator" || !profile.operator);
+      const makeActive =
+        loginOptions.makeActive ?? (!profile || principal.kind === "operator" || !profile.operator);
       await saveKey(
         principal,
         {
@@ -369,10 +428,21 @@ export function createRekey(options: RekeyOptions): Rekey {
       const fp = fingerprint(reply.apiKey);
       await saveKey(
         principal,
-        { key: reply.apiKey, fingerprint: fp, savedAt: new Date(clock.now()).toISOString(), source: "create", name: reply.name },
+        {
+          key: reply.apiKey,
+          fingerprint: fp,
+          savedAt: new Date(clock.now()).toISOString(),
+          source: "create",
+          name: reply.name,
+        },
         false,
       );
-      await audit(context, { principal: principalKey(principal), action: "create_agent", outcome: "success", newFingerprint: fp });
+      await audit(context, {
+        principal: principalKey(principal),
+        action: "create_agent",
+        outcome: "success",
+        newFingerprint: fp,
+      });
       return { agentId: reply.agentId, name: reply.name, fingerprint: fp };
     },
 
@@ -429,13 +499,24 @@ export function createRekey(options: RekeyOptions): Rekey {
         newFingerprint: record.newFingerprint,
         cooldownUntil: record.cooldownUntil,
       });
-      return toResult({ principal: OPERATOR, record: { ...record, verified }, apiKey: reply.apiKey, shared: false }, false, false);
+      return toResult(
+        {
+          principal: OPERATOR,
+          record: { ...record, verified },
+          apiKey: reply.apiKey,
+          shared: false,
+        },
+        false,
+        false,
+      );
     },
 
     async whoami(principal) {
       await ensureResolved();
       const target = principal ?? (await requireActive());
-      const identity = await keyProvider.withKey(target, async (key) => (await client()).whoami(key));
+      const identity = await keyProvider.withKey(target, async (key) =>
+        (await client()).whoami(key),
+      );
       const key = await keyProvider.current(target);
       return { ...(identity as Identity), fingerprint: key.fingerprint };
     },
@@ -460,21 +541,28 @@ export function createRekey(options: RekeyOptions): Rekey {
         baseUrl: await baseUrl(),
         hasKey: stored !== undefined || seeded !== undefined,
         keySource: stored ? "store" : seeded !== undefined ? "env" : undefined,
-        fingerprint: stored?.fingerprint ?? (seeded === undefined ? undefined : fingerprint(seeded)),
+        fingerprint:
+          stored?.fingerprint ?? (seeded === undefined ? undefined : fingerprint(seeded)),
         name: stored?.name,
         savedAt: stored?.savedAt,
-        keyAgeSeconds: stored ? Math.max(0, Math.floor((clock.now() - Date.parse(stored.savedAt)) / 1000)) : undefined,
+        keyAgeSeconds: stored
+          ? Math.max(0, Math.floor((clock.now() - Date.parse(stored.savedAt)) / 1000))
+          : undefined,
         lastRotation: stored?.lastRotation,
         cooldownUntil: remaining > 0 ? cooldownUntil : undefined,
         cooldownRemainingSeconds: remaining,
-        pendingRotation: intent ? { requestId: intent.requestId, startedAt: intent.startedAt, phase: intent.phase } : undefined,
+        pendingRotation: intent
+          ? { requestId: intent.requestId, startedAt: intent.startedAt, phase: intent.phase }
+          : undefined,
         store: { kind: store.kind, location: store.location },
       } satisfies KeyStatus;
     },
 
     async listAgents() {
       await ensureResolved();
-      const agents = await keyProvider.withKey(OPERATOR, async (key) => (await client()).listAgents(key));
+      const agents = await keyProvider.withKey(OPERATOR, async (key) =>
+        (await client()).listAgents(key),
+      );
       const profile = await readProfile();
       return agents.map((listed): AgentStatus => {
         const stored = profile?.agents[String(listed.id)];
@@ -497,16 +585,24 @@ export function createRekey(options: RekeyOptions): Rekey {
 
     async withIdempotency(idempotencyKey, requestHash, run) {
       if (!/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
-        throw new RekeyError("INVALID_INPUT", "The idempotency key must be 1 to 255 visible ASCII characters");
+        throw new RekeyError(
+          "INVALID_INPUT",
+          "The idempotency key must be 1 to 255 visible ASCII characters",
+        );
       }
       const slot = createHash("sha256").update(idempotencyKey).digest("hex").slice(0, 32);
+      const requestDigest = createHash("sha256").update(requestHash).digest("hex");
       const replay = async () => {
         const record = (await readProfile())?.idempotency[slot];
         if (!record || Date.parse(record.expiresAt) <= clock.now()) return undefined;
-        if (record.requestHash !== requestHash) {
-          throw new RekeyError("IDEMPOTENCY_KEY_REUSED", "This idempotency key was already used with a different request", {
-            hint: "Use a new idempotency key for a different request.",
-          });
+        if (record.requestHash !== requestDigest) {
+          throw new RekeyError(
+            "IDEMPOTENCY_KEY_REUSED",
+            "This idempotency key was already used with a different request",
+            {
+              hint: "Use a new idempotency key for a different request.",
+            },
+          );
         }
         return { status: record.status, body: record.body as never, replayed: true };
       };
@@ -526,12 +622,12 @@ export function createRekey(options: RekeyOptions): Rekey {
           const url = await baseUrl();
           const now = clock.now();
           await updateStore(store, (draft) => {
-            const profile = (draft.profiles[profileName] ??= newProfile(url, OPERATOR));
+            const profile = profileIn(draft, profileName, url, OPERATOR);
             for (const [key, record] of Object.entries(profile.idempotency)) {
               if (Date.parse(record.expiresAt) <= now) delete profile.idempotency[key];
             }
             profile.idempotency[slot] = {
-              requestHash,
+              requestHash: requestDigest,
               createdAt: new Date(now).toISOString(),
               expiresAt: new Date(now + IDEMPOTENCY_TTL_MS).toISOString(),
               status: outcome.status,
@@ -588,12 +684,21 @@ export function createRekey(options: RekeyOptions): Rekey {
         await (await client()).whoami("lf_healthcheck");
       } catch (error) {
         if (!isRekeyError(error, "UNAUTHORIZED", "INVALID_INPUT")) {
-          upstream = { ok: false, baseUrl: url, error: isRekeyError(error) ? error.message : "unreachable" };
+          upstream = {
+            ok: false,
+            baseUrl: url,
+            error: isRekeyError(error) ? error.message : "unreachable",
+          };
         }
       }
       return {
         ok: storeHealth.ok && upstream.ok,
-        store: { ok: storeHealth.ok, kind: storeHealth.kind, location: storeHealth.location, problems: storeHealth.problems },
+        store: {
+          ok: storeHealth.ok,
+          kind: storeHealth.kind,
+          location: storeHealth.location,
+          problems: storeHealth.problems,
+        },
         upstream,
       };
     },

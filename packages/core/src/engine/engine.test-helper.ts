@@ -1,7 +1,12 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createTestClock, type RunningSandbox, type SandboxOptions, startSandbox } from "@rekey/sandbox";
+import {
+  createTestClock,
+  type RunningSandbox,
+  type SandboxOptions,
+  startSandbox,
+} from "@rekey/sandbox";
 import { createFaucetClient, type FaucetClient } from "../client/index.js";
 import { createFileStore } from "../store/file-store.js";
 import { createMemoryStore } from "../store/memory-store.js";
@@ -36,7 +41,14 @@ export async function startEngineFixture(
     store,
     dir,
     rekey(overrides = {}) {
-      const rekey = createRekey({ store, surface: "library", baseUrl: sandbox.url, clock, env: {}, ...overrides });
+      const rekey = createRekey({
+        store,
+        surface: "library",
+        baseUrl: sandbox.url,
+        clock,
+        env: {},
+        ...overrides,
+      });
       engines.push(rekey);
       return rekey;
     },
@@ -50,7 +62,11 @@ export async function startEngineFixture(
 }
 
 /** Reads the raw stored key of a principal, for assertions that the store holds a working key. */
-export async function storedKey(store: CredentialStore, principal: "operator" | number, profile = "default") {
+export async function storedKey(
+  store: CredentialStore,
+  principal: "operator" | number,
+  profile = "default",
+) {
   const data = (await store.read()).data.profiles[profile];
   return principal === "operator" ? data?.operator : data?.agents[String(principal)];
 }

@@ -16,7 +16,9 @@ export interface KeyProviderDeps {
  * A cache of current keys in front of the store, dropped whenever the store reports a change,
  * so a process picks up a rotation made by another process without a restart.
  */
-export function createKeyProvider(deps: KeyProviderDeps): KeyProvider & { invalidate(): void; close(): void } {
+export function createKeyProvider(
+  deps: KeyProviderDeps,
+): KeyProvider & { invalidate(): void; close(): void } {
   const cache = new Map<string, CurrentKey>();
   const unwatch = deps.store.watch(() => cache.clear());
 

@@ -17,12 +17,17 @@ export async function openCredentialStore(options: {
   clock?: Clock;
 }): Promise<CredentialStore> {
   const spec = options.spec?.trim();
-  if (spec === undefined || spec === "" || spec === "file") return createFileStore({ env: options.env });
+  if (spec === undefined || spec === "" || spec === "file")
+    return createFileStore({ env: options.env });
   if (spec === "memory") return createMemoryStore();
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) {
-    throw new RekeyError("CONFIG_INVALID", `Unsupported store ${JSON.stringify(spec.replace(/\/\/[^@/]*@/, "//…@"))}`, {
-      hint: 'Use "memory", a directory path, or "file:DIR".',
-    });
+    throw new RekeyError(
+      "CONFIG_INVALID",
+      `Unsupported store ${JSON.stringify(spec.replace(/\/\/[^@/]*@/, "//…@"))}`,
+      {
+        hint: 'Use "memory", a directory path, or "file:DIR".',
+      },
+    );
   }
   const dir = spec.startsWith("file:") ? spec.slice("file:".length) : spec;
   return createFileStore({ dir, env: options.env });

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { isRekeyError, RekeyError } from "../errors.js";
+import { isRekeyError, type RekeyError } from "../errors.js";
 import { agent, OPERATOR } from "../principal.js";
 import { type EngineFixture, startEngineFixture, storedKey } from "./engine.test-helper.js";
 import type { RotationResult } from "./types.js";
@@ -37,11 +37,17 @@ describe("rotateKey", () => {
     expect(result.shared).toBe(false);
     expect(result.apiKey).toBeUndefined();
     expect(Date.parse(result.cooldownUntil) - fixture.clock.now()).toBe(60 * 60_000);
-    await expect(fixture.client.whoami(after?.key ?? "")).resolves.toMatchObject({ type: "operator" });
+    await expect(fixture.client.whoami(after?.key ?? "")).resolves.toMatchObject({
+      type: "operator",
+    });
     await expectCode(fixture.client.whoami(before?.key ?? ""), "UNAUTHORIZED");
     expect((await fixture.store.read()).data.profiles.default?.intents).toEqual({});
     const history = await rekey.history();
-    expect(history.at(-1)).toMatchObject({ action: "rotate", outcome: "success", newFingerprint: result.newFingerprint });
+    expect(history.at(-1)).toMatchObject({
+      action: "rotate",
+      outcome: "success",
+      newFingerprint: result.newFingerprint,
+    });
     expect(await rekey.verifyHistory()).toMatchObject({ ok: true });
   });
 
@@ -61,7 +67,9 @@ describe("rotateKey", () => {
 
     expect(result.label).toBe(`agent ${created.agentId}`);
     expect(Date.parse(result.cooldownUntil) - fixture.clock.now()).toBe(30 * 60_000);
-    expect((await storedKey(fixture.store, created.agentId))?.fingerprint).toBe(result.newFingerprint);
+    expect((await storedKey(fixture.store, created.agentId))?.fingerprint).toBe(
+      result.newFingerprint,
+    );
     expect((await storedKey(fixture.store, "operator"))?.key).toBe(operatorBefore?.key);
     expect(await rekey.activePrincipal()).toEqual(OPERATOR);
     expect(fixture.sandbox.stats().rotationsByAction).toMatchObject({ regenerate_agent_key: 1 });
@@ -120,7 +128,9 @@ describe("rotateKey", () => {
   it("collapses concurrent rotations in one process into one upstream rotation", async () => {
     const rekey = fixture.rekey();
     await rekey.register({});
-    const results = (await Promise.all(Array.from({ length: 10 }, () => rekey.rotateKey()))) as RotationResult[];
+    const results = (await Promise.all(
+      Array.from({ length: 10 }, () => rekey.rotateKey()),
+    )) as RotationResult[];
     expect(fixture.sandbox.stats().rotations).toBe(1);
     expect(new Set(results.map((result) => result.newFingerprint)).size).toBe(1);
     expect(results.filter((result) => result.shared)).toHaveLength(9);
@@ -143,7 +153,10 @@ describe("rotateKey", () => {
     await rekey.register({});
     await expectCode(rekey.rotateKey({ target: agent(424242) }), "NOT_FOUND");
     expect((await fixture.store.read()).data.profiles.default?.intents).toEqual({});
-    expect((await rekey.history()).at(-1)).toMatchObject({ outcome: "failure", errorCode: "NOT_FOUND" });
+    expect((await rekey.history()).at(-1)).toMatchObject({
+      outcome: "failure",
+      errorCode: "NOT_FOUND",
+    });
   });
 
   it("never sends a key to another URL than the one it was saved for", async () => {
@@ -178,15 +191,23 @@ describe("rotateKey", () => {
     const result = (await rekey.rotateKey()) as RotationResult;
     const stored = await storedKey(fixture.store, "operator");
     expect(stored?.fingerprint).toBe(result.newFingerprint);
-    await expect(fixture.client.whoami(stored?.key ?? "")).resolves.toMatchObject({ type: "operator" });
+    await expect(fixture.client.whoami(stored?.key ?? "")).resolves.toMatchObject({
+      type: "operator",
+    });
     expect(fixture.sandbox.stats().rotations).toBe(1);
-    expect((await rekey.history()).at(-1)).toMatchObject({ action: "resolve", outcome: "recovered" });
+    expect((await rekey.history()).at(-1)).toMatchObject({
+      action: "resolve",
+      outcome: "recovered",
+    });
   });
 
   it("without request_id support, a keyless rotation reply is reported as KEY_LOST with the way back", async () => {
     await fixture.close();
     fixture = await startEngineFixture({
-      sandbox: { requestIdSupport: false, faults: [{ action: "regenerate_operator_key", nth: 1, kind: "omit_key" }] },
+      sandbox: {
+        requestIdSupport: false,
+        faults: [{ action: "regenerate_operator_key", nth: 1, kind: "omit_key" }],
+      },
     });
     const rekey = fixture.rekey();
     await rekey.register({});

@@ -11,7 +11,7 @@ import {
 } from "../principal.js";
 import type { AuditEventInput, RotationIntent, RotationRecord, StoredKey } from "../store/types.js";
 import { type EngineContext, type RotationStep, rotationLockName } from "./context.js";
-import { newProfile, setStoredKey, storedKeyOf, updateStore } from "./store-data.js";
+import { profileIn, setStoredKey, storedKeyOf, updateStore } from "./store-data.js";
 import type { PendingResolution } from "./types.js";
 
 /** A rotation as the engine hands it back, raw key included; the facade strips it. */
@@ -54,7 +54,11 @@ export function outcomeUnknown(error: unknown): boolean {
   return error.code !== "UPSTREAM_UNAVAILABLE" || typeof error.details.upstreamStatus === "number";
 }
 
-async function step(context: EngineContext, name: RotationStep, principal: Principal): Promise<void> {
+async function step(
+  context: EngineContext,
+  name: RotationStep,
+  principal: Principal,
+): Promise<void> {
   await context.hooks.afterStep?.(name, principal);
 }
 
@@ -78,7 +82,10 @@ export async function audit(
 /** The key of `principal`: the store's, else the environment's seed when it matches. */
 async function keyFor(context: EngineContext, principal: Principal): Promise<string | undefined> {
   const snapshot = await context.store.read();
-  return storedKeyOf(snapshot.data.profiles[context.profileName], principal)?.key ?? (await context.envKey(principal));
+  return (
+    storedKeyOf(snapshot.data.profiles[context.profileName], principal)?.key ??
+    (await context.envKey(principal))
+  );
 }
 
 /**
@@ -86,7 +93,10 @@ async function keyFor(context: EngineContext, principal: Principal): Promise<str
  * verify, clear, audit. Returns another caller's rotation instead when the key changed since
  * the caller read it.
  */
-export async function rotateUnderLock(context: EngineContext, params: RotationParams): Promise<CompletedRotation> {
+export async function rotateUnderLock(
+  context: EngineContext,
+  params: RotationParams,
+): Promise<CompletedRotation> {
   const { target } = params;
   const targetKey = principalKey(target);
   const lock = await context.store.lock(rotationLockName(context.profileName, targetKey), {
@@ -105,8 +115,11 @@ export async function rotateUnderLock(context: EngineContext, params: RotationPa
       return { principal: target, record: current.lastRotation, apiKey: current.key, shared: true };
     }
     const actorKey = await keyFor(context, params.actor);
-    if (!actorKey) throw new RekeyError("NOT_FOUND", `No key is held for the ${principalLabel(params.actor)}`);
-    const oldFingerprint = current?.fingerprint ?? (samePrincipal(params.actor, target) ? fingerprint(actorKey) : "none");
+    if (!actorKey)
+      throw new RekeyError("NOT_FOUND", `No key is held for the ${principalLabel(params.actor)}`);
+    const oldFingerprint =
+      current?.fingerprint ??
+      (samePrincipal(params.actor, target) ? fingerprint(actorKey) : "none");
     const intent: RotationIntent = {
       requestId: randomUUID(),
       principal: targetKey,
@@ -118,7 +131,7 @@ export async function rotateUnderLock(context: EngineContext, params: RotationPa
     };
     const baseUrl = await context.baseUrl();
     await updateStore(context.store, (draft) => {
-      const draftProfile = (draft.profiles[context.profileName] ??= newProfile(baseUrl, params.actor));
+      const draftProfile = profileIn(draft, context.profileName, baseUrl, params.actor);
       draftProfile.intents[targetKey] = intent;
     });
     await step(context, "intent-written", target);
@@ -133,7 +146,10 @@ export async function rotateUnderLock(context: EngineContext, params: RotationPa
               requestId: intent.requestId,
               signal: params.signal,
             })
-          : await client.regenerateOperatorKey(actorKey, { requestId: intent.requestId, signal: params.signal });
+          : await client.regenerateOperatorKey(actorKey, {
+              requestId: intent.requestId,
+              signal: params.signal,
+            });
     } catch (error) {
       if (!outcomeUnknown(error)) {
         await clearIntent(context, targetKey);
@@ -150,13 +166,17 @@ export async function rotateUnderLock(context: EngineContext, params: RotationPa
       // The server may have rotated: find out now, while we still hold the lock.
       const resolution = await resolveIntentLocked(context, targetKey);
       if (resolution.outcome === "not_rotated") throw error;
-      const after = storedKeyOf((await context.store.read()).data.profiles[context.profileName], target);
+      const after = storedKeyOf(
+        (await context.store.read()).data.profiles[context.profileName],
+        target,
+      );
       if (!after?.lastRotation) throw error;
       return { principal: target, record: after.lastRotation, apiKey: after.key, shared: false };
     }
     await step(context, "upstream-replied", target);
 
     const record = await storeRotatedKey(context, target, intent, reply);
+    await step(context, "key-stored", target);
     const verified = await verifyKey(context, target, reply.apiKey);
     await step(context, "verified", target);
     const finalRecord = { ...record, verified };
@@ -191,7 +211,8 @@ async function storeRotatedKey(
 ): Promise<RotationRecord> {
   const rotatedAt = new Date(context.clock.now()).toISOString();
   const cooldownUntil =
-    reply.cooldownUntil ?? new Date(context.clock.now() + cooldownMinutes(target) * 60_000).toISOString();
+    reply.cooldownUntil ??
+    new Date(context.clock.now() + cooldownMinutes(target) * 60_000).toISOString();
   const record: RotationRecord = {
     requestId: intent.requestId,
     oldFingerprint: intent.oldFingerprint,
@@ -203,12 +224,12 @@ async function storeRotatedKey(
   };
   const baseUrl = await context.baseUrl();
   let lastError: unknown;
-  for (let attempt = 0; attempt < 6; attempt++) {
+  for (let attempt = 0; attempt < 5; attempt++) {
     try {
       await updateStore(
         context.store,
         (draft) => {
-          const profile = (draft.profiles[context.profileName] ??= newProfile(baseUrl, target));
+          const profile = profileIn(draft, context.profileName, baseUrl, target);
           const previous = storedKeyOf(profile, target);
           const key: StoredKey = {
             key: reply.apiKey,
@@ -226,7 +247,6 @@ async function storeRotatedKey(
         },
         () => context.invalidateKeys(),
       );
-      await step(context, "key-stored", target);
       return record;
     } catch (error) {
       lastError = error;
@@ -245,17 +265,27 @@ async function storeRotatedKey(
 }
 
 /** `whoami` with the new key must answer as the rotated principal. */
-async function verifyKey(context: EngineContext, target: Principal, apiKey: string): Promise<boolean> {
+async function verifyKey(
+  context: EngineContext,
+  target: Principal,
+  apiKey: string,
+): Promise<boolean> {
   try {
     const identity = await (await context.client()).whoami(apiKey);
-    return target.kind === "operator" ? identity.type === "operator" : identity.type === "agent" && identity.id === target.agentId;
+    return target.kind === "operator"
+      ? identity.type === "operator"
+      : identity.type === "agent" && identity.id === target.agentId;
   } catch {
     // Unverified is reported, not fatal: the key is stored and the old one is dead anyway.
     return false;
   }
 }
 
-async function finishIntent(context: EngineContext, target: Principal, record: RotationRecord): Promise<void> {
+async function finishIntent(
+  context: EngineContext,
+  target: Principal,
+  record: RotationRecord,
+): Promise<void> {
   await updateStore(
     context.store,
     (draft) => {
@@ -281,7 +311,10 @@ async function clearIntent(context: EngineContext, targetKey: string): Promise<v
  * @throws RekeyError KEY_LOST when the old key is dead and the new one cannot be had;
  * UPSTREAM_* when the faucet cannot be asked now (the intent stays).
  */
-export async function resolveIntent(context: EngineContext, targetKey: string): Promise<PendingResolution | undefined> {
+export async function resolveIntent(
+  context: EngineContext,
+  targetKey: string,
+): Promise<PendingResolution | undefined> {
   const lock = await context.store.lock(rotationLockName(context.profileName, targetKey), {
     leaseMs: context.lockLeaseMs,
     waitMs: context.lockWaitMs,
@@ -296,10 +329,14 @@ export async function resolveIntent(context: EngineContext, targetKey: string): 
 }
 
 /** The recovery procedure; the caller holds the principal's rotation lock. */
-async function resolveIntentLocked(context: EngineContext, targetKey: string): Promise<PendingResolution> {
+async function resolveIntentLocked(
+  context: EngineContext,
+  targetKey: string,
+): Promise<PendingResolution> {
   const profile = (await context.store.read()).data.profiles[context.profileName];
   const intent = profile?.intents[targetKey];
-  if (!profile || !intent) throw new RekeyError("INTERNAL", `No unfinished rotation for ${targetKey}`);
+  if (!profile || !intent)
+    throw new RekeyError("INTERNAL", `No unfinished rotation for ${targetKey}`);
   const target = parsePrincipalKey(intent.principal);
   const actor = parsePrincipalKey(intent.actor);
   const label = principalLabel(target);
@@ -310,7 +347,8 @@ async function resolveIntentLocked(context: EngineContext, targetKey: string): P
   if (intent.phase === "stored" && stored) {
     // The new key reached the store; only verification and clean-up were left.
     const verified = await verifyKey(context, target, stored.key);
-    if (stored.lastRotation) await finishIntent(context, target, { ...stored.lastRotation, verified });
+    if (stored.lastRotation)
+      await finishIntent(context, target, { ...stored.lastRotation, verified });
     await audit(context, {
       principal: targetKey,
       action: "resolve",
@@ -324,7 +362,9 @@ async function resolveIntentLocked(context: EngineContext, targetKey: string): P
 
   // Probe the old key: if it still works, the rotation never happened.
   const oldKey =
-    stored?.fingerprint === intent.oldFingerprint ? stored.key : await matchingEnvKey(context, target, intent.oldFingerprint);
+    stored?.fingerprint === intent.oldFingerprint
+      ? stored.key
+      : await matchingEnvKey(context, target, intent.oldFingerprint);
   if (oldKey) {
     try {
       await client.whoami(oldKey);
@@ -343,12 +383,17 @@ async function resolveIntentLocked(context: EngineContext, targetKey: string): P
   }
 
   // The old key is dead: ask the faucet for the rotation's reply again by its request_id.
-  const actorKey = samePrincipal(actor, target) ? oldKey : storedKeyOf(profile, actor)?.key ?? (await context.envKey(actor));
+  const actorKey = samePrincipal(actor, target)
+    ? oldKey
+    : (storedKeyOf(profile, actor)?.key ?? (await context.envKey(actor)));
   if (actorKey) {
     try {
       const reply =
         target.kind === "agent" && !samePrincipal(actor, target)
-          ? await client.regenerateAgentKey(actorKey, { agentId: target.agentId, requestId: intent.requestId })
+          ? await client.regenerateAgentKey(actorKey, {
+              agentId: target.agentId,
+              requestId: intent.requestId,
+            })
           : await client.regenerateOperatorKey(actorKey, { requestId: intent.requestId });
       // An operator's replay to a faucet without request_id support rotates the agent again:
       // that still ends with a working stored key, which is the point.
@@ -366,7 +411,8 @@ async function resolveIntentLocked(context: EngineContext, targetKey: string): P
       });
       return { ...base, outcome: "recovered", newFingerprint: record.newFingerprint };
     } catch (error) {
-      if (!isRekeyError(error, "UNAUTHORIZED", "FORBIDDEN", "NOT_FOUND")) throw unresolved(label, error);
+      if (!isRekeyError(error, "UNAUTHORIZED", "FORBIDDEN", "NOT_FOUND"))
+        throw unresolved(label, error);
     }
   }
 
@@ -411,11 +457,18 @@ function unresolved(label: string, cause: unknown): RekeyError {
   return new RekeyError(
     code,
     `An unfinished rotation of the ${label} could not be resolved now: ${isRekeyError(cause) ? cause.message : "the faucet did not answer"}`,
-    { hint: "It stays journaled; retry when the faucet is reachable (`rekey doctor --repair`).", cause },
+    {
+      hint: "It stays journaled; retry when the faucet is reachable (`rekey doctor --repair`).",
+      cause,
+    },
   );
 }
 
-async function matchingEnvKey(context: EngineContext, principal: Principal, fp: string): Promise<string | undefined> {
+async function matchingEnvKey(
+  context: EngineContext,
+  principal: Principal,
+  fp: string,
+): Promise<string | undefined> {
   const key = await context.envKey(principal);
   return key !== undefined && fingerprint(key) === fp ? key : undefined;
 }

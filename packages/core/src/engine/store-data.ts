@@ -1,15 +1,30 @@
 import { RekeyError } from "../errors.js";
 import { type Principal, principalKey, principalLabel } from "../principal.js";
-import type { CredentialStore, Profile, StoreData, StoredKey, StoreSnapshot } from "../store/types.js";
+import type {
+  CredentialStore,
+  Profile,
+  StoreData,
+  StoredKey,
+  StoreSnapshot,
+} from "../store/types.js";
 
 /** The stored key of a principal in a profile, if any. */
-export function storedKeyOf(profile: Profile | undefined, principal: Principal): StoredKey | undefined {
+export function storedKeyOf(
+  profile: Profile | undefined,
+  principal: Principal,
+): StoredKey | undefined {
   if (!profile) return undefined;
-  return principal.kind === "operator" ? profile.operator : profile.agents[String(principal.agentId)];
+  return principal.kind === "operator"
+    ? profile.operator
+    : profile.agents[String(principal.agentId)];
 }
 
 /** Sets (or, with `undefined`, removes) the stored key of a principal. */
-export function setStoredKey(profile: Profile, principal: Principal, key: StoredKey | undefined): void {
+export function setStoredKey(
+  profile: Profile,
+  principal: Principal,
+  key: StoredKey | undefined,
+): void {
   if (principal.kind === "operator") {
     if (key) profile.operator = key;
     else delete profile.operator;
@@ -22,6 +37,20 @@ export function setStoredKey(profile: Profile, principal: Principal, key: Stored
 
 export function newProfile(baseUrl: string, active: Principal): Profile {
   return { baseUrl, active: principalKey(active), agents: {}, intents: {}, idempotency: {} };
+}
+
+/** The named profile of a draft, created for `baseUrl` (acting as `active`) when missing. */
+export function profileIn(
+  draft: StoreData,
+  name: string,
+  baseUrl: string,
+  active: Principal,
+): Profile {
+  const existing = draft.profiles[name];
+  if (existing) return existing;
+  const created = newProfile(baseUrl, active);
+  draft.profiles[name] = created;
+  return created;
 }
 
 /**
@@ -46,19 +75,27 @@ export async function updateStore<T>(
     // Another writer won; back off a little so a crowd of writers spreads out.
     await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * (attempt + 1)));
   }
-  throw new RekeyError("STORE_UNAVAILABLE", "The credential store stayed busy: too many concurrent writers", {
-    hint: "Retry in a moment.",
-  });
+  throw new RekeyError(
+    "STORE_UNAVAILABLE",
+    "The credential store stayed busy: too many concurrent writers",
+    {
+      hint: "Retry in a moment.",
+    },
+  );
 }
 
 /** @throws RekeyError NOT_FOUND naming what to do when the principal has no key. */
 export function missingKeyError(principal: Principal, profileName: string): RekeyError {
   const label = principalLabel(principal);
-  return new RekeyError("NOT_FOUND", `No key is stored for the ${label} in profile "${profileName}"`, {
-    hint:
-      principal.kind === "operator"
-        ? "Run `rekey register` or `rekey login` first."
-        : "Create the agent with `rekey agents create`, or rotate its key as its operator to get one.",
-    details: { principal: label },
-  });
+  return new RekeyError(
+    "NOT_FOUND",
+    `No key is stored for the ${label} in profile "${profileName}"`,
+    {
+      hint:
+        principal.kind === "operator"
+          ? "Run `rekey register` or `rekey login` first."
+          : "Create the agent with `rekey agents create`, or rotate its key as its operator to get one.",
+      details: { principal: label },
+    },
+  );
 }

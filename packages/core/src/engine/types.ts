@@ -93,7 +93,9 @@ export interface KeyStatus {
   /** 0 when no cooldown is running. */
   cooldownRemainingSeconds: number;
   /** An unfinished rotation, if one is recorded. */
-  pendingRotation?: { requestId: string; startedAt: string; phase: "requested" | "stored" } | undefined;
+  pendingRotation?:
+    | { requestId: string; startedAt: string; phase: "requested" | "stored" }
+    | undefined;
   store: { kind: string; location: string };
 }
 
@@ -180,7 +182,10 @@ export interface Rekey {
     recoveryCode: string;
   }>;
   /** Verifies a key with `whoami` and stores it under the principal it belongs to. */
-  login(apiKey: string, options?: { source?: "login" | "import"; makeActive?: boolean }): Promise<{
+  login(
+    apiKey: string,
+    options?: { source?: "login" | "import"; makeActive?: boolean },
+  ): Promise<{
     principal: Principal;
     identity: Identity;
     fingerprint: string;

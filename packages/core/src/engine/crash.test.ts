@@ -1,0 +1,228 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { isRekeyError, type RekeyError } from "../errors.js";
+import { agent } from "../principal.js";
+import type { RotationStep } from "./context.js";
+import { type EngineFixture, startEngineFixture, storedKey } from "./engine.test-helper.js";
+import type { RotationResult } from "./types.js";
+
+/**
+ * A process that dies mid-rotation leaves the store exactly as it was at that step. Throwing
+ * from the step hook stops the engine there without any clean-up of the store (only the lock
+ * is released, which a dead process's lease also is); a second engine on the same store plays
+ * the next process. The child-process tests in `processes.test.ts` kill a real process too.
+ */
+class Crash extends Error {}
+
+let fixture: EngineFixture | undefined;
+afterEach(async () => {
+  await fixture?.close();
+  fixture = undefined;
+});
+
+function crashingAt(step: RotationStep) {
+  return {
+    afterStep(current: RotationStep) {
+      if (current === step) throw new Crash(`crashed after ${step}`);
+    },
+  };
+}
+
+async function settle(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    (value) => value,
+    (error: unknown) => error,
+  );
+}
+
+describe.each([true, false])("crash recovery (request_id honoured: %s)", (requestIdSupport) => {
+  it("crash before the upstream call: the rotation never happened, the old key stays", async () => {
+    fixture = await startEngineFixture({ sandbox: { requestIdSupport } });
+    const crashing = fixture.rekey({ hooks: crashingAt("intent-written") });
+    await crashing.register({});
+    const old = await storedKey(fixture.store, "operator");
+    expect(await settle(crashing.rotateKey())).toBeInstanceOf(Crash);
+    expect((await fixture.store.read()).data.profiles.default?.intents.operator).toMatchObject({
+      phase: "requested",
+    });
+
+    const next = fixture.rekey();
+    const status = await next.status();
+    expect(status.pendingRotation).toBeUndefined();
+    expect(status.fingerprint).toBe(old?.fingerprint);
+    expect(fixture.sandbox.stats().rotations).toBe(0);
+    await expect(fixture.client.whoami(old?.key ?? "")).resolves.toMatchObject({
+      type: "operator",
+    });
+    expect((await next.history()).at(-1)).toMatchObject({
+      action: "resolve",
+      outcome: "not_rotated",
+    });
+  });
+
+  it("crash after the upstream call, before the store write", async () => {
+    fixture = await startEngineFixture({ sandbox: { requestIdSupport } });
+    const crashing = fixture.rekey({ hooks: crashingAt("upstream-replied") });
+    await crashing.register({});
+    const old = await storedKey(fixture.store, "operator");
+    expect(await settle(crashing.rotateKey())).toBeInstanceOf(Crash);
+    expect(fixture.sandbox.stats().rotations).toBe(1);
+    await expect(fixture.client.whoami(old?.key ?? "")).rejects.toMatchObject({
+      code: "UNAUTHORIZED",
+    });
+
+    const next = fixture.rekey();
+    if (requestIdSupport) {
+      const status = await next.status();
+      expect(status.pendingRotation).toBeUndefined();
+      expect(status.fingerprint).not.toBe(old?.fingerprint);
+      const recovered = await storedKey(fixture.store, "operator");
+      await expect(fixture.client.whoami(recovered?.key ?? "")).resolves.toMatchObject({
+        type: "operator",
+      });
+      expect(fixture.sandbox.stats().rotations).toBe(1);
+      expect((await next.history()).at(-1)).toMatchObject({
+        action: "resolve",
+        outcome: "recovered",
+      });
+    } else {
+      const error = (await settle(next.status())) as RekeyError;
+      expect(isRekeyError(error, "KEY_LOST")).toBe(true);
+      expect(error.details.recovery).toMatch(/rekey recover/);
+      expect((await next.history()).at(-1)).toMatchObject({ outcome: "key_lost" });
+      // Reported once, recorded in the audit log; the store no longer pretends to hold a key.
+      expect((await next.status()).hasKey).toBe(false);
+    }
+  });
+
+  it.each<RotationStep>(["key-stored", "verified"])(
+    "crash after %s: the stored new key is verified and the intent cleared",
+    async (step) => {
+      fixture = await startEngineFixture({ sandbox: { requestIdSupport } });
+      const crashing = fixture.rekey({ hooks: crashingAt(step) });
+      await crashing.register({});
+      expect(await settle(crashing.rotateKey())).toBeInstanceOf(Crash);
+      const stored = await storedKey(fixture.store, "operator");
+
+      const next = fixture.rekey();
+      const resolutions = await next.resolvePending();
+      expect(resolutions).toEqual([
+        expect.objectContaining({ outcome: "verified", newFingerprint: stored?.fingerprint }),
+      ]);
+      expect((await next.status()).lastRotation).toMatchObject({ verified: true });
+      await expect(next.whoami()).resolves.toMatchObject({
+        type: "operator",
+        fingerprint: stored?.fingerprint,
+      });
+      expect(fixture.sandbox.stats().rotations).toBe(1);
+    },
+  );
+
+  it("the reply is lost after the faucet committed (connection dropped)", async () => {
+    fixture = await startEngineFixture({
+      sandbox: {
+        requestIdSupport,
+        faults: [{ action: "regenerate_operator_key", nth: 1, kind: "drop_after_commit" }],
+      },
+    });
+    const rekey = fixture.rekey();
+    await rekey.register({});
+    const outcome = await settle(rekey.rotateKey());
+    if (requestIdSupport) {
+      expect((outcome as RotationResult).newFingerprint).toBe(
+        (await storedKey(fixture.store, "operator"))?.fingerprint,
+      );
+      await expect(rekey.whoami()).resolves.toMatchObject({ type: "operator" });
+    } else {
+      expect(isRekeyError(outcome, "KEY_LOST")).toBe(true);
+    }
+    expect(fixture.sandbox.stats().rotations).toBe(1);
+  });
+
+  it("an agent's lost reply comes back through its operator", async () => {
+    fixture = await startEngineFixture({ sandbox: { requestIdSupport } });
+    const operator = fixture.rekey();
+    await operator.register({});
+    const { agentId } = await operator.createAgent({ name: "worker" });
+    const crashing = fixture.rekey({ hooks: crashingAt("upstream-replied") });
+    expect(await settle(crashing.rotateKey({ target: agent(agentId) }))).toBeInstanceOf(Crash);
+
+    const next = fixture.rekey();
+    const [resolution] = await next.resolvePending();
+    expect(resolution?.outcome).toBe("recovered");
+    const stored = await storedKey(fixture.store, agentId);
+    await expect(fixture.client.whoami(stored?.key ?? "")).resolves.toMatchObject({
+      type: "agent",
+      id: agentId,
+    });
+    // With request_id the faucet replays the first reply; without it the operator rotates again.
+    expect(fixture.sandbox.stats().rotations).toBe(requestIdSupport ? 1 : 2);
+  });
+});
+
+describe("a failing store", () => {
+  it("a store that refuses the new key keeps the rotation journaled, and it is replayed once the store works", async () => {
+    fixture = await startEngineFixture();
+    const { store } = fixture;
+    let failWrites = false;
+    // A disk that fills up between the upstream call and the write: the real stores cannot be
+    // made to fail at exactly that moment, so this wraps one and refuses writes on demand.
+    const flakyStore = {
+      ...store,
+      kind: store.kind,
+      location: store.location,
+      read: () => store.read(),
+      lock: store.lock.bind(store),
+      appendAudit: store.appendAudit.bind(store),
+      readAudit: store.readAudit.bind(store),
+      watch: store.watch.bind(store),
+      checkWritable: store.checkWritable.bind(store),
+      health: store.health.bind(store),
+      close: async () => {},
+      compareAndSet: async (version: number, data: Parameters<typeof store.compareAndSet>[1]) => {
+        if (failWrites) {
+          const { RekeyError } = await import("../errors.js");
+          throw new RekeyError("STORE_UNAVAILABLE", "ENOSPC: no space left on device");
+        }
+        return store.compareAndSet(version, data);
+      },
+    };
+    const rekey = fixture.rekey({
+      store: flakyStore,
+      hooks: {
+        afterStep(step) {
+          if (step === "upstream-replied") failWrites = true;
+        },
+      },
+    });
+    await rekey.register({});
+    const error = (await settle(rekey.rotateKey())) as RekeyError;
+    expect(isRekeyError(error, "STORE_UNAVAILABLE")).toBe(true);
+    expect(error.hint).toMatch(/doctor --repair/);
+    expect((await store.read()).data.profiles.default?.intents.operator).toMatchObject({
+      phase: "requested",
+    });
+
+    failWrites = false;
+    const [resolution] = await fixture.rekey().resolvePending();
+    expect(resolution?.outcome).toBe("recovered");
+    await expect(fixture.rekey().whoami()).resolves.toMatchObject({ type: "operator" });
+    expect(fixture.sandbox.stats().rotations).toBe(1);
+  });
+
+  it("refuses to start a rotation when the store cannot be written, before any upstream call", async () => {
+    fixture = await startEngineFixture();
+    const rekey = fixture.rekey();
+    await rekey.register({});
+    const store = fixture.store;
+    const readOnly = Object.assign(Object.create(Object.getPrototypeOf(store)), store, {
+      checkWritable: async () => {
+        const { RekeyError } = await import("../errors.js");
+        throw new RekeyError("STORE_UNAVAILABLE", "read-only file system");
+      },
+    });
+    const blocked = fixture.rekey({ store: readOnly });
+    const error = await settle(blocked.rotateKey());
+    expect(isRekeyError(error, "STORE_UNAVAILABLE")).toBe(true);
+    expect(fixture.sandbox.stats().rotations).toBe(0);
+  });
+});

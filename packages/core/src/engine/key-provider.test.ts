@@ -1,0 +1,96 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { agent, OPERATOR } from "../principal.js";
+import { type EngineFixture, startEngineFixture, storedKey } from "./engine.test-helper.js";
+
+let fixture: EngineFixture;
+beforeEach(async () => {
+  fixture = await startEngineFixture({ store: "file" });
+});
+afterEach(async () => {
+  await fixture.close();
+});
+
+describe("keyProvider", () => {
+  it("switches to a key another engine rotated, without a restart", async () => {
+    const session = fixture.rekey({ surface: "mcp" });
+    await session.register({});
+    const before = await session.keyProvider.current();
+
+    const elsewhere = fixture.rekey({ surface: "cli" });
+    await elsewhere.rotateKey();
+    const rotated = await storedKey(fixture.store, "operator");
+
+    // withKey notices the dead key, re-reads the store and retries with the rotated one,
+    // even before the file watcher has fired.
+    const identity = await session.keyProvider.withKey(undefined, (key) =>
+      fixture.client.whoami(key),
+    );
+    expect(identity.type).toBe("operator");
+    const after = await session.keyProvider.current();
+    expect(after.fingerprint).toBe(rotated?.fingerprint);
+    expect(after.fingerprint).not.toBe(before.fingerprint);
+  });
+
+  it("hands out each principal's own key, and NOT_FOUND for one it does not hold", async () => {
+    const rekey = fixture.rekey();
+    await rekey.register({});
+    const { agentId } = await rekey.createAgent({ name: "w" });
+    expect((await rekey.keyProvider.current(OPERATOR)).fingerprint).toBe(
+      (await storedKey(fixture.store, "operator"))?.fingerprint,
+    );
+    expect((await rekey.keyProvider.current(agent(agentId))).fingerprint).toBe(
+      (await storedKey(fixture.store, agentId))?.fingerprint,
+    );
+    await expect(rekey.keyProvider.current(agent(agentId + 1000))).rejects.toMatchObject({
+      code: "NOT_FOUND",
+    });
+  });
+
+  it("does not retry an UNAUTHORIZED when the key did not change", async () => {
+    const rekey = fixture.rekey();
+    await rekey.register({});
+    let calls = 0;
+    await expect(
+      rekey.keyProvider.withKey(undefined, async () => {
+        calls++;
+        return fixture.client.whoami("lf_not-a-key-at-all-xxxxxxxxxxxxxx");
+      }),
+    ).rejects.toMatchObject({ code: "UNAUTHORIZED" });
+    expect(calls).toBe(1);
+  });
+});
+
+describe("withIdempotency", () => {
+  it("runs once per key, replays the stored reply, refuses another body, and survives a new engine", async () => {
+    const rekey = fixture.rekey({ surface: "http" });
+    await rekey.register({});
+    let runs = 0;
+    const run = async () => {
+      runs++;
+      const result = await rekey.rotateKey({ force: true });
+      return {
+        status: 200,
+        body: { fingerprint: "newFingerprint" in result ? result.newFingerprint : "" },
+      };
+    };
+    const replies = await Promise.all(
+      Array.from({ length: 20 }, () => rekey.withIdempotency("key-1", "hash-a", run)),
+    );
+    expect(runs).toBe(1);
+    expect(fixture.sandbox.stats().rotations).toBe(1);
+    expect(new Set(replies.map((reply) => JSON.stringify(reply.body))).size).toBe(1);
+    expect(replies.filter((reply) => !reply.replayed)).toHaveLength(1);
+
+    const restarted = fixture.rekey({ surface: "http" });
+    const again = await restarted.withIdempotency("key-1", "hash-a", run);
+    expect(again).toMatchObject({ replayed: true, body: replies[0]?.body });
+    await expect(restarted.withIdempotency("key-1", "hash-b", run)).rejects.toMatchObject({
+      code: "IDEMPOTENCY_KEY_REUSED",
+    });
+    expect(runs).toBe(1);
+
+    fixture.clock.advance(24 * 60 * 60_000 + 1);
+    await restarted.withIdempotency("key-1", "hash-a", run);
+    expect(runs).toBe(2);
+  });
+});

@@ -1,0 +1,5 @@
+/**
+ * `@rekey/core/testing`: helpers for packages that implement or exercise core's interfaces.
+ * Imports vitest; never import it from production code.
+ */
+export * from "../store/testing.js";
