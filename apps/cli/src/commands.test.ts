@@ -121,6 +121,19 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
     expect(human.stdout).toMatch(/cooldown:\s+none/);
   });
 
+  it("colours only a terminal without NO_COLOR", async () => {
+    const ansi = /\u001b\[/;
+    const coloured = await harness.run(["status"], {
+      terminal: { stdout: true },
+      env: { NO_COLOR: undefined },
+    });
+    expect(coloured.stdout).toMatch(ansi);
+    const noColor = await harness.run(["status"], { terminal: { stdout: true } });
+    expect(noColor.stdout).not.toMatch(ansi);
+    const piped = await harness.run(["status"], { env: { NO_COLOR: undefined } });
+    expect(piped.stdout).not.toMatch(ansi);
+  });
+
   it("creates and lists agents", async () => {
     const created = await harness.runJson(["agents", "create", "alpha", "--budget", "5000"]);
     expect(created.code).toBe(0);
@@ -181,6 +194,13 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
     const after = statusDocument.parse((await harness.runJson(["status"])).json);
     expect(after.fingerprint).toBe(rotation.newFingerprint);
     expect(after.cooldownRemainingSeconds).toBeGreaterThan(59 * 60);
+  });
+
+  it("--quiet prints the result without the plan", async () => {
+    const result = await harness.run(["rotate", "--dry-run", "--quiet"]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("Plan");
+    expect(result.stderr).toBe("");
   });
 
   it("refuses a second rotation inside the cooldown (exit 5) unless --force", async () => {

@@ -58,11 +58,12 @@ async function main(): Promise<void> {
   };
 
   const step = async (title: string, args: string[], expectedCode = 0): Promise<Step> => {
-    console.log(`\n# ${title}`);
+    if (title !== "") console.log(`\n# ${title}`);
     console.log(`$ rekey ${args.map(quote).join(" ")}`);
     const result = await runRekey(args, env);
-    if (result.stdout.trim() !== "") console.log(indent(result.stdout));
+    // stderr first: the plan and notes come before the result they lead to.
     if (result.stderr.trim() !== "") console.log(indent(result.stderr));
+    if (result.stdout.trim() !== "") console.log(indent(result.stdout));
     if (result.code !== 0) console.log(`  (exit code ${result.code})`);
     if (result.code !== expectedCode) {
       throw new Error(`"rekey ${args.join(" ")}" exited ${result.code}, expected ${expectedCode}`);

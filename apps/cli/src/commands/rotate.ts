@@ -74,7 +74,7 @@ function renderPlan(plan: RotationPlan, flags: RotateFlags, colors: Colors): str
   const lines = [
     `${colors.bold("Plan")}: rotate the ${plan.label} key ${plan.currentFingerprint} (${plan.action})`,
     "  The old key stops working at once; the new key is stored before it is used.",
-    `  Withdrawals by the ${plan.label} are blocked for ${plan.cooldownMinutes} minutes (until about ${plan.cooldownWouldEndAt}).`,
+    `  Withdrawals by ${plan.principal.kind === "operator" ? "the operator" : plan.label} are blocked for ${plan.cooldownMinutes} minutes (until about ${plan.cooldownWouldEndAt}).`,
   ];
   if (plan.currentCooldownUntil !== undefined) {
     lines.push(
