@@ -383,6 +383,36 @@ describe("createHttpApp", () => {
   });
 });
 
+describe("upstream failures", () => {
+  it("answers 502 UPSTREAM_UNAVAILABLE for agents when the faucet is down", async () => {
+    harness = await startHarness();
+    try {
+      await harness.sandbox.close();
+      const response = await harness.call("GET", "/v1/agents", { token: harness.tokens.status });
+      await expectProblem(response, 502, "UPSTREAM_UNAVAILABLE");
+    } finally {
+      await harness.close();
+    }
+  });
+
+  it("answers 409 KEY_LOST with the way back when a rotation's reply is lost for good", async () => {
+    // The faucet commits the rotation, drops the connection, and (like the real service)
+    // cannot replay it by request_id: the new key is gone and the old one is dead.
+    harness = await startHarness({
+      requestIdSupport: false,
+      faults: [{ action: "regenerate_operator_key", nth: 1, kind: "drop_after_commit" }],
+    });
+    try {
+      const response = await harness.call("POST", "/v1/rotate", { body: {} });
+      const problem = await expectProblem(response, 409, "KEY_LOST");
+      expect(typeof problem.recovery).toBe("string");
+      expect(JSON.stringify(problem)).not.toMatch(/lf_[A-Za-z0-9_-]{20,}/);
+    } finally {
+      await harness.close();
+    }
+  });
+});
+
 describe("per-token rate limit", () => {
   it("answers 429 with Retry-After once a token spends its rotations, other tokens unaffected", async () => {
     harness = await startHarness({ rotateLimit: 2 });

@@ -42,10 +42,15 @@ export interface Faucet {
  * sandbox must too (`testClock: false`).
  */
 export async function startFaucet(
-  options: { faults?: FaultSpec[]; testClock?: boolean } = {},
+  options: { faults?: FaultSpec[]; testClock?: boolean; requestIdSupport?: boolean } = {},
 ): Promise<Faucet> {
   const clock = options.testClock === false ? undefined : createTestClock();
-  const sandbox = await startSandbox({ port: 0, clock, faults: options.faults });
+  const sandbox = await startSandbox({
+    port: 0,
+    clock,
+    faults: options.faults,
+    requestIdSupport: options.requestIdSupport,
+  });
   const dir = await mkdtemp(join(tmpdir(), "rekey-http-"));
   const store = await openCredentialStore({ spec: dir, env: {} });
   const rekey = createRekey({
@@ -91,7 +96,12 @@ export interface Harness extends Faucet {
 }
 
 export async function startHarness(
-  options: { faults?: FaultSpec[]; rotateLimit?: number; bodyLimitBytes?: number } = {},
+  options: {
+    faults?: FaultSpec[];
+    requestIdSupport?: boolean;
+    rotateLimit?: number;
+    bodyLimitBytes?: number;
+  } = {},
 ): Promise<Harness> {
   const faucet = await startFaucet(options);
   const store = await openCredentialStore({ spec: faucet.dir, env: {} });
