@@ -58,6 +58,13 @@ if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
   // The one answer that needs no parser: skip loading commander (same output as its --version).
   process.stdout.write(`${VERSION}\n`);
 } else {
+  // `rekey history | head`: the reader went away; stop quietly like other Unix tools.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
+      throw error;
+    });
+  }
   const { runCli } = await import("./program.js");
   process.exitCode = await runCli(deps, args);
 }
