@@ -18,7 +18,7 @@ import { routePath } from "hono/route";
 import type { Logger } from "pino";
 import { createHttpMetrics, type HttpMetrics } from "./metrics.js";
 import { presentAgents, presentCurrentKey, presentRotation, presentStatus } from "./presenters.js";
-import { problemResponse } from "./problem.js";
+import { type ProblemOverrides, problemResponse } from "./problem.js";
 import { createRateLimiter, type RateLimitOptions } from "./rate-limit.js";
 import {
   agentsRoute,
@@ -100,8 +100,11 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
     },
   });
 
-  const problem = (thrown: unknown, c: { get(key: "requestId"): string }, overrides = {}) =>
-    problemResponse(thrown, clock.now(), { requestId: c.get("requestId"), ...overrides });
+  const problem = (
+    thrown: unknown,
+    c: { get(key: "requestId"): string },
+    overrides: ProblemOverrides = {},
+  ) => problemResponse(thrown, clock.now(), { requestId: c.get("requestId"), ...overrides });
 
   app.use(requestId());
 
