@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { isRekeyError, type RekeyError } from "../errors.js";
+import { isRekeyError, RekeyError } from "../errors.js";
 import { agent } from "../principal.js";
+import type { CredentialStore } from "../store/types.js";
 import type { RotationStep } from "./context.js";
 import { type EngineFixture, startEngineFixture, storedKey } from "./engine.test-helper.js";
 import type { RotationResult } from "./types.js";
@@ -159,38 +160,60 @@ describe.each([true, false])("crash recovery (request_id honoured: %s)", (reques
   });
 });
 
+/**
+ * A disk that fills up at a chosen moment: the real stores cannot be made to fail on cue, so
+ * this wraps one (a real implementation of the interface) and refuses writes while `failing`.
+ */
+function createFlakyStore(store: CredentialStore): {
+  store: CredentialStore;
+  failWrites(on: boolean): void;
+} {
+  let failing = false;
+  const flaky: CredentialStore = {
+    kind: store.kind,
+    location: store.location,
+    read: () => store.read(),
+    lock: (name, options) => store.lock(name, options),
+    appendAudit: (event) => store.appendAudit(event),
+    readAudit: () => store.readAudit(),
+    watch: (listener) => store.watch(listener),
+    checkWritable: () => store.checkWritable(),
+    health: () => store.health(),
+    close: async () => {},
+    compareAndSet: async (version, data) => {
+      if (failing) throw new RekeyError("STORE_UNAVAILABLE", "ENOSPC: no space left on device");
+      return store.compareAndSet(version, data);
+    },
+  };
+  return {
+    store: flaky,
+    failWrites(on) {
+      failing = on;
+    },
+  };
+}
+
 describe("a failing store", () => {
+  it("refuses to start a rotation when the store cannot be written, before any upstream call", async () => {
+    fixture = await startEngineFixture();
+    const flaky = createFlakyStore(fixture.store);
+    const rekey = fixture.rekey({ store: flaky.store });
+    await rekey.register({});
+    flaky.failWrites(true);
+    const error = await settle(rekey.rotateKey());
+    expect(isRekeyError(error, "STORE_UNAVAILABLE")).toBe(true);
+    expect(fixture.sandbox.stats().rotations).toBe(0);
+    expect(fixture.sandbox.stats().calls.regenerate_operator_key ?? 0).toBe(0);
+  });
+
   it("a store that refuses the new key keeps the rotation journaled, and it is replayed once the store works", async () => {
     fixture = await startEngineFixture();
-    const { store } = fixture;
-    let failWrites = false;
-    // A disk that fills up between the upstream call and the write: the real stores cannot be
-    // made to fail at exactly that moment, so this wraps one and refuses writes on demand.
-    const flakyStore = {
-      ...store,
-      kind: store.kind,
-      location: store.location,
-      read: () => store.read(),
-      lock: store.lock.bind(store),
-      appendAudit: store.appendAudit.bind(store),
-      readAudit: store.readAudit.bind(store),
-      watch: store.watch.bind(store),
-      checkWritable: store.checkWritable.bind(store),
-      health: store.health.bind(store),
-      close: async () => {},
-      compareAndSet: async (version: number, data: Parameters<typeof store.compareAndSet>[1]) => {
-        if (failWrites) {
-          const { RekeyError } = await import("../errors.js");
-          throw new RekeyError("STORE_UNAVAILABLE", "ENOSPC: no space left on device");
-        }
-        return store.compareAndSet(version, data);
-      },
-    };
+    const flaky = createFlakyStore(fixture.store);
     const rekey = fixture.rekey({
-      store: flakyStore,
+      store: flaky.store,
       hooks: {
         afterStep(step) {
-          if (step === "upstream-replied") failWrites = true;
+          if (step === "upstream-replied") flaky.failWrites(true);
         },
       },
     });
@@ -198,31 +221,14 @@ describe("a failing store", () => {
     const error = (await settle(rekey.rotateKey())) as RekeyError;
     expect(isRekeyError(error, "STORE_UNAVAILABLE")).toBe(true);
     expect(error.hint).toMatch(/doctor --repair/);
-    expect((await store.read()).data.profiles.default?.intents.operator).toMatchObject({
+    expect((await fixture.store.read()).data.profiles.default?.intents.operator).toMatchObject({
       phase: "requested",
     });
 
-    failWrites = false;
+    flaky.failWrites(false);
     const [resolution] = await fixture.rekey().resolvePending();
     expect(resolution?.outcome).toBe("recovered");
     await expect(fixture.rekey().whoami()).resolves.toMatchObject({ type: "operator" });
     expect(fixture.sandbox.stats().rotations).toBe(1);
-  });
-
-  it("refuses to start a rotation when the store cannot be written, before any upstream call", async () => {
-    fixture = await startEngineFixture();
-    const rekey = fixture.rekey();
-    await rekey.register({});
-    const store = fixture.store;
-    const readOnly = Object.assign(Object.create(Object.getPrototypeOf(store)), store, {
-      checkWritable: async () => {
-        const { RekeyError } = await import("../errors.js");
-        throw new RekeyError("STORE_UNAVAILABLE", "read-only file system");
-      },
-    });
-    const blocked = fixture.rekey({ store: readOnly });
-    const error = await settle(blocked.rotateKey());
-    expect(isRekeyError(error, "STORE_UNAVAILABLE")).toBe(true);
-    expect(fixture.sandbox.stats().rotations).toBe(0);
   });
 });

@@ -330,7 +330,8 @@ export function createRekey(options: RekeyOptions): Rekey {
         },
       );
     }
-    await store.checkWritable();
+    // The journal entry written before the upstream call doubles as the writability preflight:
+    // a store that cannot take it stops the rotation before the faucet is asked.
     const flight = rotateUnderLock(context, {
       target,
       actor,
