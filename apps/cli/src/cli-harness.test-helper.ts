@@ -27,6 +27,8 @@ export interface RunOptions {
   /** Answers for yes/no questions, in order. */
   confirmations?: boolean[];
   env?: Record<string, string | undefined>;
+  /** A stream standing in for a terminal's stderr, for progress bars. */
+  progressStream?: NodeJS.WritableStream;
 }
 
 /** A real sandbox on loopback and a real temporary REKEY_HOME, driving the CLI in-process. */
@@ -95,6 +97,7 @@ export async function startCliHarness(
       },
       clock: options.clock ?? { now: () => Date.now() },
       waitForInterrupt: () => Promise.resolve(),
+      progressStream: runOptions.progressStream,
     };
     const code = await runCli(deps, args);
     return { code, stdout, stderr };

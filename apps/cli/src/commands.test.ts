@@ -203,6 +203,12 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
     expect(result.stderr).toBe("");
   });
 
+  it("--verbose tells which store and profile were used, on stderr", async () => {
+    const result = await harness.run(["status", "--verbose"]);
+    expect(result.stderr).toContain(`store: file ${harness.home}`);
+    expect(result.stderr).toContain("profile: default");
+  });
+
   it("refuses a second rotation inside the cooldown (exit 5) unless --force", async () => {
     const result = await harness.runJson(["rotate", "--yes"]);
     expect(result.code).toBe(5);

@@ -41,6 +41,9 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
       setExitCode: onExitCode,
       async withRekey(use) {
         const session = await deps.openRekey(globals);
+        output.debug(
+          `store: ${session.store.kind} ${session.store.location}; profile: ${session.rekey.profileName}`,
+        );
         try {
           return await use(session);
         } finally {

@@ -1,3 +1,4 @@
+import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type CliHarness,
@@ -81,5 +82,29 @@ describe("rekey rotate --all-agents, interrupted and resumed", () => {
     expect(results.map((entry) => entry.result)).toEqual(["rotated", "rotated", "rotated"]);
     expect(results.every((entry) => entry.apiKey?.startsWith("lf_"))).toBe(true);
     expect(agentRotations()).toBe(6);
+  });
+
+  it("draws a progress bar on a terminal's stderr, never with --json", async () => {
+    const bar = () => {
+      const stream = Object.assign(new PassThrough(), { isTTY: true, columns: 100 });
+      let drawn = "";
+      stream.setEncoding("utf8").on("data", (text: string) => {
+        drawn += text;
+      });
+      return { stream, drawn: () => drawn };
+    };
+    const human = bar();
+    const result = await harness.run(["rotate", "--all-agents", "--yes", "--force"], {
+      progressStream: human.stream,
+    });
+    expect(result.code).toBe(0);
+    expect(human.drawn()).toContain("rotating agents");
+    expect(human.drawn()).toContain("3/3");
+
+    const json = bar();
+    await harness.run(["rotate", "--all-agents", "--yes", "--force", "--json"], {
+      progressStream: json.stream,
+    });
+    expect(json.drawn()).toBe("");
   });
 });
