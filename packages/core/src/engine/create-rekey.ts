@@ -101,22 +101,21 @@ export function createRekey(options: RekeyOptions): Rekey {
     return (await store.read()).data.profiles[profileName];
   }
 
-  async function baseUrl(): Promise<string> {
-    const profile = await readProfile();
-    if (profile) {
-      if (
-        explicitUrl !== undefined &&
-        normaliseUrl(explicitUrl) !== normaliseUrl(profile.baseUrl)
-      ) {
-        throw new RekeyError(
-          "CONFIG_INVALID",
-          `Profile "${profileName}" holds keys for ${profile.baseUrl}, not ${explicitUrl}: keys are never sent to another URL`,
-          { hint: "Use another profile (--profile) for another faucet URL." },
-        );
-      }
-      return profile.baseUrl;
+  /** The profile's URL; @throws RekeyError CONFIG_INVALID when another URL was asked for. */
+  function baseUrlOf(profile: Profile | undefined): string {
+    if (!profile) return explicitUrl ?? resolveBaseUrl(env);
+    if (explicitUrl !== undefined && normaliseUrl(explicitUrl) !== normaliseUrl(profile.baseUrl)) {
+      throw new RekeyError(
+        "CONFIG_INVALID",
+        `Profile "${profileName}" holds keys for ${profile.baseUrl}, not ${explicitUrl}: keys are never sent to another URL`,
+        { hint: "Use another profile (--profile) for another faucet URL." },
+      );
     }
-    return explicitUrl ?? resolveBaseUrl(env);
+    return profile.baseUrl;
+  }
+
+  async function baseUrl(): Promise<string> {
+    return baseUrlOf(await readProfile());
   }
 
   async function client(): Promise<FaucetClient> {
@@ -177,7 +176,12 @@ export function createRekey(options: RekeyOptions): Rekey {
     return results;
   }
 
-  async function ensureResolved(): Promise<void> {
+  /**
+   * Resolves leftover intents before the store is used. `seen`, a profile the caller has just
+   * read, saves a read when it holds no intent (the common case).
+   */
+  async function ensureResolved(seen?: Profile): Promise<void> {
+    if (seen !== undefined && Object.keys(seen.intents).length === 0) return;
     resolving ??= resolveLeftovers()
       .then(() => undefined)
       .finally(() => {
@@ -186,13 +190,17 @@ export function createRekey(options: RekeyOptions): Rekey {
     await resolving;
   }
 
-  async function activePrincipal(): Promise<Principal | undefined> {
-    const profile = await readProfile();
+  /** The principal a profile acts as: its active one when it holds a key, else the env seed's. */
+  async function activeIn(profile: Profile | undefined): Promise<Principal | undefined> {
     if (profile) {
       const active = parsePrincipalKey(profile.active);
       if (storedKeyOf(profile, active)) return active;
     }
     return envPrincipal();
+  }
+
+  async function activePrincipal(): Promise<Principal | undefined> {
+    return activeIn(await readProfile());
   }
 
   async function requireActive(): Promise<Principal> {
@@ -523,13 +531,19 @@ export function createRekey(options: RekeyOptions): Rekey {
     },
 
     async status(principal) {
-      const resolveError = await ensureResolved().then(
-        () => undefined,
-        (error: unknown) => error,
-      );
-      if (isRekeyError(resolveError, "KEY_LOST")) throw resolveError;
-      const target = principal ?? (await activePrincipal()) ?? OPERATOR;
-      const profile = await readProfile();
+      // One read serves the whole status unless an unfinished rotation must be resolved first.
+      let profile = await readProfile();
+      if (profile && Object.keys(profile.intents).length > 0) {
+        const resolveError = await ensureResolved().then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        // A lost key is reported where it is found; an unreachable faucet leaves the intent
+        // to be shown as an unfinished rotation.
+        if (isRekeyError(resolveError, "KEY_LOST")) throw resolveError;
+        profile = await readProfile();
+      }
+      const target = principal ?? (await activeIn(profile)) ?? OPERATOR;
       const stored = storedKeyOf(profile, target);
       const seeded = stored ? undefined : await envKey(target);
       const intent = profile?.intents[principalKey(target)];
@@ -539,7 +553,7 @@ export function createRekey(options: RekeyOptions): Rekey {
         principal: target,
         label: principalLabel(target),
         profile: profileName,
-        baseUrl: await baseUrl(),
+        baseUrl: baseUrlOf(profile),
         hasKey: stored !== undefined || seeded !== undefined,
         keySource: stored ? "store" : seeded !== undefined ? "env" : undefined,
         fingerprint:

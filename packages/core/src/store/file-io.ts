@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { Stats } from "node:fs";
+import type { BigIntStats, Stats } from "node:fs";
 import { mkdir, open, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { RekeyError } from "../errors.js";
@@ -33,15 +33,24 @@ export function storeUnavailable(action: string, path: string, error: unknown): 
 }
 
 /** Like ssh: a secret that group or others can read or write is refused, not used. */
-export function modeProblem(path: string, stats: Stats, isDir: boolean): string | undefined {
-  if ((stats.mode & 0o077) === 0) return undefined;
+export function modeProblem(
+  path: string,
+  stats: Pick<Stats, "mode"> | Pick<BigIntStats, "mode">,
+  isDir: boolean,
+): string | undefined {
+  const mode = Number(stats.mode);
+  if ((mode & 0o077) === 0) return undefined;
   const wanted = isDir ? "700" : "600";
-  const actual = (stats.mode & 0o777).toString(8);
+  const actual = (mode & 0o777).toString(8);
   return `${path} has mode ${actual}, open to other users; run: chmod ${wanted} ${path}`;
 }
 
 /** @throws RekeyError STORE_UNAVAILABLE when the mode is open to group or others. */
-export function assertPrivateMode(path: string, stats: Stats, isDir: boolean): void {
+export function assertPrivateMode(
+  path: string,
+  stats: Pick<Stats, "mode"> | Pick<BigIntStats, "mode">,
+  isDir: boolean,
+): void {
   const problem = modeProblem(path, stats, isDir);
   if (problem !== undefined) {
     throw new RekeyError("STORE_UNAVAILABLE", `Refusing to use ${problem}`, {

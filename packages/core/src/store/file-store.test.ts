@@ -86,6 +86,34 @@ describe("file store", () => {
     await rm(root, { recursive: true, force: true });
   });
 
+  describe("repeated reads", () => {
+    it("see in-place edits, mode changes and other writers even after a cached parse", async () => {
+      const written = await store.compareAndSet(0, sampleStoreData("first"));
+      expect(written.ok).toBe(true);
+      await store.read();
+      const path = join(dir, "credentials.json");
+
+      // Another process edits the file in place (no rename): same inode, new content.
+      const text = await readFile(path, "utf8");
+      await writeFile(path, text.replace('"version": 1', '"version": 7'));
+      expect((await store.read()).version).toBe(7);
+
+      await chmod(path, 0o644);
+      await expect(store.read()).rejects.toMatchObject({ code: "STORE_UNAVAILABLE" });
+      await chmod(path, 0o600);
+
+      const other = createFileStore({ dir });
+      expect((await other.compareAndSet(7, sampleStoreData("second"))).ok).toBe(true);
+      await other.close();
+      expect((await store.read()).data).toEqual(sampleStoreData("second"));
+
+      // Copies: mutating what read() returned never changes the next read.
+      const snapshot = await store.read();
+      snapshot.data.profiles = {};
+      expect((await store.read()).data).toEqual(sampleStoreData("second"));
+    });
+  });
+
   describe("location", () => {
     it("resolves REKEY_HOME, then XDG_CONFIG_HOME/rekey, then ~/.config/rekey", () => {
       expect(resolveStoreDir({ REKEY_HOME: "/srv/keys", XDG_CONFIG_HOME: "/x", HOME: "/h" })).toBe(

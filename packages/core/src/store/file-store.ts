@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { Stats } from "node:fs";
+import type { BigIntStats, Stats } from "node:fs";
 import { type FileHandle, lstat, mkdir, open, readdir, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
@@ -128,6 +128,8 @@ export class FileStore implements CredentialStore {
   private readonly watcher: FileWatcher;
   private readonly heldLocks = new Set<HeldFileLock>();
   private closed = false;
+  /** The last parsed snapshot and the identity of the file it came from. */
+  private parsed: { identity: string; snapshot: StoreSnapshot } | undefined;
 
   constructor(options: FileStoreOptions = {}) {
     this.dir =
@@ -354,6 +356,13 @@ export class FileStore implements CredentialStore {
 
   /** The file's text, or undefined when it does not exist; checks its and the dir's modes. */
   private async readPrivateFile(path: string): Promise<string | undefined> {
+    return (await this.readPrivateFileWithIdentity(path))?.text;
+  }
+
+  /** {@link readPrivateFile}, plus the identity of the file that was read. */
+  private async readPrivateFileWithIdentity(
+    path: string,
+  ): Promise<{ text: string; identity: string } | undefined> {
     const dirStats = await statOrUndefined(this.dir);
     if (dirStats === undefined) return undefined;
     assertPrivateMode(this.dir, dirStats, true);
@@ -366,8 +375,9 @@ export class FileStore implements CredentialStore {
     }
     try {
       // The mode of the file actually opened: a path check could race an atomic replace.
-      assertPrivateMode(path, await handle.stat(), false);
-      return await handle.readFile("utf8");
+      const opened = await handle.stat({ bigint: true });
+      assertPrivateMode(path, opened, false);
+      return { text: await handle.readFile("utf8"), identity: fileIdentity(opened) };
     } catch (error) {
       if (error instanceof RekeyError) throw error;
       throw storeUnavailable("read", path, error);
@@ -376,10 +386,35 @@ export class FileStore implements CredentialStore {
     }
   }
 
+  /**
+   * Reads and parses credentials.json, or hands back a copy of the last parse when the file is
+   * the same one: every write replaces the file by rename (a new inode), and an edit in place
+   * changes its size or times. Status endpoints read the store on every request; this turns
+   * those reads into two stat calls.
+   */
   private async readSnapshot(): Promise<StoreSnapshot> {
-    const text = await this.readPrivateFile(this.credentialsPath);
-    if (text === undefined) return { version: 0, data: emptyStoreData() };
-    return parseCredentials(text, this.credentialsPath);
+    const cached = this.parsed;
+    if (cached) {
+      const dirStats = await statOrUndefined(this.dir);
+      const fileStats = await stat(this.credentialsPath, { bigint: true }).catch(() => undefined);
+      if (
+        dirStats !== undefined &&
+        fileStats !== undefined &&
+        fileIdentity(fileStats) === cached.identity
+      ) {
+        assertPrivateMode(this.dir, dirStats, true);
+        assertPrivateMode(this.credentialsPath, fileStats, false);
+        return structuredClone(cached.snapshot);
+      }
+    }
+    const read = await this.readPrivateFileWithIdentity(this.credentialsPath);
+    if (read === undefined) {
+      this.parsed = undefined;
+      return { version: 0, data: emptyStoreData() };
+    }
+    const snapshot = parseCredentials(read.text, this.credentialsPath);
+    this.parsed = { identity: read.identity, snapshot: structuredClone(snapshot) };
+    return snapshot;
   }
 
   private async readAuditEntries(): Promise<AuditEntry[]> {
@@ -419,6 +454,11 @@ export class FileStore implements CredentialStore {
     }
     return problems;
   }
+}
+
+/** Which file, and which version of it: device, inode, size and change times in nanoseconds. */
+function fileIdentity(stats: BigIntStats): string {
+  return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeNs}:${stats.ctimeNs}`;
 }
 
 async function statOrUndefined(path: string): Promise<Stats | undefined> {
