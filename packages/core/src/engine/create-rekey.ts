@@ -362,10 +362,11 @@ export function createRekey(options: RekeyOptions): Rekey {
     activePrincipal,
 
     async register(input) {
-      const reply = await (await client()).register(input);
-      const fp = fingerprint(reply.apiKey);
-      const profile = await readProfile();
-      if (profile?.operator) {
+      // The faucet creates the account and shows its recovery code once: the store must be
+      // able to take the key before the faucet is asked.
+      await store.checkWritable();
+      const existing = await readProfile();
+      if (existing?.operator) {
         throw new RekeyError(
           "CONFIG_INVALID",
           `Profile "${profileName}" already holds an operator key`,
@@ -374,6 +375,8 @@ export function createRekey(options: RekeyOptions): Rekey {
           },
         );
       }
+      const reply = await (await client()).register(input);
+      const fp = fingerprint(reply.apiKey);
       await saveKey(
         OPERATOR,
         {
@@ -432,6 +435,8 @@ export function createRekey(options: RekeyOptions): Rekey {
     async createAgent(input) {
       await ensureResolved();
       const operatorKey = (await currentKey(OPERATOR)).key;
+      // The agent's key exists only in the faucet's reply: make sure it can be stored.
+      await store.checkWritable();
       const reply = await (await client()).createAgent(operatorKey, input);
       const principal = agent(reply.agentId);
       const fp = fingerprint(reply.apiKey);
@@ -463,6 +468,8 @@ export function createRekey(options: RekeyOptions): Rekey {
         });
       }
       const old = storedKeyOf(await readProfile(), OPERATOR);
+      // Recovery invalidates the operator's key: the store must be able to take the new one.
+      await store.checkWritable();
       const reply = await (await client()).recover(code, {});
       const now = new Date(clock.now()).toISOString();
       const record = {

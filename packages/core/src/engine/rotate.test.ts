@@ -1,6 +1,9 @@
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isRekeyError, type RekeyError } from "../errors.js";
 import { agent, OPERATOR } from "../principal.js";
+import { createFileStore } from "../store/file-store.js";
 import { type EngineFixture, startEngineFixture, storedKey } from "./engine.test-helper.js";
 import type { RotationResult } from "./types.js";
 
@@ -157,6 +160,14 @@ describe("rotateKey", () => {
       outcome: "failure",
       errorCode: "NOT_FOUND",
     });
+  });
+
+  it("registers nothing upstream when the store could not keep the key and recovery code", async () => {
+    const blockedDir = join(fixture.dir, "a-file");
+    await writeFile(blockedDir, "x");
+    const blocked = fixture.rekey({ store: createFileStore({ dir: join(blockedDir, "rekey") }) });
+    await expectCode(blocked.register({}), "STORE_UNAVAILABLE");
+    expect(fixture.sandbox.stats().calls.register ?? 0).toBe(0);
   });
 
   it("never sends a key to another URL than the one it was saved for", async () => {

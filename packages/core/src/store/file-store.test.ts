@@ -348,6 +348,11 @@ describe("file store", () => {
       const blocked = createFileStore({ dir: join(file, "rekey") });
       await expectCode(blocked.checkWritable(), "STORE_UNAVAILABLE");
       await expectCode(blocked.compareAndSet(0, sampleStoreData("one")), "STORE_UNAVAILABLE");
+      // Not an empty store: reading and health say the path is unusable.
+      await expectCode(blocked.read(), "STORE_UNAVAILABLE");
+      const health = await blocked.health();
+      expect(health.ok).toBe(false);
+      expect(health.problems.join(" ")).toMatch(/ENOTDIR/);
       await blocked.close();
     });
 

@@ -290,7 +290,10 @@ export class FileStore implements CredentialStore {
   /** Key-free problems: open modes, unreadable content, leftover temp files. Throws nothing. */
   async health(): Promise<StoreHealth> {
     const problems: string[] = [];
-    const dirStats = await statOrUndefined(this.dir);
+    const dirStats = await storeDirStats(this.dir).catch((error: unknown) => {
+      problems.push(error instanceof RekeyError ? error.message : String(error));
+      return undefined;
+    });
     if (dirStats !== undefined) {
       const dirProblem = dirStats.isDirectory()
         ? modeProblem(this.dir, dirStats, true)
@@ -363,7 +366,7 @@ export class FileStore implements CredentialStore {
   private async readPrivateFileWithIdentity(
     path: string,
   ): Promise<{ text: string; identity: string } | undefined> {
-    const dirStats = await statOrUndefined(this.dir);
+    const dirStats = await storeDirStats(this.dir);
     if (dirStats === undefined) return undefined;
     assertPrivateMode(this.dir, dirStats, true);
     let handle: FileHandle;
@@ -466,6 +469,20 @@ async function statOrUndefined(path: string): Promise<Stats | undefined> {
     return await lstat(path).then((stats) => (stats.isSymbolicLink() ? stat(path) : stats));
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * The store directory's stats, or undefined when it does not exist yet.
+ * @throws RekeyError STORE_UNAVAILABLE when the path cannot be a directory at all (a parent
+ *   is a regular file, no permission): that is not an empty store.
+ */
+async function storeDirStats(dir: string): Promise<Stats | undefined> {
+  try {
+    return await stat(dir);
+  } catch (error) {
+    if (errnoCode(error) === "ENOENT") return undefined;
+    throw storeUnavailable("use the store directory", dir, error);
   }
 }
 
