@@ -405,7 +405,7 @@ export function createRekey(options: RekeyOptions): Rekey {
           hint: "Paste the whole key (no spaces); faucet keys start with lf_.",
         });
       }
-      const identity = (await (await client()).whoami(key)) as Identity;
+      const identity: Identity = await (await client()).whoami(key);
       const principal = identity.type === "operator" ? OPERATOR : agent(identity.id);
       const fp = fingerprint(key);
       const profile = await readProfile();
@@ -534,7 +534,7 @@ export function createRekey(options: RekeyOptions): Rekey {
         (await client()).whoami(key),
       );
       const key = await keyProvider.current(target);
-      return { ...(identity as Identity), fingerprint: key.fingerprint };
+      return { ...identity, fingerprint: key.fingerprint };
     },
 
     async status(principal) {

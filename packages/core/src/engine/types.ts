@@ -1,17 +1,9 @@
+import type { WhoamiResult } from "../client/faucet-client.js";
 import type { Principal } from "../principal.js";
 import type { AuditEntry, RotationRecord, Surface } from "../store/types.js";
 
-/** Who the faucet says a key belongs to. */
-export type Identity =
-  | { type: "operator"; id: number; name: string; balanceSats: number; agentCount: number }
-  | {
-      type: "agent";
-      id: number;
-      name: string;
-      balanceSats: number;
-      operatorId: number;
-      budgetLimitSats?: number | undefined;
-    };
+/** Who the faucet says a key belongs to (its `whoami` reply). */
+export type Identity = WhoamiResult;
 
 /** What to rotate, and how. */
 export interface RotateRequest {
