@@ -19,6 +19,7 @@ import {
   samePrincipal,
 } from "../principal.js";
 import { verifyAuditChain } from "../store/audit-chain.js";
+import { PROFILE_NAME_PATTERN } from "../store/schema.js";
 import type { CredentialStore, Profile, StoreData, StoredKey, Surface } from "../store/types.js";
 import type { EngineContext, EngineHooks } from "./context.js";
 import { createKeyProvider } from "./key-provider.js";
@@ -66,7 +67,6 @@ export interface RekeyOptions {
   hooks?: EngineHooks;
 }
 
-const PROFILE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 
 /**
@@ -76,7 +76,7 @@ const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 export function createRekey(options: RekeyOptions): Rekey {
   const env = options.env ?? {};
   const profileName = options.profile ?? "default";
-  if (!PROFILE_NAME.test(profileName)) {
+  if (!PROFILE_NAME_PATTERN.test(profileName)) {
     throw new RekeyError(
       "CONFIG_INVALID",
       `Invalid profile name ${JSON.stringify(profileName.slice(0, 70))}`,

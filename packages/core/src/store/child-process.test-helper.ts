@@ -38,7 +38,7 @@ const SCRIPTS: Record<string, string> = {
     process.stdout.write("locked\\n");
     setInterval(() => {}, 1000);
   `,
-  // Increments profiles.counter.active n times by read-modify-compare-and-set, retrying conflicts.
+  // Increments profiles.counter.operator.name n times by read-modify-compare-and-set, retrying conflicts.
   "increment.mjs": `
     import { createFileStore } from "./store/file-store.js";
     const { dir, times } = JSON.parse(process.argv[2]);
@@ -47,7 +47,7 @@ const SCRIPTS: Record<string, string> = {
     for (let done = 0; done < times; ) {
       const { version, data } = await store.read();
       const profile = data.profiles.counter;
-      profile.active = String(Number(profile.active) + 1);
+      profile.operator.name = String(Number(profile.operator.name) + 1);
       const result = await store.compareAndSet(version, data);
       if (result.ok) done += 1; else conflicts += 1;
     }

@@ -37,8 +37,9 @@ export function sampleStoreData(marker: string): StoreData {
     profiles: {
       default: {
         baseUrl: "http://127.0.0.1:8787",
-        active: marker,
+        active: "operator",
         operator: {
+          name: marker,
           key: `lf_contract_test_key_${marker}`,
           fingerprint: "fp:0123456789ab",
           savedAt: "2025-01-01T00:00:00.000Z",
@@ -192,7 +193,7 @@ export function describeStoreContract(
         const mutated = sampleStoreData("mutated").profiles;
         const mutateDeeply = (data: StoreData) => {
           const profile = data.profiles.default;
-          if (profile !== undefined) profile.active = "mutated";
+          if (profile?.operator !== undefined) profile.operator.name = "mutated";
           data.profiles = mutated;
         };
         mutateDeeply(written);

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createFileStore } from "./file-store.js";
-import { storeDataSchema } from "./schema.js";
+import { IDEMPOTENCY_SLOT_PATTERN, PROFILE_NAME_PATTERN, storeDataSchema } from "./schema.js";
 import type { StoreData } from "./types.js";
 
 const iso = fc
@@ -17,6 +17,13 @@ const iso = fc
 const text = fc.string({ minLength: 1, maxLength: 24 });
 const hex64 = fc.stringMatching(/^[0-9a-f]{64}$/);
 const surface = fc.constantFrom("cli", "mcp", "http", "library" as const);
+const agentId = fc.integer({ min: 1, max: 2 ** 31 - 1 });
+const principalKey = fc.oneof(
+  fc.constant("operator"),
+  agentId.map((id) => `agent:${id}`),
+);
+const profileName = fc.stringMatching(PROFILE_NAME_PATTERN);
+const idempotencySlot = fc.stringMatching(IDEMPOTENCY_SLOT_PATTERN);
 
 const rotationRecord = fc.record({
   requestId: text,
@@ -44,8 +51,8 @@ const storedKey = fc.record(
 
 const intent = fc.record({
   requestId: text,
-  principal: text,
-  actor: text,
+  principal: principalKey,
+  actor: principalKey,
   oldFingerprint: text,
   startedAt: iso,
   phase: fc.constantFrom("requested", "stored" as const),
@@ -63,18 +70,18 @@ const idempotency = fc.record({
 const profile = fc.record(
   {
     baseUrl: fc.webUrl(),
-    active: text,
+    active: principalKey,
     operator: storedKey,
-    agents: fc.dictionary(fc.nat().map(String), storedKey, { maxKeys: 3 }),
-    intents: fc.dictionary(text, intent, { maxKeys: 2 }),
-    idempotency: fc.dictionary(text, idempotency, { maxKeys: 2 }),
+    agents: fc.dictionary(agentId.map(String), storedKey, { maxKeys: 3 }),
+    intents: fc.dictionary(principalKey, intent, { maxKeys: 2 }),
+    idempotency: fc.dictionary(idempotencySlot, idempotency, { maxKeys: 2 }),
   },
   { requiredKeys: ["baseUrl", "active", "agents", "intents", "idempotency"] },
 );
 
 const storeData = fc.record({
   schemaVersion: fc.constant(1 as const),
-  profiles: fc.dictionary(text, profile, { maxKeys: 3 }),
+  profiles: fc.dictionary(profileName, profile, { maxKeys: 3 }),
 });
 
 describe("file store round trip", () => {

@@ -284,17 +284,14 @@ describe("file store", () => {
 
     it("loses no update when four processes increment concurrently", async () => {
       const data = sampleStoreData("0");
-      data.profiles.counter = {
-        ...(data.profiles.default ?? { agents: {} }),
-        active: "0",
-      } as never;
+      data.profiles.counter = structuredClone(data.profiles.default) as never;
       await store.compareAndSet(0, data);
       const times = 25;
       const outputs = await Promise.all(
         Array.from({ length: 4 }, () => runChild("increment.mjs", { dir, times })),
       );
       const final = await store.read();
-      expect(final.data.profiles.counter?.active).toBe(String(4 * times));
+      expect(final.data.profiles.counter?.operator?.name).toBe(String(4 * times));
       expect(final.version).toBe(1 + 4 * times);
       expect(outputs).toHaveLength(4);
       expect((await readdir(dir)).filter((name) => name.endsWith(".tmp"))).toEqual([]);

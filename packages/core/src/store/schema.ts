@@ -11,6 +11,15 @@ import { STORE_SCHEMA_VERSION, type StoreData } from "./types.js";
  */
 
 const nonEmpty = z.string().min(1);
+
+/** Profile names: what `createRekey` accepts (so never `__proto__` or an empty name). */
+export const PROFILE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** A principalKey: "operator" or "agent:N" with N in 1..2^31-1. */
+export const PRINCIPAL_KEY_PATTERN = /^(operator|agent:[1-9]\d{0,9})$/;
+/** Idempotency slots are the first 32 hex digits of the key's SHA-256. */
+export const IDEMPOTENCY_SLOT_PATTERN = /^[0-9a-f]{32}$/;
+
+const principalKeyField = z.string().regex(PRINCIPAL_KEY_PATTERN);
 // `new Date().toISOString()` output: UTC with a `Z`, as every timestamp in the store is.
 const isoUtc = z.iso.datetime();
 const surface = z.enum(["cli", "mcp", "http", "library"]);
@@ -41,8 +50,8 @@ export const storedKeySchema = z.strictObject({
 /** Schema of a RotationIntent. */
 export const rotationIntentSchema = z.strictObject({
   requestId: nonEmpty,
-  principal: nonEmpty,
-  actor: nonEmpty,
+  principal: principalKeyField,
+  actor: principalKeyField,
   oldFingerprint: nonEmpty,
   startedAt: isoUtc,
   phase: z.enum(["requested", "stored"]),
@@ -61,17 +70,17 @@ export const idempotencyRecordSchema = z.strictObject({
 /** Schema of a Profile; agents are keyed by decimal id. */
 export const profileSchema = z.strictObject({
   baseUrl: z.url(),
-  active: nonEmpty,
+  active: principalKeyField,
   operator: storedKeySchema.optional(),
-  agents: z.record(z.string().regex(/^\d+$/), storedKeySchema),
-  intents: z.record(nonEmpty, rotationIntentSchema),
-  idempotency: z.record(nonEmpty, idempotencyRecordSchema),
+  agents: z.record(z.string().regex(/^[1-9]\d{0,9}$/), storedKeySchema),
+  intents: z.record(principalKeyField, rotationIntentSchema),
+  idempotency: z.record(z.string().regex(IDEMPOTENCY_SLOT_PATTERN), idempotencyRecordSchema),
 });
 
 /** Schema of the current StoreData (use migrateStoreData on anything read). */
 export const storeDataSchema = z.strictObject({
   schemaVersion: z.literal(STORE_SCHEMA_VERSION),
-  profiles: z.record(nonEmpty, profileSchema),
+  profiles: z.record(z.string().regex(PROFILE_NAME_PATTERN), profileSchema),
 });
 
 /** Schema of one AuditEntry (a line of the audit log). */
