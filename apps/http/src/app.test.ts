@@ -156,12 +156,39 @@ describe("createHttpApp", () => {
     });
 
     it("rejects an agent_id that is not a positive whole number with 400", async () => {
-      for (const agentId of ["abc", "0", "-3", "1.5", "99999999999"]) {
+      for (const agentId of ["abc", "0", "-3", "1.5", "99999999999", "7&agent_id=8"]) {
         const response = await harness.call("GET", `/v1/status?agent_id=${agentId}`, {
           token: harness.tokens.status,
         });
         await expectProblem(response, 400, "INVALID_INPUT");
       }
+    });
+  });
+
+  describe("X-Request-Id", () => {
+    it("names every response's request: the caller's id when valid, else a fresh one", async () => {
+      const echoed = await harness.call("GET", "/v1/status", {
+        token: harness.tokens.status,
+        headers: { "x-request-id": "trace-42=" },
+      });
+      expect(echoed.headers.get("x-request-id")).toBe("trace-42=");
+
+      const refused = await harness.call("GET", "/v1/status", {
+        token: null,
+        headers: { "x-request-id": "forged id\u0007" },
+      });
+      const body = await expectProblem(refused, 401, "UNAUTHORIZED");
+      const fresh = refused.headers.get("x-request-id");
+      expect(fresh).toMatch(/^[0-9a-f-]{36}$/);
+      expect(body.request_id).toBe(fresh);
+
+      for (const path of ["/healthz", "/metrics", "/openapi.json", "/nowhere"]) {
+        const response = await harness.call("GET", path, { token: null });
+        expect(response.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+      }
+      const agents = await harness.call("GET", "/v1/agents", { token: harness.tokens.status });
+      expect(agents.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+      expect(agents.headers.get("cache-control")).toBe("no-store");
     });
   });
 

@@ -115,18 +115,20 @@ export function problemResponse(
 ): Response {
   const error = toRekeyError(thrown);
   const body = problemBody(error, overrides);
-  const headers = new Headers({
+  // A plain object: @hono/node-server writes it as is, without building a fetch Headers.
+  const headers: Record<string, string> = {
     "content-type": "application/problem+json",
     "cache-control": "no-store",
     ...overrides.headers,
-  });
+  };
+  if (overrides.requestId !== undefined) headers["x-request-id"] = overrides.requestId;
   if (
     error.code === "COOLDOWN_ACTIVE" ||
     error.code === "RATE_LIMITED" ||
     error.code === "ROTATION_IN_PROGRESS"
   ) {
     const seconds = retryAfterSeconds(error, now);
-    if (seconds !== undefined) headers.set("retry-after", String(seconds));
+    if (seconds !== undefined) headers["retry-after"] = String(seconds);
   }
   return new Response(JSON.stringify(body), { status: body.status, headers });
 }

@@ -63,29 +63,45 @@ export function hashToken(token: string): string {
   return createHash("sha256").update(token, "utf8").digest("hex");
 }
 
+/** How many distinct Authorization values the verifier remembers (a handful of clients in practice). */
+const VERIFIED_CACHE_SIZE = 256;
+
 /**
  * Builds the bearer token check. The presented token is hashed and compared with every
  * configured hash in constant time, without stopping at the first match, so neither the
  * comparison nor the position of the match shows in the timing.
+ *
+ * A header value that authenticated is remembered (up to 256, oldest forgotten first), so a
+ * client that polls pays the hash once rather than on every request. Only successes are kept:
+ * unknown tokens are hashed every time, so guessing gains nothing, and the cache holds nothing
+ * a configured token's holder did not already send. Throws nothing.
  */
 export function createTokenVerifier(
   tokens: readonly TokenConfig[],
 ): (authorization: string | undefined) => AuthenticatedToken | undefined {
   const configured = tokens.map((token) => ({
-    name: token.name,
     hash: Buffer.from(token.sha256, "hex"),
-    scopes: new Set<Scope>(token.scopes),
+    token: { name: token.name, scopes: new Set<Scope>(token.scopes) } as AuthenticatedToken,
   }));
+  const verified = new Map<string, AuthenticatedToken>();
   return (authorization) => {
-    const match = /^Bearer[ ]+([^\s]+)\s*$/i.exec(authorization ?? "");
+    if (authorization === undefined) return undefined;
+    const remembered = verified.get(authorization);
+    if (remembered !== undefined) return remembered;
+    const match = /^Bearer[ ]+([^\s]+)\s*$/i.exec(authorization);
     const presented = match?.[1];
     if (presented === undefined) return undefined;
     const hash = createHash("sha256").update(presented, "utf8").digest();
     let found: AuthenticatedToken | undefined;
-    for (const token of configured) {
-      if (timingSafeEqual(hash, token.hash) && found === undefined) {
-        found = { name: token.name, scopes: token.scopes };
+    for (const entry of configured) {
+      if (timingSafeEqual(hash, entry.hash) && found === undefined) found = entry.token;
+    }
+    if (found !== undefined) {
+      if (verified.size >= VERIFIED_CACHE_SIZE) {
+        const oldest = verified.keys().next().value;
+        if (oldest !== undefined) verified.delete(oldest);
       }
+      verified.set(authorization, found);
     }
     return found;
   };
