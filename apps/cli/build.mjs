@@ -1,6 +1,11 @@
-// Bundles the CLI for node20. `splitting` keeps every `await import(...)` a lazy chunk, so
-// `rekey --version` loads only the entry chunk (commander), not core, zod or undici.
+// Bundles the CLI for node20 into dist/, with every dependency inside (core, the sandbox, zod,
+// undici, commander, ...): the installed CLI needs no other package at runtime. `splitting`
+// keeps every `await import(...)` a lazy chunk, so `rekey --version` loads only the entry
+// chunk, `--help` adds commander, and core, zod and undici load only when a command runs.
+// Core's lazy `import("undici")` arrives here as a namespace holding only `default` (a split
+// dynamic import of CommonJS); core's transport accepts that shape.
 import { chmod, readFile, rm, writeFile } from "node:fs/promises";
+import { isBuiltin } from "node:module";
 import { build } from "esbuild";
 
 const { version } = JSON.parse(await readFile(new URL("./package.json", import.meta.url), "utf8"));
@@ -18,10 +23,6 @@ const result = await build({
   platform: "node",
   target: "node20",
   chunkNames: "chunks/[name]-[hash]",
-  // Core and the sandbox stay packages (resolved at runtime, their own dependencies with
-  // them): esbuild turns a split dynamic import of CommonJS (core's lazy undici) into a
-  // default-only namespace. zod is shared with core rather than loaded twice.
-  external: ["@rekey/core", "@rekey/sandbox", "zod"],
   define: { __REKEY_VERSION__: JSON.stringify(version) },
   // Bundled CommonJS dependencies call require() for node built-ins; ESM has none.
   banner: { js: BANNER },
@@ -30,6 +31,17 @@ const result = await build({
   logLevel: "warning",
 });
 await writeFile(new URL("./dist/meta.json", import.meta.url), JSON.stringify(result.metafile));
+
+// Self-contained: a chunk may import node built-ins only, never a package left outside
+// (`node:sqlite` is newer than node 20: undici requires it only for a cache store we never use).
+const leftOutside = Object.values(result.metafile.outputs)
+  .flatMap((output) => output.imports)
+  .filter((entry) => entry.external && !entry.path.startsWith("node:") && !isBuiltin(entry.path));
+if (leftOutside.length > 0) {
+  throw new Error(
+    `dist/ imports packages at runtime: ${leftOutside.map((e) => e.path).join(", ")}`,
+  );
+}
 
 // The entry needs no require(): drop the shim there, one module less on `rekey --version`.
 const binUrl = new URL("./dist/bin.js", import.meta.url);
