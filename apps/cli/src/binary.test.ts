@@ -1,10 +1,11 @@
 import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { type RunningSandbox, startSandbox } from "@rekey/sandbox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BIN_PATH, RAW_SECRET, runBinary } from "./cli-harness.test-helper.js";
+import { BIN_PATH, installBuiltCli, RAW_SECRET, runBinary } from "./cli-harness.test-helper.js";
 import {
   errorDocument,
   importDocument,
@@ -13,18 +14,23 @@ import {
   statusDocument,
 } from "./json-schemas.test-helper.js";
 
-// The built binary (dist/bin.js, rebuilt by vitest.global-setup.ts), run as a child process
-// with pipes: no terminal anywhere, as in CI or a cron job.
+// The built binary (dist/, rebuilt by vitest.global-setup.ts) installed alone in a temp
+// directory, run as a child process with pipes: no terminal anywhere, as in CI or a cron job.
 describe("the built rekey binary", () => {
   let sandbox: RunningSandbox;
   let dir: string;
+  let bin: string;
   let env: Record<string, string>;
   const outputs: string[] = [];
   const rekey = async (
     args: string[],
     options: { stdin?: string; env?: Record<string, string> } = {},
   ) => {
-    const result = await runBinary(args, { env: { ...env, ...options.env }, stdin: options.stdin });
+    const result = await runBinary(args, {
+      env: { ...env, ...options.env },
+      stdin: options.stdin,
+      bin,
+    });
     outputs.push(result.stdout, result.stderr);
     return result;
   };
@@ -32,6 +38,7 @@ describe("the built rekey binary", () => {
   beforeAll(async () => {
     sandbox = await startSandbox({ port: 0 });
     dir = await mkdtemp(join(tmpdir(), "rekey-bin-test-"));
+    bin = await installBuiltCli(dir);
     env = { REKEY_HOME: join(dir, "home"), REKEY_API_URL: sandbox.url, HOME: dir };
   });
   afterAll(async () => {
@@ -39,11 +46,23 @@ describe("the built rekey binary", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it("is installed with no other package it could load", async () => {
+    // Node looks for packages in every node_modules above the file: only the CLI's own.
+    const found: string[] = [];
+    for (let at = dirname(bin); at !== dirname(at); at = dirname(at)) {
+      if (existsSync(join(at, "node_modules"))) found.push(join(at, "node_modules"));
+    }
+    expect(found).toEqual([join(dir, "node_modules")]);
+    expect(await readdir(join(dir, "node_modules"))).toEqual(["@rekey"]);
+    expect(await readdir(join(dir, "node_modules", "@rekey"))).toEqual(["cli"]);
+    expect((await readdir(dirname(dirname(bin)))).sort()).toEqual(["dist", "package.json"]);
+  });
+
   it("--version and --help work without a store or a faucet", async () => {
-    const version = await runBinary(["--version"]);
+    const version = await runBinary(["--version"], { bin });
     expect(version.code).toBe(0);
     expect(version.stdout).toMatch(/^\d+\.\d+\.\d+/);
-    const help = await runBinary(["--help"]);
+    const help = await runBinary(["--help"], { bin });
     expect(help.code).toBe(0);
     expect(help.stdout).toContain("Examples:");
   });
@@ -75,9 +94,14 @@ describe("the built rekey binary", () => {
     expect(programChunk).toBeDefined();
     const forHelp = eagerInputs(programChunk ?? "");
     expect(forHelp.some((path) => path.includes("commander"))).toBe(true);
-    expect(forHelp.filter((path) => /@rekey\/core|zod|undici|src\/commands\//.test(path))).toEqual(
-      [],
-    );
+    // Bundled core and sandbox appear under their workspace paths.
+    const lazyOnly = /@rekey\/core|packages\/core|packages\/sandbox|zod|undici|src\/commands\//;
+    expect(forHelp.filter((path) => lazyOnly.test(path))).toEqual([]);
+    // ... and they are inside dist/: some chunk holds each of them.
+    const bundled = Object.values(meta.outputs).flatMap((output) => Object.keys(output.inputs));
+    for (const inside of ["packages/core/", "packages/sandbox/", "/zod/", "/undici/"]) {
+      expect(bundled.some((path) => path.includes(inside))).toBe(true);
+    }
   });
 
   it("register, status, rotate end to end, with exit codes and no raw key in any output", async () => {
@@ -91,7 +115,7 @@ describe("the built rekey binary", () => {
 
     const unconfirmed = await rekey(["rotate"]);
     expect(unconfirmed.code).toBe(2);
-    expect(unconfirmed.stderr).toContain("pass --yes");
+    expect(unconfirmed.stderr).toMatch(/^error: .*\n  hint: .*pass --yes/m);
 
     const rotated = await rekey(["rotate", "--yes", "--json"]);
     expect(rotated.code).toBe(0);
@@ -104,6 +128,7 @@ describe("the built rekey binary", () => {
     const history = await rekey(["history", "--verify"]);
     expect(history.code).toBe(0);
     expect(history.stdout).toContain("hash chain intact");
+    expect(history.stdout).toContain(`${fingerprint} (new)`);
 
     for (const text of outputs) expect(text).not.toMatch(RAW_SECRET);
   });
@@ -209,8 +234,19 @@ describe("the built rekey binary", () => {
     expect(sandbox.stats().calls.register ?? 0).toBe(registersBefore);
   });
 
+  it("the demo runs every step to the end and says each thing once", {
+    timeout: 60_000,
+  }, async () => {
+    const demo = await runBinary([], { bin: join(dirname(bin), "demo.js") });
+    expect(demo.stderr).toBe("");
+    expect(demo.code).toBe(0);
+    expect(demo.stdout).toContain("demo finished: every step behaved as expected.");
+    expect(demo.stdout.match(/mode 0600/g)).toHaveLength(1);
+    expect(demo.stdout).not.toMatch(RAW_SECRET);
+  });
+
   it("rekey sandbox prints its URL and stops cleanly on SIGINT", async () => {
-    const child = spawn(process.execPath, [BIN_PATH, "sandbox", "--port", "0"], {
+    const child = spawn(process.execPath, [bin, "sandbox", "--port", "0"], {
       env: { PATH: process.env.PATH, NO_COLOR: "1" },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { copyFile, cp, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -137,13 +137,30 @@ export async function registerOperator(harness: CliHarness): Promise<string> {
 
 export const BIN_PATH = fileURLToPath(new URL("../dist/bin.js", import.meta.url));
 
-/** Runs the built binary as a child process. */
+/**
+ * Installs the built CLI as a package manager would (package.json and dist/, nothing else) in
+ * `<dir>/node_modules/@rekey/cli`, away from this repository's node_modules: whatever dist/
+ * fails to bundle cannot be found from there. Returns the installed bin.js.
+ */
+export async function installBuiltCli(dir: string): Promise<string> {
+  const packageDir = join(dir, "node_modules", "@rekey", "cli");
+  const sourceDir = fileURLToPath(new URL("..", import.meta.url));
+  await mkdir(packageDir, { recursive: true });
+  await copyFile(join(sourceDir, "package.json"), join(packageDir, "package.json"));
+  await cp(join(sourceDir, "dist"), join(packageDir, "dist"), {
+    recursive: true,
+    filter: (source) => !source.endsWith("meta.json"),
+  });
+  return join(packageDir, "dist", "bin.js");
+}
+
+/** Runs the built binary (`bin`, default dist/bin.js) as a child process. */
 export function runBinary(
   args: string[],
-  options: { env?: Record<string, string | undefined>; stdin?: string } = {},
+  options: { env?: Record<string, string | undefined>; stdin?: string; bin?: string } = {},
 ): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN_PATH, ...args], {
+    const child = spawn(process.execPath, [options.bin ?? BIN_PATH, ...args], {
       env: { PATH: process.env.PATH, NO_COLOR: "1", ...options.env },
       stdio: ["pipe", "pipe", "pipe"],
     });

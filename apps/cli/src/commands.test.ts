@@ -177,7 +177,7 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
     const result = await harness.run(["rotate"], { terminal, confirmations: [false] });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("Cancelled");
-    expect(harness.asked.at(-1)).toBe("Rotate the operator key now?");
+    expect(harness.asked.at(-1)).toBe("Rotate the operator's key now?");
     expect(harness.sandbox.stats().rotations).toBe(before);
   });
 

@@ -72,7 +72,9 @@ async function main(): Promise<void> {
   };
 
   try {
-    console.log(`rekey demo: sandbox faucet at ${sandbox.url}, REKEY_HOME=${env.REKEY_HOME}`);
+    console.log("rekey demo: each step runs the built rekey binary; its output is indented.");
+    console.log(`A local sandbox faucet at ${sandbox.url} stands in for the real one, and`);
+    console.log(`credentials go to a temporary REKEY_HOME=${env.REKEY_HOME} (deleted at the end).`);
     const recoveryFile = join(workDir, "recovery-code.txt");
     await step("Register an operator; the recovery code goes to a 0600 file", [
       "register",
@@ -81,8 +83,9 @@ async function main(): Promise<void> {
       "--recovery-code-file",
       recoveryFile,
     ]);
+    // rekey prints the file's mode; check it really is 0600 rather than print it twice.
     const mode = (await stat(recoveryFile)).mode & 0o777;
-    console.log(`  (recovery code file mode: ${mode.toString(8).padStart(4, "0")})`);
+    if (mode !== 0o600) throw new Error(`the recovery code file has mode ${mode.toString(8)}`);
 
     const alpha = await step("Create two agents", [
       "agents",

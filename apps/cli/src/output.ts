@@ -85,7 +85,7 @@ export function createOutput(options: OutputOptions): Output {
 }
 
 function formatHumanError(error: PrintableError, colors: Colors): string {
-  const lines = [`${colors.red("error")} ${error.message} ${colors.dim(`(${error.code})`)}`];
+  const lines = [`${colors.red("error:")} ${error.message} ${colors.dim(`(${error.code})`)}`];
   const details = error.details ?? {};
   if (typeof details.cooldownUntil === "string") {
     const remaining =
@@ -98,7 +98,7 @@ function formatHumanError(error: PrintableError, colors: Colors): string {
   if (Array.isArray(details.issues)) {
     for (const issue of details.issues) lines.push(`  - ${String(issue)}`);
   }
-  if (error.hint !== undefined) lines.push(`  ${colors.cyan("hint")} ${error.hint}`);
+  if (error.hint !== undefined) lines.push(`  ${colors.cyan("hint:")} ${error.hint}`);
   return `${lines.join("\n")}\n`;
 }
 

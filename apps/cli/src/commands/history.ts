@@ -39,7 +39,9 @@ export async function runHistory(
                     : `${entry.outcome} (${entry.errorCode})`,
                   entry.newFingerprint === undefined
                     ? (entry.oldFingerprint ?? "-")
-                    : `${entry.oldFingerprint ?? "-"} -> ${entry.newFingerprint}`,
+                    : entry.oldFingerprint === undefined
+                      ? `${entry.newFingerprint} (new)`
+                      : `${entry.oldFingerprint} -> ${entry.newFingerprint}`,
                 ]),
               ),
             ];

@@ -59,7 +59,7 @@ async function rotateOne(
     // A rotation inside the cooldown is refused by core (COOLDOWN_ACTIVE); do not ask first.
     if (!plan.blockedByCooldown || flags.force) {
       output.note(renderPlan(plan, flags, output.colors));
-      await confirmOrRefuse(context, `Rotate the ${plan.label} key now?`, flags.yes);
+      await confirmOrRefuse(context, `Rotate ${keyOwner(plan)} key now?`, flags.yes);
     }
     const result = await rekey.rotateKey({
       ...(target ? { target } : {}),
@@ -70,9 +70,14 @@ async function rotateOne(
   });
 }
 
+/** "the operator's", "agent 7's": whose key a sentence is about. */
+function keyOwner(plan: RotationPlan): string {
+  return plan.principal.kind === "operator" ? "the operator's" : `${plan.label}'s`;
+}
+
 function renderPlan(plan: RotationPlan, flags: RotateFlags, colors: Colors): string {
   const lines = [
-    `${colors.bold("Plan")}: rotate the ${plan.label} key ${plan.currentFingerprint} (${plan.action})`,
+    `${colors.bold("Plan")}: rotate ${keyOwner(plan)} key ${plan.currentFingerprint} (${plan.action})`,
     "  The old key stops working at once; the new key is stored before it is used.",
     `  Withdrawals by ${plan.principal.kind === "operator" ? "the operator" : plan.label} are blocked for ${plan.cooldownMinutes} minutes (until about ${plan.cooldownWouldEndAt}).`,
   ];
