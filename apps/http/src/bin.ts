@@ -11,6 +11,9 @@ import { createLogger } from "./logger.js";
 import { listen } from "./server.js";
 import { hashToken } from "./tokens.js";
 
+const LOG_WRITE_BYTES = 4096;
+const LOG_FLUSH_MS = 1000;
+
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
@@ -32,7 +35,11 @@ async function main(argv: string[]): Promise<void> {
 
   const config = await parseHttpConfig(argv, process.env);
   // Logs go to stderr so stdout carries only the URL line (scripts and tests read it).
-  const destination = pino.destination({ dest: 2, sync: false });
+  // Asynchronous, in writes of at least 4 KiB: one write per request line costs the server
+  // more CPU than the status route itself. The timer bounds how long a line waits when idle;
+  // pino flushes the rest on exit, and `stop` below does too.
+  const destination = pino.destination({ dest: 2, sync: false, minLength: LOG_WRITE_BYTES });
+  setInterval(() => destination.flush(), LOG_FLUSH_MS).unref();
   const logger = createLogger({ level: config.logLevel, destination });
   if (!isLoopback(config.host) && config.tls === undefined) {
     logger.warn(
