@@ -70,6 +70,8 @@ async function main(argv: string[]): Promise<void> {
     logger,
   });
   logger.info({ url: server.url, store: store.kind, tokens: config.tokens.length }, "listening");
+  // Start-up lines (the clear-text warning above all) are written now, not with the next 4 KiB.
+  destination.flush();
   process.stdout.write(`${server.url}\n`);
 
   let stopping = false;
