@@ -50,3 +50,24 @@ const withoutShim = bin.replace(`${BANNER}\n`, "");
 if (/\brequire\(/.test(withoutShim)) throw new Error("dist/bin.js calls require(): keep the shim");
 await writeFile(binUrl, withoutShim);
 await chmod(new URL("./dist/bin.js", import.meta.url), 0o755);
+
+// The command itself: a CommonJS launcher that answers --version and hands everything else to
+// dist/bin.js (see src/launcher.ts).
+await build({
+  entryPoints: ["src/launcher.ts"],
+  outfile: "dist/rekey.cjs",
+  bundle: true,
+  format: "cjs",
+  platform: "node",
+  target: "node20",
+  define: { __REKEY_VERSION__: JSON.stringify(version) },
+  external: ["./bin.js"],
+  banner: { js: "#!/usr/bin/env node" },
+  legalComments: "none",
+  logLevel: "warning",
+});
+const launcher = await readFile(new URL("./dist/rekey.cjs", import.meta.url), "utf8");
+if (!launcher.includes('import("./bin.js")')) {
+  throw new Error("dist/rekey.cjs must load dist/bin.js with a dynamic import()");
+}
+await chmod(new URL("./dist/rekey.cjs", import.meta.url), 0o755);

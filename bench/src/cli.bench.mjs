@@ -1,11 +1,12 @@
 /**
  * CLI start-up, against bare `node -e 0` in the same run:
  * - `rekey --version`: the entry chunk only (everything else is a lazy chunk); target within
- *   1.2x of bare node. An empty ES module alone costs about 1.08x here.
+ *   1.2x of bare node. The launcher is CommonJS because any ES module entry alone costs ~1.1-1.2x.
  * - `rekey --help`: adds commander, still no core, zod or undici.
  * - `rekey status`: file store in a temp REKEY_HOME plus one `whoami` to a sandbox on loopback;
  *   most of it is loading core, zod and undici (all bundled in apps/cli/dist).
- * Uses the built binary (apps/cli/dist/bin.js): `pnpm bench` builds first.
+ * Uses the built command as installed (apps/cli/dist/rekey.cjs, the CommonJS launcher that
+ * loads dist/bin.js): `pnpm bench` builds first.
  */
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -15,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import { startSandbox } from "@rekey/sandbox";
 import { compare, timeCommand } from "./runner.mjs";
 
-const BIN = fileURLToPath(new URL("../../apps/cli/dist/bin.js", import.meta.url));
+const BIN = fileURLToPath(new URL("../../apps/cli/dist/rekey.cjs", import.meta.url));
 
 export default async function benchCli() {
   if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run pnpm build first`);

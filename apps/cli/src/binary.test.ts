@@ -61,7 +61,14 @@ describe("the built rekey binary", () => {
   it("--version and --help work without a store or a faucet", async () => {
     const version = await runBinary(["--version"], { bin });
     expect(version.code).toBe(0);
-    expect(version.stdout).toMatch(/^\d+\.\d+\.\d+/);
+    const { version: packageVersion } = JSON.parse(
+      await readFile(join(dirname(dirname(bin)), "package.json"), "utf8"),
+    ) as { version: string };
+    expect(version.stdout).toBe(`${packageVersion}\n`);
+    // The ES module entry answers the same when run directly.
+    expect((await runBinary(["-V"], { bin: join(dirname(bin), "bin.js") })).stdout).toBe(
+      `${packageVersion}\n`,
+    );
     const help = await runBinary(["--help"], { bin });
     expect(help.code).toBe(0);
     expect(help.stdout).toContain("Examples:");

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { copyFile, cp, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { copyFile, cp, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -140,7 +140,8 @@ export const BIN_PATH = fileURLToPath(new URL("../dist/bin.js", import.meta.url)
 /**
  * Installs the built CLI as a package manager would (package.json and dist/, nothing else) in
  * `<dir>/node_modules/@rekey/cli`, away from this repository's node_modules: whatever dist/
- * fails to bundle cannot be found from there. Returns the installed bin.js.
+ * fails to bundle cannot be found from there. Returns the installed command: the file its
+ * package.json names as the `rekey` bin (the CommonJS launcher, which loads dist/bin.js).
  */
 export async function installBuiltCli(dir: string): Promise<string> {
   const packageDir = join(dir, "node_modules", "@rekey", "cli");
@@ -151,7 +152,10 @@ export async function installBuiltCli(dir: string): Promise<string> {
     recursive: true,
     filter: (source) => !source.endsWith("meta.json"),
   });
-  return join(packageDir, "dist", "bin.js");
+  const manifest = JSON.parse(await readFile(join(packageDir, "package.json"), "utf8")) as {
+    bin: { rekey: string };
+  };
+  return join(packageDir, manifest.bin.rekey);
 }
 
 /** Runs the built binary (`bin`, default dist/bin.js) as a child process. */
