@@ -135,7 +135,11 @@ export function createRekey(options: RekeyOptions): Rekey {
     envIdentity ??= (async () => {
       const identity = await (await client()).whoami(envApiKey);
       return identity.type === "operator" ? OPERATOR : agent(identity.id);
-    })();
+    })().catch((error: unknown) => {
+      // An unreachable faucet now must not hide the seed for the life of the process.
+      envIdentity = undefined;
+      throw error;
+    });
     return envIdentity;
   }
 
