@@ -122,7 +122,7 @@ describe("the built rekey binary", () => {
 
     const unconfirmed = await rekey(["rotate"]);
     expect(unconfirmed.code).toBe(2);
-    expect(unconfirmed.stderr).toMatch(/^error: .*\n  hint: .*pass --yes/m);
+    expect(unconfirmed.stderr).toMatch(/^error: .*\n {2}hint: .*pass --yes/m);
 
     const rotated = await rekey(["rotate", "--yes", "--json"]);
     expect(rotated.code).toBe(0);

@@ -122,7 +122,8 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
   });
 
   it("colours only a terminal without NO_COLOR", async () => {
-    const ansi = /\u001b\[/;
+    // An ANSI escape sequence (ESC + "["), built without a control character in a regex literal.
+    const ansi = new RegExp(`${String.fromCharCode(27)}\\[`);
     const coloured = await harness.run(["status"], {
       terminal: { stdout: true },
       env: { NO_COLOR: undefined },
