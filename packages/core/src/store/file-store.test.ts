@@ -233,6 +233,21 @@ describe("file store", () => {
       expect(await readFile(path, "utf8")).toBe(torn);
     });
 
+    it("chains correctly past the 64 KiB an append reads, and still refuses a bad last line", async () => {
+      const path = join(dir, "audit.jsonl");
+      const size = async () => (await stat(path).catch(() => ({ size: 0 }))).size;
+      while ((await size()) < 70 * 1024) {
+        for (let count = 0; count < 50; count++) await store.appendAudit(event);
+      }
+      const entries = await store.readAudit();
+      expect(verifyAuditChain(entries)).toMatchObject({ ok: true, count: entries.length });
+      expect(entries.at(-1)?.seq).toBe(entries.length);
+
+      // The last line is no audit entry: appending after it is refused.
+      await writeFile(path, `${await readFile(path, "utf8")}{"seq":"x"}\n`);
+      await expectCode(store.appendAudit(event), "STORE_CORRUPT");
+    });
+
     it("detects an audit entry edited on disk at its seq", async () => {
       for (let count = 0; count < 3; count++) await store.appendAudit(event);
       const path = join(dir, "audit.jsonl");

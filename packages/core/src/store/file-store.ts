@@ -421,15 +421,58 @@ export class FileStore implements CredentialStore {
     return text === undefined ? [] : parseAuditLines(text, this.auditPath);
   }
 
+  /**
+   * The last entry, for chaining the next one. Reads only the end of the log, so an append
+   * costs the same however long the log has grown; `readAudit` and `health` check it whole.
+   */
   private async readLastAuditEntry(): Promise<AuditEntry | undefined> {
-    const text = await this.readPrivateFile(this.auditPath);
-    if (text === undefined || text.length === 0) return undefined;
-    if (!text.endsWith("\n")) {
+    const tail = await this.readPrivateFileTail(this.auditPath, AUDIT_TAIL_BYTES);
+    if (tail === undefined || tail.text.length === 0) return undefined;
+    if (!tail.text.endsWith("\n")) {
       throw new RekeyError("STORE_CORRUPT", `${this.auditPath} ends with a torn line`, {
         hint: "Inspect the last line of the audit log; rekey will not append after it.",
       });
     }
-    return parseAuditLines(text, this.auditPath).at(-1);
+    const start = tail.text.lastIndexOf("\n", tail.text.length - 2) + 1;
+    if (start === 0 && !tail.whole) {
+      // One line longer than the tail: no entry is that long, so read it all and let the
+      // parser say what is wrong.
+      const text = (await this.readPrivateFile(this.auditPath)) ?? "";
+      return parseAuditLines(text, this.auditPath).at(-1);
+    }
+    return parseAuditLines(tail.text.slice(start), `${this.auditPath} (last line)`).at(-1);
+  }
+
+  /** The last `maxBytes` of a private file, and whether that is all of it. */
+  private async readPrivateFileTail(
+    path: string,
+    maxBytes: number,
+  ): Promise<{ text: string; whole: boolean } | undefined> {
+    const dirStats = await storeDirStats(this.dir);
+    if (dirStats === undefined) return undefined;
+    assertPrivateMode(this.dir, dirStats, true);
+    let handle: FileHandle;
+    try {
+      handle = await open(path, "r");
+    } catch (error) {
+      if (errnoCode(error) === "ENOENT") return undefined;
+      throw storeUnavailable("open", path, error);
+    }
+    try {
+      const stats = await handle.stat();
+      assertPrivateMode(path, stats, false);
+      const length = Math.min(stats.size, maxBytes);
+      const buffer = Buffer.alloc(length);
+      await handle.read(buffer, 0, length, stats.size - length);
+      // A multi-byte character cut at the start is garbled, but that part precedes the last
+      // line and is thrown away.
+      return { text: buffer.toString("utf8"), whole: length === stats.size };
+    } catch (error) {
+      if (error instanceof RekeyError) throw error;
+      throw storeUnavailable("read", path, error);
+    } finally {
+      await handle.close();
+    }
   }
 
   private async leftoverTempFiles(): Promise<string[]> {
@@ -454,6 +497,9 @@ export class FileStore implements CredentialStore {
     return problems;
   }
 }
+
+/** How much of the audit log's end an append reads: far more than one entry. */
+const AUDIT_TAIL_BYTES = 64 * 1024;
 
 /** Which file, and which version of it: device, inode, size and change times in nanoseconds. */
 function fileIdentity(stats: BigIntStats): string {
