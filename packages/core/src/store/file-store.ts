@@ -366,6 +366,22 @@ export class FileStore implements CredentialStore {
   private async readPrivateFileWithIdentity(
     path: string,
   ): Promise<{ text: string; identity: string } | undefined> {
+    return this.withPrivateFile(path, async (handle, stats) => ({
+      text: await handle.readFile("utf8"),
+      identity: fileIdentity(stats),
+    }));
+  }
+
+  /**
+   * Opens a file of the store for reading after checking the directory's mode and the opened
+   * file's own (a path check could race an atomic replace), and hands it to `read`.
+   * Undefined when the directory or the file does not exist.
+   * @throws RekeyError STORE_UNAVAILABLE for open modes or a failed open/read.
+   */
+  private async withPrivateFile<T>(
+    path: string,
+    read: (handle: FileHandle, stats: BigIntStats) => Promise<T>,
+  ): Promise<T | undefined> {
     const dirStats = await storeDirStats(this.dir);
     if (dirStats === undefined) return undefined;
     assertPrivateMode(this.dir, dirStats, true);
@@ -377,10 +393,9 @@ export class FileStore implements CredentialStore {
       throw storeUnavailable("open", path, error);
     }
     try {
-      // The mode of the file actually opened: a path check could race an atomic replace.
-      const opened = await handle.stat({ bigint: true });
-      assertPrivateMode(path, opened, false);
-      return { text: await handle.readFile("utf8"), identity: fileIdentity(opened) };
+      const stats = await handle.stat({ bigint: true });
+      assertPrivateMode(path, stats, false);
+      return await read(handle, stats);
     } catch (error) {
       if (error instanceof RekeyError) throw error;
       throw storeUnavailable("read", path, error);
@@ -448,31 +463,15 @@ export class FileStore implements CredentialStore {
     path: string,
     maxBytes: number,
   ): Promise<{ text: string; whole: boolean } | undefined> {
-    const dirStats = await storeDirStats(this.dir);
-    if (dirStats === undefined) return undefined;
-    assertPrivateMode(this.dir, dirStats, true);
-    let handle: FileHandle;
-    try {
-      handle = await open(path, "r");
-    } catch (error) {
-      if (errnoCode(error) === "ENOENT") return undefined;
-      throw storeUnavailable("open", path, error);
-    }
-    try {
-      const stats = await handle.stat();
-      assertPrivateMode(path, stats, false);
-      const length = Math.min(stats.size, maxBytes);
+    return this.withPrivateFile(path, async (handle, stats) => {
+      const size = Number(stats.size);
+      const length = Math.min(size, maxBytes);
       const buffer = Buffer.alloc(length);
-      await handle.read(buffer, 0, length, stats.size - length);
+      await handle.read(buffer, 0, length, size - length);
       // A multi-byte character cut at the start is garbled, but that part precedes the last
       // line and is thrown away.
-      return { text: buffer.toString("utf8"), whole: length === stats.size };
-    } catch (error) {
-      if (error instanceof RekeyError) throw error;
-      throw storeUnavailable("read", path, error);
-    } finally {
-      await handle.close();
-    }
+      return { text: buffer.toString("utf8"), whole: length === size };
+    });
   }
 
   private async leftoverTempFiles(): Promise<string[]> {
