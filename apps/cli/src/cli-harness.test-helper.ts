@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { copyFile, cp, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +7,7 @@ import { type FaultSpec, type RunningSandbox, startSandbox } from "@rekey/sandbo
 import type { CliDeps, TerminalFlags } from "./context.js";
 import { createOpenRekey } from "./open-rekey.js";
 import { runCli } from "./program.js";
+import { runNodeScript } from "./run-child.js";
 import { VERSION } from "./version.js";
 
 /** What one CLI run printed and returned. */
@@ -163,22 +163,9 @@ export function runBinary(
   args: string[],
   options: { env?: Record<string, string | undefined>; stdin?: string; bin?: string } = {},
 ): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [options.bin ?? BIN_PATH, ...args], {
-      env: { PATH: process.env.PATH, NO_COLOR: "1", ...options.env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (text: string) => {
-      stdout += text;
-    });
-    child.stderr.setEncoding("utf8").on("data", (text: string) => {
-      stderr += text;
-    });
-    child.once("error", reject);
-    child.once("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(options.stdin ?? "");
+  return runNodeScript(options.bin ?? BIN_PATH, args, {
+    env: { PATH: process.env.PATH, NO_COLOR: "1", ...options.env },
+    stdin: options.stdin ?? "",
   });
 }
 

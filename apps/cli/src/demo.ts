@@ -1,37 +1,16 @@
 // The demo: runs the BUILT `rekey` binary (child processes) against an embedded sandbox in a
 // temporary REKEY_HOME, printing each command and its output. `pnpm demo` at the root.
-import { spawn } from "node:child_process";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startSandbox } from "@rekey/sandbox";
+import { type ChildRun, runNodeScript } from "./run-child.js";
 
 const binPath = fileURLToPath(new URL("./bin.js", import.meta.url));
 
-interface Step {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function runRekey(args: string[], env: Record<string, string | undefined>): Promise<Step> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [binPath, ...args], {
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (text: string) => {
-      stdout += text;
-    });
-    child.stderr.setEncoding("utf8").on("data", (text: string) => {
-      stderr += text;
-    });
-    child.once("error", reject);
-    child.once("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
+function runRekey(args: string[], env: Record<string, string | undefined>): Promise<ChildRun> {
+  return runNodeScript(binPath, args, { env });
 }
 
 function quote(arg: string): string {
@@ -57,7 +36,7 @@ async function main(): Promise<void> {
     NO_COLOR: "1",
   };
 
-  const step = async (title: string, args: string[], expectedCode = 0): Promise<Step> => {
+  const step = async (title: string, args: string[], expectedCode = 0): Promise<ChildRun> => {
     if (title !== "") console.log(`\n# ${title}`);
     console.log(`$ rekey ${args.map(quote).join(" ")}`);
     const result = await runRekey(args, env);
