@@ -20,7 +20,14 @@ import {
 } from "../principal.js";
 import { verifyAuditChain } from "../store/audit-chain.js";
 import { PROFILE_NAME_PATTERN } from "../store/schema.js";
-import type { CredentialStore, Profile, StoreData, StoredKey, Surface } from "../store/types.js";
+import type {
+  CredentialStore,
+  Profile,
+  ReadOptions,
+  StoreData,
+  StoredKey,
+  Surface,
+} from "../store/types.js";
 import type { EngineContext, EngineHooks } from "./context.js";
 import { createKeyProvider } from "./key-provider.js";
 import { audit, type CompletedRotation, resolveIntent, rotateUnderLock } from "./rotation.js";
@@ -97,8 +104,8 @@ export function createRekey(options: RekeyOptions): Rekey {
   let resolving: Promise<void> | undefined;
   let envIdentity: Promise<Principal | undefined> | undefined;
 
-  async function readProfile(): Promise<Profile | undefined> {
-    return (await store.read()).data.profiles[profileName];
+  async function readProfile(options?: ReadOptions): Promise<Profile | undefined> {
+    return (await store.read(options)).data.profiles[profileName];
   }
 
   /** The profile's URL; @throws RekeyError CONFIG_INVALID when another URL was asked for. */
@@ -541,9 +548,9 @@ export function createRekey(options: RekeyOptions): Rekey {
       return { ...identity, fingerprint: key.fingerprint };
     },
 
-    async status(principal) {
+    async status(principal, options = {}) {
       // One read serves the whole status unless an unfinished rotation must be resolved first.
-      let profile = await readProfile();
+      let profile = await readProfile({ maxAgeMs: options.maxAgeMs });
       if (profile && Object.keys(profile.intents).length > 0) {
         const resolveError = await ensureResolved().then(
           () => undefined,

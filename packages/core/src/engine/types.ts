@@ -192,7 +192,13 @@ export interface Rekey {
   recover(recoveryCode: string): Promise<RotationResult>;
 
   whoami(principal?: Principal): Promise<Identity & { fingerprint: string }>;
-  status(principal?: Principal): Promise<KeyStatus>;
+  /**
+   * The principal's key, cooldown and unfinished rotation, from the store (no faucet call,
+   * unless an unfinished rotation must be resolved first). `maxAgeMs` lets a hot status
+   * endpoint answer from a store read confirmed at most that long ago (see `ReadOptions`):
+   * this process's own rotations still show at once.
+   */
+  status(principal?: Principal, options?: { maxAgeMs?: number }): Promise<KeyStatus>;
   /** The operator's agents from the faucet, merged with the store's fingerprints and cooldowns. */
   listAgents(): Promise<AgentStatus[]>;
   rotateKey(request: RotateRequest & { dryRun: true }): Promise<RotationPlan>;

@@ -24,6 +24,7 @@ const SOURCES = [
   "store/file-io.ts",
   "store/file-lock.ts",
   "store/file-watch.ts",
+  "store/freeze.ts",
   "store/file-store.ts",
 ];
 
@@ -45,7 +46,9 @@ const SCRIPTS: Record<string, string> = {
     const store = createFileStore({ dir });
     let conflicts = 0;
     for (let done = 0; done < times; ) {
-      const { version, data } = await store.read();
+      const snapshot = await store.read();
+      const { version } = snapshot;
+      const data = structuredClone(snapshot.data); // reads are frozen: change a copy
       const profile = data.profiles.counter;
       profile.operator.name = String(Number(profile.operator.name) + 1);
       const result = await store.compareAndSet(version, data);

@@ -7,6 +7,7 @@ import {
   emptyStoreData,
   type StoreData,
   type StoreLock,
+  type StoreSnapshot,
 } from "./types.js";
 
 /**
@@ -187,19 +188,49 @@ export function describeStoreContract(
         }
       });
 
-      it("hands out copies: mutating what was written or read changes nothing stored", async () => {
+      it("read({ maxAgeMs }) sees this handle's writes at once, and a plain read sees everyone's", async () => {
+        expect((await store.read({ maxAgeMs: 60_000 })).version).toBe(0);
+        await store.compareAndSet(0, sampleStoreData("zero"));
+        expect((await store.read()).version).toBe(1);
+        await store.compareAndSet(1, sampleStoreData("one"));
+        expect(await store.read({ maxAgeMs: 60_000 })).toEqual({
+          version: 2,
+          data: sampleStoreData("one"),
+        });
+        const other = await another();
+        expect((await other.compareAndSet(2, sampleStoreData("two"))).ok).toBe(true);
+        expect(await store.read()).toEqual({ version: 3, data: sampleStoreData("two") });
+        expect((await other.compareAndSet(3, sampleStoreData("three"))).ok).toBe(true);
+        expect(await store.read({ maxAgeMs: 0 })).toEqual({
+          version: 4,
+          data: sampleStoreData("three"),
+        });
+      });
+
+      it("keeps what it stores: a write copies its input, and reads are deep-frozen", async () => {
         const written = sampleStoreData("one");
         const result = await store.compareAndSet(0, written);
-        const mutated = sampleStoreData("mutated").profiles;
-        const mutateDeeply = (data: StoreData) => {
-          const profile = data.profiles.default;
-          if (profile?.operator !== undefined) profile.operator.name = "mutated";
-          data.profiles = mutated;
+        expect(result.ok).toBe(true);
+        // The caller's object stays the caller's (not frozen): changing it changes nothing stored.
+        const profile = written.profiles.default;
+        if (profile?.operator !== undefined) profile.operator.name = "mutated";
+        written.profiles = sampleStoreData("mutated").profiles;
+        // What the store hands out is shared between readers: any write to it throws.
+        const tryToChange = (data: StoreSnapshot["data"]) => () => {
+          const operator = data.profiles.default?.operator as { name?: string } | undefined;
+          if (operator !== undefined) operator.name = "mutated";
         };
-        mutateDeeply(written);
-        if (result.ok) mutateDeeply(result.snapshot.data);
-        mutateDeeply((await store.read()).data);
+        if (result.ok) expect(tryToChange(result.snapshot.data)).toThrow(TypeError);
+        // A conflicting write hands back the current snapshot: frozen too.
+        const conflict = await store.compareAndSet(0, sampleStoreData("two"));
+        if (!conflict.ok) expect(tryToChange(conflict.current.data)).toThrow(TypeError);
+        expect(conflict.ok).toBe(false);
+        expect(tryToChange((await store.read()).data)).toThrow(TypeError);
         expect(await store.read()).toEqual({ version: 1, data: sampleStoreData("one") });
+        expect(await (await another()).read()).toEqual({
+          version: 1,
+          data: sampleStoreData("one"),
+        });
       });
     });
 

@@ -11,7 +11,7 @@ import {
 } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { type ErrorCode, isRekeyError } from "../errors.js";
 import { verifyAuditChain } from "./audit-chain.js";
 import { runChild, startChild } from "./child-process.test-helper.js";
@@ -107,10 +107,80 @@ describe("file store", () => {
       await other.close();
       expect((await store.read()).data).toEqual(sampleStoreData("second"));
 
-      // Copies: mutating what read() returned never changes the next read.
+      // The cached parse is shared, frozen: a write to it throws and never reaches the next read.
       const snapshot = await store.read();
-      snapshot.data.profiles = {};
+      expect(() => {
+        (snapshot.data as { profiles: unknown }).profiles = {};
+      }).toThrow(TypeError);
       expect((await store.read()).data).toEqual(sampleStoreData("second"));
+    });
+  });
+
+  describe("read({ maxAgeMs })", () => {
+    it("answers from the last confirmed parse within maxAgeMs, and confirms again after", async () => {
+      let now = Date.parse("2026-11-27T12:00:00Z");
+      const dir = join(await makeRoot(), "rekey");
+      const store = createFileStore({ dir, clock: { now: () => now } });
+      const other = createFileStore({ dir });
+      try {
+        expect((await store.compareAndSet(0, sampleStoreData("one"))).ok).toBe(true);
+        expect((await store.read()).version).toBe(1); // confirmed at `now`
+        expect((await other.compareAndSet(1, sampleStoreData("two"))).ok).toBe(true);
+
+        now += 100;
+        // Another handle's write is not seen while the confirmation is young enough...
+        expect((await store.read({ maxAgeMs: 100 })).data).toEqual(sampleStoreData("one"));
+        // ...but a plain read, or an older confirmation, looks at the file again.
+        expect((await store.read()).data).toEqual(sampleStoreData("two"));
+        now += 101;
+        expect((await other.compareAndSet(2, sampleStoreData("three"))).ok).toBe(true);
+        now += 101;
+        expect((await store.read({ maxAgeMs: 100 })).data).toEqual(sampleStoreData("three"));
+
+        // A clock that went back is not trusted: the file is looked at again.
+        expect((await other.compareAndSet(3, sampleStoreData("four"))).ok).toBe(true);
+        now -= 5_000;
+        expect((await store.read({ maxAgeMs: 100 })).data).toEqual(sampleStoreData("four"));
+      } finally {
+        await other.close();
+        await store.close();
+      }
+    });
+
+    it("never answers from a parse older than its own write, even one racing it", async () => {
+      const dir = join(await makeRoot(), "rekey");
+      const store = createFileStore({ dir });
+      try {
+        expect((await store.compareAndSet(0, sampleStoreData("one"))).ok).toBe(true);
+        // A read that has the old file in hand and finishes after this handle's write must not
+        // become the answer. Real timing rarely lines that up, so the next file read is held
+        // until the write is done (an instance-level delay, not a fake).
+        const internals = store as unknown as {
+          readPrivateFileWithIdentity(path: string): Promise<unknown>;
+        };
+        const readFile = internals.readPrivateFileWithIdentity.bind(store);
+        let releaseRead = () => {};
+        const writeDone = new Promise<void>((resolve) => {
+          releaseRead = resolve;
+        });
+        let held = false;
+        internals.readPrivateFileWithIdentity = async (path) => {
+          const result = await readFile(path);
+          if (!held) {
+            held = true;
+            await writeDone;
+          }
+          return result;
+        };
+        const racing = store.read();
+        await vi.waitFor(() => expect(held).toBe(true));
+        expect((await store.compareAndSet(1, sampleStoreData("two"))).ok).toBe(true);
+        releaseRead();
+        expect((await racing).data).toEqual(sampleStoreData("one"));
+        expect((await store.read({ maxAgeMs: 60_000 })).data).toEqual(sampleStoreData("two"));
+      } finally {
+        await store.close();
+      }
     });
   });
 

@@ -21,6 +21,7 @@ import {
 } from "./file-io.js";
 import { acquireFileLock, FileLockTimeout, type HeldFileLock } from "./file-lock.js";
 import { createFileWatcher, type FileWatcher } from "./file-watch.js";
+import { deepFreeze } from "./freeze.js";
 import {
   assertWritableStoreData,
   auditEntrySchema,
@@ -34,6 +35,7 @@ import {
   type CredentialStore,
   emptyStoreData,
   type LockOptions,
+  type ReadOptions,
   type StoreData,
   type StoreHealth,
   type StoreLock,
@@ -98,6 +100,9 @@ const envelopeSchema = z.strictObject({
   data: z.unknown(),
 });
 
+/** What a missing credentials file reads as. */
+const EMPTY_SNAPSHOT: StoreSnapshot = deepFreeze({ version: 0, data: emptyStoreData() });
+
 // Short: a write holds it for milliseconds, and a crashed writer should block others briefly.
 const WRITE_LOCK_STALE_MS = 5000;
 // A temp file younger than this may be another process's write in flight, not a leftover.
@@ -129,7 +134,10 @@ export class FileStore implements CredentialStore {
   private readonly heldLocks = new Set<HeldFileLock>();
   private closed = false;
   /** The last parsed snapshot and the identity of the file it came from. */
-  private parsed: { identity: string; snapshot: StoreSnapshot } | undefined;
+  /** The last parse of credentials.json, the file it came from, and when it was last confirmed. */
+  private parsed: { identity: string; snapshot: StoreSnapshot; checkedAt: number } | undefined;
+  /** Counts this handle's writes: a parse that raced one is not kept. */
+  private writes = 0;
 
   constructor(options: FileStoreOptions = {}) {
     this.dir =
@@ -151,8 +159,14 @@ export class FileStore implements CredentialStore {
    * @throws RekeyError STORE_CORRUPT (empty, truncated, non-JSON, schema-invalid, or newer
    *   format); STORE_UNAVAILABLE (unreadable, modes open to others).
    */
-  async read(): Promise<StoreSnapshot> {
+  async read(options: ReadOptions = {}): Promise<StoreSnapshot> {
     this.assertOpen();
+    const cached = this.parsed;
+    if (cached !== undefined && options.maxAgeMs !== undefined && options.maxAgeMs > 0) {
+      // A clock that went back makes the age negative: confirm then, rather than trust it.
+      const age = this.clock.now() - cached.checkedAt;
+      if (age >= 0 && age <= options.maxAgeMs) return cached.snapshot;
+    }
     return this.readSnapshot();
   }
 
@@ -170,12 +184,16 @@ export class FileStore implements CredentialStore {
     const result = await this.withWriteLock(async (): Promise<CompareAndSetResult> => {
       const current = await this.readSnapshot();
       if (current.version !== expectedVersion) return { ok: false, current };
-      const next: StoreSnapshot = {
-        version: current.version + 1,
-        data: structuredClone(validated),
-      };
-      await writeFileAtomic(this.credentialsPath, `${JSON.stringify(next, null, 2)}\n`);
-      return { ok: true, snapshot: structuredClone(next) };
+      // A copy: the caller keeps its own `data` to change as it likes.
+      const next = deepFreeze({ version: current.version + 1, data: structuredClone(validated) });
+      try {
+        await writeFileAtomic(this.credentialsPath, `${JSON.stringify(next, null, 2)}\n`);
+      } finally {
+        // Even after a failed write (the rename may have happened): a read with maxAgeMs must
+        // not answer from the old parse once this handle has written.
+        this.forgetParse();
+      }
+      return { ok: true, snapshot: next };
     });
     if (result.ok) this.watcher.poke();
     return result;
@@ -405,10 +423,10 @@ export class FileStore implements CredentialStore {
   }
 
   /**
-   * Reads and parses credentials.json, or hands back a copy of the last parse when the file is
-   * the same one: every write replaces the file by rename (a new inode), and an edit in place
-   * changes its size or times. Status endpoints read the store on every request; this turns
-   * those reads into two stat calls.
+   * Reads and parses credentials.json, or hands back the last parse when the file is the same
+   * one: every write replaces the file by rename (a new inode), and an edit in place changes its
+   * size or times. Status endpoints read the store on every request; this turns those reads
+   * into one stat call. The snapshot is deep-frozen, so it is shared rather than copied.
    */
   private async readSnapshot(): Promise<StoreSnapshot> {
     const cached = this.parsed;
@@ -418,17 +436,27 @@ export class FileStore implements CredentialStore {
       const fileStats = statSync(this.credentialsPath, { bigint: true, throwIfNoEntry: false });
       if (fileStats !== undefined && fileIdentity(fileStats) === cached.identity) {
         assertPrivateMode(this.credentialsPath, fileStats, false);
-        return structuredClone(cached.snapshot);
+        cached.checkedAt = this.clock.now();
+        return cached.snapshot;
       }
     }
+    const writesBefore = this.writes;
     const read = await this.readPrivateFileWithIdentity(this.credentialsPath);
     if (read === undefined) {
       this.parsed = undefined;
-      return { version: 0, data: emptyStoreData() };
+      return EMPTY_SNAPSHOT;
     }
-    const snapshot = parseCredentials(read.text, this.credentialsPath);
-    this.parsed = { identity: read.identity, snapshot: structuredClone(snapshot) };
+    const snapshot = deepFreeze(parseCredentials(read.text, this.credentialsPath));
+    // A write by this handle that finished while the file was read may have replaced it.
+    if (this.writes === writesBefore) {
+      this.parsed = { identity: read.identity, snapshot, checkedAt: this.clock.now() };
+    }
     return snapshot;
+  }
+
+  private forgetParse(): void {
+    this.parsed = undefined;
+    this.writes += 1;
   }
 
   private async readAuditEntries(): Promise<AuditEntry[]> {

@@ -1,6 +1,7 @@
 import { type Clock, systemClock } from "../clock.js";
 import { RekeyError } from "../errors.js";
 import { chainAuditEntry } from "./audit-chain.js";
+import { deepFreeze } from "./freeze.js";
 import { assertWritableStoreData } from "./schema.js";
 import {
   type AuditEntry,
@@ -44,15 +45,15 @@ interface LockState {
  * A credential store held in this process's memory: for tests, demos and embedding. Everything
  * is lost when the process ends.
  *
- * Reads and writes deep-copy, so no caller can change stored state by mutating an object.
+ * Writes copy what they are given and reads share one deep-frozen snapshot, so no caller can
+ * change stored state by mutating an object.
  * Locks are leases that expire after `leaseMs` even if never released (nothing renews them:
  * there is no other process whose death we could notice), granted first come, first served.
  */
 export class MemoryStore implements CredentialStore {
   readonly kind = "memory";
   readonly location = "memory";
-  private version: number;
-  private data: StoreData;
+  private snapshot: StoreSnapshot;
   private readonly audit: AuditEntry[] = [];
   private readonly listeners = new Set<() => void>();
   private readonly locks = new Map<string, LockState>();
@@ -61,16 +62,18 @@ export class MemoryStore implements CredentialStore {
 
   constructor(options: MemoryStoreOptions = {}) {
     this.clock = options.clock ?? systemClock;
-    this.data = structuredClone(
-      options.initial === undefined ? emptyStoreData() : assertWritableStoreData(options.initial),
-    );
-    this.version = options.initial === undefined ? 0 : 1;
+    this.snapshot = deepFreeze({
+      version: options.initial === undefined ? 0 : 1,
+      data: structuredClone(
+        options.initial === undefined ? emptyStoreData() : assertWritableStoreData(options.initial),
+      ),
+    });
   }
 
   /** @throws RekeyError STORE_UNAVAILABLE after close(). */
   async read(): Promise<StoreSnapshot> {
     this.assertOpen();
-    return { version: this.version, data: structuredClone(this.data) };
+    return this.snapshot;
   }
 
   /**
@@ -80,13 +83,13 @@ export class MemoryStore implements CredentialStore {
   async compareAndSet(expectedVersion: number, data: StoreData): Promise<CompareAndSetResult> {
     this.assertOpen();
     const validated = assertWritableStoreData(data);
-    if (expectedVersion !== this.version) {
-      return { ok: false, current: { version: this.version, data: structuredClone(this.data) } };
-    }
-    this.data = structuredClone(validated);
-    this.version += 1;
+    if (expectedVersion !== this.snapshot.version) return { ok: false, current: this.snapshot };
+    this.snapshot = deepFreeze({
+      version: this.snapshot.version + 1,
+      data: structuredClone(validated),
+    });
     this.notify();
-    return { ok: true, snapshot: { version: this.version, data: structuredClone(this.data) } };
+    return { ok: true, snapshot: this.snapshot };
   }
 
   /** @throws RekeyError ROTATION_IN_PROGRESS when `waitMs` passes; STORE_UNAVAILABLE after close(). */

@@ -98,9 +98,34 @@ export interface StoreData {
 }
 
 /** A consistent read of the whole store. `version` 0 means nothing was ever written. */
+/** `T` with every property and array read-only, all the way down. */
+export type DeepReadonly<T> = T extends readonly (infer Item)[]
+  ? readonly DeepReadonly<Item>[]
+  : T extends object
+    ? { readonly [Key in keyof T]: DeepReadonly<T[Key]> }
+    : T;
+
+/**
+ * One version of the store document. Stores hand the same snapshot to every reader until the
+ * data changes, deep-frozen: a reader that needs to change it works on a copy (see
+ * `updateStore`), and an accidental write throws a TypeError instead of corrupting what others
+ * read.
+ */
 export interface StoreSnapshot {
-  version: number;
-  data: StoreData;
+  readonly version: number;
+  readonly data: DeepReadonly<StoreData>;
+}
+
+/** Options of {@link CredentialStore.read}. */
+export interface ReadOptions {
+  /**
+   * Accept a snapshot this store handle confirmed current at most `maxAgeMs` ago (default 0:
+   * confirm now). Writes through the same handle are seen at once; writes by other handles or
+   * processes within `maxAgeMs`. For hot read-only views (a status endpoint polled many times a
+   * second), never for a read that decides a write. Stores with nothing to confirm (memory)
+   * ignore it.
+   */
+  maxAgeMs?: number;
 }
 
 export type CompareAndSetResult =
@@ -168,7 +193,8 @@ export interface CredentialStore {
   readonly kind: string;
   /** Where the data lives, for `status` (a path, a redacted URL, "memory"). */
   readonly location: string;
-  read(): Promise<StoreSnapshot>;
+  /** The current snapshot, or with `maxAgeMs` one confirmed current at most that long ago. */
+  read(options?: ReadOptions): Promise<StoreSnapshot>;
   /** Writes `data` if the stored version is still `expectedVersion`; the new version is +1. */
   compareAndSet(expectedVersion: number, data: StoreData): Promise<CompareAndSetResult>;
   /** Takes an exclusive lease on `name`, waiting up to `waitMs`. */
