@@ -1,5 +1,5 @@
 import { createRekey, fingerprint, openCredentialStore } from "@rekey/core";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { type Harness, startHarness } from "./harness.test-helper.js";
 import { createLogger } from "./logger.js";
 
@@ -225,6 +225,37 @@ describe("createHttpApp", () => {
       });
     });
 
+    it("shows its own rotation at once, and another process's within the status max age", async () => {
+      const statusFingerprint = async () =>
+        (await json(await harness.call("GET", "/v1/status", { token: harness.tokens.status })))
+          .fingerprint;
+      expect(await statusFingerprint()).toBe(harness.operatorFingerprint);
+      const own = await json(await harness.call("POST", "/v1/rotate", { body: {} }));
+      expect(await statusFingerprint()).toBe(own.fingerprint);
+
+      // Another process sharing the store rotates (forced: the cooldown has just started).
+      const shared = await openCredentialStore({ spec: harness.dir, env: {} });
+      const otherProcess = createRekey({
+        store: shared,
+        surface: "library",
+        env: {},
+        clock: harness.sandbox.clock,
+      });
+      try {
+        const theirs = await otherProcess.rotateKey({ force: true });
+        await vi.waitFor(
+          async () => expect(await statusFingerprint()).toBe(theirs.newFingerprint),
+          {
+            timeout: 2000,
+            interval: 20,
+          },
+        );
+      } finally {
+        await otherProcess.close();
+        await shared.close();
+      }
+    });
+
     it("refuses a second rotation inside the cooldown with 409 and Retry-After, unless forced", async () => {
       expect((await harness.call("POST", "/v1/rotate", { body: {} })).status).toBe(200);
       harness.clock?.advance(10 * 60 * 1000);
@@ -385,6 +416,41 @@ describe("createHttpApp", () => {
       404,
       "NOT_FOUND",
     );
+  });
+
+  it("logs successful polls (status, probes, metrics) only at debug, failures at info", async () => {
+    const requestLines = (logs: string[]) =>
+      logs
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .filter((line) => line.msg === "request")
+        .map((line) => [line.level, line.route, line.status]);
+    const poll = async (target: Harness) => {
+      expect((await target.call("GET", "/v1/status")).status).toBe(200);
+      expect((await target.call("GET", "/healthz")).status).toBe(200);
+      expect((await target.call("GET", "/metrics")).status).toBe(200);
+      expect((await target.call("GET", "/v1/status", { token: "wrong-token" })).status).toBe(401);
+      expect((await target.call("GET", "/v1/agents")).status).toBe(200);
+    };
+    await poll(harness);
+    // pino levels: 20 debug, 30 info.
+    expect(requestLines(harness.logs)).toEqual([
+      [30, "/v1/status", 401],
+      [30, "/v1/agents", 200],
+    ]);
+
+    const verbose = await startHarness({ logLevel: "debug" });
+    try {
+      await poll(verbose);
+      expect(requestLines(verbose.logs)).toEqual([
+        [20, "/v1/status", 200],
+        [20, "/healthz", 200],
+        [20, "/metrics", 200],
+        [30, "/v1/status", 401],
+        [30, "/v1/agents", 200],
+      ]);
+    } finally {
+      await verbose.close();
+    }
   });
 
   it("logs one line per request with the token's name, never the token or a key", async () => {

@@ -31,7 +31,7 @@ import {
   rotateRoute,
   statusRoute,
 } from "./routes.js";
-import { agentIdQuery } from "./schemas.js";
+import { agentIdQuery, type healthzResponseSchema } from "./schemas.js";
 import {
   type AuthenticatedToken,
   createTokenVerifier,
@@ -49,6 +49,11 @@ export interface HttpAppDeps {
   clock: Clock;
   /** Largest accepted request body; default 16 KiB. */
   bodyLimitBytes?: number;
+  /**
+   * How stale `GET /v1/status` may be about another process's writes to a shared store;
+   * default 100 ms. This process's own rotations show at once. 0 reads the store every time.
+   */
+  statusMaxAgeMs?: number;
   metrics?: HttpMetrics;
 }
 
@@ -63,6 +68,19 @@ type AppEnv = {
 };
 
 const DEFAULT_BODY_LIMIT = 16 * 1024;
+const DEFAULT_STATUS_MAX_AGE_MS = 100;
+/**
+ * Routes that monitors, probes and scrapers poll. A successful request to one is logged at
+ * debug: at the default level, polling neither floods the log nor pays for a log line (the
+ * costliest part of a status request). Failures (401, 403, 5xx...) and every other route,
+ * rotations and key reads above all, are logged at info or above.
+ */
+const POLLED_ROUTES: ReadonlySet<string> = new Set([
+  "/v1/status",
+  "/healthz",
+  "/readyz",
+  "/metrics",
+]);
 const BEARER_REALM = 'Bearer realm="rekey"';
 
 /** A stable hash of the validated body and the token it came with, for Idempotency-Key. */
@@ -144,6 +162,9 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
   const verifyToken = createTokenVerifier(deps.tokens);
   const rateLimiter = createRateLimiter(deps.rateLimit, clock);
   const metrics = deps.metrics ?? createHttpMetrics(clock);
+  // A status poll then costs no file system call: the file store confirms its parse (one stat)
+  // at most every 100 ms, where a stat per request cost about a third of the route's CPU.
+  const statusMaxAgeMs = deps.statusMaxAgeMs ?? DEFAULT_STATUS_MAX_AGE_MS;
 
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result) => {
@@ -175,17 +196,23 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
     c.set("requestId", requestIdFrom(requestHeader(c, "x-request-id")));
     await next();
     const status = c.res.status;
-    const line = {
-      request_id: c.get("requestId"),
-      method: c.req.method,
-      route: routePath(c, -1) || c.req.path,
-      status,
-      duration_ms: Math.round((performance.now() - started) * 10) / 10,
-      token_name: c.get("token")?.name,
-      code: c.get("errorCode"),
-    };
-    if (status >= 500) logger.error(line, "request");
-    else logger.info(line, "request");
+    const route = routePath(c, -1) || c.req.path;
+    const level =
+      status >= 500 ? "error" : status < 400 && POLLED_ROUTES.has(route) ? "debug" : "info";
+    // Checked before the line is built: at info, a status poll costs no log work at all.
+    if (!logger.isLevelEnabled(level)) return;
+    logger[level](
+      {
+        request_id: c.get("requestId"),
+        method: c.req.method,
+        route,
+        status,
+        duration_ms: Math.round((performance.now() - started) * 10) / 10,
+        token_name: c.get("token")?.name,
+        code: c.get("errorCode"),
+      },
+      "request",
+    );
   });
 
   app.onError((thrown, c) => {
@@ -328,7 +355,9 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
     const denied = scopeProblem(c, "status");
     if (denied !== undefined) return denied;
     const query = parseQuery(c, agentIdQuery);
-    const status = await rekey.status(principalFromQuery(query.agent_id));
+    const status = await rekey.status(principalFromQuery(query.agent_id), {
+      maxAgeMs: statusMaxAgeMs,
+    });
     metrics.recordCooldown(status.label, status.cooldownUntil);
     return jsonResponse(presentStatus(status), 200, v1Headers(c));
   });
@@ -347,7 +376,10 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
     },
   );
 
-  app.openapi(healthzRoute, (c) => c.json({ status: "ok" as const }, 200, publicHeaders(c)));
+  // Polled by load balancers: a plain route with a prebuilt body, like the status route.
+  app.openAPIRegistry.registerPath(healthzRoute);
+  const healthyBody = { status: "ok" } satisfies z.infer<typeof healthzResponseSchema>;
+  app.get(healthzRoute.path, (c) => jsonResponse(healthyBody, 200, publicHeaders(c)));
 
   app.openapi(readyzRoute, async (c) => {
     try {

@@ -35,10 +35,12 @@ async function main(argv: string[]): Promise<void> {
 
   const config = await parseHttpConfig(argv, process.env);
   // Logs go to stderr so stdout carries only the URL line (scripts and tests read it).
-  // Asynchronous, in writes of at least 4 KiB: one write per request line costs the server
-  // more CPU than the status route itself. The timer bounds how long a line waits when idle;
-  // pino flushes the rest on exit, and `stop` below does too.
-  const destination = pino.destination({ dest: 2, sync: false, minLength: LOG_WRITE_BYTES });
+  // Buffered into writes of at least 4 KiB: one write per request line costs the server more
+  // CPU than the status route itself. Synchronous writes (pino's default) measured cheaper per
+  // request than asynchronous ones, which hand every write to libuv's thread pool (see
+  // bench/README.md). The timer bounds how long a line waits when idle; `stop` below and
+  // pino's exit handler flush the rest.
+  const destination = pino.destination({ dest: 2, sync: true, minLength: LOG_WRITE_BYTES });
   setInterval(() => destination.flush(), LOG_FLUSH_MS).unref();
   const logger = createLogger({ level: config.logLevel, destination });
   if (!isLoopback(config.host) && config.tls === undefined) {

@@ -101,6 +101,7 @@ export async function startHarness(
     requestIdSupport?: boolean;
     rotateLimit?: number;
     bodyLimitBytes?: number;
+    logLevel?: string;
   } = {},
 ): Promise<Harness> {
   const faucet = await startFaucet(options);
@@ -116,7 +117,10 @@ export async function startHarness(
     reader: makeToken("reader", ["read_key"]),
   };
   const logs: string[] = [];
-  const logger = createLogger({ destination: { write: (line: string) => void logs.push(line) } });
+  const logger = createLogger({
+    level: options.logLevel,
+    destination: { write: (line: string) => void logs.push(line) },
+  });
   const app = createHttpApp({
     rekey,
     tokens: Object.values(tokens).map((token) => token.config),
