@@ -128,6 +128,7 @@ export async function spawnServer(command, args, options = {}) {
   });
   return {
     url,
+    pid: child.pid,
     stop: async () => {
       if (child.exitCode !== null) return;
       const exited = new Promise((resolve) => child.once("exit", resolve));
@@ -168,13 +169,14 @@ function combine(results) {
 
 /**
  * Loads two URLs on loopback with autocannon for `durationSeconds` each with `connections`
- * connections, in four half-length rounds ordered baseline, subject, subject, baseline so a
- * machine that speeds up or slows down during the run weighs on both alike. Prints the req/s
- * of each and the ratio subject/baseline.
+ * connections, in `pairs` pairs of short rounds ordered baseline-subject, subject-baseline,
+ * ... so a machine that speeds up or slows down during the run weighs on both alike (shared
+ * 2-core VMs drift by 2x within seconds). Prints the req/s of each, the ratio of the totals,
+ * and the range of the per-pair ratios so a reader sees how noisy the run was.
  * A target is `{ url, body? , requests? }` (`requests` as autocannon takes them, for bodies
  * that change per request). Throws when either target answers errors, timeouts or non-2xx.
  * @param {{ name: string, baseline: object, subject: object, durationSeconds?: number,
- *   connections?: number }} spec
+ *   connections?: number, pairs?: number }} spec
  */
 export async function compareThroughput({
   name,
@@ -182,20 +184,32 @@ export async function compareThroughput({
   subject,
   durationSeconds = 3,
   connections = 10,
+  pairs = 4,
 }) {
-  const half = durationSeconds / 2;
-  const baselineRounds = [await loadOnce(baseline, half, connections)];
-  const subjectRounds = [await loadOnce(subject, half, connections)];
-  subjectRounds.push(await loadOnce(subject, half, connections));
-  baselineRounds.push(await loadOnce(baseline, half, connections));
+  const round = durationSeconds / pairs;
+  const baselineRounds = [];
+  const subjectRounds = [];
+  const pairRatios = [];
+  for (let pair = 0; pair < pairs; pair++) {
+    const order = pair % 2 === 0 ? ["baseline", "subject"] : ["subject", "baseline"];
+    const rates = {};
+    for (const which of order) {
+      const result = await loadOnce(which === "baseline" ? baseline : subject, round, connections);
+      (which === "baseline" ? baselineRounds : subjectRounds).push(result);
+      rates[which] = result.requests.total / result.duration;
+    }
+    pairRatios.push(rates.subject / rates.baseline);
+  }
   const baselineResult = combine(baselineRounds);
   const subjectResult = combine(subjectRounds);
   const ratio = subjectResult.requestsPerSecond / baselineResult.requestsPerSecond;
+  const spread = summarize(pairRatios);
   console.log(
     `${name}: subject ${subjectResult.requestsPerSecond.toFixed(0)} req/s ` +
       `(p99 ${subjectResult.latencyP99}ms) | baseline ${baselineResult.requestsPerSecond.toFixed(0)} req/s ` +
       `(p99 ${baselineResult.latencyP99}ms) | ratio ${ratio.toFixed(2)}x ` +
-      `(${durationSeconds}s each, ${connections} connections)`,
+      `(pairs ${spread.min.toFixed(2)}-${spread.max.toFixed(2)}, median ${spread.p50.toFixed(2)}; ` +
+      `${durationSeconds}s each, ${connections} connections)`,
   );
-  return { name, baseline: baselineResult, subject: subjectResult, ratio };
+  return { name, baseline: baselineResult, subject: subjectResult, ratio, pairRatios };
 }
