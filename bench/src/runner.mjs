@@ -2,7 +2,9 @@
  * A small benchmark runner. Every measurement compares a subject with a baseline in the same
  * run, so machine noise and drift show up in both and the ratio stays meaningful.
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import autocannon from "autocannon";
@@ -111,13 +113,19 @@ export function timeCommand(command, args = [], options = {}) {
 
 /**
  * Spawns a server process and waits for the first `http://...` URL it prints on stdout.
- * Returns `{ url, stop }`; `stop()` sends SIGTERM and waits for exit.
+ * Returns `{ url, pid, stop }`; `stop()` sends SIGTERM and waits for exit. With `cpu` (and
+ * {@link canPinCpus}) the server runs pinned to that CPU with taskset.
  * @param {string} command
  * @param {string[]} args
- * @param {import("node:child_process").SpawnOptions} [options]
+ * @param {import("node:child_process").SpawnOptions & { cpu?: number }} [options]
  */
 export async function spawnServer(command, args, options = {}) {
-  const child = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"], ...options });
+  const { cpu, ...spawnOptions } = options;
+  const [file, argv] =
+    cpu !== undefined && canPinCpus()
+      ? ["taskset", ["-c", String(cpu), command, ...args]]
+      : [command, args];
+  const child = spawn(file, argv, { stdio: ["ignore", "pipe", "inherit"], ...spawnOptions });
   const lines = createInterface({ input: child.stdout });
   const url = await new Promise((resolve, reject) => {
     lines.on("line", (line) => {
@@ -138,7 +146,46 @@ export async function spawnServer(command, args, options = {}) {
   };
 }
 
+/**
+ * Whether processes can be pinned to CPUs here: Linux with taskset and at least two CPUs (one
+ * for the load tool, one for the server, so they stop taking turns on the same cores).
+ */
+export function canPinCpus() {
+  if (process.platform !== "linux" || availableParallelism() < 2) return false;
+  try {
+    execFileSync("taskset", ["-p", String(process.pid)], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Pins this process (the load tool, every thread) to `cpu`. Returns a function that gives it
+ * every CPU back, or undefined when it cannot pin ({@link canPinCpus}).
+ */
+export function pinThisProcess(cpu) {
+  if (!canPinCpus()) return undefined;
+  const pin = (cpus) =>
+    execFileSync("taskset", ["-a", "-p", "-c", cpus, String(process.pid)], { stdio: "ignore" });
+  pin(String(cpu));
+  return () => pin(`0-${availableParallelism() - 1}`);
+}
+
+/** CPU time (user + system, ms) a process has used, from /proc; undefined where unavailable. */
+export function processCpuMs(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    // Linux reports in clock ticks of 10 ms (USER_HZ 100) on every mainstream build.
+    return Number.isFinite(ticks) ? ticks * 10 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function loadOnce(target, durationSeconds, connections) {
+  const cpuBefore = target.pid === undefined ? undefined : processCpuMs(target.pid);
   const result = await autocannon({
     url: target.url,
     method: "POST",
@@ -149,6 +196,10 @@ async function loadOnce(target, durationSeconds, connections) {
     ...(target.body === undefined ? {} : { body: target.body }),
     ...(target.requests === undefined ? {} : { requests: target.requests }),
   });
+  const cpuAfter = target.pid === undefined ? undefined : processCpuMs(target.pid);
+  if (cpuBefore !== undefined && cpuAfter !== undefined) {
+    result.serverCpuMs = cpuAfter - cpuBefore;
+  }
   if (result.errors > 0 || result.timeouts > 0 || result.non2xx > 0) {
     throw new Error(
       `${target.url}: ${result.errors} errors, ${result.timeouts} timeouts, ${result.non2xx} non-2xx`,
@@ -160,10 +211,15 @@ async function loadOnce(target, durationSeconds, connections) {
 function combine(results) {
   const total = results.reduce((sum, result) => sum + result.requests.total, 0);
   const seconds = results.reduce((sum, result) => sum + result.duration, 0);
+  const cpuMs = results.map((result) => result.serverCpuMs);
   return {
     requestsPerSecond: total / seconds,
     total,
     latencyP99: Math.max(...results.map((result) => result.latency.p99)),
+    // Server CPU per request (µs), when the target named its pid.
+    cpuPerRequestUs: cpuMs.every((ms) => ms !== undefined)
+      ? (cpuMs.reduce((sum, ms) => sum + ms, 0) * 1000) / total
+      : undefined,
   };
 }
 
@@ -172,7 +228,9 @@ function combine(results) {
  * connections, in `pairs` pairs of short rounds ordered baseline-subject, subject-baseline,
  * ... so a machine that speeds up or slows down during the run weighs on both alike (shared
  * 2-core VMs drift by 2x within seconds). Prints the req/s of each, the ratio of the totals,
- * and the range of the per-pair ratios so a reader sees how noisy the run was.
+ * and the range of the per-pair ratios so a reader sees how noisy the run was. A target with a
+ * `pid` (from {@link spawnServer}) also gets its server's CPU time per request, printed and
+ * returned as `cpuPerRequestUs`.
  * A target is `{ url, body? , requests? }` (`requests` as autocannon takes them, for bodies
  * that change per request). Throws when either target answers errors, timeouts or non-2xx.
  * @param {{ name: string, baseline: object, subject: object, durationSeconds?: number,
@@ -211,5 +269,19 @@ export async function compareThroughput({
       `(pairs ${spread.min.toFixed(2)}-${spread.max.toFixed(2)}, median ${spread.p50.toFixed(2)}; ` +
       `${durationSeconds}s each, ${connections} connections)`,
   );
-  return { name, baseline: baselineResult, subject: subjectResult, ratio, pairRatios };
+  // What each server spent per request. Only comparable when both were saturated: a server
+  // that waits for work wakes up once per request and pays more per request than a busy one.
+  if (subjectResult.cpuPerRequestUs !== undefined && baselineResult.cpuPerRequestUs !== undefined) {
+    console.log(
+      `${name}: server CPU per request ${subjectResult.cpuPerRequestUs.toFixed(1)} µs vs ` +
+        `${baselineResult.cpuPerRequestUs.toFixed(1)} µs`,
+    );
+  }
+  return {
+    name,
+    baseline: baselineResult,
+    subject: subjectResult,
+    ratio,
+    pairRatios,
+  };
 }

@@ -1,7 +1,8 @@
 /**
  * `rekey.status()` on the file store against the same call on the memory store, in batches of
- * 1000: what reading credentials.json costs per call once its parse is cached (one stat).
- * Status endpoints (HTTP `GET /v1/status`, MCP `get_key_status`) pay this on every request.
+ * 1000: what reading credentials.json costs per call once its parse is cached (one stat), and
+ * with `maxAgeMs: 100` (what rekey-http's `GET /v1/status` passes: the stat at most every
+ * 100 ms).
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -19,8 +20,8 @@ for (const [kind, store] of Object.entries(stores)) {
   engines[kind] = createRekey({ store, surface: "library", baseUrl: sandbox.url, env: {} });
   await engines[kind].register({ name: kind });
 }
-const batch = (rekey) => async () => {
-  for (let call = 0; call < BATCH; call += 1) await rekey.status();
+const batch = (rekey, options) => async () => {
+  for (let call = 0; call < BATCH; call += 1) await rekey.status(undefined, options);
 };
 
 try {
@@ -28,6 +29,13 @@ try {
     name: `status() x${BATCH}, file store vs memory store`,
     baseline: batch(engines.memory),
     subject: batch(engines.file),
+    warmup: 3,
+    runs: 21,
+  });
+  await compare({
+    name: `status({ maxAgeMs: 100 }) x${BATCH}, file store vs memory store`,
+    baseline: batch(engines.memory),
+    subject: batch(engines.file, { maxAgeMs: 100 }),
     warmup: 3,
     runs: 21,
   });
