@@ -202,12 +202,15 @@ export function createRekey(options: RekeyOptions): Rekey {
   }
 
   /** The principal a profile acts as: its active one when it holds a key, else the env seed's. */
+  /** The profile's active principal when the store holds its key. */
+  function storedActiveIn(profile: Profile | undefined): Principal | undefined {
+    if (!profile) return undefined;
+    const active = parsePrincipalKey(profile.active);
+    return storedKeyOf(profile, active) ? active : undefined;
+  }
+
   async function activeIn(profile: Profile | undefined): Promise<Principal | undefined> {
-    if (profile) {
-      const active = parsePrincipalKey(profile.active);
-      if (storedKeyOf(profile, active)) return active;
-    }
-    return envPrincipal();
+    return storedActiveIn(profile) ?? envPrincipal();
   }
 
   async function activePrincipal(): Promise<Principal | undefined> {
@@ -561,7 +564,8 @@ export function createRekey(options: RekeyOptions): Rekey {
         if (isRekeyError(resolveError, "KEY_LOST")) throw resolveError;
         profile = await readProfile();
       }
-      const target = principal ?? (await activeIn(profile)) ?? OPERATOR;
+      // No await when the store answers: status endpoints call this on every poll.
+      const target = principal ?? storedActiveIn(profile) ?? (await envPrincipal()) ?? OPERATOR;
       const stored = storedKeyOf(profile, target);
       const seeded = stored ? undefined : await envKey(target);
       const intent = profile?.intents[principalKey(target)];
