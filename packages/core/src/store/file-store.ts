@@ -133,7 +133,6 @@ export class FileStore implements CredentialStore {
   private readonly watcher: FileWatcher;
   private readonly heldLocks = new Set<HeldFileLock>();
   private closed = false;
-  /** The last parsed snapshot and the identity of the file it came from. */
   /** The last parse of credentials.json, the file it came from, and when it was last confirmed. */
   private parsed: { identity: string; snapshot: StoreSnapshot; checkedAt: number } | undefined;
   /** Counts this handle's writes: a parse that raced one is not kept. */
