@@ -32,6 +32,7 @@ import {
   statusRoute,
 } from "./routes.js";
 import { agentIdQuery, type healthzResponseSchema } from "./schemas.js";
+import { createStatusBodyCache } from "./status-cache.js";
 import {
   type AuthenticatedToken,
   createTokenVerifier,
@@ -142,7 +143,12 @@ function parseQuery<Schema extends z.ZodType>(c: Context<AppEnv>, schema: Schema
  * a fetch `Headers` object first, which costs a few microseconds per request.
  */
 function jsonResponse(body: unknown, status: number, headers: Record<string, string>): Response {
-  return new Response(JSON.stringify(body), {
+  return jsonTextResponse(JSON.stringify(body), status, headers);
+}
+
+/** {@link jsonResponse} for a body already serialised. */
+function jsonTextResponse(text: string, status: number, headers: Record<string, string>): Response {
+  return new Response(text, {
     status,
     headers: { "content-type": "application/json", ...headers },
   });
@@ -162,6 +168,7 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
   // A status poll then costs no file system call: the file store confirms its parse (one stat)
   // at most every 100 ms, where a stat per request cost about a third of the route's CPU.
   const statusMaxAgeMs = deps.statusMaxAgeMs ?? DEFAULT_STATUS_MAX_AGE_MS;
+  const statusBodies = createStatusBodyCache(statusMaxAgeMs);
 
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result) => {
@@ -317,11 +324,17 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
       const rotate = async () => {
         // Charged only for work actually done: a replayed Idempotency-Key costs nothing.
         rateLimiter.take(tokenName);
-        const outcome = await rekey.rotateKey({
-          target: body.agent_id === undefined ? undefined : agent(body.agent_id),
-          dryRun: body.dry_run === true,
-          force: body.force === true,
-        });
+        let outcome: Awaited<ReturnType<typeof rekey.rotateKey>>;
+        try {
+          outcome = await rekey.rotateKey({
+            target: body.agent_id === undefined ? undefined : agent(body.agent_id),
+            dryRun: body.dry_run === true,
+            force: body.force === true,
+          });
+        } finally {
+          // This process changed a key, or may have: the next status poll renders afresh.
+          statusBodies.clear();
+        }
         return { status: 200, body: presentRotation(outcome) };
       };
       try {
@@ -355,16 +368,24 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
   // validation and the response are inline, which saves the validator middleware's extra async
   // steps and a Headers object per request. The same route definition and zod schema document it.
   app.openAPIRegistry.registerPath(statusRoute);
-  app.get(statusRoute.path, async (c) => {
+  // A poll within statusMaxAgeMs of the last one for the same principal gets the same body
+  // (see status-cache.ts): one store read, presenter and JSON.stringify per interval.
+  const renderStatus = async (c: Context<AppEnv>, agentId: string | undefined) => {
+    const status = await rekey.status(principalFromQuery(agentId), { maxAgeMs: statusMaxAgeMs });
+    metrics.recordCooldown(status.label, status.cooldownUntil);
+    const body = JSON.stringify(presentStatus(status));
+    statusBodies.set(agentId ?? "", body);
+    return jsonTextResponse(body, 200, v1Headers(c));
+  };
+  app.get(statusRoute.path, (c) => {
     const denied = scopeProblem(c, "status");
     if (denied !== undefined) return denied;
     // Most polls carry no query: zod is asked only about one that does.
     const query = c.req.url.includes("?") ? parseQuery(c, agentIdQuery) : {};
-    const status = await rekey.status(principalFromQuery(query.agent_id), {
-      maxAgeMs: statusMaxAgeMs,
-    });
-    metrics.recordCooldown(status.label, status.cooldownUntil);
-    return jsonResponse(presentStatus(status), 200, v1Headers(c));
+    const cached = statusBodies.get(query.agent_id ?? "");
+    return cached === undefined
+      ? renderStatus(c, query.agent_id)
+      : jsonTextResponse(cached, 200, v1Headers(c));
   });
 
   app.openapi({ ...agentsRoute, middleware: [requireScope("status")] as const }, async (c) => {
