@@ -2,11 +2,13 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { createStatusBodyCache } from "./status-cache.js";
 
+const rendered = (body: string) => async () => body;
+
 describe("createStatusBodyCache", () => {
   it("hands a body back within maxAgeMs, per principal, and never after", async () => {
     const cache = createStatusBodyCache(40);
-    cache.set("", '{"label":"operator"}');
-    cache.set("7", '{"label":"agent 7"}');
+    expect(await cache.fill("", rendered('{"label":"operator"}'))).toBe('{"label":"operator"}');
+    await cache.fill("7", rendered('{"label":"agent 7"}'));
     expect(cache.get("")).toBe('{"label":"operator"}');
     expect(cache.get("7")).toBe('{"label":"agent 7"}');
     expect(cache.get("8")).toBeUndefined();
@@ -15,21 +17,46 @@ describe("createStatusBodyCache", () => {
     expect(cache.get("7")).toBeUndefined();
   });
 
-  it("forgets everything on clear(), and caches nothing with maxAgeMs 0", () => {
+  it("forgets everything on clear(), and caches nothing with maxAgeMs 0", async () => {
     const cache = createStatusBodyCache(60_000);
-    cache.set("", "body");
+    await cache.fill("", rendered("body"));
     cache.clear();
     expect(cache.get("")).toBeUndefined();
     const off = createStatusBodyCache(0);
-    off.set("", "body");
+    await off.fill("", rendered("body"));
     expect(off.get("")).toBeUndefined();
   });
 
-  it("holds at most 64 principals: a 65th empties it rather than growing", () => {
+  it("answers but does not keep a render that a clear() overtook", async () => {
     const cache = createStatusBodyCache(60_000);
-    for (let agentId = 1; agentId <= 64; agentId++) cache.set(String(agentId), `body ${agentId}`);
+    let finish = (_body: string) => {};
+    const render = new Promise<string>((resolve) => {
+      finish = resolve;
+    });
+    const filling = cache.fill("", () => render);
+    cache.clear(); // this process rotated while the old status was being read
+    finish("before the rotation");
+    expect(await filling).toBe("before the rotation");
+    expect(cache.get("")).toBeUndefined();
+  });
+
+  it("keeps nothing when the render fails", async () => {
+    const cache = createStatusBodyCache(60_000);
+    await expect(
+      cache.fill("", async () => {
+        throw new Error("store unavailable");
+      }),
+    ).rejects.toThrow("store unavailable");
+    expect(cache.get("")).toBeUndefined();
+  });
+
+  it("holds at most 64 principals: a 65th empties it rather than growing", async () => {
+    const cache = createStatusBodyCache(60_000);
+    for (let agentId = 1; agentId <= 64; agentId++) {
+      await cache.fill(String(agentId), rendered(`body ${agentId}`));
+    }
     expect(cache.get("1")).toBe("body 1");
-    cache.set("65", "body 65");
+    await cache.fill("65", rendered("body 65"));
     expect(cache.get("1")).toBeUndefined();
     expect(cache.get("65")).toBe("body 65");
   });

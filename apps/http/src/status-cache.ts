@@ -4,7 +4,11 @@ import { performance } from "node:perf_hooks";
 export interface StatusBodyCache {
   /** The body rendered for `principal` at most `maxAgeMs` ago, if any. */
   get(principal: string): string | undefined;
-  set(principal: string, body: string): void;
+  /**
+   * Renders `principal`'s body and keeps it, unless `clear()` ran while it was rendered (it may
+   * describe the key from before the change). Rejects with `render`'s error, keeping nothing.
+   */
+  fill(principal: string, render: () => Promise<string>): Promise<string>;
   /** Forgets every body: call when this process changes a key. */
   clear(): void;
 }
@@ -22,18 +26,27 @@ const MAX_ENTRIES = 64;
  */
 export function createStatusBodyCache(maxAgeMs: number): StatusBodyCache {
   const entries = new Map<string, { body: string; renderedAt: number }>();
+  // Counts clear() calls: a render that one overtook is answered but not kept.
+  let clears = 0;
   return {
     get(principal) {
       const entry = entries.get(principal);
       if (entry === undefined) return undefined;
       return performance.now() - entry.renderedAt <= maxAgeMs ? entry.body : undefined;
     },
-    set(principal, body) {
-      if (maxAgeMs <= 0) return;
-      if (entries.size >= MAX_ENTRIES && !entries.has(principal)) entries.clear();
-      entries.set(principal, { body, renderedAt: performance.now() });
+    async fill(principal, render) {
+      const clearsBefore = clears;
+      const renderedAt = performance.now();
+      const body = await render();
+      if (maxAgeMs > 0 && clears === clearsBefore) {
+        if (entries.size >= MAX_ENTRIES && !entries.has(principal)) entries.clear();
+        // Aged from when the render began: its store read may be that old.
+        entries.set(principal, { body, renderedAt });
+      }
+      return body;
     },
     clear() {
+      clears += 1;
       entries.clear();
     },
   };
