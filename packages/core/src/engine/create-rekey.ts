@@ -201,7 +201,6 @@ export function createRekey(options: RekeyOptions): Rekey {
     await resolving;
   }
 
-  /** The principal a profile acts as: its active one when it holds a key, else the env seed's. */
   /** The profile's active principal when the store holds its key. */
   function storedActiveIn(profile: Profile | undefined): Principal | undefined {
     if (!profile) return undefined;
@@ -209,6 +208,7 @@ export function createRekey(options: RekeyOptions): Rekey {
     return storedKeyOf(profile, active) ? active : undefined;
   }
 
+  /** The principal a profile acts as: its active one when it holds a key, else the env seed's. */
   async function activeIn(profile: Profile | undefined): Promise<Principal | undefined> {
     return storedActiveIn(profile) ?? envPrincipal();
   }
