@@ -1,8 +1,8 @@
 /**
  * rekey-http `GET /v1/status` throughput on loopback against a bare node:http server that
  * answers the same JSON body. The ratio is what Hono routing, the request middleware (request
- * id, bearer token, log decision), core's `status()` and the JSON cost on top of plain HTTP +
- * JSON. Both servers run in their own processes; the load comes from this one. Target: at
+ * id, bearer token, log decision) and the status route cost on top of plain HTTP + JSON (the
+ * route reads the store and renders its body at most every 100 ms, so most polls reuse both). Both servers run in their own processes; the load comes from this one. Target: at
  * least 0.6x. A third comparison, `GET /healthz`, measures the floor that Hono, its node
  * adapter and the request middleware alone leave, whatever the status route does.
  */
