@@ -21,6 +21,7 @@ import {
 import { verifyAuditChain } from "../store/audit-chain.js";
 import { PROFILE_NAME_PATTERN } from "../store/schema.js";
 import type {
+  AuditEventInput,
   CredentialStore,
   Profile,
   ReadOptions,
@@ -256,6 +257,29 @@ export function createRekey(options: RekeyOptions): Rekey {
     );
   }
 
+  /**
+   * Stores a key that did not come from a rotation (registered, logged in, created) for
+   * `principal`, records it in the audit log as `action`, and returns its fingerprint.
+   */
+  async function storeNewKey(
+    principal: Principal,
+    key: string,
+    details: Pick<StoredKey, "source" | "name" | "operatorId">,
+    action: AuditEventInput["action"],
+    makeActive: boolean,
+  ): Promise<string> {
+    const fp = fingerprint(key);
+    const savedAt = new Date(clock.now()).toISOString();
+    await saveKey(principal, { key, fingerprint: fp, savedAt, ...details }, makeActive);
+    await audit(context, {
+      principal: principalKey(principal),
+      action,
+      outcome: "success",
+      newFingerprint: fp,
+    });
+    return fp;
+  }
+
   function cooldownRemaining(until: string | undefined): number {
     if (until === undefined) return 0;
     return Math.max(0, Math.ceil((Date.parse(until) - clock.now()) / 1000));
@@ -390,25 +414,17 @@ export function createRekey(options: RekeyOptions): Rekey {
         );
       }
       const reply = await (await client()).register(input);
-      const fp = fingerprint(reply.apiKey);
-      await saveKey(
+      const fp = await storeNewKey(
         OPERATOR,
+        reply.apiKey,
         {
-          key: reply.apiKey,
-          fingerprint: fp,
-          savedAt: new Date(clock.now()).toISOString(),
           source: "register",
           operatorId: reply.operatorId,
           ...(input.name === undefined ? {} : { name: input.name }),
         },
+        "register",
         true,
       );
-      await audit(context, {
-        principal: "operator",
-        action: "register",
-        outcome: "success",
-        newFingerprint: fp,
-      });
       return { operatorId: reply.operatorId, fingerprint: fp, recoveryCode: reply.recoveryCode };
     },
 
@@ -421,28 +437,20 @@ export function createRekey(options: RekeyOptions): Rekey {
       }
       const identity: Identity = await (await client()).whoami(key);
       const principal = identity.type === "operator" ? OPERATOR : agent(identity.id);
-      const fp = fingerprint(key);
       const profile = await readProfile();
       const makeActive =
         loginOptions.makeActive ?? (!profile || principal.kind === "operator" || !profile.operator);
-      await saveKey(
+      const fp = await storeNewKey(
         principal,
+        key,
         {
-          key,
-          fingerprint: fp,
-          savedAt: new Date(clock.now()).toISOString(),
           source: loginOptions.source ?? "login",
           name: identity.name,
           ...(identity.type === "operator" ? { operatorId: identity.id } : {}),
         },
+        loginOptions.source === "import" ? "import" : "login",
         makeActive,
       );
-      await audit(context, {
-        principal: principalKey(principal),
-        action: loginOptions.source === "import" ? "import" : "login",
-        outcome: "success",
-        newFingerprint: fp,
-      });
       return { principal, identity, fingerprint: fp };
     },
 
@@ -452,25 +460,13 @@ export function createRekey(options: RekeyOptions): Rekey {
       // The agent's key exists only in the faucet's reply: make sure it can be stored.
       await store.checkWritable();
       const reply = await (await client()).createAgent(operatorKey, input);
-      const principal = agent(reply.agentId);
-      const fp = fingerprint(reply.apiKey);
-      await saveKey(
-        principal,
-        {
-          key: reply.apiKey,
-          fingerprint: fp,
-          savedAt: new Date(clock.now()).toISOString(),
-          source: "create",
-          name: reply.name,
-        },
+      const fp = await storeNewKey(
+        agent(reply.agentId),
+        reply.apiKey,
+        { source: "create", name: reply.name },
+        "create_agent",
         false,
       );
-      await audit(context, {
-        principal: principalKey(principal),
-        action: "create_agent",
-        outcome: "success",
-        newFingerprint: fp,
-      });
       return { agentId: reply.agentId, name: reply.name, fingerprint: fp };
     },
 
