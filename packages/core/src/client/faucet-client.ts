@@ -275,6 +275,17 @@ export function createFaucetClient(options: FaucetClientOptions): FaucetClient {
     return interpretReply(raw, { action, secrets, idempotent, clock });
   }
 
+  /** A read-only action whose body is only the caller's key (retried like every read). */
+  async function readWithKey<Schema extends z.ZodType>(
+    action: string,
+    schema: Schema,
+    apiKey: string,
+    signal: AbortSignal | undefined,
+  ): Promise<z.output<Schema>> {
+    const reply = await call(action, withKey(apiKey), { ...READ_ONLY, signal });
+    return parseReply(schema, reply, action, true);
+  }
+
   async function call(
     action: string,
     body: Record<string, unknown>,
@@ -342,15 +353,10 @@ export function createFaucetClient(options: FaucetClientOptions): FaucetClient {
       return parseReply(registerReply, reply, "register", false);
     },
 
-    async whoami(apiKey, { signal } = {}) {
-      const reply = await call("whoami", withKey(apiKey), { ...READ_ONLY, signal });
-      return parseReply(whoamiReply, reply, "whoami", true);
-    },
+    whoami: (apiKey, { signal } = {}) => readWithKey("whoami", whoamiReply, apiKey, signal),
 
-    async getBalance(apiKey, { signal } = {}) {
-      const reply = await call("get_balance", withKey(apiKey), { ...READ_ONLY, signal });
-      return parseReply(balanceReply, reply, "get_balance", true);
-    },
+    getBalance: (apiKey, { signal } = {}) =>
+      readWithKey("get_balance", balanceReply, apiKey, signal),
 
     async createAgent(apiKey, input) {
       const { signal } = input;
@@ -363,10 +369,8 @@ export function createFaucetClient(options: FaucetClientOptions): FaucetClient {
       return parseReply(createAgentReply, reply, "create_agent", false);
     },
 
-    async listAgents(apiKey, { signal } = {}) {
-      const reply = await call("list_agents", withKey(apiKey), { ...READ_ONLY, signal });
-      return parseReply(listAgentsReply, reply, "list_agents", true);
-    },
+    listAgents: (apiKey, { signal } = {}) =>
+      readWithKey("list_agents", listAgentsReply, apiKey, signal),
 
     async fundAgent(apiKey, input) {
       const { signal } = input;
