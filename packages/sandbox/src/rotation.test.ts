@@ -30,6 +30,18 @@ async function fundedOperator(sats = 10_000) {
   return operator;
 }
 
+/** A new agent of the operator's, funded with `sats` from the operator's balance. */
+async function fundedAgent(operatorKey: string, sats: number) {
+  const agent = await createAgent(url, operatorKey);
+  await ok(url, {
+    action: "fund_agent",
+    api_key: operatorKey,
+    agent_id: agent.agentId,
+    amount_sats: sats,
+  });
+  return agent;
+}
+
 describe("regenerate_operator_key", () => {
   it("issues a new key and kills the old one at once", async () => {
     const operator = await registerOperator(url);
@@ -97,13 +109,7 @@ describe("regenerate_operator_key", () => {
 
   it("with an agent key rotates that agent, with a 30 minute cooldown: 29:59 refused, 30:00 allowed", async () => {
     const operator = await fundedOperator();
-    const agent = await createAgent(url, operator.apiKey);
-    await ok(url, {
-      action: "fund_agent",
-      api_key: operator.apiKey,
-      agent_id: agent.agentId,
-      amount_sats: 100,
-    });
+    const agent = await fundedAgent(operator.apiKey, 100);
     const rotatedAt = clock.now();
     const reply = await ok(url, { action: "regenerate_operator_key", api_key: agent.apiKey });
     expect(text(reply, "message")).toMatch(/30 minutes/);
@@ -127,13 +133,7 @@ describe("regenerate_operator_key", () => {
 describe("regenerate_agent_key", () => {
   it("rotates one of the operator's agents with a 30 minute cooldown", async () => {
     const operator = await fundedOperator();
-    const agent = await createAgent(url, operator.apiKey);
-    await ok(url, {
-      action: "fund_agent",
-      api_key: operator.apiKey,
-      agent_id: agent.agentId,
-      amount_sats: 100,
-    });
+    const agent = await fundedAgent(operator.apiKey, 100);
     const rotatedAt = clock.now();
     const reply = await ok(url, {
       action: "regenerate_agent_key",
