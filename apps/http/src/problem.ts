@@ -9,7 +9,7 @@ import { type ErrorCode, type RekeyError, toRekeyError } from "@rekey/core";
 export const HTTP_ERRORS: Record<ErrorCode, { status: number; title: string }> = {
   INVALID_INPUT: { status: 400, title: "Invalid request" },
   // Core's UNAUTHORIZED means the *faucet* rejected the key rekey holds, not that the caller of
-  // this endpoint is unauthenticated (that is our own 401, see `bearerProblem`). It is an
+  // this endpoint is unauthenticated (that is our own 401, see `authenticate` in app.ts). It is an
   // upstream failure as seen from here.
   UNAUTHORIZED: { status: 502, title: "The faucet rejected the stored key" },
   FORBIDDEN: { status: 403, title: "Forbidden" },
