@@ -220,7 +220,8 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
   app.use(async (c, next) => {
     const started = performance.now();
     c.set("requestId", requestIdFrom(requestHeader(c, "x-request-id")));
-    const authenticated = c.req.path.startsWith("/v1/") ? authenticate(c) : undefined;
+    const path = c.req.path;
+    const authenticated = path.startsWith("/v1/") ? authenticate(c) : undefined;
     if (authenticated instanceof Response) {
       c.res = authenticated;
     } else {
@@ -228,7 +229,7 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
       await next();
     }
     const status = c.res.status;
-    const route = routePath(c, -1) || c.req.path;
+    const route = routePath(c, -1) || path;
     const level =
       status >= 500 ? "error" : status < 400 && POLLED_ROUTES.has(route) ? "debug" : "info";
     // Checked before the line is built: at info, a status poll costs no log work at all.
