@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { createStatusBodyCache } from "./status-cache.js";
 
@@ -6,13 +5,16 @@ const rendered = (body: string) => async () => body;
 
 describe("createStatusBodyCache", () => {
   it("hands a body back within maxAgeMs, per principal, and never after", async () => {
-    const cache = createStatusBodyCache(40);
+    let now = 1_000;
+    const cache = createStatusBodyCache(40, () => now);
     expect(await cache.fill("", rendered('{"label":"operator"}'))).toBe('{"label":"operator"}');
     await cache.fill("7", rendered('{"label":"agent 7"}'));
     expect(cache.get("")).toBe('{"label":"operator"}');
     expect(cache.get("7")).toBe('{"label":"agent 7"}');
     expect(cache.get("8")).toBeUndefined();
-    await sleep(60);
+    now += 40;
+    expect(cache.get("7")).toBe('{"label":"agent 7"}');
+    now += 1;
     expect(cache.get("")).toBeUndefined();
     expect(cache.get("7")).toBeUndefined();
   });

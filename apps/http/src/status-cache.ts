@@ -22,9 +22,13 @@ const MAX_ENTRIES = 64;
  * keeps the same promise (a status describes the key as of at most `maxAgeMs` ago) and skips
  * the store read, the presenter and `JSON.stringify` for every poll but one in each interval.
  * Ages are measured on the monotonic clock: the bound is real time, whatever the app's clock
- * says. `maxAgeMs` 0 caches nothing. Throws nothing.
+ * says (`monotonicNow` is replaceable so tests need not sleep). `maxAgeMs` 0 caches nothing.
+ * Throws nothing.
  */
-export function createStatusBodyCache(maxAgeMs: number): StatusBodyCache {
+export function createStatusBodyCache(
+  maxAgeMs: number,
+  monotonicNow: () => number = () => performance.now(),
+): StatusBodyCache {
   const entries = new Map<string, { body: string; renderedAt: number }>();
   // Counts clear() calls: a render that one overtook is answered but not kept.
   let clears = 0;
@@ -32,11 +36,11 @@ export function createStatusBodyCache(maxAgeMs: number): StatusBodyCache {
     get(principal) {
       const entry = entries.get(principal);
       if (entry === undefined) return undefined;
-      return performance.now() - entry.renderedAt <= maxAgeMs ? entry.body : undefined;
+      return monotonicNow() - entry.renderedAt <= maxAgeMs ? entry.body : undefined;
     },
     async fill(principal, render) {
       const clearsBefore = clears;
-      const renderedAt = performance.now();
+      const renderedAt = monotonicNow();
       const body = await render();
       if (maxAgeMs > 0 && clears === clearsBefore) {
         if (entries.size >= MAX_ENTRIES && !entries.has(principal)) entries.clear();
