@@ -16,6 +16,13 @@ export {
   resolveStoreDir,
   type StoreDirEnv,
 } from "./file-store.js";
+export { deepFreeze } from "./freeze.js";
 export { createMemoryStore, MemoryStore, type MemoryStoreOptions } from "./memory-store.js";
-export { auditEntrySchema, migrateStoreData, storeDataSchema } from "./schema.js";
+export {
+  assertWritableStoreData,
+  auditEntrySchema,
+  describeIssues,
+  migrateStoreData,
+  storeDataSchema,
+} from "./schema.js";
 export * from "./types.js";
