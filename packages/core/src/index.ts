@@ -2,7 +2,7 @@ export * from "./client/index.js";
 export { type Clock, isoAt, systemClock } from "./clock.js";
 export type { EngineHooks, RotationStep } from "./engine/context.js";
 export { createRekey, formatDuration, type RekeyOptions } from "./engine/create-rekey.js";
-export { openCredentialStore } from "./engine/open-store.js";
+export { openCredentialStore, type UrlStoreOpener } from "./engine/open-store.js";
 export * from "./engine/types.js";
 export * from "./errors.js";
 export { fingerprint } from "./fingerprint.js";

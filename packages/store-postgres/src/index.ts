@@ -6,3 +6,4 @@ export {
   redactPostgresUrl,
 } from "./connection.js";
 export { createPostgresStore, PostgresStore, type PostgresStoreOptions } from "./postgres-store.js";
+export { postgresUrlStores } from "./url-stores.js";

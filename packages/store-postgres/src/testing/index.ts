@@ -1,4 +1,8 @@
-/** `@rekey/store-postgres/testing`: a throwaway PostgreSQL server for tests and benchmarks. */
+/**
+ * `@rekey/store-postgres/testing`: a throwaway PostgreSQL server for tests and benchmarks, and
+ * a vitest global setup that provides one. Imports vitest types only.
+ */
+export { providePostgres } from "./provide-postgres.js";
 export {
   findPostgresBin,
   startTemporaryPostgres,
