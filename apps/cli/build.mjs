@@ -13,6 +13,19 @@ const { version } = JSON.parse(await readFile(new URL("./package.json", import.m
 const BANNER =
   'import { createRequire as __rekeyCreateRequire } from "node:module"; const require = __rekeyCreateRequire(import.meta.url);';
 
+// pg requires its optional native binding (pg-native, a compiled addon) only when a program
+// reads `pg.native`, which rekey never does: a stub stands in, so the bundle stays whole.
+const withoutPgNative = {
+  name: "without-pg-native",
+  setup(builder) {
+    builder.onResolve({ filter: /^pg-native$/ }, () => ({ path: "pg-native", namespace: "stub" }));
+    builder.onLoad({ filter: /.*/, namespace: "stub" }, () => ({
+      contents: 'throw new Error("pg-native is not part of the rekey CLI");',
+      loader: "js",
+    }));
+  },
+};
+
 await rm(new URL("./dist", import.meta.url), { recursive: true, force: true });
 const result = await build({
   entryPoints: { bin: "src/bin.ts", demo: "src/demo.ts" },
@@ -29,6 +42,7 @@ const result = await build({
   metafile: true,
   legalComments: "none",
   logLevel: "warning",
+  plugins: [withoutPgNative],
 });
 await writeFile(new URL("./dist/meta.json", import.meta.url), JSON.stringify(result.metafile));
 

@@ -74,7 +74,7 @@ describe("the built rekey binary", () => {
     expect(help.stdout).toContain("Examples:");
   });
 
-  it("--version loads one small file; --help loads commander but no core, zod or undici", async () => {
+  it("--version loads one small file; --help loads commander but no core, zod, undici or pg", async () => {
     const meta = JSON.parse(await readFile(join(BIN_PATH, "..", "meta.json"), "utf8")) as {
       outputs: Record<
         string,
@@ -102,11 +102,13 @@ describe("the built rekey binary", () => {
     const forHelp = eagerInputs(programChunk ?? "");
     expect(forHelp.some((path) => path.includes("commander"))).toBe(true);
     // Bundled core and sandbox appear under their workspace paths.
-    const lazyOnly = /@rekey\/core|packages\/core|packages\/sandbox|zod|undici|src\/commands\//;
+    const lazyOnly =
+      /@rekey\/core|packages\/core|packages\/sandbox|packages\/store-postgres|\/pg\/|zod|undici|src\/commands\//;
     expect(forHelp.filter((path) => lazyOnly.test(path))).toEqual([]);
     // ... and they are inside dist/: some chunk holds each of them.
     const bundled = Object.values(meta.outputs).flatMap((output) => Object.keys(output.inputs));
-    for (const inside of ["packages/core/", "packages/sandbox/", "/zod/", "/undici/"]) {
+    const workspace = ["packages/core/", "packages/sandbox/", "packages/store-postgres/"];
+    for (const inside of [...workspace, "/pg/lib/", "/zod/", "/undici/"]) {
       expect(bundled.some((path) => path.includes(inside))).toBe(true);
     }
   });

@@ -392,7 +392,7 @@ describe("store problems", () => {
   });
 
   it("an unsupported store spec is CONFIG_INVALID (exit 2)", async () => {
-    const result = await harness.run(["status", "--store", "postgres://user:secret@db/rekey"]);
+    const result = await harness.run(["status", "--store", "mysql://user:secret@db/rekey"]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("CONFIG_INVALID");
     expect(result.stderr).not.toContain("secret");

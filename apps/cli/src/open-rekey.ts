@@ -1,9 +1,10 @@
 import { type Clock, createRekey, openCredentialStore } from "@rekey/core";
+import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import type { GlobalOptions, RekeySession } from "./context.js";
 
 /**
  * The real `openRekey` dependency: a credential store (from `--store`, else `REKEY_STORE`,
- * else the default file store) and core bound to it with surface "cli".
+ * else the default file store; postgres:// URLs open a PostgreSQL store) and core bound to it with surface "cli".
  * `--profile` beats `REKEY_PROFILE`; `--url` beats `REKEY_API_URL` (read by core from `env`).
  * @throws RekeyError CONFIG_INVALID (bad store spec, profile or URL), STORE_UNAVAILABLE
  */
@@ -16,6 +17,7 @@ export function createOpenRekey(options: {
     const store = await openCredentialStore({
       spec: globals.store ?? env.REKEY_STORE,
       env,
+      urlStores: postgresUrlStores,
       ...(clock === undefined ? {} : { clock }),
     });
     try {

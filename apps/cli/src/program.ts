@@ -58,7 +58,10 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
     .version(deps.version, "-V, --version", "print the version")
     .helpOption("-h, --help", "show help")
     .option("--profile <name>", "credential profile (env REKEY_PROFILE; default: default)")
-    .option("--store <spec>", "credential store: memory | DIR | file:DIR (env REKEY_STORE)")
+    .option(
+      "--store <spec>",
+      "credential store: memory | DIR | file:DIR | postgres://URL (env REKEY_STORE; keep a database password in PGPASSWORD, not here)",
+    )
     .option("--url <url>", "faucet base URL for a new profile (env REKEY_API_URL)")
     .option("--json", "print one JSON document (schemaVersion 1) instead of text", false)
     .option("-q, --quiet", "print results only: no notes, no progress", false)

@@ -1,0 +1,84 @@
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type RunningSandbox, startSandbox } from "@rekey/sandbox";
+import type {} from "@rekey/store-postgres/testing";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { installBuiltCli, RAW_SECRET, runBinary } from "./cli-harness.test-helper.js";
+import { registerDocument, rotationDocument, statusDocument } from "./json-schemas.test-helper.js";
+
+const postgresUrl = inject("postgresUrl");
+
+// The built binary, installed alone, on a store in PostgreSQL: two "hosts" (separate HOME
+// directories, nothing shared on disk) share one store through the database.
+describe.skipIf(postgresUrl === "")("the built rekey binary on a PostgreSQL store", () => {
+  const schema = `rekey_cli_${randomBytes(6).toString("hex")}`;
+  let sandbox: RunningSandbox;
+  let dir: string;
+  let bin: string;
+  const hosts: Record<"a" | "b", Record<string, string>> = { a: {}, b: {} };
+  const outputs: string[] = [];
+  const rekey = async (host: "a" | "b", args: string[]) => {
+    const result = await runBinary(args, { env: hosts[host], bin });
+    outputs.push(result.stdout, result.stderr);
+    return result;
+  };
+
+  beforeAll(async () => {
+    sandbox = await startSandbox({ port: 0 });
+    dir = await mkdtemp(join(tmpdir(), "rekey-cli-pg-"));
+    bin = await installBuiltCli(dir);
+    // The store URL goes in the environment, never on the command line.
+    const store = `${postgresUrl}?schema=${schema}`;
+    for (const host of ["a", "b"] as const) {
+      await mkdir(join(dir, host));
+      hosts[host] = { REKEY_STORE: store, REKEY_API_URL: sandbox.url, HOME: join(dir, host) };
+    }
+  });
+  afterAll(async () => {
+    await sandbox?.close();
+    await rm(dir, { recursive: true, force: true });
+    const admin = new pg.Client({ connectionString: postgresUrl });
+    await admin.connect();
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await admin.end();
+  });
+
+  it("registers on one host and shows the key on another, writing no credentials to disk", async () => {
+    const recovery = join(dir, "recovery.txt");
+    const registered = await rekey("a", ["register", "--recovery-code-file", recovery, "--json"]);
+    expect(registered.code).toBe(0);
+    const { fingerprint } = registerDocument.parse(JSON.parse(registered.stdout));
+    const status = statusDocument.parse(
+      JSON.parse((await rekey("b", ["status", "--json"])).stdout),
+    );
+    expect(status.fingerprint).toBe(fingerprint);
+    expect(status.store).toEqual({
+      kind: "postgres",
+      location: expect.stringMatching(/^postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres$/),
+    });
+    expect(status.storeHealth.ok).toBe(true);
+    for (const host of ["a", "b"]) expect(existsSync(join(dir, host, ".config"))).toBe(false);
+  });
+
+  it("two hosts rotating at once make one upstream rotation and agree on the new key", async () => {
+    const before = sandbox.stats().rotations;
+    const [first, second] = await Promise.all([
+      rekey("a", ["rotate", "--yes", "--json"]),
+      rekey("b", ["rotate", "--yes", "--json"]),
+    ]);
+    expect([first.code, second.code]).toEqual([0, 0]);
+    const documents = [first, second].map((run) => rotationDocument.parse(JSON.parse(run.stdout)));
+    expect(sandbox.stats().rotations - before).toBe(1);
+    expect(documents[0]?.newFingerprint).toBe(documents[1]?.newFingerprint);
+    expect(documents.map((document) => document.shared).sort()).toEqual([false, true]);
+    const status = statusDocument.parse(
+      JSON.parse((await rekey("a", ["status", "--json"])).stdout),
+    );
+    expect(status.fingerprint).toBe(documents[0]?.newFingerprint);
+    for (const text of outputs) expect(text).not.toMatch(RAW_SECRET);
+  });
+});
