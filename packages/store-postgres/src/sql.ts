@@ -25,11 +25,13 @@ export function sqlFor(schema: string) {
     /** Idempotent; run under an advisory lock so that two first users do not race. */
     setUp: [
       `CREATE SCHEMA IF NOT EXISTS "${schema}"`,
-      // The whole store is one versioned JSON document (core's StoreData), in one row.
+      // The whole store is one versioned JSON document (core's StoreData), in one row. `json`,
+      // not `jsonb`: it keeps the text as written, key order included, so a stored HTTP reply
+      // is replayed byte for byte.
       `CREATE TABLE IF NOT EXISTS ${credentials} (
         id smallint PRIMARY KEY CHECK (id = 1),
         version bigint NOT NULL CHECK (version > 0),
-        data jsonb NOT NULL,
+        data json NOT NULL,
         updated_at timestamptz NOT NULL DEFAULT now()
       )`,
       `CREATE TABLE IF NOT EXISTS ${auditLog} (

@@ -207,6 +207,25 @@ export function describeStoreContract(
         });
       });
 
+      it("reads back object keys in the order written (a replayed reply repeats its bytes)", async () => {
+        const data = sampleStoreData("one");
+        const body = { zeta: 1, alpha: { second: true, first: [3, 2, 1] }, middle: "m" };
+        const profile = data.profiles.default;
+        if (profile === undefined) throw new Error("unreachable");
+        profile.idempotency["0123456789abcdef0123456789abcdef"] = {
+          requestHash: "a".repeat(64),
+          createdAt: "2025-01-01T00:00:00.000Z",
+          expiresAt: "2025-01-02T00:00:00.000Z",
+          status: 200,
+          body,
+        };
+        await store.compareAndSet(0, data);
+        const read = (await (await another()).read()).data.profiles.default?.idempotency;
+        expect(JSON.stringify(read?.["0123456789abcdef0123456789abcdef"]?.body)).toBe(
+          JSON.stringify(body),
+        );
+      });
+
       it("keeps what it stores: a write copies its input, and reads are deep-frozen", async () => {
         const written = sampleStoreData("one");
         const result = await store.compareAndSet(0, written);
