@@ -4,8 +4,7 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type RunningSandbox, startSandbox } from "@rekey/sandbox";
-import type {} from "@rekey/store-postgres/testing";
-import pg from "pg";
+import { dropPostgresSchema } from "@rekey/store-postgres/testing";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { installBuiltCli, RAW_SECRET, runBinary } from "./cli-harness.test-helper.js";
 import { registerDocument, rotationDocument, statusDocument } from "./json-schemas.test-helper.js";
@@ -41,10 +40,7 @@ describe.skipIf(postgresUrl === "")("the built rekey binary on a PostgreSQL stor
   afterAll(async () => {
     await sandbox?.close();
     await rm(dir, { recursive: true, force: true });
-    const admin = new pg.Client({ connectionString: postgresUrl });
-    await admin.connect();
-    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await admin.end();
+    await dropPostgresSchema(postgresUrl, schema);
   });
 
   it("registers on one host and shows the key on another, writing no credentials to disk", async () => {

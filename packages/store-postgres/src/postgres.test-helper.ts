@@ -4,6 +4,7 @@ import { createInterface } from "node:readline";
 import pg from "pg";
 import { inject } from "vitest";
 import { createPostgresStore, type PostgresStore } from "./postgres-store.js";
+import { dropPostgresSchema } from "./testing/temporary-postgres.js";
 
 /** The test server's URL, or "" when this machine has none (see postgres.global-setup.ts). */
 export const postgresUrl = inject("postgresUrl");
@@ -25,7 +26,7 @@ export async function adminQuery(text: string, values?: unknown[]): Promise<pg.Q
 }
 
 export async function dropSchema(schema: string): Promise<void> {
-  await adminQuery(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  await dropPostgresSchema(postgresUrl, schema);
 }
 
 export function openStore(schema: string, url = postgresUrl): PostgresStore {

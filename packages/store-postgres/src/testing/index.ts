@@ -4,6 +4,7 @@
  */
 export { providePostgres } from "./provide-postgres.js";
 export {
+  dropPostgresSchema,
   findPostgresBin,
   startTemporaryPostgres,
   type TemporaryPostgres,

@@ -135,3 +135,14 @@ export async function startTemporaryPostgres(bin = findPostgresBin()): Promise<T
   }
   return { url, stop };
 }
+
+/** Drops `schema` and everything in it (a test's store), connecting as `url`'s user. */
+export async function dropPostgresSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema.replaceAll('"', '""')}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
