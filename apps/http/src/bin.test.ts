@@ -1,9 +1,12 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { get as httpsGet } from "node:https";
 import { fileURLToPath } from "node:url";
 import { createRekey, fingerprint, openCredentialStore } from "@rekey/core";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createPostgresStore } from "@rekey/store-postgres";
+import { dropPostgresSchema } from "@rekey/store-postgres/testing";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { type Faucet, makeToken, startFaucet } from "./harness.test-helper.js";
 import { hashToken } from "./tokens.js";
 
@@ -321,5 +324,51 @@ describe("rekey-http (built bin)", () => {
     spawned.child.stdin?.end("my-secret-token\n");
     expect(await spawned.exit).toBe(0);
     expect(spawned.stdout()).toBe(`${hashToken("my-secret-token")}\n`);
+  });
+});
+
+const postgresUrl = inject("postgresUrl");
+
+// Replicas behind a load balancer: two servers on one PostgreSQL store, with nothing shared
+// on disk. The Idempotency-Key record and the new key reach every replica through the store.
+describe.skipIf(postgresUrl === "")("rekey-http replicas on one PostgreSQL store", () => {
+  const schema = `rekey_http_${randomBytes(6).toString("hex")}`;
+  const storeUrl = `${postgresUrl}?schema=${schema}`;
+  afterAll(() => dropPostgresSchema(postgresUrl, schema));
+
+  it("answer 40 requests with one Idempotency-Key, spread over both, with one rotation", async () => {
+    faucet = await startFaucet({ testClock: false });
+    const store = createPostgresStore({ url: storeUrl });
+    const rekey = createRekey({ store, surface: "library", baseUrl: faucet.sandbox.url, env: {} });
+    const { fingerprint: registered } = await rekey.register({ name: "replicated operator" });
+    await rekey.close();
+    await store.close();
+
+    const env = { REKEY_STORE: storeUrl, HOME: faucet.dir };
+    const replicas = [await startBin(faucet, [], env), await startBin(faucet, [], env)];
+    const ready = await Promise.all(replicas.map((replica) => call(replica, "GET", "/readyz")));
+    expect(ready.map((response) => response.status)).toEqual([200, 200]);
+
+    const headers = { "idempotency-key": "fleet-release-7" };
+    const responses = await Promise.all(
+      Array.from({ length: 40 }, (_, index) =>
+        call(replicas[index % 2] as RunningBin, "POST", "/v1/rotate", { body: {}, headers }),
+      ),
+    );
+    const bodies = await Promise.all(responses.map((response) => response.text()));
+    expect(responses.map((response) => response.status)).toEqual(Array(40).fill(200));
+    expect(new Set(bodies).size).toBe(1);
+    expect(faucet.sandbox.stats().rotations).toBe(1);
+    const rotated = JSON.parse(bodies[0] ?? "{}") as { fingerprint: string };
+    expect(rotated.fingerprint).not.toBe(registered);
+
+    // Both replicas now use the new key (status answers from a view at most 100 ms old).
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    for (const replica of replicas) {
+      const status = await call(replica, "GET", "/v1/status");
+      expect(await status.json()).toMatchObject({ fingerprint: rotated.fingerprint });
+      expect(await stopBin(replica)).toBe(0);
+    }
+    for (const replica of replicas) expect(replica.stderr()).not.toMatch(/lfr?_[A-Za-z0-9_-]{20,}/);
   });
 });

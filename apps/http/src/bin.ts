@@ -4,6 +4,7 @@
  * builds the real store, core and server, and handles signals.
  */
 import { createRekey, openCredentialStore, systemClock, toRekeyError } from "@rekey/core";
+import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import pino from "pino";
 import { createHttpApp } from "./app.js";
 import { isLoopback, parseHttpConfig, USAGE } from "./config.js";
@@ -50,7 +51,11 @@ async function main(argv: string[]): Promise<void> {
     );
   }
 
-  const store = await openCredentialStore({ spec: config.storeSpec, env: process.env });
+  const store = await openCredentialStore({
+    spec: config.storeSpec,
+    env: process.env,
+    urlStores: postgresUrlStores,
+  });
   const rekey = createRekey({
     store,
     surface: "http",

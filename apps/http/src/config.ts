@@ -28,7 +28,9 @@ Options:
   --tokens-file <path>    JSON token list (default: REKEY_HTTP_TOKENS)
   --tls-cert <path>       PEM certificate (with --tls-key: serve HTTPS)
   --tls-key <path>        PEM private key
-  --store <spec>          credential store: a directory, file:DIR or memory (default: REKEY_STORE)
+  --store <spec>          credential store: a directory, file:DIR, memory, or postgres://URL
+                          shared by replicas (default: REKEY_STORE; keep a database password
+                          in REKEY_STORE or PGPASSWORD, not on the command line)
   --profile <name>        profile (default: REKEY_PROFILE or "default")
   --rotate-limit <n>      rotations per minute per token (default 10)
   --log-level <level>     pino level (default info)
