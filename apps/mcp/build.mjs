@@ -3,6 +3,8 @@
 // bundled too. undici stays a package (a dependency of @rekey/mcp): core imports it lazily, and
 // esbuild turns a split dynamic import of CommonJS into a default-only namespace
 // (`undici.Pool is not a constructor`); left external, Node's own CJS interop names the exports.
+// pg stays a package too (a dependency): only a postgres:// store loads it, from a lazy chunk,
+// and bundling it would need a stand-in for its optional native addon.
 import { readFile, rm } from "node:fs/promises";
 import { build } from "esbuild";
 
@@ -26,6 +28,6 @@ await build({
     js: "import { createRequire as __rekeyCreateRequire } from 'node:module'; const require = __rekeyCreateRequire(import.meta.url);",
   },
   chunkNames: "chunks/[name]-[hash]",
-  external: ["undici"],
+  external: ["undici", "pg"],
   logLevel: "warning",
 });

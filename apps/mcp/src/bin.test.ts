@@ -1,4 +1,5 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -7,7 +8,8 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { fingerprint } from "@rekey/core";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { dropPostgresSchema } from "@rekey/store-postgres/testing";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { seen, startWorld, type World } from "./world.test-helper.js";
 
 const run = promisify(execFile);
@@ -101,6 +103,49 @@ describe("rekey-mcp over stdio (the built binary)", () => {
     await client.close();
     expect(stderr).toMatch(/rotate_api_key: rotated operator/);
     expectNoSecrets(JSON.stringify([rotated, whoami]) + stderr);
+  });
+});
+
+const postgresUrl = inject("postgresUrl");
+
+describe.skipIf(postgresUrl === "")("rekey-mcp on a PostgreSQL store (the built binary)", () => {
+  const schema = `rekey_mcp_${randomBytes(6).toString("hex")}`;
+  const storeUrl = `${postgresUrl}?schema=${schema}`;
+  afterAll(() => dropPostgresSchema(postgresUrl, schema));
+
+  const connect = async () => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [bin],
+      env: childEnv({ REKEY_STORE: storeUrl }),
+      stderr: "pipe",
+    });
+    const client = new Client({ name: "pg-test", version: "0.0.0" });
+    await client.connect(transport);
+    return client;
+  };
+
+  it("rotates into the database, and an agent's session in another process sees the new key", async () => {
+    await world.close();
+    world = await startWorld({ store: storeUrl });
+    const [first, second] = [await connect(), await connect()];
+    const before = (await second.callTool({
+      name: "get_key_status",
+      arguments: {},
+    })) as CallToolResult;
+    const rotated = (await first.callTool({
+      name: "rotate_api_key",
+      arguments: {},
+    })) as CallToolResult;
+    const newKey = await world.storedKey("default");
+    expect(rotated.structuredContent).toMatchObject({ fingerprint: fingerprint(newKey ?? "") });
+    expect(before.structuredContent).not.toMatchObject({ fingerprint: fingerprint(newKey ?? "") });
+    const whoami = (await second.callTool({ name: "whoami", arguments: {} })) as CallToolResult;
+    expect(whoami.structuredContent).toMatchObject({ fingerprint: fingerprint(newKey ?? "") });
+    expect(world.sandbox.stats().rotations).toBe(1);
+    await world.rememberSecrets();
+    expectNoSecrets(JSON.stringify([before, rotated, whoami]));
+    await Promise.all([first.close(), second.close()]);
   });
 });
 

@@ -10,6 +10,7 @@ import {
   redactKeys,
   toRekeyError,
 } from "@rekey/core";
+import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import { type McpOptions, parseOptions, USAGE } from "./options.js";
 import { createMcpServer } from "./server.js";
 
@@ -39,7 +40,11 @@ async function main(): Promise<void> {
   if (options.help) return void process.stdout.write(USAGE);
   if (options.version) return void process.stdout.write(`${version}\n`);
 
-  const store = await openCredentialStore({ spec: options.store, env });
+  const store = await openCredentialStore({
+    spec: options.store,
+    env,
+    urlStores: postgresUrlStores,
+  });
   const rekey = createRekey({ store, surface: "mcp", profile: options.profile, env });
   const deps = { rekey, revealKeys: options.revealKeys, log, version };
   if (options.revealKeys) log("REKEY_MCP_REVEAL_KEYS is on: rotate_api_key returns raw keys");

@@ -6,7 +6,7 @@ export interface McpOptions {
   /** stdio (the default), or Streamable HTTP on host:port. */
   transport: { kind: "stdio" } | { kind: "http"; host: string; port: number };
   profile?: string | undefined;
-  /** Store spec for `openCredentialStore` ("memory", "file:DIR" or a path). */
+  /** Store spec for `openCredentialStore` ("memory", "file:DIR", a path or a postgres:// URL). */
   store?: string | undefined;
   revealKeys: boolean;
   /** A file holding the bearer token HTTP clients must send. */
@@ -28,7 +28,8 @@ Options:
                             address requires a bearer token
   --bearer-token-file FILE  require "Authorization: Bearer <token>" with the token in FILE
   --profile NAME            credential profile (env REKEY_PROFILE, default "default")
-  --store SPEC              credential store: a directory, file:DIR or memory (env REKEY_STORE)
+  --store SPEC              credential store: a directory, file:DIR, memory or postgres://URL
+                            (env REKEY_STORE; keep a database password out of the arguments)
   -h, --help                show this help
   -v, --version             show the version
 

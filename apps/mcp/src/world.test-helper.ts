@@ -12,6 +12,7 @@ import {
   startSandbox,
   type TestClock,
 } from "@rekey/sandbox";
+import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import { createMcpServer } from "./server.js";
 
 /** Every tool result a test saw, for the suite-wide "no raw key" check. */
@@ -53,11 +54,18 @@ export interface World {
   close(): Promise<void>;
 }
 
-export async function startWorld(options: { faults?: FaultSpec[] } = {}): Promise<World> {
+/** `store`: a store spec instead of a file store in `dir` (a postgres:// URL). */
+export async function startWorld(
+  options: { faults?: FaultSpec[]; store?: string } = {},
+): Promise<World> {
   const clock = createTestClock(Date.now());
   const sandbox = await startSandbox({ port: 0, clock, faults: options.faults ?? [] });
   const dir = await mkdtemp(join(tmpdir(), "rekey-mcp-"));
-  const store = await openCredentialStore({ spec: dir, env: {} });
+  const store = await openCredentialStore({
+    spec: options.store ?? dir,
+    env: {},
+    urlStores: postgresUrlStores,
+  });
   const closers: (() => Promise<void>)[] = [];
   const rekey = (profile = "default") => {
     const made = createRekey({
