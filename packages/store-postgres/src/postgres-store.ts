@@ -69,11 +69,14 @@ export class PostgresStore implements CredentialStore {
   private readonly connectionString: string;
   private readonly sql: RekeySql;
   private readonly pool: pg.Pool;
+  /** Connections for locks, one per held lock: never the data pool, whose connections a
+   * holder needs while waiters hold theirs. Pooled, because opening one costs tens of ms. */
+  private readonly lockPool: pg.Pool;
   private readonly connectTimeoutMs: number;
   private setUp: Promise<void> | undefined;
   /** The newest snapshot this handle has seen, and when it was last confirmed current. */
   private latest: { snapshot: StoreSnapshot; confirmedAt: number } | undefined;
-  private readonly heldLocks = new Set<pg.Client>();
+  private readonly heldLocks = new Set<pg.PoolClient>();
   private readonly listeners = new Set<() => void>();
   private listenClient: pg.Client | undefined;
   private listenRetry: NodeJS.Timeout | undefined;
@@ -96,9 +99,17 @@ export class PostgresStore implements CredentialStore {
       // A CLI run must be able to exit while idle connections linger.
       allowExitOnIdle: true,
     });
+    this.lockPool = new pg.Pool({
+      connectionString: this.connectionString,
+      max: 64,
+      connectionTimeoutMillis: this.connectTimeoutMs,
+      idleTimeoutMillis: 10_000,
+      allowExitOnIdle: true,
+    });
     // An idle pooled connection that breaks (server restart) is dropped; the next query
     // opens a new one. Without a handler the error would crash the process.
     this.pool.on("error", () => {});
+    this.lockPool.on("error", () => {});
   }
 
   /**
@@ -160,16 +171,15 @@ export class PostgresStore implements CredentialStore {
   async lock(name: string, options: LockOptions): Promise<StoreLock> {
     this.assertOpen();
     const startedAt = performance.now();
-    const client = new pg.Client({
-      connectionString: this.connectionString,
-      connectionTimeoutMillis: this.connectTimeoutMs,
-    });
-    // A broken lock connection ends the lease (the server frees the lock); release() copes.
-    client.on("error", () => {});
+    let client: pg.PoolClient;
+    try {
+      client = await this.lockPool.connect();
+    } catch (error) {
+      throw storeUnavailable(`lock "${name}" in`, this.location, error);
+    }
     const keys = [this.sql.lockNamespace, name];
     let keepAlive: NodeJS.Timeout | undefined;
     try {
-      await client.connect();
       await this.limitIdleTime(client, options.leaseMs);
       const remainingMs = Math.floor(options.waitMs - (performance.now() - startedAt));
       if (!(await this.acquire(client, keys, remainingMs))) {
@@ -186,7 +196,7 @@ export class PostgresStore implements CredentialStore {
       );
       keepAlive.unref();
     } catch (error) {
-      await client.end().catch(() => {});
+      await returnLockConnection(client);
       throw storeUnavailable(`lock "${name}" in`, this.location, error);
     }
     this.heldLocks.add(client);
@@ -198,12 +208,7 @@ export class PostgresStore implements CredentialStore {
         released = true;
         clearInterval(keepAlive);
         this.heldLocks.delete(client);
-        // Unlock before disconnecting: a backend frees its locks only once it has exited,
-        // which may be after end() resolves.
-        await client
-          .query("SELECT pg_advisory_unlock(hashtext($1), hashtext($2))", keys)
-          .catch(() => {});
-        await client.end().catch(() => {});
+        await returnLockConnection(client);
       },
     };
   }
@@ -296,9 +301,10 @@ export class PostgresStore implements CredentialStore {
     this.closed = true;
     this.listeners.clear();
     this.stopListening();
-    await Promise.all([...this.heldLocks].map((client) => client.end().catch(() => {})));
+    // Closing a held lock's connection frees the lock on the server.
+    for (const client of this.heldLocks) client.release(true);
     this.heldLocks.clear();
-    await this.pool.end().catch(() => {});
+    await Promise.all([this.pool.end().catch(() => {}), this.lockPool.end().catch(() => {})]);
   }
 
   private assertOpen(): void {
@@ -373,7 +379,7 @@ export class PostgresStore implements CredentialStore {
   }
 
   /** Ends the lock's session if it sits idle longer than `leaseMs` (a stalled holder). */
-  private async limitIdleTime(client: pg.Client, leaseMs: number): Promise<void> {
+  private async limitIdleTime(client: pg.PoolClient, leaseMs: number): Promise<void> {
     try {
       await client.query("SELECT set_config('idle_session_timeout', $1, false)", [
         `${Math.max(1, Math.ceil(leaseMs))}ms`,
@@ -385,7 +391,7 @@ export class PostgresStore implements CredentialStore {
   }
 
   /** Whether the advisory lock on `keys` was taken within `waitMs`. */
-  private async acquire(client: pg.Client, keys: string[], waitMs: number): Promise<boolean> {
+  private async acquire(client: pg.PoolClient, keys: string[], waitMs: number): Promise<boolean> {
     if (waitMs <= 0) {
       const { rows } = await client.query(
         "SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS taken",
@@ -464,6 +470,21 @@ export class PostgresStore implements CredentialStore {
     const client = this.listenClient;
     this.listenClient = undefined;
     client?.end().catch(() => {});
+  }
+}
+
+/**
+ * Frees whatever lock `client` holds and puts it back in the lock pool, idle without a time
+ * limit; a connection that cannot do that is closed instead (which frees its locks too).
+ */
+async function returnLockConnection(client: pg.PoolClient): Promise<void> {
+  try {
+    await client.query(
+      "SELECT pg_advisory_unlock_all(), set_config('idle_session_timeout', '0', false)",
+    );
+    client.release();
+  } catch (error) {
+    client.release(error instanceof Error ? error : true);
   }
 }
 
