@@ -77,10 +77,17 @@ async function waitUntilAccepting(url: string, server: ChildProcess, log: () => 
 
 /**
  * Creates a cluster in a temp directory (`initdb -A trust`) and runs `postgres` on a free
- * loopback port with fsync off: fast and disposable, never for real data. As root it runs as
- * the `postgres` account.
+ * loopback port, with fsync off unless `durable` (benchmarks that compare against fsyncing
+ * stores want it on): disposable, never for real data. As root it runs as the `postgres`
+ * account.
  */
-export async function startTemporaryPostgres(bin = findPostgresBin()): Promise<TemporaryPostgres> {
+export async function startTemporaryPostgres(
+  options: { bin?: string | undefined; durable?: boolean } = {},
+): Promise<TemporaryPostgres> {
+  const bin = options.bin ?? findPostgresBin();
+  const durability = options.durable
+    ? []
+    : ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"];
   if (bin === undefined) {
     throw new Error("PostgreSQL's server programs (initdb, postgres) were not found");
   }
@@ -104,8 +111,7 @@ export async function startTemporaryPostgres(bin = findPostgresBin()): Promise<T
     join(bin, "postgres"),
     [
       ...["-D", dataDir, "-p", String(port), "-k", dir],
-      ...["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
-      ...["-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+      ...["-c", "listen_addresses=127.0.0.1", ...durability],
     ],
     { ...runAs, stdio: ["ignore", "ignore", "pipe"] },
   );
