@@ -88,6 +88,19 @@ if (postgresUrl === "") {
       await lock.release();
     });
 
+    it("frees the locks a handle holds when it closes; their release() afterwards is harmless", async () => {
+      const schema = newSchema();
+      const closing = openStore(schema);
+      const held = await closing.lock("operator", { leaseMs: 600_000, waitMs: 0 });
+      await closing.close();
+      const taken = await open(schema).lock("operator", { leaseMs: 600_000, waitMs: 10_000 });
+      await held.release();
+      await expect(
+        open(schema).lock("operator", { leaseMs: 600_000, waitMs: 0 }),
+      ).rejects.toMatchObject({ code: "ROTATION_IN_PROGRESS" });
+      await taken.release();
+    });
+
     it("creates its tables once when many handles start on an empty schema at the same time", async () => {
       const schema = newSchema();
       const handles = Array.from({ length: 6 }, () => open(schema));

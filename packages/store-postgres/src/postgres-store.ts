@@ -76,7 +76,8 @@ export class PostgresStore implements CredentialStore {
   private setUp: Promise<void> | undefined;
   /** The newest snapshot this handle has seen, and when it was last confirmed current. */
   private latest: { snapshot: StoreSnapshot; confirmedAt: number } | undefined;
-  private readonly heldLocks = new Set<pg.PoolClient>();
+  /** Each held lock's connection, with the timer that keeps its session busy. */
+  private readonly heldLocks = new Map<pg.PoolClient, NodeJS.Timeout>();
   private readonly listeners = new Set<() => void>();
   private listenClient: pg.Client | undefined;
   private listenRetry: NodeJS.Timeout | undefined;
@@ -178,7 +179,7 @@ export class PostgresStore implements CredentialStore {
       throw storeUnavailable(`lock "${name}" in`, this.location, error);
     }
     const keys = [this.sql.lockNamespace, name];
-    let keepAlive: NodeJS.Timeout | undefined;
+    let keepAlive: NodeJS.Timeout;
     try {
       await this.limitIdleTime(client, options.leaseMs);
       const remainingMs = Math.floor(options.waitMs - (performance.now() - startedAt));
@@ -199,7 +200,7 @@ export class PostgresStore implements CredentialStore {
       await returnLockConnection(client);
       throw storeUnavailable(`lock "${name}" in`, this.location, error);
     }
-    this.heldLocks.add(client);
+    this.heldLocks.set(client, keepAlive);
     let released = false;
     return {
       name,
@@ -207,8 +208,8 @@ export class PostgresStore implements CredentialStore {
         if (released) return;
         released = true;
         clearInterval(keepAlive);
-        this.heldLocks.delete(client);
-        await returnLockConnection(client);
+        // close() may have dropped the connection (and so the lock) already.
+        if (this.heldLocks.delete(client)) await returnLockConnection(client);
       },
     };
   }
@@ -302,7 +303,10 @@ export class PostgresStore implements CredentialStore {
     this.listeners.clear();
     this.stopListening();
     // Closing a held lock's connection frees the lock on the server.
-    for (const client of this.heldLocks) client.release(true);
+    for (const [client, keepAlive] of this.heldLocks) {
+      clearInterval(keepAlive);
+      client.release(true);
+    }
     this.heldLocks.clear();
     await Promise.all([this.pool.end().catch(() => {}), this.lockPool.end().catch(() => {})]);
   }
@@ -411,11 +415,11 @@ export class PostgresStore implements CredentialStore {
     }
   }
 
-  /** Tells every listener about `version`, once per version. */
+  /** Tells every listener about `version`, once per version, after the caller's turn. */
   private notify(version: number): void {
     if (version <= this.notifiedVersion) return;
     this.notifiedVersion = version;
-    this.notifyAll();
+    queueMicrotask(() => this.notifyAll());
   }
 
   private notifyAll(): void {
