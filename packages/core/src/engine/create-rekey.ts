@@ -29,7 +29,7 @@ import type {
   StoredKey,
   Surface,
 } from "../store/types.js";
-import type { EngineContext, EngineHooks } from "./context.js";
+import { type EngineContext, type EngineHooks, rotationLockName } from "./context.js";
 import { createKeyProvider } from "./key-provider.js";
 import { audit, type CompletedRotation, resolveIntent, rotateUnderLock } from "./rotation.js";
 import {
@@ -403,29 +403,39 @@ export function createRekey(options: RekeyOptions): Rekey {
       // The faucet creates the account and shows its recovery code once: the store must be
       // able to take the key before the faucet is asked.
       await store.checkWritable();
-      const existing = await readProfile();
-      if (existing?.operator) {
-        throw new RekeyError(
-          "CONFIG_INVALID",
-          `Profile "${profileName}" already holds an operator key`,
+      // Under the operator's rotation lock, so that of two registrations racing in one profile
+      // (two processes) only one asks the faucet: the other would overwrite its key.
+      const lock = await store.lock(rotationLockName(profileName, principalKey(OPERATOR)), {
+        leaseMs: context.lockLeaseMs,
+        waitMs: context.lockWaitMs,
+      });
+      try {
+        const existing = await readProfile();
+        if (existing?.operator) {
+          throw new RekeyError(
+            "CONFIG_INVALID",
+            `Profile "${profileName}" already holds an operator key`,
+            {
+              hint: "Use another profile (--profile NAME) for a second operator.",
+            },
+          );
+        }
+        const reply = await (await client()).register(input);
+        const fp = await storeNewKey(
+          OPERATOR,
+          reply.apiKey,
           {
-            hint: "Use another profile (--profile NAME) for a second operator.",
+            source: "register",
+            operatorId: reply.operatorId,
+            ...(input.name === undefined ? {} : { name: input.name }),
           },
+          "register",
+          true,
         );
+        return { operatorId: reply.operatorId, fingerprint: fp, recoveryCode: reply.recoveryCode };
+      } finally {
+        await lock.release();
       }
-      const reply = await (await client()).register(input);
-      const fp = await storeNewKey(
-        OPERATOR,
-        reply.apiKey,
-        {
-          source: "register",
-          operatorId: reply.operatorId,
-          ...(input.name === undefined ? {} : { name: input.name }),
-        },
-        "register",
-        true,
-      );
-      return { operatorId: reply.operatorId, fingerprint: fp, recoveryCode: reply.recoveryCode };
     },
 
     async login(apiKey, loginOptions = {}) {
