@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -177,4 +177,15 @@ export async function runChild(script: string, args: unknown): Promise<string> {
     throw new Error(`${script} exited with ${result.code ?? result.signal}: ${result.stderr}`);
   }
   return result.stdout;
+}
+
+/**
+ * Runs `script` to completion, blocking this process's event loop the whole time (as a stalled
+ * process would be): call `storeBuild()` first. Throws with its stderr if it fails.
+ */
+export function runChildSync(buildDir: string, script: string, args: unknown): string {
+  return execFileSync(process.execPath, [join(buildDir, script), JSON.stringify(args)], {
+    cwd: buildDir,
+    encoding: "utf8",
+  });
 }

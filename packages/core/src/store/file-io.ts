@@ -104,11 +104,17 @@ export function isTempFileFor(target: string, name: string): boolean {
 /**
  * Replaces `target` with `content` so that any reader sees the old or the new file, never a
  * mix: temp file (0600) in the same directory, write, fsync, rename over, fsync the directory.
+ * `stillWanted`, called last thing before the rename, may call the write off: it then returns
+ * false, having removed the temp file and left `target` as it was.
  *
  * @throws RekeyError STORE_UNAVAILABLE on any failure (ENOSPC, EACCES, EROFS...); the temp file
  *   is removed and `target` is left as it was.
  */
-export async function writeFileAtomic(target: string, content: string): Promise<void> {
+export async function writeFileAtomic(
+  target: string,
+  content: string,
+  stillWanted: () => boolean = () => true,
+): Promise<boolean> {
   const dir = dirname(target);
   const temp = join(dir, `.${basename(target)}.${randomBytes(6).toString("hex")}.tmp`);
   try {
@@ -118,6 +124,10 @@ export async function writeFileAtomic(target: string, content: string): Promise<
       await handle.sync();
     } finally {
       await handle.close();
+    }
+    if (!stillWanted()) {
+      await unlink(temp);
+      return false;
     }
     await rename(temp, target);
   } catch (error) {
@@ -129,6 +139,7 @@ export async function writeFileAtomic(target: string, content: string): Promise<
   } catch (error) {
     throw storeUnavailable("sync the directory", dir, error);
   }
+  return true;
 }
 
 /**

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { type ErrorCode, isRekeyError } from "../errors.js";
 import { verifyAuditChain } from "./audit-chain.js";
-import { runChild, startChild } from "./child-process.test-helper.js";
+import { runChild, runChildSync, startChild, storeBuild } from "./child-process.test-helper.js";
 import { describeStoreContract, sampleStoreData } from "./contract-suite.js";
 import { createFileStore, type FileStore, resolveStoreDir } from "./file-store.js";
 import type { AuditEventInput } from "./types.js";
@@ -365,6 +365,45 @@ describe("file store", () => {
       expect(report.failures).toEqual([]);
       expect(report.reads).toBeGreaterThan(0);
       expect(report.versions).toBeGreaterThan(1);
+    });
+
+    it("drops its write, not another's, when it stalled past the write lock's staleness", async () => {
+      await store.compareAndSet(0, sampleStoreData("start"));
+      const buildDir = await storeBuild();
+      // A clock is read between the store's read and its write: this one stalls the whole
+      // process there (once) while another process writes. The stalled lock goes stale, so
+      // the other takes it over, as it would from a suspended laptop or a frozen VM.
+      let stallOnce = true;
+      const stalling = createFileStore({
+        dir,
+        clock: {
+          now: () => {
+            if (stallOnce) {
+              stallOnce = false;
+              const out = runChildSync(buildDir, "write-once.mjs", {
+                dir,
+                version: 1,
+                data: sampleStoreData("other process"),
+              });
+              expect(JSON.parse(out)).toEqual({ ok: true });
+            }
+            return Date.now();
+          },
+        },
+      });
+      try {
+        const result = await stalling.compareAndSet(1, sampleStoreData("stalled process"));
+        expect(result.ok).toBe(false);
+        expect(stallOnce).toBe(false);
+        const expected = { version: 2, data: sampleStoreData("other process") };
+        if (!result.ok) expect(result.current).toEqual(expected);
+        const fresh = createFileStore({ dir });
+        expect(await fresh.read()).toEqual(expected);
+        await fresh.close();
+        expect((await readdir(dir)).filter((name) => name.endsWith(".tmp"))).toEqual([]);
+      } finally {
+        await stalling.close();
+      }
     });
 
     it("loses no update when four processes increment concurrently", async () => {

@@ -180,18 +180,30 @@ export class FileStore implements CredentialStore {
     this.assertOpen();
     const validated = assertWritableStoreData(data);
     await ensurePrivateDir(this.dir);
-    const result = await this.withWriteLock(async (): Promise<CompareAndSetResult> => {
-      const current = await this.readSnapshot();
+    const result = await this.withWriteLock(async (held): Promise<CompareAndSetResult> => {
+      const { snapshot: current, identity } = await this.readSnapshotWithIdentity();
       if (current.version !== expectedVersion) return { ok: false, current };
       // A copy: the caller keeps its own `data` to change as it likes.
       const next = deepFreeze({ version: current.version + 1, data: structuredClone(validated) });
+      // The write lock goes to another process if this one stalls past its staleness (a
+      // suspended laptop, a frozen VM). That process may have replaced the file since we read
+      // it, perhaps with a new key: writing ours over it would lose that. Checked last thing
+      // before the rename; what is left is a stall of seconds inside that one system call.
+      const unchanged = () =>
+        !held.compromised && currentIdentity(this.credentialsPath) === identity;
+      let written: boolean;
       try {
-        await writeFileAtomic(this.credentialsPath, `${JSON.stringify(next, null, 2)}\n`);
+        written = await writeFileAtomic(
+          this.credentialsPath,
+          `${JSON.stringify(next, null, 2)}\n`,
+          unchanged,
+        );
       } finally {
         // Even after a failed write (the rename may have happened): a read with maxAgeMs must
         // not answer from the old parse once this handle has written.
         this.forgetParse();
       }
+      if (!written) return { ok: false, current: await this.readSnapshot() };
       return { ok: true, snapshot: next };
     });
     if (result.ok) this.watcher.poke();
@@ -351,7 +363,7 @@ export class FileStore implements CredentialStore {
     }
   }
 
-  private async withWriteLock<T>(work: () => Promise<T>): Promise<T> {
+  private async withWriteLock<T>(work: (held: HeldFileLock) => Promise<T>): Promise<T> {
     let held: HeldFileLock;
     try {
       held = await acquireFileLock({
@@ -368,7 +380,7 @@ export class FileStore implements CredentialStore {
       throw storeUnavailable("lock", this.dir, error);
     }
     try {
-      return await work();
+      return await work(held);
     } finally {
       await held.release();
     }
@@ -428,6 +440,11 @@ export class FileStore implements CredentialStore {
    * into one stat call. The snapshot is deep-frozen, so it is shared rather than copied.
    */
   private async readSnapshot(): Promise<StoreSnapshot> {
+    return (await this.readSnapshotWithIdentity()).snapshot;
+  }
+
+  /** The current snapshot and the identity of the file it came from ("absent" for none). */
+  private async readSnapshotWithIdentity(): Promise<{ snapshot: StoreSnapshot; identity: string }> {
     const cached = this.parsed;
     if (cached) {
       // A synchronous stat of one local file takes microseconds; the async one hops through
@@ -436,21 +453,21 @@ export class FileStore implements CredentialStore {
       if (fileStats !== undefined && fileIdentity(fileStats) === cached.identity) {
         assertPrivateMode(this.credentialsPath, fileStats, false);
         cached.checkedAt = this.clock.now();
-        return cached.snapshot;
+        return { snapshot: cached.snapshot, identity: cached.identity };
       }
     }
     const writesBefore = this.writes;
     const read = await this.readPrivateFileWithIdentity(this.credentialsPath);
     if (read === undefined) {
       this.parsed = undefined;
-      return EMPTY_SNAPSHOT;
+      return { snapshot: EMPTY_SNAPSHOT, identity: ABSENT };
     }
     const snapshot = deepFreeze(parseCredentials(read.text, this.credentialsPath));
     // A write by this handle that finished while the file was read may have replaced it.
     if (this.writes === writesBefore) {
       this.parsed = { identity: read.identity, snapshot, checkedAt: this.clock.now() };
     }
-    return snapshot;
+    return { snapshot, identity: read.identity };
   }
 
   private forgetParse(): void {
@@ -530,6 +547,13 @@ const AUDIT_TAIL_BYTES = 64 * 1024;
 /** Which file, and which version of it: device, inode, size and change times in nanoseconds. */
 function fileIdentity(stats: BigIntStats): string {
   return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeNs}:${stats.ctimeNs}`;
+}
+
+/** The identity of the file a read would see now. */
+const ABSENT = "absent";
+function currentIdentity(path: string): string {
+  const stats = statSync(path, { bigint: true, throwIfNoEntry: false });
+  return stats === undefined ? ABSENT : fileIdentity(stats);
 }
 
 async function statOrUndefined(path: string): Promise<Stats | undefined> {
