@@ -14,6 +14,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRekey, openCredentialStore } from "@rekey/core";
 import { startSandbox } from "@rekey/sandbox";
+import { createPostgresStore } from "@rekey/store-postgres";
+import { findPostgresBin, startTemporaryPostgres } from "@rekey/store-postgres/testing";
 import { compareThroughput, pinThisProcess, spawnServer } from "./runner.mjs";
 
 const CONNECTIONS = 10;
@@ -60,6 +62,8 @@ export default async function runHttpBench() {
   let http;
   let bare;
   let memory;
+  let postgres;
+  let postgresServer;
   // The load tool (this process) on CPU 0, every server on CPU 1. Unpinned on a 2-core machine,
   // autocannon and the server take turns on both cores, and the ratio swung 0.5-0.8x between
   // runs with how the scheduler happened to place them.
@@ -133,9 +137,47 @@ export default async function runHttpBench() {
       connections: CONNECTIONS,
       pairs: PAIRS,
     });
-    return [result, memoryResult, floor];
+    // Replicas share a PostgreSQL store: the same route there, where a store read is a round
+    // trip to the server (at most every 100 ms per principal).
+    let postgresResult;
+    if (findPostgresBin() === undefined) {
+      console.log("GET /v1/status (PostgreSQL store): skipped, no PostgreSQL server programs");
+    } else {
+      postgresServer = await startTemporaryPostgres({ durable: true });
+      const pgStore = createPostgresStore({ url: postgresServer.url });
+      const pgRekey = createRekey({
+        store: pgStore,
+        surface: "library",
+        baseUrl: sandbox.url,
+        env: {},
+      });
+      await pgRekey.register({ name: "bench operator" });
+      await pgRekey.close();
+      await pgStore.close();
+      postgres = await spawnServer(process.execPath, [httpBin, "--port", "0"], {
+        env: {
+          PATH: process.env.PATH,
+          HOME: dir,
+          REKEY_STORE: postgresServer.url,
+          REKEY_HTTP_TOKENS: tokens,
+        },
+        stdio: ["ignore", "pipe", "ignore"],
+        cpu,
+      });
+      postgresResult = await compareThroughput({
+        name: "GET /v1/status (PostgreSQL store) vs bare node:http",
+        baseline: { url: `${bare.url}/v1/status`, requests: get, pid: bare.pid },
+        subject: { url: `${postgres.url}/v1/status`, requests: get, pid: postgres.pid },
+        durationSeconds: DURATION_SECONDS,
+        connections: CONNECTIONS,
+        pairs: PAIRS,
+      });
+    }
+    return [result, memoryResult, floor, postgresResult].filter(Boolean);
   } finally {
     unpin?.();
+    await postgres?.stop();
+    await postgresServer?.stop();
     await memory?.stop();
     await http?.stop();
     await bare?.stop();
