@@ -118,10 +118,15 @@ export async function startTemporaryPostgres(
   server.stderr?.on("data", (chunk: Buffer) => {
     output = (output + chunk.toString("utf8")).slice(-4000);
   });
+  // The server is a process of its own: if this one ends without stop() (a crash, an
+  // uncaught error), take it down too rather than leave it running.
+  const stopOnExit = () => server.kill("SIGINT");
+  process.once("exit", stopOnExit);
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   let stopped: Promise<void> | undefined;
   const stop = () => {
     stopped ??= (async () => {
+      process.off("exit", stopOnExit);
       if (server.exitCode === null) {
         const exited = new Promise((resolve) => server.once("exit", resolve));
         server.kill("SIGINT"); // fast shutdown
