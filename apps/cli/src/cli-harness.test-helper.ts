@@ -24,8 +24,8 @@ export interface RunOptions {
   terminal?: Partial<TerminalFlags>;
   /** Answers for hidden prompts, in order. */
   secrets?: string[];
-  /** Answers for yes/no questions, in order. */
-  confirmations?: boolean[];
+  /** Answers for yes/no questions, in order; a function answers when called (and may act first). */
+  confirmations?: (boolean | (() => Promise<boolean>))[];
   env?: Record<string, string | undefined>;
   /** A stream standing in for a terminal's stderr, for progress bars. */
   progressStream?: NodeJS.WritableStream;
@@ -93,7 +93,7 @@ export async function startCliHarness(
         asked.push(question);
         const answer = confirmations.shift();
         if (answer === undefined) throw new Error(`unexpected question: ${question}`);
-        return answer;
+        return typeof answer === "function" ? answer() : answer;
       },
       clock: options.clock ?? { now: () => Date.now() },
       waitForInterrupt: () => Promise.resolve(),

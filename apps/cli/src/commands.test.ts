@@ -182,6 +182,34 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
     expect(harness.sandbox.stats().rotations).toBe(before);
   });
 
+  it("after a yes, returns the rotation another process made while the question was open", async () => {
+    const own = await startCliHarness();
+    try {
+      await registerOperator(own);
+      const terminal = { stdin: true, stderr: true };
+      let elsewhere: unknown;
+      const result = await own.runJson(["rotate"], {
+        terminal,
+        confirmations: [
+          async () => {
+            // Another rekey run rotates the key the plan showed before this one is answered.
+            elsewhere = rotationDocument.parse((await own.runJson(["rotate", "--yes"])).json);
+            return true;
+          },
+        ],
+      });
+      expect(result.code).toBe(0);
+      const joined = rotationDocument.parse(result.json);
+      expect(joined).toMatchObject({
+        shared: true,
+        newFingerprint: (elsewhere as { newFingerprint: string }).newFingerprint,
+      });
+      expect(own.sandbox.stats().rotations).toBe(1);
+    } finally {
+      await own.close();
+    }
+  });
+
   it("rotates the operator key with --yes and starts the 60-minute cooldown", async () => {
     const before = await harness.runJson(["status"]);
     const oldFingerprint = statusDocument.parse(before.json).fingerprint;

@@ -23,7 +23,8 @@ interface RotateFlags {
 
 /**
  * `rekey rotate`: one key (the active principal or `--agent ID`) or `--all-agents`. Shows the
- * plan, asks on a terminal (`--yes` without one), then rotates through core.
+ * plan and asks on a terminal (`--yes` skips both, and is required without one), then rotates
+ * through core.
  * @throws RekeyError INVALID_INPUT (bad id, no --yes without a terminal), COOLDOWN_ACTIVE,
  *   NOT_FOUND, FORBIDDEN, UNAUTHORIZED, ROTATION_IN_PROGRESS, KEY_LOST, STORE_*, UPSTREAM_*
  */
@@ -51,20 +52,30 @@ async function rotateOne(
 ): Promise<void> {
   const { output } = context;
   await context.withRekey(async ({ rekey }) => {
-    const plan = await rekey.rotateKey({ ...(target ? { target } : {}), dryRun: true });
-    if (flags.dryRun) {
-      output.result("rotate", planPayload(plan), () => renderPlan(plan, flags, output.colors));
-      return;
-    }
-    // A rotation inside the cooldown is refused by core (COOLDOWN_ACTIVE); do not ask first.
-    if (!plan.blockedByCooldown || flags.force) {
-      output.note(renderPlan(plan, flags, output.colors));
-      await confirmOrRefuse(context, `Rotate ${keyOwner(plan)} key now?`, flags.yes);
+    // With --yes there is nothing to ask, so no plan: the rotation reads the key itself before
+    // waiting on anything, and joins another process's rotation of that key if one finishes
+    // meanwhile. A plan made first would wait for that rotation and then refuse its cooldown.
+    let expectedFingerprint: string | undefined;
+    if (flags.dryRun || !flags.yes) {
+      const plan = await rekey.rotateKey({ ...(target ? { target } : {}), dryRun: true });
+      if (flags.dryRun) {
+        output.result("rotate", planPayload(plan), () => renderPlan(plan, flags, output.colors));
+        return;
+      }
+      // A rotation inside the cooldown is refused by core (COOLDOWN_ACTIVE); do not ask first.
+      if (!plan.blockedByCooldown || flags.force) {
+        output.note(renderPlan(plan, flags, output.colors));
+        await confirmOrRefuse(context, `Rotate ${keyOwner(plan)} key now?`, flags.yes);
+      }
+      // The key the user said yes to: if another process rotates it while they answer, that
+      // rotation is the answer, not a second one of the new key.
+      if (plan.currentFingerprint !== "none") expectedFingerprint = plan.currentFingerprint;
     }
     const result = await rekey.rotateKey({
       ...(target ? { target } : {}),
       force: flags.force,
       reveal: flags.reveal,
+      ...(expectedFingerprint === undefined ? {} : { expectedFingerprint }),
     });
     output.result("rotate", rotationPayload(result), () => renderResult(result, output.colors));
   });

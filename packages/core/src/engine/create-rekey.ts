@@ -336,9 +336,10 @@ export function createRekey(options: RekeyOptions): Rekey {
       targetStored?.fingerprint ??
       (samePrincipal(actor, target) ? fingerprint(actorKey.key) : undefined);
     const expectedFingerprint =
-      seenTarget && seenFingerprint && samePrincipal(seenTarget, target)
+      request.expectedFingerprint ??
+      (seenTarget && seenFingerprint && samePrincipal(seenTarget, target)
         ? seenFingerprint
-        : targetFingerprint;
+        : targetFingerprint);
     const currentCooldown =
       cooldownRemaining(targetStored?.cooldownUntil) > 0 ? targetStored?.cooldownUntil : undefined;
     const minutes = cooldownMinutes(target);
@@ -361,6 +362,18 @@ export function createRekey(options: RekeyOptions): Rekey {
     const flightKey = principalKey(target);
     const inFlight = rotationsInFlight.get(flightKey);
     if (inFlight) return toResult(await inFlight, true, request.reveal);
+    // Another process rotated the key this call saw while it waited (to resolve that rotation's
+    // intent): that rotation is this call's answer, and its fresh cooldown no reason to refuse.
+    const rotatedMeanwhile = targetStored?.lastRotation;
+    if (
+      targetStored !== undefined &&
+      rotatedMeanwhile !== undefined &&
+      expectedFingerprint !== targetStored.fingerprint &&
+      rotatedMeanwhile.oldFingerprint === expectedFingerprint
+    ) {
+      const rotation = { principal: target, record: rotatedMeanwhile, apiKey: targetStored.key };
+      return toResult({ ...rotation, shared: true }, true, request.reveal);
+    }
     if (currentCooldown !== undefined && !request.force) {
       const seconds = cooldownRemaining(currentCooldown);
       throw new RekeyError(
@@ -487,64 +500,74 @@ export function createRekey(options: RekeyOptions): Rekey {
           hint: "Paste the recovery code you were given at registration.",
         });
       }
-      const old = storedKeyOf(await readProfile(), OPERATOR);
-      // Recovery invalidates the operator's key: the store must be able to take the new one.
-      await store.checkWritable();
-      const reply = await (await client()).recover(code, {});
-      const now = new Date(clock.now()).toISOString();
-      const record = {
-        requestId: "recover",
-        oldFingerprint: old?.fingerprint ?? "none",
-        newFingerprint: fingerprint(reply.apiKey),
-        rotatedAt: now,
-        cooldownUntil: reply.cooldownUntil ?? new Date(clock.now() + 60 * 60_000).toISOString(),
-        verified: false,
-        surface,
-      };
-      await saveKey(
-        OPERATOR,
-        {
-          key: reply.apiKey,
-          fingerprint: record.newFingerprint,
-          savedAt: now,
-          source: "recover",
-          operatorId: reply.operatorId,
-          lastRotation: record,
-          cooldownUntil: record.cooldownUntil,
-          ...(old?.name === undefined ? {} : { name: old.name }),
-        },
-        true,
-      );
-      let verified = false;
-      try {
-        verified = (await (await client()).whoami(reply.apiKey)).type === "operator";
-      } catch {
-        verified = false;
-      }
-      if (verified) {
-        await updateStore(store, (draft) => {
-          const stored = draft.profiles[profileName]?.operator;
-          if (stored?.lastRotation) stored.lastRotation.verified = true;
-        });
-      }
-      await audit(context, {
-        principal: "operator",
-        action: "recover",
-        outcome: "success",
-        oldFingerprint: record.oldFingerprint,
-        newFingerprint: record.newFingerprint,
-        cooldownUntil: record.cooldownUntil,
+      // Under the operator's rotation lock: a rotation finishing after the recovery would
+      // store its key, which the recovery has just invalidated.
+      const lock = await store.lock(rotationLockName(profileName, principalKey(OPERATOR)), {
+        leaseMs: context.lockLeaseMs,
+        waitMs: context.lockWaitMs,
       });
-      return toResult(
-        {
-          principal: OPERATOR,
-          record: { ...record, verified },
-          apiKey: reply.apiKey,
-          shared: false,
-        },
-        false,
-        false,
-      );
+      try {
+        const old = storedKeyOf(await readProfile(), OPERATOR);
+        // Recovery invalidates the operator's key: the store must be able to take the new one.
+        await store.checkWritable();
+        const reply = await (await client()).recover(code, {});
+        const now = new Date(clock.now()).toISOString();
+        const record = {
+          requestId: "recover",
+          oldFingerprint: old?.fingerprint ?? "none",
+          newFingerprint: fingerprint(reply.apiKey),
+          rotatedAt: now,
+          cooldownUntil: reply.cooldownUntil ?? new Date(clock.now() + 60 * 60_000).toISOString(),
+          verified: false,
+          surface,
+        };
+        await saveKey(
+          OPERATOR,
+          {
+            key: reply.apiKey,
+            fingerprint: record.newFingerprint,
+            savedAt: now,
+            source: "recover",
+            operatorId: reply.operatorId,
+            lastRotation: record,
+            cooldownUntil: record.cooldownUntil,
+            ...(old?.name === undefined ? {} : { name: old.name }),
+          },
+          true,
+        );
+        let verified = false;
+        try {
+          verified = (await (await client()).whoami(reply.apiKey)).type === "operator";
+        } catch {
+          verified = false;
+        }
+        if (verified) {
+          await updateStore(store, (draft) => {
+            const stored = draft.profiles[profileName]?.operator;
+            if (stored?.lastRotation) stored.lastRotation.verified = true;
+          });
+        }
+        await audit(context, {
+          principal: "operator",
+          action: "recover",
+          outcome: "success",
+          oldFingerprint: record.oldFingerprint,
+          newFingerprint: record.newFingerprint,
+          cooldownUntil: record.cooldownUntil,
+        });
+        return toResult(
+          {
+            principal: OPERATOR,
+            record: { ...record, verified },
+            apiKey: reply.apiKey,
+            shared: false,
+          },
+          false,
+          false,
+        );
+      } finally {
+        await lock.release();
+      }
     },
 
     async whoami(principal) {

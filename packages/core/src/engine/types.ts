@@ -20,6 +20,13 @@ export interface RotateRequest {
   force?: boolean;
   /** Include the new raw key in the result (`apiKey`). Only for explicit reveal paths. */
   reveal?: boolean;
+  /**
+   * The fingerprint of the key the caller means to rotate (the one a plan it showed named).
+   * If a rotation elsewhere has replaced exactly that key, its result is returned (`shared`)
+   * instead of rotating the new key or refusing its cooldown. Default: the key this call
+   * reads first, before it waits on anything.
+   */
+  expectedFingerprint?: string;
   signal?: AbortSignal;
 }
 
