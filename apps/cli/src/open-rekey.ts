@@ -4,7 +4,8 @@ import type { GlobalOptions, RekeySession } from "./context.js";
 
 /**
  * The real `openRekey` dependency: a credential store (from `--store`, else `REKEY_STORE`,
- * else the default file store; postgres:// URLs open a PostgreSQL store) and core bound to it with surface "cli".
+ * else the default file store; a postgres:// URL opens a PostgreSQL store) and core bound to
+ * it with surface "cli".
  * `--profile` beats `REKEY_PROFILE`; `--url` beats `REKEY_API_URL` (read by core from `env`).
  * @throws RekeyError CONFIG_INVALID (bad store spec, profile or URL), STORE_UNAVAILABLE
  */
