@@ -459,9 +459,10 @@ export class PostgresStore implements CredentialStore {
       const { rows } = await client.query(this.sql.version);
       const version = Number((rows[0] as { version: string }).version);
       if (this.listenClient !== client) return;
+      // (A write between LISTEN and this query is reported twice, by NOTIFY and here: notify
+      // tells listeners once per version.)
       if (this.latest === undefined || version !== this.latest.snapshot.version) {
-        this.notifiedVersion = Math.max(this.notifiedVersion, version);
-        this.notifyAll();
+        this.notify(version);
       }
     } catch {
       restart();
