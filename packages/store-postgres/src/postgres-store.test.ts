@@ -181,6 +181,9 @@ if (postgresUrl === "") {
       expect(error.message).toContain("audit_log");
       const { rows } = await adminQuery(`SELECT count(*)::int AS n FROM "${schema}".audit_log`);
       expect(rows[0].n).toBe(1);
+      const health = await store.health();
+      expect(health.ok).toBe(false);
+      expect(health.problems.join(" ")).toContain("the last entry is not an audit entry");
     });
 
     it("keeps the audit chain verifiable through PostgreSQL's jsonb", async () => {
