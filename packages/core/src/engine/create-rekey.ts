@@ -257,6 +257,19 @@ export function createRekey(options: RekeyOptions): Rekey {
     );
   }
 
+  /** Runs `work` holding this profile's operator rotation lock (as a rotation of it would). */
+  async function withOperatorLock<T>(work: () => Promise<T>): Promise<T> {
+    const lock = await store.lock(rotationLockName(profileName, principalKey(OPERATOR)), {
+      leaseMs: context.lockLeaseMs,
+      waitMs: context.lockWaitMs,
+    });
+    try {
+      return await work();
+    } finally {
+      await lock.release();
+    }
+  }
+
   /**
    * Stores a key that did not come from a rotation (registered, logged in, created) for
    * `principal`, records it in the audit log as `action`, and returns its fingerprint.
@@ -418,11 +431,7 @@ export function createRekey(options: RekeyOptions): Rekey {
       await store.checkWritable();
       // Under the operator's rotation lock, so that of two registrations racing in one profile
       // (two processes) only one asks the faucet: the other would overwrite its key.
-      const lock = await store.lock(rotationLockName(profileName, principalKey(OPERATOR)), {
-        leaseMs: context.lockLeaseMs,
-        waitMs: context.lockWaitMs,
-      });
-      try {
+      return withOperatorLock(async () => {
         const existing = await readProfile();
         if (existing?.operator) {
           throw new RekeyError(
@@ -446,9 +455,7 @@ export function createRekey(options: RekeyOptions): Rekey {
           true,
         );
         return { operatorId: reply.operatorId, fingerprint: fp, recoveryCode: reply.recoveryCode };
-      } finally {
-        await lock.release();
-      }
+      });
     },
 
     async login(apiKey, loginOptions = {}) {
@@ -502,11 +509,7 @@ export function createRekey(options: RekeyOptions): Rekey {
       }
       // Under the operator's rotation lock: a rotation finishing after the recovery would
       // store its key, which the recovery has just invalidated.
-      const lock = await store.lock(rotationLockName(profileName, principalKey(OPERATOR)), {
-        leaseMs: context.lockLeaseMs,
-        waitMs: context.lockWaitMs,
-      });
-      try {
+      return withOperatorLock(async () => {
         const old = storedKeyOf(await readProfile(), OPERATOR);
         // Recovery invalidates the operator's key: the store must be able to take the new one.
         await store.checkWritable();
@@ -565,9 +568,7 @@ export function createRekey(options: RekeyOptions): Rekey {
           false,
           false,
         );
-      } finally {
-        await lock.release();
-      }
+      });
     },
 
     async whoami(principal) {
