@@ -2,6 +2,7 @@ import { performance } from "node:perf_hooks";
 import {
   type AuditEntry,
   type AuditEventInput,
+  assertWritableAuditEntry,
   assertWritableStoreData,
   auditEntrySchema,
   type CompareAndSetResult,
@@ -228,13 +229,7 @@ export class PostgresStore implements CredentialStore {
       const { rows } = await client.query(this.sql.lastAuditEntry);
       const last = rows[0] === undefined ? undefined : this.parseAuditEntry(rows[0].entry, "last");
       const entry = chainAuditEntry(last, event);
-      const parsed = auditEntrySchema.safeParse(entry);
-      if (!parsed.success) {
-        throw new RekeyError(
-          "INTERNAL",
-          `Refusing to append an audit entry that does not match the schema at ${describeIssues(parsed.error)}`,
-        );
-      }
+      assertWritableAuditEntry(entry);
       await client.query(this.sql.appendAudit, [entry.seq, JSON.stringify(entry)]);
       return entry;
     });

@@ -23,6 +23,7 @@ import { acquireFileLock, FileLockTimeout, type HeldFileLock } from "./file-lock
 import { createFileWatcher, type FileWatcher } from "./file-watch.js";
 import { deepFreeze } from "./freeze.js";
 import {
+  assertWritableAuditEntry,
   assertWritableStoreData,
   auditEntrySchema,
   describeIssues,
@@ -265,13 +266,7 @@ export class FileStore implements CredentialStore {
     return this.withWriteLock(async () => {
       const last = await this.readLastAuditEntry();
       const entry = chainAuditEntry(last, event);
-      const parsed = auditEntrySchema.safeParse(entry);
-      if (!parsed.success) {
-        throw new RekeyError(
-          "INTERNAL",
-          `Refusing to append an audit entry that does not match the schema at ${describeIssues(parsed.error)}`,
-        );
-      }
+      assertWritableAuditEntry(entry);
       try {
         const handle = await open(this.auditPath, "a", FILE_MODE);
         try {

@@ -19,6 +19,7 @@ export {
 export { deepFreeze } from "./freeze.js";
 export { createMemoryStore, MemoryStore, type MemoryStoreOptions } from "./memory-store.js";
 export {
+  assertWritableAuditEntry,
   assertWritableStoreData,
   auditEntrySchema,
   describeIssues,

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { RekeyError } from "../errors.js";
-import { STORE_SCHEMA_VERSION, type StoreData } from "./types.js";
+import { type AuditEntry, STORE_SCHEMA_VERSION, type StoreData } from "./types.js";
 
 /**
  * The zod schema of {@link StoreData}, used on everything a store reads back.
@@ -174,4 +174,21 @@ export function assertWritableStoreData(data: StoreData): StoreData {
     );
   }
   return parsed.data as StoreData;
+}
+
+/**
+ * Checks an audit entry before a store appends it, so a store never writes an entry it could
+ * not read back.
+ *
+ * @throws RekeyError INTERNAL when `entry` does not match the audit schema (a caller bug).
+ */
+export function assertWritableAuditEntry(entry: AuditEntry): AuditEntry {
+  const parsed = auditEntrySchema.safeParse(entry);
+  if (!parsed.success) {
+    throw new RekeyError(
+      "INTERNAL",
+      `Refusing to append an audit entry that does not match the schema at ${describeIssues(parsed.error)}`,
+    );
+  }
+  return entry;
 }
