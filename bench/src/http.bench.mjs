@@ -14,8 +14,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRekey, openCredentialStore } from "@rekey/core";
 import { startSandbox } from "@rekey/sandbox";
-import { createPostgresStore } from "@rekey/store-postgres";
 import { findPostgresBin, startTemporaryPostgres } from "@rekey/store-postgres/testing";
+import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import { compareThroughput, pinThisProcess, spawnServer } from "./runner.mjs";
 
 const CONNECTIONS = 10;
@@ -69,23 +69,29 @@ export default async function runHttpBench() {
   // runs with how the scheduler happened to place them.
   const unpin = pinThisProcess(0);
   const cpu = unpin === undefined ? undefined : 1;
-  try {
-    const store = await openCredentialStore({ spec: dir, env: {} });
+
+  // Registers an operator into the store `spec` names (a directory or a postgres:// URL).
+  const registerInto = async (spec) => {
+    const store = await openCredentialStore({ spec, env: {}, urlStores: postgresUrlStores });
     const rekey = createRekey({ store, surface: "library", baseUrl: sandbox.url, env: {} });
     await rekey.register({ name: "bench operator" });
     await rekey.close();
     await store.close();
-
-    // Logs at the default level (info): successful polls are logged at debug, so none are
-    // written here; a failing request would be, and would fail the run anyway.
-    http = await spawnServer(process.execPath, [httpBin, "--port", "0"], {
-      env: { PATH: process.env.PATH, HOME: dir, REKEY_STORE: dir, REKEY_HTTP_TOKENS: tokens },
+  };
+  // rekey-http on the servers' CPU. Logs at the default level (info): successful polls are
+  // logged at debug, so none are written here; a failing request would be, and would fail the
+  // run anyway.
+  const spawnHttp = (args, env) =>
+    spawnServer(process.execPath, [httpBin, "--port", "0", ...args], {
+      env: { PATH: process.env.PATH, HOME: dir, REKEY_HTTP_TOKENS: tokens, ...env },
       stdio: ["ignore", "pipe", "ignore"],
       cpu,
     });
-    const statusUrl = `${http.url}/v1/status`;
+  try {
+    await registerInto(dir);
+    http = await spawnHttp([], { REKEY_STORE: dir });
     const authorization = `Bearer ${token}`;
-    const sample = await fetch(statusUrl, { headers: { authorization } });
+    const sample = await fetch(`${http.url}/v1/status`, { headers: { authorization } });
     if (sample.status !== 200) throw new Error(`GET /v1/status answered ${sample.status}`);
     const body = await sample.text();
 
@@ -95,48 +101,37 @@ export default async function runHttpBench() {
     });
 
     const get = [{ method: "GET", headers: { authorization } }];
-    const result = await compareThroughput({
-      name: "GET /v1/status vs bare node:http",
-      baseline: { url: `${bare.url}/v1/status`, requests: get, pid: bare.pid },
-      subject: { url: statusUrl, requests: get, pid: http.pid },
-      durationSeconds: DURATION_SECONDS,
-      connections: CONNECTIONS,
-      pairs: PAIRS,
-    });
+    // `path` on `server` against the same path on the bare server.
+    const againstBare = (name, server, path = "/v1/status", requests = get) =>
+      compareThroughput({
+        name,
+        baseline: { url: `${bare.url}${path}`, requests, pid: bare.pid },
+        subject: { url: `${server.url}${path}`, requests, pid: server.pid },
+        durationSeconds: DURATION_SECONDS,
+        connections: CONNECTIONS,
+        pairs: PAIRS,
+      });
+
+    const result = await againstBare("GET /v1/status vs bare node:http", http);
     console.log(
       `rekey-http status (file store): ${result.ratio >= TARGET_RATIO ? "meets" : "MISSES"} the ${TARGET_RATIO}x target`,
     );
 
     // The same route over an empty in-memory store separates the HTTP layer's cost from the file
     // store's.
-    memory = await spawnServer(process.execPath, [httpBin, "--port", "0", "--store", "memory"], {
-      env: {
-        PATH: process.env.PATH,
-        HOME: dir,
-        REKEY_HTTP_TOKENS: tokens,
-        REKEY_API_URL: sandbox.url,
-      },
-      stdio: ["ignore", "pipe", "ignore"],
-      cpu,
-    });
-    const memoryResult = await compareThroughput({
-      name: "GET /v1/status (memory store) vs bare node:http",
-      baseline: { url: `${bare.url}/v1/status`, requests: get, pid: bare.pid },
-      subject: { url: `${memory.url}/v1/status`, requests: get, pid: memory.pid },
-      durationSeconds: DURATION_SECONDS,
-      connections: CONNECTIONS,
-      pairs: PAIRS,
-    });
+    memory = await spawnHttp(["--store", "memory"], { REKEY_API_URL: sandbox.url });
+    const memoryResult = await againstBare(
+      "GET /v1/status (memory store) vs bare node:http",
+      memory,
+    );
     // The floor under both: `GET /healthz` (no token, no store, same middleware) against the
     // same bare server. No status route can beat what the framework costs here.
-    const floor = await compareThroughput({
-      name: "GET /healthz (framework + request middleware) vs bare node:http",
-      baseline: { url: `${bare.url}/healthz`, requests: [{ method: "GET" }], pid: bare.pid },
-      subject: { url: `${http.url}/healthz`, requests: [{ method: "GET" }], pid: http.pid },
-      durationSeconds: DURATION_SECONDS,
-      connections: CONNECTIONS,
-      pairs: PAIRS,
-    });
+    const floor = await againstBare(
+      "GET /healthz (framework + request middleware) vs bare node:http",
+      http,
+      "/healthz",
+      [{ method: "GET" }],
+    );
     // Replicas share a PostgreSQL store: the same route there, where a store read is a round
     // trip to the server (at most every 100 ms per principal).
     let postgresResult;
@@ -144,34 +139,12 @@ export default async function runHttpBench() {
       console.log("GET /v1/status (PostgreSQL store): skipped, no PostgreSQL server programs");
     } else {
       postgresServer = await startTemporaryPostgres({ durable: true });
-      const pgStore = createPostgresStore({ url: postgresServer.url });
-      const pgRekey = createRekey({
-        store: pgStore,
-        surface: "library",
-        baseUrl: sandbox.url,
-        env: {},
-      });
-      await pgRekey.register({ name: "bench operator" });
-      await pgRekey.close();
-      await pgStore.close();
-      postgres = await spawnServer(process.execPath, [httpBin, "--port", "0"], {
-        env: {
-          PATH: process.env.PATH,
-          HOME: dir,
-          REKEY_STORE: postgresServer.url,
-          REKEY_HTTP_TOKENS: tokens,
-        },
-        stdio: ["ignore", "pipe", "ignore"],
-        cpu,
-      });
-      postgresResult = await compareThroughput({
-        name: "GET /v1/status (PostgreSQL store) vs bare node:http",
-        baseline: { url: `${bare.url}/v1/status`, requests: get, pid: bare.pid },
-        subject: { url: `${postgres.url}/v1/status`, requests: get, pid: postgres.pid },
-        durationSeconds: DURATION_SECONDS,
-        connections: CONNECTIONS,
-        pairs: PAIRS,
-      });
+      await registerInto(postgresServer.url);
+      postgres = await spawnHttp([], { REKEY_STORE: postgresServer.url });
+      postgresResult = await againstBare(
+        "GET /v1/status (PostgreSQL store) vs bare node:http",
+        postgres,
+      );
     }
     return [result, memoryResult, floor, postgresResult].filter(Boolean);
   } finally {
