@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createInterface } from "node:readline";
-import pg from "pg";
+import type pg from "pg";
 import { inject } from "vitest";
 import { createPostgresStore, type PostgresStore } from "./postgres-store.js";
-import { dropPostgresSchema } from "./testing/temporary-postgres.js";
+import { dropPostgresSchema, queryPostgres } from "./testing/temporary-postgres.js";
 
 /** The test server's URL, or "" when this machine has none (see postgres.global-setup.ts). */
 export const postgresUrl = inject("postgresUrl");
@@ -15,14 +15,8 @@ export function freshSchema(): string {
 }
 
 /** Runs SQL as the server's superuser, outside any store. */
-export async function adminQuery(text: string, values?: unknown[]): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: postgresUrl });
-  await client.connect();
-  try {
-    return await client.query(text, values);
-  } finally {
-    await client.end();
-  }
+export function adminQuery(text: string, values?: unknown[]): Promise<pg.QueryResult> {
+  return queryPostgres(postgresUrl, text, values);
 }
 
 export async function dropSchema(schema: string): Promise<void> {

@@ -6,6 +6,7 @@ export { providePostgres } from "./provide-postgres.js";
 export {
   dropPostgresSchema,
   findPostgresBin,
+  queryPostgres,
   startTemporaryPostgres,
   type TemporaryPostgres,
 } from "./temporary-postgres.js";

@@ -147,13 +147,22 @@ export async function startTemporaryPostgres(
   return { url, stop };
 }
 
-/** Drops `schema` and everything in it (a test's store), connecting as `url`'s user. */
-export async function dropPostgresSchema(url: string, schema: string): Promise<void> {
+/** Runs one statement on a connection of its own, as `url`'s user, outside any store. */
+export async function queryPostgres(
+  url: string,
+  text: string,
+  values?: unknown[],
+): Promise<pg.QueryResult> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    await client.query(`DROP SCHEMA IF EXISTS "${schema.replaceAll('"', '""')}" CASCADE`);
+    return await client.query(text, values);
   } finally {
     await client.end();
   }
+}
+
+/** Drops `schema` and everything in it (a test's store), connecting as `url`'s user. */
+export async function dropPostgresSchema(url: string, schema: string): Promise<void> {
+  await queryPostgres(url, `DROP SCHEMA IF EXISTS "${schema.replaceAll('"', '""')}" CASCADE`);
 }
