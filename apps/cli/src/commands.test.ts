@@ -7,6 +7,7 @@ import {
   registerOperator,
   startCliHarness,
 } from "./cli-harness.test-helper.js";
+import { exitCodeFor } from "./exit-codes.js";
 import {
   agentsCreateDocument,
   agentsListDocument,
@@ -292,10 +293,10 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
     expect(document.verification).toEqual({ ok: true, count: document.entries.length });
     const successes = document.entries.filter((entry) => entry.outcome === "success");
     expect(successes.map((entry) => `${entry.action} ${entry.principal}`)).toEqual([
-      "register operator",
+      "register operator:1",
       "create_agent agent:1",
       "create_agent agent:2",
-      "rotate operator",
+      "rotate operator:1",
       `rotate agent:${agentId}`,
     ]);
     expect(document.entries.every((entry) => entry.surface === "cli")).toBe(true);
@@ -426,9 +427,11 @@ describe("store problems", () => {
     expect(result.stderr).not.toContain("secret");
   });
 
-  it("a memory store starts empty: status says there is no key", async () => {
+  it("status of a profile that does not exist exits with the not-found code and says what to do", async () => {
     const result = await harness.runJson(["status", "--store", "memory"]);
-    expect(result.code).toBe(0);
-    expect(statusDocument.parse(result.json).hasKey).toBe(false);
+    expect(result.code).toBe(exitCodeFor("NOT_FOUND"));
+    const document = errorDocument.parse(JSON.parse(result.stderr));
+    expect(document.error.code).toBe("NOT_FOUND");
+    expect(document.error.hint).toContain("rekey register");
   });
 });

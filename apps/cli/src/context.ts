@@ -9,6 +9,8 @@ export interface GlobalOptions {
   store?: string | undefined;
   /** The faucet base URL for a new profile; default `REKEY_API_URL`. */
   url?: string | undefined;
+  /** A stored principal to act as ("agent:7"); default `REKEY_AS`. */
+  as?: string | undefined;
   json: boolean;
   quiet: boolean;
   verbose: boolean;

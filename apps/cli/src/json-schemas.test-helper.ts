@@ -29,10 +29,14 @@ export const registerDocument = envelope("register", {
   recoveryCode: z.string().optional(),
 }).strict();
 
+const recordPrincipal = z.string().regex(/^(operator|agent):\d+$/);
+
 export const loginDocument = envelope("login", {
   principal,
   label: z.string(),
   fingerprint,
+  record: recordPrincipal,
+  inProfile: z.boolean(),
   identity: z.object({ type: z.enum(["operator", "agent"]), id: z.number(), name: z.string() }),
 }).strict();
 
@@ -171,8 +175,19 @@ export const doctorDocument = envelope("doctor", {
     store: z.object({ ok: z.boolean(), problems: z.array(z.string()) }),
     upstream: z.object({ ok: z.boolean(), baseUrl: z.string() }),
   }),
+  keys: z.array(
+    z.strictObject({
+      principal: recordPrincipal,
+      label: z.string(),
+      fingerprint,
+      current: z.boolean(),
+      alive: z.boolean().optional(),
+      error: z.string().optional(),
+    }),
+  ),
   pendingRotation: z.object({ requestId: z.string(), phase: z.string() }).optional(),
   resolutions: z.array(z.object({ label: z.string(), outcome: z.string() })).optional(),
+  settled: z.array(z.object({ principal: recordPrincipal, alive: z.boolean() })).optional(),
 }).strict();
 
 export const importDocument = envelope("import lightning-wallet", {
@@ -186,6 +201,8 @@ export const importDocument = envelope("import lightning-wallet", {
       label: z.string().optional(),
       fingerprint: fingerprint.optional(),
       name: z.string().optional(),
+      record: recordPrincipal.optional(),
+      inProfile: z.boolean().optional(),
       error: z.object({ code: z.string(), message: z.string() }).optional(),
     }),
   ),

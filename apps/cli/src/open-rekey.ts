@@ -1,4 +1,4 @@
-import { type Clock, createRekey, openCredentialStore } from "@rekey/core";
+import { type Clock, createRekey, currentProfileName, openCredentialStore } from "@rekey/core";
 import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import type { GlobalOptions, RekeySession } from "./context.js";
 
@@ -6,7 +6,8 @@ import type { GlobalOptions, RekeySession } from "./context.js";
  * The real `openRekey` dependency: a credential store (from `--store`, else `REKEY_STORE`,
  * else the default file store; a postgres:// URL opens a PostgreSQL store) and core bound to
  * it with surface "cli".
- * `--profile` beats `REKEY_PROFILE`; `--url` beats `REKEY_API_URL` (read by core from `env`).
+ * `--profile` beats `REKEY_PROFILE`, which beats the store's current profile (`rekey profiles
+ * use`); `--as` beats `REKEY_AS`; `--url` beats `REKEY_API_URL` (read by core from `env`).
  * @throws RekeyError CONFIG_INVALID (bad store spec, profile or URL), STORE_UNAVAILABLE
  */
 export function createOpenRekey(options: {
@@ -22,12 +23,15 @@ export function createOpenRekey(options: {
       ...(clock === undefined ? {} : { clock }),
     });
     try {
-      const profile = globals.profile ?? env.REKEY_PROFILE;
+      const named = globals.profile ?? (env.REKEY_PROFILE || undefined);
+      const profile = named ?? (await currentProfileName(store));
+      const actAs = globals.as ?? (env.REKEY_AS || undefined);
       const rekey = createRekey({
         store,
         surface: "cli",
         env,
         ...(profile === undefined || profile === "" ? {} : { profile }),
+        ...(actAs === undefined ? {} : { actAs }),
         ...(globals.url === undefined ? {} : { baseUrl: globals.url }),
         ...(clock === undefined ? {} : { clock }),
       });

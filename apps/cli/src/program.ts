@@ -63,6 +63,10 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
       "credential store: memory | DIR | file:DIR | postgres://URL (env REKEY_STORE; keep a database password in PGPASSWORD, not here)",
     )
     .option("--url <url>", "faucet base URL for a new profile (env REKEY_API_URL)")
+    .option(
+      "--as <principal>",
+      "act as a principal stored on the profile's faucet: agent:ID or operator:ID (env REKEY_AS)",
+    )
     .option("--json", "print one JSON document (schemaVersion 1) instead of text", false)
     .option("-q, --quiet", "print results only: no notes, no progress", false)
     .option("-v, --verbose", "print details of what happens (never keys)", false)
@@ -110,13 +114,88 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
   program
     .command("login")
     .description("store an existing key (read from stdin or a hidden prompt, never from argv)")
+    .option(
+      "--replace",
+      "point the profile at this key's principal even when it acts as another (whose record is kept)",
+      false,
+    )
     .addHelpText(
       "after",
-      examples("rekey login", 'printf "%s" "$LF_KEY" | rekey login', "rekey login < key.txt"),
+      [
+        "\nA key of another principal than the profile's is stored in its own record; the profile",
+        "is repointed only with --replace, and no stored key is ever dropped (see `rekey forget`).",
+        examples(
+          "rekey login",
+          'printf "%s" "$LF_KEY" | rekey login',
+          "rekey --profile agent7 login < agent-key.txt",
+          "rekey login --replace < other-operator-key.txt",
+        ),
+      ].join("\n"),
     )
-    .action(async (_options: ActionOptions, command: Command) => {
+    .action(async (options: ActionOptions, command: Command) => {
       const { runLogin } = await import("./commands/login.js");
-      await runLogin(context(command));
+      await runLogin(context(command), options);
+    });
+
+  program
+    .command("forget")
+    .description("remove a principal's record and key from the store (audited)")
+    .argument("<principal>", "agent:ID or operator:ID, as `rekey profiles show` lists them")
+    .option("-y, --yes", "forget even a key the faucet still accepts, without asking", false)
+    .addHelpText("after", examples("rekey forget agent:7", "rekey forget operator:3 --yes"))
+    .action(async (principal: string, options: ActionOptions, command: Command) => {
+      const { runForget } = await import("./commands/forget.js");
+      await runForget(context(command), principal, options);
+    });
+
+  const profiles = program
+    .command("profiles")
+    .description(
+      "list, show, switch, rename or remove profiles (views; keys stay in their records)",
+    )
+    .addHelpText(
+      "after",
+      examples("rekey profiles", "rekey profiles use ops", "rekey profiles show agent7 --json"),
+    );
+  profiles
+    .command("list", { isDefault: true })
+    .description("list the profiles of the store")
+    .action(async (_options: ActionOptions, command: Command) => {
+      const { runProfilesList } = await import("./commands/profiles.js");
+      await runProfilesList(context(command));
+    });
+  profiles
+    .command("show")
+    .description("show one profile: faucet, operator, principal acted as, principals seen")
+    .argument("[name]", "profile (default: the current one)")
+    .action(async (name: string | undefined, _options: ActionOptions, command: Command) => {
+      const { runProfilesShow } = await import("./commands/profiles.js");
+      await runProfilesShow(context(command), name);
+    });
+  profiles
+    .command("use")
+    .description("make a profile the one used when none is named")
+    .argument("<name>", "profile")
+    .action(async (name: string, _options: ActionOptions, command: Command) => {
+      const { runProfilesUse } = await import("./commands/profiles.js");
+      await runProfilesUse(context(command), name);
+    });
+  profiles
+    .command("rename")
+    .description("rename a profile")
+    .argument("<from>", "current name")
+    .argument("<to>", "new name")
+    .action(async (from: string, to: string, _options: ActionOptions, command: Command) => {
+      const { runProfilesRename } = await import("./commands/profiles.js");
+      await runProfilesRename(context(command), from, to);
+    });
+  profiles
+    .command("remove")
+    .description("remove a profile; the principals' records and keys stay (see `rekey forget`)")
+    .argument("<name>", "profile")
+    .action(async (name: string, _options: ActionOptions, command: Command) => {
+      const { runProfilesRemove } = await import("./commands/profiles.js");
+      await runProfilesRemove(context(command), name);
     });
 
   program
@@ -207,7 +286,11 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
   program
     .command("doctor")
     .description("check the store, file modes and the faucet; report unfinished rotations")
-    .option("--repair", "resolve unfinished rotations", false)
+    .option(
+      "--repair",
+      "resolve unfinished rotations; settle keys kept beside a record by the migration",
+      false,
+    )
     .addHelpText("after", examples("rekey doctor", "rekey doctor --repair"))
     .action(async (options: ActionOptions, command: Command) => {
       const { runDoctor } = await import("./commands/doctor.js");
@@ -291,6 +374,7 @@ function readGlobals(options: Record<string, unknown>): GlobalOptions {
     profile: text(options.profile),
     store: text(options.store),
     url: text(options.url),
+    as: text(options.as),
     json: options.json === true,
     quiet: options.quiet === true,
     verbose: options.verbose === true,

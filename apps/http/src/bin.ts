@@ -60,6 +60,7 @@ async function main(argv: string[]): Promise<void> {
     store,
     surface: "http",
     profile: config.profile,
+    ...(config.actAs === undefined ? {} : { actAs: config.actAs }),
     env: process.env,
   });
   const app = createHttpApp({

@@ -13,6 +13,8 @@ export interface HttpConfig {
   storeSpec?: string | undefined;
   /** Profile (`--profile` or REKEY_PROFILE). */
   profile?: string | undefined;
+  /** A stored principal to act as ("agent:7"; `--as` or REKEY_AS). */
+  actAs?: string | undefined;
   /** Rotations per minute per token. */
   rotateLimitPerMinute: number;
   logLevel: string;
@@ -32,6 +34,8 @@ Options:
                           shared by replicas (default: REKEY_STORE; keep a database password
                           in REKEY_STORE or PGPASSWORD, not on the command line)
   --profile <name>        profile (default: REKEY_PROFILE or "default")
+  --as <principal>        act as a principal stored on the profile's faucet, e.g. agent:7
+                          (default: REKEY_AS)
   --rotate-limit <n>      rotations per minute per token (default 10)
   --log-level <level>     pino level (default info)
   --help                  show this help
@@ -85,6 +89,7 @@ export async function parseHttpConfig(
         "tls-key": { type: "string" },
         store: { type: "string" },
         profile: { type: "string" },
+        as: { type: "string" },
         "rotate-limit": { type: "string" },
         "log-level": { type: "string" },
       },
@@ -127,6 +132,7 @@ export async function parseHttpConfig(
           },
     storeSpec: values.store ?? env.REKEY_STORE,
     profile: values.profile ?? env.REKEY_PROFILE,
+    actAs: values.as ?? (env.REKEY_AS || undefined),
     rotateLimitPerMinute:
       values["rotate-limit"] === undefined
         ? 10

@@ -45,7 +45,13 @@ async function main(): Promise<void> {
     env,
     urlStores: postgresUrlStores,
   });
-  const rekey = createRekey({ store, surface: "mcp", profile: options.profile, env });
+  const rekey = createRekey({
+    store,
+    surface: "mcp",
+    profile: options.profile,
+    ...(options.actAs === undefined ? {} : { actAs: options.actAs }),
+    env,
+  });
   const deps = { rekey, revealKeys: options.revealKeys, log, version };
   if (options.revealKeys) log("REKEY_MCP_REVEAL_KEYS is on: rotate_api_key returns raw keys");
 

@@ -6,6 +6,8 @@ export interface McpOptions {
   /** stdio (the default), or Streamable HTTP on host:port. */
   transport: { kind: "stdio" } | { kind: "http"; host: string; port: number };
   profile?: string | undefined;
+  /** A stored principal to act as ("agent:7"; `--as` or REKEY_AS). */
+  actAs?: string | undefined;
   /** Store spec for `openCredentialStore` ("memory", "file:DIR", a path or a postgres:// URL). */
   store?: string | undefined;
   revealKeys: boolean;
@@ -28,6 +30,8 @@ Options:
                             address requires a bearer token
   --bearer-token-file FILE  require "Authorization: Bearer <token>" with the token in FILE
   --profile NAME            credential profile (env REKEY_PROFILE, default "default")
+  --as PRINCIPAL            act as a principal stored on the profile's faucet, e.g. agent:7
+                            (env REKEY_AS): an agent created with \`rekey agents create\`
   --store SPEC              credential store: a directory, file:DIR, memory or postgres://URL
                             (env REKEY_STORE; keep a database password out of the arguments)
   -h, --help                show this help
@@ -90,6 +94,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   return {
     transport,
     profile: nonEmpty(values.profile) ?? nonEmpty(env.REKEY_PROFILE),
+    actAs: nonEmpty(values.as) ?? nonEmpty(env.REKEY_AS),
     store: nonEmpty(values.store) ?? nonEmpty(env.REKEY_STORE),
     revealKeys: env.REKEY_MCP_REVEAL_KEYS === "1" || env.REKEY_MCP_REVEAL_KEYS === "true",
     bearerTokenFile,
@@ -109,6 +114,7 @@ function parse(argv: string[]) {
       host: { type: "string" },
       "bearer-token-file": { type: "string" },
       profile: { type: "string" },
+      as: { type: "string" },
       store: { type: "string" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean", short: "v" },

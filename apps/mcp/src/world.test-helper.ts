@@ -4,7 +4,14 @@ import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { type CredentialStore, createRekey, openCredentialStore, type Rekey } from "@rekey/core";
+import {
+  agent,
+  type CredentialStore,
+  createRekey,
+  OPERATOR,
+  openCredentialStore,
+  type Rekey,
+} from "@rekey/core";
 import {
   createTestClock,
   type FaultSpec,
@@ -84,9 +91,8 @@ export async function startWorld(
 
   const rememberSecrets = async () => {
     const { data } = await store.read();
-    for (const profile of Object.values(data.profiles)) {
-      if (profile.operator) seen.secrets.add(profile.operator.key);
-      for (const stored of Object.values(profile.agents)) seen.secrets.add(stored.key);
+    for (const record of Object.values(data.principals)) {
+      if (record.key !== undefined) seen.secrets.add(record.key);
     }
   };
 
@@ -98,9 +104,13 @@ export async function startWorld(
     setup,
     rekey,
     async storedKey(profile, agentId) {
-      const { data } = await store.read();
-      const held = data.profiles[profile];
-      return agentId === undefined ? held?.operator?.key : held?.agents[String(agentId)]?.key;
+      const principal = agentId === undefined ? OPERATOR : agent(agentId);
+      return rekey(profile)
+        .keyProvider.current(principal)
+        .then(
+          (current) => current.key,
+          () => undefined,
+        );
     },
     rememberSecrets,
     async connect(options = {}) {

@@ -3,6 +3,15 @@ export { type Clock, isoAt, systemClock } from "./clock.js";
 export type { EngineHooks, RotationStep } from "./engine/context.js";
 export { createRekey, formatDuration, type RekeyOptions } from "./engine/create-rekey.js";
 export { openCredentialStore, type UrlStoreOpener } from "./engine/open-store.js";
+export {
+  currentProfileName,
+  listProfiles,
+  type ProfileSummary,
+  removeProfile,
+  renameProfile,
+  showProfile,
+  useProfile,
+} from "./engine/profiles.js";
 export * from "./engine/types.js";
 export * from "./errors.js";
 export { fingerprint } from "./fingerprint.js";

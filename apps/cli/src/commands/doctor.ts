@@ -1,11 +1,13 @@
-import type { HealthReport, KeyStatus, PendingResolution } from "@rekey/core";
+import type { HealthReport, KeyCheck, KeyStatus, PendingResolution } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { EXIT_CHECK_FAILED } from "../exit-codes.js";
 import { type Colors, formatFields } from "../output.js";
 
 /**
- * `rekey doctor [--repair]`: checks the store (file modes included), the faucet URL, and
- * unfinished rotations; `--repair` resolves them. Exits 11 when a problem remains.
+ * `rekey doctor [--repair]`: checks the store (file modes included), the faucet URL,
+ * unfinished rotations, and every key the profile's principals hold (the faucet must accept
+ * it); `--repair` resolves unfinished rotations and settles keys the migration kept beside a
+ * record. Exits 11 when a problem remains.
  * @throws RekeyError STORE_*, CONFIG_INVALID, KEY_LOST (a rotation whose key is gone)
  */
 export async function runDoctor(
@@ -13,23 +15,32 @@ export async function runDoctor(
   options: Record<string, unknown>,
 ): Promise<void> {
   const repair = options.repair === true;
-  const { health, status, resolutions } = await context.withRekey(async ({ rekey }) => {
-    const resolutions = repair ? await rekey.resolvePending() : undefined;
-    const active = await rekey.activePrincipal();
-    const status = active === undefined ? undefined : await rekey.status(active);
-    return { health: await rekey.health(), status, resolutions };
-  });
+  const { health, status, resolutions, settled, keys } = await context.withRekey(
+    async ({ rekey }) => {
+      const resolutions = repair ? await rekey.resolvePending() : undefined;
+      const settled = repair ? await rekey.settleAlternates() : undefined;
+      const active = await rekey.activePrincipal();
+      const status = active === undefined ? undefined : await rekey.status(active);
+      const health = await rekey.health();
+      // Asking the faucet about each key needs the faucet: skip it when it is unreachable.
+      const keys = health.upstream.ok ? await rekey.checkKeys() : [];
+      return { health, status, resolutions, settled, keys };
+    },
+  );
   const pending = status?.pendingRotation;
-  const ok = health.ok && pending === undefined;
+  const keyProblems = keys.filter((check) => check.alive === false || !check.current);
+  const ok = health.ok && pending === undefined && keyProblems.length === 0;
   context.output.result(
     "doctor",
     {
       ok,
       health,
+      keys,
       ...(pending === undefined ? {} : { pendingRotation: { label: status?.label, ...pending } }),
       ...(resolutions === undefined ? {} : { resolutions }),
+      ...(settled === undefined ? {} : { settled }),
     },
-    () => renderDoctor(health, status, resolutions, ok, context.output.colors),
+    () => renderDoctor(health, status, resolutions, settled, keys, ok, context.output.colors),
   );
   if (!ok) context.setExitCode(EXIT_CHECK_FAILED);
 }
@@ -38,6 +49,8 @@ function renderDoctor(
   health: HealthReport,
   status: KeyStatus | undefined,
   resolutions: PendingResolution[] | undefined,
+  settled: KeyCheck[] | undefined,
+  keys: KeyCheck[],
   ok: boolean,
   colors: Colors,
 ): string {
@@ -58,8 +71,19 @@ function renderDoctor(
               `${status.label}: ${status.pendingRotation.phase} since ${status.pendingRotation.startedAt} (rekey doctor --repair)`,
             ),
       ],
+      ...keys.map((check): [string, string] => [`key ${check.principal}`, keyLine(check, colors)]),
     ]),
   ];
+  if (settled !== undefined && settled.length > 0) {
+    lines.push(
+      settled
+        .map(
+          (check) =>
+            `repair: ${check.principal} ${check.fingerprint} ${check.current ? "adopted (the faucet accepts it)" : "dropped (the faucet rejects it)"}`,
+        )
+        .join("\n"),
+    );
+  }
   if (resolutions !== undefined) {
     lines.push(
       resolutions.length === 0
@@ -74,4 +98,19 @@ function renderDoctor(
   }
   lines.push(ok ? colors.green("all checks passed") : colors.red("problems found"));
   return lines.join("\n");
+}
+
+function keyLine(check: KeyCheck, colors: Colors): string {
+  const which = check.current
+    ? check.fingerprint
+    : `${check.fingerprint} (kept beside it by the migration)`;
+  if (check.alive === true && check.current) return `${colors.green("ok")} ${which}`;
+  if (check.alive === true)
+    return colors.red(`${which} works too: rekey doctor --repair settles it`);
+  if (check.alive === false) {
+    return colors.red(
+      `${which} is rejected by the faucet${check.current ? " (rotated elsewhere? log in its current key, or recover)" : ": rekey doctor --repair drops it"}`,
+    );
+  }
+  return colors.yellow(`${which} not checked: ${check.error ?? "the faucet did not answer"}`);
 }

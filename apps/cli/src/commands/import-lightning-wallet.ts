@@ -19,6 +19,10 @@ interface ImportOutcome {
   label?: string | undefined;
   fingerprint?: string | undefined;
   name?: string | undefined;
+  /** The record it is stored in ("agent:7"). */
+  record?: string | undefined;
+  /** False when it belongs to another operator than the profile's (stored beside it). */
+  inProfile?: boolean | undefined;
   error?: { code: string; message: string } | undefined;
 }
 
@@ -57,6 +61,8 @@ export async function runImportLightningWallet(
           label: principalLabel(imported.principal),
           fingerprint: imported.fingerprint,
           name: imported.identity.name,
+          record: imported.recordPrincipal,
+          inProfile: imported.inProfile,
         });
       } catch (error) {
         const rekeyError = toRekeyError(error);
@@ -85,7 +91,9 @@ export async function runImportLightningWallet(
             outcome.result === "imported"
               ? colors.green("imported")
               : colors.red(`failed: ${outcome.error?.code ?? "INTERNAL"}`),
-            outcome.label ?? "-",
+            outcome.record === undefined
+              ? (outcome.label ?? "-")
+              : `${outcome.record}${outcome.inProfile === false ? " (another operator's)" : ""}`,
             outcome.name ?? "-",
             outcome.fingerprint ?? "-",
           ]),

@@ -9,9 +9,14 @@ import { readSecret } from "./input.js";
  * @throws RekeyError INVALID_INPUT (not one key on stdin), UNAUTHORIZED, STORE_*, UPSTREAM_*,
  *   CONFIG_INVALID
  */
-export async function runLogin(context: CommandContext): Promise<void> {
+export async function runLogin(
+  context: CommandContext,
+  options: Record<string, unknown> = {},
+): Promise<void> {
   const key = await readSecret(context, "API key");
-  const result = await context.withRekey(({ rekey }) => rekey.login(key, { source: "login" }));
+  const result = await context.withRekey(({ rekey }) =>
+    rekey.login(key, { source: "login", replace: options.replace === true }),
+  );
   const label = principalLabel(result.principal);
   context.output.result(
     "login",
@@ -19,6 +24,8 @@ export async function runLogin(context: CommandContext): Promise<void> {
       principal: result.principal,
       label,
       fingerprint: result.fingerprint,
+      record: result.recordPrincipal,
+      inProfile: result.inProfile,
       identity: result.identity,
     },
     () =>
@@ -26,8 +33,16 @@ export async function runLogin(context: CommandContext): Promise<void> {
         `${context.output.colors.green("logged in")} as ${label} "${result.identity.name}"`,
         formatFields([
           ["key", result.fingerprint],
+          ["record", result.recordPrincipal],
           ["balance", `${result.identity.balanceSats} sats`],
         ]),
+        ...(result.inProfile
+          ? []
+          : [
+              context.output.colors.dim(
+                `Stored beside this profile (it belongs to another operator); act as it with --as ${result.recordPrincipal}.`,
+              ),
+            ]),
       ].join("\n"),
   );
 }

@@ -1,7 +1,8 @@
 import type { FaucetClient } from "../client/index.js";
 import type { Clock } from "../clock.js";
 import type { Principal } from "../principal.js";
-import type { CredentialStore, Surface } from "../store/types.js";
+import type { CredentialStore, ReadOptions, Surface } from "../store/types.js";
+import type { ProfileView } from "./principal-records.js";
 
 /** The steps of a rotation, in order; test hooks may stop the engine after any of them. */
 export type RotationStep =
@@ -30,12 +31,18 @@ export interface EngineContext {
   client(): Promise<FaucetClient>;
   /** The profile's base URL (existing profile's, or the configured one for a new profile). */
   baseUrl(): Promise<string>;
+  /** Reads the store once and resolves the profile in it (faucet, operator, acting principal). */
+  readView(options?: ReadOptions): Promise<ProfileView>;
   /** The read-only seed from REKEY_API_KEY / LIGHTNING_WALLET_API_KEY, when it is this principal's. */
   envKey(principal: Principal): Promise<string | undefined>;
   /** Drops cached keys after this process wrote the store. */
   invalidateKeys(): void;
 }
 
-export function rotationLockName(profileName: string, principalKey: string): string {
-  return `rotate.${profileName}.${principalKey}`;
+/**
+ * The rotation lock of one principal record: every profile, process and front end touching
+ * the principal takes the same one.
+ */
+export function rotationLockName(recordId: string): string {
+  return `rotate.${recordId}`;
 }

@@ -3,7 +3,12 @@ import { isRekeyError, RekeyError } from "../errors.js";
 import { agent } from "../principal.js";
 import type { CredentialStore } from "../store/types.js";
 import type { RotationStep } from "./context.js";
-import { type EngineFixture, startEngineFixture, storedKey } from "./engine.test-helper.js";
+import {
+  type EngineFixture,
+  intentOf,
+  startEngineFixture,
+  storedKey,
+} from "./engine.test-helper.js";
 import type { RotationResult } from "./types.js";
 
 /**
@@ -42,7 +47,7 @@ describe.each([true, false])("crash recovery (request_id honoured: %s)", (reques
     await crashing.register({});
     const old = await storedKey(fixture.store, "operator");
     expect(await settle(crashing.rotateKey())).toBeInstanceOf(Crash);
-    expect((await fixture.store.read()).data.profiles.default?.intents.operator).toMatchObject({
+    expect(await intentOf(fixture.store, "operator")).toMatchObject({
       phase: "requested",
     });
 
@@ -221,7 +226,7 @@ describe("a failing store", () => {
     const error = (await settle(rekey.rotateKey())) as RekeyError;
     expect(isRekeyError(error, "STORE_UNAVAILABLE")).toBe(true);
     expect(error.hint).toMatch(/doctor --repair/);
-    expect((await fixture.store.read()).data.profiles.default?.intents.operator).toMatchObject({
+    expect(await intentOf(fixture.store, "operator")).toMatchObject({
       phase: "requested",
     });
 

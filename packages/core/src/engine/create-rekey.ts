@@ -13,36 +13,47 @@ import {
   cooldownMinutes,
   OPERATOR,
   type Principal,
-  parsePrincipalKey,
-  principalKey,
   principalLabel,
   samePrincipal,
 } from "../principal.js";
 import { verifyAuditChain } from "../store/audit-chain.js";
+import {
+  idempotencySlot,
+  operatorRecordPrincipal,
+  RECORD_PRINCIPAL_PATTERN,
+  recordIdOf,
+} from "../store/record-ids.js";
 import { PROFILE_NAME_PATTERN } from "../store/schema.js";
 import type {
   AuditEventInput,
   CredentialStore,
-  Profile,
+  KeySource,
   ReadOptions,
-  StoreData,
-  StoredKey,
   Surface,
 } from "../store/types.js";
 import { type EngineContext, type EngineHooks, rotationLockName } from "./context.js";
 import { createKeyProvider } from "./key-provider.js";
-import { audit, type CompletedRotation, resolveIntent, rotateUnderLock } from "./rotation.js";
 import {
+  activePrincipalOf,
   missingKeyError,
+  type ProfileView,
+  principalOfRecord,
   profileIn,
-  setStoredKey,
+  recordIn,
+  recordOf,
+  recordPrincipalOf,
+  recordsOfView,
+  setKey,
   storedKeyOf,
   updateStore,
-} from "./store-data.js";
+  viewOf,
+} from "./principal-records.js";
+import { audit, type CompletedRotation, resolveIntent, rotateUnderLock } from "./rotation.js";
 import type {
   AgentStatus,
   HealthReport,
   Identity,
+  KeyCheck,
   KeyStatus,
   PendingResolution,
   Rekey,
@@ -69,6 +80,11 @@ export interface RekeyOptions {
   lockWaitMs?: number;
   /** How long a crashed rotation's lock outlives its holder (default 20 s; waiters apply their own). */
   lockLeaseMs?: number;
+  /**
+   * Act as a stored principal instead of the profile's own ("agent:7", "operator:12"): the
+   * `--as` of every front end. Its record must be on the profile's faucet.
+   */
+  actAs?: string;
   /** A prepared client (tests); by default one is made for the profile's URL. */
   client?: FaucetClient;
   /** Test seams only. */
@@ -93,6 +109,14 @@ export function createRekey(options: RekeyOptions): Rekey {
       },
     );
   }
+  const actAs = options.actAs;
+  if (actAs !== undefined && (!RECORD_PRINCIPAL_PATTERN.test(actAs) || actAs === "operator")) {
+    throw new RekeyError(
+      "CONFIG_INVALID",
+      `Invalid principal ${JSON.stringify(actAs.slice(0, 40))} to act as`,
+      { hint: "Use agent:ID or operator:ID, as `rekey profiles show` lists them." },
+    );
+  }
   const explicitUrl = options.baseUrl ?? env.REKEY_API_URL ?? env.LIGHTNING_WALLET_API_URL;
   if (explicitUrl !== undefined) validateBaseUrl(explicitUrl);
   const { store, surface } = options;
@@ -104,14 +128,26 @@ export function createRekey(options: RekeyOptions): Rekey {
   const idempotencyInFlight = new Map<string, Promise<unknown>>();
   let resolving: Promise<void> | undefined;
   let envIdentity: Promise<Principal | undefined> | undefined;
+  // The operator record of the environment's key, once whoami has told its id.
+  let envOperator: string | undefined;
 
-  async function readProfile(options?: ReadOptions): Promise<Profile | undefined> {
-    return (await store.read(options)).data.profiles[profileName];
+  /** Reads the store once and resolves this profile in it. */
+  async function readView(readOptions?: ReadOptions): Promise<ProfileView> {
+    const snapshot = await store.read(readOptions);
+    const profile = snapshot.data.profiles[profileName];
+    return viewOf(snapshot.data, profileName, profile?.baseUrl ?? defaultUrl(), {
+      actAs,
+      envOperator,
+    });
+  }
+
+  function defaultUrl(): string {
+    return explicitUrl ?? resolveBaseUrl(env);
   }
 
   /** The profile's URL; @throws RekeyError CONFIG_INVALID when another URL was asked for. */
-  function baseUrlOf(profile: Profile | undefined): string {
-    if (!profile) return explicitUrl ?? resolveBaseUrl(env);
+  function baseUrlOf(profile: ProfileView["profile"]): string {
+    if (!profile) return defaultUrl();
     if (explicitUrl !== undefined && normaliseUrl(explicitUrl) !== normaliseUrl(profile.baseUrl)) {
       throw new RekeyError(
         "CONFIG_INVALID",
@@ -123,7 +159,7 @@ export function createRekey(options: RekeyOptions): Rekey {
   }
 
   async function baseUrl(): Promise<string> {
-    return baseUrlOf(await readProfile());
+    return baseUrlOf((await readView()).profile);
   }
 
   async function client(): Promise<FaucetClient> {
@@ -142,6 +178,9 @@ export function createRekey(options: RekeyOptions): Rekey {
     if (envApiKey === undefined || envApiKey === "") return Promise.resolve(undefined);
     envIdentity ??= (async () => {
       const identity = await (await client()).whoami(envApiKey);
+      envOperator = operatorRecordPrincipal(
+        identity.type === "operator" ? identity.id : identity.operatorId,
+      );
       return identity.type === "operator" ? OPERATOR : agent(identity.id);
     })().catch((error: unknown) => {
       // An unreachable faucet now must not hide the seed for the life of the process.
@@ -168,32 +207,38 @@ export function createRekey(options: RekeyOptions): Rekey {
     hooks: options.hooks ?? {},
     client,
     baseUrl,
+    readView,
     envKey,
     invalidateKeys: () => keyProviderRef.invalidate(),
   };
 
   /**
-   * Resolves every leftover intent of the profile before anything else uses the store.
-   * Concurrent callers share one pass.
+   * Resolves every leftover intent of the profile's principals before anything else uses the
+   * store. Concurrent callers share one pass.
    */
   async function resolveLeftovers(): Promise<PendingResolution[]> {
-    const profile = await readProfile();
-    const pending = Object.keys(profile?.intents ?? {});
-    if (pending.length === 0) return [];
+    const pending = pendingIn(await readView());
     const results: PendingResolution[] = [];
-    for (const key of pending) {
-      const resolution = await resolveIntent(context, key);
+    for (const recordPrincipal of pending) {
+      const resolution = await resolveIntent(context, recordPrincipal);
       if (resolution) results.push(resolution);
     }
     return results;
   }
 
+  /** The record principals of this view with an unfinished rotation. */
+  function pendingIn(view: ProfileView): string[] {
+    return recordsOfView(view)
+      .filter((record) => record.intent !== undefined)
+      .map((record) => record.principal);
+  }
+
   /**
-   * Resolves leftover intents before the store is used. `seen`, a profile the caller has just
+   * Resolves leftover intents before the store is used. `seen`, a view the caller has just
    * read, saves a read when it holds no intent (the common case).
    */
-  async function ensureResolved(seen?: Profile): Promise<void> {
-    if (seen !== undefined && Object.keys(seen.intents).length === 0) return;
+  async function ensureResolved(seen?: ProfileView): Promise<void> {
+    if (seen !== undefined && pendingIn(seen).length === 0) return;
     resolving ??= resolveLeftovers()
       .then(() => undefined)
       .finally(() => {
@@ -202,24 +247,23 @@ export function createRekey(options: RekeyOptions): Rekey {
     await resolving;
   }
 
-  /** The profile's active principal when the store holds its key. */
-  function storedActiveIn(profile: Profile | undefined): Principal | undefined {
-    if (!profile) return undefined;
-    const active = parsePrincipalKey(profile.active);
-    return storedKeyOf(profile, active) ? active : undefined;
+  /** The view's acting principal when the store holds its key. */
+  function storedActiveIn(view: ProfileView): Principal | undefined {
+    const active = activePrincipalOf(view);
+    return active && storedKeyOf(view, active) ? active : undefined;
   }
 
-  /** The principal a profile acts as: its active one when it holds a key, else the env seed's. */
-  async function activeIn(profile: Profile | undefined): Promise<Principal | undefined> {
-    return storedActiveIn(profile) ?? envPrincipal();
+  /** The principal a view acts as: its own when it holds a key, else the env seed's. */
+  async function activeIn(view: ProfileView): Promise<Principal | undefined> {
+    return storedActiveIn(view) ?? envPrincipal();
   }
 
   async function activePrincipal(): Promise<Principal | undefined> {
-    return activeIn(await readProfile());
+    return activeIn(await readView());
   }
 
-  async function requireActive(): Promise<Principal> {
-    const active = await activePrincipal();
+  async function requireActive(view?: ProfileView): Promise<Principal> {
+    const active = await activeIn(view ?? (await readView()));
     if (!active) {
       throw new RekeyError("NOT_FOUND", `Profile "${profileName}" holds no key`, {
         hint: "Run `rekey register` or `rekey login`, or set REKEY_API_KEY.",
@@ -229,37 +273,36 @@ export function createRekey(options: RekeyOptions): Rekey {
   }
 
   /** The current key of a principal: the store's, else the environment's seed. */
-  async function currentKey(principal: Principal): Promise<{ key: string; stored?: StoredKey }> {
-    const stored = storedKeyOf(await readProfile(), principal);
-    if (stored) return { key: stored.key, stored };
+  async function currentKey(
+    principal: Principal,
+    view?: ProfileView,
+  ): Promise<{ key: string; fingerprint: string }> {
+    const stored = storedKeyOf(view ?? (await readView()), principal);
+    if (stored) return { key: stored.key, fingerprint: stored.fingerprint };
     const seeded = await envKey(principal);
-    if (seeded !== undefined) return { key: seeded };
+    if (seeded !== undefined) return { key: seeded, fingerprint: fingerprint(seeded) };
+    throw missingKeyError(principal, profileName);
+  }
+
+  /** The record principal of `principal` in a view (the env seed's operator when unstored). */
+  async function recordPrincipalIn(view: ProfileView, principal: Principal): Promise<string> {
+    const known = recordPrincipalOf(view, principal);
+    if (known !== undefined) return known;
+    await envPrincipal().catch(() => undefined);
+    if (envOperator !== undefined) return envOperator;
     throw missingKeyError(principal, profileName);
   }
 
   const keyProvider = createKeyProvider({
     store,
-    currentKey: async (principal) => (await currentKey(principal ?? (await requireActive()))).key,
+    currentKey: async (principal) => (await currentKey(principal)).key,
     resolvePrincipal: async (principal) => principal ?? (await requireActive()),
   });
   keyProviderRef.invalidate = () => keyProvider.invalidate();
 
-  async function saveKey(principal: Principal, key: StoredKey, makeActive: boolean): Promise<void> {
-    const url = await baseUrl();
-    await updateStore(
-      store,
-      (draft: StoreData) => {
-        const profile = profileIn(draft, profileName, url, principal);
-        setStoredKey(profile, principal, key);
-        if (makeActive) profile.active = principalKey(principal);
-      },
-      () => keyProvider.invalidate(),
-    );
-  }
-
-  /** Runs `work` holding this profile's operator rotation lock (as a rotation of it would). */
-  async function withOperatorLock<T>(work: () => Promise<T>): Promise<T> {
-    const lock = await store.lock(rotationLockName(profileName, principalKey(OPERATOR)), {
+  /** Runs `work` holding the named lock, as a rotation would hold its principal's. */
+  async function withLock<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const lock = await store.lock(name, {
       leaseMs: context.lockLeaseMs,
       waitMs: context.lockWaitMs,
     });
@@ -270,27 +313,61 @@ export function createRekey(options: RekeyOptions): Rekey {
     }
   }
 
+  /** The lock that serialises this profile's enrolment (register) across processes. */
+  function profileLockName(): string {
+    return `profile.${profileName}`;
+  }
+
   /**
-   * Stores a key that did not come from a rotation (registered, logged in, created) for
-   * `principal`, records it in the audit log as `action`, and returns its fingerprint.
+   * Stores a key that did not come from a rotation (registered, logged in, created) in its
+   * principal's record, points the profile at it when `point` says so, and audits it.
    */
-  async function storeNewKey(
-    principal: Principal,
-    key: string,
-    details: Pick<StoredKey, "source" | "name" | "operatorId">,
-    action: AuditEventInput["action"],
-    makeActive: boolean,
-  ): Promise<string> {
-    const fp = fingerprint(key);
+  async function storeNewKey(input: {
+    recordPrincipal: string;
+    key: string;
+    source: KeySource;
+    name?: string | undefined;
+    operatorId?: number | undefined;
+    action: AuditEventInput["action"];
+    /** Changes the draft profile to point at the record; returns false to leave it. */
+    point?: (profile: { operator?: string; actsAs?: string }) => void;
+  }): Promise<string> {
+    const fp = fingerprint(input.key);
     const savedAt = new Date(clock.now()).toISOString();
-    await saveKey(principal, { key, fingerprint: fp, savedAt, ...details }, makeActive);
+    const url = await baseUrl();
+    let previous: string | undefined;
+    await updateStore(
+      store,
+      (draft) => {
+        const record = recordIn(draft, url, input.recordPrincipal);
+        previous = record.fingerprint;
+        setKey(record, { key: input.key, fingerprint: fp, savedAt, source: input.source });
+        if (input.name !== undefined) record.name = input.name;
+        if (input.operatorId !== undefined) record.operatorId = input.operatorId;
+        delete record.alternates;
+        if (input.point) input.point(profileIn(draft, profileName, url));
+      },
+      () => keyProvider.invalidate(),
+    );
     await audit(context, {
-      principal: principalKey(principal),
-      action,
+      principal: input.recordPrincipal,
+      action: input.action,
       outcome: "success",
+      ...(previous !== undefined && previous !== fp ? { oldFingerprint: previous } : {}),
       newFingerprint: fp,
     });
     return fp;
+  }
+
+  /** True when the faucet accepts `key`; false when it says it is invalid. */
+  async function keyIsAlive(key: string): Promise<boolean> {
+    try {
+      await (await client()).whoami(key);
+      return true;
+    } catch (error) {
+      if (isRekeyError(error, "UNAUTHORIZED")) return false;
+      throw error;
+    }
   }
 
   function cooldownRemaining(until: string | undefined): number {
@@ -324,14 +401,13 @@ export function createRekey(options: RekeyOptions): Rekey {
     // The key as the caller saw it, read before waiting on anything: if another process's
     // rotation finishes while this call waits (for its lock, or to resolve its intent), this
     // call returns that rotation instead of rotating a second time.
-    const seenProfile = await readProfile();
-    const seenTarget =
-      request.target ?? (seenProfile ? parsePrincipalKey(seenProfile.active) : undefined);
-    const seenFingerprint = seenTarget
-      ? storedKeyOf(seenProfile, seenTarget)?.fingerprint
-      : undefined;
-    await ensureResolved();
-    const actor = request.actor ?? (await requireActive());
+    const seen = await readView();
+    const seenTarget = request.target ?? activePrincipalOf(seen);
+    const seenFingerprint = seenTarget ? storedKeyOf(seen, seenTarget)?.fingerprint : undefined;
+    const resolvedNothing = pendingIn(seen).length === 0;
+    await ensureResolved(seen);
+    const view = resolvedNothing ? seen : await readView();
+    const actor = request.actor ?? (await requireActive(view));
     const target = request.target ?? actor;
     if (actor.kind === "agent" && !samePrincipal(actor, target)) {
       throw new RekeyError(
@@ -343,18 +419,20 @@ export function createRekey(options: RekeyOptions): Rekey {
         },
       );
     }
-    const actorKey = await currentKey(actor);
-    const targetStored = storedKeyOf(await readProfile(), target);
+    const actorKey = await currentKey(actor, view);
+    const actorRecord = await recordPrincipalIn(view, actor);
+    const targetRecord = await recordPrincipalIn(view, target);
+    const targetStored = storedKeyOf(view, target);
     const targetFingerprint =
       targetStored?.fingerprint ??
-      (samePrincipal(actor, target) ? fingerprint(actorKey.key) : undefined);
+      (samePrincipal(actor, target) ? actorKey.fingerprint : undefined);
     const expectedFingerprint =
       request.expectedFingerprint ??
       (seenTarget && seenFingerprint && samePrincipal(seenTarget, target)
         ? seenFingerprint
         : targetFingerprint);
-    const currentCooldown =
-      cooldownRemaining(targetStored?.cooldownUntil) > 0 ? targetStored?.cooldownUntil : undefined;
+    const cooldownSource = recordOf(view, target)?.cooldownUntil;
+    const currentCooldown = cooldownRemaining(cooldownSource) > 0 ? cooldownSource : undefined;
     const minutes = cooldownMinutes(target);
     if (request.dryRun) {
       return {
@@ -372,7 +450,7 @@ export function createRekey(options: RekeyOptions): Rekey {
         blockedByCooldown: currentCooldown !== undefined && !request.force,
       };
     }
-    const flightKey = principalKey(target);
+    const flightKey = recordIdOf(view.faucet, targetRecord);
     const inFlight = rotationsInFlight.get(flightKey);
     if (inFlight) return toResult(await inFlight, true, request.reveal);
     // Another process rotated the key this call saw while it waited (to resolve that rotation's
@@ -407,6 +485,8 @@ export function createRekey(options: RekeyOptions): Rekey {
     const flight = rotateUnderLock(context, {
       target,
       actor,
+      targetRecord,
+      actorRecord,
       expectedFingerprint,
       signal: request.signal,
     });
@@ -429,31 +509,32 @@ export function createRekey(options: RekeyOptions): Rekey {
       // The faucet creates the account and shows its recovery code once: the store must be
       // able to take the key before the faucet is asked.
       await store.checkWritable();
-      // Under the operator's rotation lock, so that of two registrations racing in one profile
-      // (two processes) only one asks the faucet: the other would overwrite its key.
-      return withOperatorLock(async () => {
-        const existing = await readProfile();
-        if (existing?.operator) {
+      // Under the profile's lock, so that of two registrations racing in one profile (two
+      // processes) only one asks the faucet: the other would be refused below.
+      return withLock(profileLockName(), async () => {
+        const view = await readView();
+        const acting = activePrincipalOf(view);
+        if (acting && storedKeyOf(view, acting)) {
           throw new RekeyError(
             "CONFIG_INVALID",
-            `Profile "${profileName}" already holds an operator key`,
-            {
-              hint: "Use another profile (--profile NAME) for a second operator.",
-            },
+            `Profile "${profileName}" already acts as the ${principalLabel(acting)} (${view.actsAs})`,
+            { hint: "Use another profile (--profile NAME) for a second operator." },
           );
         }
         const reply = await (await client()).register(input);
-        const fp = await storeNewKey(
-          OPERATOR,
-          reply.apiKey,
-          {
-            source: "register",
-            operatorId: reply.operatorId,
-            ...(input.name === undefined ? {} : { name: input.name }),
+        const recordPrincipal = operatorRecordPrincipal(reply.operatorId);
+        const fp = await storeNewKey({
+          recordPrincipal,
+          key: reply.apiKey,
+          source: "register",
+          name: input.name,
+          operatorId: reply.operatorId,
+          action: "register",
+          point: (profile) => {
+            profile.operator = recordPrincipal;
+            delete profile.actsAs;
           },
-          "register",
-          true,
-        );
+        });
         return { operatorId: reply.operatorId, fingerprint: fp, recoveryCode: reply.recoveryCode };
       });
     },
@@ -467,36 +548,147 @@ export function createRekey(options: RekeyOptions): Rekey {
       }
       const identity: Identity = await (await client()).whoami(key);
       const principal = identity.type === "operator" ? OPERATOR : agent(identity.id);
-      const profile = await readProfile();
-      const makeActive =
-        loginOptions.makeActive ?? (!profile || principal.kind === "operator" || !profile.operator);
-      const fp = await storeNewKey(
-        principal,
-        key,
-        {
+      const recordPrincipal =
+        identity.type === "operator" ? `operator:${identity.id}` : `agent:${identity.id}`;
+      const operatorId = identity.type === "operator" ? identity.id : identity.operatorId;
+      const faucet = (await readView()).faucet;
+      const fp = fingerprint(key);
+      // Under the principal's rotation lock: a rotation in flight elsewhere finishes first,
+      // and the key is checked again after it, so a key that rotation killed is never stored.
+      return withLock(rotationLockName(recordIdOf(faucet, recordPrincipal)), async () => {
+        const view = await readView();
+        const existing = view.data.principals[recordIdOf(faucet, recordPrincipal)];
+        let action: AuditEventInput["action"] =
+          loginOptions.source === "import" ? "import" : "login";
+        if (existing?.key !== undefined && existing.key !== key) {
+          // Someone rotated elsewhere, or this key is stale: keep whichever the faucet accepts.
+          const givenAlive = await keyIsAlive(key);
+          const storedAlive = await keyIsAlive(existing.key);
+          if (storedAlive || !givenAlive) {
+            throw new RekeyError(
+              "CONFIG_INVALID",
+              `The store already holds ${givenAlive ? "a working" : "the current"} key for the ${principalLabel(principal)} (${recordPrincipal}): ${existing.fingerprint}; the key given (${fp}) ${givenAlive ? "was not stored" : "no longer works"}`,
+              {
+                hint: givenAlive
+                  ? "Both keys work. If you meant to replace the stored key, forget it first (`rekey forget`)."
+                  : "Nothing changed; the stored key is the one to use.",
+                details: { principal: principalLabel(principal) },
+              },
+            );
+          }
+          action = "adopt";
+        } else if (!(await keyIsAlive(key))) {
+          throw new RekeyError(
+            "UNAUTHORIZED",
+            `The key ${fp} stopped working while it was being stored (a rotation elsewhere?)`,
+            { hint: "Nothing was stored. Use the key that rotation issued." },
+          );
+        }
+        let pointed = true;
+        let repointedFrom: string | undefined;
+        const stored = await storeNewKey({
+          recordPrincipal,
+          key,
           source: loginOptions.source ?? "login",
           name: identity.name,
-          ...(identity.type === "operator" ? { operatorId: identity.id } : {}),
-        },
-        loginOptions.source === "import" ? "import" : "login",
-        makeActive,
-      );
-      return { principal, identity, fingerprint: fp };
+          operatorId,
+          action,
+          point: (profile) => {
+            pointed = true;
+            repointedFrom = undefined;
+            const replace = loginOptions.replace === true;
+            if (identity.type === "operator") {
+              if (profile.operator === undefined || profile.operator === recordPrincipal) {
+                profile.operator = recordPrincipal;
+                // Acting as one of its agents stays so unless the caller switches back.
+                if (replace) delete profile.actsAs;
+                return;
+              }
+              if (replace) {
+                repointedFrom = profile.operator;
+                profile.operator = recordPrincipal;
+                delete profile.actsAs;
+                return;
+              }
+              pointed = false;
+              return;
+            }
+            // An agent: act as it in an empty profile (or when asked); otherwise keep it as
+            // one of the profile operator's agents, or beside them when it belongs to another.
+            const ownOperator =
+              operatorId === undefined ? undefined : operatorRecordPrincipal(operatorId);
+            const empty = profile.operator === undefined && profile.actsAs === undefined;
+            const belongs = profile.operator !== undefined && profile.operator === ownOperator;
+            if (empty) {
+              profile.actsAs = recordPrincipal;
+              return;
+            }
+            if (loginOptions.makeActive === true) {
+              const free = profile.actsAs === undefined || profile.actsAs === recordPrincipal;
+              if (replace || (belongs && free)) {
+                if (profile.actsAs !== undefined && profile.actsAs !== recordPrincipal)
+                  repointedFrom = profile.actsAs;
+                profile.actsAs = recordPrincipal;
+                if (!belongs) {
+                  if (profile.operator !== undefined) repointedFrom ??= profile.operator;
+                  delete profile.operator;
+                }
+                return;
+              }
+              pointed = false;
+              return;
+            }
+            pointed = belongs || profile.actsAs === recordPrincipal;
+          },
+        });
+        if (repointedFrom !== undefined) {
+          await audit(context, {
+            principal: recordPrincipal,
+            action: "repoint",
+            outcome: "success",
+            newFingerprint: stored,
+          });
+        }
+        if (!pointed && (identity.type === "operator" || loginOptions.makeActive === true)) {
+          const acting = (await readView()).actsAs ?? "nothing";
+          throw new RekeyError(
+            "CONFIG_INVALID",
+            `The key (${stored}) is stored as the ${principalLabel(principal)} (${recordPrincipal}), but profile "${profileName}" still acts as ${acting}`,
+            {
+              hint: `Nothing was replaced. Switch the profile with --replace (the other record is kept), use another profile (--profile NAME), or act as it with --as ${recordPrincipal}.`,
+              details: { principal: principalLabel(principal) },
+            },
+          );
+        }
+        return {
+          principal,
+          identity,
+          fingerprint: stored,
+          recordPrincipal,
+          inProfile: pointed,
+        };
+      });
     },
 
     async createAgent(input) {
-      await ensureResolved();
-      const operatorKey = (await currentKey(OPERATOR)).key;
+      const view = await readView();
+      await ensureResolved(view);
+      const operatorKey = (await currentKey(OPERATOR, view)).key;
+      const operatorRecord = await recordPrincipalIn(view, OPERATOR);
       // The agent's key exists only in the faucet's reply: make sure it can be stored.
       await store.checkWritable();
       const reply = await (await client()).createAgent(operatorKey, input);
-      const fp = await storeNewKey(
-        agent(reply.agentId),
-        reply.apiKey,
-        { source: "create", name: reply.name },
-        "create_agent",
-        false,
-      );
+      const fp = await storeNewKey({
+        recordPrincipal: `agent:${reply.agentId}`,
+        key: reply.apiKey,
+        source: "create",
+        name: reply.name,
+        operatorId: Number(operatorRecord.slice("operator:".length)) || undefined,
+        action: "create_agent",
+        point: (profile) => {
+          profile.operator ??= operatorRecord;
+        },
+      });
       return { agentId: reply.agentId, name: reply.name, fingerprint: fp };
     },
 
@@ -507,36 +699,55 @@ export function createRekey(options: RekeyOptions): Rekey {
           hint: "Paste the recovery code you were given at registration.",
         });
       }
+      const before = await readView();
+      const lockName =
+        before.operator === undefined
+          ? profileLockName()
+          : rotationLockName(recordIdOf(before.faucet, before.operator));
       // Under the operator's rotation lock: a rotation finishing after the recovery would
       // store its key, which the recovery has just invalidated.
-      return withOperatorLock(async () => {
-        const old = storedKeyOf(await readProfile(), OPERATOR);
+      return withLock(lockName, async () => {
+        const view = await readView();
+        const old = storedKeyOf(view, OPERATOR);
         // Recovery invalidates the operator's key: the store must be able to take the new one.
         await store.checkWritable();
         const reply = await (await client()).recover(code, {});
+        const recordPrincipal = operatorRecordPrincipal(reply.operatorId);
         const now = new Date(clock.now()).toISOString();
         const record = {
           requestId: "recover",
-          oldFingerprint: old?.fingerprint ?? "none",
+          oldFingerprint: view.operator === recordPrincipal ? (old?.fingerprint ?? "none") : "none",
           newFingerprint: fingerprint(reply.apiKey),
           rotatedAt: now,
-          cooldownUntil: reply.cooldownUntil ?? new Date(clock.now() + 60 * 60_000).toISOString(),
+          cooldownUntil:
+            reply.cooldownUntil ??
+            new Date(clock.now() + cooldownMinutes(OPERATOR) * 60_000).toISOString(),
           verified: false,
           surface,
         };
-        await saveKey(
-          OPERATOR,
-          {
-            key: reply.apiKey,
-            fingerprint: record.newFingerprint,
-            savedAt: now,
-            source: "recover",
-            operatorId: reply.operatorId,
-            lastRotation: record,
-            cooldownUntil: record.cooldownUntil,
-            ...(old?.name === undefined ? {} : { name: old.name }),
+        const url = await baseUrl();
+        await updateStore(
+          store,
+          (draft) => {
+            const stored = recordIn(draft, url, recordPrincipal);
+            setKey(stored, {
+              key: reply.apiKey,
+              fingerprint: record.newFingerprint,
+              savedAt: now,
+              source: "recover",
+            });
+            stored.operatorId = reply.operatorId;
+            stored.lastRotation = record;
+            stored.cooldownUntil = record.cooldownUntil;
+            const profile = profileIn(draft, profileName, url);
+            const pointed =
+              profile.operator === undefined
+                ? undefined
+                : draft.principals[recordIdOf(url, profile.operator)];
+            // The profile follows the recovered account when it had none, or only a lost key.
+            if (pointed?.key === undefined) profile.operator = recordPrincipal;
           },
-          true,
+          () => keyProvider.invalidate(),
         );
         let verified = false;
         try {
@@ -546,12 +757,12 @@ export function createRekey(options: RekeyOptions): Rekey {
         }
         if (verified) {
           await updateStore(store, (draft) => {
-            const stored = draft.profiles[profileName]?.operator;
-            if (stored?.lastRotation) stored.lastRotation.verified = true;
+            const stored = draft.principals[recordIdOf(url, recordPrincipal)];
+            if (stored?.lastRotation?.requestId === "recover") stored.lastRotation.verified = true;
           });
         }
         await audit(context, {
-          principal: "operator",
+          principal: recordPrincipal,
           action: "recover",
           outcome: "success",
           oldFingerprint: record.oldFingerprint,
@@ -572,7 +783,7 @@ export function createRekey(options: RekeyOptions): Rekey {
     },
 
     async whoami(principal) {
-      await ensureResolved();
+      await ensureResolved(await readView());
       const target = principal ?? (await requireActive());
       const identity = await keyProvider.withKey(target, async (key) =>
         (await client()).whoami(key),
@@ -583,39 +794,62 @@ export function createRekey(options: RekeyOptions): Rekey {
 
     async status(principal, options = {}) {
       // One read serves the whole status unless an unfinished rotation must be resolved first.
-      let profile = await readProfile({ maxAgeMs: options.maxAgeMs });
-      if (profile && Object.keys(profile.intents).length > 0) {
-        const resolveError = await ensureResolved().then(
+      let view = await readView({ maxAgeMs: options.maxAgeMs });
+      if (pendingIn(view).length > 0) {
+        const resolveError = await ensureResolved(view).then(
           () => undefined,
           (error: unknown) => error,
         );
         // A lost key is reported where it is found; an unreachable faucet leaves the intent
         // to be shown as an unfinished rotation.
         if (isRekeyError(resolveError, "KEY_LOST")) throw resolveError;
-        profile = await readProfile();
+        view = await readView();
       }
       // No await when the store answers: status endpoints call this on every poll.
-      const target = principal ?? storedActiveIn(profile) ?? (await envPrincipal()) ?? OPERATOR;
-      const stored = storedKeyOf(profile, target);
+      const target = principal ?? storedActiveIn(view) ?? (await envPrincipal()) ?? OPERATOR;
+      const record = recordOf(view, target);
+      const stored = storedKeyOf(view, target);
       const seeded = stored ? undefined : await envKey(target);
-      const intent = profile?.intents[principalKey(target)];
-      const cooldownUntil = stored?.cooldownUntil;
+      if (!view.profile && record === undefined && seeded === undefined) {
+        throw new RekeyError(
+          "NOT_FOUND",
+          actAs === undefined
+            ? `Profile "${profileName}" does not exist in ${store.location}`
+            : `No record of ${actAs} on ${view.faucet}`,
+          {
+            hint: "Run `rekey register` or `rekey login` (or `rekey profiles list` to see what exists).",
+            details: { principal: principalLabel(target) },
+          },
+        );
+      }
+      if (principal?.kind === "agent" && record === undefined && seeded === undefined) {
+        throw new RekeyError(
+          "NOT_FOUND",
+          `No record of the ${principalLabel(principal)} in profile "${profileName}"`,
+          {
+            hint: "Create it with `rekey agents create`, or rotate its key as its operator to store one.",
+            details: { principal: principalLabel(principal) },
+          },
+        );
+      }
+      const intent = record?.intent;
+      const cooldownUntil = record?.cooldownUntil;
       const remaining = cooldownRemaining(cooldownUntil);
       return {
         principal: target,
         label: principalLabel(target),
         profile: profileName,
-        baseUrl: baseUrlOf(profile),
+        baseUrl: baseUrlOf(view.profile),
         hasKey: stored !== undefined || seeded !== undefined,
         keySource: stored ? "store" : seeded !== undefined ? "env" : undefined,
         fingerprint:
           stored?.fingerprint ?? (seeded === undefined ? undefined : fingerprint(seeded)),
-        name: stored?.name,
+        name: record?.name,
         savedAt: stored?.savedAt,
         keyAgeSeconds: stored
           ? Math.max(0, Math.floor((clock.now() - Date.parse(stored.savedAt)) / 1000))
           : undefined,
-        lastRotation: stored?.lastRotation,
+        lastRotation: record?.lastRotation,
         cooldownUntil: remaining > 0 ? cooldownUntil : undefined,
         cooldownRemainingSeconds: remaining,
         pendingRotation: intent
@@ -626,25 +860,175 @@ export function createRekey(options: RekeyOptions): Rekey {
     },
 
     async listAgents() {
-      await ensureResolved();
+      await ensureResolved(await readView());
       const agents = await keyProvider.withKey(OPERATOR, async (key) =>
         (await client()).listAgents(key),
       );
-      const profile = await readProfile();
+      const view = await readView();
       return agents.map((listed): AgentStatus => {
-        const stored = profile?.agents[String(listed.id)];
-        const remaining = cooldownRemaining(stored?.cooldownUntil);
+        const record = recordOf(view, agent(listed.id));
+        const remaining = cooldownRemaining(record?.cooldownUntil);
         return {
           id: listed.id,
           name: listed.name,
           balanceSats: listed.balanceSats,
           isActive: listed.isActive,
-          hasKey: stored !== undefined,
-          fingerprint: stored?.fingerprint,
-          cooldownUntil: remaining > 0 ? stored?.cooldownUntil : undefined,
+          hasKey: record?.key !== undefined,
+          fingerprint: record?.fingerprint,
+          cooldownUntil: remaining > 0 ? record?.cooldownUntil : undefined,
           cooldownRemainingSeconds: remaining,
-          lastRotatedAt: stored?.lastRotation?.rotatedAt,
+          lastRotatedAt: record?.lastRotation?.rotatedAt,
         };
+      });
+    },
+
+    async checkKeys() {
+      const view = await readView();
+      const checks: KeyCheck[] = [];
+      for (const record of recordsOfView(view)) {
+        const candidates = [
+          ...(record.key === undefined
+            ? []
+            : [{ fingerprint: record.fingerprint as string, key: record.key, current: true }]),
+          ...(record.alternates ?? []).map((alternate) => ({
+            fingerprint: alternate.fingerprint,
+            key: alternate.key,
+            current: false,
+          })),
+        ];
+        for (const candidate of candidates) {
+          let alive: boolean | undefined;
+          let error: string | undefined;
+          try {
+            alive = await keyIsAlive(candidate.key);
+          } catch (cause) {
+            error = toMessage(cause);
+          }
+          checks.push({
+            principal: record.principal,
+            label: principalLabel(principalOfRecord(record.principal)),
+            fingerprint: candidate.fingerprint,
+            current: candidate.current,
+            ...(alive === undefined ? {} : { alive }),
+            ...(error === undefined ? {} : { error }),
+          });
+        }
+      }
+      return checks;
+    },
+
+    async settleAlternates() {
+      const view = await readView();
+      const settled: KeyCheck[] = [];
+      for (const record of recordsOfView(view)) {
+        if (!record.alternates?.length) continue;
+        const id = recordIdOf(view.faucet, record.principal);
+        await withLock(rotationLockName(id), async () => {
+          const fresh = (await store.read()).data.principals[id];
+          if (!fresh?.alternates?.length) return;
+          const currentAlive = fresh.key === undefined ? false : await keyIsAlive(fresh.key);
+          const alive: (typeof fresh.alternates)[number][] = [];
+          for (const alternate of fresh.alternates) {
+            if (await keyIsAlive(alternate.key)) alive.push(alternate);
+          }
+          const adopt = currentAlive ? undefined : alive[0];
+          await updateStore(
+            store,
+            (draft) => {
+              const target = draft.principals[id];
+              if (!target) return;
+              if (adopt) setKey(target, adopt);
+              delete target.alternates;
+            },
+            () => keyProvider.invalidate(),
+          );
+          for (const alternate of fresh.alternates) {
+            const adopted = alternate === adopt;
+            await audit(context, {
+              principal: fresh.principal,
+              action: adopted ? "adopt" : "forget",
+              outcome: "success",
+              ...(adopted
+                ? { oldFingerprint: fresh.fingerprint, newFingerprint: alternate.fingerprint }
+                : { oldFingerprint: alternate.fingerprint }),
+            });
+            settled.push({
+              principal: fresh.principal,
+              label: principalLabel(principalOfRecord(fresh.principal)),
+              fingerprint: alternate.fingerprint,
+              current: adopted,
+              alive: alive.includes(alternate),
+            });
+          }
+        });
+      }
+      return settled;
+    },
+
+    async forget(recordPrincipal, forgetOptions = {}) {
+      if (!RECORD_PRINCIPAL_PATTERN.test(recordPrincipal)) {
+        throw new RekeyError(
+          "INVALID_INPUT",
+          `Invalid principal ${JSON.stringify(recordPrincipal.slice(0, 40))}`,
+          {
+            hint: "Use agent:ID or operator:ID, as `rekey profiles show` lists them.",
+          },
+        );
+      }
+      const faucet = (await readView()).faucet;
+      const id = recordIdOf(faucet, recordPrincipal);
+      return withLock(rotationLockName(id), async () => {
+        const data = (await store.read()).data;
+        const record = data.principals[id];
+        if (!record) {
+          throw new RekeyError("NOT_FOUND", `No record of ${recordPrincipal} on ${faucet}`);
+        }
+        if (record.intent) {
+          throw new RekeyError(
+            "ROTATION_IN_PROGRESS",
+            `${recordPrincipal} has an unfinished rotation: it cannot be forgotten now`,
+            { hint: "Resolve it first (`rekey doctor --repair`)." },
+          );
+        }
+        const users = Object.entries(data.profiles)
+          .filter(
+            ([, profile]) =>
+              faucetMatches(profile.baseUrl, faucet) &&
+              (profile.operator === recordPrincipal || profile.actsAs === recordPrincipal),
+          )
+          .map(([name]) => name);
+        if (users.length > 0) {
+          throw new RekeyError(
+            "CONFIG_INVALID",
+            `${recordPrincipal} is used by profile${users.length > 1 ? "s" : ""} ${users.map((name) => `"${name}"`).join(", ")}`,
+            { hint: "Remove or repoint those profiles first (`rekey profiles remove NAME`)." },
+          );
+        }
+        const alive = record.key === undefined ? false : await keyIsAlive(record.key);
+        if (alive && forgetOptions.confirmLive !== true) {
+          throw new RekeyError(
+            "CONFIG_INVALID",
+            `The faucet still accepts the key of ${recordPrincipal} (${record.fingerprint}): forgetting it leaves rekey without it`,
+            {
+              hint: "Confirm (--yes) only if you hold this key elsewhere.",
+              details: { needsConfirmation: true },
+            },
+          );
+        }
+        await updateStore(
+          store,
+          (draft) => {
+            delete draft.principals[id];
+          },
+          () => keyProvider.invalidate(),
+        );
+        await audit(context, {
+          principal: recordPrincipal,
+          action: "forget",
+          outcome: "success",
+          ...(record.fingerprint === undefined ? {} : { oldFingerprint: record.fingerprint }),
+        });
+        return { principal: recordPrincipal, fingerprint: record.fingerprint, wasAlive: alive };
       });
     },
 
@@ -657,10 +1041,13 @@ export function createRekey(options: RekeyOptions): Rekey {
           "The idempotency key must be 1 to 255 visible ASCII characters",
         );
       }
-      const slot = createHash("sha256").update(idempotencyKey).digest("hex").slice(0, 32);
+      const view = await readView();
+      const scope =
+        view.actsAs === undefined ? `profile:${profileName}` : recordIdOf(view.faucet, view.actsAs);
+      const slot = idempotencySlot(scope, idempotencyKey);
       const requestDigest = createHash("sha256").update(requestHash).digest("hex");
       const replay = async () => {
-        const record = (await readProfile())?.idempotency[slot];
+        const record = (await store.read()).data.idempotency[slot];
         if (!record || Date.parse(record.expiresAt) <= clock.now()) return undefined;
         if (record.requestHash !== requestDigest) {
           throw new RekeyError(
@@ -678,7 +1065,7 @@ export function createRekey(options: RekeyOptions): Rekey {
       const first = await replay();
       if (first) return first;
       const work = (async () => {
-        const lock = await store.lock(`idempotency.${profileName}.${slot}`, {
+        const lock = await store.lock(`idempotency.${slot}`, {
           leaseMs: context.lockLeaseMs,
           waitMs: context.lockWaitMs,
         });
@@ -686,14 +1073,12 @@ export function createRekey(options: RekeyOptions): Rekey {
           const again = await replay();
           if (again) return again;
           const outcome = await run();
-          const url = await baseUrl();
           const now = clock.now();
           await updateStore(store, (draft) => {
-            const profile = profileIn(draft, profileName, url, OPERATOR);
-            for (const [key, record] of Object.entries(profile.idempotency)) {
-              if (Date.parse(record.expiresAt) <= now) delete profile.idempotency[key];
+            for (const [key, record] of Object.entries(draft.idempotency)) {
+              if (Date.parse(record.expiresAt) <= now) delete draft.idempotency[key];
             }
-            profile.idempotency[slot] = {
+            draft.idempotency[slot] = {
               requestHash: requestDigest,
               createdAt: new Date(now).toISOString(),
               expiresAt: new Date(now + IDEMPOTENCY_TTL_MS).toISOString(),
@@ -719,7 +1104,7 @@ export function createRekey(options: RekeyOptions): Rekey {
     },
 
     async withdraw(input) {
-      await ensureResolved();
+      await ensureResolved(await readView());
       const principal = input.principal ?? (await requireActive());
       return keyProvider.withKey(principal, async (key) =>
         (await client()).withdraw(key, {
@@ -781,6 +1166,14 @@ export function createRekey(options: RekeyOptions): Rekey {
 
 function normaliseUrl(url: string): string {
   return url.replace(/\/+$/, "");
+}
+
+function faucetMatches(baseUrl: string, faucet: string): boolean {
+  return recordIdOf(baseUrl, "operator") === `${faucet}#operator`;
+}
+
+function toMessage(error: unknown): string {
+  return isRekeyError(error) ? `${error.code}: ${error.message}` : "unexpected error";
 }
 
 /** "12m 30s", "45s", "1h 0m". */

@@ -8,10 +8,12 @@ import {
   startSandbox,
 } from "@rekey/sandbox";
 import { createFaucetClient, type FaucetClient } from "../client/index.js";
+import { agent, OPERATOR } from "../principal.js";
 import { createFileStore } from "../store/file-store.js";
 import { createMemoryStore } from "../store/memory-store.js";
 import type { CredentialStore } from "../store/types.js";
 import { createRekey, type RekeyOptions } from "./create-rekey.js";
+import { recordOf, storedKeyOf, viewOf } from "./principal-records.js";
 import type { Rekey } from "./types.js";
 
 /** A sandbox on loopback with a test clock that rekey shares, and helpers to build engines on it. */
@@ -67,6 +69,29 @@ export async function storedKey(
   principal: "operator" | number,
   profile = "default",
 ) {
-  const data = (await store.read()).data.profiles[profile];
-  return principal === "operator" ? data?.operator : data?.agents[String(principal)];
+  return storedKeyOf(await viewIn(store, profile), toPrincipal(principal));
+}
+
+/** The unfinished rotations (journal entries) of every record in the store. */
+export async function intentsIn(store: CredentialStore) {
+  const { data } = await store.read();
+  return Object.values(data.principals).flatMap((record) => (record.intent ? [record.intent] : []));
+}
+
+/** The unfinished rotation (journal entry) of a principal, if any. */
+export async function intentOf(
+  store: CredentialStore,
+  principal: "operator" | number,
+  profile = "default",
+) {
+  return recordOf(await viewIn(store, profile), toPrincipal(principal))?.intent;
+}
+
+async function viewIn(store: CredentialStore, profile: string) {
+  const { data } = await store.read();
+  return viewOf(data, profile, data.profiles[profile]?.baseUrl ?? "http://127.0.0.1:1");
+}
+
+function toPrincipal(principal: "operator" | number) {
+  return principal === "operator" ? OPERATOR : agent(principal);
 }

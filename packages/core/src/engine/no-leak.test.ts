@@ -1,7 +1,7 @@
 import { afterEach, expect, it } from "vitest";
 import { isRekeyError } from "../errors.js";
 import { agent } from "../principal.js";
-import type { StoreData } from "../store/types.js";
+import type { DeepReadonly, StoreData } from "../store/types.js";
 import { type EngineFixture, startEngineFixture } from "./engine.test-helper.js";
 
 let fixture: EngineFixture | undefined;
@@ -11,10 +11,9 @@ afterEach(async () => {
 });
 
 /** Every raw secret the store has ever held during the scenario. */
-function secretsIn(data: StoreData, into: Set<string>): void {
-  for (const profile of Object.values(data.profiles)) {
-    if (profile.operator) into.add(profile.operator.key);
-    for (const stored of Object.values(profile.agents)) into.add(stored.key);
+function secretsIn(data: DeepReadonly<StoreData>, into: Set<string>): void {
+  for (const record of Object.values(data.principals)) {
+    if (record.key !== undefined) into.add(record.key);
   }
 }
 

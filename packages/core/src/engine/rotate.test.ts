@@ -4,7 +4,12 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isRekeyError, type RekeyError } from "../errors.js";
 import { agent, OPERATOR } from "../principal.js";
 import { createFileStore } from "../store/file-store.js";
-import { type EngineFixture, startEngineFixture, storedKey } from "./engine.test-helper.js";
+import {
+  type EngineFixture,
+  intentsIn,
+  startEngineFixture,
+  storedKey,
+} from "./engine.test-helper.js";
 import type { RotationResult } from "./types.js";
 
 let fixture: EngineFixture;
@@ -44,7 +49,7 @@ describe("rotateKey", () => {
       type: "operator",
     });
     await expectCode(fixture.client.whoami(before?.key ?? ""), "UNAUTHORIZED");
-    expect((await fixture.store.read()).data.profiles.default?.intents).toEqual({});
+    expect(await intentsIn(fixture.store)).toEqual([]);
     const history = await rekey.history();
     expect(history.at(-1)).toMatchObject({
       action: "rotate",
@@ -155,7 +160,7 @@ describe("rotateKey", () => {
     const rekey = fixture.rekey();
     await rekey.register({});
     await expectCode(rekey.rotateKey({ target: agent(424242) }), "NOT_FOUND");
-    expect((await fixture.store.read()).data.profiles.default?.intents).toEqual({});
+    expect(await intentsIn(fixture.store)).toEqual([]);
     expect((await rekey.history()).at(-1)).toMatchObject({
       outcome: "failure",
       errorCode: "NOT_FOUND",
@@ -224,7 +229,7 @@ describe("rotateKey", () => {
     await rekey.register({});
     const error = await expectCode(rekey.rotateKey(), "KEY_LOST");
     expect(error.details.recovery).toMatch(/rekey recover/);
-    expect((await fixture.store.read()).data.profiles.default?.intents).toEqual({});
+    expect(await intentsIn(fixture.store)).toEqual([]);
     expect((await rekey.history()).at(-1)).toMatchObject({ outcome: "key_lost" });
   });
 });

@@ -1,17 +1,25 @@
 import { randomUUID } from "node:crypto";
 import { isRekeyError, RekeyError } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
-import {
-  cooldownMinutes,
-  type Principal,
-  parsePrincipalKey,
-  principalKey,
-  principalLabel,
-  samePrincipal,
-} from "../principal.js";
-import type { AuditEventInput, RotationIntent, RotationRecord, StoredKey } from "../store/types.js";
+import { cooldownMinutes, type Principal, principalLabel, samePrincipal } from "../principal.js";
+import { recordIdOf } from "../store/record-ids.js";
+import type {
+  AuditEventInput,
+  DeepReadonly,
+  PrincipalRecord,
+  RotationIntent,
+  RotationRecord,
+  StoreData,
+} from "../store/types.js";
 import { type EngineContext, type RotationStep, rotationLockName } from "./context.js";
-import { profileIn, setStoredKey, storedKeyOf, updateStore } from "./store-data.js";
+import {
+  type ProfileView,
+  principalOfRecord,
+  profileIn,
+  recordIn,
+  setKey,
+  updateStore,
+} from "./principal-records.js";
 import type { PendingResolution } from "./types.js";
 
 /** A rotation as the engine hands it back, raw key included; the facade strips it. */
@@ -25,6 +33,10 @@ export interface CompletedRotation {
 export interface RotationParams {
   target: Principal;
   actor: Principal;
+  /** The target's record principal ("operator:12", "agent:7"). */
+  targetRecord: string;
+  /** The actor's record principal. */
+  actorRecord: string;
   /** The target's fingerprint as the caller read it before taking the lock. */
   expectedFingerprint: string | undefined;
   signal?: AbortSignal | undefined;
@@ -79,13 +91,32 @@ export async function audit(
   }
 }
 
-/** The key of `principal`: the store's, else the environment's seed when it matches. */
-async function keyFor(context: EngineContext, principal: Principal): Promise<string | undefined> {
-  const snapshot = await context.store.read();
-  return (
-    storedKeyOf(snapshot.data.profiles[context.profileName], principal)?.key ??
-    (await context.envKey(principal))
-  );
+/** The record of a principal on the context's faucet in a view, if any. */
+function recordAt(
+  view: ProfileView,
+  recordPrincipal: string,
+): DeepReadonly<PrincipalRecord> | undefined {
+  return view.data.principals[recordIdOf(view.faucet, recordPrincipal)];
+}
+
+/** The record of a principal on `faucet` in a draft, if any. */
+function draftRecord(
+  draft: StoreData,
+  faucet: string,
+  recordPrincipal: string,
+): PrincipalRecord | undefined {
+  return draft.principals[recordIdOf(faucet, recordPrincipal)];
+}
+
+/** The key of a record principal: the store's, else the environment's seed when it matches. */
+function keyFor(
+  context: EngineContext,
+  view: ProfileView,
+  recordPrincipal: string,
+): Promise<string | undefined> {
+  const stored = recordAt(view, recordPrincipal)?.key;
+  if (stored !== undefined) return Promise.resolve(stored);
+  return context.envKey(principalOfRecord(recordPrincipal));
 }
 
 /**
@@ -97,24 +128,33 @@ export async function rotateUnderLock(
   context: EngineContext,
   params: RotationParams,
 ): Promise<CompletedRotation> {
-  const { target } = params;
-  const targetKey = principalKey(target);
-  const lock = await context.store.lock(rotationLockName(context.profileName, targetKey), {
+  const { target, targetRecord } = params;
+  const faucet = (await context.readView()).faucet;
+  const lock = await context.store.lock(rotationLockName(recordIdOf(faucet, targetRecord)), {
     leaseMs: context.lockLeaseMs,
     waitMs: context.lockWaitMs,
   });
   try {
     // A holder that crashed while we waited may have left an intent: resolve it first.
-    let profile = (await context.store.read()).data.profiles[context.profileName];
-    if (profile?.intents[targetKey]) {
-      await resolveIntentLocked(context, targetKey);
-      profile = (await context.store.read()).data.profiles[context.profileName];
+    let view = await context.readView();
+    if (recordAt(view, targetRecord)?.intent) {
+      await resolveIntentLocked(context, targetRecord);
+      view = await context.readView();
     }
-    const current = storedKeyOf(profile, target);
-    if (current?.fingerprint !== params.expectedFingerprint && current?.lastRotation) {
-      return { principal: target, record: current.lastRotation, apiKey: current.key, shared: true };
+    const current = recordAt(view, targetRecord);
+    if (
+      current?.key !== undefined &&
+      current.fingerprint !== params.expectedFingerprint &&
+      current.lastRotation
+    ) {
+      return {
+        principal: target,
+        record: current.lastRotation,
+        apiKey: current.key,
+        shared: true,
+      };
     }
-    const actorKey = await keyFor(context, params.actor);
+    const actorKey = await keyFor(context, view, params.actorRecord);
     if (!actorKey)
       throw new RekeyError("NOT_FOUND", `No key is held for the ${principalLabel(params.actor)}`);
     const oldFingerprint =
@@ -122,8 +162,8 @@ export async function rotateUnderLock(
       (samePrincipal(params.actor, target) ? fingerprint(actorKey) : "none");
     const intent: RotationIntent = {
       requestId: randomUUID(),
-      principal: targetKey,
-      actor: principalKey(params.actor),
+      principal: targetRecord,
+      actor: params.actorRecord,
       oldFingerprint,
       startedAt: new Date(context.clock.now()).toISOString(),
       phase: "requested",
@@ -131,8 +171,19 @@ export async function rotateUnderLock(
     };
     const baseUrl = await context.baseUrl();
     await updateStore(context.store, (draft) => {
-      const draftProfile = profileIn(draft, context.profileName, baseUrl, params.actor);
-      draftProfile.intents[targetKey] = intent;
+      const profile = profileIn(draft, context.profileName, baseUrl);
+      // A profile first written by a rotation (its key came from the environment) points at
+      // the principal that rotated.
+      if (profile.operator === undefined && params.actorRecord.startsWith("operator")) {
+        profile.operator = params.actorRecord;
+      } else if (profile.operator === undefined && profile.actsAs === undefined) {
+        profile.actsAs = params.actorRecord;
+      }
+      const record = recordIn(draft, faucet, targetRecord);
+      record.intent = intent;
+      if (record.operatorId === undefined && params.actorRecord.startsWith("operator:")) {
+        record.operatorId = Number(params.actorRecord.slice("operator:".length));
+      }
     });
     await step(context, "intent-written", target);
 
@@ -152,9 +203,9 @@ export async function rotateUnderLock(
             });
     } catch (error) {
       if (!outcomeUnknown(error)) {
-        await clearIntent(context, targetKey);
+        await clearIntent(context, faucet, targetRecord);
         await audit(context, {
-          principal: targetKey,
+          principal: targetRecord,
           action: "rotate",
           outcome: "failure",
           oldFingerprint,
@@ -164,26 +215,23 @@ export async function rotateUnderLock(
         throw error;
       }
       // The server may have rotated: find out now, while we still hold the lock.
-      const resolution = await resolveIntentLocked(context, targetKey);
+      const resolution = await resolveIntentLocked(context, targetRecord);
       if (resolution.outcome === "not_rotated") throw error;
-      const after = storedKeyOf(
-        (await context.store.read()).data.profiles[context.profileName],
-        target,
-      );
-      if (!after?.lastRotation) throw error;
+      const after = recordAt(await context.readView(), targetRecord);
+      if (after?.key === undefined || !after.lastRotation) throw error;
       return { principal: target, record: after.lastRotation, apiKey: after.key, shared: false };
     }
     await step(context, "upstream-replied", target);
 
-    const record = await storeRotatedKey(context, target, intent, reply);
+    const record = await storeRotatedKey(context, faucet, target, intent, reply);
     await step(context, "key-stored", target);
     const verified = await verifyKey(context, target, reply.apiKey);
     await step(context, "verified", target);
     const finalRecord = { ...record, verified };
-    await finishIntent(context, target, finalRecord);
+    await finishIntent(context, faucet, targetRecord, finalRecord);
     await step(context, "intent-cleared", target);
     await audit(context, {
-      principal: targetKey,
+      principal: targetRecord,
       action: "rotate",
       outcome: "success",
       oldFingerprint,
@@ -205,6 +253,7 @@ export async function rotateUnderLock(
  */
 async function storeRotatedKey(
   context: EngineContext,
+  faucet: string,
   target: Principal,
   intent: RotationIntent,
   reply: { apiKey: string; cooldownUntil?: string | undefined },
@@ -222,28 +271,22 @@ async function storeRotatedKey(
     verified: false,
     surface: intent.surface,
   };
-  const baseUrl = await context.baseUrl();
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
       await updateStore(
         context.store,
         (draft) => {
-          const profile = profileIn(draft, context.profileName, baseUrl, target);
-          const previous = storedKeyOf(profile, target);
-          const key: StoredKey = {
+          const stored = recordIn(draft, faucet, intent.principal);
+          setKey(stored, {
             key: reply.apiKey,
             fingerprint: record.newFingerprint,
             savedAt: rotatedAt,
             source: "rotate",
-            lastRotation: record,
-            cooldownUntil,
-            ...(previous?.name === undefined ? {} : { name: previous.name }),
-            ...(previous?.operatorId === undefined ? {} : { operatorId: previous.operatorId }),
-          };
-          setStoredKey(profile, target, key);
-          const journaled = profile.intents[intent.principal];
-          if (journaled) journaled.phase = "stored";
+          });
+          stored.lastRotation = record;
+          stored.cooldownUntil = cooldownUntil;
+          if (stored.intent) stored.intent.phase = "stored";
         },
         () => context.invalidateKeys(),
       );
@@ -283,26 +326,30 @@ async function verifyKey(
 
 async function finishIntent(
   context: EngineContext,
-  target: Principal,
+  faucet: string,
+  targetRecord: string,
   record: RotationRecord,
 ): Promise<void> {
   await updateStore(
     context.store,
     (draft) => {
-      const profile = draft.profiles[context.profileName];
-      if (!profile) return;
-      delete profile.intents[principalKey(target)];
-      const stored = storedKeyOf(profile, target);
-      if (stored?.lastRotation?.requestId === record.requestId) stored.lastRotation = record;
+      const stored = draftRecord(draft, faucet, targetRecord);
+      if (!stored) return;
+      delete stored.intent;
+      if (stored.lastRotation?.requestId === record.requestId) stored.lastRotation = record;
     },
     () => context.invalidateKeys(),
   );
 }
 
-async function clearIntent(context: EngineContext, targetKey: string): Promise<void> {
+async function clearIntent(
+  context: EngineContext,
+  faucet: string,
+  targetRecord: string,
+): Promise<void> {
   await updateStore(context.store, (draft) => {
-    const profile = draft.profiles[context.profileName];
-    if (profile) delete profile.intents[targetKey];
+    const stored = draftRecord(draft, faucet, targetRecord);
+    if (stored) delete stored.intent;
   });
 }
 
@@ -313,16 +360,16 @@ async function clearIntent(context: EngineContext, targetKey: string): Promise<v
  */
 export async function resolveIntent(
   context: EngineContext,
-  targetKey: string,
+  targetRecord: string,
 ): Promise<PendingResolution | undefined> {
-  const lock = await context.store.lock(rotationLockName(context.profileName, targetKey), {
+  const faucet = (await context.readView()).faucet;
+  const lock = await context.store.lock(rotationLockName(recordIdOf(faucet, targetRecord)), {
     leaseMs: context.lockLeaseMs,
     waitMs: context.lockWaitMs,
   });
   try {
-    const profile = (await context.store.read()).data.profiles[context.profileName];
-    if (!profile?.intents[targetKey]) return undefined;
-    return await resolveIntentLocked(context, targetKey);
+    if (!recordAt(await context.readView(), targetRecord)?.intent) return undefined;
+    return await resolveIntentLocked(context, targetRecord);
   } finally {
     await lock.release();
   }
@@ -331,26 +378,27 @@ export async function resolveIntent(
 /** The recovery procedure; the caller holds the principal's rotation lock. */
 async function resolveIntentLocked(
   context: EngineContext,
-  targetKey: string,
+  targetRecord: string,
 ): Promise<PendingResolution> {
-  const profile = (await context.store.read()).data.profiles[context.profileName];
-  const intent = profile?.intents[targetKey];
-  if (!profile || !intent)
-    throw new RekeyError("INTERNAL", `No unfinished rotation for ${targetKey}`);
-  const target = parsePrincipalKey(intent.principal);
-  const actor = parsePrincipalKey(intent.actor);
+  const view = await context.readView();
+  const { faucet } = view;
+  const stored = recordAt(view, targetRecord);
+  const intent = stored?.intent;
+  if (!stored || !intent)
+    throw new RekeyError("INTERNAL", `No unfinished rotation for ${targetRecord}`);
+  const target = principalOfRecord(intent.principal);
+  const actor = principalOfRecord(intent.actor);
   const label = principalLabel(target);
   const base = { principal: target, label, requestId: intent.requestId };
-  const stored = storedKeyOf(profile, target);
   const client = await context.client();
 
-  if (intent.phase === "stored" && stored) {
+  if (intent.phase === "stored" && stored.key !== undefined && stored.fingerprint !== undefined) {
     // The new key reached the store; only verification and clean-up were left.
     const verified = await verifyKey(context, target, stored.key);
     if (stored.lastRotation)
-      await finishIntent(context, target, { ...stored.lastRotation, verified });
+      await finishIntent(context, faucet, targetRecord, { ...stored.lastRotation, verified });
     await audit(context, {
-      principal: targetKey,
+      principal: targetRecord,
       action: "resolve",
       outcome: "recovered",
       oldFingerprint: intent.oldFingerprint,
@@ -362,15 +410,15 @@ async function resolveIntentLocked(
 
   // Probe the old key: if it still works, the rotation never happened.
   const oldKey =
-    stored?.fingerprint === intent.oldFingerprint
+    stored.key !== undefined && stored.fingerprint === intent.oldFingerprint
       ? stored.key
       : await matchingEnvKey(context, target, intent.oldFingerprint);
   if (oldKey) {
     try {
       await client.whoami(oldKey);
-      await clearIntent(context, targetKey);
+      await clearIntent(context, faucet, targetRecord);
       await audit(context, {
-        principal: targetKey,
+        principal: targetRecord,
         action: "resolve",
         outcome: "not_rotated",
         oldFingerprint: intent.oldFingerprint,
@@ -385,7 +433,7 @@ async function resolveIntentLocked(
   // The old key is dead: ask the faucet for the rotation's reply again by its request_id.
   const actorKey = samePrincipal(actor, target)
     ? oldKey
-    : (storedKeyOf(profile, actor)?.key ?? (await context.envKey(actor)));
+    : await keyFor(context, view, intent.actor);
   if (actorKey) {
     try {
       const reply =
@@ -397,11 +445,11 @@ async function resolveIntentLocked(
           : await client.regenerateOperatorKey(actorKey, { requestId: intent.requestId });
       // An operator's replay to a faucet without request_id support rotates the agent again:
       // that still ends with a working stored key, which is the point.
-      const record = await storeRotatedKey(context, target, intent, reply);
+      const record = await storeRotatedKey(context, faucet, target, intent, reply);
       const verified = await verifyKey(context, target, reply.apiKey);
-      await finishIntent(context, target, { ...record, verified });
+      await finishIntent(context, faucet, targetRecord, { ...record, verified });
       await audit(context, {
-        principal: targetKey,
+        principal: targetRecord,
         action: "resolve",
         outcome: "recovered",
         oldFingerprint: intent.oldFingerprint,
@@ -420,17 +468,15 @@ async function resolveIntentLocked(
   await updateStore(
     context.store,
     (draft) => {
-      const draftProfile = draft.profiles[context.profileName];
-      if (!draftProfile) return;
-      delete draftProfile.intents[targetKey];
-      if (storedKeyOf(draftProfile, target)?.fingerprint === intent.oldFingerprint) {
-        setStoredKey(draftProfile, target, undefined);
-      }
+      const record = draftRecord(draft, faucet, targetRecord);
+      if (!record) return;
+      delete record.intent;
+      if (record.fingerprint === intent.oldFingerprint) setKey(record, undefined);
     },
     () => context.invalidateKeys(),
   );
   await audit(context, {
-    principal: targetKey,
+    principal: targetRecord,
     action: "resolve",
     outcome: "key_lost",
     oldFingerprint: intent.oldFingerprint,

@@ -162,6 +162,19 @@ export interface HealthReport {
   upstream: { ok: boolean; baseUrl: string; error?: string | undefined };
 }
 
+/** What the faucet says of one stored key (doctor). */
+export interface KeyCheck {
+  /** The record's principal: "operator:12", "agent:7". */
+  principal: string;
+  label: string;
+  fingerprint: string;
+  /** The record's current key (false: a key kept beside it by the migration). */
+  current: boolean;
+  /** True: the faucet accepts it; false: it rejects it; absent: it could not be asked. */
+  alive?: boolean;
+  error?: string;
+}
+
 /**
  * Everything a front end needs, bound to one store, one profile and one surface.
  * Create with `createRekey(options)`.
@@ -181,13 +194,25 @@ export interface Rekey {
     recoveryCode: string;
   }>;
   /** Verifies a key with `whoami` and stores it under the principal it belongs to. */
+  /**
+   * Never overwrites another principal's key: a key for a principal other than the profile's
+   * is stored in its own record, and the profile is repointed only with `replace` (else
+   * CONFIG_INVALID after storing it). A different key for the same principal is adopted only
+   * when the faucet accepts it and rejects the stored one (else CONFIG_INVALID naming both).
+   * Runs under the principal's rotation lock.
+   * @throws RekeyError UNAUTHORIZED, CONFIG_INVALID, STORE_*, UPSTREAM_*
+   */
   login(
     apiKey: string,
-    options?: { source?: "login" | "import"; makeActive?: boolean },
+    options?: { source?: "login" | "import"; makeActive?: boolean; replace?: boolean },
   ): Promise<{
     principal: Principal;
     identity: Identity;
     fingerprint: string;
+    /** The record it is stored in: "operator:12", "agent:7". */
+    recordPrincipal: string;
+    /** Whether this profile acts as it or manages it (false: stored beside, e.g. another operator's agent). */
+    inProfile: boolean;
   }>;
   /** Creates an agent (operator key) and stores its key under that agent. */
   createAgent(input: { name: string; description?: string; budgetLimitSats?: number }): Promise<{
@@ -221,6 +246,23 @@ export interface Rekey {
     requestHash: string,
     run: () => Promise<{ status: number; body: T }>,
   ): Promise<{ status: number; body: T; replayed: boolean }>;
+  /** Asks the faucet about every key this profile's records hold (doctor). */
+  checkKeys(): Promise<KeyCheck[]>;
+  /**
+   * Settles keys kept beside a record by the schema-1 migration: the one the faucet accepts
+   * becomes current, the others are dropped; each is audited (doctor --repair).
+   */
+  settleAlternates(): Promise<KeyCheck[]>;
+  /**
+   * Removes a principal's record and key from the store, audited with its fingerprint.
+   * @throws RekeyError NOT_FOUND (no record), CONFIG_INVALID (a profile uses it; or the faucet
+   *   still accepts its key and `confirmLive` is not set: `details.needsConfirmation`),
+   *   ROTATION_IN_PROGRESS (an unfinished rotation)
+   */
+  forget(
+    recordPrincipal: string,
+    options?: { confirmLive?: boolean },
+  ): Promise<{ principal: string; fingerprint: string | undefined; wasAlive: boolean }>;
   /** Resolves every unfinished rotation of the profile (doctor). */
   resolvePending(): Promise<PendingResolution[]>;
   /** Withdraws (sandbox `amount_sats` stand-in or a BOLT11 invoice): COOLDOWN_ACTIVE inside a cooldown. */

@@ -20,6 +20,8 @@ const SOURCES = [
   "fingerprint.ts",
   "store/types.ts",
   "store/schema.ts",
+  "store/record-ids.ts",
+  "store/migrations/v1-to-v2.ts",
   "store/audit-chain.ts",
   "store/file-io.ts",
   "store/file-lock.ts",
@@ -39,7 +41,16 @@ const SCRIPTS: Record<string, string> = {
     process.stdout.write("locked\\n");
     setInterval(() => {}, 1000);
   `,
-  // Increments profiles.counter.operator.name n times by read-modify-compare-and-set, retrying conflicts.
+  // Reads the store once (migrating an older schema) and prints its version.
+  "read-version.mjs": `
+    import { createFileStore } from "./store/file-store.js";
+    const { dir } = JSON.parse(process.argv[2]);
+    const store = createFileStore({ dir });
+    const snapshot = await store.read();
+    await store.close();
+    process.stdout.write(JSON.stringify({ version: snapshot.version }) + "\\n");
+  `,
+  // Increments the name of the first principal record n times by read-modify-compare-and-set, retrying conflicts.
   "increment.mjs": `
     import { createFileStore } from "./store/file-store.js";
     const { dir, times } = JSON.parse(process.argv[2]);
@@ -49,8 +60,8 @@ const SCRIPTS: Record<string, string> = {
       const snapshot = await store.read();
       const { version } = snapshot;
       const data = structuredClone(snapshot.data); // reads are frozen: change a copy
-      const profile = data.profiles.counter;
-      profile.operator.name = String(Number(profile.operator.name) + 1);
+      const record = Object.values(data.principals)[0];
+      record.name = String(Number(record.name) + 1);
       const result = await store.compareAndSet(version, data);
       if (result.ok) done += 1; else conflicts += 1;
     }

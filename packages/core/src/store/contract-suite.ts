@@ -31,27 +31,29 @@ export interface StoreContractFixture {
   cleanup(): Promise<void>;
 }
 
-/** Builds a valid StoreData with one profile whose `active` field carries `marker`. */
+const SAMPLE_OPERATOR_ID = "http://127.0.0.1:8787#operator:1";
+const SLOT = "0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/** Builds a valid StoreData with one profile whose operator record's name carries `marker`. */
 export function sampleStoreData(marker: string): StoreData {
   return {
-    schemaVersion: 1,
-    profiles: {
-      default: {
-        baseUrl: "http://127.0.0.1:8787",
-        active: "operator",
-        operator: {
-          name: marker,
-          key: `lf_contract_test_key_${marker}`,
-          fingerprint: "fp:0123456789ab",
-          savedAt: "2025-01-01T00:00:00.000Z",
-          source: "register",
-          operatorId: 1,
-        },
-        agents: {},
-        intents: {},
-        idempotency: {},
+    schemaVersion: 2,
+    principals: {
+      [SAMPLE_OPERATOR_ID]: {
+        faucet: "http://127.0.0.1:8787",
+        principal: "operator:1",
+        name: marker,
+        operatorId: 1,
+        key: `lf_contract_test_key_${marker}`,
+        fingerprint: "fp:0123456789ab",
+        savedAt: "2025-01-01T00:00:00.000Z",
+        source: "register",
       },
     },
+    profiles: {
+      default: { baseUrl: "http://127.0.0.1:8787", operator: "operator:1" },
+    },
+    idempotency: {},
   };
 }
 
@@ -165,7 +167,12 @@ export function describeStoreContract(
 
       it("refuses data that does not match the schema and keeps what was stored", async () => {
         await store.compareAndSet(0, sampleStoreData("one"));
-        const invalid = { schemaVersion: 1, profiles: { default: { baseUrl: 42 } } };
+        const invalid = {
+          schemaVersion: 2,
+          principals: {},
+          profiles: { default: { baseUrl: 42 } },
+          idempotency: {},
+        };
         await expectCode(store.compareAndSet(1, invalid as unknown as StoreData), "INTERNAL");
         expect(await store.read()).toEqual({ version: 1, data: sampleStoreData("one") });
       });
@@ -210,9 +217,7 @@ export function describeStoreContract(
       it("reads back object keys in the order written (a replayed reply repeats its bytes)", async () => {
         const data = sampleStoreData("one");
         const body = { zeta: 1, alpha: { second: true, first: [3, 2, 1] }, middle: "m" };
-        const profile = data.profiles.default;
-        if (profile === undefined) throw new Error("unreachable");
-        profile.idempotency["0123456789abcdef0123456789abcdef"] = {
+        data.idempotency[SLOT] = {
           requestHash: "a".repeat(64),
           createdAt: "2025-01-01T00:00:00.000Z",
           expiresAt: "2025-01-02T00:00:00.000Z",
@@ -220,10 +225,8 @@ export function describeStoreContract(
           body,
         };
         await store.compareAndSet(0, data);
-        const read = (await (await another()).read()).data.profiles.default?.idempotency;
-        expect(JSON.stringify(read?.["0123456789abcdef0123456789abcdef"]?.body)).toBe(
-          JSON.stringify(body),
-        );
+        const read = (await (await another()).read()).data.idempotency;
+        expect(JSON.stringify(read[SLOT]?.body)).toBe(JSON.stringify(body));
       });
 
       it("keeps what it stores: a write copies its input, and reads are deep-frozen", async () => {
@@ -231,13 +234,13 @@ export function describeStoreContract(
         const result = await store.compareAndSet(0, written);
         expect(result.ok).toBe(true);
         // The caller's object stays the caller's (not frozen): changing it changes nothing stored.
-        const profile = written.profiles.default;
-        if (profile?.operator !== undefined) profile.operator.name = "mutated";
-        written.profiles = sampleStoreData("mutated").profiles;
+        const operator = written.principals[SAMPLE_OPERATOR_ID];
+        if (operator !== undefined) operator.name = "mutated";
+        written.principals = sampleStoreData("mutated").principals;
         // What the store hands out is shared between readers: any write to it throws.
         const tryToChange = (data: StoreSnapshot["data"]) => () => {
-          const operator = data.profiles.default?.operator as { name?: string } | undefined;
-          if (operator !== undefined) operator.name = "mutated";
+          const record = data.principals[SAMPLE_OPERATOR_ID] as { name?: string } | undefined;
+          if (record !== undefined) record.name = "mutated";
         };
         if (result.ok) expect(tryToChange(result.snapshot.data)).toThrow(TypeError);
         // A conflicting write hands back the current snapshot: frozen too.

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createFileStore } from "./file-store.js";
+import { faucetIdOf } from "./record-ids.js";
 import { IDEMPOTENCY_SLOT_PATTERN, PROFILE_NAME_PATTERN, storeDataSchema } from "./schema.js";
 import type { StoreData } from "./types.js";
 
@@ -19,7 +20,7 @@ const hex64 = fc.stringMatching(/^[0-9a-f]{64}$/);
 const surface = fc.constantFrom("cli", "mcp", "http", "library" as const);
 const agentId = fc.integer({ min: 1, max: 2 ** 31 - 1 });
 const principalKey = fc.oneof(
-  fc.constant("operator"),
+  agentId.map((id) => `operator:${id}`),
   agentId.map((id) => `agent:${id}`),
 );
 const profileName = fc.stringMatching(PROFILE_NAME_PATTERN);
@@ -35,18 +36,14 @@ const rotationRecord = fc.record({
   surface,
 });
 
-const storedKey = fc.record(
-  {
+const keyFields = fc.option(
+  fc.record({
     key: text,
     fingerprint: text,
     savedAt: iso,
     source: fc.constantFrom("register", "login", "create", "rotate", "recover", "import" as const),
-    name: fc.string({ maxLength: 24 }),
-    operatorId: fc.nat(),
-    lastRotation: rotationRecord,
-    cooldownUntil: iso,
-  },
-  { requiredKeys: ["key", "fingerprint", "savedAt", "source"] },
+  }),
+  { nil: undefined },
 );
 
 const intent = fc.record({
@@ -58,6 +55,30 @@ const intent = fc.record({
   phase: fc.constantFrom("requested", "stored" as const),
   surface,
 });
+
+const record = fc
+  .tuple(
+    fc.webUrl(),
+    principalKey,
+    keyFields,
+    fc.record(
+      {
+        name: fc.string({ maxLength: 24 }),
+        operatorId: fc.nat(),
+        lastRotation: rotationRecord,
+        cooldownUntil: iso,
+        intent,
+      },
+      { requiredKeys: [] },
+    ),
+  )
+  .filter(([url]) => URL.canParse(url))
+  .map(([url, principal, key, rest]) => ({
+    faucet: faucetIdOf(url),
+    principal,
+    ...rest,
+    ...(key ?? {}),
+  }));
 
 const idempotency = fc.record({
   requestHash: hex64,
@@ -72,18 +93,21 @@ const idempotency = fc.record({
 const profile = fc.record(
   {
     baseUrl: fc.webUrl(),
-    active: principalKey,
-    operator: storedKey,
-    agents: fc.dictionary(agentId.map(String), storedKey, { maxKeys: 3 }),
-    intents: fc.dictionary(principalKey, intent, { maxKeys: 2 }),
-    idempotency: fc.dictionary(idempotencySlot, idempotency, { maxKeys: 2 }),
+    operator: agentId.map((id) => `operator:${id}`),
+    actsAs: principalKey,
   },
-  { requiredKeys: ["baseUrl", "active", "agents", "intents", "idempotency"] },
+  { requiredKeys: ["baseUrl"] },
 );
 
 const storeData = fc.record({
-  schemaVersion: fc.constant(1 as const),
+  schemaVersion: fc.constant(2 as const),
+  principals: fc
+    .array(record, { maxLength: 4 })
+    .map((records) =>
+      Object.fromEntries(records.map((entry) => [`${entry.faucet}#${entry.principal}`, entry])),
+    ),
   profiles: fc.dictionary(profileName, profile, { maxKeys: 3 }),
+  idempotency: fc.dictionary(idempotencySlot, idempotency, { maxKeys: 2 }),
 });
 
 describe("file store round trip", () => {

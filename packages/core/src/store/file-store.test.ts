@@ -239,16 +239,21 @@ describe("file store", () => {
     const corruptions: Record<string, string> = {
       empty: "",
       whitespace: "\n  \n",
-      truncated: '{ "version": 3, "data": { "schemaVersion": 1, "prof',
+      truncated: '{ "version": 3, "data": { "schemaVersion": 2, "prof',
       "not JSON": "lf_this_is_a_raw_secret_key_0123456789 not json",
       "not an envelope": '{ "profiles": {} }',
       "schema-invalid": JSON.stringify({
         version: 2,
-        data: { schemaVersion: 1, profiles: { default: { baseUrl: "x", active: 3 } } },
+        data: {
+          schemaVersion: 2,
+          principals: {},
+          profiles: { default: { baseUrl: "x", actsAs: 3 } },
+          idempotency: {},
+        },
       }),
       "unknown field": JSON.stringify({
         version: 2,
-        data: { schemaVersion: 1, profiles: {}, extra: true },
+        data: { schemaVersion: 2, principals: {}, profiles: {}, idempotency: {}, extra: true },
       }),
     };
 
@@ -270,7 +275,7 @@ describe("file store", () => {
     it("refuses a store written by a newer rekey, leaving it untouched", async () => {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       const path = join(dir, "credentials.json");
-      const content = JSON.stringify({ version: 7, data: { schemaVersion: 2, profiles: {} } });
+      const content = JSON.stringify({ version: 7, data: { schemaVersion: 3, profiles: {} } });
       await writeFile(path, content, { mode: 0o600 });
       const error = await expectCode(store.read(), "STORE_CORRUPT");
       expect(error.message).toContain("newer rekey");
@@ -282,14 +287,15 @@ describe("file store", () => {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       const data = sampleStoreData("one");
       const broken = structuredClone(data) as unknown as {
-        profiles: { default: { operator: { key: unknown } } };
+        principals: Record<string, { key: unknown }>;
       };
-      broken.profiles.default.operator.key = 12345;
+      const [id] = Object.keys(broken.principals);
+      (broken.principals[id as string] as { key: unknown }).key = 12345;
       await writeFile(join(dir, "credentials.json"), JSON.stringify({ version: 1, data: broken }), {
         mode: 0o600,
       });
       const error = await expectCode(store.read(), "STORE_CORRUPT");
-      expect(error.message).toContain("profiles.default.operator.key");
+      expect(error.message).toContain(`principals.${id}.key`);
       expect(error.message).not.toContain("12345");
     });
 
@@ -408,14 +414,13 @@ describe("file store", () => {
 
     it("loses no update when four processes increment concurrently", async () => {
       const data = sampleStoreData("0");
-      data.profiles.counter = structuredClone(data.profiles.default) as never;
       await store.compareAndSet(0, data);
       const times = 25;
       const outputs = await Promise.all(
         Array.from({ length: 4 }, () => runChild("increment.mjs", { dir, times })),
       );
       const final = await store.read();
-      expect(final.data.profiles.counter?.operator?.name).toBe(String(4 * times));
+      expect(Object.values(final.data.principals)[0]?.name).toBe(String(4 * times));
       expect(final.version).toBe(1 + 4 * times);
       expect(outputs).toHaveLength(4);
       expect((await readdir(dir)).filter((name) => name.endsWith(".tmp"))).toEqual([]);

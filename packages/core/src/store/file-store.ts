@@ -37,6 +37,7 @@ import {
   emptyStoreData,
   type LockOptions,
   type ReadOptions,
+  STORE_SCHEMA_VERSION,
   type StoreData,
   type StoreHealth,
   type StoreLock,
@@ -182,8 +183,9 @@ export class FileStore implements CredentialStore {
     const validated = assertWritableStoreData(data);
     await ensurePrivateDir(this.dir);
     const result = await this.withWriteLock(async (held): Promise<CompareAndSetResult> => {
-      const { snapshot: current, identity } = await this.readSnapshotWithIdentity();
+      const { snapshot: current, identity } = await this.readSnapshotWithIdentity(false);
       if (current.version !== expectedVersion) return { ok: false, current };
+      await this.backUpOlderSchema();
       // A copy: the caller keeps its own `data` to change as it likes.
       const next = deepFreeze({ version: current.version + 1, data: structuredClone(validated) });
       // The write lock goes to another process if this one stalls past its staleness (a
@@ -438,8 +440,14 @@ export class FileStore implements CredentialStore {
     return (await this.readSnapshotWithIdentity()).snapshot;
   }
 
-  /** The current snapshot and the identity of the file it came from ("absent" for none). */
-  private async readSnapshotWithIdentity(): Promise<{ snapshot: StoreSnapshot; identity: string }> {
+  /**
+   * The current snapshot and the identity of the file it came from ("absent" for none). A file
+   * of an older schema is migrated on disk first (backup kept) when `migrate` is set; callers
+   * already holding the write lock pass false and write the migrated data themselves.
+   */
+  private async readSnapshotWithIdentity(
+    migrate = true,
+  ): Promise<{ snapshot: StoreSnapshot; identity: string }> {
     const cached = this.parsed;
     if (cached) {
       // A synchronous stat of one local file takes microseconds; the async one hops through
@@ -457,12 +465,67 @@ export class FileStore implements CredentialStore {
       this.parsed = undefined;
       return { snapshot: EMPTY_SNAPSHOT, identity: ABSENT };
     }
-    const snapshot = deepFreeze(parseCredentials(read.text, this.credentialsPath));
+    const parsed = parseCredentialsDocument(read.text, this.credentialsPath);
+    if (migrate && parsed.fileSchemaVersion < STORE_SCHEMA_VERSION) {
+      const migrated = await this.migrateOnDisk().catch(() => false);
+      // Migrated (by us or a racing process): read the new file. A store that cannot be
+      // written (read-only) is still readable, migrated in memory.
+      if (migrated) return this.readSnapshotWithIdentity(false);
+    }
+    const snapshot = deepFreeze(parsed.snapshot);
     // A write by this handle that finished while the file was read may have replaced it.
     if (this.writes === writesBefore) {
       this.parsed = { identity: read.identity, snapshot, checkedAt: this.clock.now() };
     }
     return { snapshot, identity: read.identity };
+  }
+
+  /**
+   * Rewrites a credentials file of an older schema in the current one, under the write lock,
+   * once: several processes opening the store together migrate it one time. The original is
+   * kept beside it (`credentials.schema-N.json`, 0600). True when the file is current after.
+   */
+  private async migrateOnDisk(): Promise<boolean> {
+    const done = await this.withWriteLock(async (held) => {
+      const read = await this.readPrivateFileWithIdentity(this.credentialsPath);
+      if (read === undefined) return true;
+      const parsed = parseCredentialsDocument(read.text, this.credentialsPath);
+      if (parsed.fileSchemaVersion >= STORE_SCHEMA_VERSION) return true;
+      await this.backUpOlderSchema(read.text, parsed.fileSchemaVersion);
+      const next = { version: parsed.snapshot.version + 1, data: parsed.snapshot.data };
+      const unchanged = () =>
+        !held.compromised && currentIdentity(this.credentialsPath) === read.identity;
+      try {
+        return await writeFileAtomic(
+          this.credentialsPath,
+          `${JSON.stringify(next, null, 2)}\n`,
+          unchanged,
+        );
+      } finally {
+        this.forgetParse();
+      }
+    });
+    if (done) this.watcher.poke();
+    return done;
+  }
+
+  /**
+   * Keeps the current file as `credentials.schema-N.json` before it is first written in a newer
+   * schema (an existing backup is the same original: it is kept). Caller holds the write lock.
+   */
+  private async backUpOlderSchema(text?: string, schemaVersion?: number): Promise<void> {
+    let original = text;
+    let version = schemaVersion;
+    if (original === undefined || version === undefined) {
+      const read = await this.readPrivateFile(this.credentialsPath);
+      if (read === undefined) return;
+      version = parseCredentialsDocument(read, this.credentialsPath).fileSchemaVersion;
+      original = read;
+    }
+    if (version >= STORE_SCHEMA_VERSION) return;
+    const backup = join(this.dir, `credentials.schema-${version}.json`);
+    if ((await statOrUndefined(backup)) !== undefined) return;
+    await writeFileAtomic(backup, original, () => true);
   }
 
   private forgetParse(): void {
@@ -579,6 +642,19 @@ async function storeDirStats(dir: string): Promise<Stats | undefined> {
  * @throws RekeyError STORE_CORRUPT naming the file and where it is wrong, never its content.
  */
 export function parseCredentials(text: string, path: string): StoreSnapshot {
+  return parseCredentialsDocument(text, path).snapshot;
+}
+
+/**
+ * Parses `credentials.json` text, migrating an older schema in memory, and says which schema
+ * version the file itself holds.
+ *
+ * @throws RekeyError STORE_CORRUPT naming the file and where it is wrong, never its content.
+ */
+export function parseCredentialsDocument(
+  text: string,
+  path: string,
+): { snapshot: StoreSnapshot; fileSchemaVersion: number } {
   const corrupt = (what: string) =>
     new RekeyError("STORE_CORRUPT", `${path} ${what}`, {
       hint: "Restore it from a backup; rekey will not read it as empty or overwrite it.",
@@ -596,7 +672,12 @@ export function parseCredentials(text: string, path: string): StoreSnapshot {
   if (!envelope.success) {
     throw corrupt(`is not a rekey store file at ${describeIssues(envelope.error)}`);
   }
-  return { version: envelope.data.version, data: migrateStoreData(envelope.data.data, path) };
+  const data = migrateStoreData(envelope.data.data, path);
+  const stated = (envelope.data.data as { schemaVersion?: unknown }).schemaVersion;
+  return {
+    snapshot: { version: envelope.data.version, data },
+    fileSchemaVersion: typeof stated === "number" ? stated : STORE_SCHEMA_VERSION,
+  };
 }
 
 /**

@@ -18,6 +18,7 @@ export {
 } from "./file-store.js";
 export { deepFreeze } from "./freeze.js";
 export { createMemoryStore, MemoryStore, type MemoryStoreOptions } from "./memory-store.js";
+export { faucetIdOf, RECORD_PRINCIPAL_PATTERN, recordIdOf } from "./record-ids.js";
 export {
   assertWritableAuditEntry,
   assertWritableStoreData,

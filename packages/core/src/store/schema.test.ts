@@ -20,14 +20,14 @@ describe("store schema", () => {
   it("refuses a store from a newer rekey, naming both versions", () => {
     const error = (() => {
       try {
-        migrateStoreData({ schemaVersion: 2, profiles: {} }, "credentials.json");
+        migrateStoreData({ schemaVersion: 3, profiles: {} }, "credentials.json");
       } catch (caught) {
         return caught;
       }
     })();
     expect(isRekeyError(error, "STORE_CORRUPT")).toBe(true);
     expect((error as Error).message).toBe(
-      "credentials.json was written by a newer rekey (schema version 2; this rekey reads up to 1)",
+      "credentials.json was written by a newer rekey (schema version 3; this rekey reads up to 2)",
     );
   });
 
@@ -40,9 +40,22 @@ describe("store schema", () => {
     ["a timestamp with an offset", withOperator({ savedAt: "2025-01-01T00:00:00+02:00" })],
     ["an unknown key source", withOperator({ source: "stolen" })],
     [
-      "an agent keyed by name",
-      { schemaVersion: 1, profiles: { p: { ...profile(), agents: { bob: {} } } } },
+      "a schema-1 agent keyed by name",
+      {
+        schemaVersion: 1,
+        profiles: {
+          p: {
+            baseUrl: "http://127.0.0.1:1",
+            active: "operator",
+            agents: { bob: {} },
+            intents: {},
+            idempotency: {},
+          },
+        },
+      },
     ],
+    ["a record filed under another principal", misfiled()],
+    ["a key without its fingerprint", withOperator({ fingerprint: undefined })],
   ])("treats %s as STORE_CORRUPT", (_label, raw) => {
     expect(codeOf(() => migrateStoreData(raw))).toBe("STORE_CORRUPT");
   });
@@ -53,16 +66,15 @@ describe("store schema", () => {
   });
 });
 
-function profile() {
-  const { default: first } = sampleStoreData("x").profiles;
-  if (first === undefined) throw new Error("sample has a default profile");
-  return first;
+function withOperator(overrides: Record<string, unknown>) {
+  const data = sampleStoreData("x");
+  const [id, record] = Object.entries(data.principals)[0] ?? [];
+  if (id === undefined) throw new Error("sample has an operator record");
+  return { ...data, principals: { [id]: JSON.parse(JSON.stringify({ ...record, ...overrides })) } };
 }
 
-function withOperator(overrides: Record<string, unknown>) {
-  const base = profile();
-  return {
-    schemaVersion: 1,
-    profiles: { default: { ...base, operator: { ...base.operator, ...overrides } } },
-  };
+function misfiled() {
+  const data = sampleStoreData("x");
+  const record = Object.values(data.principals)[0];
+  return { ...data, principals: { "http://127.0.0.1:8787#agent:9": record } };
 }

@@ -1,5 +1,7 @@
 import { z } from "zod";
 import { RekeyError } from "../errors.js";
+import { migrateV1ToV2, storeDataV1Schema } from "./migrations/v1-to-v2.js";
+import { RECORD_PRINCIPAL_PATTERN } from "./record-ids.js";
 import { type AuditEntry, STORE_SCHEMA_VERSION, type StoreData } from "./types.js";
 
 /**
@@ -16,10 +18,15 @@ const nonEmpty = z.string().min(1);
 export const PROFILE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** A principalKey: "operator" or "agent:N" with N in 1..2^31-1. */
 export const PRINCIPAL_KEY_PATTERN = /^(operator|agent:[1-9]\d{0,9})$/;
-/** Idempotency slots are the first 32 hex digits of the key's SHA-256. */
-export const IDEMPOTENCY_SLOT_PATTERN = /^[0-9a-f]{32}$/;
+/**
+ * Idempotency slots: 16 hex digits of the scope's SHA-256 (the principal acting), then the
+ * first 32 hex digits of the key's SHA-256.
+ */
+export const IDEMPOTENCY_SLOT_PATTERN = /^[0-9a-f]{48}$/;
+/** A principal record's id: its faucet URL, `#`, its principal. */
+const RECORD_ID_PATTERN =
+  /^[a-z][a-z0-9+.-]*:\/\/[^#\s]+#(operator(:[1-9]\d{0,9})?|agent:[1-9]\d{0,9})$/;
 
-const principalKeyField = z.string().regex(PRINCIPAL_KEY_PATTERN);
 // `new Date().toISOString()` output: UTC with a `Z`, as every timestamp in the store is.
 const isoUtc = z.iso.datetime();
 const surface = z.enum(["cli", "mcp", "http", "library"]);
@@ -35,28 +42,53 @@ export const rotationRecordSchema = z.strictObject({
   surface,
 });
 
-/** Schema of a StoredKey. */
-export const storedKeySchema = z.strictObject({
-  key: nonEmpty,
-  fingerprint: nonEmpty,
-  savedAt: isoUtc,
-  source: z.enum(["register", "login", "create", "rotate", "recover", "import"]),
-  name: z.string().optional(),
-  operatorId: z.number().int().nonnegative().optional(),
-  lastRotation: rotationRecordSchema.optional(),
-  cooldownUntil: isoUtc.optional(),
-});
+const keySource = z.enum(["register", "login", "create", "rotate", "recover", "import"]);
+const recordPrincipal = z.string().regex(RECORD_PRINCIPAL_PATTERN);
 
 /** Schema of a RotationIntent. */
 export const rotationIntentSchema = z.strictObject({
   requestId: nonEmpty,
-  principal: principalKeyField,
-  actor: principalKeyField,
+  principal: recordPrincipal,
+  actor: recordPrincipal,
   oldFingerprint: nonEmpty,
   startedAt: isoUtc,
   phase: z.enum(["requested", "stored"]),
   surface,
 });
+
+const keyFields = {
+  key: nonEmpty,
+  fingerprint: nonEmpty,
+  savedAt: isoUtc,
+  source: keySource,
+};
+
+/** Schema of a PrincipalRecord: the key fields are all present or all absent. */
+export const principalRecordSchema = z
+  .strictObject({
+    faucet: z.url(),
+    principal: recordPrincipal,
+    name: z.string().optional(),
+    operatorId: z.number().int().nonnegative().optional(),
+    key: keyFields.key.optional(),
+    fingerprint: keyFields.fingerprint.optional(),
+    savedAt: keyFields.savedAt.optional(),
+    source: keyFields.source.optional(),
+    lastRotation: rotationRecordSchema.optional(),
+    cooldownUntil: isoUtc.optional(),
+    intent: rotationIntentSchema.optional(),
+    alternates: z.array(z.strictObject({ ...keyFields, profile: z.string() })).optional(),
+  })
+  .refine(
+    (record) =>
+      [record.key, record.fingerprint, record.savedAt, record.source].every(
+        (field) => field === undefined,
+      ) ||
+      [record.key, record.fingerprint, record.savedAt, record.source].every(
+        (field) => field !== undefined,
+      ),
+    { message: "a key needs its fingerprint, savedAt and source" },
+  );
 
 /** Schema of an IdempotencyRecord; `body` must be JSON. */
 export const idempotencyRecordSchema = z.strictObject({
@@ -67,21 +99,32 @@ export const idempotencyRecordSchema = z.strictObject({
   body: z.json(),
 });
 
-/** Schema of a Profile; agents are keyed by decimal id. */
+/** Schema of a Profile: a view naming records, holding no key. */
 export const profileSchema = z.strictObject({
   baseUrl: z.url(),
-  active: principalKeyField,
-  operator: storedKeySchema.optional(),
-  agents: z.record(z.string().regex(/^[1-9]\d{0,9}$/), storedKeySchema),
-  intents: z.record(principalKeyField, rotationIntentSchema),
-  idempotency: z.record(z.string().regex(IDEMPOTENCY_SLOT_PATTERN), idempotencyRecordSchema),
+  operator: z
+    .string()
+    .regex(/^operator(:[1-9]\d{0,9})?$/)
+    .optional(),
+  actsAs: recordPrincipal.optional(),
 });
 
 /** Schema of the current StoreData (use migrateStoreData on anything read). */
-export const storeDataSchema = z.strictObject({
-  schemaVersion: z.literal(STORE_SCHEMA_VERSION),
-  profiles: z.record(z.string().regex(PROFILE_NAME_PATTERN), profileSchema),
-});
+export const storeDataSchema = z
+  .strictObject({
+    schemaVersion: z.literal(STORE_SCHEMA_VERSION),
+    principals: z.record(z.string().regex(RECORD_ID_PATTERN), principalRecordSchema),
+    profiles: z.record(z.string().regex(PROFILE_NAME_PATTERN), profileSchema),
+    currentProfile: z.string().regex(PROFILE_NAME_PATTERN).optional(),
+    idempotency: z.record(z.string().regex(IDEMPOTENCY_SLOT_PATTERN), idempotencyRecordSchema),
+  })
+  .refine(
+    (data) =>
+      Object.entries(data.principals).every(
+        ([id, record]) => id === `${record.faucet}#${record.principal}`,
+      ),
+    { message: "a principal record is filed under its own faucet and principal" },
+  );
 
 /** Schema of one AuditEntry (a line of the audit log). */
 export const auditEntrySchema = z.strictObject({
@@ -90,7 +133,19 @@ export const auditEntrySchema = z.strictObject({
   surface,
   profile: z.string(),
   principal: z.string(),
-  action: z.enum(["rotate", "recover", "register", "login", "create_agent", "import", "resolve"]),
+  action: z.enum([
+    "rotate",
+    "recover",
+    "register",
+    "login",
+    "create_agent",
+    "import",
+    "resolve",
+    "adopt",
+    "forget",
+    "migrate",
+    "repoint",
+  ]),
   outcome: z.enum(["success", "failure", "recovered", "not_rotated", "key_lost"]),
   oldFingerprint: z.string().optional(),
   newFingerprint: z.string().optional(),
@@ -102,11 +157,26 @@ export const auditEntrySchema = z.strictObject({
 });
 
 /**
- * One step per old schema version: `MIGRATIONS[n]` turns version-n data into version n+1.
- * Only version 1 exists, so it is empty; adding v2 means bumping STORE_SCHEMA_VERSION, adding
- * `1: (v1) => v2`, and updating `storeDataSchema`.
+ * One step per old schema version: `MIGRATIONS[n]` turns version-n data into version n+1, or
+ * throws STORE_CORRUPT naming where version-n data is wrong. A new version means bumping
+ * STORE_SCHEMA_VERSION, adding a step in `migrations/`, and updating `storeDataSchema`.
  */
-const MIGRATIONS: Record<number, (raw: Record<string, unknown>) => Record<string, unknown>> = {};
+const MIGRATIONS: Record<
+  number,
+  (raw: Record<string, unknown>, source: string) => Record<string, unknown>
+> = {
+  1: (raw, source) => {
+    const parsed = storeDataV1Schema.safeParse(raw);
+    if (!parsed.success) {
+      throw new RekeyError(
+        "STORE_CORRUPT",
+        `${source} does not match the store schema (version 1) at ${describeIssues(parsed.error)}`,
+        { hint: "Restore it from a backup; rekey will not overwrite it." },
+      );
+    }
+    return migrateV1ToV2(parsed.data) as unknown as Record<string, unknown>;
+  },
+};
 
 /** Describes where a zod parse failed, without echoing the offending value. */
 export function describeIssues(error: z.ZodError, limit = 3): string {
@@ -147,7 +217,7 @@ export function migrateStoreData(raw: unknown, source = "the store"): StoreData 
     if (migrate === undefined) {
       throw new RekeyError("INTERNAL", `No migration from store schema version ${step}`);
     }
-    current = migrate(current);
+    current = migrate(current, source);
   }
   const parsed = storeDataSchema.safeParse(current);
   if (!parsed.success) {

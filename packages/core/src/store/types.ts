@@ -27,22 +27,55 @@ export interface RotationRecord {
   surface: Surface;
 }
 
-/** A key held for one principal. `key` is the raw secret: never log or return it. */
-export interface StoredKey {
+/** The key fields of a principal record; all present, or none. `key` is the raw secret. */
+export interface KeyFields {
   key: string;
   fingerprint: string;
   /** ISO-8601 UTC: when this key was stored. */
   savedAt: string;
   source: KeySource;
+}
+
+/**
+ * A key that another profile held for the same principal when a schema-1 store was migrated:
+ * kept (never dropped) until `rekey doctor --repair` asks the faucet which key is alive.
+ */
+export interface AlternateKey extends KeyFields {
+  /** The schema-1 profile that held it. */
+  profile: string;
+}
+
+/**
+ * One principal on one faucet, held once in the store: every profile, process and front end
+ * that touches it reads and writes this record, so all of them see the same key, cooldown,
+ * journal and history.
+ */
+export interface PrincipalRecord {
+  /** The faucet, as {@link faucetIdOf} normalises its URL (origin + path). */
+  faucet: string;
+  /** "operator:12" or "agent:7" ("operator" alone only for a migrated key of unknown id). */
+  principal: string;
   /** The faucet's name for the principal, when known. */
   name?: string;
-  /** The faucet's operator id (operators only), when known. */
+  /** The operator account: the operator's own id, or the id of the operator owning an agent. */
   operatorId?: number;
-  /** The rotation that issued this key, if it came from one. */
+  /** The current key (with fingerprint, savedAt, source), absent when none is held. */
+  key?: string;
+  fingerprint?: string;
+  savedAt?: string;
+  source?: KeySource;
+  /** The last rotation that issued a key for this principal. */
   lastRotation?: RotationRecord;
-  /** ISO-8601 UTC: end of the withdrawal cooldown that the issuing rotation/recover started. */
+  /** ISO-8601 UTC: end of the withdrawal cooldown that the last rotation/recover started. */
   cooldownUntil?: string;
+  /** The unfinished rotation of this principal (the journal), if any. */
+  intent?: RotationIntent;
+  /** Other keys found for this principal by the schema-1 migration, pending a check. */
+  alternates?: AlternateKey[];
 }
+
+/** A principal record that holds a key. */
+export type StoredKey = PrincipalRecord & KeyFields;
 
 /**
  * A rotation that started and has not been resolved. Written durably before the upstream call;
@@ -51,9 +84,9 @@ export interface StoredKey {
  */
 export interface RotationIntent {
   requestId: string;
-  /** principalKey of the principal being rotated ("operator", "agent:7"). */
+  /** The record's principal being rotated ("operator:12", "agent:7"). */
   principal: string;
-  /** principalKey of the principal whose key authorises the call. */
+  /** The record principal whose key authorises the call. */
   actor: string;
   oldFingerprint: string;
   /** ISO-8601 UTC. */
@@ -75,26 +108,30 @@ export interface IdempotencyRecord {
   body: unknown;
 }
 
-/** One named set of credentials, all for one faucet base URL. */
+/**
+ * A named view: a faucet, the operator whose agents it manages, and the principal it acts as.
+ * It holds no key: keys live in the principals' records, which outlive any profile.
+ */
 export interface Profile {
-  /** The faucet URL these keys belong to: a key is never sent anywhere else. */
+  /** The faucet URL of this profile: a key is never sent anywhere else. */
   baseUrl: string;
-  /** principalKey of the principal this profile acts as by default. */
-  active: string;
-  operator?: StoredKey;
-  /** Keyed by agent id in decimal ("7"). */
-  agents: Record<string, StoredKey>;
-  /** Keyed by principalKey. */
-  intents: Record<string, RotationIntent>;
-  /** Keyed by idempotency key. */
-  idempotency: Record<string, IdempotencyRecord>;
+  /** The operator record's principal ("operator:12") whose agents this profile manages. */
+  operator?: string;
+  /** The principal it acts as ("agent:7"); absent: its operator. */
+  actsAs?: string;
 }
 
-export const STORE_SCHEMA_VERSION = 1;
+export const STORE_SCHEMA_VERSION = 2;
 
 export interface StoreData {
   schemaVersion: typeof STORE_SCHEMA_VERSION;
+  /** Keyed by {@link recordIdOf}: faucet and principal. */
+  principals: Record<string, PrincipalRecord>;
   profiles: Record<string, Profile>;
+  /** The profile used when none is named (`rekey profiles use`). */
+  currentProfile?: string;
+  /** Keyed by slot: a hash of the scope (the acting principal) and the idempotency key. */
+  idempotency: Record<string, IdempotencyRecord>;
 }
 
 /** A consistent read of the whole store. `version` 0 means nothing was ever written. */
@@ -156,9 +193,20 @@ export interface AuditEntry {
   at: string;
   surface: Surface;
   profile: string;
-  /** principalKey. */
+  /** The principal: "operator", "operator:12" or "agent:7". */
   principal: string;
-  action: "rotate" | "recover" | "register" | "login" | "create_agent" | "import" | "resolve";
+  action:
+    | "rotate"
+    | "recover"
+    | "register"
+    | "login"
+    | "create_agent"
+    | "import"
+    | "resolve"
+    | "adopt"
+    | "forget"
+    | "migrate"
+    | "repoint";
   outcome: "success" | "failure" | "recovered" | "not_rotated" | "key_lost";
   oldFingerprint?: string;
   newFingerprint?: string;
@@ -215,5 +263,5 @@ export interface CredentialStore {
 }
 
 export function emptyStoreData(): StoreData {
-  return { schemaVersion: STORE_SCHEMA_VERSION, profiles: {} };
+  return { schemaVersion: STORE_SCHEMA_VERSION, principals: {}, profiles: {}, idempotency: {} };
 }

@@ -1,0 +1,211 @@
+import { RekeyError } from "../errors.js";
+import { agent, OPERATOR, type Principal, principalLabel } from "../principal.js";
+import { faucetIdOf, recordIdOf } from "../store/record-ids.js";
+import type {
+  CredentialStore,
+  DeepReadonly,
+  KeyFields,
+  PrincipalRecord,
+  Profile,
+  StoreData,
+  StoredKey,
+  StoreSnapshot,
+} from "../store/types.js";
+
+/**
+ * A profile as one snapshot resolves it: its faucet, the operator whose agents it manages and
+ * the principal it acts as, with the store's records to look them up in. Read once per
+ * operation and passed down.
+ */
+export interface ProfileView {
+  readonly data: DeepReadonly<StoreData>;
+  readonly profileName: string;
+  readonly profile: DeepReadonly<Profile> | undefined;
+  /** The faucet's record key ({@link faucetIdOf}), once a URL is known. */
+  readonly faucet: string;
+  /** The operator record's principal ("operator:12"), when known. */
+  readonly operator: string | undefined;
+  /** The record principal this view acts as ("agent:7", "operator:12"), when known. */
+  readonly actsAs: string | undefined;
+}
+
+/** Overrides of a view: `--as`, and an operator learnt from the environment's key. */
+export interface ViewOverrides {
+  actAs?: string | undefined;
+  envOperator?: string | undefined;
+}
+
+/** Builds the view of `profileName` in `data`; `baseUrl` is used when the profile is new. */
+export function viewOf(
+  data: DeepReadonly<StoreData>,
+  profileName: string,
+  baseUrl: string,
+  overrides: ViewOverrides = {},
+): ProfileView {
+  const profile = data.profiles[profileName];
+  const faucet = faucetIdOf(profile?.baseUrl ?? baseUrl);
+  const actAs = overrides.actAs;
+  const operator =
+    actAs?.startsWith("operator") === true
+      ? actAs
+      : (profile?.operator ??
+        operatorOfAgent(data, faucet, actAs ?? profile?.actsAs) ??
+        overrides.envOperator);
+  return {
+    data,
+    profileName,
+    profile,
+    faucet,
+    operator,
+    actsAs: actAs ?? profile?.actsAs ?? operator,
+  };
+}
+
+/** The operator owning an agent record, as "operator:N", when the record says. */
+function operatorOfAgent(
+  data: DeepReadonly<StoreData>,
+  faucet: string,
+  principal: string | undefined,
+): string | undefined {
+  if (!principal?.startsWith("agent:")) return undefined;
+  const id = data.principals[recordIdOf(faucet, principal)]?.operatorId;
+  return id === undefined ? undefined : `operator:${id}`;
+}
+
+/**
+ * The record principal of `principal` in a view: the view's operator for OPERATOR, "agent:N"
+ * for an agent. Undefined when the view has no operator.
+ */
+export function recordPrincipalOf(view: ProfileView, principal: Principal): string | undefined {
+  return principal.kind === "operator" ? view.operator : `agent:${principal.agentId}`;
+}
+
+/** The engine's principal for a record principal ("operator:12" → OPERATOR). */
+export function principalOfRecord(recordPrincipal: string): Principal {
+  if (recordPrincipal.startsWith("operator")) return OPERATOR;
+  return agent(Number(recordPrincipal.slice("agent:".length)));
+}
+
+/** The principal the view acts as, when known. */
+export function activePrincipalOf(view: ProfileView): Principal | undefined {
+  return view.actsAs === undefined ? undefined : principalOfRecord(view.actsAs);
+}
+
+/** The record of a principal in a view, if any (with or without a key). */
+export function recordOf(
+  view: ProfileView,
+  principal: Principal,
+): DeepReadonly<PrincipalRecord> | undefined {
+  const recordPrincipal = recordPrincipalOf(view, principal);
+  if (recordPrincipal === undefined) return undefined;
+  return view.data.principals[recordIdOf(view.faucet, recordPrincipal)];
+}
+
+/** The stored key of a principal in a view, if the store holds one. */
+export function storedKeyOf(
+  view: ProfileView | undefined,
+  principal: Principal,
+): DeepReadonly<StoredKey> | undefined {
+  if (!view) return undefined;
+  const record = recordOf(view, principal);
+  return record?.key === undefined ? undefined : (record as DeepReadonly<StoredKey>);
+}
+
+/** The records this view answers for: its operator, its agents, the principal it acts as. */
+export function recordsOfView(view: ProfileView): DeepReadonly<PrincipalRecord>[] {
+  const operatorId = view.operator?.match(/^operator:(\d+)$/)?.[1];
+  return Object.values(view.data.principals).filter(
+    (record) =>
+      record.faucet === view.faucet &&
+      (record.principal === view.operator ||
+        record.principal === view.actsAs ||
+        (operatorId !== undefined &&
+          record.principal.startsWith("agent:") &&
+          String(record.operatorId) === operatorId)),
+  );
+}
+
+/** The record of `recordPrincipal` on `faucet` in a draft, created empty when missing. */
+export function recordIn(
+  draft: StoreData,
+  faucet: string,
+  recordPrincipal: string,
+): PrincipalRecord {
+  const id = recordIdOf(faucet, recordPrincipal);
+  const existing = draft.principals[id];
+  if (existing) return existing;
+  const created: PrincipalRecord = { faucet: faucetIdOf(faucet), principal: recordPrincipal };
+  draft.principals[id] = created;
+  return created;
+}
+
+/** Sets the key fields of a record, or with `undefined` removes them. */
+export function setKey(record: PrincipalRecord, key: KeyFields | undefined): void {
+  if (key) {
+    record.key = key.key;
+    record.fingerprint = key.fingerprint;
+    record.savedAt = key.savedAt;
+    record.source = key.source;
+    return;
+  }
+  delete record.key;
+  delete record.fingerprint;
+  delete record.savedAt;
+  delete record.source;
+}
+
+/** The named profile of a draft, created for `baseUrl` when missing. */
+export function profileIn(draft: StoreData, name: string, baseUrl: string): Profile {
+  const existing = draft.profiles[name];
+  if (existing) return existing;
+  const created: Profile = { baseUrl };
+  draft.profiles[name] = created;
+  return created;
+}
+
+/**
+ * Applies `mutate` to a fresh read and writes it with compare-and-set, retrying on conflict.
+ * `mutate` may run several times, so it must only change the draft it is given.
+ * @throws RekeyError STORE_UNAVAILABLE when the store stays contended, or any error of the store.
+ */
+export async function updateStore<T>(
+  store: CredentialStore,
+  mutate: (draft: StoreData) => T,
+  afterWrite?: (snapshot: StoreSnapshot) => void,
+): Promise<T> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const snapshot = await store.read();
+    const draft = structuredClone(snapshot.data) as StoreData;
+    const result = mutate(draft);
+    const written = await store.compareAndSet(snapshot.version, draft);
+    if (written.ok) {
+      afterWrite?.(written.snapshot);
+      return result;
+    }
+    // Another writer won; back off a little so a crowd of writers spreads out.
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * (attempt + 1)));
+  }
+  throw new RekeyError(
+    "STORE_UNAVAILABLE",
+    "The credential store stayed busy: too many concurrent writers",
+    {
+      hint: "Retry in a moment.",
+    },
+  );
+}
+
+/** @throws RekeyError NOT_FOUND naming what to do when the principal has no key. */
+export function missingKeyError(principal: Principal, profileName: string): RekeyError {
+  const label = principalLabel(principal);
+  return new RekeyError(
+    "NOT_FOUND",
+    `No key is stored for the ${label} in profile "${profileName}"`,
+    {
+      hint:
+        principal.kind === "operator"
+          ? "Run `rekey register` or `rekey login` first."
+          : "Create the agent with `rekey agents create`, or rotate its key as its operator to get one.",
+      details: { principal: label },
+    },
+  );
+}
