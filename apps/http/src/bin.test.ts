@@ -311,6 +311,25 @@ describe("rekey-http (built bin)", () => {
     expect(bin.stderr()).not.toContain("without TLS");
   });
 
+  it("--as serves an agent created with `rekey agents create`, on the record its operator sees", async () => {
+    faucet = await startFaucet({ testClock: false });
+    const store = await openCredentialStore({ spec: faucet.dir, env: {} });
+    const operator = createRekey({ store, surface: "library", env: {} });
+    const { agentId } = await operator.createAgent({ name: "service" });
+    const bin = await startBin(faucet, ["--as", `agent:${agentId}`]);
+    const status = await call(bin, "GET", "/v1/status", { token: monitor.raw });
+    expect(await status.json()).toMatchObject({ principal: { kind: "agent", agent_id: agentId } });
+    const rotated = await call(bin, "POST", "/v1/rotate", { body: {} });
+    expect(rotated.status).toBe(200);
+    const { fingerprint: rotatedTo } = (await rotated.json()) as { fingerprint: string };
+    const seen = await operator.status({ kind: "agent", agentId });
+    expect(seen.fingerprint).toBe(rotatedTo);
+    expect(seen.cooldownRemainingSeconds).toBeGreaterThan(25 * 60);
+    await operator.close();
+    await store.close();
+    expect(await stopBin(bin)).toBe(0);
+  });
+
   it("refuses to start without tokens, with a message and exit code 2", async () => {
     faucet = await startFaucet({ testClock: false });
     const spawned = spawnBin(["--port", "0"], { REKEY_STORE: faucet.dir });

@@ -106,6 +106,36 @@ describe("rekey-mcp over stdio (the built binary)", () => {
   });
 });
 
+describe("rekey-mcp --as (the built binary)", () => {
+  it("runs as an agent created with `rekey agents create`, sharing its record with the operator", async () => {
+    const { agentId } = await world.setup.createAgent({ name: "worker" });
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [bin, "--as", `agent:${agentId}`],
+      env: childEnv(),
+      stderr: "pipe",
+    });
+    const client = new Client({ name: "as-agent-test", version: "0.0.0" });
+    await client.connect(transport);
+    const whoami = (await client.callTool({ name: "whoami", arguments: {} })) as CallToolResult;
+    expect(whoami.structuredContent).toMatchObject({ type: "agent", id: agentId });
+    const rotated = (await client.callTool({
+      name: "rotate_api_key",
+      arguments: {},
+    })) as CallToolResult;
+    expect(rotated.isError).toBeFalsy();
+    await client.close();
+    await world.rememberSecrets();
+    // The operator's profile sees the agent's own rotation: its key and its cooldown.
+    const status = await world.setup.status({ kind: "agent", agentId });
+    expect(status.fingerprint).toBe(
+      (rotated.structuredContent as { fingerprint: string }).fingerprint,
+    );
+    expect(status.cooldownRemainingSeconds).toBeGreaterThan(25 * 60);
+    expectNoSecrets(JSON.stringify([whoami, rotated]));
+  });
+});
+
 const postgresUrl = inject("postgresUrl");
 
 describe.skipIf(postgresUrl === "")("rekey-mcp on a PostgreSQL store (the built binary)", () => {

@@ -30,6 +30,12 @@ describe("parseOptions", () => {
     expect(options).toMatchObject({ profile: "cli", store: "/tmp/x" });
   });
 
+  it("acts as a stored principal with --as, else REKEY_AS", () => {
+    expect(parseOptions(["--as", "agent:7"], { REKEY_AS: "agent:8" }).actAs).toBe("agent:7");
+    expect(parseOptions([], { REKEY_AS: "agent:8" }).actAs).toBe("agent:8");
+    expect(parseOptions([], {}).actAs).toBeUndefined();
+  });
+
   it("turns reveal on only with REKEY_MCP_REVEAL_KEYS=1", () => {
     expect(parseOptions([], { REKEY_MCP_REVEAL_KEYS: "1" }).revealKeys).toBe(true);
     expect(parseOptions([], { REKEY_MCP_REVEAL_KEYS: "0" }).revealKeys).toBe(false);

@@ -359,6 +359,29 @@ export function createRekey(options: RekeyOptions): Rekey {
     return fp;
   }
 
+  /**
+   * The error for a key the faucet rejects: when the store knows it as the old key of one of
+   * its rotations, it names that rotation and the key that replaced it.
+   */
+  async function staleKeyError(key: string, cause: RekeyError): Promise<RekeyError> {
+    const fp = fingerprint(key);
+    const view = await readView();
+    const replaced = Object.values(view.data.principals).find(
+      (record) => record.faucet === view.faucet && record.lastRotation?.oldFingerprint === fp,
+    );
+    if (replaced?.lastRotation === undefined) return cause;
+    const label = principalLabel(principalOfRecord(replaced.principal));
+    return new RekeyError(
+      "UNAUTHORIZED",
+      `The key ${fp} no longer works: the ${label} was rotated at ${replaced.lastRotation.rotatedAt}, and the store holds its current key ${replaced.fingerprint ?? "(none)"}`,
+      {
+        hint: `Nothing was stored. Act as it with --as ${replaced.principal} instead of logging in a copy.`,
+        details: { principal: label },
+        cause,
+      },
+    );
+  }
+
   /** True when the faucet accepts `key`; false when it says it is invalid. */
   async function keyIsAlive(key: string): Promise<boolean> {
     try {
@@ -546,7 +569,11 @@ export function createRekey(options: RekeyOptions): Rekey {
           hint: "Paste the whole key (no spaces); faucet keys start with lf_.",
         });
       }
-      const identity: Identity = await (await client()).whoami(key);
+      const identity: Identity = await (await client())
+        .whoami(key)
+        .catch(async (error: unknown) => {
+          throw isRekeyError(error, "UNAUTHORIZED") ? await staleKeyError(key, error) : error;
+        });
       const principal = identity.type === "operator" ? OPERATOR : agent(identity.id);
       const recordPrincipal =
         identity.type === "operator" ? `operator:${identity.id}` : `agent:${identity.id}`;
@@ -560,29 +587,31 @@ export function createRekey(options: RekeyOptions): Rekey {
         const existing = view.data.principals[recordIdOf(faucet, recordPrincipal)];
         let action: AuditEventInput["action"] =
           loginOptions.source === "import" ? "import" : "login";
+        // Checked again under the lock: a rotation that finished while we waited killed it.
+        if (!(await keyIsAlive(key))) {
+          throw await staleKeyError(
+            key,
+            new RekeyError(
+              "UNAUTHORIZED",
+              `The key ${fp} stopped working while it was being stored (a rotation elsewhere?)`,
+              { hint: "Nothing was stored. Use the key that rotation issued." },
+            ),
+          );
+        }
         if (existing?.key !== undefined && existing.key !== key) {
-          // Someone rotated elsewhere, or this key is stale: keep whichever the faucet accepts.
-          const givenAlive = await keyIsAlive(key);
-          const storedAlive = await keyIsAlive(existing.key);
-          if (storedAlive || !givenAlive) {
+          // Someone rotated elsewhere and this is the new key: adopt it only if the stored one
+          // is dead, so a working key is never replaced.
+          if (await keyIsAlive(existing.key)) {
             throw new RekeyError(
               "CONFIG_INVALID",
-              `The store already holds ${givenAlive ? "a working" : "the current"} key for the ${principalLabel(principal)} (${recordPrincipal}): ${existing.fingerprint}; the key given (${fp}) ${givenAlive ? "was not stored" : "no longer works"}`,
+              `The store holds another working key for the ${principalLabel(principal)} (${recordPrincipal}): ${existing.fingerprint}; the key given (${fp}) was not stored`,
               {
-                hint: givenAlive
-                  ? "Both keys work. If you meant to replace the stored key, forget it first (`rekey forget`)."
-                  : "Nothing changed; the stored key is the one to use.",
+                hint: "If you meant to replace the stored key, forget it first (`rekey forget`).",
                 details: { principal: principalLabel(principal) },
               },
             );
           }
           action = "adopt";
-        } else if (!(await keyIsAlive(key))) {
-          throw new RekeyError(
-            "UNAUTHORIZED",
-            `The key ${fp} stopped working while it was being stored (a rotation elsewhere?)`,
-            { hint: "Nothing was stored. Use the key that rotation issued." },
-          );
         }
         let pointed = true;
         let repointedFrom: string | undefined;

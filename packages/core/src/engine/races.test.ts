@@ -99,3 +99,76 @@ describe("rotateKey across processes", () => {
     expect(fixture.sandbox.stats().rotations).toBe(1);
   });
 });
+
+describe("login", () => {
+  it("of two principals into one profile at once: both records kept, one pointer, no error swallowed", async () => {
+    const { fixture, other } = await startRace();
+    const first = await fixture.client.register({ name: "first" });
+    const second = await fixture.client.register({ name: "second" });
+    const engines = [fixture.rekey(), fixture.rekey({ store: other })];
+    const outcomes = await Promise.allSettled([
+      engines[0]?.login(first.apiKey),
+      engines[1]?.login(second.apiKey),
+    ]);
+    const won = outcomes.filter((outcome) => outcome.status === "fulfilled");
+    const lost = outcomes.filter((outcome) => outcome.status === "rejected");
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(1);
+    expect(isRekeyError((lost[0] as PromiseRejectedResult).reason, "CONFIG_INVALID")).toBe(true);
+    const { data } = await fixture.store.read();
+    const operators = Object.values(data.principals).filter((record) =>
+      record.principal.startsWith("operator:"),
+    );
+    expect(operators.map((record) => record.key).sort()).toEqual(
+      [first.apiKey, second.apiKey].sort(),
+    );
+    const pointed = data.profiles.default?.operator;
+    expect([`operator:${first.operatorId}`, `operator:${second.operatorId}`]).toContain(pointed);
+  });
+
+  it("never stores a key that a rotation elsewhere killed while the login checked it", async () => {
+    // The login's whoami is answered (the key alive) 600 ms after the faucet read it; the
+    // rotation commits inside that window.
+    const fixture = await startEngineFixture({
+      store: "file",
+      sandbox: { faults: [{ action: "whoami", nth: 1, kind: "delay", delayMs: 600 }] },
+    });
+    race = { fixture, other: createFileStore({ dir: fixture.dir, env: {} }) };
+    const rekey = fixture.rekey();
+    await rekey.register({});
+    const oldKey = (await storedKey(fixture.store, "operator"))?.key as string;
+    const login = fixture.rekey({ store: race.other, profile: "copy" }).login(oldKey);
+    while ((fixture.sandbox.stats().calls.whoami ?? 0) === 0) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const rotated = await rekey.rotateKey();
+    const loggedIn = await login.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(isRekeyError(loggedIn, "UNAUTHORIZED")).toBe(true);
+    expect((await storedKey(fixture.store, "operator"))?.fingerprint).toBe(rotated.newFingerprint);
+    expect((await fixture.store.read()).data.profiles.copy).toBeUndefined();
+  });
+});
+
+describe("two profiles on one principal", () => {
+  it("racing rotations of one agent from two profiles make one rotation, shared by both", async () => {
+    const { fixture, other } = await startRace();
+    const operator = fixture.rekey();
+    await operator.register({});
+    const { agentId } = await operator.createAgent({ name: "w" });
+    const agentKey = (await storedKey(fixture.store, agentId))?.key as string;
+    const asAgent = fixture.rekey({ store: other, profile: "agent" });
+    await asAgent.login(agentKey);
+    const before = fixture.sandbox.stats().rotations;
+    const results = await Promise.all([
+      operator.rotateKey({ target: { kind: "agent", agentId } }),
+      asAgent.rotateKey(),
+    ]);
+    expect(fixture.sandbox.stats().rotations - before).toBe(1);
+    expect(new Set(results.map((result) => result.newFingerprint)).size).toBe(1);
+    expect((await asAgent.status()).fingerprint).toBe(results[0]?.newFingerprint);
+    expect((await asAgent.whoami()).type).toBe("agent");
+  });
+});

@@ -1,0 +1,225 @@
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { createFaucetClient } from "@rekey/core";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type CliHarness, registerOperator, startCliHarness } from "./cli-harness.test-helper.js";
+import { exitCodeFor } from "./exit-codes.js";
+import { doctorDocument, errorDocument, historyDocument } from "./json-schemas.test-helper.js";
+
+// The three ways a key was dropped or left stale by keeping keys per profile (issue "One
+// principal, one record"), each ending with every stored key alive upstream.
+
+let harness: CliHarness;
+beforeEach(async () => {
+  harness = await startCliHarness();
+});
+afterEach(() => harness.close());
+
+async function ok(args: string[], options: Parameters<CliHarness["run"]>[1] = {}) {
+  const result = await harness.runJson(args, options);
+  if (result.code !== 0)
+    throw new Error(`${args.join(" ")} exited ${result.code}: ${result.stderr}`);
+  return result.json as Record<string, unknown>;
+}
+
+async function refused(args: string[], options: Parameters<CliHarness["run"]>[1] = {}) {
+  const result = await harness.runJson(args, options);
+  expect(result.code).not.toBe(0);
+  return { code: result.code, error: errorDocument.parse(JSON.parse(result.stderr)).error };
+}
+
+/** True when the faucet accepts `key`. */
+async function alive(key: string): Promise<boolean> {
+  return createFaucetClient({ baseUrl: harness.sandbox.url })
+    .whoami(key)
+    .then(
+      () => true,
+      () => false,
+    );
+}
+
+async function revealAgentKey(agentId: number, profile = "default"): Promise<string> {
+  const rotated = await ok([
+    "--profile",
+    profile,
+    "rotate",
+    "--agent",
+    String(agentId),
+    "--yes",
+    "--force",
+    "--reveal",
+  ]);
+  return rotated.apiKey as string;
+}
+
+describe("login and import never drop another principal's key", () => {
+  it("a key of another operator is stored beside the profile's, which keeps its own until --replace", async () => {
+    await registerOperator(harness);
+    await ok(["agents", "create", "w"]);
+    // The profile's operator key exists only in the store (rotated without --reveal).
+    await ok(["rotate", "--yes"]);
+    const before = await ok(["status"]);
+    const other = await createFaucetClient({ baseUrl: harness.sandbox.url }).register({});
+
+    const login = await refused(["login"], { stdin: other.apiKey });
+    expect(login.code).toBe(exitCodeFor("CONFIG_INVALID"));
+    expect(login.error.message).toContain(`operator:${other.operatorId}`);
+    expect(login.error.hint).toContain("--replace");
+    // Nothing replaced: the profile still acts as its operator, whose key works.
+    const after = await ok(["status"]);
+    expect(after.fingerprint).toBe(before.fingerprint);
+    expect((await ok(["agents"])).agents).toHaveLength(1);
+
+    // --replace repoints the profile; the first operator's record and key stay.
+    await ok(["login", "--replace"], { stdin: other.apiKey });
+    const shown = await ok(["profiles", "show"]);
+    expect(shown.profile).toMatchObject({ operator: `operator:${other.operatorId}` });
+    const doctor = doctorDocument.parse(await ok(["--as", "operator:1", "doctor"]));
+    expect(doctor.keys.filter((check) => check.principal === "operator:1")).toEqual([
+      expect.objectContaining({ fingerprint: before.fingerprint, alive: true, current: true }),
+    ]);
+    // The old operator's agents are no longer this profile's: rotating one is refused by the
+    // faucet as another operator's, and acting as the first operator still works.
+    expect((await ok(["--as", "operator:1", "agents"])).agents).toHaveLength(1);
+    const history = historyDocument.parse(await ok(["history"]));
+    expect(history.entries.map((entry) => `${entry.action} ${entry.principal}`)).toContain(
+      `repoint operator:${other.operatorId}`,
+    );
+  });
+
+  it("import files an agent of another operator under its real operator", async () => {
+    await registerOperator(harness);
+    const faucet = createFaucetClient({ baseUrl: harness.sandbox.url });
+    const other = await faucet.register({});
+    const stranger = await faucet.createAgent(other.apiKey, { name: "stranger" });
+    const file = join(harness.dir, "lw-credentials.json");
+    await writeFile(
+      file,
+      JSON.stringify({
+        version: 1,
+        active: "operator",
+        agent: {
+          api_key: stranger.apiKey,
+          id: stranger.agentId,
+          saved_at: new Date().toISOString(),
+        },
+      }),
+      { mode: 0o600 },
+    );
+    const imported = await ok(["import", "lightning-wallet", "--file", file]);
+    expect(imported.results).toEqual([
+      expect.objectContaining({
+        entry: "agent",
+        result: "imported",
+        record: `agent:${stranger.agentId}`,
+        inProfile: false,
+      }),
+    ]);
+    // It is not one of this profile's agents, and it acts as it only when asked.
+    const mine = await ok(["profiles", "show"]);
+    expect(mine.profile).toMatchObject({ principals: ["operator:1"] });
+    const asStranger = await ok(["--as", `agent:${stranger.agentId}`, "status"]);
+    expect(asStranger).toMatchObject({ label: `agent ${stranger.agentId}`, hasKey: true });
+  });
+
+  it("refuses a stale key for a principal the store holds, naming both fingerprints", async () => {
+    await registerOperator(harness);
+    await ok(["agents", "create", "w"]);
+    const stale = await revealAgentKey(1);
+    await ok(["rotate", "--agent", "1", "--yes", "--force"]);
+    const current = (await ok(["status", "--agent", "1"])).fingerprint as string;
+    // The dead key is refused, naming the rotation that killed it and the key to use instead.
+    const result = await refused(["--profile", "ag", "login"], { stdin: stale });
+    expect(result.error.code).toBe("UNAUTHORIZED");
+    expect(result.error.message).toContain("agent 1");
+    expect(result.error.message).toContain(current);
+    expect((await ok(["status", "--agent", "1"])).fingerprint).toBe(current);
+  });
+});
+
+describe("two profiles on one principal see one record", () => {
+  it("an operator's rotation of an agent reaches the agent's own profile: key, cooldown, history", async () => {
+    // The issue's reproduction, as typed.
+    await ok(["--profile", "op", "register", "--recovery-code-file", join(harness.dir, "r.txt")]);
+    await ok(["--profile", "op", "agents", "create", "w"]);
+    const agentKey = await revealAgentKey(1, "op");
+    await ok(["--profile", "ag", "login"], { stdin: agentKey });
+    await ok(["--profile", "op", "rotate", "--agent", "1", "--yes", "--force"]);
+
+    const asAgent = await ok(["--profile", "ag", "status"]);
+    const fromOperator = await ok(["--profile", "op", "status", "--agent", "1"]);
+    expect(asAgent.fingerprint).toBe(fromOperator.fingerprint);
+    expect(asAgent.identity).toMatchObject({ type: "agent", id: 1 });
+    expect(asAgent.cooldownRemainingSeconds as number).toBeGreaterThan(25 * 60);
+    expect(asAgent.lastRotation).toMatchObject({ newFingerprint: asAgent.fingerprint });
+    // The cooldown guard sees it from the agent's side too.
+    const again = await refused(["--profile", "ag", "rotate", "--yes"]);
+    expect(again.error.code).toBe("COOLDOWN_ACTIVE");
+    expect(await alive(agentKey)).toBe(false);
+  });
+
+  it("runs as an agent created with `agents create`, without revealing or copying its key", async () => {
+    await registerOperator(harness);
+    await ok(["agents", "create", "w"]);
+    const status = await ok(["--as", "agent:1", "status"]);
+    expect(status).toMatchObject({ label: "agent 1", hasKey: true });
+    const rotated = await ok(["--as", "agent:1", "rotate", "--yes"]);
+    expect(rotated).toMatchObject({ label: "agent 1", verified: true });
+    // The operator's view of the agent shows the agent's own rotation.
+    const fromOperator = await ok(["status", "--agent", "1"]);
+    expect(fromOperator.fingerprint).toBe(rotated.newFingerprint);
+    const env = await ok(["status"], { env: { REKEY_AS: "agent:1" } });
+    expect(env.fingerprint).toBe(rotated.newFingerprint);
+  });
+});
+
+describe("profiles and forget", () => {
+  it("lists, switches, renames and removes profiles; removing one keeps its keys", async () => {
+    await registerOperator(harness);
+    await ok(["agents", "create", "w"]);
+    await ok(["--profile", "ag", "login"], { stdin: await revealAgentKey(1) });
+    const listed = await ok(["profiles"]);
+    expect(listed.profiles).toEqual([
+      expect.objectContaining({ name: "ag", actsAs: "agent:1" }),
+      expect.objectContaining({ name: "default", operator: "operator:1", current: false }),
+    ]);
+    await ok(["profiles", "use", "ag"]);
+    expect((await ok(["status"])).label).toBe("agent 1");
+    await ok(["profiles", "rename", "ag", "worker"]);
+    expect((await ok(["status"])).profile).toBe("worker");
+    const removed = await ok(["profiles", "remove", "worker"]);
+    expect(removed.keptRecords).toEqual(["agent:1"]);
+    expect((await ok(["status", "--agent", "1"])).hasKey).toBe(true);
+    const missing = await refused(["--profile", "worker", "status"]);
+    expect(missing.code).toBe(exitCodeFor("NOT_FOUND"));
+  });
+
+  it("forget asks before dropping a key the faucet accepts, refuses one a profile uses, and audits it", async () => {
+    await registerOperator(harness);
+    await ok(["agents", "create", "w"]);
+    const inUse = await refused(["forget", "operator:1", "--yes"]);
+    expect(inUse.error.message).toContain('"default"');
+    const unconfirmed = await refused(["forget", "agent:1"]);
+    expect(unconfirmed.error.hint).toContain("--yes");
+    expect((await ok(["status", "--agent", "1"])).hasKey).toBe(true);
+    const fingerprint = (await ok(["status", "--agent", "1"])).fingerprint;
+    const forgot = await ok(["forget", "agent:1"], {
+      terminal: { stdin: true, stderr: true },
+      confirmations: [true],
+    });
+    expect(forgot).toMatchObject({ principal: "agent:1", fingerprint, wasAlive: true });
+    const history = (await ok(["history"])) as { entries: Record<string, unknown>[] };
+    expect(history.entries.at(-1)).toMatchObject({
+      action: "forget",
+      principal: "agent:1",
+      oldFingerprint: fingerprint,
+    });
+    expect((await refused(["status", "--agent", "1"])).error.code).toBe("NOT_FOUND");
+  });
+
+  it("status of an agent the profile holds no record of exits with the not-found code", async () => {
+    await registerOperator(harness);
+    const result = await refused(["status", "--agent", "99"]);
+    expect(result.code).toBe(exitCodeFor("NOT_FOUND"));
+  });
+});
