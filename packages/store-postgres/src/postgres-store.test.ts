@@ -1,4 +1,6 @@
-import { isRekeyError, type RekeyError, verifyAuditChain } from "@rekey/core";
+import { readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { isRekeyError, type RekeyError, type StoreData, verifyAuditChain } from "@rekey/core";
 import { describeStoreContract, sampleStoreData } from "@rekey/core/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -118,7 +120,12 @@ if (postgresUrl === "") {
         "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
         [schema],
       );
-      expect(rows.map((row) => row.table_name)).toEqual(["audit_log", "credentials"]);
+      expect(rows.map((row) => row.table_name)).toEqual([
+        "audit_log",
+        "idempotency",
+        "principals",
+        "store_meta",
+      ]);
     });
 
     it("notifies watchers of a write made by any client, even plain SQL", async () => {
@@ -130,9 +137,15 @@ if (postgresUrl === "") {
         calls += 1;
       });
       // Whether LISTEN is up before the write or not, the write is reported once.
+      const [[id, record]] = Object.entries(sampleStoreData("two").principals) as [
+        [string, unknown],
+      ];
       await adminQuery(
-        `UPDATE "${schema}".credentials SET version = version + 1, data = $1 WHERE id = 1`,
-        [JSON.stringify(sampleStoreData("two"))],
+        `WITH turn AS (UPDATE "${schema}".store_meta SET version = version + 1 WHERE id = 1
+           RETURNING version)
+         UPDATE "${schema}".principals SET data = $2, version = (SELECT version FROM turn)
+         WHERE id = $1`,
+        [id, JSON.stringify(record)],
       );
       const deadline = Date.now() + 5000;
       while (calls === 0 && Date.now() < deadline) {
@@ -149,7 +162,7 @@ if (postgresUrl === "") {
       await store.checkWritable(); // creates the tables
       const newer = JSON.stringify({ schemaVersion: 99, profiles: {} });
       await adminQuery(
-        `INSERT INTO "${schema}".credentials (id, version, data) VALUES (1, 5, $1)`,
+        `INSERT INTO "${schema}".store_meta (id, version, meta_version, data) VALUES (1, 5, 5, $1)`,
         [newer],
       );
       const error = await rejection(store.read());
@@ -158,8 +171,92 @@ if (postgresUrl === "") {
       const health = await store.health();
       expect(health.ok).toBe(false);
       expect(health.problems.join(" ")).toContain("newer rekey");
-      const { rows } = await adminQuery(`SELECT data FROM "${schema}".credentials`);
+      const { rows } = await adminQuery(`SELECT data FROM "${schema}".store_meta`);
       expect(rows[0].data).toEqual({ schemaVersion: 99, profiles: {} });
+    });
+
+    it("writes only the rows a change touches: two handles change two agents from one read", async () => {
+      const schema = newSchema();
+      const [first, second] = [open(schema), open(schema)];
+      const data = structuredClone(sampleStoreData("fleet")) as StoreData;
+      for (const agentId of [7, 8, 9]) {
+        data.principals[`http://127.0.0.1:8787#agent:${agentId}`] = {
+          faucet: "http://127.0.0.1:8787",
+          principal: `agent:${agentId}`,
+          operatorId: 1,
+          name: `agent ${agentId}`,
+        };
+      }
+      expect((await first.compareAndSet(0, data)).ok).toBe(true);
+      const base = await first.read();
+      expect((await second.read()).version).toBe(base.version);
+      const rename = (id: number, name: string) => {
+        const next = structuredClone(base.data) as StoreData;
+        const record = next.principals[`http://127.0.0.1:8787#agent:${id}`];
+        if (record) record.name = name;
+        return next;
+      };
+      // Both writes start from the same version: neither rewrites nor conflicts with the other.
+      expect((await first.compareAndSet(base.version, rename(7, "seven"))).ok).toBe(true);
+      expect((await second.compareAndSet(base.version, rename(8, "eight"))).ok).toBe(true);
+      const after = await open(schema).read();
+      const names = Object.values(after.data.principals).map((record) => record.name);
+      expect(names).toEqual(expect.arrayContaining(["seven", "eight", "agent 9"]));
+      const { rows } = await adminQuery(
+        `SELECT id, version FROM "${schema}".principals ORDER BY id`,
+      );
+      const versions = Object.fromEntries(rows.map((row) => [row.id, Number(row.version)]));
+      expect(versions["http://127.0.0.1:8787#agent:9"]).toBe(1);
+      expect(versions["http://127.0.0.1:8787#operator:1"]).toBe(1);
+      // The same agent from a stale read is a conflict, as before.
+      expect((await second.compareAndSet(base.version, rename(7, "late"))).ok).toBe(false);
+    });
+
+    it("migrates a schema-1 store row once, keeping its table as credentials_schema_1", async () => {
+      const schema = newSchema();
+      const fixture = JSON.parse(
+        await readFile(
+          fileURLToPath(
+            new URL(
+              "../../core/src/store/migrations/fixtures/schema-1-two-profiles/credentials.json",
+              import.meta.url,
+            ),
+          ),
+          "utf8",
+        ),
+      ) as { version: number; data: unknown };
+      // The table as rekey 0.1 made it.
+      await adminQuery(`CREATE SCHEMA "${schema}"`);
+      await adminQuery(
+        `CREATE TABLE "${schema}".credentials (id smallint PRIMARY KEY CHECK (id = 1),
+          version bigint NOT NULL CHECK (version > 0), data json NOT NULL,
+          updated_at timestamptz NOT NULL DEFAULT now())`,
+      );
+      await adminQuery(
+        `INSERT INTO "${schema}".credentials (id, version, data) VALUES (1, $1, $2)`,
+        [fixture.version, JSON.stringify(fixture.data)],
+      );
+      const reads = await Promise.all(Array.from({ length: 4 }, () => open(schema).read()));
+      expect(new Set(reads.map((read) => read.version))).toEqual(new Set([fixture.version + 1]));
+      const agent = Object.values(reads[0]?.data.principals ?? {}).find(
+        (record) => record.principal === "agent:1",
+      );
+      expect(agent?.alternates).toHaveLength(1);
+      expect(reads[0]?.data.profiles.ag).toMatchObject({ actsAs: "agent:1" });
+      const { rows } = await adminQuery(`SELECT data FROM "${schema}".credentials_schema_1`);
+      expect(rows[0].data).toEqual(fixture.data);
+    });
+
+    it("reports a principal row that is not a record as STORE_CORRUPT, and leaves it as it is", async () => {
+      const schema = newSchema();
+      const store = open(schema);
+      await store.compareAndSet(0, sampleStoreData("one"));
+      await adminQuery(`UPDATE "${schema}".principals SET data = '{"faucet": 7}'::json`);
+      const error = await rejection(open(schema).read());
+      expect(error.code).toBe("STORE_CORRUPT");
+      expect(error.message).toContain("operator:1");
+      const { rows } = await adminQuery(`SELECT data FROM "${schema}".principals`);
+      expect(rows[0].data).toEqual({ faucet: 7 });
     });
 
     it("refuses to append after an unreadable audit entry, naming it", async () => {

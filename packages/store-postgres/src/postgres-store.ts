@@ -22,6 +22,14 @@ import {
 } from "@rekey/core";
 import pg from "pg";
 import { errorCodeOf, parsePostgresUrl, storeUnavailable } from "./connection.js";
+import {
+  assembleSnapshot,
+  diffDocument,
+  metaOf,
+  type ReadRow,
+  type RowChange,
+  type RowSnapshot,
+} from "./document-rows.js";
 import { type RekeySql, sqlFor } from "./sql.js";
 
 /** Options of {@link createPostgresStore}. */
@@ -41,7 +49,19 @@ export interface PostgresStoreOptions {
   queryTimeoutMs?: number;
 }
 
-const EMPTY_SNAPSHOT: StoreSnapshot = deepFreeze({ version: 0, data: emptyStoreData() });
+const EMPTY_SNAPSHOT: RowSnapshot = {
+  version: 0,
+  data: deepFreeze(emptyStoreData()),
+  rows: { metaVersion: 0, principals: new Map(), idempotency: new Map() },
+};
+
+/** How many recent snapshots a handle keeps to write back against (per-row compare-and-set). */
+const KEPT_SNAPSHOTS = 16;
+/** Tombstones of deleted rows are purged this many versions after the delete. */
+const TOMBSTONE_VERSIONS = 1000;
+
+/** A write that lost a compare-and-set on some row: rolled back, reported as a conflict. */
+class WriteConflict extends Error {}
 
 /** SQLSTATE of a lock wait that ran past `lock_timeout`. */
 const LOCK_NOT_AVAILABLE = "55P03";
@@ -52,7 +72,12 @@ const UNDEFINED_OBJECT = "42704";
  * A credential store in PostgreSQL, for fleets: every process on every host that opens the
  * same database and schema shares one store.
  *
- * - The store document is one row (`credentials`) written by compare-and-set on its version.
+ * - The store document is kept as rows: one per principal record (`principals`), one per
+ *   idempotency record (`idempotency`), and one for the profiles and the store's version
+ *   (`store_meta`). A write changes only the rows that differ from the snapshot it was based
+ *   on, each by compare-and-set on its row version, in one transaction: rotating one agent
+ *   never rewrites or conflicts with another. A schema-1 store (one `credentials` row) is
+ *   migrated on first open and its table kept as `credentials_schema_1`.
  * - The audit log is a table (`audit_log`); appends are serialised by a table lock, so the
  *   hash chain stays whole whoever appends.
  * - Locks are session advisory locks, each on its own connection. A holder that dies loses
@@ -76,7 +101,9 @@ export class PostgresStore implements CredentialStore {
   private readonly connectTimeoutMs: number;
   private setUp: Promise<void> | undefined;
   /** The newest snapshot this handle has seen, and when it was last confirmed current. */
-  private latest: { snapshot: StoreSnapshot; confirmedAt: number } | undefined;
+  private latest: { snapshot: RowSnapshot; confirmedAt: number } | undefined;
+  /** Recent snapshots by version, with their row versions, for compare-and-set. */
+  private readonly snapshots = new Map<number, RowSnapshot>();
   /** Each held lock's connection, with the timer that keeps its session busy. */
   private readonly heldLocks = new Map<pg.PoolClient, NodeJS.Timeout>();
   private readonly listeners = new Set<() => void>();
@@ -123,25 +150,25 @@ export class PostgresStore implements CredentialStore {
     const latest = this.latest;
     const maxAgeMs = options.maxAgeMs ?? 0;
     if (maxAgeMs > 0 && latest && performance.now() - latest.confirmedAt <= maxAgeMs) {
-      return latest.snapshot;
+      return publicSnapshot(latest.snapshot);
     }
     await this.ensureSetUp();
     const askedAt = performance.now();
     const known = latest?.snapshot.version ?? -1;
     const { rows } = await this.query("read", this.sql.read, [known]);
-    const row = rows[0] as { version: string; data: unknown } | undefined;
-    let snapshot: StoreSnapshot;
-    if (row === undefined) snapshot = EMPTY_SNAPSHOT;
-    else if (row.data === null && latest !== undefined) snapshot = latest.snapshot;
-    else {
-      const data = migrateStoreData(row.data, `${this.location} (table ${this.sql.credentials})`);
-      snapshot = deepFreeze({ version: Number(row.version), data });
-    }
+    const row = rows[0] as ReadRow | undefined;
+    const snapshot =
+      row === undefined
+        ? EMPTY_SNAPSHOT
+        : assembleSnapshot(row, latest?.snapshot, `${this.location} (schema tables)`);
     this.remember(snapshot, askedAt);
-    return snapshot;
+    return publicSnapshot(snapshot);
   }
 
   /**
+   * Writes the rows of `data` that differ from the snapshot at `expectedVersion` (which this
+   * handle must have read recently), each only if its row is still at the version read.
+   *
    * @throws RekeyError INTERNAL when `data` does not match the store schema; STORE_UNAVAILABLE;
    *   STORE_CORRUPT (while reading the current snapshot after a conflict).
    */
@@ -150,18 +177,81 @@ export class PostgresStore implements CredentialStore {
     // The parse copies `data`, so the stored snapshot is not the caller's object.
     const validated = assertWritableStoreData(data);
     await this.ensureSetUp();
+    let base = expectedVersion === 0 ? EMPTY_SNAPSHOT : this.snapshots.get(expectedVersion);
+    if (base === undefined) {
+      // A version this handle did not read (or long ago): when the store is still at it, the
+      // current rows are the base; otherwise it is a conflict like any other.
+      const current = await this.read();
+      base = this.snapshots.get(expectedVersion);
+      if (base === undefined) return { ok: false, current };
+    }
+    const changes = diffDocument(expectedVersion === 0 ? undefined : base, validated);
     const writtenAt = performance.now();
-    const json = JSON.stringify(validated);
-    const { rows } =
-      expectedVersion === 0
-        ? await this.query("write", this.sql.insertFirst, [json])
-        : await this.query("write", this.sql.compareAndSet, [expectedVersion, json]);
-    const row = rows[0] as { version: string } | undefined;
-    if (row === undefined) return { ok: false, current: await this.read() };
-    const snapshot = deepFreeze({ version: Number(row.version), data: validated });
+    let version: number;
+    try {
+      version = await this.writeChanges(expectedVersion, base, changes);
+    } catch (error) {
+      if (error instanceof WriteConflict) return { ok: false, current: await this.read() };
+      throw error;
+    }
+    const snapshot = afterWrite(base, version, validated, changes);
     this.remember(snapshot, writtenAt);
     this.notify(snapshot.version);
-    return { ok: true, snapshot };
+    return { ok: true, snapshot: publicSnapshot(snapshot) };
+  }
+
+  /** One transaction: take the write turn, then each changed row by compare-and-set. */
+  private async writeChanges(
+    expectedVersion: number,
+    base: RowSnapshot,
+    changes: ReturnType<typeof diffDocument>,
+  ): Promise<number> {
+    return this.transaction(
+      "write",
+      async (client) => {
+        let version: number;
+        if (expectedVersion === 0) {
+          const { rows } = await client.query(this.sql.insertMeta, [
+            changes.meta ?? JSON.stringify(metaOf(base.data)),
+          ]);
+          if (rows[0] === undefined) throw new WriteConflict();
+          version = 1;
+        } else {
+          const { rows } = await client.query(this.sql.bumpVersion);
+          const turn = rows[0] as { version: string; purged_below: string } | undefined;
+          if (turn === undefined) throw new WriteConflict();
+          version = Number(turn.version);
+          if (changes.meta !== undefined) {
+            const set = await client.query(this.sql.setMeta, [
+              base.rows.metaVersion,
+              version,
+              changes.meta,
+            ]);
+            if (set.rowCount !== 1) throw new WriteConflict();
+          }
+          if (version % TOMBSTONE_VERSIONS === 0) {
+            for (const statement of this.sql.purgeTombstones) {
+              await client.query(statement, [version - TOMBSTONE_VERSIONS]);
+            }
+          }
+        }
+        const kinds: [RowChange[], string, string][] = [
+          [changes.principals, this.sql.insertPrincipal, this.sql.updatePrincipal],
+          [changes.idempotency, this.sql.insertIdempotency, this.sql.updateIdempotency],
+        ];
+        for (const [list, insert, update] of kinds) {
+          for (const change of list) {
+            const result =
+              change.baseVersion === undefined
+                ? await client.query(insert, [change.id, version, change.data])
+                : await client.query(update, [change.id, change.baseVersion, version, change.data]);
+            if (result.rowCount !== 1) throw new WriteConflict();
+          }
+        }
+        return version;
+      },
+      WriteConflict,
+    );
   }
 
   /**
@@ -314,8 +404,16 @@ export class PostgresStore implements CredentialStore {
     if (this.closed) throw new RekeyError("STORE_UNAVAILABLE", "The PostgreSQL store is closed");
   }
 
-  /** Keeps `snapshot` as the latest unless a newer version is already known (a racing write). */
-  private remember(snapshot: StoreSnapshot, confirmedAt: number): void {
+  /**
+   * Keeps `snapshot` for writes based on it, and as the latest unless a newer version is
+   * already known (a racing write).
+   */
+  private remember(snapshot: RowSnapshot, confirmedAt: number): void {
+    this.snapshots.set(snapshot.version, snapshot);
+    if (this.snapshots.size > KEPT_SNAPSHOTS) {
+      const oldest = Math.min(...this.snapshots.keys());
+      this.snapshots.delete(oldest);
+    }
     if (this.latest !== undefined && this.latest.snapshot.version > snapshot.version) return;
     this.latest = { snapshot, confirmedAt };
   }
@@ -331,10 +429,49 @@ export class PostgresStore implements CredentialStore {
   private async createTables(): Promise<void> {
     const { rows } = await this.query("open", this.sql.isSetUp);
     if ((rows[0] as { ready: boolean } | undefined)?.ready) return;
-    await this.transaction("create the tables of", async (client) => {
-      await client.query("SELECT pg_advisory_xact_lock(hashtext($1), 0)", [this.sql.lockNamespace]);
-      for (const statement of this.sql.setUp) await client.query(statement);
-    });
+    await this.transaction(
+      "create the tables of",
+      async (client) => {
+        await client.query("SELECT pg_advisory_xact_lock(hashtext($1), 0)", [
+          this.sql.lockNamespace,
+        ]);
+        // Another handle may have set up while we waited: its tables may be in use, and the
+        // DDL below would take locks that deadlock with those writers.
+        const again = await client.query(this.sql.isSetUp);
+        if ((again.rows[0] as { ready: boolean } | undefined)?.ready) return;
+        for (const statement of this.sql.setUp) await client.query(statement);
+        await this.migrateLegacy(client);
+      },
+      RekeyError,
+    );
+  }
+
+  /**
+   * Moves a schema-1 store (one `credentials` row) into rows, once, under the setup lock; the
+   * old table stays as `credentials_schema_1`. A row that cannot be migrated is STORE_CORRUPT
+   * and nothing changes.
+   */
+  private async migrateLegacy(client: pg.PoolClient): Promise<void> {
+    const legacy = await client.query(this.sql.legacyExists);
+    if (!(legacy.rows[0] as { present: boolean }).present) return;
+    const meta = await client.query(this.sql.metaExists);
+    const { rows } = await client.query(this.sql.legacyRow);
+    const row = rows[0] as { version: string; data: unknown } | undefined;
+    if (!(meta.rows[0] as { present: boolean }).present && row !== undefined) {
+      const data = migrateStoreData(
+        row.data,
+        `${this.location} (table ${this.sql.legacyCredentials})`,
+      );
+      const version = Number(row.version) + 1;
+      await client.query(this.sql.insertMigratedMeta, [version, JSON.stringify(metaOf(data))]);
+      for (const [id, record] of Object.entries(data.principals)) {
+        await client.query(this.sql.insertPrincipal, [id, version, JSON.stringify(record)]);
+      }
+      for (const [slot, record] of Object.entries(data.idempotency)) {
+        await client.query(this.sql.insertIdempotency, [slot, version, JSON.stringify(record)]);
+      }
+    }
+    await client.query(this.sql.retireLegacy);
   }
 
   private async query(action: string, text: string, values?: unknown[]): Promise<pg.QueryResult> {
@@ -345,7 +482,12 @@ export class PostgresStore implements CredentialStore {
     }
   }
 
-  private async transaction<T>(action: string, work: (client: pg.PoolClient) => Promise<T>) {
+  /** Runs `work` in a transaction; errors of class `passThrough` are rethrown as they are. */
+  private async transaction<T>(
+    action: string,
+    work: (client: pg.PoolClient) => Promise<T>,
+    passThrough?: abstract new (...args: never[]) => Error,
+  ) {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
@@ -362,6 +504,7 @@ export class PostgresStore implements CredentialStore {
       await client.query("ROLLBACK").catch(() => {
         broken = true;
       });
+      if (passThrough !== undefined && error instanceof passThrough) throw error;
       throw storeUnavailable(action, this.location, error);
     } finally {
       // A connection that could not even roll back is discarded, not reused.
@@ -496,6 +639,47 @@ async function returnLockConnection(client: pg.PoolClient): Promise<void> {
   } catch (error) {
     client.release(error instanceof Error ? error : true);
   }
+}
+
+/** What a snapshot looks like to callers: version and data, without the row versions. */
+function publicSnapshot(snapshot: RowSnapshot): StoreSnapshot {
+  return snapshotViews.get(snapshot) ?? makeView(snapshot);
+}
+
+const snapshotViews = new WeakMap<RowSnapshot, StoreSnapshot>();
+function makeView(snapshot: RowSnapshot): StoreSnapshot {
+  const view = Object.freeze({ version: snapshot.version, data: snapshot.data });
+  snapshotViews.set(snapshot, view);
+  return view;
+}
+
+/** The snapshot a successful write leaves: `data` at `version`, changed rows at `version`. */
+function afterWrite(
+  base: RowSnapshot,
+  version: number,
+  data: StoreData,
+  changes: ReturnType<typeof diffDocument>,
+): RowSnapshot {
+  const principals = new Map(base.rows.principals);
+  const idempotency = new Map(base.rows.idempotency);
+  for (const [versions, list] of [
+    [principals, changes.principals],
+    [idempotency, changes.idempotency],
+  ] as const) {
+    for (const change of list) {
+      if (change.data === null) versions.delete(change.id);
+      else versions.set(change.id, version);
+    }
+  }
+  return {
+    version,
+    data: deepFreeze(data),
+    rows: {
+      metaVersion: changes.meta === undefined ? base.rows.metaVersion : version,
+      principals,
+      idempotency,
+    },
+  };
 }
 
 /** Opens a PostgreSQL store; nothing connects until the first call. @throws RekeyError CONFIG_INVALID. */

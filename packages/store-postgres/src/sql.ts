@@ -4,64 +4,130 @@
  * as parameters.
  */
 export function sqlFor(schema: string) {
-  const credentials = `"${schema}".credentials`;
+  const meta = `"${schema}".store_meta`;
+  const principals = `"${schema}".principals`;
+  const idempotency = `"${schema}".idempotency`;
   const auditLog = `"${schema}".audit_log`;
+  // Schema 1 kept the whole store in this one row; it is migrated once, then renamed.
+  const legacyCredentials = `"${schema}".credentials`;
   // One channel per schema: several rekey schemas can share a database.
   const channel = `${schema}.credentials`;
   return {
-    credentials,
+    meta,
+    principals,
+    idempotency,
     auditLog,
+    legacyCredentials,
     channel,
     /** Advisory lock keys are (namespace, name) pairs of int4 hashes; rekey's namespace. */
     lockNamespace: `rekey:${schema}`,
 
-    /** Whether every object `setUp` makes exists (checked first, so a user without CREATE
-     * rights can use tables an owner made). */
-    isSetUp: `SELECT to_regclass('${credentials}') IS NOT NULL
+    /** Whether every object `setUp` makes exists and no schema-1 table waits to be migrated
+     * (checked first, so a user without CREATE rights can use tables an owner made). */
+    isSetUp: `SELECT to_regclass('${meta}') IS NOT NULL
+        AND to_regclass('${principals}') IS NOT NULL
+        AND to_regclass('${idempotency}') IS NOT NULL
         AND to_regclass('${auditLog}') IS NOT NULL
-        AND EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass('${credentials}')
-                      AND tgname = 'notify_credentials_change') AS ready`,
+        AND to_regclass('${legacyCredentials}') IS NULL
+        AND EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass('${meta}')
+                      AND tgname = 'notify_store_change') AS ready`,
 
     /** Idempotent; run under an advisory lock so that two first users do not race. */
     setUp: [
       `CREATE SCHEMA IF NOT EXISTS "${schema}"`,
-      // The whole store is one versioned JSON document (core's StoreData), in one row. `json`,
-      // not `jsonb`: it keeps the text as written, key order included, so a stored HTTP reply
-      // is replayed byte for byte.
-      `CREATE TABLE IF NOT EXISTS ${credentials} (
+      // One row: the store's version (bumped by every write, which also serialises writers
+      // for the few milliseconds of a write) and the profiles, which are small and change
+      // rarely. Principals and idempotency records are rows of their own, each written by
+      // compare-and-set on its version, so rotating one agent rewrites one row. \`json\`, not
+      // \`jsonb\`: it keeps the text as written, key order included, so a stored HTTP reply is
+      // replayed byte for byte.
+      `CREATE TABLE IF NOT EXISTS ${meta} (
         id smallint PRIMARY KEY CHECK (id = 1),
         version bigint NOT NULL CHECK (version > 0),
+        meta_version bigint NOT NULL,
+        purged_below bigint NOT NULL DEFAULT 0,
         data json NOT NULL,
         updated_at timestamptz NOT NULL DEFAULT now()
       )`,
+      // A row whose data is NULL is a tombstone: readers that know an older version learn of
+      // the delete from it (tombstones older than purged_below are purged).
+      `CREATE TABLE IF NOT EXISTS ${principals} (
+        id text PRIMARY KEY,
+        version bigint NOT NULL,
+        data json
+      )`,
+      `CREATE INDEX IF NOT EXISTS principals_version ON ${principals} (version)`,
+      `CREATE TABLE IF NOT EXISTS ${idempotency} (
+        slot text PRIMARY KEY,
+        version bigint NOT NULL,
+        data json
+      )`,
+      `CREATE INDEX IF NOT EXISTS idempotency_version ON ${idempotency} (version)`,
       `CREATE TABLE IF NOT EXISTS ${auditLog} (
         seq bigint PRIMARY KEY CHECK (seq > 0),
         entry jsonb NOT NULL,
         appended_at timestamptz NOT NULL DEFAULT now()
       )`,
       // Every write, by any client, tells the watchers of this schema the new version.
-      `CREATE OR REPLACE FUNCTION "${schema}".notify_credentials_change() RETURNS trigger
+      `CREATE OR REPLACE FUNCTION "${schema}".notify_store_change() RETURNS trigger
         LANGUAGE plpgsql AS $$
         BEGIN
           PERFORM pg_notify(TG_TABLE_SCHEMA || '.credentials', NEW.version::text);
           RETURN NULL;
         END
         $$`,
-      `DROP TRIGGER IF EXISTS notify_credentials_change ON ${credentials}`,
-      `CREATE TRIGGER notify_credentials_change AFTER INSERT OR UPDATE ON ${credentials}
-        FOR EACH ROW EXECUTE FUNCTION "${schema}".notify_credentials_change()`,
+      `DROP TRIGGER IF EXISTS notify_store_change ON ${meta}`,
+      `CREATE TRIGGER notify_store_change AFTER INSERT OR UPDATE ON ${meta}
+        FOR EACH ROW EXECUTE FUNCTION "${schema}".notify_store_change()`,
     ],
 
-    /** $1: the version the caller already holds; its data is not sent again. */
-    read: `SELECT version, CASE WHEN version = $1 THEN NULL ELSE data END AS data
-      FROM ${credentials} WHERE id = 1`,
-    version: `SELECT coalesce((SELECT version FROM ${credentials} WHERE id = 1), 0) AS version`,
-    /** $1: data. Only when nothing was ever written (version 0). */
-    insertFirst: `INSERT INTO ${credentials} (id, version, data) VALUES (1, 1, $1)
+    /** The schema-1 row, if a table of that schema exists (read under the setup lock). */
+    legacyExists: `SELECT to_regclass('${legacyCredentials}') IS NOT NULL AS present`,
+    legacyRow: `SELECT version, data FROM ${legacyCredentials} WHERE id = 1`,
+    /** Keeps the schema-1 table as the backup of what was migrated. */
+    retireLegacy: `ALTER TABLE ${legacyCredentials} RENAME TO credentials_schema_1`,
+    metaExists: `SELECT EXISTS (SELECT 1 FROM ${meta}) AS present`,
+
+    /**
+     * $1: the version the caller already holds (-1: none). Rows changed since then (all rows
+     * for -1), in one statement, so they are of one snapshot.
+     */
+    read: `SELECT m.version, m.meta_version, m.purged_below, m.data AS meta,
+        CASE WHEN m.version = $1 THEN NULL ELSE (
+          SELECT coalesce(json_agg(json_build_array(id, version, data)), '[]')
+          FROM ${principals} WHERE version > $1) END AS principals,
+        CASE WHEN m.version = $1 THEN NULL ELSE (
+          SELECT coalesce(json_agg(json_build_array(slot, version, data)), '[]')
+          FROM ${idempotency} WHERE version > $1) END AS idempotency
+      FROM ${meta} m WHERE m.id = 1`,
+    version: `SELECT coalesce((SELECT version FROM ${meta} WHERE id = 1), 0) AS version`,
+
+    /** $1: meta data. Only when nothing was ever written. */
+    insertMeta: `INSERT INTO ${meta} (id, version, meta_version, data) VALUES (1, 1, 1, $1)
       ON CONFLICT (id) DO NOTHING RETURNING version`,
-    /** $1: expected version, $2: data. */
-    compareAndSet: `UPDATE ${credentials} SET version = version + 1, data = $2, updated_at = now()
-      WHERE id = 1 AND version = $1 RETURNING version`,
+    /** $1: the version of the schema-1 row; $2: meta data. */
+    insertMigratedMeta: `INSERT INTO ${meta} (id, version, meta_version, data) VALUES (1, $1, $1, $2)`,
+    /** Takes the write turn: the new version. */
+    bumpVersion: `UPDATE ${meta} SET version = version + 1, updated_at = now() WHERE id = 1
+      RETURNING version, purged_below`,
+    /** $1: expected meta_version, $2: new version, $3: data. */
+    setMeta: `UPDATE ${meta} SET data = $3, meta_version = $2 WHERE id = 1 AND meta_version = $1`,
+    /** $1: id, $2: expected version, $3: new version, $4: data (NULL: delete). */
+    updatePrincipal: `UPDATE ${principals} SET data = $4, version = $3 WHERE id = $1 AND version = $2`,
+    /** $1: id, $2: new version, $3: data; fails (no row) when a live row exists. */
+    insertPrincipal: `INSERT INTO ${principals} (id, version, data) VALUES ($1, $2, $3)
+      ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, version = EXCLUDED.version
+      WHERE ${principals}.data IS NULL`,
+    updateIdempotency: `UPDATE ${idempotency} SET data = $4, version = $3 WHERE slot = $1 AND version = $2`,
+    insertIdempotency: `INSERT INTO ${idempotency} (slot, version, data) VALUES ($1, $2, $3)
+      ON CONFLICT (slot) DO UPDATE SET data = EXCLUDED.data, version = EXCLUDED.version
+      WHERE ${idempotency}.data IS NULL`,
+    /** $1: purge tombstones at or below this version. */
+    purgeTombstones: [
+      `DELETE FROM ${principals} WHERE data IS NULL AND version <= $1`,
+      `DELETE FROM ${idempotency} WHERE data IS NULL AND version <= $1`,
+      `UPDATE ${meta} SET purged_below = $1 WHERE id = 1`,
+    ],
 
     /** Serialises appenders; readers are not blocked. */
     lockAuditLog: `LOCK TABLE ${auditLog} IN SHARE ROW EXCLUSIVE MODE`,
@@ -71,7 +137,8 @@ export function sqlFor(schema: string) {
 
     /** Write probes that change nothing: they fail as a real write would (privileges, standby). */
     probeWrites: [
-      `UPDATE ${credentials} SET version = version WHERE false`,
+      `UPDATE ${meta} SET version = version WHERE false`,
+      `UPDATE ${principals} SET version = version WHERE false`,
       `INSERT INTO ${auditLog} (seq, entry) SELECT 1, '{}'::jsonb WHERE false`,
     ],
   };

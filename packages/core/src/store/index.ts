@@ -24,7 +24,12 @@ export {
   assertWritableStoreData,
   auditEntrySchema,
   describeIssues,
+  IDEMPOTENCY_SLOT_PATTERN,
+  idempotencyRecordSchema,
   migrateStoreData,
+  PROFILE_NAME_PATTERN,
+  principalRecordSchema,
+  profileSchema,
   storeDataSchema,
 } from "./schema.js";
 export * from "./types.js";

@@ -1,0 +1,181 @@
+import {
+  type DeepReadonly,
+  deepFreeze,
+  describeIssues,
+  IDEMPOTENCY_SLOT_PATTERN,
+  idempotencyRecordSchema,
+  migrateStoreData,
+  principalRecordSchema,
+  RekeyError,
+  type StoreData,
+} from "@rekey/core";
+
+/**
+ * Core's store document as rows: one per principal record, one per idempotency record, and
+ * one for the rest (schema version and profiles). Reads assemble the document, from the rows
+ * changed since the snapshot this handle already holds; writes send only the rows that
+ * differ from the snapshot the caller read, each by compare-and-set on its version.
+ */
+
+/** The version of each row a snapshot was assembled from. */
+export interface RowVersions {
+  readonly metaVersion: number;
+  readonly principals: ReadonlyMap<string, number>;
+  readonly idempotency: ReadonlyMap<string, number>;
+}
+
+/** A snapshot with the row versions it came from. */
+export interface RowSnapshot {
+  readonly version: number;
+  readonly data: DeepReadonly<StoreData>;
+  readonly rows: RowVersions;
+}
+
+/** One row to write: `baseVersion` undefined inserts it, `data` null deletes it. */
+export interface RowChange {
+  readonly id: string;
+  readonly baseVersion: number | undefined;
+  readonly data: string | null;
+}
+
+export interface DocumentChanges {
+  /** The meta row's new data, when profiles or the schema version changed. */
+  readonly meta: string | undefined;
+  readonly principals: RowChange[];
+  readonly idempotency: RowChange[];
+}
+
+/** One row of the read query. */
+export interface ReadRow {
+  version: string;
+  meta_version: string;
+  purged_below: string;
+  meta: unknown;
+  principals: [string, number, unknown][] | null;
+  idempotency: [string, number, unknown][] | null;
+}
+
+/** The meta row's part of a document. */
+export function metaOf(data: DeepReadonly<StoreData>): Record<string, unknown> {
+  return {
+    schemaVersion: data.schemaVersion,
+    profiles: data.profiles,
+    ...(data.currentProfile === undefined ? {} : { currentProfile: data.currentProfile }),
+  };
+}
+
+/**
+ * Assembles a snapshot from a read row: from `previous` plus the rows changed since it, or
+ * from every row when there is no previous snapshot (or tombstones it needs were purged).
+ * Only rows read are validated.
+ * @throws RekeyError STORE_CORRUPT naming the row that does not hold what it should.
+ */
+export function assembleSnapshot(
+  row: ReadRow,
+  previous: RowSnapshot | undefined,
+  source: string,
+): RowSnapshot {
+  const version = Number(row.version);
+  if (previous !== undefined && version === previous.version) return previous;
+  const incremental =
+    previous !== undefined &&
+    previous.version >= Number(row.purged_below) &&
+    row.principals !== null;
+  // The meta row is small: it is checked whole, with core's migration (a newer schema
+  // version is refused there).
+  const meta = migrateStoreData(
+    { ...(row.meta as object), principals: {}, idempotency: {} },
+    `${source} (store_meta)`,
+  );
+  const principals: Record<string, unknown> = incremental ? { ...previous.data.principals } : {};
+  const idempotency: Record<string, unknown> = incremental ? { ...previous.data.idempotency } : {};
+  const principalVersions = new Map(incremental ? previous.rows.principals : []);
+  const idempotencyVersions = new Map(incremental ? previous.rows.idempotency : []);
+  for (const [id, rowVersion, data] of row.principals ?? []) {
+    if (data === null) {
+      delete principals[id];
+      principalVersions.delete(id);
+      continue;
+    }
+    principals[id] = deepFreeze(checkPrincipal(id, data, source));
+    principalVersions.set(id, Number(rowVersion));
+  }
+  for (const [slot, rowVersion, data] of row.idempotency ?? []) {
+    if (data === null) {
+      delete idempotency[slot];
+      idempotencyVersions.delete(slot);
+      continue;
+    }
+    idempotency[slot] = deepFreeze(checkIdempotency(slot, data, source));
+    idempotencyVersions.set(slot, Number(rowVersion));
+  }
+  const data = deepFreeze({
+    ...meta,
+    principals,
+    idempotency,
+  } as StoreData);
+  return {
+    version,
+    data,
+    rows: {
+      metaVersion: Number(row.meta_version),
+      principals: principalVersions,
+      idempotency: idempotencyVersions,
+    },
+  };
+}
+
+/** The rows `next` changes relative to `base` (compared as JSON text). */
+export function diffDocument(base: RowSnapshot | undefined, next: StoreData): DocumentChanges {
+  const baseData = base?.data;
+  const meta = JSON.stringify(metaOf(next));
+  return {
+    meta: baseData !== undefined && JSON.stringify(metaOf(baseData)) === meta ? undefined : meta,
+    principals: diffRecords(baseData?.principals ?? {}, next.principals, base?.rows.principals),
+    idempotency: diffRecords(baseData?.idempotency ?? {}, next.idempotency, base?.rows.idempotency),
+  };
+}
+
+function diffRecords(
+  base: DeepReadonly<Record<string, unknown>>,
+  next: Record<string, unknown>,
+  versions: ReadonlyMap<string, number> | undefined,
+): RowChange[] {
+  const changes: RowChange[] = [];
+  for (const [id, record] of Object.entries(next)) {
+    const text = JSON.stringify(record);
+    const before = base[id];
+    if (before === undefined) changes.push({ id, baseVersion: undefined, data: text });
+    else if (JSON.stringify(before) !== text) {
+      changes.push({ id, baseVersion: versions?.get(id), data: text });
+    }
+  }
+  for (const id of Object.keys(base)) {
+    if (!(id in next)) changes.push({ id, baseVersion: versions?.get(id), data: null });
+  }
+  return changes;
+}
+
+function checkPrincipal(id: string, data: unknown, source: string) {
+  const parsed = principalRecordSchema.safeParse(data);
+  if (!parsed.success || id !== `${parsed.data.faucet}#${parsed.data.principal}`) {
+    throw new RekeyError(
+      "STORE_CORRUPT",
+      `${source} (principals): the row ${JSON.stringify(id.slice(0, 200))} does not hold its principal's record${parsed.success ? "" : ` at ${describeIssues(parsed.error)}`}`,
+      { hint: "Restore the row from a backup; rekey will not read it as empty or overwrite it." },
+    );
+  }
+  return parsed.data;
+}
+
+function checkIdempotency(slot: string, data: unknown, source: string) {
+  const parsed = idempotencyRecordSchema.safeParse(data);
+  if (!parsed.success || !IDEMPOTENCY_SLOT_PATTERN.test(slot)) {
+    throw new RekeyError(
+      "STORE_CORRUPT",
+      `${source} (idempotency): the row ${JSON.stringify(slot.slice(0, 80))} is not an idempotency record`,
+      { hint: "Delete the row; rekey will not read it as empty or overwrite it." },
+    );
+  }
+  return parsed.data;
+}
