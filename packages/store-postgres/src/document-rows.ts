@@ -1,4 +1,5 @@
 import {
+  canonicalJson,
   type DeepReadonly,
   deepFreeze,
   describeIssues,
@@ -128,9 +129,10 @@ export function assembleSnapshot(
 /** The rows `next` changes relative to `base` (compared as JSON text). */
 export function diffDocument(base: RowSnapshot | undefined, next: StoreData): DocumentChanges {
   const baseData = base?.data;
-  const meta = JSON.stringify(metaOf(next));
+  const meta = metaOf(next);
+  const same = baseData !== undefined && canonicalJson(metaOf(baseData)) === canonicalJson(meta);
   return {
-    meta: baseData !== undefined && JSON.stringify(metaOf(baseData)) === meta ? undefined : meta,
+    meta: same ? undefined : JSON.stringify(meta),
     principals: diffRecords(baseData?.principals ?? {}, next.principals, base?.rows.principals),
     idempotency: diffRecords(baseData?.idempotency ?? {}, next.idempotency, base?.rows.idempotency),
   };
@@ -143,10 +145,14 @@ function diffRecords(
 ): RowChange[] {
   const changes: RowChange[] = [];
   for (const [id, record] of Object.entries(next)) {
-    const text = JSON.stringify(record);
     const before = base[id];
+    // A draft shares the snapshot's unchanged records (frozen): same object, same row.
+    if (before !== undefined && before === record) continue;
+    const text = JSON.stringify(record);
     if (before === undefined) changes.push({ id, baseVersion: undefined, data: text });
-    else if (JSON.stringify(before) !== text) {
+    // Compared canonically: the same record may list its fields in another order (as read
+    // back through the schema, or as the caller built it).
+    else if (canonicalJson(before) !== canonicalJson(record)) {
       changes.push({ id, baseVersion: versions?.get(id), data: text });
     }
   }

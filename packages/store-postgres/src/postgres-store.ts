@@ -8,9 +8,11 @@ import {
   type CompareAndSetResult,
   type CredentialStore,
   chainAuditEntry,
+  type DeepReadonly,
   deepFreeze,
   describeIssues,
   emptyStoreData,
+  frozenCopy,
   type LockOptions,
   migrateStoreData,
   type ReadOptions,
@@ -174,8 +176,9 @@ export class PostgresStore implements CredentialStore {
    */
   async compareAndSet(expectedVersion: number, data: StoreData): Promise<CompareAndSetResult> {
     this.assertOpen();
-    // The parse copies `data`, so the stored snapshot is not the caller's object.
-    const validated = assertWritableStoreData(data);
+    // A frozen copy, sharing the records the caller's draft shares with a snapshot: the
+    // stored snapshot is never the caller's object.
+    const validated = frozenCopy(assertWritableStoreData(data)) as StoreData;
     await this.ensureSetUp();
     let base = expectedVersion === 0 ? EMPTY_SNAPSHOT : this.snapshots.get(expectedVersion);
     if (base === undefined) {
@@ -673,7 +676,7 @@ function afterWrite(
   }
   return {
     version,
-    data: deepFreeze(data),
+    data: data as DeepReadonly<StoreData>,
     rows: {
       metaVersion: changes.meta === undefined ? base.rows.metaVersion : version,
       principals,

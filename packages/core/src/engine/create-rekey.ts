@@ -47,6 +47,7 @@ import {
   storedKeyOf,
   updateStore,
   viewOf,
+  writableRecord,
 } from "./principal-records.js";
 import { audit, type CompletedRotation, resolveIntent, rotateUnderLock } from "./rotation.js";
 import type {
@@ -786,7 +787,7 @@ export function createRekey(options: RekeyOptions): Rekey {
         }
         if (verified) {
           await updateStore(store, (draft) => {
-            const stored = draft.principals[recordIdOf(url, recordPrincipal)];
+            const stored = writableRecord(draft, url, recordPrincipal);
             if (stored?.lastRotation?.requestId === "recover") stored.lastRotation.verified = true;
           });
         }
@@ -964,7 +965,7 @@ export function createRekey(options: RekeyOptions): Rekey {
           await updateStore(
             store,
             (draft) => {
-              const target = draft.principals[id];
+              const target = writableRecord(draft, fresh.faucet, fresh.principal);
               if (!target) return;
               if (adopt) setKey(target, adopt);
               delete target.alternates;

@@ -125,18 +125,34 @@ export function recordsOfView(view: ProfileView): DeepReadonly<PrincipalRecord>[
   );
 }
 
-/** The record of `recordPrincipal` on `faucet` in a draft, created empty when missing. */
+/**
+ * The record of `recordPrincipal` on `faucet` in a draft, writable (a copy replaces the frozen
+ * one the draft shares with the snapshot), created empty when missing.
+ */
 export function recordIn(
   draft: StoreData,
   faucet: string,
   recordPrincipal: string,
 ): PrincipalRecord {
-  const id = recordIdOf(faucet, recordPrincipal);
-  const existing = draft.principals[id];
+  const existing = writableRecord(draft, faucet, recordPrincipal);
   if (existing) return existing;
   const created: PrincipalRecord = { faucet: faucetIdOf(faucet), principal: recordPrincipal };
-  draft.principals[id] = created;
+  draft.principals[recordIdOf(faucet, recordPrincipal)] = created;
   return created;
+}
+
+/** The record of `recordPrincipal` on `faucet` in a draft, writable, if there is one. */
+export function writableRecord(
+  draft: StoreData,
+  faucet: string,
+  recordPrincipal: string,
+): PrincipalRecord | undefined {
+  const id = recordIdOf(faucet, recordPrincipal);
+  const existing = draft.principals[id];
+  if (existing === undefined || !Object.isFrozen(existing)) return existing;
+  const copy = structuredClone(existing);
+  draft.principals[id] = copy;
+  return copy;
 }
 
 /** Sets the key fields of a record, or with `undefined` removes them. */
@@ -157,6 +173,11 @@ export function setKey(record: PrincipalRecord, key: KeyFields | undefined): voi
 /** The named profile of a draft, created for `baseUrl` when missing. */
 export function profileIn(draft: StoreData, name: string, baseUrl: string): Profile {
   const existing = draft.profiles[name];
+  if (existing && Object.isFrozen(existing)) {
+    const copy = structuredClone(existing);
+    draft.profiles[name] = copy;
+    return copy;
+  }
   if (existing) return existing;
   const created: Profile = { baseUrl };
   draft.profiles[name] = created;
@@ -164,8 +185,24 @@ export function profileIn(draft: StoreData, name: string, baseUrl: string): Prof
 }
 
 /**
- * Applies `mutate` to a fresh read and writes it with compare-and-set, retrying on conflict.
- * `mutate` may run several times, so it must only change the draft it is given.
+ * A draft of a snapshot to change: its maps are copies, their values the snapshot's frozen
+ * records, which `recordIn`, `writableRecord` and `profileIn` copy before a change. Unchanged
+ * records stay shared, so a store can tell them from changed ones by identity, and a change to
+ * one agent of a thousand copies one record.
+ */
+export function draftOf(data: DeepReadonly<StoreData>): StoreData {
+  return {
+    ...(data as StoreData),
+    principals: { ...(data.principals as StoreData["principals"]) },
+    profiles: { ...(data.profiles as StoreData["profiles"]) },
+    idempotency: { ...(data.idempotency as StoreData["idempotency"]) },
+  };
+}
+
+/**
+ * Applies `mutate` to a draft of a fresh read ({@link draftOf}) and writes it with
+ * compare-and-set, retrying on conflict. `mutate` may run several times, so it must only change
+ * the draft it is given, and change records only through `recordIn`/`writableRecord`/`profileIn`.
  * @throws RekeyError STORE_UNAVAILABLE when the store stays contended, or any error of the store.
  */
 export async function updateStore<T>(
@@ -175,7 +212,7 @@ export async function updateStore<T>(
 ): Promise<T> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const snapshot = await store.read();
-    const draft = structuredClone(snapshot.data) as StoreData;
+    const draft = draftOf(snapshot.data);
     const result = mutate(draft);
     const written = await store.compareAndSet(snapshot.version, draft);
     if (written.ok) {

@@ -19,6 +19,7 @@ import {
   recordIn,
   setKey,
   updateStore,
+  writableRecord,
 } from "./principal-records.js";
 import type { PendingResolution } from "./types.js";
 
@@ -97,15 +98,6 @@ function recordAt(
   recordPrincipal: string,
 ): DeepReadonly<PrincipalRecord> | undefined {
   return view.data.principals[recordIdOf(view.faucet, recordPrincipal)];
-}
-
-/** The record of a principal on `faucet` in a draft, if any. */
-function draftRecord(
-  draft: StoreData,
-  faucet: string,
-  recordPrincipal: string,
-): PrincipalRecord | undefined {
-  return draft.principals[recordIdOf(faucet, recordPrincipal)];
 }
 
 /** The key of a record principal: the store's, else the environment's seed when it matches. */
@@ -333,7 +325,7 @@ async function finishIntent(
   await updateStore(
     context.store,
     (draft) => {
-      const stored = draftRecord(draft, faucet, targetRecord);
+      const stored = writableRecord(draft, faucet, targetRecord);
       if (!stored) return;
       delete stored.intent;
       if (stored.lastRotation?.requestId === record.requestId) stored.lastRotation = record;
@@ -348,7 +340,7 @@ async function clearIntent(
   targetRecord: string,
 ): Promise<void> {
   await updateStore(context.store, (draft) => {
-    const stored = draftRecord(draft, faucet, targetRecord);
+    const stored = writableRecord(draft, faucet, targetRecord);
     if (stored) delete stored.intent;
   });
 }
@@ -468,7 +460,7 @@ async function resolveIntentLocked(
   await updateStore(
     context.store,
     (draft) => {
-      const record = draftRecord(draft, faucet, targetRecord);
+      const record = writableRecord(draft, faucet, targetRecord);
       if (!record) return;
       delete record.intent;
       if (record.fingerprint === intent.oldFingerprint) setKey(record, undefined);

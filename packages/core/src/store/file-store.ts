@@ -21,7 +21,7 @@ import {
 } from "./file-io.js";
 import { acquireFileLock, FileLockTimeout, type HeldFileLock } from "./file-lock.js";
 import { createFileWatcher, type FileWatcher } from "./file-watch.js";
-import { deepFreeze } from "./freeze.js";
+import { deepFreeze, frozenCopy } from "./freeze.js";
 import {
   assertWritableAuditEntry,
   assertWritableStoreData,
@@ -187,7 +187,7 @@ export class FileStore implements CredentialStore {
       if (current.version !== expectedVersion) return { ok: false, current };
       await this.backUpOlderSchema();
       // A copy: the caller keeps its own `data` to change as it likes.
-      const next = deepFreeze({ version: current.version + 1, data: structuredClone(validated) });
+      const next = deepFreeze({ version: current.version + 1, data: frozenCopy(validated) });
       // The write lock goes to another process if this one stalls past its staleness (a
       // suspended laptop, a frozen VM). That process may have replaced the file since we read
       // it, perhaps with a new key: writing ours over it would lose that. Checked last thing

@@ -13,3 +13,19 @@ export function deepFreeze<T>(value: T): DeepReadonly<T> {
   }
   return value as DeepReadonly<T>;
 }
+
+/**
+ * A frozen copy of `value` that shares what is already frozen: a store keeps what a caller
+ * wrote without copying the records the caller's draft shares with an earlier snapshot
+ * (`draftOf`), which are frozen and so cannot change under it.
+ */
+export function frozenCopy<T>(value: T): DeepReadonly<T> {
+  if (typeof value !== "object" || value === null || Object.isFrozen(value)) {
+    return value as DeepReadonly<T>;
+  }
+  const copy: Record<string, unknown> | unknown[] = Array.isArray(value) ? [] : {};
+  for (const [key, child] of Object.entries(value)) {
+    (copy as Record<string, unknown>)[key] = frozenCopy(child);
+  }
+  return Object.freeze(copy) as DeepReadonly<T>;
+}

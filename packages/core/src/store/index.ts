@@ -16,7 +16,7 @@ export {
   resolveStoreDir,
   type StoreDirEnv,
 } from "./file-store.js";
-export { deepFreeze } from "./freeze.js";
+export { deepFreeze, frozenCopy } from "./freeze.js";
 export { createMemoryStore, MemoryStore, type MemoryStoreOptions } from "./memory-store.js";
 export { faucetIdOf, RECORD_PRINCIPAL_PATTERN, recordIdOf } from "./record-ids.js";
 export {

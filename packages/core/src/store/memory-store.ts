@@ -1,7 +1,7 @@
 import { type Clock, systemClock } from "../clock.js";
 import { RekeyError } from "../errors.js";
 import { chainAuditEntry } from "./audit-chain.js";
-import { deepFreeze } from "./freeze.js";
+import { deepFreeze, frozenCopy } from "./freeze.js";
 import { assertWritableStoreData } from "./schema.js";
 import {
   type AuditEntry,
@@ -86,7 +86,7 @@ export class MemoryStore implements CredentialStore {
     if (expectedVersion !== this.snapshot.version) return { ok: false, current: this.snapshot };
     this.snapshot = deepFreeze({
       version: this.snapshot.version + 1,
-      data: structuredClone(validated),
+      data: frozenCopy(validated),
     });
     this.notify();
     return { ok: true, snapshot: this.snapshot };

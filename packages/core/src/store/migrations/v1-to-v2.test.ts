@@ -2,7 +2,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type RunningSandbox, startSandbox } from "@rekey/sandbox";
+import { createTestClock, type RunningSandbox, startSandbox } from "@rekey/sandbox";
 import { afterEach, describe, expect, it } from "vitest";
 import { createRekey } from "../../engine/create-rekey.js";
 import { isRekeyError } from "../../errors.js";
@@ -49,8 +49,16 @@ async function lay(name: string): Promise<Migrated> {
   return laid;
 }
 
+/**
+ * A Rekey on the laid-out store whose clock stands a second after the fixture's last write:
+ * the cooldowns its rotations started are still running, as they were when it was written.
+ */
 function engine(laid: Migrated, profile = "default") {
-  return createRekey({ store: laid.store, surface: "library", profile, env: {} });
+  const savedAt = [...laid.original.matchAll(/"savedAt": "([^"]+)"/g)].map((m) =>
+    Date.parse(m[1] as string),
+  );
+  const clock = createTestClock(Math.max(...savedAt) + 1000);
+  return createRekey({ store: laid.store, surface: "library", profile, env: {}, clock });
 }
 
 describe("migration of schema-1 stores written by rekey 0.1", () => {

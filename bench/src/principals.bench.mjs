@@ -123,7 +123,7 @@ async function report(kind, stores) {
   );
 }
 
-export default async function fleetBench() {
+export default async function principalsBench() {
   const sandbox = await startSandbox({});
   const cleanup = [];
   let server;
@@ -145,4 +145,4 @@ export default async function fleetBench() {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await fleetBench();
+if (import.meta.url === `file://${process.argv[1]}`) await principalsBench();
