@@ -9,7 +9,6 @@ import type {
   PrincipalRecord,
   RotationIntent,
   RotationRecord,
-  StoreData,
 } from "../store/types.js";
 import { type EngineContext, type RotationStep, rotationLockName } from "./context.js";
 import {
