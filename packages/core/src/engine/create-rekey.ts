@@ -32,6 +32,7 @@ import type {
 import { type EngineContext, type EngineHooks, rotationLockName } from "./context.js";
 import { createKeyProvider } from "./key-provider.js";
 import { audit, type CompletedRotation, resolveIntent, rotateUnderLock } from "./rotation.js";
+import { createSingleFlight } from "./single-flight.js";
 import {
   missingKeyError,
   profileIn,
@@ -100,8 +101,12 @@ export function createRekey(options: RekeyOptions): Rekey {
   const envApiKey = env.REKEY_API_KEY ?? env.LIGHTNING_WALLET_API_KEY;
 
   const clients = new Map<string, FaucetClient>();
-  const rotationsInFlight = new Map<string, Promise<CompletedRotation>>();
-  const idempotencyInFlight = new Map<string, Promise<unknown>>();
+  const rotationFlights = createSingleFlight<CompletedRotation>();
+  const idempotencyFlights = createSingleFlight<{
+    status: number;
+    body: unknown;
+    replayed: boolean;
+  }>();
   let resolving: Promise<void> | undefined;
   let envIdentity: Promise<Principal | undefined> | undefined;
 
@@ -373,7 +378,7 @@ export function createRekey(options: RekeyOptions): Rekey {
       };
     }
     const flightKey = principalKey(target);
-    const inFlight = rotationsInFlight.get(flightKey);
+    const inFlight = rotationFlights.running(flightKey);
     if (inFlight) return toResult(await inFlight, true, request.reveal);
     // Another process rotated the key this call saw while it waited (to resolve that rotation's
     // intent): that rotation is this call's answer, and its fresh cooldown no reason to refuse.
@@ -404,19 +409,10 @@ export function createRekey(options: RekeyOptions): Rekey {
     }
     // The journal entry written before the upstream call doubles as the writability preflight:
     // a store that cannot take it stops the rotation before the faucet is asked.
-    const flight = rotateUnderLock(context, {
-      target,
-      actor,
-      expectedFingerprint,
-      signal: request.signal,
-    });
-    rotationsInFlight.set(flightKey, flight);
-    try {
-      const rotation = await flight;
-      return toResult(rotation, rotation.shared, request.reveal);
-    } finally {
-      rotationsInFlight.delete(flightKey);
-    }
+    const rotation = await rotationFlights.run(flightKey, () =>
+      rotateUnderLock(context, { target, actor, expectedFingerprint, signal: request.signal }),
+    );
+    return toResult(rotation, rotation.shared, request.reveal);
   }
 
   const rekey: Rekey = {
@@ -673,11 +669,14 @@ export function createRekey(options: RekeyOptions): Rekey {
         }
         return { status: record.status, body: record.body as never, replayed: true };
       };
-      const earlier = idempotencyInFlight.get(slot);
-      if (earlier) await earlier.catch(() => undefined);
-      const first = await replay();
-      if (first) return first;
-      const work = (async () => {
+      // Same key, same request, while it runs in this process: one lock, one answer. (Another
+      // request under the same key queues on the lock, then is refused by the replay.)
+      const flightKey = `${slot}.${requestDigest}`;
+      const running = idempotencyFlights.running(flightKey);
+      if (running) return { ...(await running), replayed: true } as never;
+      const work = idempotencyFlights.run(flightKey, async () => {
+        const first = await replay();
+        if (first) return first;
         const lock = await store.lock(`idempotency.${profileName}.${slot}`, {
           leaseMs: context.lockLeaseMs,
           waitMs: context.lockWaitMs,
@@ -705,13 +704,8 @@ export function createRekey(options: RekeyOptions): Rekey {
         } finally {
           await lock.release();
         }
-      })();
-      idempotencyInFlight.set(slot, work);
-      try {
-        return await work;
-      } finally {
-        if (idempotencyInFlight.get(slot) === work) idempotencyInFlight.delete(slot);
-      }
+      });
+      return (await work) as never;
     },
 
     async resolvePending() {
