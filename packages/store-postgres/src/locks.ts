@@ -27,6 +27,8 @@ interface Session {
   /** The `idle_session_timeout` last asked for, in ms (0: none). */
   idleTimeoutMs: number;
   broken: boolean;
+  /** The last query sent: the next one waits for it (see `query`). */
+  queue: Promise<unknown>;
 }
 
 const TRY_LOCK = "SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS taken";
@@ -173,7 +175,7 @@ export class LockSession {
       connectionTimeoutMillis: this.options.connectTimeoutMs,
       query_timeout: this.options.queryTimeoutMs,
     });
-    const session: Session = { client, idleTimeoutMs: 0, broken: false };
+    const session: Session = { client, idleTimeoutMs: 0, broken: false, queue: Promise.resolve() };
     const lost = () => {
       // The server ended it (restart, idle_session_timeout after a stall) or the network did:
       // its locks are gone. The next lock opens a new session.
@@ -195,7 +197,7 @@ export class LockSession {
   }
 
   private async tryLock(session: Session, name: string): Promise<boolean> {
-    const { rows } = await session.client.query(TRY_LOCK, [this.options.namespace, name]);
+    const { rows } = await query(session, TRY_LOCK, [this.options.namespace, name]);
     return (rows[0] as { taken: boolean }).taken;
   }
 
@@ -203,7 +205,7 @@ export class LockSession {
     // A lost or closed session already freed the lock (and a newer one never had it).
     if (session.broken || this.closed) return;
     try {
-      await session.client.query(UNLOCK, [this.options.namespace, name]);
+      await query(session, UNLOCK, [this.options.namespace, name]);
     } catch {
       // Whether the server still holds it is unknown; the next holder of this process would
       // re-enter it unseen. Ending the session frees it for sure (and this process's others:
@@ -232,8 +234,8 @@ export class LockSession {
 
   /**
    * Sets the session's `idle_session_timeout` to the shortest lease held or being taken (none
-   * when there is none), and keeps the session busy meanwhile. Queries on one client run in
-   * the order sent, so the last setting asked for is the one in force.
+   * when there is none), and keeps the session busy meanwhile. Queries run in the order sent,
+   * so the last setting asked for is the one in force.
    */
   private applyLeases(session: Session): void {
     if (session.broken) return;
@@ -241,12 +243,12 @@ export class LockSession {
     const idleTimeoutMs = shortest === 0 ? 0 : Math.max(1, Math.ceil(shortest));
     if (idleTimeoutMs !== session.idleTimeoutMs && !this.noIdleTimeout) {
       session.idleTimeoutMs = idleTimeoutMs;
-      session.client
-        .query("SELECT set_config('idle_session_timeout', $1, false)", [`${idleTimeoutMs}ms`])
-        .catch((error: unknown) => {
-          // Before PostgreSQL 14 only the connection's end frees a lock.
-          if (errorCodeOf(error) === UNDEFINED_OBJECT) this.noIdleTimeout = true;
-        });
+      query(session, "SELECT set_config('idle_session_timeout', $1, false)", [
+        `${idleTimeoutMs}ms`,
+      ]).catch((error: unknown) => {
+        // Before PostgreSQL 14 only the connection's end frees a lock.
+        if (errorCodeOf(error) === UNDEFINED_OBJECT) this.noIdleTimeout = true;
+      });
     }
     const everyMs = Math.max(10, Math.floor(shortest / 3));
     if (shortest === 0) this.stopKeepAlive();
@@ -254,7 +256,7 @@ export class LockSession {
       this.stopKeepAlive();
       // Keeps the session busy, so idle_session_timeout ends it only if this process stalls.
       const timer = setInterval(() => {
-        if (!session.broken) session.client.query("SELECT 1").catch(() => {});
+        if (!session.broken) query(session, "SELECT 1").catch(() => {});
       }, everyMs);
       timer.unref();
       this.keepAlive = { timer, everyMs, session };
@@ -275,6 +277,16 @@ export class LockSession {
     }
     await session.client.end().catch(() => {});
   }
+}
+
+/**
+ * Runs `text` on the session once every query sent before it is done: one at a time, in order
+ * (node-postgres queues them itself today, but deprecates relying on that).
+ */
+function query(session: Session, text: string, values?: unknown[]): Promise<pg.QueryResult> {
+  const result = session.queue.then(() => session.client.query(text, values));
+  session.queue = result.catch(() => undefined);
+  return result;
 }
 
 function inProgress(name: string): RekeyError {
