@@ -1,3 +1,5 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { RekeyError } from "@rekey/core";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
@@ -121,6 +123,25 @@ describe.skipIf(postgresUrl === "")("PostgreSQL store: connections and locks", (
     } finally {
       await admin.end();
     }
+  });
+
+  it("lets a script that took and released a lock exit without closing the store", async () => {
+    const schema = freshSchema();
+    schemas.push(schema);
+    // The lock session idles 5 s before it closes; it must not hold the process meanwhile.
+    const script = `
+      const { createPostgresStore } = await import(${JSON.stringify(new URL("../dist/index.js", import.meta.url).href)});
+      const store = createPostgresStore({ url: process.argv[1], schema: process.argv[2] });
+      await (await store.lock("operator", { leaseMs: 20000, waitMs: 5000 })).release();
+      const released = Date.now();
+      process.on("exit", () => process.stdout.write(String(Date.now() - released)));
+    `;
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ["--input-type=module", "-e", script, postgresUrl, schema],
+      { timeout: 15_000 },
+    );
+    expect(Number(stdout)).toBeLessThan(2500);
   });
 
   it("refuses a budget too small to hold a lock session, a LISTEN connection and a data connection", () => {

@@ -31,6 +31,9 @@ interface Session {
   queue: Promise<unknown>;
 }
 
+/** node-postgres's Client has ref() and unref() (its socket's); @types/pg does not declare them. */
+type RefCountedClient = pg.Client & { ref(): void; unref(): void };
+
 const TRY_LOCK = "SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS taken";
 const UNLOCK = "SELECT pg_advisory_unlock(hashtext($1), hashtext($2))";
 
@@ -161,12 +164,16 @@ export class LockSession {
     else this.turns.delete(name);
   }
 
-  private open(): Promise<Session> {
+  private async open(): Promise<Session> {
+    if (this.closed) throw new RekeyError("STORE_UNAVAILABLE", "The PostgreSQL store is closed");
     this.session ??= this.connect().catch((error: unknown) => {
       this.session = undefined;
       throw error;
     });
-    return this.session;
+    const session = await this.session;
+    // In use: the process stays up for it (see `settle`).
+    (session.client as RefCountedClient).ref();
+    return session;
   }
 
   private async connect(): Promise<Session> {
@@ -223,6 +230,16 @@ export class LockSession {
       () => {},
     );
     if (this.leases.size === 0 && this.turns.size === 0) {
+      // Idle, it must not keep a CLI run or a script from exiting (as the data pool's
+      // allowExitOnIdle does for its connections).
+      void session.then(
+        (opened) => {
+          if (this.leases.size === 0 && this.turns.size === 0) {
+            (opened.client as RefCountedClient).unref();
+          }
+        },
+        () => {},
+      );
       clearTimeout(this.idleClose);
       this.idleClose = setTimeout(() => {
         if (this.leases.size > 0 || this.turns.size > 0 || this.session !== session) return;
