@@ -72,11 +72,6 @@ export class LockSession {
     this.options = options;
   }
 
-  /** Connections this object has open: 0 or 1. */
-  get openConnections(): number {
-    return this.session === undefined ? 0 : 1;
-  }
-
   /**
    * Takes `name`, waiting up to `waitMs` for a holder in this process or another.
    *
