@@ -24,6 +24,8 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   UPSTREAM_TIMEOUT: 6,
   UPSTREAM_INVALID_RESPONSE: 6,
   STORE_UNAVAILABLE: 7,
+  // Every connection the store may use was busy: a retry in a moment will do.
+  STORE_BUSY: 7,
   STORE_CORRUPT: 7,
   ROTATION_IN_PROGRESS: 8,
   IDEMPOTENCY_KEY_REUSED: 8,

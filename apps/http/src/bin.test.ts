@@ -3,9 +3,9 @@ import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { get as httpsGet } from "node:https";
 import { fileURLToPath } from "node:url";
-import { createRekey, fingerprint, openCredentialStore } from "@rekey/core";
+import { createRekey, fingerprint, openCredentialStore, verifyAuditChain } from "@rekey/core";
 import { createPostgresStore } from "@rekey/store-postgres";
-import { dropPostgresSchema } from "@rekey/store-postgres/testing";
+import { dropPostgresSchema, queryPostgres } from "@rekey/store-postgres/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { type Faucet, makeToken, startFaucet } from "./harness.test-helper.js";
 import { hashToken } from "./tokens.js";
@@ -390,4 +390,115 @@ describe.skipIf(postgresUrl === "")("rekey-http replicas on one PostgreSQL store
     }
     for (const replica of replicas) expect(replica.stderr()).not.toMatch(/lfr?_[A-Za-z0-9_-]{20,}/);
   });
+
+  // Issue 19: three replicas, bursts of 300 concurrent rotations. Before the lock session and
+  // the connection budget, most answered 503 and the server refused connections.
+  it("hold bursts of 300 rotations over three replicas: no 5xx, one rotation, connections within budget", async () => {
+    faucet = await startFaucet({ testClock: false });
+    const fleetSchema = `rekey_fleet_${randomBytes(6).toString("hex")}`;
+    // Named, so that the server's count of this fleet's connections leaves other tests out.
+    const fleetUrl = `${postgresUrl}?schema=${fleetSchema}&application_name=${fleetSchema}`;
+    const replicas: RunningBin[] = [];
+    try {
+      const store = createPostgresStore({ url: fleetUrl });
+      const rekey = createRekey({
+        store,
+        surface: "library",
+        baseUrl: faucet.sandbox.url,
+        env: {},
+      });
+      await rekey.register({ name: "fleet operator" });
+      await rekey.close();
+      await store.close();
+      const { rows } = await queryPostgres(postgresUrl, "SHOW max_connections");
+      expect(Number(rows[0]?.max_connections)).toBeGreaterThanOrEqual(100);
+
+      const env = { REKEY_STORE: fleetUrl, HOME: faucet.dir };
+      const args = ["--rotate-limit", "10000", "--log-level", "error"];
+      for (const _ of [1, 2, 3]) replicas.push(await startBin(faucet, args, env));
+      let peak = 0;
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          const { rows: counted } = await queryPostgres(
+            postgresUrl,
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1",
+            [fleetSchema],
+          );
+          peak = Math.max(peak, (counted[0] as { n: number }).n);
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+      })();
+      const burst = async (headersOf: (index: number) => Record<string, string>) => {
+        const responses = await Promise.all(
+          Array.from({ length: 300 }, (_, index) =>
+            call(replicas[index % 3] as RunningBin, "POST", "/v1/rotate", {
+              body: {},
+              headers: headersOf(index),
+            }),
+          ),
+        );
+        return Promise.all(
+          responses.map(async (response) => ({
+            status: response.status,
+            body: (await response.json()) as { fingerprint?: string; code?: string },
+          })),
+        );
+      };
+      // Reads during a burst are served: they never wait behind the replicas' locks.
+      const statusDuring = async () => {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        const polls = await Promise.all(
+          replicas.map((replica) => call(replica, "GET", "/v1/status")),
+        );
+        return polls.map((poll) => poll.status);
+      };
+
+      // One key, a freshly registered operator: one rotation, one answer for all.
+      const [shared, readsDuringShared] = await Promise.all([
+        burst(() => ({ "idempotency-key": "release-2026-12-02" })),
+        statusDuring(),
+      ]);
+      expect(shared.map((reply) => reply.status)).toEqual(Array(300).fill(200));
+      expect(new Set(shared.map((reply) => reply.body.fingerprint)).size).toBe(1);
+      expect(readsDuringShared).toEqual([200, 200, 200]);
+      expect(faucet.sandbox.stats().rotations).toBe(1);
+
+      // Distinct keys inside the cooldown that rotation started: each a 409, nothing rotated.
+      const [distinct, readsDuringDistinct] = await Promise.all([
+        burst((index) => ({ "idempotency-key": `deploy-${index}` })),
+        statusDuring(),
+      ]);
+      expect(distinct.map((reply) => reply.status)).toEqual(Array(300).fill(409));
+      expect(new Set(distinct.map((reply) => reply.body.code))).toEqual(
+        new Set(["COOLDOWN_ACTIVE"]),
+      );
+      expect(readsDuringDistinct).toEqual([200, 200, 200]);
+      expect(faucet.sandbox.stats().rotations).toBe(1);
+      sampling = false;
+      await sampler;
+      // Three replicas, each within its budget of 5 connections.
+      expect(peak).toBeGreaterThan(0);
+      expect(peak).toBeLessThanOrEqual(15);
+
+      // Right after the bursts, the whole history reads, from yet another process.
+      const reader = createPostgresStore({ url: fleetUrl });
+      try {
+        const history = await reader.readAudit();
+        expect(verifyAuditChain(history)).toEqual({ ok: true, count: history.length });
+        const rotations = history.filter((entry) => entry.action === "rotate");
+        expect(rotations.map((entry) => entry.outcome)).toEqual(["success"]);
+      } finally {
+        await reader.close();
+      }
+      for (const replica of replicas) {
+        const status = await call(replica, "GET", "/v1/status");
+        expect(await status.json()).toMatchObject({ fingerprint: shared[0]?.body.fingerprint });
+      }
+    } finally {
+      // Stopped before the schema is dropped: DROP SCHEMA would wait for their sessions.
+      await Promise.all(replicas.map((replica) => stopBin(replica)));
+      await dropPostgresSchema(postgresUrl, fleetSchema);
+    }
+  }, 50_000);
 });

@@ -21,6 +21,8 @@ export const HTTP_ERRORS: Record<ErrorCode, { status: number; title: string }> =
   UPSTREAM_TIMEOUT: { status: 504, title: "The faucet timed out" },
   UPSTREAM_INVALID_RESPONSE: { status: 502, title: "The faucet sent an invalid reply" },
   STORE_UNAVAILABLE: { status: 503, title: "The credential store is unavailable" },
+  // Every connection this replica may open was busy: retry after `Retry-After`.
+  STORE_BUSY: { status: 503, title: "The credential store is busy" },
   // A corrupt store needs a person (it is never overwritten); retrying will not help, so not 503.
   STORE_CORRUPT: { status: 500, title: "The credential store is corrupt" },
   ROTATION_IN_PROGRESS: { status: 409, title: "A rotation is already in progress" },
@@ -106,7 +108,7 @@ export function problemBody(thrown: unknown, overrides: ProblemOverrides = {}): 
 
 /**
  * An `application/problem+json` response for an error, with `Retry-After` for cooldowns,
- * rate limits and rotations in progress.
+ * rate limits, rotations in progress and a busy store.
  */
 export function problemResponse(
   thrown: unknown,
@@ -125,7 +127,8 @@ export function problemResponse(
   if (
     error.code === "COOLDOWN_ACTIVE" ||
     error.code === "RATE_LIMITED" ||
-    error.code === "ROTATION_IN_PROGRESS"
+    error.code === "ROTATION_IN_PROGRESS" ||
+    error.code === "STORE_BUSY"
   ) {
     const seconds = retryAfterSeconds(error, now);
     if (seconds !== undefined) headers["retry-after"] = String(seconds);

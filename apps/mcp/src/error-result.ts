@@ -56,6 +56,10 @@ export const MCP_ERROR_HINTS: Record<ErrorCode, HintFor> = {
     "The faucet sent an unexpected reply, which was not treated as a success. Call get_key_status to see the current key before trying again.",
   STORE_UNAVAILABLE: () =>
     "The credential store cannot be read or written. Ask the user to run `rekey doctor` (check REKEY_HOME and file permissions). Do not rotate until it is fixed.",
+  STORE_BUSY: (error) => {
+    const seconds = retryAfter(error) ?? 1;
+    return `The credential store is busy (every connection this server may open is in use). Nothing was changed; wait ${seconds} second${seconds === 1 ? "" : "s"} and call again.`;
+  },
   STORE_CORRUPT: () =>
     "The credential store is damaged. Do not rotate: ask the user to run `rekey doctor`.",
   ROTATION_IN_PROGRESS: () =>

@@ -18,6 +18,7 @@ export const ERROR_CODES = [
   "UPSTREAM_TIMEOUT",
   "UPSTREAM_INVALID_RESPONSE",
   "STORE_UNAVAILABLE",
+  "STORE_BUSY",
   "STORE_CORRUPT",
   "ROTATION_IN_PROGRESS",
   "IDEMPOTENCY_KEY_REUSED",
@@ -32,7 +33,7 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
 export interface RekeyErrorDetails {
   /** COOLDOWN_ACTIVE: when the withdrawal block ends (ISO-8601 UTC). */
   cooldownUntil?: string;
-  /** COOLDOWN_ACTIVE / RATE_LIMITED: seconds until a retry may succeed. */
+  /** COOLDOWN_ACTIVE / RATE_LIMITED / STORE_BUSY: seconds until a retry may succeed. */
   retryAfterSeconds?: number;
   /** KEY_LOST: how to get back in. */
   recovery?: string;

@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { isPostgresUrl, parsePostgresUrl, redactPostgresUrl } from "./connection.js";
+import {
+  isPostgresUrl,
+  parsePostgresUrl,
+  redactPostgresUrl,
+  storeUnavailable,
+} from "./connection.js";
 
 describe("parsePostgresUrl", () => {
   it("takes rekey's schema out of the URL and leaves everything else to pg", () => {
@@ -51,5 +56,29 @@ describe("redactPostgresUrl", () => {
       false,
       false,
     ]);
+  });
+});
+
+describe("the connection budget", () => {
+  it("takes connections= out of the URL as the store's budget, from 3 to 1000", () => {
+    const target = parsePostgresUrl("postgres://h/db?connections=12&sslmode=require");
+    expect(target.connections).toBe(12);
+    expect(target.connectionString).toBe("postgres://h/db?sslmode=require");
+    expect(parsePostgresUrl("postgres://h/db").connections).toBeUndefined();
+    for (const bad of ["2", "1001", "5.5", "-4", "lots", ""]) {
+      expect(() => parsePostgresUrl(`postgres://h/db?connections=${bad}`)).toThrow(
+        expect.objectContaining({ code: "CONFIG_INVALID" }),
+      );
+    }
+  });
+
+  it("calls a server without a free connection busy, with a retry time, not unavailable", () => {
+    const full = Object.assign(new Error("sorry, too many clients already"), { code: "53300" });
+    expect(storeUnavailable("read", "postgres://h/db", full)).toMatchObject({
+      code: "STORE_BUSY",
+      details: { retryAfterSeconds: 1, errno: "53300" },
+    });
+    const refused = Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
+    expect(storeUnavailable("read", "postgres://h/db", refused).code).toBe("STORE_UNAVAILABLE");
   });
 });

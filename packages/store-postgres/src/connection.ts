@@ -1,4 +1,5 @@
 import { RekeyError } from "@rekey/core";
+import { isBusy, parseConnectionBudget, storeBusy } from "./connection-budget.js";
 
 /** Where a PostgreSQL store lives, parsed from its URL. */
 export interface PostgresTarget {
@@ -8,6 +9,8 @@ export interface PostgresTarget {
   schema: string;
   /** The URL with any password replaced by `***`: safe to show and log. */
   location: string;
+  /** The URL's `connections` parameter: the most connections the store opens (see connection-budget.ts). */
+  connections?: number;
 }
 
 /** Unquoted PostgreSQL identifiers only: the schema name is written into SQL text. */
@@ -22,11 +25,13 @@ export function isPostgresUrl(spec: string): boolean {
 }
 
 /**
- * Parses a store URL: `postgres://user:password@host:port/database?schema=rekey`, plus any
+ * Parses a store URL: `postgres://user:password@host:port/database?schema=rekey&connections=5`
+ * (rekey's own parameters, both optional), plus any
  * parameter `pg` understands (`sslmode`...). Parts left out come from libpq's environment
  * variables (PGHOST, PGUSER, PGPASSWORD...), so the password need not be in the URL at all.
  *
- * @throws RekeyError CONFIG_INVALID for a URL that does not parse or an unusable schema name;
+ * @throws RekeyError CONFIG_INVALID for a URL that does not parse, an unusable schema name or
+ *   connection budget;
  *   the message never repeats the URL (it may hold a password).
  */
 export function parsePostgresUrl(url: string, schemaOverride?: string): PostgresTarget {
@@ -49,9 +54,16 @@ export function parsePostgresUrl(url: string, schemaOverride?: string): Postgres
       { hint: "Use letters a-z, digits and _, starting with a letter or _ (at most 63)." },
     );
   }
+  const connections = parsed.searchParams.get("connections");
   parsed.searchParams.delete("schema");
+  parsed.searchParams.delete("connections");
   const connectionString = parsed.href;
-  return { connectionString, schema, location: redactPostgresUrl(connectionString) };
+  return {
+    connectionString,
+    schema,
+    location: redactPostgresUrl(connectionString),
+    ...(connections === null ? {} : { connections: parseConnectionBudget(connections) }),
+  };
 }
 
 /** `url` with its password (in the user part or a `password` parameter) shown as `***`. */
@@ -86,12 +98,14 @@ export function errorCodeOf(error: unknown): string | undefined {
 }
 
 /**
- * A failure to reach or use the database, as STORE_UNAVAILABLE. A RekeyError passes through.
+ * A failure to reach or use the database, as STORE_UNAVAILABLE; as STORE_BUSY when no
+ * connection was free (this process's budget or the server's). A RekeyError passes through.
  * The message names the redacted location and the server's own words, which hold no secrets
  * (`pg` never repeats a password).
  */
 export function storeUnavailable(action: string, location: string, error: unknown): RekeyError {
   if (error instanceof RekeyError) return error;
+  if (isBusy(error)) return storeBusy(action, location, error);
   const code = errorCodeOf(error) ?? "unknown error";
   const reason = error instanceof Error && error.message !== "" ? `: ${error.message}` : "";
   return new RekeyError(

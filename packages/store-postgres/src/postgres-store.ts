@@ -23,7 +23,8 @@ import {
   type StoreSnapshot,
 } from "@rekey/core";
 import pg from "pg";
-import { errorCodeOf, parsePostgresUrl, storeUnavailable } from "./connection.js";
+import { parsePostgresUrl, storeUnavailable } from "./connection.js";
+import { connectionBudget } from "./connection-budget.js";
 import {
   assembleSnapshot,
   diffDocument,
@@ -32,6 +33,7 @@ import {
   type RowChange,
   type RowSnapshot,
 } from "./document-rows.js";
+import { LockSession } from "./locks.js";
 import { type RekeySql, sqlFor } from "./sql.js";
 
 /** Options of {@link createPostgresStore}. */
@@ -43,9 +45,16 @@ export interface PostgresStoreOptions {
   url: string;
   /** Schema for rekey's tables, created on first use. Default: the URL's `schema`, else "rekey". */
   schema?: string;
-  /** Most pooled connections for reads and writes; each held lock has its own. Default 4. */
+  /**
+   * The most connections this handle opens, all kinds together: one lock session, one LISTEN
+   * connection (while watching), the rest pooled for reads and writes. From 3; default the URL's
+   * `connections`, else 5. See connection-budget.ts.
+   */
   maxConnections?: number;
-  /** Give up connecting after this long. Default 5000 ms. */
+  /**
+   * Give up connecting, or waiting for a connection of the budget (then STORE_BUSY), after this
+   * long. Default 5000 ms.
+   */
   connectTimeoutMs?: number;
   /** Give up on one query after this long (lock waits excepted). Default 15000 ms. */
   queryTimeoutMs?: number;
@@ -65,11 +74,6 @@ const TOMBSTONE_VERSIONS = 1000;
 /** A write that lost a compare-and-set on some row: rolled back, reported as a conflict. */
 class WriteConflict extends Error {}
 
-/** SQLSTATE of a lock wait that ran past `lock_timeout`. */
-const LOCK_NOT_AVAILABLE = "55P03";
-/** SQLSTATE of a setting this server does not know (idle_session_timeout before PostgreSQL 14). */
-const UNDEFINED_OBJECT = "42704";
-
 /**
  * A credential store in PostgreSQL, for fleets: every process on every host that opens the
  * same database and schema shares one store.
@@ -82,10 +86,10 @@ const UNDEFINED_OBJECT = "42704";
  *   migrated on first open and its table kept as `credentials_schema_1`.
  * - The audit log is a table (`audit_log`); appends are serialised by a table lock, so the
  *   hash chain stays whole whoever appends.
- * - Locks are session advisory locks, each on its own connection. A holder that dies loses
- *   its lock as its connection closes; one that hangs loses it after `leaseMs`, because the
- *   lock's connection sets `idle_session_timeout` to `leaseMs` and a timer keeps it busy
- *   while the holder's event loop runs.
+ * - Locks are session advisory locks, all of a handle's on one session (see locks.ts). A
+ *   holder that dies loses them as its connection closes; one that hangs loses them after
+ *   `leaseMs`, the session's `idle_session_timeout` while a timer keeps it busy.
+ * - Connections are bounded by one budget (`maxConnections`, see connection-budget.ts).
  * - `watch` LISTENs on the schema's channel; a trigger NOTIFYs on every write by anyone.
  *
  * Tables are created on first use when missing (needs CREATE on the database or schema);
@@ -97,17 +101,15 @@ export class PostgresStore implements CredentialStore {
   private readonly connectionString: string;
   private readonly sql: RekeySql;
   private readonly pool: pg.Pool;
-  /** Connections for locks, one per held lock: never the data pool, whose connections a
-   * holder needs while waiters hold theirs. Pooled, because opening one costs tens of ms. */
-  private readonly lockPool: pg.Pool;
+  /** Every lock of this handle, on one session of its own: never the data pool, whose
+   * connections a holder needs while waiters wait. */
+  private readonly locks: LockSession;
   private readonly connectTimeoutMs: number;
   private setUp: Promise<void> | undefined;
   /** The newest snapshot this handle has seen, and when it was last confirmed current. */
   private latest: { snapshot: RowSnapshot; confirmedAt: number } | undefined;
   /** Recent snapshots by version, with their row versions, for compare-and-set. */
   private readonly snapshots = new Map<number, RowSnapshot>();
-  /** Each held lock's connection, with the timer that keeps its session busy. */
-  private readonly heldLocks = new Map<pg.PoolClient, NodeJS.Timeout>();
   private readonly listeners = new Set<() => void>();
   private listenClient: pg.Client | undefined;
   private listenRetry: NodeJS.Timeout | undefined;
@@ -121,26 +123,28 @@ export class PostgresStore implements CredentialStore {
     this.connectionString = target.connectionString;
     this.sql = sqlFor(target.schema);
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5000;
+    const queryTimeoutMs = options.queryTimeoutMs ?? 15_000;
+    const budget = connectionBudget(options.maxConnections ?? target.connections);
     this.pool = new pg.Pool({
       connectionString: this.connectionString,
-      max: options.maxConnections ?? 4,
+      max: budget.data,
+      // Also how long a query waits for a pooled connection: past it, STORE_BUSY.
       connectionTimeoutMillis: this.connectTimeoutMs,
-      query_timeout: options.queryTimeoutMs ?? 15_000,
+      query_timeout: queryTimeoutMs,
       idleTimeoutMillis: 10_000,
       // A CLI run must be able to exit while idle connections linger.
       allowExitOnIdle: true,
     });
-    this.lockPool = new pg.Pool({
+    this.locks = new LockSession({
       connectionString: this.connectionString,
-      max: 64,
-      connectionTimeoutMillis: this.connectTimeoutMs,
-      idleTimeoutMillis: 10_000,
-      allowExitOnIdle: true,
+      location: this.location,
+      namespace: this.sql.lockNamespace,
+      connectTimeoutMs: this.connectTimeoutMs,
+      queryTimeoutMs,
     });
     // An idle pooled connection that breaks (server restart) is dropped; the next query
     // opens a new one. Without a handler the error would crash the process.
     this.pool.on("error", () => {});
-    this.lockPool.on("error", () => {});
   }
 
   /**
@@ -258,54 +262,14 @@ export class PostgresStore implements CredentialStore {
   }
 
   /**
-   * Takes a session advisory lock on a connection of its own, waiting up to `waitMs` (the
-   * server's `lock_timeout`).
+   * Takes a session advisory lock on this handle's lock session, waiting up to `waitMs`.
    *
-   * @throws RekeyError ROTATION_IN_PROGRESS when `waitMs` passes; STORE_UNAVAILABLE.
+   * @throws RekeyError ROTATION_IN_PROGRESS when `waitMs` passes; STORE_UNAVAILABLE;
+   *   STORE_BUSY (the server has no connection left).
    */
   async lock(name: string, options: LockOptions): Promise<StoreLock> {
     this.assertOpen();
-    const startedAt = performance.now();
-    let client: pg.PoolClient;
-    try {
-      client = await this.lockPool.connect();
-    } catch (error) {
-      throw storeUnavailable(`lock "${name}" in`, this.location, error);
-    }
-    const keys = [this.sql.lockNamespace, name];
-    let keepAlive: NodeJS.Timeout;
-    try {
-      await this.limitIdleTime(client, options.leaseMs);
-      const remainingMs = Math.floor(options.waitMs - (performance.now() - startedAt));
-      if (!(await this.acquire(client, keys, remainingMs))) {
-        throw new RekeyError("ROTATION_IN_PROGRESS", `Lock "${name}" is held by another rotation`, {
-          hint: "Another rotation is running; wait for it to finish and retry.",
-        });
-      }
-      // Keeps the session busy, so idle_session_timeout ends it only if this process stalls.
-      keepAlive = setInterval(
-        () => {
-          client.query("SELECT 1").catch(() => {});
-        },
-        Math.max(10, Math.floor(options.leaseMs / 3)),
-      );
-      keepAlive.unref();
-    } catch (error) {
-      await returnLockConnection(client);
-      throw storeUnavailable(`lock "${name}" in`, this.location, error);
-    }
-    this.heldLocks.set(client, keepAlive);
-    let released = false;
-    return {
-      name,
-      release: async () => {
-        if (released) return;
-        released = true;
-        clearInterval(keepAlive);
-        // close() may have dropped the connection (and so the lock) already.
-        if (this.heldLocks.delete(client)) await returnLockConnection(client);
-      },
-    };
+    return this.locks.lock(name, options);
   }
 
   /**
@@ -394,13 +358,8 @@ export class PostgresStore implements CredentialStore {
     this.closed = true;
     this.listeners.clear();
     this.stopListening();
-    // Closing a held lock's connection frees the lock on the server.
-    for (const [client, keepAlive] of this.heldLocks) {
-      clearInterval(keepAlive);
-      client.release(true);
-    }
-    this.heldLocks.clear();
-    await Promise.all([this.pool.end().catch(() => {}), this.lockPool.end().catch(() => {})]);
+    // Closing the lock session frees every lock it holds on the server.
+    await Promise.all([this.pool.end().catch(() => {}), this.locks.close()]);
   }
 
   private assertOpen(): void {
@@ -533,39 +492,6 @@ export class PostgresStore implements CredentialStore {
     return parsed.data as AuditEntry;
   }
 
-  /** Ends the lock's session if it sits idle longer than `leaseMs` (a stalled holder). */
-  private async limitIdleTime(client: pg.PoolClient, leaseMs: number): Promise<void> {
-    try {
-      await client.query("SELECT set_config('idle_session_timeout', $1, false)", [
-        `${Math.max(1, Math.ceil(leaseMs))}ms`,
-      ]);
-    } catch (error) {
-      // Before PostgreSQL 14 only the connection's end frees the lock.
-      if (errorCodeOf(error) !== UNDEFINED_OBJECT) throw error;
-    }
-  }
-
-  /** Whether the advisory lock on `keys` was taken within `waitMs`. */
-  private async acquire(client: pg.PoolClient, keys: string[], waitMs: number): Promise<boolean> {
-    if (waitMs <= 0) {
-      const { rows } = await client.query(
-        "SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS taken",
-        keys,
-      );
-      return (rows[0] as { taken: boolean }).taken;
-    }
-    await client.query("SELECT set_config('lock_timeout', $1, false)", [`${waitMs}ms`]);
-    try {
-      await client.query("SELECT pg_advisory_lock(hashtext($1), hashtext($2))", keys);
-      return true;
-    } catch (error) {
-      if (errorCodeOf(error) === LOCK_NOT_AVAILABLE) return false;
-      throw error;
-    } finally {
-      await client.query("SELECT set_config('lock_timeout', '0', false)").catch(() => {});
-    }
-  }
-
   /** Tells every listener about `version`, once per version, after the caller's turn. */
   private notify(version: number): void {
     if (version <= this.notifiedVersion) return;
@@ -626,21 +552,6 @@ export class PostgresStore implements CredentialStore {
     const client = this.listenClient;
     this.listenClient = undefined;
     client?.end().catch(() => {});
-  }
-}
-
-/**
- * Frees whatever lock `client` holds and puts it back in the lock pool, idle without a time
- * limit; a connection that cannot do that is closed instead (which frees its locks too).
- */
-async function returnLockConnection(client: pg.PoolClient): Promise<void> {
-  try {
-    await client.query(
-      "SELECT pg_advisory_unlock_all(), set_config('idle_session_timeout', '0', false)",
-    );
-    client.release();
-  } catch (error) {
-    client.release(error instanceof Error ? error : true);
   }
 }
 

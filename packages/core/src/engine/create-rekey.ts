@@ -50,6 +50,7 @@ import {
   writableRecord,
 } from "./principal-records.js";
 import { audit, type CompletedRotation, resolveIntent, rotateUnderLock } from "./rotation.js";
+import { createSingleFlight } from "./single-flight.js";
 import type {
   AgentStatus,
   HealthReport,
@@ -125,8 +126,12 @@ export function createRekey(options: RekeyOptions): Rekey {
   const envApiKey = env.REKEY_API_KEY ?? env.LIGHTNING_WALLET_API_KEY;
 
   const clients = new Map<string, FaucetClient>();
-  const rotationsInFlight = new Map<string, Promise<CompletedRotation>>();
-  const idempotencyInFlight = new Map<string, Promise<unknown>>();
+  const rotationFlights = createSingleFlight<CompletedRotation>();
+  const idempotencyFlights = createSingleFlight<{
+    status: number;
+    body: unknown;
+    replayed: boolean;
+  }>();
   let resolving: Promise<void> | undefined;
   let envIdentity: Promise<Principal | undefined> | undefined;
   // The operator record of the environment's key, once whoami has told its id.
@@ -475,7 +480,7 @@ export function createRekey(options: RekeyOptions): Rekey {
       };
     }
     const flightKey = recordIdOf(view.faucet, targetRecord);
-    const inFlight = rotationsInFlight.get(flightKey);
+    const inFlight = rotationFlights.running(flightKey);
     if (inFlight) return toResult(await inFlight, true, request.reveal);
     // Another process rotated the key this call saw while it waited (to resolve that rotation's
     // intent): that rotation is this call's answer, and its fresh cooldown no reason to refuse.
@@ -506,21 +511,17 @@ export function createRekey(options: RekeyOptions): Rekey {
     }
     // The journal entry written before the upstream call doubles as the writability preflight:
     // a store that cannot take it stops the rotation before the faucet is asked.
-    const flight = rotateUnderLock(context, {
-      target,
-      actor,
-      targetRecord,
-      actorRecord,
-      expectedFingerprint,
-      signal: request.signal,
-    });
-    rotationsInFlight.set(flightKey, flight);
-    try {
-      const rotation = await flight;
-      return toResult(rotation, rotation.shared, request.reveal);
-    } finally {
-      rotationsInFlight.delete(flightKey);
-    }
+    const rotation = await rotationFlights.run(flightKey, () =>
+      rotateUnderLock(context, {
+        target,
+        actor,
+        targetRecord,
+        actorRecord,
+        expectedFingerprint,
+        signal: request.signal,
+      }),
+    );
+    return toResult(rotation, rotation.shared, request.reveal);
   }
 
   const rekey: Rekey = {
@@ -1071,30 +1072,37 @@ export function createRekey(options: RekeyOptions): Rekey {
           "The idempotency key must be 1 to 255 visible ASCII characters",
         );
       }
-      const view = await readView();
-      const scope =
-        view.actsAs === undefined ? `profile:${profileName}` : recordIdOf(view.faucet, view.actsAs);
-      const slot = idempotencySlot(scope, idempotencyKey);
       const requestDigest = createHash("sha256").update(requestHash).digest("hex");
-      const replay = async () => {
-        const record = (await store.read()).data.idempotency[slot];
-        if (!record || Date.parse(record.expiresAt) <= clock.now()) return undefined;
-        if (record.requestHash !== requestDigest) {
-          throw new RekeyError(
-            "IDEMPOTENCY_KEY_REUSED",
-            "This idempotency key was already used with a different request",
-            {
-              hint: "Use a new idempotency key for a different request.",
-            },
-          );
-        }
-        return { status: record.status, body: record.body as never, replayed: true };
-      };
-      const earlier = idempotencyInFlight.get(slot);
-      if (earlier) await earlier.catch(() => undefined);
-      const first = await replay();
-      if (first) return first;
-      const work = (async () => {
+      // Same key, same request, while it runs in this process: one lock, one answer. The key is
+      // known before any await, so concurrent callers find each other (this Rekey is bound to
+      // one profile and principal, which scope the slot). Another request under the same key
+      // queues on the lock, then is refused by the replay.
+      const flightKey = `${createHash("sha256").update(idempotencyKey).digest("hex")}.${requestDigest}`;
+      const running = idempotencyFlights.running(flightKey);
+      if (running) return { ...(await running), replayed: true } as never;
+      const work = idempotencyFlights.run(flightKey, async () => {
+        const view = await readView();
+        const scope =
+          view.actsAs === undefined
+            ? `profile:${profileName}`
+            : recordIdOf(view.faucet, view.actsAs);
+        const slot = idempotencySlot(scope, idempotencyKey);
+        const replay = async () => {
+          const record = (await store.read()).data.idempotency[slot];
+          if (!record || Date.parse(record.expiresAt) <= clock.now()) return undefined;
+          if (record.requestHash !== requestDigest) {
+            throw new RekeyError(
+              "IDEMPOTENCY_KEY_REUSED",
+              "This idempotency key was already used with a different request",
+              {
+                hint: "Use a new idempotency key for a different request.",
+              },
+            );
+          }
+          return { status: record.status, body: record.body as never, replayed: true };
+        };
+        const first = await replay();
+        if (first) return first;
         const lock = await store.lock(`idempotency.${slot}`, {
           leaseMs: context.lockLeaseMs,
           waitMs: context.lockWaitMs,
@@ -1120,13 +1128,8 @@ export function createRekey(options: RekeyOptions): Rekey {
         } finally {
           await lock.release();
         }
-      })();
-      idempotencyInFlight.set(slot, work);
-      try {
-        return await work;
-      } finally {
-        if (idempotencyInFlight.get(slot) === work) idempotencyInFlight.delete(slot);
-      }
+      });
+      return (await work) as never;
     },
 
     async resolvePending() {

@@ -11,6 +11,7 @@ import type {
   StoredKey,
   StoreSnapshot,
 } from "../store/types.js";
+import { writeInBatch } from "./write-batch.js";
 
 /**
  * A profile as one snapshot resolves it: its faucet, the operator whose agents it manages and
@@ -201,8 +202,9 @@ export function draftOf(data: DeepReadonly<StoreData>): StoreData {
 
 /**
  * Applies `mutate` to a draft of a fresh read ({@link draftOf}) and writes it with
- * compare-and-set, retrying on conflict. `mutate` may run several times, so it must only change
- * the draft it is given, and change records only through `recordIn`/`writableRecord`/`profileIn`.
+ * compare-and-set, retrying on conflict; concurrent changes in one process are written together
+ * (see write-batch.ts). `mutate` may run several times, so it must only change the draft it is
+ * given, and change records only through `recordIn`/`writableRecord`/`profileIn`.
  * @throws RekeyError STORE_UNAVAILABLE when the store stays contended, or any error of the store.
  */
 export async function updateStore<T>(
@@ -210,25 +212,7 @@ export async function updateStore<T>(
   mutate: (draft: StoreData) => T,
   afterWrite?: (snapshot: StoreSnapshot) => void,
 ): Promise<T> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const snapshot = await store.read();
-    const draft = draftOf(snapshot.data);
-    const result = mutate(draft);
-    const written = await store.compareAndSet(snapshot.version, draft);
-    if (written.ok) {
-      afterWrite?.(written.snapshot);
-      return result;
-    }
-    // Another writer won; back off a little so a crowd of writers spreads out.
-    await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * (attempt + 1)));
-  }
-  throw new RekeyError(
-    "STORE_UNAVAILABLE",
-    "The credential store stayed busy: too many concurrent writers",
-    {
-      hint: "Retry in a moment.",
-    },
-  );
+  return writeInBatch(store, mutate, afterWrite);
 }
 
 /** @throws RekeyError NOT_FOUND naming what to do when the principal has no key. */
