@@ -95,7 +95,7 @@ describe("file store", () => {
 
       // Another process edits the file in place (no rename): same inode, new content.
       const text = await readFile(path, "utf8");
-      await writeFile(path, text.replace('"version": 1', '"version": 7'));
+      await writeFile(path, text.replace(/"version": ?1,/, '"version":7,'));
       expect((await store.read()).version).toBe(7);
 
       await chmod(path, 0o644);
@@ -151,7 +151,10 @@ describe("file store", () => {
       const dir = join(await makeRoot(), "rekey");
       const store = createFileStore({ dir });
       try {
-        expect((await store.compareAndSet(0, sampleStoreData("one"))).ok).toBe(true);
+        // Written by another handle, so this one's next read parses the file.
+        const other = createFileStore({ dir });
+        expect((await other.compareAndSet(0, sampleStoreData("one"))).ok).toBe(true);
+        await other.close();
         // A read that has the old file in hand and finishes after this handle's write must not
         // become the answer. Real timing rarely lines that up, so the next file read is held
         // until the write is done (an instance-level delay, not a fake).

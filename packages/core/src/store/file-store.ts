@@ -136,7 +136,9 @@ export class FileStore implements CredentialStore {
   private readonly heldLocks = new Set<HeldFileLock>();
   private closed = false;
   /** The last parse of credentials.json, the file it came from, and when it was last confirmed. */
-  private parsed: { identity: string; snapshot: StoreSnapshot; checkedAt: number } | undefined;
+  private parsed:
+    | { identity: string; snapshot: StoreSnapshot; checkedAt: number; fileSchemaVersion: number }
+    | undefined;
   /** Counts this handle's writes: a parse that raced one is not kept. */
   private writes = 0;
 
@@ -183,9 +185,13 @@ export class FileStore implements CredentialStore {
     const validated = assertWritableStoreData(data);
     await ensurePrivateDir(this.dir);
     const result = await this.withWriteLock(async (held): Promise<CompareAndSetResult> => {
-      const { snapshot: current, identity } = await this.readSnapshotWithIdentity(false);
+      const {
+        snapshot: current,
+        identity,
+        fileSchemaVersion,
+      } = await this.readSnapshotWithIdentity(false);
       if (current.version !== expectedVersion) return { ok: false, current };
-      await this.backUpOlderSchema();
+      if (fileSchemaVersion < STORE_SCHEMA_VERSION) await this.backUpOlderSchema();
       // A copy: the caller keeps its own `data` to change as it likes.
       const next = deepFreeze({ version: current.version + 1, data: frozenCopy(validated) });
       // The write lock goes to another process if this one stalls past its staleness (a
@@ -198,7 +204,7 @@ export class FileStore implements CredentialStore {
       try {
         written = await writeFileAtomic(
           this.credentialsPath,
-          `${JSON.stringify(next, null, 2)}\n`,
+          `${JSON.stringify(next)}\n`,
           unchanged,
         );
       } finally {
@@ -207,6 +213,17 @@ export class FileStore implements CredentialStore {
         this.forgetParse();
       }
       if (!written) return { ok: false, current: await this.readSnapshot() };
+      // Still under the write lock, the file is the one just renamed into place: keep what was
+      // written as its parse, so the next read (the caller's, usually) does not parse it again.
+      const writtenIdentity = currentIdentity(this.credentialsPath);
+      if (writtenIdentity !== ABSENT) {
+        this.parsed = {
+          identity: writtenIdentity,
+          snapshot: next,
+          checkedAt: this.clock.now(),
+          fileSchemaVersion: STORE_SCHEMA_VERSION,
+        };
+      }
       return { ok: true, snapshot: next };
     });
     if (result.ok) this.watcher.poke();
@@ -447,23 +464,34 @@ export class FileStore implements CredentialStore {
    */
   private async readSnapshotWithIdentity(
     migrate = true,
-  ): Promise<{ snapshot: StoreSnapshot; identity: string }> {
+  ): Promise<{ snapshot: StoreSnapshot; identity: string; fileSchemaVersion: number }> {
     const cached = this.parsed;
     if (cached) {
       // A synchronous stat of one local file takes microseconds; the async one hops through
       // libuv's thread pool and costs ten times more, which a status endpoint pays per request.
       const fileStats = statSync(this.credentialsPath, { bigint: true, throwIfNoEntry: false });
       if (fileStats !== undefined && fileIdentity(fileStats) === cached.identity) {
+        // The directory's mode is checked on every read too, as a fresh parse would.
+        const dirStats = statSync(this.dir, { throwIfNoEntry: false });
+        if (dirStats !== undefined) assertPrivateMode(this.dir, dirStats, true);
         assertPrivateMode(this.credentialsPath, fileStats, false);
         cached.checkedAt = this.clock.now();
-        return { snapshot: cached.snapshot, identity: cached.identity };
+        return {
+          snapshot: cached.snapshot,
+          identity: cached.identity,
+          fileSchemaVersion: cached.fileSchemaVersion,
+        };
       }
     }
     const writesBefore = this.writes;
     const read = await this.readPrivateFileWithIdentity(this.credentialsPath);
     if (read === undefined) {
       this.parsed = undefined;
-      return { snapshot: EMPTY_SNAPSHOT, identity: ABSENT };
+      return {
+        snapshot: EMPTY_SNAPSHOT,
+        identity: ABSENT,
+        fileSchemaVersion: STORE_SCHEMA_VERSION,
+      };
     }
     const parsed = parseCredentialsDocument(read.text, this.credentialsPath);
     if (migrate && parsed.fileSchemaVersion < STORE_SCHEMA_VERSION) {
@@ -475,9 +503,14 @@ export class FileStore implements CredentialStore {
     const snapshot = deepFreeze(parsed.snapshot);
     // A write by this handle that finished while the file was read may have replaced it.
     if (this.writes === writesBefore) {
-      this.parsed = { identity: read.identity, snapshot, checkedAt: this.clock.now() };
+      this.parsed = {
+        identity: read.identity,
+        snapshot,
+        checkedAt: this.clock.now(),
+        fileSchemaVersion: parsed.fileSchemaVersion,
+      };
     }
-    return { snapshot, identity: read.identity };
+    return { snapshot, identity: read.identity, fileSchemaVersion: parsed.fileSchemaVersion };
   }
 
   /**
@@ -496,11 +529,7 @@ export class FileStore implements CredentialStore {
       const unchanged = () =>
         !held.compromised && currentIdentity(this.credentialsPath) === read.identity;
       try {
-        return await writeFileAtomic(
-          this.credentialsPath,
-          `${JSON.stringify(next, null, 2)}\n`,
-          unchanged,
-        );
+        return await writeFileAtomic(this.credentialsPath, `${JSON.stringify(next)}\n`, unchanged);
       } finally {
         this.forgetParse();
       }

@@ -233,10 +233,10 @@ export function migrateStoreData(raw: unknown, source = "the store"): StoreData 
 /** The store document with its records left to be checked one by one. */
 const storeDataShellSchema = z.strictObject({
   schemaVersion: z.literal(STORE_SCHEMA_VERSION),
-  principals: z.record(z.string().regex(RECORD_ID_PATTERN), z.unknown()),
+  principals: z.record(z.string(), z.unknown()),
   profiles: z.record(z.string().regex(PROFILE_NAME_PATTERN), profileSchema),
   currentProfile: z.string().regex(PROFILE_NAME_PATTERN).optional(),
-  idempotency: z.record(z.string().regex(IDEMPOTENCY_SLOT_PATTERN), z.unknown()),
+  idempotency: z.record(z.string(), z.unknown()),
 });
 
 /**
@@ -268,6 +268,8 @@ export function assertWritableStoreData(data: StoreData): StoreData {
   }
   for (const [slot, record] of Object.entries(data.idempotency)) {
     if (Object.isFrozen(record)) continue;
+    if (!IDEMPOTENCY_SLOT_PATTERN.test(slot))
+      throw refuse(`idempotency: slot ${slot.slice(0, 64)}`);
     const parsed = idempotencyRecordSchema.safeParse(record);
     if (!parsed.success) throw refuse(`idempotency.${slot}.${describeIssues(parsed.error)}`);
   }
