@@ -595,7 +595,16 @@ export function createRekey(options: RekeyOptions): Rekey {
         profile = await readProfile();
       }
       // No await when the store answers: status endpoints call this on every poll.
-      const target = principal ?? storedActiveIn(profile) ?? (await envPrincipal()) ?? OPERATOR;
+      const actor = storedActiveIn(profile) ?? (await envPrincipal());
+      const target = principal ?? actor ?? OPERATOR;
+      // An agent session sees its own status only, as with rotateKey.
+      if (actor?.kind === "agent" && !samePrincipal(actor, target)) {
+        throw new RekeyError(
+          "FORBIDDEN",
+          `An agent can read only its own status, not the ${principalLabel(target)}'s`,
+          { details: { principal: principalLabel(target) } },
+        );
+      }
       const stored = storedKeyOf(profile, target);
       const seeded = stored ? undefined : await envKey(target);
       const intent = profile?.intents[principalKey(target)];
@@ -650,14 +659,22 @@ export function createRekey(options: RekeyOptions): Rekey {
 
     rotateKey: rotateKey as Rekey["rotateKey"],
 
-    async withIdempotency(idempotencyKey, requestHash, run) {
+    async withIdempotency(idempotencyKey, requestHash, run, options = {}) {
       if (!/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
         throw new RekeyError(
           "INVALID_INPUT",
           "The idempotency key must be 1 to 255 visible ASCII characters",
         );
       }
-      const slot = createHash("sha256").update(idempotencyKey).digest("hex").slice(0, 32);
+      // A scope (a caller's name) owns the slot's first 8 hex digits, so another caller's key
+      // never lands in its slots, and its records can be counted for the cap below.
+      const scopePrefix =
+        options.scope === undefined
+          ? undefined
+          : createHash("sha256").update(options.scope).digest("hex").slice(0, 8);
+      const keyHash = createHash("sha256").update(idempotencyKey).digest("hex");
+      const slot =
+        scopePrefix === undefined ? keyHash.slice(0, 32) : scopePrefix + keyHash.slice(0, 24);
       const requestDigest = createHash("sha256").update(requestHash).digest("hex");
       const replay = async () => {
         const record = (await readProfile())?.idempotency[slot];
@@ -692,6 +709,15 @@ export function createRekey(options: RekeyOptions): Rekey {
             const profile = profileIn(draft, profileName, url, OPERATOR);
             for (const [key, record] of Object.entries(profile.idempotency)) {
               if (Date.parse(record.expiresAt) <= now) delete profile.idempotency[key];
+            }
+            if (scopePrefix !== undefined && options.maxRecords !== undefined) {
+              // The scope's oldest records make room: a caller can only crowd out itself.
+              const own = Object.entries(profile.idempotency)
+                .filter(([key]) => key.startsWith(scopePrefix))
+                .sort(([, a], [, b]) => a.createdAt.localeCompare(b.createdAt));
+              for (const [key] of own.slice(0, Math.max(0, own.length - options.maxRecords + 1))) {
+                delete profile.idempotency[key];
+              }
             }
             profile.idempotency[slot] = {
               requestHash: requestDigest,
@@ -744,6 +770,10 @@ export function createRekey(options: RekeyOptions): Rekey {
         location: store.location,
         problems: [isRekeyError(error) ? error.message : "The store could not be read"],
       }));
+      const readable = await store.read().then(
+        () => true,
+        () => false,
+      );
       const url = await baseUrl().catch(() => resolveBaseUrl(env));
       let upstream: HealthReport["upstream"] = { ok: true, baseUrl: url };
       try {
@@ -762,6 +792,7 @@ export function createRekey(options: RekeyOptions): Rekey {
         ok: storeHealth.ok && upstream.ok,
         store: {
           ok: storeHealth.ok,
+          readable,
           kind: storeHealth.kind,
           location: storeHealth.location,
           problems: storeHealth.problems,
