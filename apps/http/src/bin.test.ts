@@ -13,7 +13,7 @@ import { hashToken } from "./tokens.js";
 const appDir = fileURLToPath(new URL("..", import.meta.url));
 const binPath = fileURLToPath(new URL("../dist/bin.js", import.meta.url));
 
-const deploy = makeToken("deploy", ["status", "rotate"]);
+const deploy = makeToken("deploy", ["status", "rotate", "force"]);
 const monitor = makeToken("monitor", ["status"]);
 const reader = makeToken("reader", ["read_key"]);
 const TOKENS = JSON.stringify([deploy.config, monitor.config, reader.config]);
