@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { RekeyError } from "@rekey/core";
+import { DEFAULT_SERVER_LIMITS, RekeyError } from "@rekey/core";
 import { parseTokenConfig, type TokenConfig } from "./tokens.js";
 
 /** Everything `bin.ts` needs to start, parsed from argv and the environment. */
@@ -15,6 +15,8 @@ export interface HttpConfig {
   profile?: string | undefined;
   /** Rotations per minute per token. */
   rotateLimitPerMinute: number;
+  /** Connections served at once (see core's `ServerLimits`). */
+  maxConnections: number;
   logLevel: string;
 }
 
@@ -33,6 +35,8 @@ Options:
                           in REKEY_STORE or PGPASSWORD, not on the command line)
   --profile <name>        profile (default: REKEY_PROFILE or "default")
   --rotate-limit <n>      rotations per minute per token (default 10)
+  --max-connections <n>   connections served at once (default 128; keep well below ulimit -n,
+                          the rest are the store's)
   --log-level <level>     pino level (default info)
   --help                  show this help
 `;
@@ -86,6 +90,7 @@ export async function parseHttpConfig(
         store: { type: "string" },
         profile: { type: "string" },
         "rotate-limit": { type: "string" },
+        "max-connections": { type: "string" },
         "log-level": { type: "string" },
       },
     });
@@ -131,6 +136,10 @@ export async function parseHttpConfig(
       values["rotate-limit"] === undefined
         ? 10
         : wholeNumber("--rotate-limit", values["rotate-limit"], 1, 100_000),
+    maxConnections:
+      values["max-connections"] === undefined
+        ? DEFAULT_SERVER_LIMITS.maxConnections
+        : wholeNumber("--max-connections", values["max-connections"], 1, 100_000),
     logLevel: values["log-level"] ?? "info",
   };
 }
