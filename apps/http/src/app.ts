@@ -565,7 +565,7 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
     type: "http",
     scheme: "bearer",
     description:
-      "A token configured by its SHA-256 (REKEY_HTTP_TOKENS or --tokens-file) with scopes status, rotate, read_key.",
+      "A token configured by its SHA-256 (REKEY_HTTP_TOKENS or --tokens-file) with scopes status, rotate, force, read_key, metrics, and optionally the principals it may act on (operator, agent:<id>, agent:*).",
   });
   const documentConfig = {
     openapi: "3.1.0",
