@@ -1,8 +1,9 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { readFile, stat } from "node:fs/promises";
-import { dirname } from "node:path";
+import { request as httpsRequest } from "node:https";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -215,6 +216,65 @@ describe("rekey-mcp --http", () => {
     await client.connect(transport);
     expect((await client.listTools()).tools).toHaveLength(4);
     await client.close();
+  });
+
+  it("serves HTTPS with --tls-cert and --tls-key; off loopback without TLS it warns", async () => {
+    const cert = join(world.dir, "cert.pem");
+    const key = join(world.dir, "key.pem");
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+      ],
+      { stdio: "ignore" },
+    );
+    const token = "tls-bearer-token-0123456789";
+    const secure = await startHttp(["--http", "0", "--tls-cert", cert, "--tls-key", key], {
+      REKEY_MCP_BEARER_TOKEN: token,
+    });
+    expect(secure.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/mcp$/);
+    const ca = await readFile(cert);
+    const status = await new Promise<number | undefined>((resolve, reject) => {
+      const request = httpsRequest(
+        secure.url,
+        {
+          method: "POST",
+          ca,
+          headers: {
+            authorization: `Bearer ${token}`,
+            "content-type": "application/json",
+            accept: "application/json, text/event-stream",
+          },
+        },
+        (response) => {
+          response.resume();
+          response.on("end", () => resolve(response.statusCode));
+        },
+      );
+      request.on("error", reject);
+      request.end(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }));
+    });
+    expect(status).toBe(200);
+    expect(secure.stderr()).not.toContain("without TLS");
+
+    const clear = await startHttp(["--http", "0", "--host", "0.0.0.0"], {
+      REKEY_MCP_BEARER_TOKEN: token,
+    });
+    expect(clear.stderr()).toContain("without TLS");
   });
 
   it("refuses to start on a non-loopback host without a bearer token", async () => {
