@@ -280,12 +280,17 @@ describe("rekey-http (built bin)", () => {
       const body = (await answer.json()) as { fingerprint?: string; code?: string };
       expect(answer.status, JSON.stringify(body)).toBe(200);
       expect(faucet.sandbox.stats().rotations).toBe(1);
-      for (const socket of idle) socket.destroy();
-      // The new key was stored: the status shows it, and it works upstream.
-      const status = (await (await call(bin, "GET", "/v1/status")).json()) as {
-        fingerprint: string;
-      };
-      expect(status.fingerprint).toBe(body.fingerprint);
+      // The new key was stored, and it is the one the faucet now accepts.
+      const store = await openCredentialStore({ spec: faucet.dir, env: {} });
+      try {
+        const stored = (await store.read()).data.profiles.default?.operator;
+        expect(stored?.fingerprint).toBe(body.fingerprint);
+        const rekey = createRekey({ store, surface: "library", env: {} });
+        expect((await rekey.whoami()).fingerprint).toBe(body.fingerprint);
+        await rekey.close();
+      } finally {
+        await store.close();
+      }
     } finally {
       for (const socket of idle) socket.destroy();
     }
