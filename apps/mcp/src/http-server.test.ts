@@ -62,6 +62,8 @@ describe("startHttpServer", () => {
       expect(await response.text()).not.toContain("lf_");
     }
     expect(world.sandbox.stats().rotations).toBe(0);
+    // The refused body was never read: the connection is not kept for another request.
+    expect((await rotateCall(url, {})).headers.get("connection")).toBe("close");
 
     const client = new Client({ name: "http-test", version: "0.0.0" });
     await client.connect(

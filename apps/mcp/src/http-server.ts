@@ -63,7 +63,13 @@ function reply(
   message: string,
   headers: Record<string, string> = {},
 ): void {
-  response.writeHead(status, { "content-type": "application/json", ...headers });
+  // Every such answer comes before the request body is read: the connection is closed rather
+  // than left for the next request to be parsed from the middle of the unread body.
+  response.writeHead(status, {
+    "content-type": "application/json",
+    connection: "close",
+    ...headers,
+  });
   response.end(JSON.stringify({ jsonrpc: "2.0", error: { code: -32000, message }, id: null }));
 }
 
