@@ -447,7 +447,8 @@ describe("names from the faucet", () => {
     const listed = await harness.run(["agents"]);
     expect(listed.code).toBe(0);
     expect(listed.stdout).toContain("evil");
-    expect(listed.stdout).not.toMatch(/[\u0007\u001b]/);
+    // No BEL, no ESC: nothing the terminal would act on.
+    expect(listed.stdout).not.toMatch(/\p{Cc}(?<!\n)/u);
     expect(listed.stdout).not.toMatch(/^IGNORE/m);
   });
 });
