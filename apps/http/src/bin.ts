@@ -76,6 +76,7 @@ async function main(argv: string[]): Promise<void> {
     port: config.port,
     tls: config.tls,
     logger,
+    limits: { maxConnections: config.maxConnections },
   });
   logger.info({ url: server.url, store: store.kind, tokens: config.tokens.length }, "listening");
   // Start-up lines (the clear-text warning above all) are written now, not with the next 4 KiB.

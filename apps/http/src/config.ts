@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { RekeyError } from "@rekey/core";
+import { DEFAULT_SERVER_LIMITS, RekeyError } from "@rekey/core";
 import { parseTokenConfig, type TokenConfig } from "./tokens.js";
 
 /** Everything `bin.ts` needs to start, parsed from argv and the environment. */
@@ -17,6 +17,8 @@ export interface HttpConfig {
   actAs?: string | undefined;
   /** Rotations per minute per token. */
   rotateLimitPerMinute: number;
+  /** Connections served at once (see core's `ServerLimits`). */
+  maxConnections: number;
   logLevel: string;
 }
 
@@ -37,6 +39,8 @@ Options:
   --as <principal>        act as a principal stored on the profile's faucet, e.g. agent:7
                           (default: REKEY_AS)
   --rotate-limit <n>      rotations per minute per token (default 10)
+  --max-connections <n>   connections served at once (default 128; keep well below ulimit -n,
+                          the rest are the store's)
   --log-level <level>     pino level (default info)
   --help                  show this help
 `;
@@ -91,6 +95,7 @@ export async function parseHttpConfig(
         profile: { type: "string" },
         as: { type: "string" },
         "rotate-limit": { type: "string" },
+        "max-connections": { type: "string" },
         "log-level": { type: "string" },
       },
     });
@@ -137,6 +142,10 @@ export async function parseHttpConfig(
       values["rotate-limit"] === undefined
         ? 10
         : wholeNumber("--rotate-limit", values["rotate-limit"], 1, 100_000),
+    maxConnections:
+      values["max-connections"] === undefined
+        ? DEFAULT_SERVER_LIMITS.maxConnections
+        : wholeNumber("--max-connections", values["max-connections"], 1, 100_000),
     logLevel: values["log-level"] ?? "info",
   };
 }

@@ -23,7 +23,9 @@ const bearer = [{ bearerAuth: [] }];
 
 const authProblems = {
   401: problem("Missing or unknown bearer token."),
-  403: problem("The token lacks the scope this route needs."),
+  403: problem(
+    "The token lacks the scope this route needs, or its principals list leaves out the principal the request acts on.",
+  ),
 };
 
 /** `POST /v1/rotate` (scope rotate). */
@@ -32,7 +34,7 @@ export const rotateRoute = createRoute({
   path: "/v1/rotate",
   summary: "Rotate a key (scope: rotate)",
   description:
-    "Rotates the key of the profile's active principal, or of `agent_id`. Answers with fingerprints, never the raw key. Rate limited per token.",
+    "Rotates the key of the profile's active principal, or of `agent_id`. Answers with fingerprints, never the raw key. Rate limited per token. `force` needs the `force` scope as well. An Idempotency-Key belongs to the token that sent it; dry runs store none.",
   security: bearer,
   request: {
     headers: rotateHeadersSchema,
@@ -76,6 +78,8 @@ export const agentsRoute = createRoute({
   method: "get",
   path: "/v1/agents",
   summary: "The operator's agents (scope: status)",
+  description:
+    "Asks the faucet, so it is rate limited per token. Needs a token that may act on the operator.",
   security: bearer,
   responses: {
     200: {
@@ -83,6 +87,7 @@ export const agentsRoute = createRoute({
       content: { "application/json": { schema: agentsResponseSchema } },
     },
     ...authProblems,
+    429: problem("RATE_LIMITED: too many faucet-bound requests for this token (with Retry-After)."),
   },
 });
 
@@ -121,7 +126,9 @@ export const healthzRoute = createRoute({
 export const readyzRoute = createRoute({
   method: "get",
   path: "/readyz",
-  summary: "Readiness: store and faucet reachable (no authentication)",
+  summary: "Readiness: the store reads and the faucet answers (no authentication)",
+  description:
+    "One health check serves every call for 5 s. Leftovers the store reports (old temp files, a torn audit line) do not make the server unready; /metrics counts them.",
   responses: {
     200: {
       description: "Ready.",
@@ -138,7 +145,7 @@ export const readyzRoute = createRoute({
 export const metricsRoute = createRoute({
   method: "get",
   path: "/metrics",
-  summary: "Prometheus metrics (no authentication)",
+  summary: "Prometheus metrics (scope metrics, once a token has it; else no authentication)",
   responses: {
     200: {
       description: "Prometheus text exposition format 0.0.4.",

@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // The composition root: the only file that reads argv and the environment, builds the real
 // store and Rekey, and listens. Everything else takes its dependencies.
-import { readFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import {
   createRekey,
@@ -11,7 +14,7 @@ import {
   toRekeyError,
 } from "@rekey/core";
 import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
-import { type McpOptions, parseOptions, USAGE } from "./options.js";
+import { isLoopbackHost, type McpOptions, parseOptions, USAGE } from "./options.js";
 import { createMcpServer } from "./server.js";
 
 declare const REKEY_MCP_VERSION: string | undefined;
@@ -27,11 +30,23 @@ function fail(error: RekeyError): never {
   process.exit(2);
 }
 
-async function bearerToken(options: McpOptions): Promise<string | undefined> {
+async function configuredToken(options: McpOptions): Promise<string | undefined> {
   if (options.bearerTokenFile === undefined) return options.bearerToken;
   const token = (await readFile(options.bearerTokenFile, "utf8")).trim();
   if (token === "") throw new Error(`The bearer token file ${options.bearerTokenFile} is empty`);
   return token;
+}
+
+/**
+ * A fresh token in a new 0700 directory (the user's runtime directory when there is one), as
+ * Jupyter does: the clients of this user can read it, other users cannot. Removed at shutdown.
+ */
+async function generatedToken(env: NodeJS.ProcessEnv): Promise<{ token: string; file: string }> {
+  const dir = await mkdtemp(join(env.XDG_RUNTIME_DIR || tmpdir(), "rekey-mcp-"));
+  const file = join(dir, "bearer-token");
+  const token = randomBytes(32).toString("base64url");
+  await writeFile(file, `${token}\n`, { mode: 0o600, flag: "wx" });
+  return { token, file };
 }
 
 async function main(): Promise<void> {
@@ -64,18 +79,36 @@ async function main(): Promise<void> {
     process.stdin.once("end", () => void shutdown());
     await server.connect(transport);
   } else {
-    const token = await bearerToken(options);
+    const configured = await configuredToken(options);
+    const generated = configured === undefined ? await generatedToken(env) : undefined;
+    const tls = options.tls && {
+      cert: await readFile(options.tls.certFile),
+      key: await readFile(options.tls.keyFile),
+    };
+    if (!isLoopbackHost(options.transport.host) && tls === undefined) {
+      log(
+        `warning: serving ${options.transport.host} without TLS: the bearer token and any revealed key cross the network in clear text (--tls-cert, --tls-key)`,
+      );
+    }
     // Only the HTTP mode pays for the HTTP transport (and the Hono adapter under it).
     const { startHttpServer } = await import("./http-server.js");
     const running = await startHttpServer({
       host: options.transport.host,
       port: options.transport.port,
-      bearerToken: token,
+      bearerToken: configured ?? generated?.token ?? "",
+      tls,
+      limits:
+        options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections },
       createServer: () => createMcpServer(deps),
       log,
     });
-    stop = running.close;
-    log(`listening on ${running.url}${token === undefined ? "" : " (bearer token required)"}`);
+    stop = async () => {
+      await running.close();
+      if (generated !== undefined)
+        await rm(join(generated.file, ".."), { recursive: true, force: true });
+    };
+    if (generated !== undefined) log(`bearer token in ${generated.file}`);
+    log(`listening on ${running.url} (bearer token required)`);
   }
 
   let stopping = false;

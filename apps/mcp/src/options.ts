@@ -15,6 +15,10 @@ export interface McpOptions {
   bearerTokenFile?: string | undefined;
   /** The bearer token itself, from REKEY_MCP_BEARER_TOKEN. */
   bearerToken?: string | undefined;
+  /** PEM certificate and key files for HTTPS (`--tls-cert`, `--tls-key`). */
+  tls?: { certFile: string; keyFile: string } | undefined;
+  /** Connections served at once in HTTP mode. */
+  maxConnections?: number | undefined;
   help: boolean;
   version: boolean;
 }
@@ -27,8 +31,13 @@ Speaks MCP over stdio unless --http is given. Logs go to stderr.
 Options:
   --http PORT               serve Streamable HTTP on PORT (path /mcp) instead of stdio
   --host HOST               address for --http (default 127.0.0.1); any non-loopback
-                            address requires a bearer token
-  --bearer-token-file FILE  require "Authorization: Bearer <token>" with the token in FILE
+                            address requires a bearer token of your own
+  --bearer-token-file FILE  the token clients must send as "Authorization: Bearer <token>";
+                            without it (or REKEY_MCP_BEARER_TOKEN) --http makes one, writes it
+                            to a new 0600 file and logs where
+  --tls-cert FILE           PEM certificate (with --tls-key: serve HTTPS)
+  --tls-key FILE            PEM private key
+  --max-connections N       connections served at once in --http mode (default 128)
   --profile NAME            credential profile (env REKEY_PROFILE, default "default")
   --as PRINCIPAL            act as a principal stored on the profile's faucet, e.g. agent:7
                             (env REKEY_AS): an agent created with \`rekey agents create\`
@@ -88,8 +97,30 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
         "Pass --bearer-token-file FILE or set REKEY_MCP_BEARER_TOKEN, or keep the default host 127.0.0.1.",
       );
     }
-  } else if (values.host !== undefined || bearerTokenFile !== undefined) {
-    throw invalid("--host and --bearer-token-file only apply with --http PORT");
+  } else if (
+    values.host !== undefined ||
+    bearerTokenFile !== undefined ||
+    values["tls-cert"] !== undefined ||
+    values["tls-key"] !== undefined ||
+    values["max-connections"] !== undefined
+  ) {
+    throw invalid(
+      "--host, --bearer-token-file, --tls-cert, --tls-key and --max-connections only apply with --http PORT",
+    );
+  }
+  const certFile = nonEmpty(values["tls-cert"]);
+  const keyFile = nonEmpty(values["tls-key"]);
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw invalid("--tls-cert and --tls-key go together");
+  }
+  const maxConnections = values["max-connections"];
+  if (
+    maxConnections !== undefined &&
+    (!/^[1-9]\d{0,5}$/.test(maxConnections) || Number(maxConnections) > 100_000)
+  ) {
+    throw invalid(
+      `--max-connections needs a number from 1 to 100000, got ${JSON.stringify(maxConnections)}`,
+    );
   }
   return {
     transport,
@@ -99,6 +130,8 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     revealKeys: env.REKEY_MCP_REVEAL_KEYS === "1" || env.REKEY_MCP_REVEAL_KEYS === "true",
     bearerTokenFile,
     bearerToken,
+    tls: certFile === undefined || keyFile === undefined ? undefined : { certFile, keyFile },
+    maxConnections: maxConnections === undefined ? undefined : Number(maxConnections),
     help: values.help === true,
     version: values.version === true,
   };
@@ -113,6 +146,9 @@ function parse(argv: string[]) {
       http: { type: "string" },
       host: { type: "string" },
       "bearer-token-file": { type: "string" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
+      "max-connections": { type: "string" },
       profile: { type: "string" },
       as: { type: "string" },
       store: { type: "string" },

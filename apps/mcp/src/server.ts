@@ -1,6 +1,7 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { Rekey } from "@rekey/core";
 import { toolErrorFacts, toToolError } from "./error-result.js";
+import { answerMalformedToolCalls } from "./invalid-params.js";
 import type { ToolContext } from "./tools/context.js";
 import { registerGetKeyStatus } from "./tools/get-key-status.js";
 import { registerListAgents } from "./tools/list-agents.js";
@@ -48,5 +49,6 @@ export function createMcpServer(deps: McpServerDeps): McpServer {
   registerGetKeyStatus(server, context);
   registerListAgents(server, context);
   registerWhoami(server, context);
+  answerMalformedToolCalls(server);
   return server;
 }
