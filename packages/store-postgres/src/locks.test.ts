@@ -112,7 +112,7 @@ describe.skipIf(postgresUrl === "")("PostgreSQL store: connections and locks", (
     await admin.connect();
     try {
       await admin.query("BEGIN");
-      await admin.query(`LOCK TABLE "${schema}".credentials IN ACCESS EXCLUSIVE MODE`);
+      await admin.query(`LOCK TABLE "${schema}".store_meta IN ACCESS EXCLUSIVE MODE`);
       const blocked = store.read();
       const busy = await store.read().catch((error: unknown) => error);
       expect(busy).toBeInstanceOf(RekeyError);

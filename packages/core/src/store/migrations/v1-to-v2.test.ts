@@ -1,4 +1,4 @@
-import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -42,7 +42,9 @@ async function lay(name: string): Promise<Migrated> {
   const text = await readFile(join(source, "credentials.json"), "utf8");
   const original = text.replace(/http:\/\/127\.0\.0\.1:\d+\/ai-agents\/api/g, sandbox.url);
   await writeFile(join(storeDir, "credentials.json"), original, { mode: 0o600 });
+  // A checkout does not keep file modes: the store's files are 0600 as rekey wrote them.
   await copyFile(join(source, "audit.jsonl"), join(storeDir, "audit.jsonl"));
+  await chmod(join(storeDir, "audit.jsonl"), 0o600);
   const store = createFileStore({ dir: storeDir });
   const laid = { dir: storeDir, store, sandbox, original };
   open.push(laid);
