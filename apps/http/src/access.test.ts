@@ -108,7 +108,7 @@ describe("Idempotency-Key records", () => {
       });
       expect(response.status).toBe(200);
     }
-    const records = (await h.store.read()).data.profiles.default?.idempotency ?? {};
+    const records = (await h.store.read()).data.idempotency;
     expect(Object.keys(records)).toHaveLength(3);
     const replay = await h.call("POST", "/v1/rotate", {
       body: { force: true },

@@ -401,8 +401,7 @@ describe("createHttpApp", () => {
     });
 
     it("stores no record for a dry run, and at most the configured number per token", async () => {
-      const slots = async () =>
-        Object.keys((await harness.store.read()).data.profiles.default?.idempotency ?? {}).length;
+      const slots = async () => Object.keys((await harness.store.read()).data.idempotency).length;
       for (let index = 0; index < 5; index++) {
         const response = await harness.call("POST", "/v1/rotate", {
           body: { dry_run: true },

@@ -283,9 +283,8 @@ describe("rekey-http (built bin)", () => {
       // The new key was stored, and it is the one the faucet now accepts.
       const store = await openCredentialStore({ spec: faucet.dir, env: {} });
       try {
-        const stored = (await store.read()).data.profiles.default?.operator;
-        expect(stored?.fingerprint).toBe(body.fingerprint);
         const rekey = createRekey({ store, surface: "library", env: {} });
+        expect((await rekey.status()).fingerprint).toBe(body.fingerprint);
         expect((await rekey.whoami()).fingerprint).toBe(body.fingerprint);
         await rekey.close();
       } finally {

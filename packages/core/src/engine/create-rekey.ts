@@ -20,9 +20,9 @@ import { verifyAuditChain } from "../store/audit-chain.js";
 import {
   idempotencySlot,
   operatorRecordPrincipal,
-  scopePrefix,
   RECORD_PRINCIPAL_PATTERN,
   recordIdOf,
+  scopePrefix,
 } from "../store/record-ids.js";
 import { PROFILE_NAME_PATTERN } from "../store/schema.js";
 import type {
@@ -1142,7 +1142,8 @@ export function createRekey(options: RekeyOptions): Rekey {
                 delete draft.idempotency[key];
               }
             }
-            draft.idempotency[slot] = {              requestHash: requestDigest,
+            draft.idempotency[slot] = {
+              requestHash: requestDigest,
               createdAt: new Date(now).toISOString(),
               expiresAt: new Date(now + IDEMPOTENCY_TTL_MS).toISOString(),
               status: outcome.status,
