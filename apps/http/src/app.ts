@@ -39,6 +39,7 @@ import {
   type Scope,
   type TokenConfig,
 } from "./tokens.js";
+import { VERSION } from "./version.js";
 
 /** What `createHttpApp` needs; `bin.ts` builds the real ones, tests their own. */
 export interface HttpAppDeps {
@@ -451,7 +452,7 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
     openapi: "3.1.0",
     info: {
       title: "rekey HTTP endpoint",
-      version: "0.1.0",
+      version: VERSION,
       description:
         "Rotate and read Lightning Faucet keys. /healthz, /readyz, /metrics and /openapi.json need no token; everything under /v1 needs a bearer token with the route's scope. Errors are application/problem+json (RFC 9457) with core's `code`.",
     },

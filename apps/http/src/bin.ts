@@ -11,6 +11,7 @@ import { isLoopback, parseHttpConfig, USAGE } from "./config.js";
 import { createLogger } from "./logger.js";
 import { listen } from "./server.js";
 import { hashToken } from "./tokens.js";
+import { VERSION } from "./version.js";
 
 const LOG_WRITE_BYTES = 4096;
 const LOG_FLUSH_MS = 1000;
@@ -24,6 +25,10 @@ async function readStdin(): Promise<string> {
 async function main(argv: string[]): Promise<void> {
   if (argv.includes("--help") || argv.includes("-h")) {
     process.stdout.write(USAGE);
+    return;
+  }
+  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-v")) {
+    process.stdout.write(`${VERSION}\n`);
     return;
   }
   if (argv[0] === "hash-token") {

@@ -34,7 +34,8 @@ Options:
   --profile <name>        profile (default: REKEY_PROFILE or "default")
   --rotate-limit <n>      rotations per minute per token (default 10)
   --log-level <level>     pino level (default info)
-  --help                  show this help
+  -h, --help              show this help
+  -v, --version           show the version
 `;
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);

@@ -14,8 +14,7 @@ import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import { type McpOptions, parseOptions, USAGE } from "./options.js";
 import { createMcpServer } from "./server.js";
 
-declare const REKEY_MCP_VERSION: string | undefined;
-const version = typeof REKEY_MCP_VERSION === "string" ? REKEY_MCP_VERSION : "0.0.0-dev";
+import { VERSION as version } from "./version.js";
 
 // stdout carries the protocol in stdio mode: diagnostics go to stderr, always key-free.
 function log(line: string): void {
