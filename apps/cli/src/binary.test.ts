@@ -66,7 +66,7 @@ describe("the built rekey binary", () => {
     ) as { version: string };
     expect(version.stdout).toBe(`${packageVersion}\n`);
     // The ES module entry answers the same when run directly.
-    expect((await runBinary(["-V"], { bin: join(dirname(bin), "bin.js") })).stdout).toBe(
+    expect((await runBinary(["-v"], { bin: join(dirname(bin), "bin.js") })).stdout).toBe(
       `${packageVersion}\n`,
     );
     const help = await runBinary(["--help"], { bin });
@@ -262,6 +262,10 @@ describe("the built rekey binary", () => {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (text: string) => {
+      stderr += text;
+    });
     const url = await new Promise<string>((resolve, reject) => {
       child.stdout.setEncoding("utf8").on("data", (text: string) => {
         stdout += text;
@@ -279,5 +283,7 @@ describe("the built rekey binary", () => {
     const exitCode = new Promise<number | null>((resolve) => child.once("exit", resolve));
     child.kill("SIGINT");
     expect(await exitCode).toBe(0);
+    // Without --data its keys live in memory: say so, since a restart strands stored keys.
+    expect(stderr).toContain("a restart forgets every key");
   });
 });

@@ -244,6 +244,10 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
     const error = errorDocument.parse(JSON.parse(result.stderr)).error;
     expect(error.code).toBe("COOLDOWN_ACTIVE");
     expect(error.details.cooldownUntil).toEqual(expect.any(String));
+    expect(error.hint).toContain("--force");
+    const human = await harness.run(["rotate", "--yes"]);
+    expect(human.stderr).toMatch(/^error: Operator was rotated recently/m);
+    expect(human.stderr).toMatch(/hint: .*pass --force/);
   });
 
   it("rotates an agent with --reveal, printing the new key only then", async () => {

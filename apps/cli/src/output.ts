@@ -1,4 +1,5 @@
 import pc from "picocolors";
+import stringWidth from "string-width";
 
 /** Where text goes: `process.stdout`/`process.stderr` in the binary, a buffer in tests. */
 export interface TextSink {
@@ -113,14 +114,20 @@ export function formatDuration(totalSeconds: number): string {
   return `${rest}s`;
 }
 
-/** A plain text table: a header row, a rule, then the rows; columns padded to fit. */
+/**
+ * A plain text table: a header row, a rule, then the rows; columns padded to fit. Widths are
+ * what a terminal shows (colour codes take none, a CJK character or an emoji takes two), so
+ * coloured and non-ASCII cells line up.
+ */
 export function formatTable(headers: string[], rows: string[][]): string {
   const widths = headers.map((header, column) =>
-    Math.max(header.length, ...rows.map((row) => (row[column] ?? "").length)),
+    Math.max(stringWidth(header), ...rows.map((row) => stringWidth(row[column] ?? ""))),
   );
+  const pad = (cell: string, width: number) =>
+    `${cell}${" ".repeat(Math.max(0, width - stringWidth(cell)))}`;
   const line = (cells: string[]) =>
     cells
-      .map((cell, column) => cell.padEnd(widths[column] ?? 0))
+      .map((cell, column) => pad(cell, widths[column] ?? 0))
       .join("  ")
       .trimEnd();
   return [line(headers), line(widths.map((width) => "-".repeat(width))), ...rows.map(line)].join(

@@ -57,6 +57,16 @@ describe("rekey command line", () => {
     );
     const result = await run(["--version"]);
     expect(result).toMatchObject({ code: 0, stdout: `${version}\n`, opened: false });
+    // -v means the version in every rekey binary (rekey-mcp, rekey-http, rekey-sandbox too).
+    expect(await run(["-v"])).toMatchObject({ code: 0, stdout: `${version}\n` });
+  });
+
+  it("help shows no default for boolean flags", async () => {
+    for (const command of [[], ...COMMANDS]) {
+      const help = await run([...command, "--help"]);
+      expect(help.stdout).not.toContain("(default: false)");
+    }
+    expect((await run(["--help"])).stdout).toMatch(/--verbose\s/);
   });
 
   it("lists every command in --help", async () => {

@@ -55,7 +55,7 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
 
   program
     .description("Rotate Lightning Faucet API keys safely: stored before used, never leaked.")
-    .version(deps.version, "-V, --version", "print the version")
+    .version(deps.version, "-v, --version", "print the version")
     .helpOption("-h, --help", "show help")
     .option("--profile <name>", "credential profile (env REKEY_PROFILE; default: default)")
     .option(
@@ -63,9 +63,9 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
       "credential store: memory | DIR | file:DIR | postgres://URL (env REKEY_STORE; keep a database password in PGPASSWORD, not here)",
     )
     .option("--url <url>", "faucet base URL for a new profile (env REKEY_API_URL)")
-    .option("--json", "print one JSON document (schemaVersion 1) instead of text", false)
-    .option("-q, --quiet", "print results only: no notes, no progress", false)
-    .option("-v, --verbose", "print details of what happens (never keys)", false)
+    .option("--json", "print one JSON document (schemaVersion 1) instead of text")
+    .option("-q, --quiet", "print results only: no notes, no progress")
+    .option("--verbose", "print details of what happens (never keys)")
     .showSuggestionAfterError(true)
     .showHelpAfterError(settings.jsonErrors === true ? false : "(run with --help for usage)")
     .exitOverride()
@@ -94,7 +94,7 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
     .option("--name <name>", "operator name")
     .option("--email <email>", "contact email")
     .option("--recovery-code-file <path>", "write the recovery code to this new file (mode 0600)")
-    .option("--show-recovery-code", "include the recovery code in --json output", false)
+    .option("--show-recovery-code", "include the recovery code in --json output")
     .addHelpText(
       "after",
       examples(
@@ -133,11 +133,11 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
     .command("rotate")
     .description("rotate a key: the old key stops working at once and a withdrawal cooldown starts")
     .addOption(new Option("--agent <id>", "rotate one agent's key").conflicts("allAgents"))
-    .option("--all-agents", "rotate every agent of the operator", false)
-    .option("--dry-run", "show the plan and change nothing", false)
-    .option("-y, --yes", "do not ask for confirmation (required without a terminal)", false)
-    .option("--force", "rotate even inside the cooldown of the previous rotation", false)
-    .option("--reveal", "print the new raw key (otherwise only its fingerprint)", false)
+    .option("--all-agents", "rotate every agent of the operator")
+    .option("--dry-run", "show the plan and change nothing")
+    .option("-y, --yes", "do not ask for confirmation (required without a terminal)")
+    .option("--force", "rotate even inside the cooldown of the previous rotation")
+    .option("--reveal", "print the new raw key (otherwise only its fingerprint)")
     .option("--concurrency <n>", "agents rotated at once with --all-agents", "4")
     .addHelpText(
       "after",
@@ -188,7 +188,7 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
   program
     .command("history")
     .description("show the audit log of this store")
-    .option("--verify", "check the audit log's hash chain (exit 7 when broken)", false)
+    .option("--verify", "check the audit log's hash chain (exit 7 when broken)")
     .addHelpText("after", examples("rekey history", "rekey history --verify --json"))
     .action(async (options: ActionOptions, command: Command) => {
       const { runHistory } = await import("./commands/history.js");
@@ -207,7 +207,7 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
   program
     .command("doctor")
     .description("check the store, file modes and the faucet; report unfinished rotations")
-    .option("--repair", "resolve unfinished rotations", false)
+    .option("--repair", "resolve unfinished rotations")
     .addHelpText("after", examples("rekey doctor", "rekey doctor --repair"))
     .action(async (options: ActionOptions, command: Command) => {
       const { runDoctor } = await import("./commands/doctor.js");
@@ -242,7 +242,7 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
     .description("run the local faucet sandbox until Ctrl-C")
     .option("--port <port>", "port on 127.0.0.1 (0 picks a free one)", "0")
     .option("--data <file>", "keep the sandbox state in this file across restarts")
-    .option("--test-clock", "start with a test clock (sandbox_advance_clock)", false)
+    .option("--test-clock", "start with a test clock (sandbox_advance_clock)")
     .addHelpText(
       "after",
       examples(
@@ -323,7 +323,7 @@ export async function runCli(deps: CliDeps, args: string[]): Promise<number> {
   const flags = {
     json: args.includes("--json"),
     quiet: args.includes("--quiet") || args.includes("-q"),
-    verbose: args.includes("--verbose") || args.includes("-v"),
+    verbose: args.includes("--verbose"),
   };
   const program = createProgram(deps, {
     jsonErrors: flags.json,

@@ -42,4 +42,7 @@ export function isQuiet(args: readonly string[]): boolean {
 
 /** The usage text printed with an argument error. */
 export const USAGE = `usage: rekey-sandbox [--port N] [--host ADDR] [--data FILE] [--test-clock]
-                     [--no-request-id] [--fault action:nth:kind[:delayMs]]... [--quiet]`;
+                     [--no-request-id] [--fault action:nth:kind[:delayMs]]... [--quiet]
+       rekey-sandbox -h, --help | -v, --version
+
+Without --data the sandbox keeps its accounts and keys in memory: a restart forgets every key.`;

@@ -71,14 +71,36 @@ async function rotateOne(
       // rotation is the answer, not a second one of the new key.
       if (plan.currentFingerprint !== "none") expectedFingerprint = plan.currentFingerprint;
     }
-    const result = await rekey.rotateKey({
-      ...(target ? { target } : {}),
-      force: flags.force,
-      reveal: flags.reveal,
-      ...(expectedFingerprint === undefined ? {} : { expectedFingerprint }),
-    });
+    const result = await rekey
+      .rotateKey({
+        ...(target ? { target } : {}),
+        force: flags.force,
+        reveal: flags.reveal,
+        ...(expectedFingerprint === undefined ? {} : { expectedFingerprint }),
+      })
+      .catch((error: unknown) => {
+        throw isRekeyError(error, "COOLDOWN_ACTIVE") ? cooldownRefusal(error) : error;
+      });
     output.result("rotate", rotationPayload(result), () => renderResult(result, output.colors));
   });
+}
+
+/**
+ * Core's COOLDOWN_ACTIVE in the CLI's words: whose key, until when, and the flag that
+ * overrides it. The facts (details, code) stay as core computed them.
+ */
+function cooldownRefusal(error: RekeyError): RekeyError {
+  const principal = error.details.principal;
+  const owner = typeof principal === "string" ? principal : "this principal";
+  return new RekeyError(
+    "COOLDOWN_ACTIVE",
+    `${owner.charAt(0).toUpperCase()}${owner.slice(1)} was rotated recently and is inside its withdrawal cooldown`,
+    {
+      hint: "Rotating again now restarts the withdrawal block. Wait for it to end, or pass --force to rotate anyway.",
+      details: error.details,
+      cause: error,
+    },
+  );
 }
 
 /** "the operator's", "agent 7's": whose key a sentence is about. */
@@ -168,7 +190,8 @@ async function rotateAllAgents(
       );
       return;
     }
-    output.note(renderAllAgentsPlan(agents, toRotate, output.colors, false));
+    // --yes asks nothing, so the plan it would ask about is not printed either.
+    if (!flags.yes) output.note(renderAllAgentsPlan(agents, toRotate, output.colors, false));
     if (toRotate.length > 0) {
       await confirmOrRefuse(
         context,
