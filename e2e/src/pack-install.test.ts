@@ -219,3 +219,82 @@ describe("the packed tarballs, installed with npm", () => {
     expect(await response.json()).toMatchObject({ fingerprint });
   });
 });
+
+/** A host's way to start a server: what the MCP README's configurations say. */
+interface HostServer {
+  host: string;
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+}
+
+/** Every MCP host configuration in apps/mcp/README.md: JSON blocks and `claude mcp add` lines. */
+async function readmeHostServers(): Promise<HostServer[]> {
+  const readme = await readFile(join(repo, "apps/mcp/README.md"), "utf8");
+  const servers: HostServer[] = [];
+  for (const [, host, language, body] of readme.matchAll(
+    /\*\*([^*]+)\*\*[^\n]*\n\n```(json|sh)\n([\s\S]*?)```/g,
+  )) {
+    if (language === "json") {
+      const config = JSON.parse(body ?? "") as Record<
+        string,
+        Record<string, { command: string; args?: string[]; env?: Record<string, string> }>
+      >;
+      const entries = config.mcpServers ?? config.servers ?? {};
+      for (const entry of Object.values(entries)) {
+        servers.push({
+          host: host ?? "",
+          command: entry.command,
+          args: entry.args ?? [],
+          env: entry.env ?? {},
+        });
+      }
+      continue;
+    }
+    for (const line of (body ?? "").split("\n")) {
+      if (!line.startsWith("claude mcp add ")) continue;
+      const [options = "", command = ""] = line.split(" -- ");
+      const env = Object.fromEntries(
+        [...options.matchAll(/-e (\w+)=(\S+)/g)].map(([, name, value]) => [
+          name ?? "",
+          (value ?? "").replace("$HOME", home),
+        ]),
+      );
+      const [program = "", ...args] = command.trim().split(/\s+/);
+      servers.push({ host: host ?? "", command: program, args, env });
+    }
+  }
+  return servers;
+}
+
+describe("the MCP README's host configurations", () => {
+  it("each starts the installed server, which lists its tools and answers", async () => {
+    const servers = await readmeHostServers();
+    expect(new Set(servers.map((server) => server.host.split(" ")[0]))).toEqual(
+      new Set(["Claude", "Cursor", "VS"]),
+    );
+    expect(servers.map((server) => server.host).join(", ")).toMatch(
+      /Claude Code.*Claude Desktop.*Cursor.*VS Code/,
+    );
+    for (const server of servers) {
+      // `npx -y @rekey/mcp` finds the package installed in the directory it runs in, as it
+      // would find it in npm's cache after a first download from the registry.
+      const transport = new StdioClientTransport({
+        command: server.command,
+        args: server.args,
+        env: { ...(env as Record<string, string>), ...server.env },
+        cwd: installs.mcp,
+        stderr: "pipe",
+      });
+      const client = new Client({ name: server.host, version: "1.0.0" });
+      await client.connect(transport);
+      try {
+        expect((await client.listTools()).tools, server.host).toHaveLength(4);
+        const status = await client.callTool({ name: "get_key_status", arguments: {} });
+        expect(status.isError, server.host).toBeFalsy();
+      } finally {
+        await client.close();
+      }
+    }
+  });
+});

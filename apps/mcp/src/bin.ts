@@ -6,6 +6,7 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import {
   createRekey,
   openCredentialStore,
+  type Rekey,
   type RekeyError,
   redactKeys,
   toRekeyError,
@@ -33,6 +34,23 @@ async function bearerToken(options: McpOptions): Promise<string | undefined> {
   return token;
 }
 
+/**
+ * A host starts the server without showing its output, so a profile with no key would only
+ * surface as failing tools: say at once which command fixes it (stderr, the host's log).
+ */
+async function warnWhenNoKey(rekey: Rekey, profile: string | undefined): Promise<void> {
+  try {
+    const status = await rekey.status();
+    if (status.hasKey) return;
+    const flag = profile === undefined ? "" : ` --profile ${profile}`;
+    log(
+      `warning: profile "${status.profile}" holds no key, so every tool will fail. Store one with \`rekey login${flag}\` (or \`rekey register${flag}\`) from @rekey/cli, or set REKEY_API_KEY.`,
+    );
+  } catch {
+    // The first tool call reports a store that cannot be read, with its code and hint.
+  }
+}
+
 async function main(): Promise<void> {
   const env = process.env;
   const options = parseOptions(process.argv.slice(2), env);
@@ -45,6 +63,7 @@ async function main(): Promise<void> {
     urlStores: postgresUrlStores,
   });
   const rekey = createRekey({ store, surface: "mcp", profile: options.profile, env });
+  await warnWhenNoKey(rekey, options.profile);
   const deps = { rekey, revealKeys: options.revealKeys, log, version };
   if (options.revealKeys) log("REKEY_MCP_REVEAL_KEYS is on: rotate_api_key returns raw keys");
 
