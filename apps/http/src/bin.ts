@@ -31,6 +31,20 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${VERSION}\n`);
     return;
   }
+  if (argv.length === 1 && argv[0] === "openapi") {
+    // The document the server serves at /openapi.json, without a store, faucet or token.
+    const store = await openCredentialStore({ spec: "memory", env: {} });
+    const app = createHttpApp({
+      rekey: createRekey({ store, surface: "http", env: {} }),
+      tokens: [],
+      rateLimit: { capacity: 1, windowMs: 60_000 },
+      logger: createLogger({ level: "silent" }),
+      clock: systemClock,
+    });
+    const document = await (await app.request("/openapi.json")).json();
+    process.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
+    return;
+  }
   if (argv[0] === "hash-token") {
     // Trailing newlines come from `echo` and editors; a token never ends with one.
     const token = (await readStdin()).replace(/\r?\n$/, "");

@@ -21,6 +21,7 @@ export interface HttpConfig {
 /** `rekey-http --help`. */
 export const USAGE = `Usage: rekey-http [options]
        rekey-http hash-token < token.txt     print the SHA-256 of a token for the configuration
+       rekey-http openapi                     print the OpenAPI 3.1 document it serves
 
 Options:
   --host <host>           interface to listen on (default 127.0.0.1; others log a warning without TLS)
