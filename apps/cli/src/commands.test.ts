@@ -305,6 +305,26 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
     expect(document.entries.every((entry) => entry.surface === "cli")).toBe(true);
   });
 
+  it("history filters by --profile, --principal, --since and --limit", async () => {
+    const all = historyDocument.parse((await harness.runJson(["history"])).json).entries;
+    const shown = async (args: string[]) =>
+      historyDocument.parse((await harness.runJson(["history", ...args])).json).entries;
+    const operator = await shown(["--principal", "operator"]);
+    expect(operator.length).toBeGreaterThan(0);
+    expect(operator.every((entry) => entry.principal === "operator")).toBe(true);
+    const oneAgent = await shown(["--principal", String(agentId)]);
+    expect(oneAgent.map((entry) => entry.principal)).toContain(`agent:${agentId}`);
+    expect(oneAgent.every((entry) => entry.principal === `agent:${agentId}`)).toBe(true);
+    expect(await shown(["--limit", "2"])).toEqual(all.slice(-2));
+    expect(await shown(["--since", "1d"])).toEqual(all);
+    expect(await shown(["--since", "2099-01-01"])).toEqual([]);
+    expect(await shown(["--profile", "default"])).toEqual(all);
+    expect(await shown(["--profile", "nobody"])).toEqual([]);
+    const refused = await harness.runJson(["history", "--since", "yesterday"]);
+    expect(refused.code).toBe(2);
+    expect(errorDocument.parse(JSON.parse(refused.stderr)).error.code).toBe("INVALID_INPUT");
+  });
+
   it("history --verify exits 7 when the log was edited", async () => {
     const auditPath = join(harness.home, "audit.jsonl");
     const original = await readFile(auditPath, "utf8");

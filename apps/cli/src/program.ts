@@ -1,4 +1,5 @@
-import { Command, CommanderError, Option } from "commander";
+import { Argument, Command, CommanderError, Option } from "commander";
+import { COMPLETION_SHELLS, type CompletionShell, completionScript } from "./completion.js";
 import type { CliDeps, CommandContext, GlobalOptions } from "./context.js";
 import { EXIT_OK, EXIT_USAGE, exitCodeFor } from "./exit-codes.js";
 import { createOutput, type Output } from "./output.js";
@@ -189,7 +190,20 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
     .command("history")
     .description("show the audit log of this store")
     .option("--verify", "check the audit log's hash chain (exit 7 when broken)")
-    .addHelpText("after", examples("rekey history", "rekey history --verify --json"))
+    .option("--principal <who>", "only entries about operator or an agent id")
+    .option("--since <time>", "only entries since a date or time, or an age: 90m, 24h, 7d")
+    .option("--limit <n>", "only the most recent n entries")
+    .addHelpText(
+      "after",
+      [
+        "\nThe global --profile shows only that profile's entries.",
+        examples(
+          "rekey history",
+          "rekey history --verify --json",
+          "rekey history --profile work --principal 7 --since 24h --limit 20",
+        ),
+      ].join("\n"),
+    )
     .action(async (options: ActionOptions, command: Command) => {
       const { runHistory } = await import("./commands/history.js");
       await runHistory(context(command), options);
@@ -269,6 +283,22 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
       await runWithdraw(context(command), options);
     });
 
+  program
+    .command("completion")
+    .description("print a shell completion script: bash, zsh or fish")
+    .addArgument(new Argument("<shell>", "the shell").choices(COMPLETION_SHELLS))
+    .addHelpText(
+      "after",
+      examples(
+        "source <(rekey completion bash)      # in ~/.bashrc",
+        "source <(rekey completion zsh)       # in ~/.zshrc",
+        "rekey completion fish > ~/.config/fish/completions/rekey.fish",
+      ),
+    )
+    .action((shell: CompletionShell) => {
+      deps.stdout.write(completionScript(program, shell));
+    });
+
   // Subcommands inherit the output and error settings of the program.
   for (const command of allCommands(program)) {
     if (command === program) continue;
@@ -309,6 +339,9 @@ function outputFor(
     quiet: globals.quiet,
     verbose: globals.verbose,
     color: deps.terminal.stdout && !noColor,
+    // A person reads a terminal: local time. Pipes, files and --json keep ISO-8601 UTC.
+    localTime: deps.terminal.stdout,
+    timeZone: deps.env.TZ === undefined || deps.env.TZ === "" ? undefined : deps.env.TZ,
   });
 }
 

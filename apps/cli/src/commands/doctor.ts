@@ -1,7 +1,7 @@
 import type { HealthReport, KeyStatus, PendingResolution } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { EXIT_CHECK_FAILED } from "../exit-codes.js";
-import { type Colors, formatFields } from "../output.js";
+import { type Colors, formatFields, type TimeFormat } from "../output.js";
 
 /**
  * `rekey doctor [--repair]`: checks the store (file modes included), the faucet URL, and
@@ -29,7 +29,7 @@ export async function runDoctor(
       ...(pending === undefined ? {} : { pendingRotation: { label: status?.label, ...pending } }),
       ...(resolutions === undefined ? {} : { resolutions }),
     },
-    () => renderDoctor(health, status, resolutions, ok, context.output.colors),
+    () => renderDoctor(health, status, resolutions, ok, context.output.colors, context.output.time),
   );
   if (!ok) context.setExitCode(EXIT_CHECK_FAILED);
 }
@@ -40,6 +40,7 @@ function renderDoctor(
   resolutions: PendingResolution[] | undefined,
   ok: boolean,
   colors: Colors,
+  time: TimeFormat,
 ): string {
   const check = (passed: boolean) => (passed ? colors.green("ok") : colors.red("FAILED"));
   const lines = [
@@ -55,7 +56,7 @@ function renderDoctor(
         status?.pendingRotation === undefined
           ? "none"
           : colors.red(
-              `${status.label}: ${status.pendingRotation.phase} since ${status.pendingRotation.startedAt} (rekey doctor --repair)`,
+              `${status.label}: ${status.pendingRotation.phase} since ${time(status.pendingRotation.startedAt)} (rekey doctor --repair)`,
             ),
       ],
     ]),
