@@ -1,5 +1,5 @@
-import { parseArgs } from "node:util";
 import { RekeyError } from "@rekey/core";
+import { Command, CommanderError } from "commander";
 
 /** How the binary was asked to run, parsed from argv and the environment. */
 export interface McpOptions {
@@ -17,28 +17,46 @@ export interface McpOptions {
   version: boolean;
 }
 
-export const USAGE = `Usage: rekey-mcp [options]
+/**
+ * The command line, declared with commander like every rekey binary's, so help and errors
+ * read alike. Help and version are plain flags here: bin.ts prints {@link USAGE} or the version.
+ */
+function createOptionsCommand(): Command {
+  return new Command("rekey-mcp")
+    .description(
+      "Serves the rekey MCP tools (rotate_api_key, get_key_status, list_agents, whoami).\nSpeaks MCP over stdio unless --http is given. Logs go to stderr.",
+    )
+    .helpOption(false)
+    .option("--http <port>", "serve Streamable HTTP on PORT (path /mcp) instead of stdio")
+    .option(
+      "--host <host>",
+      "address for --http (default 127.0.0.1); any non-loopback address requires a bearer token",
+    )
+    .option(
+      "--bearer-token-file <file>",
+      'require "Authorization: Bearer <token>" with the token in FILE',
+    )
+    .option("--profile <name>", 'credential profile (env REKEY_PROFILE, default "default")')
+    .option(
+      "--store <spec>",
+      "credential store: a directory, file:DIR, memory or postgres://URL (env REKEY_STORE; keep a database password out of the arguments)",
+    )
+    .option("-h, --help", "show this help")
+    .option("-v, --version", "show the version")
+    .exitOverride()
+    .configureOutput({ writeOut: () => {}, writeErr: () => {}, outputError: () => {} });
+}
 
-Serves the rekey MCP tools (rotate_api_key, get_key_status, list_agents, whoami).
-Speaks MCP over stdio unless --http is given. Logs go to stderr.
-
-Options:
-  --http PORT               serve Streamable HTTP on PORT (path /mcp) instead of stdio
-  --host HOST               address for --http (default 127.0.0.1); any non-loopback
-                            address requires a bearer token
-  --bearer-token-file FILE  require "Authorization: Bearer <token>" with the token in FILE
-  --profile NAME            credential profile (env REKEY_PROFILE, default "default")
-  --store SPEC              credential store: a directory, file:DIR, memory or postgres://URL
-                            (env REKEY_STORE; keep a database password out of the arguments)
-  -h, --help                show this help
-  -v, --version             show the version
-
+const ENVIRONMENT = `
 Environment:
   REKEY_HOME                store directory (default $XDG_CONFIG_HOME/rekey or ~/.config/rekey)
   REKEY_API_URL             faucet URL for a new profile
   REKEY_MCP_BEARER_TOKEN    bearer token for --http (instead of --bearer-token-file)
   REKEY_MCP_REVEAL_KEYS=1   also return the raw new key from rotate_api_key (unsafe)
 `;
+
+/** `rekey-mcp --help`: commander's help, then the environment variables. */
+export const USAGE = `${createOptionsCommand().helpInformation()}${ENVIRONMENT}`;
 
 const LOOPBACK_NAMES = new Set(["localhost", "::1", "[::1]"]);
 
@@ -99,19 +117,22 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   };
 }
 
-function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      http: { type: "string" },
-      host: { type: "string" },
-      "bearer-token-file": { type: "string" },
-      profile: { type: "string" },
-      store: { type: "string" },
-      help: { type: "boolean", short: "h" },
-      version: { type: "boolean", short: "v" },
-    },
-  });
+interface ParsedFlags {
+  http?: string;
+  host?: string;
+  bearerTokenFile?: string;
+  profile?: string;
+  store?: string;
+  help?: boolean;
+  version?: boolean;
+}
+
+function parse(argv: string[]): { values: ParsedFlags & { "bearer-token-file"?: string } } {
+  try {
+    const flags = createOptionsCommand().parse(argv, { from: "user" }).opts<ParsedFlags>();
+    return { values: { ...flags, "bearer-token-file": flags.bearerTokenFile } };
+  } catch (error) {
+    if (error instanceof CommanderError) throw new Error(error.message.replace(/^error: /, ""));
+    throw error;
+  }
 }

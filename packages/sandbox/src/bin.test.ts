@@ -86,7 +86,7 @@ describe("rekey-sandbox bin", () => {
       );
     }
     const help = execFileSync(process.execPath, [binPath, "--help"], { encoding: "utf8" });
-    expect(help).toContain("usage: rekey-sandbox");
+    expect(help).toContain("Usage: rekey-sandbox");
   });
 
   it("keeps its state across kill -9 with --data", async () => {
@@ -154,7 +154,7 @@ describe("rekey-sandbox bin", () => {
     const [code] = await once(child, "exit");
     expect(code).toBe(2);
     expect(stderr).toContain("invalid fault");
-    expect(stderr).toContain("usage: rekey-sandbox");
+    expect(stderr).toContain("Usage: rekey-sandbox");
   });
 });
 
