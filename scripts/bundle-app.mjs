@@ -10,8 +10,9 @@
 //
 // Core's lazy `import("undici")` arrives as a namespace holding only `default` (a split dynamic
 // import of CommonJS); core's transport accepts that shape.
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { isBuiltin } from "node:module";
+import { join, resolve } from "node:path";
 import { build } from "esbuild";
 
 /** Packages an app imports at runtime without bundling them: optional peers only. */
@@ -49,6 +50,10 @@ export async function bundleApp({ appUrl, entryPoints }) {
     logLevel: "warning",
   });
   await writeFile(new URL("meta.json", dist), JSON.stringify(result.metafile));
+  await writeFile(
+    new URL("THIRD_PARTY_LICENSES.md", dist),
+    await thirdPartyNotices(new URL(".", appUrl).pathname, result.metafile),
+  );
 
   // `node:sqlite` is newer than node 20: undici requires it only for a cache store never used.
   const leftOutside = Object.values(result.metafile.outputs)
@@ -80,4 +85,32 @@ export async function finishEntry(entryUrl) {
   if (!finished.startsWith("#!")) finished = `#!/usr/bin/env node\n${finished}`;
   await writeFile(entryUrl, finished);
   await chmod(entryUrl, 0o755);
+}
+
+/**
+ * The bundle carries other people's code, whose licences (MIT, ISC, BSD, Apache-2.0) ask for
+ * their notices to travel with it: dist/THIRD_PARTY_LICENSES.md lists every package the
+ * bundle holds, with its licence text. Built from esbuild's metafile, so it names exactly
+ * what is inside.
+ */
+async function thirdPartyNotices(appDir, metafile) {
+  const packageDirs = new Set();
+  for (const input of Object.keys(metafile.inputs)) {
+    const match = /^(.*node_modules\/(?:@[^/]+\/)?[^/@][^/]*)\//.exec(input);
+    if (match?.[1] !== undefined) packageDirs.add(resolve(appDir, match[1]));
+  }
+  const sections = [];
+  for (const dir of packageDirs) {
+    const manifest = JSON.parse(await readFile(join(dir, "package.json"), "utf8"));
+    const licenseFile = (await readdir(dir)).find((name) => /^(licen[cs]e|copying)/i.test(name));
+    const text =
+      licenseFile === undefined
+        ? `(no licence file in the package; package.json says ${manifest.license ?? "nothing"})`
+        : (await readFile(join(dir, licenseFile), "utf8")).trim();
+    sections.push(
+      `## ${manifest.name}@${manifest.version} (${manifest.license ?? "unknown"})\n\n\`\`\`\n${text}\n\`\`\`\n`,
+    );
+  }
+  sections.sort();
+  return `# Third-party code in this bundle\n\n${sections.join("\n")}`;
 }

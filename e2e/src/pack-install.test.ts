@@ -101,6 +101,11 @@ describe("the packed tarballs, installed with npm", () => {
       // Only the app itself: no express, no hono, no pg (an optional peer) from the registry.
       expect(packages).toEqual([`@rekey/${app}`]);
       expect(bytes).toBeLessThan(MAX_APP_BYTES);
+      // The bundled packages' licences travel with them.
+      const installed = join(nodeModules, "@rekey", app);
+      expect(await readdir(installed)).toEqual(expect.arrayContaining(["LICENSE", "README.md"]));
+      const notices = await readFile(join(installed, "dist", "THIRD_PARTY_LICENSES.md"), "utf8");
+      expect(notices).toMatch(/^## zod@\S+ \(MIT\)$/m);
     }
   });
 
