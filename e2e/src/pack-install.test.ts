@@ -160,6 +160,11 @@ describe("the packed tarballs, installed with npm", () => {
       expect(answered, command).toMatchObject({ code: 0, stdout: `${await version(install)}\n` });
     }
 
+    const sandboxVersion = await run(bin("libraries", "rekey-sandbox"), ["-v"], { env });
+    expect(sandboxVersion.stdout).toBe(`${await version("sandbox")}\n`);
+    const document = await run(bin("http", "rekey-http"), ["openapi"], { env });
+    expect(JSON.parse(document.stdout)).toMatchObject({ openapi: "3.1.0" });
+
     const sandbox = await start(bin("libraries", "rekey-sandbox"), ["--port", "0"], {
       env,
       ready: /listening on (\S+)/,
