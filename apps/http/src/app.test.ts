@@ -77,7 +77,7 @@ describe("createHttpApp", () => {
         "/v1/status",
       ]);
       expect(document.paths["/v1/rotate"]?.post?.security).toEqual([{ bearerAuth: [] }]);
-      expect(document.paths["/healthz"]?.get?.security).toBeUndefined();
+      expect(document.paths["/healthz"]?.get?.security).toEqual([]);
       expect(document.components.securitySchemes).toHaveProperty("bearerAuth");
       expect(document.components.schemas.RotateRequest?.additionalProperties).toBe(false);
     });

@@ -20,6 +20,7 @@ import { HTTPException } from "hono/http-exception";
 import { routePath } from "hono/route";
 import type { Logger } from "pino";
 import { createHttpMetrics, type HttpMetrics } from "./metrics.js";
+import { OPENAPI_DOCUMENT_CONFIG, registerOpenApiComponents } from "./openapi.js";
 import { presentAgents, presentCurrentKey, presentRotation, presentStatus } from "./presenters.js";
 import { type ProblemOverrides, problemResponse } from "./problem.js";
 import { createRateLimiter, type RateLimitOptions } from "./rate-limit.js";
@@ -30,6 +31,7 @@ import {
   currentKeyRoute,
   healthzRoute,
   metricsRoute,
+  ROUTE_METHODS,
   readyzRoute,
   rotateRoute,
   statusRoute,
@@ -322,6 +324,17 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
   });
 
   app.notFound((c) => {
+    const allowed = ROUTE_METHODS.get(c.req.path);
+    if (allowed !== undefined) {
+      c.set("errorCode", "INVALID_INPUT");
+      return problem(
+        new RekeyError("INVALID_INPUT", `${c.req.path} does not take ${c.req.method}`, {
+          hint: `Use ${allowed.join(" or ")}.`,
+        }),
+        c,
+        { status: 405, title: "Method not allowed", headers: { allow: allowed.join(", ") } },
+      );
+    }
     c.set("errorCode", "NOT_FOUND");
     return problem(new RekeyError("NOT_FOUND", `No route for ${c.req.method} ${c.req.path}`), c);
   });
@@ -572,24 +585,10 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
     });
   });
 
-  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
-    type: "http",
-    scheme: "bearer",
-    description:
-      "A token configured by its SHA-256 (REKEY_HTTP_TOKENS or --tokens-file) with scopes status, rotate, force, read_key, metrics, and optionally the principals it may act on (operator, agent:<id>, agent:*).",
-  });
-  const documentConfig = {
-    openapi: "3.1.0",
-    info: {
-      title: "rekey HTTP endpoint",
-      version: "0.1.0",
-      description:
-        "Rotate and read Lightning Faucet keys. /healthz, /readyz, /metrics and /openapi.json need no token; everything under /v1 needs a bearer token with the route's scope. Errors are application/problem+json (RFC 9457) with core's `code`.",
-    },
-  };
+  registerOpenApiComponents(app);
   // What `app.doc31` does, with the request id header every other response carries.
   app.get("/openapi.json", (c) =>
-    c.json(app.getOpenAPI31Document(documentConfig), 200, publicHeaders(c)),
+    c.json(app.getOpenAPI31Document(OPENAPI_DOCUMENT_CONFIG), 200, publicHeaders(c)),
   );
 
   return app;

@@ -139,6 +139,44 @@ describe("rekey-mcp --as (the built binary)", () => {
   });
 });
 
+describe("rekey-mcp start-up", () => {
+  it("warns on stderr when the profile holds no key, naming the command that stores one", async () => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [bin, "--profile", "empty"],
+      env: childEnv(),
+      stderr: "pipe",
+    });
+    let stderr = "";
+    transport.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const client = new Client({ name: "startup-test", version: "0.0.0" });
+    await client.connect(transport);
+    await client.close();
+    expect(stderr).toMatch(/warning: profile "empty" holds no key/);
+    expect(stderr).toContain("rekey login --profile empty");
+  });
+
+  it("says nothing of the kind when the profile holds a key", async () => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [bin],
+      env: childEnv(),
+      stderr: "pipe",
+    });
+    let stderr = "";
+    transport.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const client = new Client({ name: "startup-test", version: "0.0.0" });
+    await client.connect(transport);
+    await client.listTools();
+    await client.close();
+    expect(stderr).not.toContain("holds no key");
+  });
+});
+
 const postgresUrl = inject("postgresUrl");
 
 describe.skipIf(postgresUrl === "")("rekey-mcp on a PostgreSQL store (the built binary)", () => {

@@ -8,7 +8,9 @@ import { join } from "node:path";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import {
   createRekey,
+  isRekeyError,
   openCredentialStore,
+  type Rekey,
   type RekeyError,
   redactKeys,
   toRekeyError,
@@ -17,8 +19,7 @@ import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import { isLoopbackHost, type McpOptions, parseOptions, USAGE } from "./options.js";
 import { createMcpServer } from "./server.js";
 
-declare const REKEY_MCP_VERSION: string | undefined;
-const version = typeof REKEY_MCP_VERSION === "string" ? REKEY_MCP_VERSION : "0.0.0-dev";
+import { VERSION as version } from "./version.js";
 
 // stdout carries the protocol in stdio mode: diagnostics go to stderr, always key-free.
 function log(line: string): void {
@@ -49,6 +50,26 @@ async function generatedToken(env: NodeJS.ProcessEnv): Promise<{ token: string; 
   return { token, file };
 }
 
+/**
+ * A host starts the server without showing its output, so a profile with no key would only
+ * surface as failing tools: say at once which command fixes it (stderr, the host's log).
+ */
+async function warnWhenNoKey(rekey: Rekey, profile: string | undefined): Promise<void> {
+  const flag = profile === undefined ? "" : ` --profile ${profile}`;
+  const warn = (name: string) =>
+    log(
+      `warning: profile "${name}" holds no key, so every tool will fail. Store one with \`rekey login${flag}\` (or \`rekey register${flag}\`) from @rekey/cli, or set REKEY_API_KEY.`,
+    );
+  try {
+    const status = await rekey.status();
+    if (!status.hasKey) warn(status.profile);
+  } catch (error) {
+    // A profile that does not exist yet holds no key either; any other error (a store that
+    // cannot be read) is reported by the first tool call, with its code and hint.
+    if (isRekeyError(error, "NOT_FOUND")) warn(rekey.profileName);
+  }
+}
+
 async function main(): Promise<void> {
   const env = process.env;
   const options = parseOptions(process.argv.slice(2), env);
@@ -67,6 +88,7 @@ async function main(): Promise<void> {
     ...(options.actAs === undefined ? {} : { actAs: options.actAs }),
     env,
   });
+  await warnWhenNoKey(rekey, options.profile);
   const deps = { rekey, revealKeys: options.revealKeys, log, version };
   if (options.revealKeys) log("REKEY_MCP_REVEAL_KEYS is on: rotate_api_key returns raw keys");
 
