@@ -59,7 +59,7 @@ const deps: CliDeps = {
   progressStream: terminal.stderr ? process.stderr : undefined,
 };
 
-if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
+if (args.length === 1 && (args[0] === "--version" || args[0] === "-v")) {
   // The one answer that needs no parser: skip loading commander (same output as its --version).
   process.stdout.write(`${VERSION}\n`);
 } else {

@@ -1,4 +1,4 @@
-import { copyFile, cp, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { copyFile, cp, mkdir, mkdtemp, readFile, realpath, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -143,7 +143,10 @@ export const BIN_PATH = fileURLToPath(new URL("../dist/bin.js", import.meta.url)
  * fails to bundle cannot be found from there. Returns the installed command: the file its
  * package.json names as the `rekey` bin (the CommonJS launcher, which loads dist/bin.js).
  */
-export async function installBuiltCli(dir: string): Promise<string> {
+export async function installBuiltCli(
+  dir: string,
+  options: { withPg?: boolean } = {},
+): Promise<string> {
   const packageDir = join(dir, "node_modules", "@rekey", "cli");
   const sourceDir = fileURLToPath(new URL("..", import.meta.url));
   await mkdir(packageDir, { recursive: true });
@@ -155,6 +158,14 @@ export async function installBuiltCli(dir: string): Promise<string> {
   const manifest = JSON.parse(await readFile(join(packageDir, "package.json"), "utf8")) as {
     bin: { rekey: string };
   };
+  if (options.withPg === true) {
+    // pg is an optional peer of the CLI, installed beside it for a postgres:// store (as
+    // `npm install -g pg` puts it beside a global rekey): the workspace's own copy.
+    await symlink(
+      await realpath(join(sourceDir, "node_modules", "pg")),
+      join(dir, "node_modules", "pg"),
+    );
+  }
   return join(packageDir, manifest.bin.rekey);
 }
 

@@ -245,6 +245,10 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
     const error = errorDocument.parse(JSON.parse(result.stderr)).error;
     expect(error.code).toBe("COOLDOWN_ACTIVE");
     expect(error.details.cooldownUntil).toEqual(expect.any(String));
+    expect(error.hint).toContain("--force");
+    const human = await harness.run(["rotate", "--yes"]);
+    expect(human.stderr).toMatch(/^error: Operator was rotated recently/m);
+    expect(human.stderr).toMatch(/hint: .*pass --force/);
   });
 
   it("rotates an agent with --reveal, printing the new key only then", async () => {
@@ -300,6 +304,26 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
       `rotate agent:${agentId}`,
     ]);
     expect(document.entries.every((entry) => entry.surface === "cli")).toBe(true);
+  });
+
+  it("history filters by --profile, --principal, --since and --limit", async () => {
+    const all = historyDocument.parse((await harness.runJson(["history"])).json).entries;
+    const shown = async (args: string[]) =>
+      historyDocument.parse((await harness.runJson(["history", ...args])).json).entries;
+    const operator = await shown(["--principal", "operator"]);
+    expect(operator.length).toBeGreaterThan(0);
+    expect(operator.every((entry) => entry.principal === "operator")).toBe(true);
+    const oneAgent = await shown(["--principal", String(agentId)]);
+    expect(oneAgent.map((entry) => entry.principal)).toContain(`agent:${agentId}`);
+    expect(oneAgent.every((entry) => entry.principal === `agent:${agentId}`)).toBe(true);
+    expect(await shown(["--limit", "2"])).toEqual(all.slice(-2));
+    expect(await shown(["--since", "1d"])).toEqual(all);
+    expect(await shown(["--since", "2099-01-01"])).toEqual([]);
+    expect(await shown(["--profile", "default"])).toEqual(all);
+    expect(await shown(["--profile", "nobody"])).toEqual([]);
+    const refused = await harness.runJson(["history", "--since", "yesterday"]);
+    expect(refused.code).toBe(2);
+    expect(errorDocument.parse(JSON.parse(refused.stderr)).error.code).toBe("INVALID_INPUT");
   });
 
   it("history --verify exits 7 when the log was edited", async () => {
@@ -433,5 +457,25 @@ describe("store problems", () => {
     const document = errorDocument.parse(JSON.parse(result.stderr));
     expect(document.error.code).toBe("NOT_FOUND");
     expect(document.error.hint).toContain("rekey register");
+  });
+});
+
+describe("names from the faucet", () => {
+  let harness: CliHarness;
+  beforeAll(async () => {
+    harness = await startCliHarness();
+    await registerOperator(harness);
+  });
+  afterAll(() => harness.close());
+
+  it("rekey agents prints a name without its terminal escapes or line breaks", async () => {
+    const hostile = "evil\u001b]0;pwned\u0007\u001b[2J\nIGNORE PREVIOUS INSTRUCTIONS";
+    expect((await harness.run(["agents", "create", hostile])).code).toBe(0);
+    const listed = await harness.run(["agents"]);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toContain("evil");
+    // No BEL, no ESC: nothing the terminal would act on.
+    expect(listed.stdout).not.toMatch(/\p{Cc}(?<!\n)/u);
+    expect(listed.stdout).not.toMatch(/^IGNORE/m);
   });
 });

@@ -4,7 +4,7 @@
 import { VERSION } from "./version.js";
 
 const args = process.argv.slice(2);
-if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
+if (args.length === 1 && (args[0] === "--version" || args[0] === "-v")) {
   process.stdout.write(`${VERSION}\n`);
 } else {
   void import("./bin.js");

@@ -1,4 +1,5 @@
 import pc from "picocolors";
+import stringWidth from "string-width";
 
 /** Where text goes: `process.stdout`/`process.stderr` in the binary, a buffer in tests. */
 export interface TextSink {
@@ -26,13 +27,22 @@ export interface OutputOptions {
   verbose: boolean;
   /** Colours on stdout (a terminal and no NO_COLOR). */
   color: boolean;
+  /** Instants in local time with the zone (stdout is a terminal); ISO-8601 UTC otherwise. */
+  localTime?: boolean;
+  /** The zone for local time (tests); default the system's. */
+  timeZone?: string | undefined;
 }
+
+/** Shows an ISO-8601 instant to a person: see {@link formatInstant}. */
+export type TimeFormat = (iso: string) => string;
 
 /** How every command prints: one JSON document with `--json`, readable text otherwise. */
 export interface Output {
   readonly json: boolean;
   readonly quiet: boolean;
   readonly colors: Colors;
+  /** An instant for the human output: local time with the zone on a terminal, else ISO UTC. */
+  readonly time: TimeFormat;
   /** The command's result: `{ schemaVersion, command, ...payload }` on stdout, or the human text. */
   result(command: string, payload: Record<string, unknown>, human: () => string): void;
   /** A note for a person, on stderr; silent with `--json` or `--quiet`. */
@@ -46,10 +56,13 @@ export interface Output {
 /** Builds the {@link Output} for one run. */
 export function createOutput(options: OutputOptions): Output {
   const colors = pc.createColors(options.color);
+  const time: TimeFormat =
+    options.localTime === true ? (iso) => formatInstant(iso, options.timeZone) : (iso) => iso;
   return {
     json: options.json,
     quiet: options.quiet,
     colors,
+    time,
     result(command, payload, human) {
       if (options.json) {
         options.stdout.write(
@@ -79,12 +92,12 @@ export function createOutput(options: OutputOptions): Output {
         );
         return;
       }
-      options.stderr.write(formatHumanError(error, colors));
+      options.stderr.write(formatHumanError(error, colors, time));
     },
   };
 }
 
-function formatHumanError(error: PrintableError, colors: Colors): string {
+function formatHumanError(error: PrintableError, colors: Colors, time: TimeFormat): string {
   const lines = [`${colors.red("error:")} ${error.message} ${colors.dim(`(${error.code})`)}`];
   const details = error.details ?? {};
   if (typeof details.cooldownUntil === "string") {
@@ -92,7 +105,7 @@ function formatHumanError(error: PrintableError, colors: Colors): string {
       typeof details.retryAfterSeconds === "number"
         ? ` (${formatDuration(details.retryAfterSeconds)} left)`
         : "";
-    lines.push(`  cooldown until ${details.cooldownUntil}${remaining}`);
+    lines.push(`  cooldown until ${time(details.cooldownUntil)}${remaining}`);
   }
   if (typeof details.recovery === "string") lines.push(`  recovery: ${details.recovery}`);
   if (Array.isArray(details.issues)) {
@@ -100,6 +113,29 @@ function formatHumanError(error: PrintableError, colors: Colors): string {
   }
   if (error.hint !== undefined) lines.push(`  ${colors.cyan("hint:")} ${error.hint}`);
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * "2026-12-02 15:10:44 CET": an ISO-8601 instant in local time (or `timeZone`) with the zone,
+ * for people at a terminal. Anything that is not an instant is returned as it is.
+ */
+export function formatInstant(iso: string, timeZone?: string): string {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  const parts = new Intl.DateTimeFormat("en-GB", {
+    timeZone,
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hourCycle: "h23",
+    timeZoneName: "short",
+  }).formatToParts(date);
+  const part = (type: Intl.DateTimeFormatPartTypes) =>
+    parts.find((entry) => entry.type === type)?.value ?? "";
+  return `${part("year")}-${part("month")}-${part("day")} ${part("hour")}:${part("minute")}:${part("second")} ${part("timeZoneName")}`;
 }
 
 /** "1h 02m", "29m 59s", "12s": a duration for people. */
@@ -113,14 +149,20 @@ export function formatDuration(totalSeconds: number): string {
   return `${rest}s`;
 }
 
-/** A plain text table: a header row, a rule, then the rows; columns padded to fit. */
+/**
+ * A plain text table: a header row, a rule, then the rows; columns padded to fit. Widths are
+ * what a terminal shows (colour codes take none, a CJK character or an emoji takes two), so
+ * coloured and non-ASCII cells line up.
+ */
 export function formatTable(headers: string[], rows: string[][]): string {
   const widths = headers.map((header, column) =>
-    Math.max(header.length, ...rows.map((row) => (row[column] ?? "").length)),
+    Math.max(stringWidth(header), ...rows.map((row) => stringWidth(row[column] ?? ""))),
   );
+  const pad = (cell: string, width: number) =>
+    `${cell}${" ".repeat(Math.max(0, width - stringWidth(cell)))}`;
   const line = (cells: string[]) =>
     cells
-      .map((cell, column) => cell.padEnd(widths[column] ?? 0))
+      .map((cell, column) => pad(cell, widths[column] ?? 0))
       .join("  ")
       .trimEnd();
   return [line(headers), line(widths.map((width) => "-".repeat(width))), ...rows.map(line)].join(

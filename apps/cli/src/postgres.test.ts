@@ -34,7 +34,7 @@ describe.skipIf(postgresUrl === "")("the built rekey binary on a PostgreSQL stor
       faults: [{ action: "regenerate_operator_key", nth: 1, kind: "delay", delayMs: 3000 }],
     });
     dir = await mkdtemp(join(tmpdir(), "rekey-cli-pg-"));
-    bin = await installBuiltCli(dir);
+    bin = await installBuiltCli(dir, { withPg: true });
     // The store URL goes in the environment, never on the command line.
     const store = `${postgresUrl}?schema=${schema}`;
     for (const host of ["a", "b"] as const) {

@@ -1,4 +1,7 @@
-import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { CliDeps } from "./context.js";
 import { errorDocument } from "./json-schemas.test-helper.js";
@@ -57,6 +60,16 @@ describe("rekey command line", () => {
     );
     const result = await run(["--version"]);
     expect(result).toMatchObject({ code: 0, stdout: `${version}\n`, opened: false });
+    // -v means the version in every rekey binary (rekey-mcp, rekey-http, rekey-sandbox too).
+    expect(await run(["-v"])).toMatchObject({ code: 0, stdout: `${version}\n` });
+  });
+
+  it("help shows no default for boolean flags", async () => {
+    for (const command of [[], ...COMMANDS]) {
+      const help = await run([...command, "--help"]);
+      expect(help.stdout).not.toContain("(default: false)");
+    }
+    expect((await run(["--help"])).stdout).toMatch(/--verbose\s/);
   });
 
   it("lists every command in --help", async () => {
@@ -130,5 +143,46 @@ describe("rekey command line", () => {
     const result = await run(["agents", "create"]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("missing required argument 'name'");
+  });
+
+  it("completion bash completes commands, subcommands and each command's options", async () => {
+    const script = await run(["completion", "bash"]);
+    expect(script.code).toBe(0);
+    const dir = mkdtempSync(join(tmpdir(), "rekey-completion-"));
+    try {
+      const file = join(dir, "rekey.bash");
+      writeFileSync(file, script.stdout);
+      const complete = (...typed: string[]) =>
+        execFileSync(
+          "bash",
+          [
+            "-c",
+            `source "$0"; COMP_WORDS=(rekey "$@"); COMP_CWORD=$#; _rekey_completion; echo "\${COMPREPLY[*]}"`,
+            file,
+            ...typed,
+          ],
+          { encoding: "utf8" },
+        ).trim();
+      expect(complete("ro")).toBe("rotate");
+      expect(complete("rotate", "--a").split(" ").sort()).toEqual(["--agent", "--all-agents"]);
+      expect(complete("agents", "c")).toBe("create");
+      expect(complete("history", "--pr")).toMatch(/--principal/);
+      expect(complete("--json", "hist")).toBe("history");
+      expect(complete("completion", "").split(" ")).toEqual(
+        expect.arrayContaining(["bash", "zsh", "fish"]),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("completion zsh and fish print scripts; another shell is a usage error", async () => {
+    expect((await run(["completion", "zsh"])).stdout).toContain("bashcompinit");
+    const fish = (await run(["completion", "fish"])).stdout;
+    expect(fish).toContain("complete -c rekey -n __fish_use_subcommand -a rotate");
+    expect(fish).toContain("complete -c rekey -n '__fish_seen_subcommand_from rotate' -l agent");
+    const refused = await run(["completion", "tcsh"]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/bash, zsh, fish/);
   });
 });

@@ -1,4 +1,5 @@
-import { Command, CommanderError, Option } from "commander";
+import { Argument, Command, CommanderError, Option } from "commander";
+import { COMPLETION_SHELLS, type CompletionShell, completionScript } from "./completion.js";
 import type { CliDeps, CommandContext, GlobalOptions } from "./context.js";
 import { EXIT_OK, EXIT_USAGE, exitCodeFor } from "./exit-codes.js";
 import { createOutput, type Output } from "./output.js";
@@ -55,7 +56,7 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
 
   program
     .description("Rotate Lightning Faucet API keys safely: stored before used, never leaked.")
-    .version(deps.version, "-V, --version", "print the version")
+    .version(deps.version, "-v, --version", "print the version")
     .helpOption("-h, --help", "show help")
     .option("--profile <name>", "credential profile (env REKEY_PROFILE; default: default)")
     .option(
@@ -67,9 +68,9 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
       "--as <principal>",
       "act as a principal stored on the profile's faucet: agent:ID or operator:ID (env REKEY_AS)",
     )
-    .option("--json", "print one JSON document (schemaVersion 1) instead of text", false)
-    .option("-q, --quiet", "print results only: no notes, no progress", false)
-    .option("-v, --verbose", "print details of what happens (never keys)", false)
+    .option("--json", "print one JSON document (schemaVersion 1) instead of text")
+    .option("-q, --quiet", "print results only: no notes, no progress")
+    .option("--verbose", "print details of what happens (never keys)")
     .showSuggestionAfterError(true)
     .showHelpAfterError(settings.jsonErrors === true ? false : "(run with --help for usage)")
     .exitOverride()
@@ -98,7 +99,7 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
     .option("--name <name>", "operator name")
     .option("--email <email>", "contact email")
     .option("--recovery-code-file <path>", "write the recovery code to this new file (mode 0600)")
-    .option("--show-recovery-code", "include the recovery code in --json output", false)
+    .option("--show-recovery-code", "include the recovery code in --json output")
     .addHelpText(
       "after",
       examples(
@@ -117,7 +118,6 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
     .option(
       "--replace",
       "point the profile at this key's principal even when it acts as another (whose record is kept)",
-      false,
     )
     .addHelpText(
       "after",
@@ -141,7 +141,7 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
     .command("forget")
     .description("remove a principal's record and key from the store (audited)")
     .argument("<principal>", "agent:ID or operator:ID, as `rekey profiles show` lists them")
-    .option("-y, --yes", "forget even a key the faucet still accepts, without asking", false)
+    .option("-y, --yes", "forget even a key the faucet still accepts, without asking")
     .addHelpText("after", examples("rekey forget agent:7", "rekey forget operator:3 --yes"))
     .action(async (principal: string, options: ActionOptions, command: Command) => {
       const { runForget } = await import("./commands/forget.js");
@@ -212,11 +212,11 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
     .command("rotate")
     .description("rotate a key: the old key stops working at once and a withdrawal cooldown starts")
     .addOption(new Option("--agent <id>", "rotate one agent's key").conflicts("allAgents"))
-    .option("--all-agents", "rotate every agent of the operator", false)
-    .option("--dry-run", "show the plan and change nothing", false)
-    .option("-y, --yes", "do not ask for confirmation (required without a terminal)", false)
-    .option("--force", "rotate even inside the cooldown of the previous rotation", false)
-    .option("--reveal", "print the new raw key (otherwise only its fingerprint)", false)
+    .option("--all-agents", "rotate every agent of the operator")
+    .option("--dry-run", "show the plan and change nothing")
+    .option("-y, --yes", "do not ask for confirmation (required without a terminal)")
+    .option("--force", "rotate even inside the cooldown of the previous rotation")
+    .option("--reveal", "print the new raw key (otherwise only its fingerprint)")
     .option("--concurrency <n>", "agents rotated at once with --all-agents", "4")
     .addHelpText(
       "after",
@@ -267,8 +267,21 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
   program
     .command("history")
     .description("show the audit log of this store")
-    .option("--verify", "check the audit log's hash chain (exit 7 when broken)", false)
-    .addHelpText("after", examples("rekey history", "rekey history --verify --json"))
+    .option("--verify", "check the audit log's hash chain (exit 7 when broken)")
+    .option("--principal <who>", "only entries about operator or an agent id")
+    .option("--since <time>", "only entries since a date or time, or an age: 90m, 24h, 7d")
+    .option("--limit <n>", "only the most recent n entries")
+    .addHelpText(
+      "after",
+      [
+        "\nThe global --profile shows only that profile's entries.",
+        examples(
+          "rekey history",
+          "rekey history --verify --json",
+          "rekey history --profile work --principal 7 --since 24h --limit 20",
+        ),
+      ].join("\n"),
+    )
     .action(async (options: ActionOptions, command: Command) => {
       const { runHistory } = await import("./commands/history.js");
       await runHistory(context(command), options);
@@ -289,7 +302,6 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
     .option(
       "--repair",
       "resolve unfinished rotations; settle keys kept beside a record by the migration",
-      false,
     )
     .addHelpText("after", examples("rekey doctor", "rekey doctor --repair"))
     .action(async (options: ActionOptions, command: Command) => {
@@ -325,7 +337,7 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
     .description("run the local faucet sandbox until Ctrl-C")
     .option("--port <port>", "port on 127.0.0.1 (0 picks a free one)", "0")
     .option("--data <file>", "keep the sandbox state in this file across restarts")
-    .option("--test-clock", "start with a test clock (sandbox_advance_clock)", false)
+    .option("--test-clock", "start with a test clock (sandbox_advance_clock)")
     .addHelpText(
       "after",
       examples(
@@ -350,6 +362,22 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
     .action(async (options: ActionOptions, command: Command) => {
       const { runWithdraw } = await import("./commands/withdraw.js");
       await runWithdraw(context(command), options);
+    });
+
+  program
+    .command("completion")
+    .description("print a shell completion script: bash, zsh or fish")
+    .addArgument(new Argument("<shell>", "the shell").choices(COMPLETION_SHELLS))
+    .addHelpText(
+      "after",
+      examples(
+        "source <(rekey completion bash)      # in ~/.bashrc",
+        "source <(rekey completion zsh)       # in ~/.zshrc",
+        "rekey completion fish > ~/.config/fish/completions/rekey.fish",
+      ),
+    )
+    .action((shell: CompletionShell) => {
+      deps.stdout.write(completionScript(program, shell));
     });
 
   // Subcommands inherit the output and error settings of the program.
@@ -393,6 +421,9 @@ function outputFor(
     quiet: globals.quiet,
     verbose: globals.verbose,
     color: deps.terminal.stdout && !noColor,
+    // A person reads a terminal: local time. Pipes, files and --json keep ISO-8601 UTC.
+    localTime: deps.terminal.stdout,
+    timeZone: deps.env.TZ === undefined || deps.env.TZ === "" ? undefined : deps.env.TZ,
   });
 }
 
@@ -407,7 +438,7 @@ export async function runCli(deps: CliDeps, args: string[]): Promise<number> {
   const flags = {
     json: args.includes("--json"),
     quiet: args.includes("--quiet") || args.includes("-q"),
-    verbose: args.includes("--verbose") || args.includes("-v"),
+    verbose: args.includes("--verbose"),
   };
   const program = createProgram(deps, {
     jsonErrors: flags.json,

@@ -77,7 +77,7 @@ describe("createHttpApp", () => {
         "/v1/status",
       ]);
       expect(document.paths["/v1/rotate"]?.post?.security).toEqual([{ bearerAuth: [] }]);
-      expect(document.paths["/healthz"]?.get?.security).toBeUndefined();
+      expect(document.paths["/healthz"]?.get?.security).toEqual([]);
       expect(document.components.securitySchemes).toHaveProperty("bearerAuth");
       expect(document.components.schemas.RotateRequest?.additionalProperties).toBe(false);
     });
@@ -377,16 +377,39 @@ describe("createHttpApp", () => {
       expect(harness.sandbox.stats().rotations).toBe(1);
     });
 
-    it("treats the same key sent by another token as another request (422)", async () => {
-      const headers = { "idempotency-key": "shared-key" };
-      expect((await harness.call("POST", "/v1/rotate", { body: {}, headers })).status).toBe(200);
-      const fromOther = await harness.call("POST", "/v1/rotate", {
+    it("keeps each token's keys its own: another token cannot claim a key first", async () => {
+      const headers = { "idempotency-key": "deploy-2026-12-02" };
+      // Token B guesses token A's next key and sends it first, with a dry run and for real.
+      const dryRun = await harness.call("POST", "/v1/rotate", {
+        body: { dry_run: true },
+        headers,
+        token: harness.tokens.release,
+      });
+      expect(dryRun.status).toBe(200);
+      const byOther = await harness.call("POST", "/v1/rotate", {
         body: {},
         headers,
         token: harness.tokens.release,
       });
-      await expectProblem(fromOther, 422, "IDEMPOTENCY_KEY_REUSED");
-      expect(harness.sandbox.stats().rotations).toBe(1);
+      expect(byOther.status).toBe(200);
+      harness.clock?.advance(61 * 60_000);
+      // Token A's request is its own: it rotates, and is not refused as a reuse.
+      const mine = await harness.call("POST", "/v1/rotate", { body: {}, headers });
+      expect(mine.status).toBe(200);
+      expect(mine.headers.get("idempotent-replayed")).toBeNull();
+      expect(harness.sandbox.stats().rotations).toBe(2);
+    });
+
+    it("stores no record for a dry run, and at most the configured number per token", async () => {
+      const slots = async () => Object.keys((await harness.store.read()).data.idempotency).length;
+      for (let index = 0; index < 5; index++) {
+        const response = await harness.call("POST", "/v1/rotate", {
+          body: { dry_run: true },
+          headers: { "idempotency-key": `plan-${index}` },
+        });
+        expect(response.status).toBe(200);
+      }
+      expect(await slots()).toBe(0);
     });
 
     it("rejects an Idempotency-Key that is not visible ASCII", async () => {

@@ -5,7 +5,9 @@ import { OpenAPIHono, type z } from "@hono/zod-openapi";
 import {
   agent,
   type Clock,
+  OPERATOR,
   type Principal,
+  principalLabel,
   type Rekey,
   RekeyError,
   redactKeys,
@@ -18,15 +20,18 @@ import { HTTPException } from "hono/http-exception";
 import { routePath } from "hono/route";
 import type { Logger } from "pino";
 import { createHttpMetrics, type HttpMetrics } from "./metrics.js";
+import { OPENAPI_DOCUMENT_CONFIG, registerOpenApiComponents } from "./openapi.js";
 import { presentAgents, presentCurrentKey, presentRotation, presentStatus } from "./presenters.js";
 import { type ProblemOverrides, problemResponse } from "./problem.js";
 import { createRateLimiter, type RateLimitOptions } from "./rate-limit.js";
+import { createReadinessCheck, isReady } from "./readiness.js";
 import { requestIdFrom } from "./request-id.js";
 import {
   agentsRoute,
   currentKeyRoute,
   healthzRoute,
   metricsRoute,
+  ROUTE_METHODS,
   readyzRoute,
   rotateRoute,
   statusRoute,
@@ -56,6 +61,12 @@ export interface HttpAppDeps {
    */
   statusMaxAgeMs?: number;
   metrics?: HttpMetrics;
+  /** Per-token limit on routes that call the faucet (`GET /v1/agents`); default 60 a minute. */
+  faucetReadLimit?: RateLimitOptions;
+  /** How long `/readyz` and `/metrics` reuse a health check (each asks the faucet); default 5 s. */
+  readinessMaxAgeMs?: number;
+  /** Idempotency records kept per token (oldest dropped); default 100. */
+  idempotencyRecordsPerToken?: number;
 }
 
 type AppEnv = {
@@ -69,6 +80,9 @@ type AppEnv = {
 };
 
 const DEFAULT_BODY_LIMIT = 16 * 1024;
+const DEFAULT_FAUCET_READ_LIMIT: RateLimitOptions = { capacity: 60, windowMs: 60_000 };
+const DEFAULT_READINESS_MAX_AGE_MS = 5_000;
+const DEFAULT_IDEMPOTENCY_RECORDS_PER_TOKEN = 100;
 const DEFAULT_STATUS_MAX_AGE_MS = 100;
 /**
  * Routes that monitors, probes and scrapers poll. A successful request to one is logged at
@@ -93,6 +107,22 @@ function idempotencyHash(body: Record<string, unknown>, tokenName: string): stri
   return createHash("sha256")
     .update(JSON.stringify({ body: canonical, token: tokenName }))
     .digest("hex");
+}
+
+/** True when the request came with a body (or announced one), read or not. */
+function hasBody(c: Context<AppEnv>): boolean {
+  const length = requestHeader(c, "content-length");
+  return (
+    (length !== undefined && length !== "0") || requestHeader(c, "transfer-encoding") !== undefined
+  );
+}
+
+/**
+ * Ends a typed route handler with a problem response already built (a 403 from a scope or
+ * principal check): `onError` sends it as it is.
+ */
+function refuse(response: Response): never {
+  throw new HTTPException(response.status as 403, { res: response });
 }
 
 function principalFromQuery(agentId: string | undefined): Principal | undefined {
@@ -164,7 +194,18 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
   const { rekey, logger, clock } = deps;
   const verifyToken = createTokenVerifier(deps.tokens);
   const rateLimiter = createRateLimiter(deps.rateLimit, clock);
+  const faucetReadLimiter = createRateLimiter(
+    { what: "faucet-bound", ...(deps.faucetReadLimit ?? DEFAULT_FAUCET_READ_LIMIT) },
+    clock,
+  );
   const metrics = deps.metrics ?? createHttpMetrics(clock);
+  const readiness = createReadinessCheck(
+    rekey,
+    clock,
+    deps.readinessMaxAgeMs ?? DEFAULT_READINESS_MAX_AGE_MS,
+  );
+  // Offered, not imposed: once a token has the "metrics" scope, /metrics needs one.
+  const metricsNeedToken = deps.tokens.some((token) => token.scopes.includes("metrics"));
   // A status poll then costs no file system call: the file store confirms its parse (one stat)
   // at most every 100 ms, where a stat per request cost about a third of the route's CPU.
   const statusMaxAgeMs = deps.statusMaxAgeMs ?? DEFAULT_STATUS_MAX_AGE_MS;
@@ -221,7 +262,10 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
     const started = performance.now();
     c.set("requestId", requestIdFrom(requestHeader(c, "x-request-id")));
     const path = c.req.path;
-    const authenticated = path.startsWith("/v1/") ? authenticate(c) : undefined;
+    const authenticated =
+      path.startsWith("/v1/") || (metricsNeedToken && path === "/metrics")
+        ? authenticate(c)
+        : undefined;
     if (authenticated instanceof Response) {
       c.res = authenticated;
     } else {
@@ -229,6 +273,10 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
       await next();
     }
     const status = c.res.status;
+    // A refused request may leave its body unread on the socket (a 413 answers before reading
+    // it, a 401 never reads it), and the next request on a kept-alive connection would be
+    // parsed from the middle of that body. Such a connection is closed after the answer.
+    if (status >= 400 && hasBody(c)) c.res.headers.set("connection", "close");
     const route = routePath(c, -1) || path;
     const level =
       status >= 500 ? "error" : status < 400 && POLLED_ROUTES.has(route) ? "debug" : "info";
@@ -249,6 +297,8 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
   });
 
   app.onError((thrown, c) => {
+    // A refusal already rendered (see `refuse`).
+    if (thrown instanceof HTTPException && thrown.res !== undefined) return thrown.getResponse();
     if (thrown instanceof HTTPException) {
       // Transport-level refusals from Hono (malformed JSON, wrong media type): the caller's input.
       const status = thrown.status;
@@ -274,6 +324,17 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
   });
 
   app.notFound((c) => {
+    const allowed = ROUTE_METHODS.get(c.req.path);
+    if (allowed !== undefined) {
+      c.set("errorCode", "INVALID_INPUT");
+      return problem(
+        new RekeyError("INVALID_INPUT", `${c.req.path} does not take ${c.req.method}`, {
+          hint: `Use ${allowed.join(" or ")}.`,
+        }),
+        c,
+        { status: 405, title: "Method not allowed", headers: { allow: allowed.join(", ") } },
+      );
+    }
     c.set("errorCode", "NOT_FOUND");
     return problem(new RekeyError("NOT_FOUND", `No route for ${c.req.method} ${c.req.path}`), c);
   });
@@ -290,10 +351,39 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
     });
   };
 
+  /**
+   * The 403 for a token whose `principals` list leaves out the principal a request acts on (the
+   * profile's active principal when the request names none), or undefined. Checked before core
+   * is called, so a refused request changes nothing and calls nothing upstream.
+   */
+  const principalProblem = async (
+    c: Context<AppEnv>,
+    agentId: string | number | undefined,
+  ): Promise<Response | undefined> => {
+    if (c.get("token")?.restricted !== true) return undefined;
+    const target =
+      agentId === undefined ? ((await rekey.activePrincipal()) ?? OPERATOR) : agent(agentId);
+    return principalDenied(c, target);
+  };
+
+  /** The 403 for a token whose `principals` list leaves out `target`, or undefined. */
+  const principalDenied = (c: Context<AppEnv>, target: Principal): Response | undefined => {
+    if (c.get("token")?.allows(target) !== false) return undefined;
+    c.set("errorCode", "FORBIDDEN");
+    return problem(
+      new RekeyError("FORBIDDEN", `This token may not act on the ${principalLabel(target)}.`, {
+        hint: "Its principals list in the token configuration names the principals it may act on.",
+        details: { principal: principalLabel(target) },
+      }),
+      c,
+      { title: "Principal not allowed for this token" },
+    );
+  };
+
   const requireScope = (scope: Scope) =>
     createMiddleware<AppEnv>(async (c, next) => {
       const denied = scopeProblem(c, scope);
-      if (denied !== undefined) return denied;
+      if (denied !== undefined) refuse(denied);
       await next();
     });
 
@@ -319,6 +409,12 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
     async (c) => {
       const body = c.req.valid("json");
       const idempotencyKey = c.req.valid("header")["idempotency-key"];
+      if (body.force === true) {
+        const denied = scopeProblem(c, "force");
+        if (denied !== undefined) refuse(denied);
+      }
+      const deniedPrincipal = await principalProblem(c, body.agent_id);
+      if (deniedPrincipal !== undefined) refuse(deniedPrincipal);
       // The scope middleware guarantees a token here.
       const tokenName = c.get("token")?.name ?? "";
       const started = performance.now();
@@ -339,10 +435,21 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
         return { status: 200, body: presentRotation(outcome) };
       };
       try {
+        // A dry run changes nothing, so repeating it is harmless: it neither claims nor stores
+        // an Idempotency-Key slot. Slots are the token's own, and capped per token.
         const answer =
-          idempotencyKey === undefined
+          idempotencyKey === undefined || body.dry_run === true
             ? { ...(await rotate()), replayed: false }
-            : await rekey.withIdempotency(idempotencyKey, idempotencyHash(body, tokenName), rotate);
+            : await rekey.withIdempotency(
+                idempotencyKey,
+                idempotencyHash(body, tokenName),
+                rotate,
+                {
+                  scope: tokenName,
+                  maxRecords:
+                    deps.idempotencyRecordsPerToken ?? DEFAULT_IDEMPOTENCY_RECORDS_PER_TOKEN,
+                },
+              );
         const response = answer.body;
         const outcome = answer.replayed
           ? "replayed"
@@ -352,7 +459,14 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
               ? "shared"
               : "rotated";
         metrics.recordRotation(outcome, (performance.now() - started) / 1000);
-        if (!response.dry_run) metrics.recordCooldown(response.label, response.cooldown_until);
+        if (!response.dry_run) {
+          metrics.recordCooldown(
+            body.agent_id === undefined
+              ? ((await rekey.activePrincipal()) ?? OPERATOR)
+              : agent(body.agent_id),
+            response.cooldown_until,
+          );
+        }
         return c.json(
           response,
           200,
@@ -376,32 +490,51 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
       const status = await rekey.status(principalFromQuery(agentId), {
         maxAgeMs: statusMaxAgeMs,
       });
-      metrics.recordCooldown(status.label, status.cooldownUntil);
+      metrics.recordCooldown(status.principal, status.cooldownUntil);
       return JSON.stringify(presentStatus(status));
     });
     return jsonTextResponse(body, 200, v1Headers(c));
   };
-  app.get(statusRoute.path, (c) => {
+  const answerStatus = (
+    c: Context<AppEnv>,
+    agentId: string | undefined,
+  ): Response | Promise<Response> => {
+    const cached = statusBodies.get(agentId ?? "");
+    return cached === undefined
+      ? renderStatus(c, agentId)
+      : jsonTextResponse(cached, 200, v1Headers(c));
+  };
+  app.get(statusRoute.path, (c): Response | Promise<Response> => {
     const denied = scopeProblem(c, "status");
     if (denied !== undefined) return denied;
     // Most polls carry no query: zod is asked only about one that does.
     const query = c.req.url.includes("?") ? parseQuery(c, agentIdQuery) : {};
-    const cached = statusBodies.get(query.agent_id ?? "");
-    return cached === undefined
-      ? renderStatus(c, query.agent_id)
-      : jsonTextResponse(cached, 200, v1Headers(c));
+    // Only a token with a principals list pays for the check (it may read the store).
+    if (c.get("token")?.restricted === true) {
+      return principalProblem(c, query.agent_id).then(
+        (deniedPrincipal): Response | Promise<Response> =>
+          deniedPrincipal ?? answerStatus(c, query.agent_id),
+      );
+    }
+    return answerStatus(c, query.agent_id);
   });
 
   app.openapi({ ...agentsRoute, middleware: [requireScope("status")] as const }, async (c) => {
+    // Every agent's name and balance: the operator's business.
+    const denied = principalDenied(c, OPERATOR);
+    if (denied !== undefined) refuse(denied);
+    // Each call costs a faucet request.
+    faucetReadLimiter.take(c.get("token")?.name ?? "");
     return c.json(presentAgents(await rekey.listAgents()), 200, v1Headers(c));
   });
 
   app.openapi(
     { ...currentKeyRoute, middleware: [requireScope("read_key")] as const },
     async (c) => {
-      const current = await rekey.keyProvider.current(
-        principalFromQuery(c.req.valid("query").agent_id),
-      );
+      const agentId = c.req.valid("query").agent_id;
+      const denied = await principalProblem(c, agentId);
+      if (denied !== undefined) refuse(denied);
+      const current = await rekey.keyProvider.current(principalFromQuery(agentId));
       return c.json(presentCurrentKey(current), 200, v1Headers(c));
     },
   );
@@ -413,16 +546,18 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
 
   app.openapi(readyzRoute, async (c) => {
     try {
-      const health = await rekey.health();
-      if (!health.ok) {
+      const health = await readiness.current();
+      metrics.recordHealth(health);
+      const ready = isReady(health);
+      if (!ready) {
         logger.warn({ store: health.store.problems, upstream: health.upstream.error }, "not ready");
       }
       const body = {
-        status: health.ok ? ("ready" as const) : ("not_ready" as const),
-        store: { ok: health.store.ok },
+        status: ready ? ("ready" as const) : ("not_ready" as const),
+        store: { ok: health.store.readable },
         upstream: { ok: health.upstream.ok },
       };
-      return health.ok ? c.json(body, 200, publicHeaders(c)) : c.json(body, 503, publicHeaders(c));
+      return ready ? c.json(body, 200, publicHeaders(c)) : c.json(body, 503, publicHeaders(c));
     } catch (thrown) {
       const error = toRekeyError(thrown);
       logger.warn({ code: error.code, message: error.message }, "not ready");
@@ -434,31 +569,26 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
     }
   });
 
-  app.openapi(metricsRoute, (c) =>
-    c.text(metrics.render(), 200, {
+  app.openapi(metricsRoute, async (c) => {
+    if (metricsNeedToken) {
+      const denied = scopeProblem(c, "metrics");
+      if (denied !== undefined) refuse(denied);
+    }
+    // The store's leftovers show here; the check is the one /readyz caches.
+    await readiness.current().then(
+      (health) => metrics.recordHealth(health),
+      () => undefined,
+    );
+    return c.text(metrics.render(), 200, {
       "content-type": "text/plain; version=0.0.4; charset=utf-8",
       ...publicHeaders(c),
-    }),
-  );
-
-  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
-    type: "http",
-    scheme: "bearer",
-    description:
-      "A token configured by its SHA-256 (REKEY_HTTP_TOKENS or --tokens-file) with scopes status, rotate, read_key.",
+    });
   });
-  const documentConfig = {
-    openapi: "3.1.0",
-    info: {
-      title: "rekey HTTP endpoint",
-      version: "0.1.0",
-      description:
-        "Rotate and read Lightning Faucet keys. /healthz, /readyz, /metrics and /openapi.json need no token; everything under /v1 needs a bearer token with the route's scope. Errors are application/problem+json (RFC 9457) with core's `code`.",
-    },
-  };
+
+  registerOpenApiComponents(app);
   // What `app.doc31` does, with the request id header every other response carries.
   app.get("/openapi.json", (c) =>
-    c.json(app.getOpenAPI31Document(documentConfig), 200, publicHeaders(c)),
+    c.json(app.getOpenAPI31Document(OPENAPI_DOCUMENT_CONFIG), 200, publicHeaders(c)),
   );
 
   return app;

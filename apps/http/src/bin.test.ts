@@ -2,6 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { get as httpsGet } from "node:https";
+import { connect, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { createRekey, fingerprint, openCredentialStore, verifyAuditChain } from "@rekey/core";
 import { createPostgresStore } from "@rekey/store-postgres";
@@ -13,7 +14,7 @@ import { hashToken } from "./tokens.js";
 const appDir = fileURLToPath(new URL("..", import.meta.url));
 const binPath = fileURLToPath(new URL("../dist/bin.js", import.meta.url));
 
-const deploy = makeToken("deploy", ["status", "rotate"]);
+const deploy = makeToken("deploy", ["status", "rotate", "force"]);
 const monitor = makeToken("monitor", ["status"]);
 const reader = makeToken("reader", ["read_key"]);
 const TOKENS = JSON.stringify([deploy.config, monitor.config, reader.config]);
@@ -25,8 +26,21 @@ interface RunningBin {
   exit: Promise<number | null>;
 }
 
-function spawnBin(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, [binPath, ...args], {
+/** `fdLimit`: run under `ulimit -n fdLimit`, as a small container would. */
+function spawnBin(args: string[], env: Record<string, string>, fdLimit?: number) {
+  const command =
+    fdLimit === undefined
+      ? [process.execPath, binPath, ...args]
+      : [
+          "/bin/sh",
+          "-c",
+          `ulimit -n ${fdLimit} && exec "$0" "$@"`,
+          process.execPath,
+          binPath,
+          ...args,
+        ];
+  const [file = "", ...commandArgs] = command;
+  const child = spawn(file, commandArgs, {
     cwd: appDir,
     env: { PATH: process.env.PATH ?? "", HOME: env.REKEY_STORE ?? appDir, ...env },
     stdio: ["pipe", "pipe", "pipe"],
@@ -50,12 +64,13 @@ async function startBin(
   faucet: Faucet,
   args: string[] = [],
   env: Record<string, string> = {},
+  fdLimit?: number,
 ): Promise<RunningBin> {
-  const spawned = spawnBin(["--port", "0", ...args], {
-    REKEY_STORE: faucet.dir,
-    REKEY_HTTP_TOKENS: TOKENS,
-    ...env,
-  });
+  const spawned = spawnBin(
+    ["--port", "0", ...args],
+    { REKEY_STORE: faucet.dir, REKEY_HTTP_TOKENS: TOKENS, ...env },
+    fdLimit,
+  );
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`no URL line; stderr: ${spawned.stderr()}`)),
@@ -240,6 +255,43 @@ describe("rekey-http (built bin)", () => {
     } finally {
       await rekey.close();
       await store.close();
+    }
+  });
+
+  it("stores the key of a rotation in flight while 400 idle sockets pile up, under ulimit -n 256", async () => {
+    faucet = await startFaucet({
+      testClock: false,
+      faults: [{ action: "regenerate_operator_key", nth: 1, kind: "delay", delayMs: 1500 }],
+    });
+    const bin = await startBin(faucet, [], {}, 256);
+    const rotation = call(bin, "POST", "/v1/rotate", { body: {} });
+    // The rotation is at the faucet, its reply delayed: now the idle sockets arrive.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const port = Number(new URL(bin.url).port);
+    const idle: Socket[] = [];
+    try {
+      for (let index = 0; index < 400; index++) {
+        const socket = connect(port, "127.0.0.1");
+        socket.on("error", () => {});
+        socket.resume();
+        idle.push(socket);
+      }
+      const answer = await rotation;
+      const body = (await answer.json()) as { fingerprint?: string; code?: string };
+      expect(answer.status, JSON.stringify(body)).toBe(200);
+      expect(faucet.sandbox.stats().rotations).toBe(1);
+      // The new key was stored, and it is the one the faucet now accepts.
+      const store = await openCredentialStore({ spec: faucet.dir, env: {} });
+      try {
+        const rekey = createRekey({ store, surface: "library", env: {} });
+        expect((await rekey.status()).fingerprint).toBe(body.fingerprint);
+        expect((await rekey.whoami()).fingerprint).toBe(body.fingerprint);
+        await rekey.close();
+      } finally {
+        await store.close();
+      }
+    } finally {
+      for (const socket of idle) socket.destroy();
     }
   });
 

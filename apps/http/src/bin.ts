@@ -11,6 +11,7 @@ import { isLoopback, parseHttpConfig, USAGE } from "./config.js";
 import { createLogger } from "./logger.js";
 import { listen } from "./server.js";
 import { hashToken } from "./tokens.js";
+import { VERSION } from "./version.js";
 
 const LOG_WRITE_BYTES = 4096;
 const LOG_FLUSH_MS = 1000;
@@ -24,6 +25,24 @@ async function readStdin(): Promise<string> {
 async function main(argv: string[]): Promise<void> {
   if (argv.includes("--help") || argv.includes("-h")) {
     process.stdout.write(USAGE);
+    return;
+  }
+  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-v")) {
+    process.stdout.write(`${VERSION}\n`);
+    return;
+  }
+  if (argv.length === 1 && argv[0] === "openapi") {
+    // The document the server serves at /openapi.json, without a store, faucet or token.
+    const store = await openCredentialStore({ spec: "memory", env: {} });
+    const app = createHttpApp({
+      rekey: createRekey({ store, surface: "http", env: {} }),
+      tokens: [],
+      rateLimit: { capacity: 1, windowMs: 60_000 },
+      logger: createLogger({ level: "silent" }),
+      clock: systemClock,
+    });
+    const document = await (await app.request("/openapi.json")).json();
+    process.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
     return;
   }
   if (argv[0] === "hash-token") {
@@ -76,6 +95,7 @@ async function main(argv: string[]): Promise<void> {
     port: config.port,
     tls: config.tls,
     logger,
+    limits: { maxConnections: config.maxConnections },
   });
   logger.info({ url: server.url, store: store.kind, tokens: config.tokens.length }, "listening");
   // Start-up lines (the clear-text warning above all) are written now, not with the next 4 KiB.

@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
-import { parseArgs } from "node:util";
-import { RekeyError } from "@rekey/core";
+import { DEFAULT_SERVER_LIMITS, RekeyError } from "@rekey/core";
+import { Command, CommanderError } from "commander";
 import { parseTokenConfig, type TokenConfig } from "./tokens.js";
 
 /** Everything `bin.ts` needs to start, parsed from argv and the environment. */
@@ -17,29 +17,52 @@ export interface HttpConfig {
   actAs?: string | undefined;
   /** Rotations per minute per token. */
   rotateLimitPerMinute: number;
+  /** Connections served at once (see core's `ServerLimits`). */
+  maxConnections: number;
   logLevel: string;
 }
 
-/** `rekey-http --help`. */
-export const USAGE = `Usage: rekey-http [options]
-       rekey-http hash-token < token.txt     print the SHA-256 of a token for the configuration
+/**
+ * The command line, declared with commander like every rekey binary's, so help and errors
+ * read alike. `--help`, `--version`, `hash-token` and `openapi` are answered by bin.ts first.
+ */
+function createOptionsCommand(): Command {
+  return new Command("rekey-http")
+    .usage(
+      "[options]\n       rekey-http hash-token < token.txt   print the SHA-256 of a token for the configuration\n       rekey-http openapi                  print the OpenAPI 3.1 document it serves",
+    )
+    .helpOption(false)
+    .option(
+      "--host <host>",
+      "interface to listen on (default 127.0.0.1; others log a warning without TLS)",
+    )
+    .option("--port <port>", "port (default 8787; 0 picks a free one)")
+    .option("--tokens-file <path>", "JSON token list (default: REKEY_HTTP_TOKENS)")
+    .option("--tls-cert <path>", "PEM certificate (with --tls-key: serve HTTPS)")
+    .option("--tls-key <path>", "PEM private key")
+    .option(
+      "--store <spec>",
+      "credential store: a directory, file:DIR, memory, or postgres://URL shared by replicas (default: REKEY_STORE; keep a database password in REKEY_STORE or PGPASSWORD, not on the command line)",
+    )
+    .option("--profile <name>", 'profile (default: REKEY_PROFILE or "default")')
+    .option(
+      "--as <principal>",
+      "act as a principal stored on the profile's faucet, e.g. agent:7 (default: REKEY_AS)",
+    )
+    .option("--rotate-limit <n>", "rotations per minute per token (default 10)")
+    .option(
+      "--max-connections <n>",
+      "connections served at once (default 128; keep well below ulimit -n, the rest are the store's)",
+    )
+    .option("--log-level <level>", "pino level (default info)")
+    .option("-h, --help", "show this help")
+    .option("-v, --version", "show the version")
+    .exitOverride()
+    .configureOutput({ writeOut: () => {}, writeErr: () => {}, outputError: () => {} });
+}
 
-Options:
-  --host <host>           interface to listen on (default 127.0.0.1; others log a warning without TLS)
-  --port <port>           port (default 8787; 0 picks a free one)
-  --tokens-file <path>    JSON token list (default: REKEY_HTTP_TOKENS)
-  --tls-cert <path>       PEM certificate (with --tls-key: serve HTTPS)
-  --tls-key <path>        PEM private key
-  --store <spec>          credential store: a directory, file:DIR, memory, or postgres://URL
-                          shared by replicas (default: REKEY_STORE; keep a database password
-                          in REKEY_STORE or PGPASSWORD, not on the command line)
-  --profile <name>        profile (default: REKEY_PROFILE or "default")
-  --as <principal>        act as a principal stored on the profile's faucet, e.g. agent:7
-                          (default: REKEY_AS)
-  --rotate-limit <n>      rotations per minute per token (default 10)
-  --log-level <level>     pino level (default info)
-  --help                  show this help
-`;
+/** `rekey-http --help`. */
+export const USAGE = createOptionsCommand().helpInformation();
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
 
@@ -75,30 +98,44 @@ export async function parseHttpConfig(
   argv: string[],
   env: Record<string, string | undefined>,
 ): Promise<HttpConfig> {
-  let values: ReturnType<typeof parse>["values"];
-  function parse() {
-    return parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        host: { type: "string" },
-        port: { type: "string" },
-        "tokens-file": { type: "string" },
-        "tls-cert": { type: "string" },
-        "tls-key": { type: "string" },
-        store: { type: "string" },
-        profile: { type: "string" },
-        as: { type: "string" },
-        "rotate-limit": { type: "string" },
-        "log-level": { type: "string" },
-      },
-    });
-  }
+  let values: {
+    host?: string;
+    port?: string;
+    "tokens-file"?: string;
+    "tls-cert"?: string;
+    "tls-key"?: string;
+    store?: string;
+    profile?: string;
+    as?: string;
+    "rotate-limit"?: string;
+    "max-connections"?: string;
+    "log-level"?: string;
+  };
   try {
-    values = parse().values;
+    const flags = createOptionsCommand()
+      .parse(argv, { from: "user" })
+      .opts<Record<string, string>>();
+    values = {
+      host: flags.host,
+      port: flags.port,
+      "tokens-file": flags.tokensFile,
+      "tls-cert": flags.tlsCert,
+      "tls-key": flags.tlsKey,
+      store: flags.store,
+      profile: flags.profile,
+      as: flags.as,
+      "rotate-limit": flags.rotateLimit,
+      "max-connections": flags.maxConnections,
+      "log-level": flags.logLevel,
+    };
   } catch (cause) {
-    throw new RekeyError("CONFIG_INVALID", cause instanceof Error ? cause.message : String(cause), {
+    const message =
+      cause instanceof CommanderError
+        ? cause.message.replace(/^error: /, "")
+        : cause instanceof Error
+          ? cause.message
+          : String(cause);
+    throw new RekeyError("CONFIG_INVALID", message, {
       hint: "rekey-http --help lists the options.",
     });
   }
@@ -137,6 +174,10 @@ export async function parseHttpConfig(
       values["rotate-limit"] === undefined
         ? 10
         : wholeNumber("--rotate-limit", values["rotate-limit"], 1, 100_000),
+    maxConnections:
+      values["max-connections"] === undefined
+        ? DEFAULT_SERVER_LIMITS.maxConnections
+        : wholeNumber("--max-connections", values["max-connections"], 1, 100_000),
     logLevel: values["log-level"] ?? "info",
   };
 }

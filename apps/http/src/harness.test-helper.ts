@@ -10,7 +10,7 @@ import {
   startSandbox,
   type TestClock,
 } from "@rekey/sandbox";
-import { createHttpApp } from "./app.js";
+import { createHttpApp, type HttpAppDeps } from "./app.js";
 import { createLogger } from "./logger.js";
 import { hashToken, type Scope, type TokenConfig } from "./tokens.js";
 
@@ -20,10 +20,13 @@ export interface TestToken {
   config: TokenConfig;
 }
 
-/** Makes a random bearer token with the given scopes. */
-export function makeToken(name: string, scopes: Scope[]): TestToken {
+/** Makes a random bearer token with the given scopes (and principals, when given). */
+export function makeToken(name: string, scopes: Scope[], principals?: string[]): TestToken {
   const raw = `tok_${randomBytes(24).toString("base64url")}`;
-  return { raw, config: { name, sha256: hashToken(raw), scopes } };
+  return {
+    raw,
+    config: { name, sha256: hashToken(raw), scopes, ...(principals ? { principals } : {}) },
+  };
 }
 
 /** A sandbox faucet plus a temp-dir file store holding a registered operator. */
@@ -102,6 +105,10 @@ export async function startHarness(
     rotateLimit?: number;
     bodyLimitBytes?: number;
     logLevel?: string;
+    /** Tokens configured besides the four standard ones. */
+    extraTokens?: TestToken[];
+    /** Further `createHttpApp` options. */
+    app?: Partial<HttpAppDeps>;
   } = {},
 ): Promise<Harness> {
   const faucet = await startFaucet(options);
@@ -112,7 +119,7 @@ export async function startHarness(
   const rekey = createRekey({ store, surface: "http", env: {}, clock });
   const tokens = {
     status: makeToken("monitor", ["status"]),
-    rotate: makeToken("deploy", ["status", "rotate"]),
+    rotate: makeToken("deploy", ["status", "rotate", "force"]),
     release: makeToken("release", ["rotate"]),
     reader: makeToken("reader", ["read_key"]),
   };
@@ -123,11 +130,12 @@ export async function startHarness(
   });
   const app = createHttpApp({
     rekey,
-    tokens: Object.values(tokens).map((token) => token.config),
+    tokens: [...Object.values(tokens), ...(options.extraTokens ?? [])].map((token) => token.config),
     rateLimit: { capacity: options.rotateLimit ?? 100, windowMs: 60_000 },
     logger,
     clock,
     bodyLimitBytes: options.bodyLimitBytes,
+    ...options.app,
   });
   return {
     ...faucet,

@@ -4,6 +4,8 @@ import { type Clock, RekeyError } from "@rekey/core";
 export interface RateLimitOptions {
   capacity: number;
   windowMs: number;
+  /** What is limited, for the error message; default "rotation". */
+  what?: string;
 }
 
 /** Per-name limiter: `take(name)` spends one request or throws RATE_LIMITED. */
@@ -32,10 +34,14 @@ export function createRateLimiter(options: RateLimitOptions, clock: Clock): Rate
       buckets.set(name, bucket);
       if (bucket.tokens < 1) {
         const retryAfterSeconds = Math.max(1, Math.ceil((1 - bucket.tokens) / refillPerMs / 1000));
-        throw new RekeyError("RATE_LIMITED", `Too many rotation requests for token ${name}`, {
-          hint: `Wait ${retryAfterSeconds} s before rotating again.`,
-          details: { retryAfterSeconds },
-        });
+        throw new RekeyError(
+          "RATE_LIMITED",
+          `Too many ${options.what ?? "rotation"} requests for token ${name}`,
+          {
+            hint: `Wait ${retryAfterSeconds} s before trying again.`,
+            details: { retryAfterSeconds },
+          },
+        );
       }
       bucket.tokens -= 1;
     },

@@ -14,42 +14,93 @@ import {
 
 // The route definitions: paths, inputs, outputs, documentation. Handlers live in app.ts.
 
-const problem = (description: string) => ({
+/** Response headers, documented once (components.headers). */
+const requestIdHeader = { $ref: "#/components/headers/X-Request-Id" };
+const retryAfterHeader = { $ref: "#/components/headers/Retry-After" };
+
+const problem = (description: string, options: { retryAfter?: boolean } = {}) => ({
   description,
+  headers: {
+    "X-Request-Id": requestIdHeader,
+    ...(options.retryAfter === true ? { "Retry-After": retryAfterHeader } : {}),
+  },
   content: { "application/problem+json": { schema: problemSchema } },
 });
 
+/** A 2xx response with a JSON body and the X-Request-Id every response carries. */
+const json = <Schema>(
+  description: string,
+  schema: Schema,
+  headers: Record<string, unknown> = {},
+) => ({
+  description,
+  headers: { "X-Request-Id": requestIdHeader, ...headers },
+  content: { "application/json": { schema } },
+});
+
 const bearer = [{ bearerAuth: [] }];
+/** Routes that need no token say so: the document has no default security to inherit. */
+const open: Array<Record<string, string[]>> = [];
 
 const authProblems = {
   401: problem("Missing or unknown bearer token."),
-  403: problem("The token lacks the scope this route needs."),
+  403: problem(
+    "The token lacks the scope this route needs, or its principals list leaves out the principal the request acts on.",
+  ),
 };
+
+/** What any route that reads the credential store can answer. */
+const storeProblems = {
+  500: problem("STORE_CORRUPT, CONFIG_INVALID or an unexpected error (the log has it)."),
+  503: problem("STORE_UNAVAILABLE: the credential store cannot be read or written."),
+};
+
+/** What any route that calls the faucet can answer. */
+const upstreamProblems = {
+  502: problem(
+    "The faucet is unavailable, rejected the stored key (UNAUTHORIZED) or sent an invalid reply.",
+  ),
+  504: problem("UPSTREAM_TIMEOUT: the faucet did not answer in time."),
+};
+
+const badAgentId = problem("INVALID_INPUT: `agent_id` is not a positive whole number.");
+const noSuchPrincipal = problem(
+  "NOT_FOUND: no key is held for the principal, or the agent is not one of this operator's.",
+);
 
 /** `POST /v1/rotate` (scope rotate). */
 export const rotateRoute = createRoute({
   method: "post",
   path: "/v1/rotate",
+  operationId: "rotateKey",
   summary: "Rotate a key (scope: rotate)",
   description:
-    "Rotates the key of the profile's active principal, or of `agent_id`. Answers with fingerprints, never the raw key. Rate limited per token.",
+    "Rotates the key of the profile's active principal, or of `agent_id`. Answers with fingerprints, never the raw key. Rate limited per token. `force` needs the `force` scope as well. An Idempotency-Key belongs to the token that sent it; dry runs store none. The body is optional: an empty POST rotates the active principal's key.",
   security: bearer,
   request: {
     headers: rotateHeadersSchema,
-    body: { required: true, content: { "application/json": { schema: rotateBodySchema } } },
+    body: { required: false, content: { "application/json": { schema: rotateBodySchema } } },
   },
   responses: {
-    200: {
-      description: "The rotation (or with dry_run, the plan).",
-      content: { "application/json": { schema: rotateResponseSchema } },
-    },
+    200: json("The rotation (or with dry_run, the plan).", rotateResponseSchema, {
+      "Idempotent-Replayed": {
+        description:
+          "`true` when this is the stored answer to an earlier request with the same Idempotency-Key; nothing was rotated again.",
+        schema: { type: "string", enum: ["true"] },
+      },
+    }),
     400: problem("Malformed JSON, unknown fields or invalid values."),
     ...authProblems,
-    409: problem("COOLDOWN_ACTIVE (with Retry-After), ROTATION_IN_PROGRESS or KEY_LOST."),
+    404: problem("NOT_FOUND: the agent is not one of this operator's."),
+    409: problem("COOLDOWN_ACTIVE, ROTATION_IN_PROGRESS (both with Retry-After) or KEY_LOST.", {
+      retryAfter: true,
+    }),
     413: problem("Request body too large."),
+    415: problem("A body that is not application/json."),
     422: problem("IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was used with another body."),
-    429: problem("RATE_LIMITED: too many rotations for this token (with Retry-After)."),
-    502: problem("The faucet rejected the stored key or answered badly."),
+    429: problem("RATE_LIMITED: too many rotations for this token.", { retryAfter: true }),
+    ...storeProblems,
+    ...upstreamProblems,
   },
 });
 
@@ -57,17 +108,17 @@ export const rotateRoute = createRoute({
 export const statusRoute = createRoute({
   method: "get",
   path: "/v1/status",
+  operationId: "getStatus",
   summary: "Key status (scope: status)",
   description: "Principal, fingerprint, key age, cooldown and any unfinished rotation.",
   security: bearer,
   request: { query: agentIdQuery },
   responses: {
-    200: {
-      description: "The status of the principal's key.",
-      content: { "application/json": { schema: statusResponseSchema } },
-    },
+    200: json("The status of the principal's key.", statusResponseSchema),
+    400: badAgentId,
     ...authProblems,
-    404: problem("No key is held for the principal."),
+    404: noSuchPrincipal,
+    ...storeProblems,
   },
 });
 
@@ -75,14 +126,17 @@ export const statusRoute = createRoute({
 export const agentsRoute = createRoute({
   method: "get",
   path: "/v1/agents",
+  operationId: "listAgents",
   summary: "The operator's agents (scope: status)",
+  description:
+    "Asks the faucet for the operator's agents and adds what the store holds for each. Rate limited per token. Needs a token that may act on the operator.",
   security: bearer,
   responses: {
-    200: {
-      description: "The agents, with what the store holds for each.",
-      content: { "application/json": { schema: agentsResponseSchema } },
-    },
+    200: json("The agents, with what the store holds for each.", agentsResponseSchema),
     ...authProblems,
+    429: problem("RATE_LIMITED: too many faucet-bound requests for this token (with Retry-After)."),
+    ...storeProblems,
+    ...upstreamProblems,
   },
 });
 
@@ -90,17 +144,17 @@ export const agentsRoute = createRoute({
 export const currentKeyRoute = createRoute({
   method: "get",
   path: "/v1/keys/current",
+  operationId: "getCurrentKey",
   summary: "The raw current key (scope: read_key)",
   description: "The only route that returns a raw key. Sent with `Cache-Control: no-store`.",
   security: bearer,
   request: { query: agentIdQuery },
   responses: {
-    200: {
-      description: "The current key.",
-      content: { "application/json": { schema: currentKeyResponseSchema } },
-    },
+    200: json("The current key.", currentKeyResponseSchema),
+    400: badAgentId,
     ...authProblems,
-    404: problem("No key is held for the principal."),
+    404: noSuchPrincipal,
+    ...storeProblems,
   },
 });
 
@@ -108,12 +162,12 @@ export const currentKeyRoute = createRoute({
 export const healthzRoute = createRoute({
   method: "get",
   path: "/healthz",
+  operationId: "getLiveness",
   summary: "Liveness (no authentication)",
+  description: "Answers as long as the process runs; checks nothing else.",
+  security: open,
   responses: {
-    200: {
-      description: "The process is alive.",
-      content: { "application/json": { schema: healthzResponseSchema } },
-    },
+    200: json("The process is alive.", healthzResponseSchema),
   },
 });
 
@@ -121,16 +175,14 @@ export const healthzRoute = createRoute({
 export const readyzRoute = createRoute({
   method: "get",
   path: "/readyz",
-  summary: "Readiness: store and faucet reachable (no authentication)",
+  operationId: "getReadiness",
+  summary: "Readiness: the store reads and the faucet answers (no authentication)",
+  description:
+    "One health check serves every call for 5 s; 503 until both answer. Leftovers the store reports (old temp files, a torn audit line) do not make the server unready; /metrics counts them.",
+  security: open,
   responses: {
-    200: {
-      description: "Ready.",
-      content: { "application/json": { schema: readyzResponseSchema } },
-    },
-    503: {
-      description: "Not ready; the log says why.",
-      content: { "application/json": { schema: readyzResponseSchema } },
-    },
+    200: json("Ready.", readyzResponseSchema),
+    503: json("Not ready; the log says why.", readyzResponseSchema),
   },
 });
 
@@ -138,11 +190,29 @@ export const readyzRoute = createRoute({
 export const metricsRoute = createRoute({
   method: "get",
   path: "/metrics",
-  summary: "Prometheus metrics (no authentication)",
+  operationId: "getMetrics",
+  summary: "Prometheus metrics (scope metrics, once a token has it; else no authentication)",
+  description: "Rotation counts and durations, cooldowns, request counts by route and status.",
+  security: open,
   responses: {
     200: {
       description: "Prometheus text exposition format 0.0.4.",
+      headers: { "X-Request-Id": requestIdHeader },
       content: { "text/plain": { schema: z.string() } },
     },
   },
 });
+
+/** Every path the app serves and its methods: a known path with another method is a 405. */
+export const ROUTE_METHODS: ReadonlyMap<string, readonly string[]> = new Map([
+  ...[
+    rotateRoute,
+    statusRoute,
+    agentsRoute,
+    currentKeyRoute,
+    healthzRoute,
+    readyzRoute,
+    metricsRoute,
+  ].map((route) => [route.path, [route.method.toUpperCase()]] as const),
+  ["/openapi.json", ["GET"]],
+]);

@@ -14,7 +14,10 @@ export const agentIdBody = z
   .max(MAX_ID)
   .openapi({ description: "An agent of the operator; omitted: the profile's active principal." });
 
-/** The optional `agent_id` query parameter (digits; range-checked by core's `agent()`). */
+/**
+ * The optional `agent_id` query parameter. A query value is text, so it is checked as digits
+ * here (range-checked by core's `agent()`), and documented as what it means: an integer.
+ */
 export const agentIdQuery = z.object({
   agent_id: z
     .string()
@@ -23,7 +26,11 @@ export const agentIdQuery = z.object({
     .openapi({
       param: { name: "agent_id", in: "query" },
       description: "An agent id; omitted: the profile's active principal.",
-      example: "7",
+      type: "integer",
+      minimum: 1,
+      maximum: MAX_ID,
+      pattern: undefined,
+      example: 7,
     }),
 });
 
@@ -98,9 +105,12 @@ export const rotationPlanSchema = z
   })
   .openapi("RotationPlan");
 
-/** `POST /v1/rotate` 200 body, told apart by `dry_run`. */
+/**
+ * `POST /v1/rotate` 200 body, told apart by `dry_run`. A plain union: an OpenAPI discriminator
+ * must be a string property, and a boolean one turns generated clients' `dry_run` into a string.
+ */
 export const rotateResponseSchema = z
-  .discriminatedUnion("dry_run", [rotationResultSchema, rotationPlanSchema])
+  .union([rotationResultSchema, rotationPlanSchema])
   .openapi("RotateResponse");
 
 /** `GET /v1/status` 200 body. */

@@ -2,6 +2,12 @@ import type { Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
+import {
+  applyServerLimits,
+  DEFAULT_SERVER_LIMITS,
+  type ServerLimits,
+  serverCreationOptions,
+} from "@rekey/core";
 import type { Logger } from "pino";
 
 /** How to listen. `tls` switches to HTTPS. */
@@ -13,6 +19,8 @@ export interface ListenOptions {
   logger: Logger;
   /** How long `shutdown` waits for in-flight requests before cutting them; default 30 s. */
   shutdownTimeoutMs?: number;
+  /** Timeouts and the connection cap; default `DEFAULT_SERVER_LIMITS` from core. */
+  limits?: Partial<ServerLimits> | undefined;
 }
 
 /** A listening server. */
@@ -33,18 +41,29 @@ function formatHost(host: string): string {
 
 /** Starts @hono/node-server on `host:port` (port 0: any free port). */
 export function listen(options: ListenOptions): Promise<RunningServer> {
+  const limits = { ...DEFAULT_SERVER_LIMITS, ...options.limits };
   return new Promise((resolve, reject) => {
     const server = (
       options.tls === undefined
-        ? serve({ fetch: options.fetch, hostname: options.host, port: options.port })
+        ? serve({
+            fetch: options.fetch,
+            hostname: options.host,
+            port: options.port,
+            serverOptions: serverCreationOptions(limits),
+          })
         : serve({
             fetch: options.fetch,
             hostname: options.host,
             port: options.port,
             createServer: createHttpsServer,
-            serverOptions: { cert: options.tls.cert, key: options.tls.key },
+            serverOptions: {
+              ...serverCreationOptions(limits),
+              cert: options.tls.cert,
+              key: options.tls.key,
+            },
           })
     ) as Server;
+    applyServerLimits(server, limits);
     server.once("error", reject);
     server.once("listening", () => {
       server.off("error", reject);

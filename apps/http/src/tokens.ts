@@ -1,11 +1,18 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { RekeyError } from "@rekey/core";
+import { type Principal, principalKey, RekeyError } from "@rekey/core";
 import { z } from "zod";
 
-/** What a bearer token may do. */
-export const SCOPES = ["status", "rotate", "read_key"] as const;
+/**
+ * What a bearer token may do. `force` is asked on top of `rotate` for `{"force": true}`, which
+ * starts a new cooldown inside a running one; `metrics` lets a token read `/metrics` (which then
+ * needs one).
+ */
+export const SCOPES = ["status", "rotate", "force", "read_key", "metrics"] as const;
 /** One of {@link SCOPES}. */
 export type Scope = (typeof SCOPES)[number];
+
+/** "operator", "agent:7", or "agent:*" (every agent). */
+const PRINCIPAL_PATTERN = /^(operator|agent:\*|agent:[1-9]\d{0,9})$/;
 
 const tokenConfigSchema = z
   .object({
@@ -14,7 +21,14 @@ const tokenConfigSchema = z
       .string()
       .regex(/^[0-9a-fA-F]{64}$/, "sha256: the token's SHA-256 as 64 hex digits")
       .transform((hex) => hex.toLowerCase()),
-    scopes: z.array(z.enum(SCOPES)).min(1, "scopes: at least one of status, rotate, read_key"),
+    scopes: z.array(z.enum(SCOPES)).min(1, `scopes: at least one of ${SCOPES.join(", ")}`),
+    /** The principals the token may act on; absent: every principal of the profile. */
+    principals: z
+      .array(
+        z.string().regex(PRINCIPAL_PATTERN, 'principals: "operator", "agent:<id>" or "agent:*"'),
+      )
+      .min(1, "principals: at least one, or leave the field out")
+      .optional(),
   })
   .strict();
 
@@ -32,6 +46,19 @@ export type TokenConfig = z.infer<typeof tokenConfigSchema>;
 export interface AuthenticatedToken {
   name: string;
   scopes: ReadonlySet<Scope>;
+  /** Whether the token may act on `principal` (its `principals` list, or every one). */
+  allows(principal: Principal): boolean;
+  /** True when the token has a `principals` list. */
+  restricted: boolean;
+}
+
+function principalCheck(
+  principals: readonly string[] | undefined,
+): (principal: Principal) => boolean {
+  if (principals === undefined) return () => true;
+  const allowed = new Set(principals);
+  return (principal) =>
+    allowed.has(principalKey(principal)) || (principal.kind === "agent" && allowed.has("agent:*"));
 }
 
 /**
@@ -81,7 +108,12 @@ export function createTokenVerifier(
 ): (authorization: string | undefined) => AuthenticatedToken | undefined {
   const configured = tokens.map((token) => ({
     hash: Buffer.from(token.sha256, "hex"),
-    token: { name: token.name, scopes: new Set<Scope>(token.scopes) } as AuthenticatedToken,
+    token: {
+      name: token.name,
+      scopes: new Set<Scope>(token.scopes),
+      allows: principalCheck(token.principals),
+      restricted: token.principals !== undefined,
+    } satisfies AuthenticatedToken,
   }));
   const verified = new Map<string, AuthenticatedToken>();
   return (authorization) => {

@@ -1,6 +1,9 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
+import { readFile, stat } from "node:fs/promises";
+import { request as httpsRequest } from "node:https";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -42,7 +45,7 @@ function expectNoSecrets(text: string): void {
 async function startHttp(
   args: string[],
   env: Record<string, string> = {},
-): Promise<{ url: string; stderr: () => string }> {
+): Promise<{ url: string; stderr: () => string; child: ChildProcess }> {
   const child = spawn(process.execPath, [bin, ...args], {
     env: childEnv(env),
     stdio: ["ignore", "ignore", "pipe"],
@@ -57,7 +60,7 @@ async function startHttp(
     });
     child.once("exit", (code) => reject(new Error(`rekey-mcp exited ${code}: ${stderr}`)));
   });
-  return { url, stderr: () => stderr };
+  return { url, stderr: () => stderr, child };
 }
 
 describe("rekey-mcp over stdio (the built binary)", () => {
@@ -136,6 +139,44 @@ describe("rekey-mcp --as (the built binary)", () => {
   });
 });
 
+describe("rekey-mcp start-up", () => {
+  it("warns on stderr when the profile holds no key, naming the command that stores one", async () => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [bin, "--profile", "empty"],
+      env: childEnv(),
+      stderr: "pipe",
+    });
+    let stderr = "";
+    transport.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const client = new Client({ name: "startup-test", version: "0.0.0" });
+    await client.connect(transport);
+    await client.close();
+    expect(stderr).toMatch(/warning: profile "empty" holds no key/);
+    expect(stderr).toContain("rekey login --profile empty");
+  });
+
+  it("says nothing of the kind when the profile holds a key", async () => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [bin],
+      env: childEnv(),
+      stderr: "pipe",
+    });
+    let stderr = "";
+    transport.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const client = new Client({ name: "startup-test", version: "0.0.0" });
+    await client.connect(transport);
+    await client.listTools();
+    await client.close();
+    expect(stderr).not.toContain("holds no key");
+  });
+});
+
 const postgresUrl = inject("postgresUrl");
 
 describe.skipIf(postgresUrl === "")("rekey-mcp on a PostgreSQL store (the built binary)", () => {
@@ -180,17 +221,47 @@ describe.skipIf(postgresUrl === "")("rekey-mcp on a PostgreSQL store (the built 
 });
 
 describe("rekey-mcp --http", () => {
-  it("serves Streamable HTTP on loopback", async () => {
-    const { url } = await startHttp(["--http", "0"]);
+  it("on loopback, makes a bearer token in a 0600 file, requires it, and removes it at exit", async () => {
+    const { url, stderr, child } = await startHttp(["--http", "0"]);
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/mcp$/);
+    const tokenFile = /bearer token in (\S+)/.exec(stderr())?.[1] ?? "";
+    expect((await stat(tokenFile)).mode & 0o777).toBe(0o600);
+    expect((await stat(dirname(tokenFile))).mode & 0o777).toBe(0o700);
+    const token = (await readFile(tokenFile, "utf8")).trim();
+    expect(stderr()).not.toContain(token);
+
+    // Another local user, without the file: a stateless call, no initialize.
+    const anonymous = await fetch(url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+      },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "tools/call",
+        params: { name: "rotate_api_key", arguments: {} },
+      }),
+    });
+    expect(anonymous.status).toBe(401);
+    expect(world.sandbox.stats().rotations).toBe(0);
+
     const client = new Client({ name: "http-test", version: "0.0.0" });
-    await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(url), {
+        requestInit: { headers: { authorization: `Bearer ${token}` } },
+      }),
+    );
     const whoami = (await client.callTool({ name: "whoami", arguments: {} })) as CallToolResult;
     expect(whoami.structuredContent).toMatchObject({
       type: "operator",
       fingerprint: fingerprint((await world.storedKey("default")) ?? ""),
     });
     await client.close();
+    child.kill("SIGTERM");
+    await once(child, "exit");
+    await expect(stat(dirname(tokenFile))).rejects.toMatchObject({ code: "ENOENT" });
   });
 
   it("with a bearer token, refuses requests without it", async () => {
@@ -213,6 +284,65 @@ describe("rekey-mcp --http", () => {
     await client.connect(transport);
     expect((await client.listTools()).tools).toHaveLength(4);
     await client.close();
+  });
+
+  it("serves HTTPS with --tls-cert and --tls-key; off loopback without TLS it warns", async () => {
+    const cert = join(world.dir, "cert.pem");
+    const key = join(world.dir, "key.pem");
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+      ],
+      { stdio: "ignore" },
+    );
+    const token = "tls-bearer-token-0123456789";
+    const secure = await startHttp(["--http", "0", "--tls-cert", cert, "--tls-key", key], {
+      REKEY_MCP_BEARER_TOKEN: token,
+    });
+    expect(secure.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/mcp$/);
+    const ca = await readFile(cert);
+    const status = await new Promise<number | undefined>((resolve, reject) => {
+      const request = httpsRequest(
+        secure.url,
+        {
+          method: "POST",
+          ca,
+          headers: {
+            authorization: `Bearer ${token}`,
+            "content-type": "application/json",
+            accept: "application/json, text/event-stream",
+          },
+        },
+        (response) => {
+          response.resume();
+          response.on("end", () => resolve(response.statusCode));
+        },
+      );
+      request.on("error", reject);
+      request.end(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }));
+    });
+    expect(status).toBe(200);
+    expect(secure.stderr()).not.toContain("without TLS");
+
+    const clear = await startHttp(["--http", "0", "--host", "0.0.0.0"], {
+      REKEY_MCP_BEARER_TOKEN: token,
+    });
+    expect(clear.stderr()).toContain("without TLS");
   });
 
   it("refuses to start on a non-loopback host without a bearer token", async () => {

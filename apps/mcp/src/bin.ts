@@ -1,21 +1,25 @@
 #!/usr/bin/env node
 // The composition root: the only file that reads argv and the environment, builds the real
 // store and Rekey, and listens. Everything else takes its dependencies.
-import { readFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import {
   createRekey,
+  isRekeyError,
   openCredentialStore,
+  type Rekey,
   type RekeyError,
   redactKeys,
   toRekeyError,
 } from "@rekey/core";
 import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
-import { type McpOptions, parseOptions, USAGE } from "./options.js";
+import { isLoopbackHost, type McpOptions, parseOptions, USAGE } from "./options.js";
 import { createMcpServer } from "./server.js";
 
-declare const REKEY_MCP_VERSION: string | undefined;
-const version = typeof REKEY_MCP_VERSION === "string" ? REKEY_MCP_VERSION : "0.0.0-dev";
+import { VERSION as version } from "./version.js";
 
 // stdout carries the protocol in stdio mode: diagnostics go to stderr, always key-free.
 function log(line: string): void {
@@ -27,11 +31,43 @@ function fail(error: RekeyError): never {
   process.exit(2);
 }
 
-async function bearerToken(options: McpOptions): Promise<string | undefined> {
+async function configuredToken(options: McpOptions): Promise<string | undefined> {
   if (options.bearerTokenFile === undefined) return options.bearerToken;
   const token = (await readFile(options.bearerTokenFile, "utf8")).trim();
   if (token === "") throw new Error(`The bearer token file ${options.bearerTokenFile} is empty`);
   return token;
+}
+
+/**
+ * A fresh token in a new 0700 directory (the user's runtime directory when there is one), as
+ * Jupyter does: the clients of this user can read it, other users cannot. Removed at shutdown.
+ */
+async function generatedToken(env: NodeJS.ProcessEnv): Promise<{ token: string; file: string }> {
+  const dir = await mkdtemp(join(env.XDG_RUNTIME_DIR || tmpdir(), "rekey-mcp-"));
+  const file = join(dir, "bearer-token");
+  const token = randomBytes(32).toString("base64url");
+  await writeFile(file, `${token}\n`, { mode: 0o600, flag: "wx" });
+  return { token, file };
+}
+
+/**
+ * A host starts the server without showing its output, so a profile with no key would only
+ * surface as failing tools: say at once which command fixes it (stderr, the host's log).
+ */
+async function warnWhenNoKey(rekey: Rekey, profile: string | undefined): Promise<void> {
+  const flag = profile === undefined ? "" : ` --profile ${profile}`;
+  const warn = (name: string) =>
+    log(
+      `warning: profile "${name}" holds no key, so every tool will fail. Store one with \`rekey login${flag}\` (or \`rekey register${flag}\`) from @rekey/cli, or set REKEY_API_KEY.`,
+    );
+  try {
+    const status = await rekey.status();
+    if (!status.hasKey) warn(status.profile);
+  } catch (error) {
+    // A profile that does not exist yet holds no key either; any other error (a store that
+    // cannot be read) is reported by the first tool call, with its code and hint.
+    if (isRekeyError(error, "NOT_FOUND")) warn(rekey.profileName);
+  }
 }
 
 async function main(): Promise<void> {
@@ -52,6 +88,7 @@ async function main(): Promise<void> {
     ...(options.actAs === undefined ? {} : { actAs: options.actAs }),
     env,
   });
+  await warnWhenNoKey(rekey, options.profile);
   const deps = { rekey, revealKeys: options.revealKeys, log, version };
   if (options.revealKeys) log("REKEY_MCP_REVEAL_KEYS is on: rotate_api_key returns raw keys");
 
@@ -64,18 +101,36 @@ async function main(): Promise<void> {
     process.stdin.once("end", () => void shutdown());
     await server.connect(transport);
   } else {
-    const token = await bearerToken(options);
+    const configured = await configuredToken(options);
+    const generated = configured === undefined ? await generatedToken(env) : undefined;
+    const tls = options.tls && {
+      cert: await readFile(options.tls.certFile),
+      key: await readFile(options.tls.keyFile),
+    };
+    if (!isLoopbackHost(options.transport.host) && tls === undefined) {
+      log(
+        `warning: serving ${options.transport.host} without TLS: the bearer token and any revealed key cross the network in clear text (--tls-cert, --tls-key)`,
+      );
+    }
     // Only the HTTP mode pays for the HTTP transport (and the Hono adapter under it).
     const { startHttpServer } = await import("./http-server.js");
     const running = await startHttpServer({
       host: options.transport.host,
       port: options.transport.port,
-      bearerToken: token,
+      bearerToken: configured ?? generated?.token ?? "",
+      tls,
+      limits:
+        options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections },
       createServer: () => createMcpServer(deps),
       log,
     });
-    stop = running.close;
-    log(`listening on ${running.url}${token === undefined ? "" : " (bearer token required)"}`);
+    stop = async () => {
+      await running.close();
+      if (generated !== undefined)
+        await rm(join(generated.file, ".."), { recursive: true, force: true });
+    };
+    if (generated !== undefined) log(`bearer token in ${generated.file}`);
+    log(`listening on ${running.url} (bearer token required)`);
   }
 
   let stopping = false;

@@ -107,17 +107,20 @@ export function toolErrorFacts(thrown: unknown): ToolErrorFacts {
 }
 
 /**
- * Turns anything thrown by core into an `isError` tool result: a readable text block and a
- * JSON block with the code and facts. No `structuredContent`: the SDK client validates it
- * against the tool's success output schema, which an error does not match.
+ * Turns anything thrown by core into an `isError` tool result: one text block, read by a model
+ * as by a person. Its first line is `CODE: message`, then `hint: ...` and one `name: value`
+ * line per other fact, the layout of a successful result's text. No `structuredContent`: the
+ * SDK client validates it against the tool's success output schema, which an error does not
+ * match.
  */
 export function toToolError(thrown: unknown): CallToolResult {
-  const facts = toolErrorFacts(thrown);
-  return {
-    isError: true,
-    content: [
-      { type: "text", text: `${facts.code}: ${facts.message}\nHint: ${facts.hint}` },
-      { type: "text", text: JSON.stringify({ error: facts }) },
-    ],
-  };
+  const { code, message, hint, ...facts } = toolErrorFacts(thrown);
+  const lines = [
+    `${code}: ${message}`,
+    `hint: ${hint}`,
+    ...Object.entries(facts).map(
+      ([name, value]) => `${name}: ${typeof value === "object" ? JSON.stringify(value) : value}`,
+    ),
+  ];
+  return { isError: true, content: [{ type: "text", text: lines.join("\n") }] };
 }

@@ -70,6 +70,20 @@ describe("parseOptions", () => {
     expect(refusal(["--http", "70000"])).toMatch(/port number/);
     expect(refusal(["--verbose"])).toMatch(/verbose/);
     expect(refusal(["--host", "127.0.0.1"])).toMatch(/only apply with --http/);
+    expect(refusal(["--tls-cert", "c.pem", "--tls-key", "k.pem"])).toMatch(
+      /only apply with --http/,
+    );
+  });
+
+  it("takes TLS files as a pair and a connection cap", () => {
+    expect(
+      parseOptions(["--http", "0", "--tls-cert", "c.pem", "--tls-key", "k.pem"], {}).tls,
+    ).toEqual({ certFile: "c.pem", keyFile: "k.pem" });
+    expect(refusal(["--http", "0", "--tls-cert", "c.pem"])).toMatch(/go together/);
+    expect(parseOptions(["--http", "0", "--max-connections", "64"], {}).maxConnections).toBe(64);
+    for (const bad of ["0", "-1", "many", "1000000"]) {
+      expect(refusal(["--http", "0", "--max-connections", bad])).toMatch(/--max-connections/);
+    }
   });
 
   it("knows loopback addresses", () => {

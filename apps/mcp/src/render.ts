@@ -24,8 +24,16 @@ export function humanDuration(seconds: number): string {
   return `${whole} second${whole === 1 ? "" : "s"}`;
 }
 
+/**
+ * Names come from whoever named the agent and reach the model's context: they are always
+ * quoted, as is any text with a character outside printable ASCII, so no value can start a
+ * line of its own or pass for an instruction.
+ */
 function line(name: string, value: unknown): string {
-  return `${name}: ${typeof value === "object" ? JSON.stringify(value) : String(value)}`;
+  const quoted =
+    typeof value === "object" ||
+    (typeof value === "string" && (name === "name" || /[^\x20-\x7e]/.test(value)));
+  return `${name}: ${quoted ? JSON.stringify(value) : String(value)}`;
 }
 
 /**

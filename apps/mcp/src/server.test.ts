@@ -64,6 +64,39 @@ describe("tools/list", () => {
     }
     expect(byName.get_key_status?.inputSchema.properties?.agent_id).toBeDefined();
   });
+
+  it("gives every output field its own description", async () => {
+    const session = await world.connect();
+    const { tools } = await session.client.listTools();
+    for (const tool of tools) {
+      const properties = (tool.outputSchema?.properties ?? {}) as Record<
+        string,
+        { description?: string }
+      >;
+      const descriptions = Object.entries(properties).map(([field, schema]) => {
+        expect(schema.description, `${tool.name}.${field}`).toEqual(expect.any(String));
+        return schema.description;
+      });
+      expect(new Set(descriptions).size, tool.name).toBe(descriptions.length);
+    }
+  });
+
+  it("does not advertise tools.listChanged: the four tools never change", async () => {
+    const session = await world.connect();
+    expect(session.client.getServerCapabilities()?.tools?.listChanged).not.toBe(true);
+  });
+
+  it("answers a call to an unknown tool with a JSON-RPC error, as the spec says", async () => {
+    const session = await world.connect();
+    await expect(
+      session.client.callTool({ name: "no_such_tool", arguments: {} }),
+    ).rejects.toMatchObject({
+      code: -32602,
+      message: expect.stringContaining("Unknown tool: no_such_tool"),
+    });
+    // The known tools still answer through the same handler.
+    expect((await session.call("whoami")).isError).toBeFalsy();
+  });
 });
 
 describe("rotate_api_key", () => {

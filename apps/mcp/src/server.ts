@@ -1,6 +1,8 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { ErrorCode, type JSONRPCRequest, McpError } from "@modelcontextprotocol/sdk/types.js";
 import type { Rekey } from "@rekey/core";
 import { toolErrorFacts, toToolError } from "./error-result.js";
+import { answerMalformedToolCalls } from "./invalid-params.js";
 import type { ToolContext } from "./tools/context.js";
 import { registerGetKeyStatus } from "./tools/get-key-status.js";
 import { registerListAgents } from "./tools/list-agents.js";
@@ -48,5 +50,38 @@ export function createMcpServer(deps: McpServerDeps): McpServer {
   registerGetKeyStatus(server, context);
   registerListAgents(server, context);
   registerWhoami(server, context);
+  answerMalformedToolCalls(server);
+  // The SDK advertises `tools.listChanged: true` as soon as a tool is registered; these four
+  // never change, so say so (capabilities merge: false replaces true).
+  server.server.registerCapabilities({ tools: { listChanged: false } });
+  refuseUnknownTools(server, new Set(TOOL_NAMES));
   return server;
+}
+
+/** The tools every rekey MCP server has, and nothing else. */
+export const TOOL_NAMES = ["rotate_api_key", "get_key_status", "list_agents", "whoami"] as const;
+
+type RawRequestHandler = (request: JSONRPCRequest, extra: unknown) => Promise<unknown>;
+
+/**
+ * The MCP spec answers a call to an unknown tool with a JSON-RPC error (-32602, "Unknown tool"),
+ * but the SDK's McpServer (1.32) turns it into an `isError` result, which a host shows the
+ * model as if the tool had run. The SDK offers no hook for it, so the registered `tools/call`
+ * handler is wrapped; server.test.ts fails if a new SDK moves it.
+ */
+function refuseUnknownTools(server: McpServer, known: ReadonlySet<string>): void {
+  const handlers = (
+    server.server as unknown as { _requestHandlers?: Map<string, RawRequestHandler> }
+  )._requestHandlers;
+  const callTool = handlers?.get("tools/call");
+  if (handlers === undefined || callTool === undefined) {
+    throw new Error("The MCP SDK keeps no tools/call handler where rekey-mcp expects it");
+  }
+  handlers.set("tools/call", async (request, extra) => {
+    const name = (request.params as { name?: unknown } | undefined)?.name;
+    if (typeof name !== "string" || !known.has(name)) {
+      throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${String(name)}`);
+    }
+    return callTool(request, extra);
+  });
 }

@@ -33,17 +33,29 @@ export const agentIdInput = {
 
 export const rotateOutput = {
   principal: z.string().describe('Whose key was rotated: "operator" or "agent 7".'),
-  fingerprint: fingerprintField,
-  old_fingerprint: fingerprintField,
-  cooldown_until: isoInstant.describe("When the withdrawal cooldown this rotation started ends."),
-  cooldown_minutes: z.union([z.literal(60), z.literal(30)]),
+  fingerprint: fingerprintField.describe(
+    "Fingerprint (fp:…) of the new key, now in the credential store; never the key itself.",
+  ),
+  old_fingerprint: fingerprintField.describe(
+    "Fingerprint (fp:…) of the key this rotation replaced, which stopped working at once.",
+  ),
+  cooldown_until: isoInstant.describe(
+    "ISO-8601 UTC instant when the withdrawal cooldown this rotation started ends.",
+  ),
+  cooldown_minutes: z
+    .union([z.literal(60), z.literal(30)])
+    .describe("Length of that cooldown: 60 minutes for the operator, 30 for an agent."),
   verified: z.boolean().describe("The new key answered whoami as the same principal."),
-  request_id: z.string(),
+  request_id: z
+    .string()
+    .describe("Id of this rotation in the audit log (`rekey history`) and the faucet's logs."),
   shared: z
     .boolean()
     .describe("Another caller had just rotated this key; this is that rotation's result."),
   session_switched: z.boolean().describe("This session now uses the new key."),
-  message: z.string(),
+  message: z
+    .string()
+    .describe("One paragraph for the user: what happened, where the key is, the cooldown."),
   new_api_key: z
     .string()
     .optional()
@@ -51,14 +63,17 @@ export const rotateOutput = {
 };
 
 export const keyStatusOutput = {
-  principal: z.string(),
-  profile: z.string(),
-  has_key: z.boolean(),
-  key_source: z.enum(["store", "env"]).optional(),
+  principal: z.string().describe('Whose key this is: "operator" or "agent 7".'),
+  profile: z.string().describe("The credential profile this session uses."),
+  has_key: z.boolean().describe("Whether a key is available for this principal."),
+  key_source: z
+    .enum(["store", "env"])
+    .optional()
+    .describe("Where the key comes from: the credential store, or REKEY_API_KEY (env)."),
   fingerprint: fingerprintField.optional(),
-  name: z.string().optional(),
-  saved_at: isoInstant.optional(),
-  key_age_seconds: z.number().optional(),
+  name: z.string().optional().describe("The principal's name at the faucet."),
+  saved_at: isoInstant.optional().describe("ISO-8601 UTC instant the key was stored."),
+  key_age_seconds: z.number().optional().describe("Seconds since the key was stored."),
   last_rotation: z
     .object({
       rotated_at: isoInstant,
@@ -68,9 +83,16 @@ export const keyStatusOutput = {
       verified: z.boolean(),
       surface: z.string(),
     })
-    .optional(),
-  cooldown_until: isoInstant.optional(),
-  cooldown_remaining_seconds: z.number().describe("0 when no cooldown is running."),
+    .optional()
+    .describe(
+      "The last completed rotation of this key: when, its id, the fingerprints, by which front end.",
+    ),
+  cooldown_until: isoInstant
+    .optional()
+    .describe("ISO-8601 UTC instant when the running withdrawal cooldown ends."),
+  cooldown_remaining_seconds: z
+    .number()
+    .describe("Seconds of withdrawal cooldown left; 0 when no cooldown is running."),
   unfinished_rotation: z
     .object({
       request_id: z.string(),
@@ -82,30 +104,35 @@ export const keyStatusOutput = {
 };
 
 export const listAgentsOutput = {
-  agents: z.array(
-    z.object({
-      agent_id: z.number().int(),
-      name: z.string(),
-      balance_sats: z.number(),
-      is_active: z.boolean(),
-      has_key: z.boolean().describe("Whether the credential store holds a key for this agent."),
-      fingerprint: fingerprintField.optional(),
-      cooldown_until: isoInstant.optional(),
-      cooldown_remaining_seconds: z.number(),
-      last_rotated_at: isoInstant.optional(),
-    }),
-  ),
+  agents: z
+    .array(
+      z.object({
+        agent_id: z.number().int(),
+        name: z.string(),
+        balance_sats: z.number(),
+        is_active: z.boolean(),
+        has_key: z.boolean().describe("Whether the credential store holds a key for this agent."),
+        fingerprint: fingerprintField.optional(),
+        cooldown_until: isoInstant.optional(),
+        cooldown_remaining_seconds: z.number(),
+        last_rotated_at: isoInstant.optional(),
+      }),
+    )
+    .describe("The operator's agents, with each stored key's fingerprint and cooldown."),
 };
 
 export const whoamiOutput = {
-  principal: z.string(),
-  type: z.enum(["operator", "agent"]),
-  id: z.number().int(),
-  name: z.string(),
-  balance_sats: z.number(),
+  principal: z.string().describe('Who this session acts as: "operator" or "agent 7".'),
+  type: z.enum(["operator", "agent"]).describe("The kind of principal."),
+  id: z.number().int().describe("The principal's id at the faucet."),
+  name: z.string().describe("The principal's name at the faucet."),
+  balance_sats: z.number().describe("Balance in satoshis."),
   fingerprint: fingerprintField,
-  profile: z.string(),
-  agent_count: z.number().int().optional(),
-  operator_id: z.number().int().optional(),
-  budget_limit_sats: z.number().optional(),
+  profile: z.string().describe("The credential profile this session uses."),
+  agent_count: z.number().int().optional().describe("Operators only: how many agents they own."),
+  operator_id: z.number().int().optional().describe("Agents only: the id of their operator."),
+  budget_limit_sats: z
+    .number()
+    .optional()
+    .describe("Agents only: the spending limit their operator set, in satoshis."),
 };

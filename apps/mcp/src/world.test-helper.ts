@@ -157,16 +157,24 @@ export function textOf(result: CallToolResult): string {
   return first?.type === "text" ? first.text : "";
 }
 
-/** The `{ error }` block of an `isError` result. */
+/** The facts of an `isError` result, read back from its one text block. */
 export function errorOf(result: CallToolResult): {
   code: string;
   message: string;
   hint: string;
   [key: string]: unknown;
 } {
-  const block = result.content[1];
-  if (!result.isError || block?.type !== "text")
-    throw new Error(`Not an error result: ${JSON.stringify(result)}`);
-  return (JSON.parse(block.text) as { error: { code: string; message: string; hint: string } })
-    .error;
+  if (!result.isError || result.content.length !== 1 || result.content[0]?.type !== "text")
+    throw new Error(`Not an error result with one text block: ${JSON.stringify(result)}`);
+  const [first = "", ...rest] = textOf(result).split("\n");
+  const headline = /^([A-Z_]+): (.*)$/.exec(first);
+  if (!headline) throw new Error(`No "CODE: message" line: ${first}`);
+  const facts: Record<string, unknown> = { code: headline[1], message: headline[2] };
+  for (const line of rest) {
+    const field = /^([a-z_]+): (.*)$/.exec(line);
+    if (!field?.[1]) throw new Error(`Not a "name: value" line: ${line}`);
+    const value = field[2] ?? "";
+    facts[field[1]] = /^(\d+|\[.*\])$/.test(value) ? JSON.parse(value) : value;
+  }
+  return facts as { code: string; message: string; hint: string };
 }

@@ -17,5 +17,11 @@ export * from "./errors.js";
 export { fingerprint } from "./fingerprint.js";
 export * from "./lightning-wallet.js";
 export * from "./principal.js";
+export {
+  applyServerLimits,
+  DEFAULT_SERVER_LIMITS,
+  type ServerLimits,
+  serverCreationOptions,
+} from "./server-limits.js";
 export * from "./store/index.js";
 export * from "./store/types.js";

@@ -68,6 +68,27 @@ describe("rekey-sandbox bin", () => {
     expect(bin.stdoutLines).toHaveLength(1);
   });
 
+  it("warns on stderr that a restart forgets every key when started without --data", async () => {
+    const memory = await startBin(["--quiet"]);
+    await ok(memory.url, { action: "register" });
+    expect(memory.stderr()).toContain("no --data FILE");
+    expect(memory.stderr()).toContain("a restart forgets every key");
+    const kept = await startBin(["--quiet", "--data", join(directory, "warn.json")]);
+    await ok(kept.url, { action: "register" });
+    expect(kept.stderr()).toBe("");
+  });
+
+  it("answers --version, -v and --help like every rekey binary", () => {
+    const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
+    for (const flag of ["--version", "-v"]) {
+      expect(execFileSync(process.execPath, [binPath, flag], { encoding: "utf8" })).toBe(
+        `${version}\n`,
+      );
+    }
+    const help = execFileSync(process.execPath, [binPath, "--help"], { encoding: "utf8" });
+    expect(help).toContain("Usage: rekey-sandbox");
+  });
+
   it("keeps its state across kill -9 with --data", async () => {
     const dataFile = join(directory, "kill9.json");
     const first = await startBin(["--data", dataFile, "--quiet"]);
@@ -133,7 +154,7 @@ describe("rekey-sandbox bin", () => {
     const [code] = await once(child, "exit");
     expect(code).toBe(2);
     expect(stderr).toContain("invalid fault");
-    expect(stderr).toContain("usage: rekey-sandbox");
+    expect(stderr).toContain("Usage: rekey-sandbox");
   });
 });
 

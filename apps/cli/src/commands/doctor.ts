@@ -1,7 +1,7 @@
 import type { HealthReport, KeyCheck, KeyStatus, PendingResolution } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { EXIT_CHECK_FAILED } from "../exit-codes.js";
-import { type Colors, formatFields } from "../output.js";
+import { type Colors, formatFields, type TimeFormat } from "../output.js";
 
 /**
  * `rekey doctor [--repair]`: checks the store (file modes included), the faucet URL,
@@ -40,7 +40,17 @@ export async function runDoctor(
       ...(resolutions === undefined ? {} : { resolutions }),
       ...(settled === undefined ? {} : { settled }),
     },
-    () => renderDoctor(health, status, resolutions, settled, keys, ok, context.output.colors),
+    () =>
+      renderDoctor(
+        health,
+        status,
+        resolutions,
+        settled,
+        keys,
+        ok,
+        context.output.colors,
+        context.output.time,
+      ),
   );
   if (!ok) context.setExitCode(EXIT_CHECK_FAILED);
 }
@@ -53,6 +63,7 @@ function renderDoctor(
   keys: KeyCheck[],
   ok: boolean,
   colors: Colors,
+  time: TimeFormat,
 ): string {
   const check = (passed: boolean) => (passed ? colors.green("ok") : colors.red("FAILED"));
   const lines = [
@@ -68,7 +79,7 @@ function renderDoctor(
         status?.pendingRotation === undefined
           ? "none"
           : colors.red(
-              `${status.label}: ${status.pendingRotation.phase} since ${status.pendingRotation.startedAt} (rekey doctor --repair)`,
+              `${status.label}: ${status.pendingRotation.phase} since ${time(status.pendingRotation.startedAt)} (rekey doctor --repair)`,
             ),
       ],
       ...keys.map((check): [string, string] => [`key ${check.principal}`, keyLine(check, colors)]),

@@ -16,7 +16,10 @@ export async function runRecover(context: CommandContext): Promise<void> {
       `${context.output.colors.green("recovered")} ${result.label}: new key stored`,
       formatFields([
         ["new key", result.newFingerprint],
-        ["withdrawals blocked until", `${result.cooldownUntil} (${result.cooldownMinutes} min)`],
+        [
+          "withdrawals blocked until",
+          `${context.output.time(result.cooldownUntil)} (${result.cooldownMinutes} min)`,
+        ],
       ]),
     ].join("\n"),
   );

@@ -10,7 +10,7 @@ import {
 } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { exitCodeFor } from "../exit-codes.js";
-import { type Colors, formatDuration, formatTable } from "../output.js";
+import { type Colors, formatDuration, formatTable, type Output } from "../output.js";
 import { confirmOrRefuse, parseAgentOption } from "./input.js";
 import { planPayload, rotationPayload } from "./rotation-view.js";
 
@@ -59,26 +59,48 @@ async function rotateOne(
     if (flags.dryRun || !flags.yes) {
       const plan = await rekey.rotateKey({ ...(target ? { target } : {}), dryRun: true });
       if (flags.dryRun) {
-        output.result("rotate", planPayload(plan), () => renderPlan(plan, flags, output.colors));
+        output.result("rotate", planPayload(plan), () => renderPlan(plan, flags, output));
         return;
       }
       // A rotation inside the cooldown is refused by core (COOLDOWN_ACTIVE); do not ask first.
       if (!plan.blockedByCooldown || flags.force) {
-        output.note(renderPlan(plan, flags, output.colors));
+        output.note(renderPlan(plan, flags, output));
         await confirmOrRefuse(context, `Rotate ${keyOwner(plan)} key now?`, flags.yes);
       }
       // The key the user said yes to: if another process rotates it while they answer, that
       // rotation is the answer, not a second one of the new key.
       if (plan.currentFingerprint !== "none") expectedFingerprint = plan.currentFingerprint;
     }
-    const result = await rekey.rotateKey({
-      ...(target ? { target } : {}),
-      force: flags.force,
-      reveal: flags.reveal,
-      ...(expectedFingerprint === undefined ? {} : { expectedFingerprint }),
-    });
-    output.result("rotate", rotationPayload(result), () => renderResult(result, output.colors));
+    const result = await rekey
+      .rotateKey({
+        ...(target ? { target } : {}),
+        force: flags.force,
+        reveal: flags.reveal,
+        ...(expectedFingerprint === undefined ? {} : { expectedFingerprint }),
+      })
+      .catch((error: unknown) => {
+        throw isRekeyError(error, "COOLDOWN_ACTIVE") ? cooldownRefusal(error) : error;
+      });
+    output.result("rotate", rotationPayload(result), () => renderResult(result, output));
   });
+}
+
+/**
+ * Core's COOLDOWN_ACTIVE in the CLI's words: whose key, until when, and the flag that
+ * overrides it. The facts (details, code) stay as core computed them.
+ */
+function cooldownRefusal(error: RekeyError): RekeyError {
+  const principal = error.details.principal;
+  const owner = typeof principal === "string" ? principal : "this principal";
+  return new RekeyError(
+    "COOLDOWN_ACTIVE",
+    `${owner.charAt(0).toUpperCase()}${owner.slice(1)} was rotated recently and is inside its withdrawal cooldown`,
+    {
+      hint: "Rotating again now restarts the withdrawal block. Wait for it to end, or pass --force to rotate anyway.",
+      details: error.details,
+      cause: error,
+    },
+  );
 }
 
 /** "the operator's", "agent 7's": whose key a sentence is about. */
@@ -86,16 +108,17 @@ function keyOwner(plan: RotationPlan): string {
   return plan.principal.kind === "operator" ? "the operator's" : `${plan.label}'s`;
 }
 
-function renderPlan(plan: RotationPlan, flags: RotateFlags, colors: Colors): string {
+function renderPlan(plan: RotationPlan, flags: RotateFlags, output: Output): string {
+  const { colors, time } = output;
   const lines = [
     `${colors.bold("Plan")}: rotate ${keyOwner(plan)} key ${plan.currentFingerprint} (${plan.action})`,
     "  The old key stops working at once; the new key is stored before it is used.",
-    `  Withdrawals by ${plan.principal.kind === "operator" ? "the operator" : plan.label} are blocked for ${plan.cooldownMinutes} minutes (until about ${plan.cooldownWouldEndAt}).`,
+    `  Withdrawals by ${plan.principal.kind === "operator" ? "the operator" : plan.label} are blocked for ${plan.cooldownMinutes} minutes (until about ${time(plan.cooldownWouldEndAt)}).`,
   ];
   if (plan.currentCooldownUntil !== undefined) {
     lines.push(
       colors.yellow(
-        `  Already inside a cooldown until ${plan.currentCooldownUntil}: ${
+        `  Already inside a cooldown until ${time(plan.currentCooldownUntil)}: ${
           flags.force ? "--force restarts it" : "a rotation would be refused without --force"
         }.`,
       ),
@@ -105,10 +128,11 @@ function renderPlan(plan: RotationPlan, flags: RotateFlags, colors: Colors): str
   return lines.join("\n");
 }
 
-function renderResult(result: RotationResult, colors: Colors): string {
+function renderResult(result: RotationResult, output: Output): string {
+  const { colors, time } = output;
   const lines = [
     `${colors.green("rotated")} ${result.label}: ${result.oldFingerprint} -> ${result.newFingerprint}${result.verified ? " (verified)" : colors.yellow(" (NOT verified: run rekey doctor)")}`,
-    `  withdrawals blocked until ${result.cooldownUntil} (${result.cooldownMinutes} min)`,
+    `  withdrawals blocked until ${time(result.cooldownUntil)} (${result.cooldownMinutes} min)`,
   ];
   if (result.shared)
     lines.push(colors.dim("  (another process did this rotation; its result is shown)"));
@@ -168,7 +192,8 @@ async function rotateAllAgents(
       );
       return;
     }
-    output.note(renderAllAgentsPlan(agents, toRotate, output.colors, false));
+    // --yes asks nothing, so the plan it would ask about is not printed either.
+    if (!flags.yes) output.note(renderAllAgentsPlan(agents, toRotate, output.colors, false));
     if (toRotate.length > 0) {
       await confirmOrRefuse(
         context,
@@ -187,7 +212,7 @@ async function rotateAllAgents(
 
     const outcomes = [...rotated, ...skipped].sort((a, b) => a.agentId - b.agentId);
     output.result("rotate", { dryRun: false, allAgents: true, results: outcomes }, () =>
-      renderSummary(outcomes, flags.reveal, output.colors),
+      renderSummary(outcomes, flags.reveal, output),
     );
     const firstFailure = outcomes.find((outcome) => outcome.result === "failed");
     if (firstFailure?.error) context.setExitCode(exitCodeFor(firstFailure.error.code));
@@ -263,7 +288,8 @@ function renderAllAgentsPlan(
   return lines.join("\n");
 }
 
-function renderSummary(outcomes: AgentOutcome[], reveal: boolean, colors: Colors): string {
+function renderSummary(outcomes: AgentOutcome[], reveal: boolean, output: Output): string {
+  const { colors, time } = output;
   if (outcomes.length === 0) return "No agents.";
   const resultText = (outcome: AgentOutcome) =>
     outcome.result === "rotated"
@@ -279,7 +305,7 @@ function renderSummary(outcomes: AgentOutcome[], reveal: boolean, colors: Colors
       outcome.name,
       resultText(outcome),
       outcome.result === "rotated" ? (outcome.newFingerprint ?? "-") : "-",
-      outcome.cooldownUntil ?? "-",
+      outcome.cooldownUntil === undefined ? "-" : time(outcome.cooldownUntil),
     ];
     if (reveal) row.push(outcome.apiKey ?? "-");
     return row;

@@ -2,6 +2,10 @@ import { resolve } from "node:path";
 import { RekeyError } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 
+/** Printed when the sandbox keeps its state in memory only. */
+export const NO_DATA_WARNING =
+  "warning: no --data FILE: the sandbox keeps its accounts and keys in memory, and a restart forgets every key (keys already stored by rekey then stop working).";
+
 /**
  * `rekey sandbox`: runs the local faucet on 127.0.0.1 until SIGINT/SIGTERM.
  * @throws RekeyError INVALID_INPUT (bad port), CONFIG_INVALID (port in use, corrupt data file)
@@ -39,6 +43,8 @@ export async function runSandbox(
       "  Ctrl-C stops it.",
     ].join("\n"),
   );
+  if (typeof options.data !== "string")
+    context.output.note(context.output.colors.yellow(NO_DATA_WARNING));
   try {
     await context.deps.waitForInterrupt();
   } finally {

@@ -1,6 +1,6 @@
 import { type Identity, isRekeyError, type KeyStatus } from "@rekey/core";
 import type { CommandContext } from "../context.js";
-import { type Colors, formatDuration, formatFields } from "../output.js";
+import { type Colors, formatDuration, formatFields, type TimeFormat } from "../output.js";
 import { parseAgentOption } from "./input.js";
 
 /**
@@ -38,7 +38,15 @@ export async function runStatus(
       ...(identityError === undefined ? {} : { identityError }),
       storeHealth,
     },
-    () => renderStatus(status, identity, identityError, storeHealth, context.output.colors),
+    () =>
+      renderStatus(
+        status,
+        identity,
+        identityError,
+        storeHealth,
+        context.output.colors,
+        context.output.time,
+      ),
   );
 }
 
@@ -48,11 +56,12 @@ function renderStatus(
   identityError: { code: string; message: string } | undefined,
   storeHealth: { ok: boolean; problems: string[] },
   colors: Colors,
+  time: TimeFormat,
 ): string {
   const cooldown =
     status.cooldownRemainingSeconds > 0
       ? colors.yellow(
-          `withdrawals blocked for ${formatDuration(status.cooldownRemainingSeconds)} (until ${status.cooldownUntil})`,
+          `withdrawals blocked for ${formatDuration(status.cooldownRemainingSeconds)} (until ${time(status.cooldownUntil ?? "")})`,
         )
       : colors.green("none");
   const identityText =
@@ -62,11 +71,11 @@ function renderStatus(
         ? colors.red(`unavailable: ${identityError.message} (${identityError.code})`)
         : undefined;
   const lastRotation = status.lastRotation
-    ? `${status.lastRotation.rotatedAt} (${status.lastRotation.oldFingerprint} -> ${status.lastRotation.newFingerprint}${status.lastRotation.verified ? ", verified" : ", NOT verified"})`
+    ? `${time(status.lastRotation.rotatedAt)} (${status.lastRotation.oldFingerprint} -> ${status.lastRotation.newFingerprint}${status.lastRotation.verified ? ", verified" : ", NOT verified"})`
     : "never";
   const pending = status.pendingRotation
     ? colors.red(
-        `${status.pendingRotation.phase} since ${status.pendingRotation.startedAt} (run rekey doctor --repair)`,
+        `${status.pendingRotation.phase} since ${time(status.pendingRotation.startedAt)} (run rekey doctor --repair)`,
       )
     : "none";
   return formatFields([

@@ -19,7 +19,7 @@ export function registerWhoami(server: McpServer, deps: ToolContext): void {
         const identity = await deps.rekey.whoami();
         const label = identity.type === "operator" ? "operator" : `agent ${identity.id}`;
         return toolResult(
-          `This session acts as ${label} "${identity.name}" with key ${identity.fingerprint}.`,
+          `This session acts as ${label} ${JSON.stringify(identity.name)} with key ${identity.fingerprint}.`,
           {
             principal: label,
             type: identity.type,

@@ -28,4 +28,5 @@ export {
   type WhoamiResult,
   type WithdrawResult,
 } from "./faucet-client.js";
+export { MAX_UPSTREAM_NAME, sanitizeUpstreamText } from "./reply-schemas.js";
 export { closeAllDispatchers, sharedDispatcherCount } from "./transport.js";

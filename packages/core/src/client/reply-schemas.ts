@@ -42,8 +42,26 @@ export function parseInstant(value: unknown): string | undefined {
   return Number.isFinite(ms) ? new Date(ms).toISOString() : undefined;
 }
 
+/** Longest upstream text (a name, a message) kept from a faucet reply. */
+export const MAX_UPSTREAM_NAME = 100;
+
+/**
+ * Makes text the faucet chose (an agent's name, a message) safe to show: control and format
+ * characters (newlines, terminal escapes, bidi overrides, zero-width marks) become one space and
+ * the text is cut to {@link MAX_UPSTREAM_NAME} characters. Anyone who can name an agent chooses
+ * this text; it reaches terminals and an AI model's context. Never throws.
+ */
+export function sanitizeUpstreamText(text: string): string {
+  const clean = text.replace(/[\p{Cc}\p{Cf}\u2028\u2029]+/gu, " ").trim();
+  return clean.length > MAX_UPSTREAM_NAME ? `${clean.slice(0, MAX_UPSTREAM_NAME)}…` : clean;
+}
+
+/** A name or message from the faucet, sanitised by {@link sanitizeUpstreamText}. */
+const upstreamText = z.string().transform(sanitizeUpstreamText);
+
 // `.optional()` before `.transform()`: without it zod 4 treats the key as required.
 const optionalText = z.string().optional().catch(undefined);
+const optionalUpstreamText = upstreamText.optional().catch(undefined);
 
 export const registerReply = z
   .object({ operator_id: wholeNumber, api_key: issuedSecret, recovery_code: issuedSecret })
@@ -57,7 +75,7 @@ const whoamiOperator = z
   .object({
     type: z.literal("operator"),
     id: wholeNumber,
-    name: z.string(),
+    name: upstreamText,
     balance_sats: wholeNumber,
     agent_count: wholeNumber,
   })
@@ -73,7 +91,7 @@ const whoamiAgent = z
   .object({
     type: z.literal("agent"),
     id: wholeNumber,
-    name: z.string(),
+    name: upstreamText,
     balance_sats: wholeNumber,
     operator_id: wholeNumber,
     budget_limit_sats: wholeNumber.nullish(),
@@ -98,7 +116,7 @@ export const createAgentReply = z
     agent_id: wholeNumber,
     api_key: issuedSecret.optional().catch(undefined),
     agent_api_key: issuedSecret.optional().catch(undefined),
-    name: z.string(),
+    name: upstreamText,
   })
   .transform((reply, context) => {
     const apiKey = reply.api_key ?? reply.agent_api_key;
@@ -112,7 +130,7 @@ export const createAgentReply = z
 export const listAgentsReply = z
   .object({
     agents: z.array(
-      z.object({ id: wholeNumber, name: z.string(), balance_sats: wholeNumber, is_active: flag }),
+      z.object({ id: wholeNumber, name: upstreamText, balance_sats: wholeNumber, is_active: flag }),
     ),
   })
   .transform((reply) =>
@@ -156,7 +174,7 @@ export const rotationReply = z
   .object({
     api_key: issuedSecret.optional().catch(undefined),
     new_api_key: issuedSecret.optional().catch(undefined),
-    message: optionalText,
+    message: optionalUpstreamText,
     cooldown_until: lenientInstant,
     request_id: optionalText,
   })
@@ -193,7 +211,7 @@ export const withdrawReply = z
     amount_sats: wholeNumber,
     fee_sats: wholeNumber,
     new_balance: wholeNumber,
-    payment_hash: z.string(),
+    payment_hash: upstreamText,
   })
   .transform((reply) => ({
     amountSats: reply.amount_sats,

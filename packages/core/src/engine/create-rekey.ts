@@ -22,6 +22,7 @@ import {
   operatorRecordPrincipal,
   RECORD_PRINCIPAL_PATTERN,
   recordIdOf,
+  scopePrefix,
 } from "../store/record-ids.js";
 import { PROFILE_NAME_PATTERN } from "../store/schema.js";
 import type {
@@ -837,7 +838,16 @@ export function createRekey(options: RekeyOptions): Rekey {
         view = await readView();
       }
       // No await when the store answers: status endpoints call this on every poll.
-      const target = principal ?? storedActiveIn(view) ?? (await envPrincipal()) ?? OPERATOR;
+      const actor = storedActiveIn(view) ?? (await envPrincipal());
+      const target = principal ?? actor ?? OPERATOR;
+      // An agent session sees its own status only, as with rotateKey.
+      if (actor?.kind === "agent" && !samePrincipal(actor, target)) {
+        throw new RekeyError(
+          "FORBIDDEN",
+          `An agent can read only its own status, not the ${principalLabel(target)}'s`,
+          { details: { principal: principalLabel(target) } },
+        );
+      }
       const record = recordOf(view, target);
       const stored = storedKeyOf(view, target);
       const seeded = stored ? undefined : await envKey(target);
@@ -1065,7 +1075,7 @@ export function createRekey(options: RekeyOptions): Rekey {
 
     rotateKey: rotateKey as Rekey["rotateKey"],
 
-    async withIdempotency(idempotencyKey, requestHash, run) {
+    async withIdempotency(idempotencyKey, requestHash, run, options = {}) {
       if (!/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
         throw new RekeyError(
           "INVALID_INPUT",
@@ -1077,15 +1087,21 @@ export function createRekey(options: RekeyOptions): Rekey {
       // known before any await, so concurrent callers find each other (this Rekey is bound to
       // one profile and principal, which scope the slot). Another request under the same key
       // queues on the lock, then is refused by the replay.
-      const flightKey = `${createHash("sha256").update(idempotencyKey).digest("hex")}.${requestDigest}`;
+      const flightKey = createHash("sha256")
+        .update(`${options.scope ?? ""}\n${idempotencyKey}\n${requestDigest}`)
+        .digest("hex");
       const running = idempotencyFlights.running(flightKey);
       if (running) return { ...(await running), replayed: true } as never;
       const work = idempotencyFlights.run(flightKey, async () => {
         const view = await readView();
-        const scope =
+        // The principal acting owns the slot; a caller's scope (a bearer token's name) gets
+        // slots of its own within it, so another caller's key never lands in them.
+        const principalScope =
           view.actsAs === undefined
             ? `profile:${profileName}`
             : recordIdOf(view.faucet, view.actsAs);
+        const scope =
+          options.scope === undefined ? principalScope : `${principalScope}\n${options.scope}`;
         const slot = idempotencySlot(scope, idempotencyKey);
         const replay = async () => {
           const record = (await store.read()).data.idempotency[slot];
@@ -1115,6 +1131,16 @@ export function createRekey(options: RekeyOptions): Rekey {
           await updateStore(store, (draft) => {
             for (const [key, record] of Object.entries(draft.idempotency)) {
               if (Date.parse(record.expiresAt) <= now) delete draft.idempotency[key];
+            }
+            if (options.scope !== undefined && options.maxRecords !== undefined) {
+              // The scope's oldest records make room: a caller can only crowd out itself.
+              const prefix = scopePrefix(scope);
+              const own = Object.entries(draft.idempotency)
+                .filter(([key]) => key.startsWith(prefix))
+                .sort(([, a], [, b]) => a.createdAt.localeCompare(b.createdAt));
+              for (const [key] of own.slice(0, Math.max(0, own.length - options.maxRecords + 1))) {
+                delete draft.idempotency[key];
+              }
             }
             draft.idempotency[slot] = {
               requestHash: requestDigest,
@@ -1162,6 +1188,10 @@ export function createRekey(options: RekeyOptions): Rekey {
         location: store.location,
         problems: [isRekeyError(error) ? error.message : "The store could not be read"],
       }));
+      const readable = await store.read().then(
+        () => true,
+        () => false,
+      );
       const url = await baseUrl().catch(() => resolveBaseUrl(env));
       let upstream: HealthReport["upstream"] = { ok: true, baseUrl: url };
       try {
@@ -1180,6 +1210,7 @@ export function createRekey(options: RekeyOptions): Rekey {
         ok: storeHealth.ok && upstream.ok,
         store: {
           ok: storeHealth.ok,
+          readable,
           kind: storeHealth.kind,
           location: storeHealth.location,
           problems: storeHealth.problems,

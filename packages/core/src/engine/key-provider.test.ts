@@ -93,4 +93,36 @@ describe("withIdempotency", () => {
     await restarted.withIdempotency("key-1", "hash-a", run);
     expect(runs).toBe(2);
   });
+
+  it("keeps each scope's slots apart and at most maxRecords of them", async () => {
+    const rekey = fixture.rekey({ surface: "http" });
+    await rekey.register({});
+    const answer = (body: string) => async () => ({ status: 200, body });
+    await rekey.withIdempotency("deploy-1", "hash-a", answer("a"), { scope: "token-a" });
+    // Another scope's request under the same key is its own, not a reuse of token-a's.
+    const other = await rekey.withIdempotency("deploy-1", "hash-b", answer("b"), {
+      scope: "token-b",
+    });
+    expect(other).toEqual({ status: 200, body: "b", replayed: false });
+    expect(
+      await rekey.withIdempotency("deploy-1", "hash-a", answer("x"), { scope: "token-a" }),
+    ).toEqual({ status: 200, body: "a", replayed: true });
+
+    for (let index = 0; index < 5; index++) {
+      fixture.clock.advance(1000);
+      await rekey.withIdempotency(`flood-${index}`, "h", answer(String(index)), {
+        scope: "token-b",
+        maxRecords: 3,
+      });
+    }
+    const slots = Object.keys((await fixture.store.read()).data.idempotency);
+    // token-a's one record, and token-b's newest three.
+    expect(slots).toHaveLength(4);
+    expect(
+      await rekey.withIdempotency("deploy-1", "hash-a", answer("x"), { scope: "token-a" }),
+    ).toMatchObject({ body: "a", replayed: true });
+    expect(
+      await rekey.withIdempotency("flood-4", "h", answer("x"), { scope: "token-b", maxRecords: 3 }),
+    ).toMatchObject({ body: "4", replayed: true });
+  });
 });

@@ -101,6 +101,24 @@ describe("rotateKey", () => {
     expect(fixture.sandbox.stats().rotations).toBe(rotationsBefore);
   });
 
+  it("an agent session reads its own status, and is refused another agent's and the operator's", async () => {
+    const operator = fixture.rekey();
+    await operator.register({});
+    const first = await operator.createAgent({ name: "a" });
+    const second = await operator.createAgent({ name: "b" });
+    // The same profile holds the operator and both agents; the session acts as the first agent.
+    const agentSession = fixture.rekey();
+    await agentSession.login((await storedKey(fixture.store, first.agentId))?.key ?? "", {
+      makeActive: true,
+    });
+    expect(await agentSession.activePrincipal()).toEqual(agent(first.agentId));
+
+    expect((await agentSession.status()).principal).toEqual(agent(first.agentId));
+    expect((await agentSession.status(agent(first.agentId))).hasKey).toBe(true);
+    await expectCode(agentSession.status(agent(second.agentId)), "FORBIDDEN");
+    await expectCode(agentSession.status(OPERATOR), "FORBIDDEN");
+  });
+
   it("refuses a second rotation inside the cooldown, allows it with force or once the cooldown ends", async () => {
     const rekey = fixture.rekey();
     await rekey.register({});

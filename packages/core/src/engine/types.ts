@@ -158,7 +158,12 @@ export type AuditVerification =
 /** Readiness of the store and the upstream faucet. */
 export interface HealthReport {
   ok: boolean;
-  store: { ok: boolean; kind: string; location: string; problems: string[] };
+  /**
+   * `readable`: the credential document reads. Leftovers (`problems` such as an old temp file
+   * or a torn audit line) make `ok` false but leave the store readable: a readiness probe
+   * looks at `readable`, doctor at `problems`.
+   */
+  store: { ok: boolean; readable: boolean; kind: string; location: string; problems: string[] };
   upstream: { ok: boolean; baseUrl: string; error?: string | undefined };
 }
 
@@ -239,12 +244,15 @@ export interface Rekey {
   /**
    * Runs `run` once per idempotency key for 24 hours: a repeat with the same `requestHash` gets
    * the stored reply; another hash is IDEMPOTENCY_KEY_REUSED. Kept in the store, so it holds
-   * across restarts and replicas.
+   * across restarts and replicas. `scope` (e.g. a bearer token's name) gives a caller slots of
+   * its own; `maxRecords` then keeps at most that many of the scope's records, oldest dropped.
+   * @throws RekeyError INVALID_INPUT for a malformed key, IDEMPOTENCY_KEY_REUSED, or what `run` throws.
    */
   withIdempotency<T>(
     idempotencyKey: string,
     requestHash: string,
     run: () => Promise<{ status: number; body: T }>,
+    options?: { scope?: string; maxRecords?: number },
   ): Promise<{ status: number; body: T; replayed: boolean }>;
   /** Asks the faucet about every key this profile's records hold (doctor). */
   checkKeys(): Promise<KeyCheck[]>;

@@ -1,0 +1,116 @@
+// The one way the three apps (rekey, rekey-mcp, rekey-http) are built: esbuild bundles each
+// entry with every dependency inside (core, the sandbox, zod, undici, commander, the MCP SDK,
+// hono, pino, ...), so an installed app needs no other package at runtime and `npm i -g` pulls
+// nothing from the registry. `splitting` keeps every `await import(...)` a lazy chunk, so a
+// program loads only what the command it runs needs.
+//
+// One package stays outside: `pg`, an optional peer dependency of each app, imported only when
+// a `postgres://` store is opened (store-postgres loads it lazily). Bundling it would put a
+// database driver in every install and need a stand-in for its native addon.
+//
+// Core's lazy `import("undici")` arrives as a namespace holding only `default` (a split dynamic
+// import of CommonJS); core's transport accepts that shape.
+import { readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { isBuiltin } from "node:module";
+import { join, resolve } from "node:path";
+import { build } from "esbuild";
+
+/** Packages an app imports at runtime without bundling them: optional peers only. */
+export const OPTIONAL_PEERS = ["pg"];
+
+const REQUIRE_SHIM =
+  'import { createRequire as __rekeyCreateRequire } from "node:module"; const require = __rekeyCreateRequire(import.meta.url);';
+
+/**
+ * Bundles `entryPoints` (name → source) of the app at `appUrl` into its dist/, writes
+ * dist/meta.json (esbuild's metafile, left out of the package) and returns the metafile.
+ * `__REKEY_VERSION__` is the app's package.json version: the one place versions live.
+ * Throws when a chunk imports a package other than a node built-in or an optional peer.
+ */
+export async function bundleApp({ appUrl, entryPoints }) {
+  const manifest = JSON.parse(await readFile(new URL("package.json", appUrl), "utf8"));
+  const dist = new URL("dist/", appUrl);
+  await rm(dist, { recursive: true, force: true });
+  const result = await build({
+    absWorkingDir: new URL(".", appUrl).pathname,
+    entryPoints,
+    outdir: "dist",
+    bundle: true,
+    splitting: true,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    chunkNames: "chunks/[name]-[hash]",
+    define: { __REKEY_VERSION__: JSON.stringify(manifest.version) },
+    // Bundled CommonJS dependencies call require() for node built-ins; ESM has none.
+    banner: { js: REQUIRE_SHIM },
+    external: OPTIONAL_PEERS,
+    metafile: true,
+    legalComments: "none",
+    logLevel: "warning",
+  });
+  await writeFile(new URL("meta.json", dist), JSON.stringify(result.metafile));
+  await writeFile(
+    new URL("THIRD_PARTY_LICENSES.md", dist),
+    await thirdPartyNotices(new URL(".", appUrl).pathname, result.metafile),
+  );
+
+  // `node:sqlite` is newer than node 20: undici requires it only for a cache store never used.
+  const leftOutside = Object.values(result.metafile.outputs)
+    .flatMap((output) => output.imports)
+    .filter(
+      (entry) =>
+        entry.external &&
+        !entry.path.startsWith("node:") &&
+        !isBuiltin(entry.path) &&
+        !OPTIONAL_PEERS.includes(entry.path),
+    );
+  if (leftOutside.length > 0) {
+    throw new Error(
+      `dist/ imports packages at runtime: ${[...new Set(leftOutside.map((e) => e.path))].join(", ")}`,
+    );
+  }
+  return result.metafile;
+}
+
+/**
+ * Removes the require() shim from an entry that needs none (one module less at start-up), and
+ * marks it executable with a shebang.
+ */
+export async function finishEntry(entryUrl) {
+  const { chmod } = await import("node:fs/promises");
+  const code = await readFile(entryUrl, "utf8");
+  let finished = code.replace(`${REQUIRE_SHIM}\n`, "");
+  if (/\brequire\(/.test(finished)) finished = code;
+  if (!finished.startsWith("#!")) finished = `#!/usr/bin/env node\n${finished}`;
+  await writeFile(entryUrl, finished);
+  await chmod(entryUrl, 0o755);
+}
+
+/**
+ * The bundle carries other people's code, whose licences (MIT, ISC, BSD, Apache-2.0) ask for
+ * their notices to travel with it: dist/THIRD_PARTY_LICENSES.md lists every package the
+ * bundle holds, with its licence text. Built from esbuild's metafile, so it names exactly
+ * what is inside.
+ */
+async function thirdPartyNotices(appDir, metafile) {
+  const packageDirs = new Set();
+  for (const input of Object.keys(metafile.inputs)) {
+    const match = /^(.*node_modules\/(?:@[^/]+\/)?[^/@][^/]*)\//.exec(input);
+    if (match?.[1] !== undefined) packageDirs.add(resolve(appDir, match[1]));
+  }
+  const sections = [];
+  for (const dir of packageDirs) {
+    const manifest = JSON.parse(await readFile(join(dir, "package.json"), "utf8"));
+    const licenseFile = (await readdir(dir)).find((name) => /^(licen[cs]e|copying)/i.test(name));
+    const text =
+      licenseFile === undefined
+        ? `(no licence file in the package; package.json says ${manifest.license ?? "nothing"})`
+        : (await readFile(join(dir, licenseFile), "utf8")).trim();
+    sections.push(
+      `## ${manifest.name}@${manifest.version} (${manifest.license ?? "unknown"})\n\n\`\`\`\n${text}\n\`\`\`\n`,
+    );
+  }
+  sections.sort();
+  return `# Third-party code in this bundle\n\n${sections.join("\n")}`;
+}
