@@ -312,7 +312,8 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
       historyDocument.parse((await harness.runJson(["history", ...args])).json).entries;
     const operator = await shown(["--principal", "operator"]);
     expect(operator.length).toBeGreaterThan(0);
-    expect(operator.every((entry) => entry.principal === "operator")).toBe(true);
+    expect(operator.every((entry) => entry.principal === "operator:1")).toBe(true);
+    expect(await shown(["--principal", "operator:1"])).toEqual(operator);
     const oneAgent = await shown(["--principal", String(agentId)]);
     expect(oneAgent.map((entry) => entry.principal)).toContain(`agent:${agentId}`);
     expect(oneAgent.every((entry) => entry.principal === `agent:${agentId}`)).toBe(true);

@@ -164,7 +164,11 @@ describe("rekey command line", () => {
           { encoding: "utf8" },
         ).trim();
       expect(complete("ro")).toBe("rotate");
-      expect(complete("rotate", "--a").split(" ").sort()).toEqual(["--agent", "--all-agents"]);
+      expect(complete("rotate", "--a").split(" ").sort()).toEqual([
+        "--agent",
+        "--all-agents",
+        "--as",
+      ]);
       expect(complete("agents", "c")).toBe("create");
       expect(complete("history", "--pr")).toMatch(/--principal/);
       expect(complete("--json", "hist")).toBe("history");

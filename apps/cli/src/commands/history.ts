@@ -5,7 +5,7 @@ import { formatTable } from "../output.js";
 /** Which entries `rekey history` shows; each field left out shows all. */
 interface HistoryFilter {
   profile?: string | undefined;
-  /** A principal key: "operator" or "agent:7". */
+  /** A principal: "operator" (any operator account), "operator:12" or "agent:7". */
   principal?: string | undefined;
   /** Epoch milliseconds: entries at or after it. */
   since?: number | undefined;
@@ -28,12 +28,12 @@ function parseFilter(context: CommandContext, options: Record<string, unknown>):
   if (typeof options.principal === "string") {
     const text = options.principal.trim().toLowerCase();
     const agentId = /^(?:agent[: ]?)?(\d+)$/.exec(text)?.[1];
-    if (text === "operator") filter.principal = "operator";
+    if (text === "operator" || /^operator:[1-9]\d{0,9}$/.test(text)) filter.principal = text;
     else if (agentId !== undefined) filter.principal = principalKey(agent(agentId));
     else {
       throw invalid(
         `--principal ${JSON.stringify(options.principal)} is not a principal`,
-        "Use operator, or an agent id such as 7.",
+        "Use operator (or operator:ID), or an agent id such as 7.",
       );
     }
   }
@@ -59,6 +59,13 @@ function parseFilter(context: CommandContext, options: Record<string, unknown>):
   return filter;
 }
 
+/** "operator" matches every operator account's entries ("operator:12"); anything else exactly. */
+function matchesPrincipal(principal: string, wanted: string): boolean {
+  return wanted === "operator"
+    ? principal === "operator" || principal.startsWith("operator:")
+    : principal === wanted;
+}
+
 function applyFilter<Entry extends { profile: string; principal: string; at: string }>(
   entries: Entry[],
   filter: HistoryFilter,
@@ -66,7 +73,7 @@ function applyFilter<Entry extends { profile: string; principal: string; at: str
   const kept = entries.filter(
     (entry) =>
       (filter.profile === undefined || entry.profile === filter.profile) &&
-      (filter.principal === undefined || entry.principal === filter.principal) &&
+      (filter.principal === undefined || matchesPrincipal(entry.principal, filter.principal)) &&
       (filter.since === undefined || Date.parse(entry.at) >= filter.since),
   );
   return filter.limit === undefined ? kept : kept.slice(-filter.limit);
