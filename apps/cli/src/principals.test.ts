@@ -223,3 +223,71 @@ describe("profiles and forget", () => {
     expect(result.code).toBe(exitCodeFor("NOT_FOUND"));
   });
 });
+
+describe("what a review found", () => {
+  it("an operator key into a profile acting as another operator's agent is stored beside it, not taken as its operator", async () => {
+    await registerOperator(harness);
+    await ok(["agents", "create", "w"]);
+    await ok(["--profile", "ag", "login"], { stdin: await revealAgentKey(1) });
+    const other = await createFaucetClient({ baseUrl: harness.sandbox.url }).register({});
+    const refusedLogin = await refused(["--profile", "ag", "login"], { stdin: other.apiKey });
+    expect(refusedLogin.error.code).toBe("CONFIG_INVALID");
+    const shown = await ok(["profiles", "show", "ag"]);
+    expect(shown.profile).toMatchObject({ actsAs: "agent:1" });
+    expect((shown.profile as { operator?: string }).operator).not.toBe(
+      `operator:${other.operatorId}`,
+    );
+    // Its own operator's key is welcome: the agent's operator becomes the profile's.
+    const fromOwner = await harness.runJson(["--profile", "ag", "status"]);
+    expect(fromOwner.code).toBe(0);
+  });
+
+  it("login --replace with another operator's agent key makes the profile act as that agent", async () => {
+    await registerOperator(harness);
+    await ok(["agents", "create", "w"]);
+    await ok(["--profile", "ag", "login"], { stdin: await revealAgentKey(1) });
+    const faucet = createFaucetClient({ baseUrl: harness.sandbox.url });
+    const other = await faucet.register({});
+    const stranger = await faucet.createAgent(other.apiKey, { name: "stranger" });
+    await ok(["--profile", "ag", "login", "--replace"], { stdin: stranger.apiKey });
+    expect((await ok(["--profile", "ag", "status"])).label).toBe(`agent ${stranger.agentId}`);
+    // The first agent's record stays.
+    expect((await ok(["status", "--agent", "1"])).hasKey).toBe(true);
+  });
+
+  it("forget --yes removes a record whose faucet cannot be reached", async () => {
+    await registerOperator(harness);
+    await ok(["agents", "create", "w"]);
+    await harness.sandbox.close();
+    const forgot = await ok(["forget", "agent:1", "--yes"]);
+    expect(forgot).toMatchObject({ principal: "agent:1" });
+  });
+
+  it("import reports another account's key as stored beside the profile, not as failed", async () => {
+    await registerOperator(harness);
+    const other = await createFaucetClient({ baseUrl: harness.sandbox.url }).register({});
+    const file = join(harness.dir, "lw-other.json");
+    await writeFile(
+      file,
+      JSON.stringify({
+        version: 1,
+        active: "operator",
+        operator: {
+          api_key: other.apiKey,
+          id: other.operatorId,
+          saved_at: new Date().toISOString(),
+        },
+      }),
+      { mode: 0o600 },
+    );
+    const imported = await ok(["import", "lightning-wallet", "--file", file]);
+    expect(imported.results).toEqual([
+      expect.objectContaining({
+        result: "imported",
+        record: `operator:${other.operatorId}`,
+        inProfile: false,
+      }),
+    ]);
+    expect((await ok(["profiles", "show"])).profile).toMatchObject({ operator: "operator:1" });
+  });
+});

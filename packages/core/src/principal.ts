@@ -41,6 +41,11 @@ export function principalLabel(principal: Principal): string {
   return principal.kind === "operator" ? "operator" : `agent ${principal.agentId}`;
 }
 
+/** "The operator" or "Agent 7": a label that starts a sentence. */
+export function capitalized(label: string): string {
+  return label === "operator" ? "The operator" : label.charAt(0).toUpperCase() + label.slice(1);
+}
+
 /** A stable string key: "operator" or "agent:7", used for locks, intents and maps. */
 export function principalKey(principal: Principal): string {
   return principal.kind === "operator" ? "operator" : `agent:${principal.agentId}`;

@@ -66,6 +66,18 @@ export async function runImportLightningWallet(
         });
       } catch (error) {
         const rekeyError = toRekeyError(error);
+        const storedAs = rekeyError.details.storedAs;
+        if (typeof storedAs === "string") {
+          // Stored, in its own record, beside a profile that acts as another account.
+          results.push({
+            entry,
+            result: "imported",
+            record: storedAs,
+            inProfile: false,
+            name: found.name,
+          });
+          continue;
+        }
         results.push({
           entry,
           result: "failed",
@@ -93,7 +105,7 @@ export async function runImportLightningWallet(
               : colors.red(`failed: ${outcome.error?.code ?? "INTERNAL"}`),
             outcome.record === undefined
               ? (outcome.label ?? "-")
-              : `${outcome.record}${outcome.inProfile === false ? " (another operator's)" : ""}`,
+              : `${outcome.record}${outcome.inProfile === false ? ` (beside this profile: --as ${outcome.record})` : ""}`,
             outcome.name ?? "-",
             outcome.fingerprint ?? "-",
           ]),

@@ -10,6 +10,7 @@ import { isRekeyError, RekeyError } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
 import {
   agent,
+  capitalized,
   cooldownMinutes,
   OPERATOR,
   type Principal,
@@ -30,6 +31,7 @@ import type {
   CredentialStore,
   KeySource,
   ReadOptions,
+  StoreData,
   Surface,
 } from "../store/types.js";
 import { type EngineContext, type EngineHooks, rotationLockName } from "./context.js";
@@ -337,7 +339,7 @@ export function createRekey(options: RekeyOptions): Rekey {
     operatorId?: number | undefined;
     action: AuditEventInput["action"];
     /** Changes the draft profile to point at the record; returns false to leave it. */
-    point?: (profile: { operator?: string; actsAs?: string }) => void;
+    point?: (profile: { operator?: string; actsAs?: string }, draft: StoreData) => void;
   }): Promise<string> {
     const fp = fingerprint(input.key);
     const savedAt = new Date(clock.now()).toISOString();
@@ -352,7 +354,7 @@ export function createRekey(options: RekeyOptions): Rekey {
         if (input.name !== undefined) record.name = input.name;
         if (input.operatorId !== undefined) record.operatorId = input.operatorId;
         delete record.alternates;
-        if (input.point) input.point(profileIn(draft, profileName, url));
+        if (input.point) input.point(profileIn(draft, profileName, url), draft);
       },
       () => keyProvider.invalidate(),
     );
@@ -499,7 +501,7 @@ export function createRekey(options: RekeyOptions): Rekey {
       const seconds = cooldownRemaining(currentCooldown);
       throw new RekeyError(
         "COOLDOWN_ACTIVE",
-        `The ${principalLabel(target)} was rotated recently; its withdrawal cooldown runs until ${currentCooldown} (${formatDuration(seconds)} left)`,
+        `${capitalized(principalLabel(target))} was rotated recently; its withdrawal cooldown runs until ${currentCooldown} (${formatDuration(seconds)} left)`,
         {
           hint: `Rotating again now would restart the ${minutes}-minute withdrawal block. Wait ${formatDuration(seconds)}, or force it deliberately.`,
           details: {
@@ -625,11 +627,21 @@ export function createRekey(options: RekeyOptions): Rekey {
           name: identity.name,
           operatorId,
           action,
-          point: (profile) => {
+          point: (profile, draft) => {
             pointed = true;
             repointedFrom = undefined;
             const replace = loginOptions.replace === true;
             if (identity.type === "operator") {
+              // A profile acting as an agent takes that agent's own operator only.
+              const actingAgent =
+                profile.operator === undefined && profile.actsAs?.startsWith("agent:")
+                  ? draft.principals[recordIdOf(faucet, profile.actsAs)]
+                  : undefined;
+              const foreign = actingAgent !== undefined && actingAgent.operatorId !== identity.id;
+              if (foreign && !replace) {
+                pointed = false;
+                return;
+              }
               if (profile.operator === undefined || profile.operator === recordPrincipal) {
                 profile.operator = recordPrincipal;
                 // Acting as one of its agents stays so unless the caller switches back.
@@ -655,7 +667,8 @@ export function createRekey(options: RekeyOptions): Rekey {
               profile.actsAs = recordPrincipal;
               return;
             }
-            if (loginOptions.makeActive === true) {
+            // `--replace` asks to act as this agent, as `makeActive` does.
+            if (loginOptions.makeActive === true || replace) {
               const free = profile.actsAs === undefined || profile.actsAs === recordPrincipal;
               if (replace || (belongs && free)) {
                 if (profile.actsAs !== undefined && profile.actsAs !== recordPrincipal)
@@ -681,14 +694,19 @@ export function createRekey(options: RekeyOptions): Rekey {
             newFingerprint: stored,
           });
         }
-        if (!pointed && (identity.type === "operator" || loginOptions.makeActive === true)) {
+        if (
+          !pointed &&
+          (identity.type === "operator" ||
+            loginOptions.makeActive === true ||
+            loginOptions.replace === true)
+        ) {
           const acting = (await readView()).actsAs ?? "nothing";
           throw new RekeyError(
             "CONFIG_INVALID",
             `The key (${stored}) is stored as the ${principalLabel(principal)} (${recordPrincipal}), but profile "${profileName}" still acts as ${acting}`,
             {
-              hint: `Nothing was replaced. Switch the profile with --replace (the other record is kept), use another profile (--profile NAME), or act as it with --as ${recordPrincipal}.`,
-              details: { principal: principalLabel(principal) },
+              hint: `Nothing was replaced. Switch the profile with \`rekey login --replace\` (the other record is kept), use another profile (--profile NAME), or act as it with --as ${recordPrincipal}.`,
+              details: { principal: principalLabel(principal), storedAs: recordPrincipal },
             },
           );
         }
@@ -1045,7 +1063,14 @@ export function createRekey(options: RekeyOptions): Rekey {
             { hint: "Remove or repoint those profiles first (`rekey profiles remove NAME`)." },
           );
         }
-        const alive = record.key === undefined ? false : await keyIsAlive(record.key);
+        // Confirmed, a faucet that cannot be asked (down, or a mistyped URL) does not stop it.
+        const alive =
+          record.key === undefined
+            ? false
+            : await keyIsAlive(record.key).catch((error: unknown) => {
+                if (forgetOptions.confirmLive === true) return true;
+                throw error;
+              });
         if (alive && forgetOptions.confirmLive !== true) {
           throw new RekeyError(
             "CONFIG_INVALID",

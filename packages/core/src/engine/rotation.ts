@@ -1,7 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { isRekeyError, RekeyError } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
-import { cooldownMinutes, type Principal, principalLabel, samePrincipal } from "../principal.js";
+import {
+  capitalized,
+  cooldownMinutes,
+  type Principal,
+  principalLabel,
+  samePrincipal,
+} from "../principal.js";
 import { recordIdOf } from "../store/record-ids.js";
 import type {
   AuditEventInput,
@@ -289,7 +295,7 @@ async function storeRotatedKey(
   }
   throw new RekeyError(
     "STORE_UNAVAILABLE",
-    `The ${principalLabel(target)} was rotated (new key ${record.newFingerprint}) but the credential store refused the new key`,
+    `${capitalized(principalLabel(target))} was rotated (new key ${record.newFingerprint}) but the credential store refused the new key`,
     {
       hint: "Fix the store (disk space, permissions), then run `rekey doctor --repair`: the rotation is journaled and will be replayed where the faucet allows it.",
       details: { principal: principalLabel(target) },
@@ -484,7 +490,7 @@ export function keyLostError(target: Principal, requestId: string): RekeyError {
       : `Rotate the agent's key as its operator (\`rekey rotate --agent ${target.agentId}\`): that issues a new agent key.`;
   return new RekeyError(
     "KEY_LOST",
-    `The ${principalLabel(target)}'s key was rotated but the new key never reached the store, and the faucet cannot replay it`,
+    `${capitalized(principalLabel(target))}'s key was rotated but the new key never reached the store, and the faucet cannot replay it`,
     { hint: recovery, details: { principal: principalLabel(target), recovery, requestId } },
   );
 }

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { type BigIntStats, type Stats, statSync } from "node:fs";
 import { type FileHandle, lstat, mkdir, open, readdir, stat } from "node:fs/promises";
 import { homedir } from "node:os";
@@ -552,8 +552,17 @@ export class FileStore implements CredentialStore {
       original = read;
     }
     if (version >= STORE_SCHEMA_VERSION) return;
-    const backup = join(this.dir, `credentials.schema-${version}.json`);
-    if ((await statOrUndefined(backup)) !== undefined) return;
+    // A backup of the same original (an earlier attempt's) is kept; any other file by that name
+    // (an older backup, something restored) is never replaced nor taken for this one.
+    let backup = join(this.dir, `credentials.schema-${version}.json`);
+    const existing = await this.readPrivateFile(backup).catch(() => null);
+    if (existing === original) return;
+    if (existing !== undefined) {
+      backup = join(
+        this.dir,
+        `credentials.schema-${version}.${randomBytes(4).toString("hex")}.json`,
+      );
+    }
     await writeFileAtomic(backup, original, () => true);
   }
 

@@ -1,4 +1,14 @@
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,6 +20,7 @@ import { agent } from "../../principal.js";
 import { runChild } from "../child-process.test-helper.js";
 import { sampleStoreData } from "../contract-suite.js";
 import { createFileStore, type FileStore } from "../file-store.js";
+import { migrateStoreData } from "../schema.js";
 
 // Stores written by rekey 0.1 (schema 1), each with the sandbox state it ran against, made by
 // `fixtures/generate-schema-1.mjs` from commit 5097de9.
@@ -197,4 +208,102 @@ describe("stores that cannot be migrated", () => {
       }
     });
   }
+});
+
+describe("merging two profiles' copies of one principal", () => {
+  const url = "http://127.0.0.1:9/ai-agents/api";
+  const rotation = (oldFingerprint: string, newFingerprint: string, rotatedAt: string) => ({
+    requestId: `r-${newFingerprint}`,
+    oldFingerprint,
+    newFingerprint,
+    rotatedAt,
+    cooldownUntil: new Date(Date.parse(rotatedAt) + 30 * 60_000).toISOString(),
+    verified: true,
+    surface: "cli",
+  });
+  const copy = (fp: string, savedAt: string, extra: Record<string, unknown> = {}) => ({
+    key: `lf_${fp}_key_material_0123456789`,
+    fingerprint: `fp:${fp}`,
+    savedAt,
+    source: "rotate",
+    ...extra,
+  });
+  /** Profile op (operator 1, agent 5) and an agent-only profile ag holding agent 5 too. */
+  const store = (opAgent: object, agAgent: object) => ({
+    schemaVersion: 1,
+    profiles: {
+      op: {
+        baseUrl: url,
+        active: "operator",
+        operator: copy("0000000000aa", "2026-12-01T09:00:00.000Z", { operatorId: 1 }),
+        agents: { "5": opAgent },
+        intents: {},
+        idempotency: {},
+      },
+      ag: {
+        baseUrl: url,
+        active: "agent:5",
+        agents: { "5": agAgent },
+        intents: {},
+        idempotency: {},
+      },
+    },
+  });
+  const agentRecord = (data: ReturnType<typeof migrateStoreData>) =>
+    Object.values(data.principals).find((record) => record.principal === "agent:5");
+
+  it("keeps the operator link, the name and the last rotation whichever copy is current", () => {
+    // op created and rotated agent 5 (key A); the agent then rotated itself from ag (key B).
+    const data = migrateStoreData(
+      store(
+        copy("00000000000a", "2026-12-01T10:00:00.000Z", {
+          name: "worker",
+          lastRotation: rotation("fp:000000000000", "fp:00000000000a", "2026-12-01T10:00:00.000Z"),
+        }),
+        copy("00000000000b", "2026-12-01T11:00:00.000Z", {
+          lastRotation: rotation("fp:00000000000a", "fp:00000000000b", "2026-12-01T11:00:00.000Z"),
+        }),
+      ),
+    );
+    expect(agentRecord(data)).toMatchObject({
+      fingerprint: "fp:00000000000b",
+      operatorId: 1,
+      name: "worker",
+      lastRotation: { newFingerprint: "fp:00000000000b" },
+      alternates: [expect.objectContaining({ fingerprint: "fp:00000000000a", profile: "op" })],
+    });
+    expect(data.profiles.op).toMatchObject({ operator: "operator:1" });
+  });
+
+  it("keeps as current the key a recorded rotation issued, even when the stale copy was saved later", () => {
+    // op rotated agent 5 from key B to key C; ag still holds B, touched later (a re-login).
+    const data = migrateStoreData(
+      store(
+        copy("00000000000c", "2026-12-01T10:00:00.000Z", {
+          lastRotation: rotation("fp:00000000000b", "fp:00000000000c", "2026-12-01T10:00:00.000Z"),
+        }),
+        copy("00000000000b", "2026-12-01T12:00:00.000Z", { source: "login" }),
+      ),
+    );
+    expect(agentRecord(data)).toMatchObject({
+      fingerprint: "fp:00000000000c",
+      operatorId: 1,
+      alternates: [expect.objectContaining({ fingerprint: "fp:00000000000b", profile: "ag" })],
+    });
+  });
+});
+
+describe("the schema-1 backup", () => {
+  it("never takes another file of its name for the backup: the original goes beside it", async () => {
+    const laid = await lay("idempotency");
+    const unrelated = '{"restored":"by someone"}\n';
+    await writeFile(join(laid.dir, "credentials.schema-1.json"), unrelated, { mode: 0o600 });
+    await laid.store.read();
+    expect(await readFile(join(laid.dir, "credentials.schema-1.json"), "utf8")).toBe(unrelated);
+    const backups = (await readdir(laid.dir)).filter((name) =>
+      /^credentials\.schema-1\.[0-9a-f]{8}\.json$/.test(name),
+    );
+    expect(backups).toHaveLength(1);
+    expect(await readFile(join(laid.dir, backups[0] as string), "utf8")).toBe(laid.original);
+  });
 });

@@ -100,22 +100,28 @@ export function migrateV1ToV2(v1: z.infer<typeof storeDataV1Schema>): StoreData 
     };
     const existing = principals[id];
     if (!existing?.key) {
-      principals[id] = { ...incoming, ...(existing?.intent ? { intent: existing.intent } : {}) };
+      principals[id] = mergeFields(incoming, existing);
       holders.set(id, profileName);
       return;
     }
-    if (existing.key === stored.key) return;
-    // Two profiles, two keys for one principal: keep both, the newer one current.
-    const [current, other] =
-      Date.parse(stored.savedAt) > Date.parse(existing.savedAt ?? "")
-        ? [incoming, existing]
-        : [existing, incoming];
-    const otherProfile = current === incoming ? (holders.get(id) ?? profileName) : profileName;
-    if (current === incoming) holders.set(id, profileName);
+    if (existing.key === stored.key) {
+      principals[id] = mergeFields(existing, incoming);
+      return;
+    }
+    // Two profiles, two keys for one principal: keep both. The current one is the key a
+    // rotation recorded in the other copy issued (its old key is the other's), else the one
+    // saved last; `rekey doctor --repair` settles it with the faucet.
+    const incomingIsNewer =
+      existing.lastRotation?.oldFingerprint === incoming.fingerprint
+        ? false
+        : incoming.lastRotation?.oldFingerprint === existing.fingerprint
+          ? true
+          : Date.parse(stored.savedAt) > Date.parse(existing.savedAt ?? "");
+    const [current, other] = incomingIsNewer ? [incoming, existing] : [existing, incoming];
+    const otherProfile = incomingIsNewer ? (holders.get(id) ?? profileName) : profileName;
+    if (incomingIsNewer) holders.set(id, profileName);
     principals[id] = {
-      ...current,
-      ...(existing.intent ? { intent: existing.intent } : {}),
-      cooldownUntil: latest(existing.cooldownUntil, incoming.cooldownUntil),
+      ...mergeFields(current, other),
       alternates: [
         ...(existing.alternates ?? []),
         {
@@ -127,7 +133,6 @@ export function migrateV1ToV2(v1: z.infer<typeof storeDataV1Schema>): StoreData 
         },
       ],
     };
-    if (principals[id].cooldownUntil === undefined) delete principals[id].cooldownUntil;
   };
 
   for (const [profileName, profile] of Object.entries(v1.profiles)) {
@@ -177,6 +182,34 @@ export function migrateV1ToV2(v1: z.infer<typeof storeDataV1Schema>): StoreData 
     }
   }
   return { schemaVersion: 2, principals, profiles, idempotency };
+}
+
+/**
+ * `primary` with what only `secondary` knows filled in: name and operator, the later rotation
+ * and cooldown, an unfinished rotation. Keys are `primary`'s.
+ */
+function mergeFields(
+  primary: PrincipalRecord,
+  secondary: PrincipalRecord | undefined,
+): PrincipalRecord {
+  if (secondary === undefined) return primary;
+  const merged: PrincipalRecord = { ...primary };
+  if (merged.name === undefined && secondary.name !== undefined) merged.name = secondary.name;
+  if (merged.operatorId === undefined && secondary.operatorId !== undefined) {
+    merged.operatorId = secondary.operatorId;
+  }
+  const rotations = [primary.lastRotation, secondary.lastRotation].filter(
+    (rotation) => rotation !== undefined,
+  );
+  const lastRotation = rotations.sort(
+    (a, b) => Date.parse(b.rotatedAt) - Date.parse(a.rotatedAt),
+  )[0];
+  if (lastRotation !== undefined) merged.lastRotation = lastRotation;
+  const cooldownUntil = latest(primary.cooldownUntil, secondary.cooldownUntil);
+  if (cooldownUntil !== undefined) merged.cooldownUntil = cooldownUntil;
+  const intent = primary.intent ?? secondary.intent;
+  if (intent !== undefined) merged.intent = intent;
+  return merged;
 }
 
 function latest(a: string | undefined, b: string | undefined): string | undefined {
