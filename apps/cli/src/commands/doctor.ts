@@ -13,7 +13,9 @@ export async function runDoctor(
   options: Record<string, unknown>,
 ): Promise<void> {
   const repair = options.repair === true;
-  const { health, status, resolutions } = await context.withRekey(async ({ rekey }) => {
+  const { health, status, resolutions } = await context.withRekey(async ({ rekey, store }) => {
+    // The store's own repairs (temp files of interrupted writes); a failure shows in health.
+    if (repair) await store.checkWritable().catch(() => {});
     const resolutions = repair ? await rekey.resolvePending() : undefined;
     const active = await rekey.activePrincipal();
     const status = active === undefined ? undefined : await rekey.status(active);
