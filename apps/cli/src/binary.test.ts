@@ -142,6 +142,19 @@ describe("the built rekey binary", () => {
     for (const text of outputs) expect(text).not.toMatch(RAW_SECRET);
   });
 
+  it("refuses a database password in --store (exit 2, hint), but takes REKEY_STORE", async () => {
+    const url = "postgres://rekey:s3cret@127.0.0.1:1/rekey";
+    const refused = await rekey(["--store", url, "status"]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("password on the command line");
+    expect(refused.stderr).toMatch(/PGPASSWORD/);
+    expect(refused.stderr).not.toContain("s3cret");
+    // From the environment it is used: nothing listens on port 1, so the store is unavailable.
+    const fromEnv = await rekey(["status"], { env: { REKEY_STORE: url } });
+    expect(fromEnv.code).toBe(7);
+    expect(fromEnv.stderr).not.toContain("s3cret");
+  });
+
   it("login refuses garbage piped on stdin with exit 2", async () => {
     const result = await rekey(["login"], { stdin: "not a key\nsecond line\n" });
     expect(result.code).toBe(2);

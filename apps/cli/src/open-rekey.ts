@@ -1,4 +1,9 @@
-import { type Clock, createRekey, openCredentialStore } from "@rekey/core";
+import {
+  assertNoPasswordInArgument,
+  type Clock,
+  createRekey,
+  openCredentialStore,
+} from "@rekey/core";
 import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import type { GlobalOptions, RekeySession } from "./context.js";
 
@@ -15,6 +20,7 @@ export function createOpenRekey(options: {
 }): (globals: GlobalOptions) => Promise<RekeySession> {
   const { env, clock } = options;
   return async (globals) => {
+    assertNoPasswordInArgument(globals.store);
     const store = await openCredentialStore({
       spec: globals.store ?? env.REKEY_STORE,
       env,

@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { RekeyError } from "@rekey/core";
+import { assertNoPasswordInArgument, RekeyError } from "@rekey/core";
 import { parseTokenConfig, type TokenConfig } from "./tokens.js";
 
 /** Everything `bin.ts` needs to start, parsed from argv and the environment. */
@@ -98,6 +98,7 @@ export async function parseHttpConfig(
     });
   }
 
+  assertNoPasswordInArgument(values.store);
   const tokenText =
     values["tokens-file"] === undefined
       ? env.REKEY_HTTP_TOKENS

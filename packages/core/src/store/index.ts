@@ -26,4 +26,5 @@ export {
   migrateStoreData,
   storeDataSchema,
 } from "./schema.js";
+export { assertNoPasswordInArgument, storeSpecHasPassword } from "./store-spec.js";
 export * from "./types.js";
