@@ -48,14 +48,14 @@ type PrivacyStats =
  * that group or others can read or write is refused, not used. A link could point rekey's
  * writes at any file; a store another user owns could have been laid out by them (a faucet
  * URL of their choosing, a key they know), and a write by root into a user's store would
- * leave files that user can no longer read. `uid` is the owner wanted (default: this process's).
+ * leave files that user can no longer read.
  */
 export function privacyProblem(
   path: string,
   stats: PrivacyStats,
   isDir: boolean,
-  uid: number | undefined = currentUid(),
 ): string | undefined {
+  const uid = currentUid();
   if (stats.isSymbolicLink()) {
     return `${path} is a symbolic link; rekey does not follow links in its store (replace it with the real ${isDir ? "directory" : "file"})`;
   }
