@@ -6,8 +6,12 @@ import { expect } from "vitest";
 import { record } from "./transcript.js";
 
 const cliPackage = createRequire(import.meta.url).resolve("@rekey/cli/package.json");
-/** The built `rekey` (turbo builds it before the tests run). */
-export const REKEY_BIN = join(dirname(cliPackage), "dist", "bin.js");
+/**
+ * The built `rekey` (turbo builds it before the tests run), or REKEY_ADVERSARIAL_BIN: a copy
+ * of it elsewhere, so that a long run is not disturbed by a rebuild of the working tree.
+ */
+export const REKEY_BIN =
+  process.env.REKEY_ADVERSARIAL_BIN ?? join(dirname(cliPackage), "dist", "bin.js");
 
 /** One finished run of the built CLI. */
 export interface CliRun {
