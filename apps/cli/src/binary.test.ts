@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { type RunningSandbox, startSandbox } from "@rekey/sandbox";
@@ -234,6 +234,25 @@ describe("the built rekey binary", () => {
     const missing = await rekey(["import", "lightning-wallet", "--file", join(dir, "nope.json")]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("ENOENT");
+  });
+
+  it("doctor reports a crashed write's temp file (a live key); doctor --repair removes it", async () => {
+    const home = join(dir, "leftover");
+    const registered = await rekey(
+      ["register", "--recovery-code-file", join(dir, "leftover-code.txt"), "--json"],
+      { env: { REKEY_HOME: home } },
+    );
+    expect(registered.code).toBe(0);
+    const leftover = join(home, ".credentials.json.0123abcd.tmp");
+    await writeFile(leftover, await readFile(join(home, "credentials.json")), { mode: 0o600 });
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    await utimes(leftover, hourAgo, hourAgo);
+    const doctor = await rekey(["doctor"], { env: { REKEY_HOME: home } });
+    expect(doctor.code).toBe(11);
+    expect(doctor.stdout).toContain("leftover temp file");
+    const repaired = await rekey(["doctor", "--repair"], { env: { REKEY_HOME: home } });
+    expect(repaired.code).toBe(0);
+    expect(await readdir(home)).not.toContain(".credentials.json.0123abcd.tmp");
   });
 
   it("a corrupt store exits 7; an unwritable store refuses register before the faucet", async () => {
