@@ -29,7 +29,19 @@ describe("a store URL naming a missing certificate", () => {
     const paths: Array<[string, () => Promise<unknown>]> = [
       ["read", () => store.read()],
       ["compareAndSet", () => store.compareAndSet(0, sampleStoreData("one"))],
-      ["appendAudit", () => store.readAudit()],
+      ["readAudit", () => store.readAudit()],
+      [
+        "appendAudit",
+        () =>
+          store.appendAudit({
+            at: "2025-01-01T00:00:00.000Z",
+            surface: "cli",
+            profile: "default",
+            principal: "operator",
+            action: "rotate",
+            outcome: "success",
+          }),
+      ],
       ["lock", () => store.lock("agent:7", { leaseMs: 5000, waitMs: 0 })],
       ["checkWritable", () => store.checkWritable()],
     ];
