@@ -13,6 +13,12 @@ const env: Record<string, string | undefined> = { ...process.env };
 // isatty() on the descriptors, not process.stdin.isTTY: touching process.stdin builds a stream.
 const terminal = { stdin: isatty(0), stdout: isatty(1), stderr: isatty(2) };
 
+/** Ctrl-C at a prompt becomes a PromptCancelled (exit 130); any other error passes through. */
+async function asCancel(error: unknown): Promise<never> {
+  const { isPromptInterrupt, PromptCancelled } = await import("./prompt-cancelled.js");
+  throw isPromptInterrupt(error) ? new PromptCancelled() : error;
+}
+
 const deps: CliDeps = {
   version: VERSION,
   async openRekey(globals) {
@@ -37,13 +43,17 @@ const deps: CliDeps = {
   async promptSecret(message) {
     const { default: password } = await import("@inquirer/password");
     // Prompts go to stderr so stdout stays clean for --json and pipes.
-    return password({ message, mask: "*" }, { output: process.stderr });
+    return password({ message, mask: "*" }, { output: process.stderr }).catch(asCancel);
   },
   async confirm(question) {
     const { createInterface } = await import("node:readline/promises");
     const readline = createInterface({ input: process.stdin, output: process.stderr });
     try {
-      const answer = await readline.question(`${question} [y/N] `);
+      const answer = await readline.question(`${question} [y/N] `).catch((error: unknown) => {
+        // Raw mode echoes nothing for Ctrl-C: end the prompt's line before the cancel's.
+        process.stderr.write("\n");
+        return asCancel(error);
+      });
       return /^y(es)?$/i.test(answer.trim());
     } finally {
       readline.close();

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { type RunningSandbox, startSandbox } from "@rekey/sandbox";
@@ -144,6 +144,19 @@ describe("the built rekey binary", () => {
     for (const text of outputs) expect(text).not.toMatch(RAW_SECRET);
   });
 
+  it("refuses a database password in --store (exit 2, hint), but takes REKEY_STORE", async () => {
+    const url = "postgres://rekey:s3cret@127.0.0.1:1/rekey";
+    const refused = await rekey(["--store", url, "status"]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("password on the command line");
+    expect(refused.stderr).toMatch(/PGPASSWORD/);
+    expect(refused.stderr).not.toContain("s3cret");
+    // From the environment it is used: nothing listens on port 1, so the store is unavailable.
+    const fromEnv = await rekey(["status"], { env: { REKEY_STORE: url } });
+    expect(fromEnv.code).toBe(7);
+    expect(fromEnv.stderr).not.toContain("s3cret");
+  });
+
   it("login refuses garbage piped on stdin with exit 2", async () => {
     const result = await rekey(["login"], { stdin: "not a key\nsecond line\n" });
     expect(result.code).toBe(2);
@@ -223,6 +236,25 @@ describe("the built rekey binary", () => {
     const missing = await rekey(["import", "lightning-wallet", "--file", join(dir, "nope.json")]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("ENOENT");
+  });
+
+  it("doctor reports a crashed write's temp file (a live key); doctor --repair removes it", async () => {
+    const home = join(dir, "leftover");
+    const registered = await rekey(
+      ["register", "--recovery-code-file", join(dir, "leftover-code.txt"), "--json"],
+      { env: { REKEY_HOME: home } },
+    );
+    expect(registered.code).toBe(0);
+    const leftover = join(home, ".credentials.json.0123abcd.tmp");
+    await writeFile(leftover, await readFile(join(home, "credentials.json")), { mode: 0o600 });
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    await utimes(leftover, hourAgo, hourAgo);
+    const doctor = await rekey(["doctor"], { env: { REKEY_HOME: home } });
+    expect(doctor.code).toBe(11);
+    expect(doctor.stdout).toContain("leftover temp file");
+    const repaired = await rekey(["doctor", "--repair"], { env: { REKEY_HOME: home } });
+    expect(repaired.code).toBe(0);
+    expect(await readdir(home)).not.toContain(".credentials.json.0123abcd.tmp");
   });
 
   it("a corrupt store exits 7; an unwritable store refuses register before the faucet", async () => {

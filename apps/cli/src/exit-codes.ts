@@ -4,6 +4,8 @@ import type { ErrorCode } from "@rekey/core";
 export const EXIT_OK = 0;
 /** Bad command line: unknown command or option, missing argument, no `--yes` without a terminal. */
 export const EXIT_USAGE = 2;
+/** Cancelled with Ctrl-C at a prompt: 128 + SIGINT, as a shell reports an interrupted command. */
+export const EXIT_CANCELLED = 130;
 /** `rekey doctor` found a problem it did not (or could not) repair. */
 export const EXIT_CHECK_FAILED = 11;
 

@@ -1,4 +1,10 @@
-import { type Clock, createRekey, currentProfileName, openCredentialStore } from "@rekey/core";
+import {
+  assertNoPasswordInArgument,
+  type Clock,
+  createRekey,
+  currentProfileName,
+  openCredentialStore,
+} from "@rekey/core";
 import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import type { GlobalOptions, RekeySession } from "./context.js";
 
@@ -16,6 +22,7 @@ export function createOpenRekey(options: {
 }): (globals: GlobalOptions) => Promise<RekeySession> {
   const { env, clock } = options;
   return async (globals) => {
+    assertNoPasswordInArgument(globals.store);
     const store = await openCredentialStore({
       spec: globals.store ?? env.REKEY_STORE,
       env,

@@ -1,8 +1,9 @@
 import { Argument, Command, CommanderError, Option } from "commander";
 import { COMPLETION_SHELLS, type CompletionShell, completionScript } from "./completion.js";
 import type { CliDeps, CommandContext, GlobalOptions } from "./context.js";
-import { EXIT_OK, EXIT_USAGE, exitCodeFor } from "./exit-codes.js";
+import { EXIT_CANCELLED, EXIT_OK, EXIT_USAGE, exitCodeFor } from "./exit-codes.js";
 import { createOutput, type Output } from "./output.js";
+import { PromptCancelled } from "./prompt-cancelled.js";
 
 // Command implementations and @rekey/core are imported inside the actions (`await import`),
 // so `rekey --version` and `rekey --help` load commander and nothing else.
@@ -429,7 +430,7 @@ function outputFor(
 
 /**
  * Runs the CLI on `args` (without the node and script paths) and returns the exit code.
- * The one place that turns errors into exit codes: commander usage errors are 2, a
+ * The one place that turns errors into exit codes: commander usage errors are 2, Ctrl-C at a prompt 130, a
  * RekeyError maps through {@link exitCodeFor}, anything else is INTERNAL (1).
  */
 export async function runCli(deps: CliDeps, args: string[]): Promise<number> {
@@ -451,6 +452,11 @@ export async function runCli(deps: CliDeps, args: string[]): Promise<number> {
     return exitCode;
   } catch (error) {
     const output = outputFor(deps, flags);
+    if (error instanceof PromptCancelled) {
+      // A cancel is not an error report: one line, whatever the output mode.
+      deps.stderr.write(`${error.message}\n`);
+      return EXIT_CANCELLED;
+    }
     if (error instanceof CommanderError) {
       if (error.exitCode === 0) return EXIT_OK;
       if (flags.json) {

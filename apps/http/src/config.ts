@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { DEFAULT_SERVER_LIMITS, RekeyError } from "@rekey/core";
+import { assertNoPasswordInArgument, DEFAULT_SERVER_LIMITS, RekeyError } from "@rekey/core";
 import { Command, CommanderError } from "commander";
 import { parseTokenConfig, type TokenConfig } from "./tokens.js";
 
@@ -140,6 +140,7 @@ export async function parseHttpConfig(
     });
   }
 
+  assertNoPasswordInArgument(values.store);
   const tokenText =
     values["tokens-file"] === undefined
       ? env.REKEY_HTTP_TOKENS

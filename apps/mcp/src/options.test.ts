@@ -36,6 +36,14 @@ describe("parseOptions", () => {
     expect(parseOptions([], {}).actAs).toBeUndefined();
   });
 
+  it("refuses a database password in --store, but takes it from REKEY_STORE", () => {
+    const message = refusal(["--store", "postgres://rekey:s3cret@127.0.0.1/rekey"]);
+    expect(message).toContain("password on the command line");
+    expect(message).not.toContain("s3cret");
+    const url = "postgres://rekey:s3cret@127.0.0.1/rekey";
+    expect(parseOptions([], { REKEY_STORE: url }).store).toBe(url);
+  });
+
   it("turns reveal on only with REKEY_MCP_REVEAL_KEYS=1", () => {
     expect(parseOptions([], { REKEY_MCP_REVEAL_KEYS: "1" }).revealKeys).toBe(true);
     expect(parseOptions([], { REKEY_MCP_REVEAL_KEYS: "0" }).revealKeys).toBe(false);

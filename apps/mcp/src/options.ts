@@ -1,4 +1,4 @@
-import { RekeyError } from "@rekey/core";
+import { assertNoPasswordInArgument, RekeyError } from "@rekey/core";
 import { Command, CommanderError } from "commander";
 
 /** How the binary was asked to run, parsed from argv and the environment. */
@@ -98,6 +98,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   } catch (error) {
     throw invalid(error instanceof Error ? error.message : String(error));
   }
+  assertNoPasswordInArgument(values.store);
   const host = values.host ?? "127.0.0.1";
   const bearerTokenFile = nonEmpty(values["bearer-token-file"]);
   const bearerToken = nonEmpty(env.REKEY_MCP_BEARER_TOKEN);

@@ -193,3 +193,33 @@ describe("parseFaultSpec", () => {
     }
   });
 });
+
+describe("malformed-reply mode (rewriteReply)", () => {
+  it("does the work, then sends what the rewriter returns; undefined keeps the reply", async () => {
+    const seen: string[] = [];
+    const sandbox = await startSandbox({
+      testClock: true,
+      rewriteReply: (action, reply) => {
+        seen.push(`${action}:${reply.status}`);
+        if (action === "regenerate_operator_key") return { status: 200, body: [1, "two"] };
+        if (action === "whoami") return { status: 502, text: "<html>bad gateway</html>" };
+        return undefined;
+      },
+    });
+    try {
+      const operator = await registerOperator(sandbox.url);
+      const rotated = await rawPost(sandbox.url, {
+        action: "regenerate_operator_key",
+        api_key: operator.apiKey,
+      });
+      expect(await rotated.json()).toEqual([1, "two"]);
+      expect(sandbox.stats().rotations).toBe(1);
+      const whoami = await rawPost(sandbox.url, { action: "whoami", api_key: operator.apiKey });
+      expect(whoami.status).toBe(502);
+      expect(await whoami.text()).toBe("<html>bad gateway</html>");
+      expect(seen).toEqual(["register:200", "regenerate_operator_key:200", "whoami:200"]);
+    } finally {
+      await sandbox.close();
+    }
+  });
+});

@@ -33,7 +33,22 @@ export interface SandboxHandlerOptions {
   /** Largest accepted request body in bytes (default 64 KiB); larger gets HTTP 413. */
   maxBodyBytes?: number;
   logger?: SandboxLogger;
+  /**
+   * Malformed-reply mode, for fuzzing clients: called with each action's reply once its work
+   * is done (a rotation is committed); what it returns goes out instead (`body` as JSON, or
+   * `text` as is), undefined keeps the reply. Faults still apply first.
+   */
+  rewriteReply?: ReplyRewriter;
 }
+
+/** What a {@link ReplyRewriter} sends instead: any JSON value, or any text. */
+export type RewrittenReply = { status: number; body: unknown } | { status: number; text: string };
+
+/** See {@link SandboxHandlerOptions.rewriteReply}. */
+export type ReplyRewriter = (
+  action: string,
+  reply: { status: number; body: Readonly<Record<string, unknown>> },
+) => RewrittenReply | undefined;
 
 /** Counts for tests: calls per action (unknown names count as "unknown") and committed rotations. */
 export interface SandboxStats {
@@ -196,8 +211,18 @@ export function createSandboxHandler(options: SandboxHandlerOptions = {}): Sandb
           pendingDelays.add(timer);
         });
         return send(response, result.status, result.body);
-      default:
-        return send(response, result.status, result.body);
+      default: {
+        const rewritten = options.rewriteReply?.(action, result);
+        if (rewritten === undefined) return send(response, result.status, result.body);
+        log(`${statsName} -> rewritten reply`);
+        const text = "text" in rewritten ? rewritten.text : JSON.stringify(rewritten.body);
+        response.writeHead(rewritten.status, {
+          "content-type": "application/json; charset=utf-8",
+          "content-length": Buffer.byteLength(text ?? ""),
+        });
+        response.end(text ?? "");
+        return;
+      }
     }
   }
 

@@ -4,6 +4,8 @@ export { FAULT_KINDS, type FaultKind, type FaultSpec, parseFaultSpec } from "./f
 export {
   createSandboxHandler,
   type RateLimit,
+  type ReplyRewriter,
+  type RewrittenReply,
   type SandboxHandler,
   type SandboxHandlerOptions,
   type SandboxLogger,

@@ -79,6 +79,11 @@ export function redactPostgresUrl(url: string): string {
 }
 
 const HINTS: Record<string, string> = {
+  // pg opens the files the URL names (sslrootcert, sslcert, sslkey) before connecting.
+  ENOENT:
+    "A file the store URL names is missing: check sslrootcert, sslcert and sslkey (or the Unix socket directory in host).",
+  EACCES:
+    "A file the store URL names cannot be read by this user: check sslrootcert, sslcert and sslkey.",
   ECONNREFUSED: "Check that PostgreSQL is running and listening at that host and port.",
   ENOTFOUND: "Check the host name in the store URL.",
   ETIMEDOUT: "PostgreSQL did not answer in time; check the network and the server's load.",

@@ -510,10 +510,20 @@ export class PostgresStore implements CredentialStore {
   }
 
   private async startListening(): Promise<void> {
-    const client = new pg.Client({
-      connectionString: this.connectionString,
-      connectionTimeoutMillis: this.connectTimeoutMs,
-    });
+    let client: pg.Client;
+    try {
+      // pg reads sslrootcert/sslcert/sslkey here, synchronously: a missing file throws.
+      client = new pg.Client({
+        connectionString: this.connectionString,
+        connectionTimeoutMillis: this.connectTimeoutMs,
+      });
+    } catch {
+      // Reads and writes report it (STORE_UNAVAILABLE with a hint); listening tries again.
+      if (this.closed || this.listeners.size === 0) return;
+      this.listenRetry = setTimeout(() => void this.startListening(), 1000);
+      this.listenRetry.unref();
+      return;
+    }
     this.listenClient = client;
     const restart = () => {
       if (this.listenClient !== client) return;

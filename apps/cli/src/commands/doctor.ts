@@ -16,7 +16,9 @@ export async function runDoctor(
 ): Promise<void> {
   const repair = options.repair === true;
   const { health, status, resolutions, settled, keys } = await context.withRekey(
-    async ({ rekey }) => {
+    async ({ rekey, store }) => {
+      // The store's own repairs (temp files of interrupted writes); a failure shows in health.
+      if (repair) await store.checkWritable().catch(() => {});
       const resolutions = repair ? await rekey.resolvePending() : undefined;
       const settled = repair ? await rekey.settleAlternates() : undefined;
       const active = await rekey.activePrincipal();

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { BigIntStats, Stats } from "node:fs";
-import { mkdir, open, rename, stat, unlink } from "node:fs/promises";
+import { constants } from "node:fs";
+import { lstat, mkdir, open, readdir, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { RekeyError } from "../errors.js";
 
@@ -32,12 +33,36 @@ export function storeUnavailable(action: string, path: string, error: unknown): 
   });
 }
 
-/** Like ssh: a secret that group or others can read or write is refused, not used. */
-export function modeProblem(
+/** The user this process runs as; undefined where the platform has no uids (Windows). */
+export function currentUid(): number | undefined {
+  return typeof process.getuid === "function" ? process.getuid() : undefined;
+}
+
+/** What {@link privacyProblem} looks at: `lstat`'s view, so a link is seen as a link. */
+type PrivacyStats =
+  | Pick<Stats, "mode" | "uid" | "isSymbolicLink">
+  | Pick<BigIntStats, "mode" | "uid" | "isSymbolicLink">;
+
+/**
+ * Like ssh's StrictModes: a store path that is a symbolic link, belongs to another user, or
+ * that group or others can read or write is refused, not used. A link could point rekey's
+ * writes at any file; a store another user owns could have been laid out by them (a faucet
+ * URL of their choosing, a key they know), and a write by root into a user's store would
+ * leave files that user can no longer read.
+ */
+export function privacyProblem(
   path: string,
-  stats: Pick<Stats, "mode"> | Pick<BigIntStats, "mode">,
+  stats: PrivacyStats,
   isDir: boolean,
 ): string | undefined {
+  const uid = currentUid();
+  if (stats.isSymbolicLink()) {
+    return `${path} is a symbolic link; rekey does not follow links in its store (replace it with the real ${isDir ? "directory" : "file"})`;
+  }
+  const owner = Number(stats.uid);
+  if (uid !== undefined && owner !== uid) {
+    return `${path} is owned by uid ${owner}, not by this user (uid ${uid}); run rekey as the user who owns the store`;
+  }
   const mode = Number(stats.mode);
   if ((mode & 0o077) === 0) return undefined;
   const wanted = isDir ? "700" : "600";
@@ -45,26 +70,50 @@ export function modeProblem(
   return `${path} has mode ${actual}, open to other users; run: chmod ${wanted} ${path}`;
 }
 
-/** @throws RekeyError STORE_UNAVAILABLE when the mode is open to group or others. */
-export function assertPrivateMode(
-  path: string,
-  stats: Pick<Stats, "mode"> | Pick<BigIntStats, "mode">,
-  isDir: boolean,
-): void {
-  const problem = modeProblem(path, stats, isDir);
+/**
+ * @throws RekeyError STORE_UNAVAILABLE when the path is a link, another user's, or open to
+ *   group or others (see {@link privacyProblem}).
+ */
+export function assertPrivate(path: string, stats: PrivacyStats, isDir: boolean): void {
+  const problem = privacyProblem(path, stats, isDir);
   if (problem !== undefined) {
     throw new RekeyError("STORE_UNAVAILABLE", `Refusing to use ${problem}`, {
-      hint: `chmod ${isDir ? "700" : "600"} ${path}`,
+      hint: stats.isSymbolicLink()
+        ? "Point REKEY_HOME (or --store) at the real directory, and keep no links inside it."
+        : Number(stats.uid) !== currentUid()
+          ? "Run rekey as the store's owner (e.g. sudo -u OWNER rekey ...), or use a store of your own."
+          : `chmod ${isDir ? "700" : "600"} ${path}`,
       details: { path },
     });
   }
 }
 
 /**
+ * Checks an existing directory of the store with `lstat` (a link to a directory is refused).
+ *
+ * @throws RekeyError STORE_UNAVAILABLE when it cannot be inspected, is not a directory, is a
+ *   link, another user's, or open to other users.
+ */
+export async function assertPrivateDir(dir: string): Promise<void> {
+  let stats: Stats;
+  try {
+    stats = await lstat(dir);
+  } catch (error) {
+    throw storeUnavailable("inspect the directory", dir, error);
+  }
+  if (!stats.isDirectory() && !stats.isSymbolicLink()) {
+    throw new RekeyError("STORE_UNAVAILABLE", `${dir} is not a directory`, {
+      details: { path: dir },
+    });
+  }
+  assertPrivate(dir, stats, true);
+}
+
+/**
  * Creates `dir` (and missing parents) as 0700, or checks an existing one.
  *
- * @throws RekeyError STORE_UNAVAILABLE when it cannot be created, is not a directory, or is
- *   open to other users.
+ * @throws RekeyError STORE_UNAVAILABLE when it cannot be created, is not a directory, is a
+ *   symbolic link, belongs to another user, or is open to other users.
  */
 export async function ensurePrivateDir(dir: string): Promise<void> {
   try {
@@ -72,18 +121,33 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
   } catch (error) {
     throw storeUnavailable("create the directory", dir, error);
   }
-  let stats: Stats;
+  await assertPrivateDir(dir);
+}
+
+/**
+ * Opens a file of the store without following a symbolic link (O_NOFOLLOW): a link planted
+ * in the store directory would send reads or appends to a file of the planter's choosing.
+ * `flags` as for `open(2)`; ELOOP (a link) becomes a clear refusal.
+ *
+ * @throws RekeyError STORE_UNAVAILABLE for a link; the filesystem's own error otherwise
+ *   (ENOENT...), for the caller to judge.
+ */
+export async function openNoFollow(path: string, flags: number, mode = FILE_MODE) {
   try {
-    stats = await stat(dir);
+    return await open(path, flags | constants.O_NOFOLLOW, mode);
   } catch (error) {
-    throw storeUnavailable("inspect the directory", dir, error);
+    if (errnoCode(error) === "ELOOP") {
+      throw new RekeyError(
+        "STORE_UNAVAILABLE",
+        `Refusing to use ${path}: it is a symbolic link; rekey does not follow links in its store`,
+        {
+          hint: "Replace the link with the real file (or remove it), then retry.",
+          details: { path },
+        },
+      );
+    }
+    throw error;
   }
-  if (!stats.isDirectory()) {
-    throw new RekeyError("STORE_UNAVAILABLE", `${dir} is not a directory`, {
-      details: { path: dir },
-    });
-  }
-  assertPrivateMode(dir, stats, true);
 }
 
 /** fsync a directory so that a rename in it survives a power cut. */
@@ -162,4 +226,40 @@ export async function probeWritable(dir: string): Promise<void> {
     await unlink(probe).catch(() => {});
     throw storeUnavailable("write in", dir, error);
   }
+}
+
+/**
+ * Removes temp files in `dir` (those `isTemp` accepts) last modified more than `graceMs` ago:
+ * the leftovers of a write killed between its write and its rename, each holding a live key
+ * in a 0600 file that nothing would ever read or remove. Younger ones may be another process's
+ * write in flight and are kept. Call it under the store's write lock. Links and entries of
+ * other users are left alone (they are not ours to delete). Returns the paths removed.
+ * Throws nothing: a leftover that cannot be removed now is tried again on the next write.
+ */
+export async function removeOrphanTempFiles(
+  dir: string,
+  isTemp: (name: string) => boolean,
+  nowMs: number,
+  graceMs: number,
+): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names.filter(isTemp)) {
+    const path = join(dir, name);
+    try {
+      const stats = await lstat(path);
+      if (!stats.isFile() || stats.uid !== (currentUid() ?? stats.uid)) continue;
+      if (nowMs - stats.mtimeMs <= graceMs) continue;
+      await unlink(path);
+      removed.push(path);
+    } catch {
+      // Gone already (another process swept it), or not ours: nothing to do.
+    }
+  }
+  return removed;
 }

@@ -1,11 +1,14 @@
 import {
   chmod,
+  chown,
+  lstat,
   mkdir,
   mkdtemp,
   readdir,
   readFile,
   rm,
   stat,
+  symlink,
   utimes,
   writeFile,
 } from "node:fs/promises";
@@ -235,6 +238,98 @@ describe("file store", () => {
       expect((error as { hint?: string }).hint).toContain("chmod 700");
       await expectCode(store.checkWritable(), "STORE_UNAVAILABLE");
       expect((await store.health()).ok).toBe(false);
+    });
+  });
+
+  describe("ownership (ssh StrictModes)", () => {
+    // Tests run as root here; elsewhere a file cannot be given to another user.
+    const isRoot = process.getuid?.() === 0;
+    const nobody = 65534;
+
+    it.runIf(isRoot)(
+      "refuses a store directory and files another user made, and leaves them theirs",
+      async () => {
+        await store.compareAndSet(0, sampleStoreData("theirs"));
+        await store.appendAudit(event);
+        for (const path of [dir, join(dir, "credentials.json"), join(dir, "audit.jsonl")]) {
+          await chown(path, nobody, nobody);
+        }
+        const before = await readFile(join(dir, "credentials.json"), "utf8");
+        const error = await expectCode(store.read(), "STORE_UNAVAILABLE");
+        expect(error.message).toContain(`owned by uid ${nobody}`);
+        expect((error as { hint?: string }).hint).toContain("store's owner");
+        await expectCode(store.compareAndSet(1, sampleStoreData("mine")), "STORE_UNAVAILABLE");
+        await expectCode(store.appendAudit(event), "STORE_UNAVAILABLE");
+        await expectCode(store.checkWritable(), "STORE_UNAVAILABLE");
+        await expectCode(store.lock("agent:7", { leaseMs: 5000, waitMs: 0 }), "STORE_UNAVAILABLE");
+        const health = await store.health();
+        expect(health.ok).toBe(false);
+        expect(health.problems.join("\n")).toContain(`owned by uid ${nobody}`);
+        // Nothing was written, and nothing changed hands (root never makes them root:root).
+        expect(await readFile(join(dir, "credentials.json"), "utf8")).toBe(before);
+        expect((await stat(join(dir, "credentials.json"))).uid).toBe(nobody);
+        expect((await readdir(dir)).sort()).toEqual(["audit.jsonl", "credentials.json"]);
+      },
+    );
+
+    it.runIf(isRoot)("refuses a credentials file another user owns in our directory", async () => {
+      await store.compareAndSet(0, sampleStoreData("one"));
+      await chown(join(dir, "credentials.json"), nobody, nobody);
+      await expectCode(store.read(), "STORE_UNAVAILABLE");
+      await expectCode(store.compareAndSet(1, sampleStoreData("two")), "STORE_UNAVAILABLE");
+      expect((await stat(join(dir, "credentials.json"))).uid).toBe(nobody);
+    });
+  });
+
+  describe("symbolic links", () => {
+    it("refuses a dangling audit.jsonl link instead of creating its target", async () => {
+      await store.compareAndSet(0, sampleStoreData("one"));
+      const target = join(root, "elsewhere.log");
+      await symlink(target, join(dir, "audit.jsonl"));
+      const error = await expectCode(store.appendAudit(event), "STORE_UNAVAILABLE");
+      expect(error.message).toContain("symbolic link");
+      await expect(stat(target)).rejects.toMatchObject({ code: "ENOENT" });
+      expect((await store.health()).problems.join("\n")).toContain("symbolic link");
+    });
+
+    it("appends nothing to another private file an audit.jsonl link points at", async () => {
+      await store.compareAndSet(0, sampleStoreData("one"));
+      const target = join(root, "victim");
+      await writeFile(target, "precious\n", { mode: 0o600 });
+      await symlink(target, join(dir, "audit.jsonl"));
+      await expectCode(store.appendAudit(event), "STORE_UNAVAILABLE");
+      await expectCode(store.readAudit(), "STORE_UNAVAILABLE");
+      expect(await readFile(target, "utf8")).toBe("precious\n");
+    });
+
+    it("refuses a credentials.json link, even after a cached read", async () => {
+      await store.compareAndSet(0, sampleStoreData("one"));
+      await store.read();
+      const real = join(root, "real.json");
+      await writeFile(real, await readFile(join(dir, "credentials.json")), { mode: 0o600 });
+      await rm(join(dir, "credentials.json"));
+      await symlink(real, join(dir, "credentials.json"));
+      await expectCode(store.read(), "STORE_UNAVAILABLE");
+    });
+
+    it("refuses a locks/ link and a store directory that is a link", async () => {
+      await store.compareAndSet(0, sampleStoreData("one"));
+      const elsewhere = join(root, "elsewhere");
+      await mkdir(elsewhere, { mode: 0o700 });
+      await symlink(elsewhere, join(dir, "locks"));
+      await expectCode(store.lock("agent:7", { leaseMs: 5000, waitMs: 0 }), "STORE_UNAVAILABLE");
+      expect(await readdir(elsewhere)).toEqual([]);
+
+      const linked = join(root, "linked");
+      await symlink(dir, linked);
+      const viaLink = createFileStore({ dir: linked });
+      try {
+        await expectCode(viaLink.read(), "STORE_UNAVAILABLE");
+        await expectCode(viaLink.checkWritable(), "STORE_UNAVAILABLE");
+        expect((await lstat(linked)).isSymbolicLink()).toBe(true);
+      } finally {
+        await viaLink.close();
+      }
     });
   });
 
@@ -503,6 +598,26 @@ describe("file store", () => {
       expect(health.problems.join("\n")).toContain("leftover temp file");
       expect(health.kind).toBe("file");
       expect(health.location).toBe(join(dir, "credentials.json"));
+    });
+
+    it("removes a crashed write's temp file (a live key) on the next write, after a grace", async () => {
+      await store.compareAndSet(0, sampleStoreData("one"));
+      const orphan = join(dir, ".credentials.json.abc123.tmp");
+      const young = join(dir, ".credentials.json.def456.tmp");
+      await writeFile(orphan, "{ a live key }", { mode: 0o600 });
+      await writeFile(young, "{ a write in flight }", { mode: 0o600 });
+      const old = new Date(Date.now() - 3_600_000);
+      await utimes(orphan, old, old);
+      await store.compareAndSet(1, sampleStoreData("two"));
+      const names = await readdir(dir);
+      expect(names).not.toContain(".credentials.json.abc123.tmp");
+      // Younger than the grace: perhaps another process's write, so it stays.
+      expect(names).toContain(".credentials.json.def456.tmp");
+      await utimes(young, old, old);
+      // checkWritable (rotate, register and `doctor --repair` call it) sweeps too.
+      await store.checkWritable();
+      expect(await readdir(dir)).not.toContain(".credentials.json.def456.tmp");
+      expect((await store.health()).ok).toBe(true);
     });
 
     it("refuses every operation after close", async () => {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
-import { type BigIntStats, type Stats, statSync } from "node:fs";
-import { type FileHandle, lstat, mkdir, open, readdir, stat } from "node:fs/promises";
+import { type BigIntStats, constants, lstatSync, type Stats } from "node:fs";
+import { type FileHandle, lstat, mkdir, readdir } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { z } from "zod";
@@ -8,14 +8,16 @@ import { type Clock, systemClock } from "../clock.js";
 import { RekeyError } from "../errors.js";
 import { chainAuditEntry } from "./audit-chain.js";
 import {
-  assertPrivateMode,
+  assertPrivate,
+  assertPrivateDir,
   DIR_MODE,
   ensurePrivateDir,
   errnoCode,
-  FILE_MODE,
   isTempFileFor,
-  modeProblem,
+  openNoFollow,
+  privacyProblem,
   probeWritable,
+  removeOrphanTempFiles,
   storeUnavailable,
   writeFileAtomic,
 } from "./file-io.js";
@@ -107,7 +109,8 @@ const EMPTY_SNAPSHOT: StoreSnapshot = deepFreeze({ version: 0, data: emptyStoreD
 
 // Short: a write holds it for milliseconds, and a crashed writer should block others briefly.
 const WRITE_LOCK_STALE_MS = 5000;
-// A temp file younger than this may be another process's write in flight, not a leftover.
+// A temp file younger than this may be another process's write in flight, not a leftover: a
+// writer holds the write lock for milliseconds and loses it after WRITE_LOCK_STALE_MS.
 const TEMP_FILE_GRACE_MS = 60_000;
 
 /** Lock names become file names: unsafe characters are replaced and a hash keeps them distinct. */
@@ -213,6 +216,7 @@ export class FileStore implements CredentialStore {
         this.forgetParse();
       }
       if (!written) return { ok: false, current: await this.readSnapshot() };
+      await this.removeOrphanTempFiles();
       // Still under the write lock, the file is the one just renamed into place: keep what was
       // written as its parse, so the next read (the caller's, usually) does not parse it again.
       const writtenIdentity = currentIdentity(this.credentialsPath);
@@ -248,6 +252,8 @@ export class FileStore implements CredentialStore {
     } catch (error) {
       if (errnoCode(error) !== "EEXIST") throw storeUnavailable("create", locksDir, error);
     }
+    // An existing `locks` may be a link planted to make lock files appear elsewhere.
+    await assertPrivateDir(locksDir);
     let held: HeldFileLock;
     try {
       held = await acquireFileLock({
@@ -287,7 +293,10 @@ export class FileStore implements CredentialStore {
       const entry = chainAuditEntry(last, event);
       assertWritableAuditEntry(entry);
       try {
-        const handle = await open(this.auditPath, "a", FILE_MODE);
+        const handle = await openNoFollow(
+          this.auditPath,
+          constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT,
+        );
         try {
           await handle.appendFile(`${JSON.stringify(entry)}\n`, "utf8");
           await handle.sync();
@@ -295,6 +304,7 @@ export class FileStore implements CredentialStore {
           await handle.close();
         }
       } catch (error) {
+        if (error instanceof RekeyError) throw error;
         throw storeUnavailable("append to", this.auditPath, error);
       }
       return entry;
@@ -320,14 +330,17 @@ export class FileStore implements CredentialStore {
   }
 
   /**
-   * Proves a file can be created, fsynced and removed in the store directory.
+   * Proves a file can be created, fsynced and removed in the store directory, and removes
+   * the temp files interrupted writes left behind (see {@link removeOrphanTempFiles}).
    *
-   * @throws RekeyError STORE_UNAVAILABLE (read-only, full, not permitted, modes open to others).
+   * @throws RekeyError STORE_UNAVAILABLE (read-only, full, not permitted, a link, another
+   *   user's, modes open to others).
    */
   async checkWritable(): Promise<void> {
     this.assertOpen();
     await ensurePrivateDir(this.dir);
     await probeWritable(this.dir);
+    await this.withWriteLock(() => this.removeOrphanTempFiles());
   }
 
   /** Key-free problems: open modes, unreadable content, leftover temp files. Throws nothing. */
@@ -338,13 +351,14 @@ export class FileStore implements CredentialStore {
       return undefined;
     });
     if (dirStats !== undefined) {
-      const dirProblem = dirStats.isDirectory()
-        ? modeProblem(this.dir, dirStats, true)
-        : `${this.dir} is not a directory`;
+      const dirProblem =
+        dirStats.isDirectory() || dirStats.isSymbolicLink()
+          ? privacyProblem(this.dir, dirStats, true)
+          : `${this.dir} is not a directory`;
       if (dirProblem !== undefined) problems.push(dirProblem);
       for (const path of [this.credentialsPath, this.auditPath]) {
         const fileStats = await statOrUndefined(path);
-        const fileProblem = fileStats && modeProblem(path, fileStats, false);
+        const fileProblem = fileStats && privacyProblem(path, fileStats, false);
         if (fileProblem) problems.push(fileProblem);
       }
       if (problems.length === 0) {
@@ -427,17 +441,18 @@ export class FileStore implements CredentialStore {
   ): Promise<T | undefined> {
     const dirStats = await storeDirStats(this.dir);
     if (dirStats === undefined) return undefined;
-    assertPrivateMode(this.dir, dirStats, true);
+    assertPrivate(this.dir, dirStats, true);
     let handle: FileHandle;
     try {
-      handle = await open(path, "r");
+      handle = await openNoFollow(path, constants.O_RDONLY);
     } catch (error) {
+      if (error instanceof RekeyError) throw error;
       if (errnoCode(error) === "ENOENT") return undefined;
       throw storeUnavailable("open", path, error);
     }
     try {
       const stats = await handle.stat({ bigint: true });
-      assertPrivateMode(path, stats, false);
+      assertPrivate(path, stats, false);
       return await read(handle, stats);
     } catch (error) {
       if (error instanceof RekeyError) throw error;
@@ -469,12 +484,13 @@ export class FileStore implements CredentialStore {
     if (cached) {
       // A synchronous stat of one local file takes microseconds; the async one hops through
       // libuv's thread pool and costs ten times more, which a status endpoint pays per request.
-      const fileStats = statSync(this.credentialsPath, { bigint: true, throwIfNoEntry: false });
+      // lstat: a link put in the file's place has an identity of its own, and is refused below.
+      const fileStats = lstatSync(this.credentialsPath, { bigint: true, throwIfNoEntry: false });
       if (fileStats !== undefined && fileIdentity(fileStats) === cached.identity) {
-        // The directory's mode is checked on every read too, as a fresh parse would.
-        const dirStats = statSync(this.dir, { throwIfNoEntry: false });
-        if (dirStats !== undefined) assertPrivateMode(this.dir, dirStats, true);
-        assertPrivateMode(this.credentialsPath, fileStats, false);
+        // The directory is checked on every read too, as a fresh parse would.
+        const dirStats = lstatSync(this.dir, { throwIfNoEntry: false });
+        if (dirStats !== undefined) assertPrivate(this.dir, dirStats, true);
+        assertPrivate(this.credentialsPath, fileStats, false);
         cached.checkedAt = this.clock.now();
         return {
           snapshot: cached.snapshot,
@@ -614,6 +630,20 @@ export class FileStore implements CredentialStore {
     });
   }
 
+  /** Removes temp files of interrupted writes, past their grace. Call under the write lock. */
+  private async removeOrphanTempFiles(): Promise<void> {
+    await removeOrphanTempFiles(
+      this.dir,
+      (name) => this.isTempFile(name),
+      this.clock.now(),
+      TEMP_FILE_GRACE_MS,
+    );
+  }
+
+  private isTempFile(name: string): boolean {
+    return isTempFileFor(this.credentialsPath, name) || name.startsWith(".rekey-writable.");
+  }
+
   private async leftoverTempFiles(): Promise<string[]> {
     let names: string[];
     try {
@@ -623,13 +653,11 @@ export class FileStore implements CredentialStore {
     }
     const problems: string[] = [];
     for (const name of names) {
-      const isTemp =
-        isTempFileFor(this.credentialsPath, name) || name.startsWith(".rekey-writable.");
-      if (!isTemp) continue;
+      if (!this.isTempFile(name)) continue;
       const stats = await statOrUndefined(join(this.dir, name));
       if (stats !== undefined && this.clock.now() - stats.mtimeMs > TEMP_FILE_GRACE_MS) {
         problems.push(
-          `leftover temp file ${join(this.dir, name)} (an interrupted write; safe to delete)`,
+          `leftover temp file ${join(this.dir, name)} (an interrupted write; the next write removes it)`,
         );
       }
     }
@@ -648,13 +676,14 @@ function fileIdentity(stats: BigIntStats): string {
 /** The identity of the file a read would see now. */
 const ABSENT = "absent";
 function currentIdentity(path: string): string {
-  const stats = statSync(path, { bigint: true, throwIfNoEntry: false });
+  const stats = lstatSync(path, { bigint: true, throwIfNoEntry: false });
   return stats === undefined ? ABSENT : fileIdentity(stats);
 }
 
+/** The path's own stats (a link is reported as a link, not followed), or undefined. */
 async function statOrUndefined(path: string): Promise<Stats | undefined> {
   try {
-    return await lstat(path).then((stats) => (stats.isSymbolicLink() ? stat(path) : stats));
+    return await lstat(path);
   } catch {
     return undefined;
   }
@@ -667,7 +696,7 @@ async function statOrUndefined(path: string): Promise<Stats | undefined> {
  */
 async function storeDirStats(dir: string): Promise<Stats | undefined> {
   try {
-    return await stat(dir);
+    return await lstat(dir);
   } catch (error) {
     if (errnoCode(error) === "ENOENT") return undefined;
     throw storeUnavailable("use the store directory", dir, error);

@@ -32,4 +32,5 @@ export {
   profileSchema,
   storeDataSchema,
 } from "./schema.js";
+export { assertNoPasswordInArgument, storeSpecHasPassword } from "./store-spec.js";
 export * from "./types.js";

@@ -1,0 +1,293 @@
+import { mkdtemp, readdir, readFile, rm, utimes } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  type AuditEntry,
+  type CredentialStore,
+  openCredentialStore,
+  verifyAuditChain,
+} from "@rekey/core";
+import { type FaultSpec, type RunningSandbox, startSandbox } from "@rekey/sandbox";
+import { dropPostgresSchema } from "@rekey/store-postgres/testing";
+import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
+import { afterAll, describe, expect, inject, it } from "vitest";
+import { BUDGET, LONG, SEED } from "./budget.js";
+import { expectHandled, runCli, startCli } from "./built-cli.js";
+import { expectNoRawKeyRecorded, record } from "./transcript.js";
+
+/**
+ * kill -9 at random points of `rekey rotate`, then the next process, and count.
+ *
+ * ASSERTED (today and from now on): no process that was not killed crashes (each ends with a
+ * documented exit code, never INTERNAL); after every kill the store reads, its audit chain
+ * verifies; with the faucet's `request_id` no key is ever lost; without it, losses never
+ * exceed runs.
+ * MEASURED ONLY, until issue 11 ("No loss is ever silent") lands: losses without a KEY_LOST
+ * (silent) and faucet rotations without an audit entry (unaudited). They are printed in the
+ * table at the end, not asserted: the engine has known windows for both today.
+ */
+
+interface Tally {
+  runs: number;
+  killed: number;
+  lost: number;
+  silent: number;
+  unaudited: number;
+  recovered: number;
+  recoveryCodeUsed: number;
+}
+
+/** A small seeded generator (mulberry32), so that a run can be replayed with its seed. */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Rotations the engine counts as done (or recorded as lost) in the audit log. */
+function auditedRotations(entries: readonly AuditEntry[]): number {
+  return entries.filter(
+    (entry) =>
+      (entry.action === "rotate" || entry.action === "resolve") &&
+      (entry.outcome === "success" ||
+        entry.outcome === "recovered" ||
+        entry.outcome === "key_lost"),
+  ).length;
+}
+
+/**
+ * A killed process may hold the store's locks; their lease (20 s) would make the next process
+ * wait that long. Ageing the lock directories stands for that time passing: the next process
+ * then finds the lease over, exactly as it would 20 s later.
+ */
+async function ageLocks(storeDir: string | undefined): Promise<void> {
+  if (storeDir === undefined) return;
+  const old = new Date(Date.now() - 120_000);
+  const locksDir = join(storeDir, "locks");
+  const names = await readdir(locksDir).catch(() => [] as string[]);
+  const paths = [...names.map((name) => join(locksDir, name)), join(storeDir, ".store.lock")];
+  await Promise.all(paths.map((path) => utimes(path, old, old).catch(() => {})));
+}
+
+async function killLoop(options: {
+  label: string;
+  runs: number;
+  requestIdSupport: boolean;
+  env: Record<string, string>;
+  storeSpec: string;
+  storeDir: string | undefined;
+  root: string;
+  random: () => number;
+}): Promise<Tally> {
+  const { runs, random, env } = options;
+  // Every rotation reply waits a random while after the faucet committed it: the window in
+  // which a kill leaves a rotation done upstream and not yet stored.
+  const faults: FaultSpec[] = Array.from({ length: runs * 3 + 20 }, (_, index) => ({
+    action: "regenerate_operator_key",
+    nth: index + 1,
+    kind: "delay",
+    delayMs: Math.floor(random() * 400),
+  }));
+  const sandbox: RunningSandbox = await startSandbox({
+    port: 0,
+    requestIdSupport: options.requestIdSupport,
+    faults,
+  });
+  const fullEnv = { ...env, REKEY_API_URL: sandbox.url, HOME: options.root };
+  const store: CredentialStore = await openCredentialStore({
+    spec: options.storeSpec,
+    env: {},
+    urlStores: postgresUrlStores,
+  });
+  const tally: Tally = {
+    runs: 0,
+    killed: 0,
+    lost: 0,
+    silent: 0,
+    unaudited: 0,
+    recovered: 0,
+    recoveryCodeUsed: 0,
+  };
+  const codeFile = join(options.root, `${options.label.replace(/\W+/g, "-")}-code.txt`);
+  try {
+    const registered = await runCli(["register", "--recovery-code-file", codeFile, "--json"], {
+      env: fullEnv,
+    });
+    expect(registered.code, registered.stderr).toBe(0);
+    const recoveryCode = (await readFile(codeFile, "utf8")).trim();
+    const commits = () => sandbox.stats().rotationsByAction.regenerate_operator_key ?? 0;
+
+    for (let run = 1; run <= runs; run += 1) {
+      tally.runs += 1;
+      const commitsBefore = commits();
+      const auditBefore = await store.readAudit();
+      const where = `${options.label} run ${run} (seed ${SEED})`;
+
+      // 1. A rotation, killed after a random delay (unless it finished first).
+      const rotation = startCli(["rotate", "--yes", "--force", "--json"], { env: fullEnv });
+      const killAfterMs = Math.floor(random() * 900);
+      const finished = await Promise.race([
+        rotation.result,
+        sleep(killAfterMs).then(() => undefined),
+      ]);
+      if (finished === undefined) {
+        rotation.child.kill("SIGKILL");
+        const ended = await rotation.result;
+        if (ended.signal === "SIGKILL") tally.killed += 1;
+        else expectHandled(ended, `${where}: rotate`, true);
+      } else {
+        expectHandled(finished, `${where}: rotate`, true);
+      }
+      await ageLocks(options.storeDir);
+
+      // 2. The next process: a command that needs the key. It first resolves whatever the
+      // killed one left (the engine does that before any use of the key), then uses it.
+      const next = await runCli(["agents", "--json"], { env: fullEnv });
+      expectHandled(next, `${where}: next process`, true);
+
+      // 3. The store is consistent: it reads, and its audit chain verifies.
+      await store.read();
+      const auditAfter = await store.readAudit();
+      expect(verifyAuditChain(auditAfter).ok, `${where}: audit chain`).toBe(true);
+      const newEntries = auditAfter.slice(auditBefore.length);
+      tally.recovered += newEntries.filter(
+        (entry) => entry.action === "resolve" && entry.outcome === "recovered",
+      ).length;
+
+      // 4. Did the stored key survive? UNAUTHORIZED (3) or KEY_LOST (9): it did not.
+      if (next.code === 3 || next.code === 9) {
+        tally.lost += 1;
+        const signalled =
+          /KEY_LOST/.test(next.stdout + next.stderr) ||
+          newEntries.some((entry) => entry.outcome === "key_lost");
+        if (!signalled) tally.silent += 1;
+        // Back in with the recovery code, as an operator would.
+        const recovered = await runCli(["recover", "--json"], {
+          env: fullEnv,
+          stdin: recoveryCode,
+        });
+        expectHandled(recovered, `${where}: recover`, true);
+        expect(recovered.code, `${where}: recover\n${recovered.stderr}`).toBe(0);
+        tally.recoveryCodeUsed += 1;
+      } else {
+        expect(next.code, `${where}: next process\n${next.stderr}`).toBe(0);
+      }
+
+      // 5. Every rotation the faucet committed is in the audit log (measured, not asserted).
+      const finalAudit = await store.readAudit();
+      const committed = commits() - commitsBefore;
+      const audited = auditedRotations(finalAudit.slice(auditBefore.length));
+      tally.unaudited += Math.max(0, committed - audited);
+    }
+    record(`${options.label} audit log`, JSON.stringify(await store.readAudit()));
+  } finally {
+    await store.close();
+    await sandbox.close();
+  }
+  return tally;
+}
+
+function printTable(results: Array<[string, Tally]>): void {
+  const columns: Array<[keyof Tally, string]> = [
+    ["runs", "runs"],
+    ["killed", "killed"],
+    ["lost", "keys lost"],
+    ["silent", "silent losses"],
+    ["unaudited", "unaudited"],
+    ["recovered", "recovered"],
+    ["recoveryCodeUsed", "recovery code"],
+  ];
+  const cell = (text: string) => text.padStart(15);
+  const header = ["configuration".padEnd(30), ...columns.map(([, title]) => cell(title))].join("");
+  const rows = results.map(([label, tally]) =>
+    [label.padEnd(30), ...columns.map(([name]) => cell(String(tally[name])))].join(""),
+  );
+  console.log(
+    [
+      `kill -9 loop (${LONG ? "long" : "bounded"}, seed ${SEED})`,
+      header,
+      ...rows,
+      "asserted: no crash of any process not killed, a consistent store after every kill,",
+      "          0 keys lost with request_id, keys lost <= runs without it.",
+      "measured only until issue 11 lands: silent losses (no KEY_LOST), unaudited rotations.",
+      "recovered: rotations the next process recovered; recovery code: losses undone with it.",
+    ].join("\n"),
+  );
+}
+
+describe("kill -9 at random points of a rotation", () => {
+  const results: Array<[string, Tally]> = [];
+  const roots: string[] = [];
+  const pgUrl = inject("postgresUrl");
+  const perConfiguration = Math.ceil(BUDGET.kills / (pgUrl === "" ? 2 : 4));
+  const random = seededRandom(SEED);
+
+  afterAll(async () => {
+    printTable(results);
+    await Promise.all(roots.map((root) => rm(root, { recursive: true, force: true })));
+  });
+
+  for (const requestIdSupport of [true, false]) {
+    const suffix = requestIdSupport ? "with request_id" : "without request_id";
+
+    it(`file store, ${suffix}`, async () => {
+      const root = await mkdtemp(join(tmpdir(), "rekey-adversarial-kill-"));
+      roots.push(root);
+      const home = join(root, "home");
+      const tally = await killLoop({
+        label: `file, ${suffix}`,
+        runs: perConfiguration,
+        requestIdSupport,
+        env: { REKEY_HOME: home },
+        storeSpec: home,
+        storeDir: home,
+        root,
+        random,
+      });
+      results.push([`file store, ${suffix}`, tally]);
+      expectInvariants(tally, requestIdSupport);
+    });
+
+    it.skipIf(pgUrl === "")(`PostgreSQL store, ${suffix}`, async () => {
+      const root = await mkdtemp(join(tmpdir(), "rekey-adversarial-kill-"));
+      roots.push(root);
+      const schema = `adversarial_kill_${requestIdSupport ? "rid" : "norid"}`;
+      await dropPostgresSchema(pgUrl, schema);
+      const url = new URL(pgUrl);
+      url.searchParams.set("schema", schema);
+      try {
+        const tally = await killLoop({
+          label: `postgres, ${suffix}`,
+          runs: perConfiguration,
+          requestIdSupport,
+          // In the environment, as a fleet would set it (a password on argv is refused).
+          env: { REKEY_STORE: url.href },
+          storeSpec: url.href,
+          storeDir: undefined,
+          root,
+          random,
+        });
+        results.push([`PostgreSQL, ${suffix}`, tally]);
+        expectInvariants(tally, requestIdSupport);
+      } finally {
+        await dropPostgresSchema(pgUrl, schema);
+      }
+    });
+  }
+
+  it("printed and logged no raw key", () => {
+    expectNoRawKeyRecorded();
+  });
+});
+
+function expectInvariants(tally: Tally, requestIdSupport: boolean): void {
+  if (requestIdSupport) expect(tally.lost, "keys lost with request_id").toBe(0);
+  expect(tally.lost).toBeLessThanOrEqual(tally.runs);
+}
