@@ -14,11 +14,9 @@ import { expectNoRawKeyRecorded, record } from "./transcript.js";
 const PLANTED = `lf_${"Q".repeat(20)}planted${"Z".repeat(16)}`;
 
 function plantedData(): StoreData {
-  const data = sampleStoreData("fuzz") as unknown as {
-    profiles: { default: { operator: { key: string } } };
-  };
-  data.profiles.default.operator.key = PLANTED;
-  return data as unknown as StoreData;
+  const data = sampleStoreData("fuzz");
+  for (const record of Object.values(data.principals)) record.key = PLANTED;
+  return data;
 }
 
 /** Replaces a value somewhere in a JSON tree: the shape of a hand edit gone wrong. */
@@ -134,40 +132,51 @@ describe("store documents under generated content", () => {
     });
   });
 
-  describe("PostgreSQL store: the credentials row", () => {
+  describe("PostgreSQL store: the principal and store_meta rows", () => {
     const url = inject("postgresUrl");
     const schema = "adversarial_documents";
 
     it.skipIf(url === "")(
-      "is read as a store or refused as STORE_CORRUPT, and never overwritten",
+      "are read as a store or refused as STORE_CORRUPT, and never overwritten",
       async () => {
         await dropPostgresSchema(url, schema);
         const store = createPostgresStore({ url, schema });
+        const [recordId] = Object.keys(sampleStoreData("first").principals);
         try {
           await store.compareAndSet(0, sampleStoreData("first"));
-          const row = async () => {
-            const { rows } = await queryPostgres(
+          const rows = async () => {
+            const { rows: found } = await queryPostgres(
               url,
-              `SELECT version::text || ' ' || data::text AS row FROM "${schema}".credentials`,
+              `SELECT (SELECT version::text || ' ' || data::text FROM "${schema}".store_meta)
+                   || ' | ' || (SELECT coalesce(data::text, 'null') FROM "${schema}".principals
+                                WHERE id = $1) AS row`,
+              [recordId],
             );
-            return String((rows[0] as { row: string }).row);
+            return String((found[0] as { row: string }).row);
           };
           const rowData = fc.oneof(
             fc.jsonValue({ maxDepth: 4 }),
-            mutatedData as fc.Arbitrary<unknown>,
+            mutatedData.map(
+              (data) =>
+                (data as { principals?: Record<string, unknown> }).principals?.[recordId ?? ""] ??
+                data,
+            ) as fc.Arbitrary<unknown>,
           );
           await fc.assert(
-            fc.asyncProperty(rowData, async (data) => {
-              // A new version, as any writer would set: the store re-reads a changed version.
+            fc.asyncProperty(rowData, fc.boolean(), async (data, intoMeta) => {
+              // A new store version, as any writer sets: the store re-reads what changed.
               await queryPostgres(
                 url,
-                `UPDATE "${schema}".credentials SET version = version + 1, data = $1::json WHERE id = 1`,
-                [JSON.stringify(data)],
+                intoMeta
+                  ? `UPDATE "${schema}".store_meta SET version = version + 1, meta_version = version + 1, data = $1::json WHERE id = 1`
+                  : `WITH turn AS (UPDATE "${schema}".store_meta SET version = version + 1 WHERE id = 1 RETURNING version)
+                     UPDATE "${schema}".principals SET data = $1::json, version = (SELECT version FROM turn) WHERE id = $2`,
+                intoMeta ? [JSON.stringify(data)] : [JSON.stringify(data), recordId],
               );
               const result = await checkDocument(
                 store,
-                `row ${JSON.stringify(data).slice(0, 300)}`,
-                row,
+                `${intoMeta ? "store_meta" : "principal"} row ${JSON.stringify(data).slice(0, 300)}`,
+                rows,
               );
               counts[result] += 1;
             }),
