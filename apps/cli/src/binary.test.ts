@@ -151,9 +151,12 @@ describe("the built rekey binary", () => {
     expect(refused.stderr).toContain("password on the command line");
     expect(refused.stderr).toMatch(/PGPASSWORD/);
     expect(refused.stderr).not.toContain("s3cret");
-    // From the environment it is used: nothing listens on port 1, so the store is unavailable.
+    // From the environment it is taken: the binary goes on to open the store, which fails for
+    // another reason (nothing listens on port 1: exit 7; or, installed alone, pg is missing).
     const fromEnv = await rekey(["status"], { env: { REKEY_STORE: url } });
-    expect(fromEnv.code).toBe(7);
+    expect(fromEnv.stderr).not.toContain("password on the command line");
+    expect(fromEnv.stderr).toMatch(/ECONNREFUSED|install.*\bpg\b/);
+    expect(fromEnv.code).not.toBe(0);
     expect(fromEnv.stderr).not.toContain("s3cret");
   });
 

@@ -29,8 +29,10 @@ export const MCP_ERROR_HINTS: Record<ErrorCode, HintFor> = {
     "The faucet rejected the stored key. Do not retry: ask the user to check the key with `rekey status` and `rekey doctor`, or to log in again with `rekey login`.",
   FORBIDDEN: () =>
     "Only an operator key may act on an agent's key. Omit agent_id to rotate this session's own key.",
-  NOT_FOUND: () =>
-    "No such agent for this operator, or no key is held for it. Call list_agents to see the agent ids this operator owns.",
+  NOT_FOUND: (error) =>
+    error.details.missing !== "profile"
+      ? "No such agent for this operator, or no key is held for it. Call list_agents to see the agent ids this operator owns."
+      : "This session holds no key. Do not call other tools: ask the user to store one with `rekey register` or `rekey login` (from @rekey/cli), or to start rekey-mcp with a profile (REKEY_PROFILE) or principal (REKEY_AS) that holds one.",
   COOLDOWN_ACTIVE: (error) => {
     const seconds = retryAfter(error);
     const until =

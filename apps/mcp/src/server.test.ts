@@ -65,20 +65,25 @@ describe("tools/list", () => {
     expect(byName.get_key_status?.inputSchema.properties?.agent_id).toBeDefined();
   });
 
-  it("gives every output field its own description", async () => {
+  it("gives every output field its own description, nested fields included", async () => {
     const session = await world.connect();
     const { tools } = await session.client.listTools();
-    for (const tool of tools) {
-      const properties = (tool.outputSchema?.properties ?? {}) as Record<
-        string,
-        { description?: string }
-      >;
-      const descriptions = Object.entries(properties).map(([field, schema]) => {
-        expect(schema.description, `${tool.name}.${field}`).toEqual(expect.any(String));
-        return schema.description;
-      });
-      expect(new Set(descriptions).size, tool.name).toBe(descriptions.length);
+    interface Schema {
+      description?: string;
+      properties?: Record<string, Schema>;
+      items?: Schema;
     }
+    /** Checks each field of an object schema (and of objects inside it), one level's apart. */
+    const check = (where: string, schema: Schema | undefined) => {
+      const properties = schema?.properties ?? schema?.items?.properties ?? {};
+      const descriptions = Object.entries(properties).map(([field, child]) => {
+        expect(child.description, `${where}.${field}`).toEqual(expect.any(String));
+        check(`${where}.${field}`, child);
+        return child.description;
+      });
+      expect(new Set(descriptions).size, where).toBe(descriptions.length);
+    };
+    for (const tool of tools) check(tool.name, tool.outputSchema as Schema);
   });
 
   it("does not advertise tools.listChanged: the four tools never change", async () => {

@@ -76,12 +76,14 @@ export const keyStatusOutput = {
   key_age_seconds: z.number().optional().describe("Seconds since the key was stored."),
   last_rotation: z
     .object({
-      rotated_at: isoInstant,
-      request_id: z.string(),
-      old_fingerprint: fingerprintField,
-      new_fingerprint: fingerprintField,
-      verified: z.boolean(),
-      surface: z.string(),
+      rotated_at: isoInstant.describe("ISO-8601 UTC instant of the rotation."),
+      request_id: z.string().describe("Id of that rotation in the audit log (`rekey history`)."),
+      old_fingerprint: fingerprintField.describe(
+        "Fingerprint of the key that rotation replaced (dead since).",
+      ),
+      new_fingerprint: fingerprintField.describe("Fingerprint of the key that rotation issued."),
+      verified: z.boolean().describe("The issued key answered whoami as the same principal."),
+      surface: z.string().describe("Which front end rotated it: cli, mcp, http or library."),
     })
     .optional()
     .describe(
@@ -95,9 +97,11 @@ export const keyStatusOutput = {
     .describe("Seconds of withdrawal cooldown left; 0 when no cooldown is running."),
   unfinished_rotation: z
     .object({
-      request_id: z.string(),
-      started_at: isoInstant,
-      phase: z.enum(["requested", "stored"]),
+      request_id: z.string().describe("Id of the unfinished rotation (its request_id upstream)."),
+      started_at: isoInstant.describe("ISO-8601 UTC instant it started."),
+      phase: z
+        .enum(["requested", "stored"])
+        .describe("requested: the faucet was asked; stored: the new key is stored, not verified."),
     })
     .optional()
     .describe("A rotation that started and is not finished yet; the next call resolves it."),
@@ -107,15 +111,23 @@ export const listAgentsOutput = {
   agents: z
     .array(
       z.object({
-        agent_id: z.number().int(),
-        name: z.string(),
-        balance_sats: z.number(),
-        is_active: z.boolean(),
+        agent_id: z.number().int().describe("The agent's id at the faucet (agent_id elsewhere)."),
+        name: z.string().describe("The agent's name at the faucet (untrusted text)."),
+        balance_sats: z.number().describe("The agent's balance in satoshis."),
+        is_active: z.boolean().describe("Whether the faucet lists the agent as active."),
         has_key: z.boolean().describe("Whether the credential store holds a key for this agent."),
-        fingerprint: fingerprintField.optional(),
-        cooldown_until: isoInstant.optional(),
-        cooldown_remaining_seconds: z.number(),
-        last_rotated_at: isoInstant.optional(),
+        fingerprint: fingerprintField
+          .optional()
+          .describe("Fingerprint of the agent key the store holds, if any."),
+        cooldown_until: isoInstant
+          .optional()
+          .describe("ISO-8601 UTC instant the agent's withdrawal cooldown ends, when one runs."),
+        cooldown_remaining_seconds: z
+          .number()
+          .describe("Seconds of the agent's withdrawal cooldown left; 0 when none runs."),
+        last_rotated_at: isoInstant
+          .optional()
+          .describe("ISO-8601 UTC instant of the agent's last rotation the store knows of."),
       }),
     )
     .describe("The operator's agents, with each stored key's fingerprint and cooldown."),

@@ -41,6 +41,8 @@ export interface RekeyErrorDetails {
   principal?: string;
   /** The HTTP status of an upstream reply, when one was received. */
   upstreamStatus?: number;
+  /** NOT_FOUND: "profile" when the session itself holds no key (not one agent). */
+  missing?: "profile";
   /** Which request fields were rejected, for INVALID_INPUT. */
   issues?: string[];
   [key: string]: unknown;

@@ -276,6 +276,7 @@ export function createRekey(options: RekeyOptions): Rekey {
     if (!active) {
       throw new RekeyError("NOT_FOUND", `Profile "${profileName}" holds no key`, {
         hint: "Run `rekey register` or `rekey login`, or set REKEY_API_KEY.",
+        details: { missing: "profile" },
       });
     }
     return active;
@@ -877,7 +878,7 @@ export function createRekey(options: RekeyOptions): Rekey {
             : `No record of ${actAs} on ${view.faucet}`,
           {
             hint: "Run `rekey register` or `rekey login` (or `rekey profiles list` to see what exists).",
-            details: { principal: principalLabel(target) },
+            details: { principal: principalLabel(target), missing: "profile" },
           },
         );
       }
