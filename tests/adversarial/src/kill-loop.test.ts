@@ -13,6 +13,7 @@ import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { BUDGET, LONG, SEED } from "./budget.js";
 import { expectHandled, runCli, startCli } from "./built-cli.js";
+import { HTTP_TOKEN, startHttp } from "./built-http.js";
 import { expectNoRawKeyRecorded, record } from "./transcript.js";
 
 /**
@@ -78,6 +79,8 @@ async function ageLocks(storeDir: string | undefined): Promise<void> {
 
 async function killLoop(options: {
   label: string;
+  /** What rotates: the built CLI, or `POST /v1/rotate` to a built `rekey-http`. */
+  via: "cli" | "http";
   runs: number;
   requestIdSupport: boolean;
   env: Record<string, string>;
@@ -131,19 +134,41 @@ async function killLoop(options: {
       const where = `${options.label} run ${run} (seed ${SEED})`;
 
       // 1. A rotation, killed after a random delay (unless it finished first).
-      const rotation = startCli(["rotate", "--yes", "--force", "--json"], { env: fullEnv });
-      const killAfterMs = Math.floor(random() * 900);
-      const finished = await Promise.race([
-        rotation.result,
-        sleep(killAfterMs).then(() => undefined),
-      ]);
-      if (finished === undefined) {
-        rotation.child.kill("SIGKILL");
-        const ended = await rotation.result;
-        if (ended.signal === "SIGKILL") tally.killed += 1;
-        else expectHandled(ended, `${where}: rotate`, true);
+      if (options.via === "cli") {
+        const rotation = startCli(["rotate", "--yes", "--force", "--json"], { env: fullEnv });
+        const killAfterMs = Math.floor(random() * 900);
+        const finished = await Promise.race([
+          rotation.result,
+          sleep(killAfterMs).then(() => undefined),
+        ]);
+        if (finished === undefined) {
+          rotation.child.kill("SIGKILL");
+          const ended = await rotation.result;
+          if (ended.signal === "SIGKILL") tally.killed += 1;
+          else expectHandled(ended, `${where}: rotate`, true);
+        } else {
+          expectHandled(finished, `${where}: rotate`, true);
+        }
       } else {
-        expectHandled(finished, `${where}: rotate`, true);
+        // The server is killed while it answers POST /v1/rotate (or after, when it was fast).
+        const server = await startHttp(fullEnv);
+        const answer = fetch(`${server.url}/v1/rotate`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${HTTP_TOKEN}`, "content-type": "application/json" },
+          body: JSON.stringify({ force: true }),
+        }).then(
+          async (response) => ({ status: response.status, body: await response.text() }),
+          () => undefined,
+        );
+        const killAfterMs = Math.floor(random() * 900);
+        const finished = await Promise.race([answer, sleep(killAfterMs).then(() => undefined)]);
+        server.child.kill("SIGKILL");
+        await server.ended;
+        if (finished === undefined) tally.killed += 1;
+        else {
+          record(`${where}: rotate reply`, finished.body);
+          expect(finished.status, `${where}: rotate reply ${finished.body}`).toBe(200);
+        }
       }
       await ageLocks(options.storeDir);
 
@@ -205,9 +230,9 @@ function printTable(results: Array<[string, Tally]>): void {
     ["recoveryCodeUsed", "recovery code"],
   ];
   const cell = (text: string) => text.padStart(15);
-  const header = ["configuration".padEnd(30), ...columns.map(([, title]) => cell(title))].join("");
+  const header = ["configuration".padEnd(38), ...columns.map(([, title]) => cell(title))].join("");
   const rows = results.map(([label, tally]) =>
-    [label.padEnd(30), ...columns.map(([name]) => cell(String(tally[name])))].join(""),
+    [label.padEnd(38), ...columns.map(([name]) => cell(String(tally[name])))].join(""),
   );
   console.log(
     [
@@ -243,6 +268,7 @@ describe("kill -9 at random points of a rotation", () => {
       const home = join(root, "home");
       const tally = await killLoop({
         label: `file, ${suffix}`,
+        via: "cli",
         runs: perConfiguration,
         requestIdSupport,
         env: { REKEY_HOME: home },
@@ -265,6 +291,7 @@ describe("kill -9 at random points of a rotation", () => {
       try {
         const tally = await killLoop({
           label: `postgres, ${suffix}`,
+          via: "cli",
           runs: perConfiguration,
           requestIdSupport,
           // In the environment, as a fleet would set it (a password on argv is refused).
@@ -279,6 +306,28 @@ describe("kill -9 at random points of a rotation", () => {
       } finally {
         await dropPostgresSchema(pgUrl, schema);
       }
+    });
+  }
+
+  for (const requestIdSupport of [true, false]) {
+    const suffix = requestIdSupport ? "with request_id" : "without request_id";
+    it(`rekey-http on the file store, ${suffix}`, async () => {
+      const root = await mkdtemp(join(tmpdir(), "rekey-adversarial-kill-http-"));
+      roots.push(root);
+      const home = join(root, "home");
+      const tally = await killLoop({
+        label: `http, ${suffix}`,
+        via: "http",
+        runs: Math.ceil(BUDGET.httpKills / 2),
+        requestIdSupport,
+        env: { REKEY_HOME: home },
+        storeSpec: home,
+        storeDir: home,
+        root,
+        random,
+      });
+      results.push([`rekey-http, file, ${suffix}`, tally]);
+      expectInvariants(tally, requestIdSupport);
     });
   }
 
