@@ -1,5 +1,6 @@
 import { RekeyError } from "../errors.js";
 import { agent, OPERATOR, type Principal, principalLabel } from "../principal.js";
+import { markDisposable } from "../store/freeze.js";
 import { faucetIdOf, recordIdOf } from "../store/record-ids.js";
 import type {
   CredentialStore,
@@ -114,16 +115,22 @@ export function storedKeyOf(
 
 /** The records this view answers for: its operator, its agents, the principal it acts as. */
 export function recordsOfView(view: ProfileView): DeepReadonly<PrincipalRecord>[] {
-  const operatorId = view.operator?.match(/^operator:(\d+)$/)?.[1];
-  return Object.values(view.data.principals).filter(
-    (record) =>
-      record.faucet === view.faucet &&
-      (record.principal === view.operator ||
-        record.principal === view.actsAs ||
-        (operatorId !== undefined &&
-          record.principal.startsWith("agent:") &&
-          String(record.operatorId) === operatorId)),
-  );
+  const operatorId = Number(view.operator?.match(/^operator:(\d+)$/)?.[1] ?? Number.NaN);
+  const found: DeepReadonly<PrincipalRecord>[] = [];
+  // A loop, not Object.values().filter(): this runs several times per operation, over every
+  // record of a fleet.
+  for (const id in view.data.principals) {
+    const record = view.data.principals[id];
+    if (record === undefined || record.faucet !== view.faucet) continue;
+    if (
+      record.principal === view.operator ||
+      record.principal === view.actsAs ||
+      (record.operatorId === operatorId && record.principal.startsWith("agent:"))
+    ) {
+      found.push(record);
+    }
+  }
+  return found;
 }
 
 /**
@@ -192,12 +199,13 @@ export function profileIn(draft: StoreData, name: string, baseUrl: string): Prof
  * one agent of a thousand copies one record.
  */
 export function draftOf(data: DeepReadonly<StoreData>): StoreData {
-  return {
+  // The draft and its maps go to the store and are never used again by their maker.
+  return markDisposable({
     ...(data as StoreData),
-    principals: { ...(data.principals as StoreData["principals"]) },
-    profiles: { ...(data.profiles as StoreData["profiles"]) },
-    idempotency: { ...(data.idempotency as StoreData["idempotency"]) },
-  };
+    principals: markDisposable({ ...(data.principals as StoreData["principals"]) }),
+    profiles: markDisposable({ ...(data.profiles as StoreData["profiles"]) }),
+    idempotency: markDisposable({ ...(data.idempotency as StoreData["idempotency"]) }),
+  });
 }
 
 /**

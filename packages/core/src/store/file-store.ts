@@ -205,11 +205,7 @@ export class FileStore implements CredentialStore {
         !held.compromised && currentIdentity(this.credentialsPath) === identity;
       let written: boolean;
       try {
-        written = await writeFileAtomic(
-          this.credentialsPath,
-          `${JSON.stringify(next)}\n`,
-          unchanged,
-        );
+        written = await writeFileAtomic(this.credentialsPath, serializeSnapshot(next), unchanged);
       } finally {
         // Even after a failed write (the rename may have happened): a read with maxAgeMs must
         // not answer from the old parse once this handle has written.
@@ -545,7 +541,7 @@ export class FileStore implements CredentialStore {
       const unchanged = () =>
         !held.compromised && currentIdentity(this.credentialsPath) === read.identity;
       try {
-        return await writeFileAtomic(this.credentialsPath, `${JSON.stringify(next)}\n`, unchanged);
+        return await writeFileAtomic(this.credentialsPath, serializeSnapshot(next), unchanged);
       } finally {
         this.forgetParse();
       }
@@ -663,6 +659,50 @@ export class FileStore implements CredentialStore {
     }
     return problems;
   }
+}
+
+/**
+ * The `"id":{...}` text of each entry written before, by record: a record is frozen, so its
+ * text never changes, and it sits under one id.
+ */
+const entryTexts = new WeakMap<object, { id: string; text: string }>();
+
+function entryText(id: string, record: unknown): string {
+  if (typeof record !== "object" || record === null || !Object.isFrozen(record)) {
+    return `${JSON.stringify(id)}:${JSON.stringify(record)}`;
+  }
+  const known = entryTexts.get(record);
+  if (known?.id === id) return known.text;
+  const text = `${JSON.stringify(id)}:${JSON.stringify(record)}`;
+  entryTexts.set(record, { id, text });
+  return text;
+}
+
+/**
+ * The text of `credentials.json` for a snapshot: what `JSON.stringify` gives, built from each
+ * entry's remembered text, so a write serialises only the records that changed (one agent's
+ * rotation among a thousand stringifies one record, then joins the thousand texts).
+ */
+function serializeSnapshot(snapshot: StoreSnapshot): string {
+  let fields = "";
+  for (const [name, value] of Object.entries(snapshot.data)) {
+    if (value === undefined) continue;
+    let text: string;
+    if (name === "principals" || name === "idempotency") {
+      const map = value as Record<string, unknown>;
+      text = "";
+      for (const id in map) {
+        const record = map[id];
+        if (record === undefined) continue;
+        text += text === "" ? entryText(id, record) : `,${entryText(id, record)}`;
+      }
+      text = `{${text}}`;
+    } else {
+      text = JSON.stringify(value);
+    }
+    fields += `${fields === "" ? "" : ","}${JSON.stringify(name)}:${text}`;
+  }
+  return `{"version":${snapshot.version},"data":{${fields}}}\n`;
 }
 
 /** How much of the audit log's end an append reads: far more than one entry. */

@@ -230,13 +230,19 @@ export function migrateStoreData(raw: unknown, source = "the store"): StoreData 
   return parsed.data as StoreData;
 }
 
-/** The store document with its records left to be checked one by one. */
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+/**
+ * The store document with its records left to be checked one by one (`z.custom` looks at the
+ * record maps without walking them: a thousand-entry map costs nothing here).
+ */
 const storeDataShellSchema = z.strictObject({
   schemaVersion: z.literal(STORE_SCHEMA_VERSION),
-  principals: z.record(z.string(), z.unknown()),
+  principals: z.custom<Record<string, unknown>>(isPlainObject, "expected an object"),
   profiles: z.record(z.string().regex(PROFILE_NAME_PATTERN), profileSchema),
   currentProfile: z.string().regex(PROFILE_NAME_PATTERN).optional(),
-  idempotency: z.record(z.string(), z.unknown()),
+  idempotency: z.custom<Record<string, unknown>>(isPlainObject, "expected an object"),
 });
 
 /**
@@ -255,7 +261,8 @@ export function assertWritableStoreData(data: StoreData): StoreData {
     );
   const shell = storeDataShellSchema.safeParse(data);
   if (!shell.success) throw refuse(describeIssues(shell.error));
-  for (const [id, record] of Object.entries(data.principals)) {
+  for (const id in data.principals) {
+    const record = data.principals[id];
     if (Object.isFrozen(record)) continue;
     const parsed = principalRecordSchema.safeParse(record);
     if (!parsed.success)
@@ -266,7 +273,8 @@ export function assertWritableStoreData(data: StoreData): StoreData {
       );
     }
   }
-  for (const [slot, record] of Object.entries(data.idempotency)) {
+  for (const slot in data.idempotency) {
+    const record = data.idempotency[slot];
     if (Object.isFrozen(record)) continue;
     if (!IDEMPOTENCY_SLOT_PATTERN.test(slot))
       throw refuse(`idempotency: slot ${slot.slice(0, 64)}`);

@@ -1,0 +1,27 @@
+import { describe, expect, it } from "vitest";
+import { deepFreeze, frozenCopy, markDisposable } from "./freeze.js";
+
+describe("frozenCopy", () => {
+  it("copies what a caller still holds, and shares what is frozen already", () => {
+    const shared = deepFreeze({ name: "kept" });
+    const input = { record: shared, changed: { name: "new" } };
+    const copy = frozenCopy(input);
+    expect(copy).not.toBe(input);
+    expect(copy.record).toBe(shared);
+    expect(Object.isFrozen(copy.changed)).toBe(true);
+    input.changed.name = "edited later";
+    expect(copy.changed.name).toBe("new");
+  });
+
+  it("freezes a disposable draft in place, replacing its unfrozen children by frozen copies", () => {
+    const changed = { name: "new" };
+    const draft = markDisposable({ changed, kept: deepFreeze({ name: "kept" }) });
+    const frozen = frozenCopy(draft);
+    expect(frozen).toBe(draft);
+    expect(Object.isFrozen(frozen)).toBe(true);
+    expect(Object.isFrozen(frozen.changed)).toBe(true);
+    // Whoever still holds the child it gave cannot change the frozen draft through it.
+    changed.name = "edited later";
+    expect(frozen.changed.name).toBe("new");
+  });
+});
