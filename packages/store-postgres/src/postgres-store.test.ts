@@ -223,7 +223,7 @@ if (postgresUrl === "") {
             ),
           ),
           "utf8",
-        ),
+        ).then((text) => text.replaceAll('"sandbox-key:', '"lf_')),
       ) as { version: number; data: unknown };
       // The table as rekey 0.1 made it.
       await adminQuery(`CREATE SCHEMA "${schema}"`);

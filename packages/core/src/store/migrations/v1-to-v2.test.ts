@@ -50,7 +50,12 @@ async function lay(name: string): Promise<Migrated> {
   const sandbox = await startSandbox({ dataFile: join(dir, "sandbox.json") });
   const storeDir = join(dir, "store");
   await mkdir(storeDir, { mode: 0o700 });
-  const text = await readFile(join(source, "credentials.json"), "utf8");
+  // The fixtures spell the sandbox's keys "sandbox-key:…" so that nothing key-shaped sits in the
+  // tree; back to "lf_…", each document is byte for byte what rekey 0.1 wrote.
+  const text = (await readFile(join(source, "credentials.json"), "utf8")).replaceAll(
+    '"sandbox-key:',
+    '"lf_',
+  );
   const original = text.replace(/http:\/\/127\.0\.0\.1:\d+\/ai-agents\/api/g, sandbox.url);
   await writeFile(join(storeDir, "credentials.json"), original, { mode: 0o600 });
   // A checkout does not keep file modes: the store's files are 0600 as rekey wrote them.
