@@ -5,6 +5,7 @@ import {
   describeIssues,
   IDEMPOTENCY_SLOT_PATTERN,
   idempotencyRecordSchema,
+  isFiledUnderOwnId,
   migrateStoreData,
   principalRecordSchema,
   RekeyError,
@@ -164,7 +165,7 @@ function diffRecords(
 
 function checkPrincipal(id: string, data: unknown, source: string) {
   const parsed = principalRecordSchema.safeParse(data);
-  if (!parsed.success || id !== `${parsed.data.faucet}#${parsed.data.principal}`) {
+  if (!parsed.success || !isFiledUnderOwnId(id, parsed.data)) {
     throw new RekeyError(
       "STORE_CORRUPT",
       `${source} (principals): the row ${JSON.stringify(id.slice(0, 200))} does not hold its principal's record${parsed.success ? "" : ` at ${describeIssues(parsed.error)}`}`,

@@ -19,6 +19,7 @@ import {
 } from "../principal.js";
 import { verifyAuditChain } from "../store/audit-chain.js";
 import {
+  faucetIdOf,
   idempotencySlot,
   operatorRecordPrincipal,
   RECORD_PRINCIPAL_PATTERN,
@@ -1053,7 +1054,7 @@ export function createRekey(options: RekeyOptions): Rekey {
         const users = Object.entries(data.profiles)
           .filter(
             ([, profile]) =>
-              faucetMatches(profile.baseUrl, faucet) &&
+              faucetIdOf(profile.baseUrl) === faucet &&
               (profile.operator === recordPrincipal || profile.actsAs === recordPrincipal),
           )
           .map(([name]) => name);
@@ -1256,10 +1257,6 @@ export function createRekey(options: RekeyOptions): Rekey {
 
 function normaliseUrl(url: string): string {
   return url.replace(/\/+$/, "");
-}
-
-function faucetMatches(baseUrl: string, faucet: string): boolean {
-  return recordIdOf(baseUrl, "operator") === `${faucet}#operator`;
 }
 
 function toMessage(error: unknown): string {

@@ -2,7 +2,7 @@ import { RekeyError } from "../errors.js";
 import { faucetIdOf, recordIdOf } from "../store/record-ids.js";
 import { PROFILE_NAME_PATTERN } from "../store/schema.js";
 import type { CredentialStore, DeepReadonly, StoreData } from "../store/types.js";
-import { updateStore } from "./principal-records.js";
+import { type ProfileView, recordsOfView, updateStore } from "./principal-records.js";
 
 /**
  * Profiles are named views (a faucet, an operator, the principal acted as) over principal
@@ -89,17 +89,17 @@ export async function removeProfile(store: CredentialStore, name: string): Promi
 function summarise(data: DeepReadonly<StoreData>, name: string): ProfileSummary {
   const profile = data.profiles[name];
   if (!profile) throw new RekeyError("NOT_FOUND", `No profile "${name}"`);
-  const faucet = faucetIdOf(profile.baseUrl);
-  const operatorId = profile.operator?.match(/^operator:(\d+)$/)?.[1];
   const acting = profile.actsAs ?? profile.operator;
-  const principals = Object.values(data.principals)
-    .filter(
-      (record) =>
-        record.faucet === faucet &&
-        (record.principal === profile.operator ||
-          record.principal === profile.actsAs ||
-          (operatorId !== undefined && String(record.operatorId) === operatorId)),
-    )
+  // The records the profile itself names (not any operator derived from its agent).
+  const view: ProfileView = {
+    data,
+    profileName: name,
+    profile,
+    faucet: faucetIdOf(profile.baseUrl),
+    operator: profile.operator,
+    actsAs: acting,
+  };
+  const principals = recordsOfView(view)
     .map((record) => record.principal)
     .sort();
   return {

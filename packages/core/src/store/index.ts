@@ -18,7 +18,12 @@ export {
 } from "./file-store.js";
 export { deepFreeze, frozenCopy } from "./freeze.js";
 export { createMemoryStore, MemoryStore, type MemoryStoreOptions } from "./memory-store.js";
-export { faucetIdOf, RECORD_PRINCIPAL_PATTERN, recordIdOf } from "./record-ids.js";
+export {
+  faucetIdOf,
+  isFiledUnderOwnId,
+  RECORD_PRINCIPAL_PATTERN,
+  recordIdOf,
+} from "./record-ids.js";
 export {
   assertWritableAuditEntry,
   assertWritableStoreData,

@@ -22,6 +22,17 @@ export function recordIdOf(faucet: string, principal: string): string {
   return `${faucetIdOf(faucet)}#${principal}`;
 }
 
+/**
+ * Whether a record sits under its own id: its faucet (as stored, already normalised) and its
+ * principal. Every reader and writer of a store checks this.
+ */
+export function isFiledUnderOwnId(
+  id: string,
+  record: { readonly faucet: string; readonly principal: string },
+): boolean {
+  return id === `${record.faucet}#${record.principal}`;
+}
+
 /** The record principal of an operator with a known id. */
 export function operatorRecordPrincipal(operatorId: number | undefined): string {
   return operatorId === undefined ? "operator" : `operator:${operatorId}`;

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { RekeyError } from "../errors.js";
 import { migrateV1ToV2, storeDataV1Schema } from "./migrations/v1-to-v2.js";
-import { RECORD_PRINCIPAL_PATTERN } from "./record-ids.js";
+import { isFiledUnderOwnId, RECORD_PRINCIPAL_PATTERN } from "./record-ids.js";
 import { type AuditEntry, STORE_SCHEMA_VERSION, type StoreData } from "./types.js";
 
 /**
@@ -120,9 +120,7 @@ export const storeDataSchema = z
   })
   .refine(
     (data) =>
-      Object.entries(data.principals).every(
-        ([id, record]) => id === `${record.faucet}#${record.principal}`,
-      ),
+      Object.entries(data.principals).every(([id, record]) => isFiledUnderOwnId(id, record)),
     { message: "a principal record is filed under its own faucet and principal" },
   );
 
@@ -267,7 +265,7 @@ export function assertWritableStoreData(data: StoreData): StoreData {
     const parsed = principalRecordSchema.safeParse(record);
     if (!parsed.success)
       throw refuse(describeIssues(parsed.error).replace(/^/, `principals.${id}.`));
-    if (id !== `${parsed.data.faucet}#${parsed.data.principal}`) {
+    if (!isFiledUnderOwnId(id, parsed.data)) {
       throw refuse(
         `principals.${id}: a principal record is filed under its own faucet and principal`,
       );
