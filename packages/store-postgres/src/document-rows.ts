@@ -89,28 +89,18 @@ export function assembleSnapshot(
     { ...(row.meta as object), principals: {}, idempotency: {} },
     `${source} (store_meta)`,
   );
-  const principals: Record<string, unknown> = incremental ? { ...previous.data.principals } : {};
-  const idempotency: Record<string, unknown> = incremental ? { ...previous.data.idempotency } : {};
-  const principalVersions = new Map(incremental ? previous.rows.principals : []);
-  const idempotencyVersions = new Map(incremental ? previous.rows.idempotency : []);
-  for (const [id, rowVersion, data] of row.principals ?? []) {
-    if (data === null) {
-      delete principals[id];
-      principalVersions.delete(id);
-      continue;
-    }
-    principals[id] = deepFreeze(checkPrincipal(id, data, source));
-    principalVersions.set(id, Number(rowVersion));
-  }
-  for (const [slot, rowVersion, data] of row.idempotency ?? []) {
-    if (data === null) {
-      delete idempotency[slot];
-      idempotencyVersions.delete(slot);
-      continue;
-    }
-    idempotency[slot] = deepFreeze(checkIdempotency(slot, data, source));
-    idempotencyVersions.set(slot, Number(rowVersion));
-  }
+  const [principals, principalVersions] = applyRows(
+    incremental ? previous.data.principals : {},
+    incremental ? previous.rows.principals : new Map(),
+    row.principals,
+    (id, data) => checkPrincipal(id, data, source),
+  );
+  const [idempotency, idempotencyVersions] = applyRows(
+    incremental ? previous.data.idempotency : {},
+    incremental ? previous.rows.idempotency : new Map(),
+    row.idempotency,
+    (slot, data) => checkIdempotency(slot, data, source),
+  );
   const data = deepFreeze({
     ...meta,
     principals,
@@ -125,6 +115,30 @@ export function assembleSnapshot(
       idempotency: idempotencyVersions,
     },
   };
+}
+
+/**
+ * A record map and its row versions, `rows` applied to copies of the ones given: a NULL row
+ * (a tombstone) deletes its record, any other is checked and frozen.
+ */
+function applyRows(
+  records: DeepReadonly<Record<string, unknown>>,
+  versions: ReadonlyMap<string, number>,
+  rows: [string, number, unknown][] | null,
+  check: (id: string, data: unknown) => unknown,
+): [Record<string, unknown>, Map<string, number>] {
+  const applied: Record<string, unknown> = { ...records };
+  const appliedVersions = new Map(versions);
+  for (const [id, rowVersion, data] of rows ?? []) {
+    if (data === null) {
+      delete applied[id];
+      appliedVersions.delete(id);
+      continue;
+    }
+    applied[id] = deepFreeze(check(id, data));
+    appliedVersions.set(id, Number(rowVersion));
+  }
+  return [applied, appliedVersions];
 }
 
 /** The rows `next` changes relative to `base` (compared as JSON text). */

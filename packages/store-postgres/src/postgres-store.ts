@@ -242,16 +242,21 @@ export class PostgresStore implements CredentialStore {
             }
           }
         }
-        const kinds: [RowChange[], string, string][] = [
-          [changes.principals, this.sql.insertPrincipal, this.sql.updatePrincipal],
-          [changes.idempotency, this.sql.insertIdempotency, this.sql.updateIdempotency],
+        const kinds: [RowChange[], { insert: string; update: string }][] = [
+          [changes.principals, this.sql.principalWrites],
+          [changes.idempotency, this.sql.idempotencyWrites],
         ];
-        for (const [list, insert, update] of kinds) {
+        for (const [list, writes] of kinds) {
           for (const change of list) {
             const result =
               change.baseVersion === undefined
-                ? await client.query(insert, [change.id, version, change.data])
-                : await client.query(update, [change.id, change.baseVersion, version, change.data]);
+                ? await client.query(writes.insert, [change.id, version, change.data])
+                : await client.query(writes.update, [
+                    change.id,
+                    change.baseVersion,
+                    version,
+                    change.data,
+                  ]);
             if (result.rowCount !== 1) throw new WriteConflict();
           }
         }
@@ -427,10 +432,14 @@ export class PostgresStore implements CredentialStore {
       const version = Number(row.version) + 1;
       await client.query(this.sql.insertMigratedMeta, [version, JSON.stringify(metaOf(data))]);
       for (const [id, record] of Object.entries(data.principals)) {
-        await client.query(this.sql.insertPrincipal, [id, version, JSON.stringify(record)]);
+        await client.query(this.sql.principalWrites.insert, [id, version, JSON.stringify(record)]);
       }
       for (const [slot, record] of Object.entries(data.idempotency)) {
-        await client.query(this.sql.insertIdempotency, [slot, version, JSON.stringify(record)]);
+        await client.query(this.sql.idempotencyWrites.insert, [
+          slot,
+          version,
+          JSON.stringify(record),
+        ]);
       }
     }
     await client.query(this.sql.retireLegacy);

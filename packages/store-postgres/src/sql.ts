@@ -112,16 +112,9 @@ export function sqlFor(schema: string) {
       RETURNING version, purged_below`,
     /** $1: expected meta_version, $2: new version, $3: data. */
     setMeta: `UPDATE ${meta} SET data = $3, meta_version = $2 WHERE id = 1 AND meta_version = $1`,
-    /** $1: id, $2: expected version, $3: new version, $4: data (NULL: delete). */
-    updatePrincipal: `UPDATE ${principals} SET data = $4, version = $3 WHERE id = $1 AND version = $2`,
-    /** $1: id, $2: new version, $3: data; fails (no row) when a live row exists. */
-    insertPrincipal: `INSERT INTO ${principals} (id, version, data) VALUES ($1, $2, $3)
-      ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, version = EXCLUDED.version
-      WHERE ${principals}.data IS NULL`,
-    updateIdempotency: `UPDATE ${idempotency} SET data = $4, version = $3 WHERE slot = $1 AND version = $2`,
-    insertIdempotency: `INSERT INTO ${idempotency} (slot, version, data) VALUES ($1, $2, $3)
-      ON CONFLICT (slot) DO UPDATE SET data = EXCLUDED.data, version = EXCLUDED.version
-      WHERE ${idempotency}.data IS NULL`,
+    /** Compare-and-set writes of principal rows and of idempotency rows (see `rowWrites`). */
+    principalWrites: rowWrites(principals, "id"),
+    idempotencyWrites: rowWrites(idempotency, "slot"),
     /** $1: purge tombstones at or below this version. */
     purgeTombstones: [
       `DELETE FROM ${principals} WHERE data IS NULL AND version <= $1`,
@@ -141,6 +134,20 @@ export function sqlFor(schema: string) {
       `UPDATE ${principals} SET version = version WHERE false`,
       `INSERT INTO ${auditLog} (seq, entry) SELECT 1, '{}'::jsonb WHERE false`,
     ],
+  };
+}
+
+/**
+ * The two writes of a table of records: `update` ($1: key, $2: expected version, $3: new
+ * version, $4: data, NULL to delete) and `insert` ($1: key, $2: new version, $3: data), which
+ * writes no row (a conflict) when a live row already has that key.
+ */
+function rowWrites(table: string, key: string) {
+  return {
+    update: `UPDATE ${table} SET data = $4, version = $3 WHERE ${key} = $1 AND version = $2`,
+    insert: `INSERT INTO ${table} (${key}, version, data) VALUES ($1, $2, $3)
+      ON CONFLICT (${key}) DO UPDATE SET data = EXCLUDED.data, version = EXCLUDED.version
+      WHERE ${table}.data IS NULL`,
   };
 }
 
