@@ -254,6 +254,31 @@ describe("kill -9 at random points of a rotation", () => {
   const perConfiguration = Math.ceil(BUDGET.kills / (pgUrl === "" ? 2 : 4));
   const random = seededRandom(SEED);
 
+  /** The loop on a file store of its own, through the CLI or rekey-http; tallied as `label`. */
+  async function onFileStore(
+    via: "cli" | "http",
+    label: string,
+    runs: number,
+    requestIdSupport: boolean,
+  ): Promise<void> {
+    const root = await mkdtemp(join(tmpdir(), "rekey-adversarial-kill-"));
+    roots.push(root);
+    const home = join(root, "home");
+    const tally = await killLoop({
+      label,
+      via,
+      runs,
+      requestIdSupport,
+      env: { REKEY_HOME: home },
+      storeSpec: home,
+      storeDir: home,
+      root,
+      random,
+    });
+    results.push([label, tally]);
+    expectInvariants(tally, requestIdSupport);
+  }
+
   afterAll(async () => {
     printTable(results);
     await Promise.all(roots.map((root) => rm(root, { recursive: true, force: true })));
@@ -262,24 +287,8 @@ describe("kill -9 at random points of a rotation", () => {
   for (const requestIdSupport of [true, false]) {
     const suffix = requestIdSupport ? "with request_id" : "without request_id";
 
-    it(`file store, ${suffix}`, async () => {
-      const root = await mkdtemp(join(tmpdir(), "rekey-adversarial-kill-"));
-      roots.push(root);
-      const home = join(root, "home");
-      const tally = await killLoop({
-        label: `file, ${suffix}`,
-        via: "cli",
-        runs: perConfiguration,
-        requestIdSupport,
-        env: { REKEY_HOME: home },
-        storeSpec: home,
-        storeDir: home,
-        root,
-        random,
-      });
-      results.push([`file store, ${suffix}`, tally]);
-      expectInvariants(tally, requestIdSupport);
-    });
+    it(`file store, ${suffix}`, () =>
+      onFileStore("cli", `file store, ${suffix}`, perConfiguration, requestIdSupport));
 
     it.skipIf(pgUrl === "")(`PostgreSQL store, ${suffix}`, async () => {
       const root = await mkdtemp(join(tmpdir(), "rekey-adversarial-kill-"));
@@ -311,24 +320,13 @@ describe("kill -9 at random points of a rotation", () => {
 
   for (const requestIdSupport of [true, false]) {
     const suffix = requestIdSupport ? "with request_id" : "without request_id";
-    it(`rekey-http on the file store, ${suffix}`, async () => {
-      const root = await mkdtemp(join(tmpdir(), "rekey-adversarial-kill-http-"));
-      roots.push(root);
-      const home = join(root, "home");
-      const tally = await killLoop({
-        label: `http, ${suffix}`,
-        via: "http",
-        runs: Math.ceil(BUDGET.httpKills / 2),
+    it(`rekey-http on the file store, ${suffix}`, () =>
+      onFileStore(
+        "http",
+        `rekey-http, file, ${suffix}`,
+        Math.ceil(BUDGET.httpKills / 2),
         requestIdSupport,
-        env: { REKEY_HOME: home },
-        storeSpec: home,
-        storeDir: home,
-        root,
-        random,
-      });
-      results.push([`rekey-http, file, ${suffix}`, tally]);
-      expectInvariants(tally, requestIdSupport);
-    });
+      ));
   }
 
   it("printed and logged no raw key", () => {
