@@ -36,7 +36,26 @@ export function startCli(
   args: string[],
   options: CliOptions,
 ): { child: ChildProcess; result: Promise<CliRun> } {
-  const child = spawn(process.execPath, [REKEY_BIN, ...args], {
+  const { child, result } = startRecorded(REKEY_BIN, args, `rekey ${args.join(" ")}`, options);
+  return { child, result };
+}
+
+/**
+ * Starts `node script args` (stdin piped: `options.stdin`, then closed); `result` resolves when
+ * it ends, however it ends, after what it printed went into the transcript under `label`.
+ * `printed()` is what it has printed so far.
+ */
+export function startRecorded(
+  script: string,
+  args: string[],
+  label: string,
+  options: CliOptions,
+): {
+  child: ChildProcess;
+  result: Promise<CliRun>;
+  printed(): { stdout: string; stderr: string };
+} {
+  const child = spawn(process.execPath, [script, ...args], {
     env: { PATH: process.env.PATH, NO_COLOR: "1", ...options.env },
     cwd: options.cwd,
     stdio: ["pipe", "pipe", "pipe"],
@@ -55,13 +74,13 @@ export function startCli(
   const result = new Promise<CliRun>((resolve, reject) => {
     child.once("error", reject);
     child.once("close", (code, signal) => {
-      const label = `rekey ${args.join(" ")}`.slice(0, 200);
-      record(`${label} (stdout)`, stdout);
-      record(`${label} (stderr)`, stderr);
+      const shown = label.slice(0, 200);
+      record(`${shown} (stdout)`, stdout);
+      record(`${shown} (stderr)`, stderr);
       resolve({ code, signal, stdout, stderr });
     });
   });
-  return { child, result };
+  return { child, result, printed: () => ({ stdout, stderr }) };
 }
 
 /** Runs the built CLI to its end. */

@@ -1,8 +1,8 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { record } from "./transcript.js";
+import { type CliRun, startRecorded } from "./built-cli.js";
 
 const httpPackage = createRequire(import.meta.url).resolve("@rekey/http/package.json");
 /** The built `rekey-http` (turbo builds it before the tests run). */
@@ -22,7 +22,7 @@ export const HTTP_TOKENS = JSON.stringify([
 export interface RunningHttp {
   url: string;
   child: ChildProcess;
-  ended: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  ended: Promise<CliRun>;
 }
 
 /**
@@ -30,33 +30,17 @@ export interface RunningHttp {
  * @throws Error when it exits before listening (its stderr in the message).
  */
 export async function startHttp(env: Record<string, string | undefined>): Promise<RunningHttp> {
-  const child = spawn(process.execPath, [REKEY_HTTP_BIN, "--port", "0"], {
-    env: { PATH: process.env.PATH, NO_COLOR: "1", REKEY_HTTP_TOKENS: HTTP_TOKENS, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.setEncoding("utf8").on("data", (text: string) => {
-    stdout += text;
-  });
-  child.stderr?.setEncoding("utf8").on("data", (text: string) => {
-    stderr += text;
-  });
-  const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once("close", (code, signal) => {
-      record("rekey-http (stdout)", stdout);
-      record("rekey-http (stderr)", stderr);
-      resolve({ code, signal });
-    });
+  const { child, result, printed } = startRecorded(REKEY_HTTP_BIN, ["--port", "0"], "rekey-http", {
+    env: { REKEY_HTTP_TOKENS: HTTP_TOKENS, ...env },
   });
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout?.on("data", () => {
-      const match = /(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
+      const match = /(http:\/\/127\.0\.0\.1:\d+)/.exec(printed().stdout);
       if (match?.[1]) resolve(match[1]);
     });
-    void ended.then(({ code, signal }) =>
+    void result.then(({ code, signal, stderr }) =>
       reject(new Error(`rekey-http ended (${code ?? signal}) before listening: ${stderr}`)),
     );
   });
-  return { url, child, ended };
+  return { url, child, ended: result };
 }
