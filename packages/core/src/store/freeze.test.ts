@@ -25,3 +25,14 @@ describe("frozenCopy", () => {
     expect(frozen.changed.name).toBe("new");
   });
 });
+
+describe("frozenCopy of JSON that names __proto__", () => {
+  it("keeps a key named __proto__ as a key, at any depth", () => {
+    const body = JSON.parse('{"body":[[{"__proto__":0}]],"__proto__":{"x":1}}');
+    const copy = frozenCopy(body);
+    expect(copy).toEqual(body);
+    expect(Object.getPrototypeOf(copy)).toBe(Object.prototype);
+    expect(Object.hasOwn(copy.body[0][0], "__proto__")).toBe(true);
+    expect(JSON.stringify(copy)).toBe(JSON.stringify(body));
+  });
+});

@@ -35,10 +35,12 @@ export function frozenCopy<T>(value: T): DeepReadonly<T> {
     }
     return Object.freeze(value) as DeepReadonly<T>;
   }
-  const copy: Record<string, unknown> | unknown[] = Array.isArray(value) ? [] : {};
-  for (const [key, child] of Object.entries(value)) {
-    (copy as Record<string, unknown>)[key] = frozenCopy(child);
-  }
+  // Built with `map`/`fromEntries`, not `copy[key] = …`: an assignment to a key named
+  // "__proto__" (valid JSON, e.g. in a remembered response body) would set the copy's
+  // prototype instead of keeping the key.
+  const copy = Array.isArray(value)
+    ? value.map((child) => frozenCopy(child))
+    : Object.fromEntries(Object.entries(value).map(([key, child]) => [key, frozenCopy(child)]));
   return Object.freeze(copy) as DeepReadonly<T>;
 }
 
