@@ -1,5 +1,13 @@
 export * from "./client/index.js";
 export { type Clock, isoAt, systemClock } from "./clock.js";
+export {
+  DEFAULT_WEBHOOK_TOLERANCE_SECONDS,
+  signWebhook,
+  verifyWebhookSignature,
+  WEBHOOK_SIGNATURE_HEADER,
+  type WebhookSignatureInput,
+  type WebhookVerifyInput,
+} from "./delivery/webhook-signature.js";
 export type { EngineHooks, RotationStep } from "./engine/context.js";
 export { createRekey, formatDuration, type RekeyOptions } from "./engine/create-rekey.js";
 export { openCredentialStore, type UrlStoreOpener } from "./engine/open-store.js";
