@@ -33,7 +33,10 @@ export function setDotenvVariable(text: string, variable: string, value: string)
   }
   // Split into lines, each with its own terminator (so CRLF and LF are kept per line).
   const lines = text.match(/[^\n]*\n|[^\n]+$/g) ?? [];
-  const assignment = new RegExp(`^(\\s*(?:export\\s+)?${variable}\\s*=\\s*)(.*?)(\\r?\\n?)$`, "s");
+  const assignment = new RegExp(
+    `^([ \\t]*(?:export[ \\t]+)?${variable}[ \\t]*=[ \\t]*)(.*?)(\\r?\\n?)$`,
+    "s",
+  );
   let found = false;
   const updated = lines.map((line) => {
     const match = assignment.exec(line);
@@ -63,7 +66,7 @@ function replaceValue(rest: string, value: string): string {
       : `${quote}${value}${quote}${rest.slice(close + 1)}`;
   }
   // Unquoted: the value ends at a ` #` comment or at trailing blanks.
-  const end = rest.search(/\s+#|\s+$/);
+  const end = rest.search(/[ \t]+#|[ \t]+$/);
   return end === -1 ? value : `${value}${rest.slice(end)}`;
 }
 
