@@ -1,4 +1,5 @@
 import type { Clock } from "../clock.js";
+import type { DeliveryStep } from "../engine/context.js";
 import { updateStore } from "../engine/principal-records.js";
 import { isRekeyError, RekeyError, redactKeys, toRekeyError } from "../errors.js";
 import type {
@@ -33,6 +34,8 @@ export interface DeliveryJournalContext {
   lockLeaseMs: number;
   lockWaitMs: number;
   environment: DeliveryEnvironment;
+  /** Test seam: called after each step of a target's delivery (a crash test kills the process here). */
+  afterStep?: ((step: DeliveryStep, recordPrincipal: string) => void | Promise<void>) | undefined;
 }
 
 /** One target after a delivery run, as front ends list it (no key). */
@@ -51,8 +54,10 @@ export interface DeliveryOutcome {
 export interface DeliverOptions {
   /** Only this target id. */
   only?: string | undefined;
-  /** Deliver even to a target that holds the key already or is backing off (`retry`, `test`). */
+  /** Deliver even to a target that holds the key already (`test`, and a target just added). */
   force?: boolean | undefined;
+  /** Deliver to a stale target even while it is backing off (`retry`). */
+  retry?: boolean | undefined;
 }
 
 const FIRST_BACKOFF_MS = 30_000;
@@ -177,7 +182,7 @@ export async function deliverRecord(
       if (!record || !target || record.key === undefined || record.fingerprint === undefined)
         continue;
       const held = { ...record, key: record.key, fingerprint: record.fingerprint };
-      outcomes.push(await deliverOne(context, recordId, held, target, options.force === true));
+      outcomes.push(await deliverOne(context, recordId, held, target, options));
     }
     return outcomes;
   } finally {
@@ -190,7 +195,7 @@ async function deliverOne(
   recordId: string,
   record: DeepReadonly<PrincipalRecord> & { key: string; fingerprint: string },
   target: DeepReadonly<DeliveryTarget>,
-  force: boolean,
+  options: DeliverOptions,
 ): Promise<DeliveryOutcome> {
   const description = describeTarget(target as DeliveryTarget);
   const base = {
@@ -200,7 +205,10 @@ async function deliverOne(
     fingerprint: record.fingerprint,
   };
   const nowMs = context.clock.now();
-  if (!force && !deliveryDue(target, record.fingerprint, nowMs)) {
+  const due = options.retry
+    ? !holdsKey(target, record.fingerprint)
+    : deliveryDue(target, record.fingerprint, nowMs);
+  if (options.force !== true && !due) {
     return holdsKey(target, record.fingerprint)
       ? { ...base, status: "current" }
       : {
@@ -235,6 +243,7 @@ async function deliverOne(
     attempts,
   });
   await auditDelivery(context, { ...auditBase, outcome: "pending" });
+  await context.afterStep?.("delivery-pending", record.principal);
   try {
     await deliverToTarget(target as DeliveryTarget, payloadOf(record), context.environment);
   } catch (error) {
@@ -254,6 +263,7 @@ async function deliverOne(
     await auditDelivery(context, { ...auditBase, outcome: "failure", errorCode: facts.code });
     return { ...base, status: "failed", error: facts, nextAttemptAt };
   }
+  await context.afterStep?.("delivery-written", record.principal);
   await setState(context, recordId, target.id, {
     status: "delivered",
     fingerprint: record.fingerprint,
