@@ -21,7 +21,7 @@ export function publicClientKey(
   } catch {
     return null;
   }
-  if (!parsed || parsed.version !== 1) return null;
+  if (parsed?.version !== 1) return null;
   if (parsed.active !== "operator" && parsed.active !== "agent") return null;
   const entry = parsed[parsed.active] as { api_key?: string } | undefined;
   if (entry?.api_key) return { apiKey: entry.api_key, type: parsed.active };

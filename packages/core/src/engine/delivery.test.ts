@@ -91,7 +91,6 @@ describe("delivery after rotation", () => {
     const rekey = fixture.rekey();
     await rekey.register({});
     const oldKey = (await storedKey(fixture.store, "operator"))?.key;
-    const oldKey = (await storedKey(fixture.store, "operator"))?.key;
     const target = await receiver("svc");
     await rekey.addDeliveryTarget({ kind: "exec", command: target.command });
     await target.setDown(true);
