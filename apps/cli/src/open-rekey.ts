@@ -41,7 +41,13 @@ export function createOpenRekey(options: {
         ...(actAs === undefined ? {} : { actAs }),
         ...(globals.url === undefined ? {} : { baseUrl: globals.url }),
         ...(clock === undefined ? {} : { clock }),
+        delivery: {
+          openStore: (location) =>
+            openCredentialStore({ spec: location, env, urlStores: postgresUrlStores }),
+        },
       });
+      // What a process killed mid-delivery left: the next one to open the store finishes it.
+      await rekey.finishDeliveries().catch(() => undefined);
       return {
         rekey,
         store,

@@ -11,6 +11,7 @@ import {
 import type { CommandContext } from "../context.js";
 import { exitCodeFor } from "../exit-codes.js";
 import { type Colors, formatDuration, formatTable, type Output } from "../output.js";
+import { outcomeLines } from "./deliver.js";
 import { confirmOrRefuse, parseAgentOption } from "./input.js";
 import { planPayload, rotationPayload } from "./rotation-view.js";
 
@@ -136,6 +137,9 @@ function renderResult(result: RotationResult, output: Output): string {
   ];
   if (result.shared)
     lines.push(colors.dim("  (another process did this rotation; its result is shown)"));
+  if (result.deliveries !== undefined && result.deliveries.length > 0) {
+    lines.push("  deliveries:", outcomeLines(result.deliveries, colors).replace(/^/gm, "  "));
+  }
   if (result.apiKey !== undefined) lines.push(`  new key: ${result.apiKey}`);
   return lines.join("\n");
 }

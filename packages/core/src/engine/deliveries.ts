@@ -43,6 +43,8 @@ export interface DeliveryOperations {
   }): Promise<DeliveryOutcome[]>;
   /** Finishes the deliveries that earlier processes left pending or due (every record). */
   finishDeliveries(): Promise<DeliveryOutcome[]>;
+  /** Every record of the store that has targets, with where each target stands (doctor). */
+  deliveryReport(): Promise<{ principal: string; faucet: string; targets: DeliveryStatus[] }[]>;
 }
 
 /**
@@ -63,6 +65,23 @@ export function createDeliveryOperations(
       });
     }
     return record;
+  }
+
+  async function removeDeliveryTarget(id: string, principal?: Principal) {
+    const recordId = await recordIdFor(principal);
+    await updateStore(journal.store, (draft) => {
+      const frozen = draft.principals[recordId];
+      if (!frozen?.deliveries?.some((target) => target.id === id)) {
+        throw new RekeyError("NOT_FOUND", `No delivery target ${id} for ${principalOf(recordId)}`, {
+          hint: "List them with `rekey deliver list`.",
+        });
+      }
+      const record = structuredClone(frozen);
+      record.deliveries = record.deliveries?.filter((target) => target.id !== id);
+      if (record.deliveries?.length === 0) delete record.deliveries;
+      draft.principals[recordId] = record;
+    });
+    return { principal: principalOf(recordId), target: id };
   }
 
   return {
@@ -86,29 +105,20 @@ export function createDeliveryOperations(
         return target.id;
       });
       const [outcome] = await deliverRecord(journal, recordId, { only: id, force: true });
+      // A target that cannot work as configured (a missing file, a link, an open mode, a bad
+      // command) is not kept: the user fixes it and adds it again. A transient failure (a
+      // receiver down) keeps it, failing, to be retried.
+      const error = outcome?.status === "failed" ? outcome.error : undefined;
+      if (error && (error.code === "CONFIG_INVALID" || error.code === "INVALID_INPUT")) {
+        await removeDeliveryTarget(id, principal);
+        throw new RekeyError(error.code, error.message, {
+          hint: "Fix it, then add the target again; it was not kept.",
+        });
+      }
       return { principal: principalOf(recordId), target: id, outcome };
     },
 
-    async removeDeliveryTarget(id, principal) {
-      const recordId = await recordIdFor(principal);
-      await updateStore(journal.store, (draft) => {
-        const frozen = draft.principals[recordId];
-        if (!frozen?.deliveries?.some((target) => target.id === id)) {
-          throw new RekeyError(
-            "NOT_FOUND",
-            `No delivery target ${id} for ${principalOf(recordId)}`,
-            {
-              hint: "List them with `rekey deliver list`.",
-            },
-          );
-        }
-        const record = structuredClone(frozen);
-        record.deliveries = record.deliveries?.filter((target) => target.id !== id);
-        if (record.deliveries?.length === 0) delete record.deliveries;
-        draft.principals[recordId] = record;
-      });
-      return { principal: principalOf(recordId), target: id };
-    },
+    removeDeliveryTarget,
 
     async deliver(options = {}) {
       const recordId = await recordIdFor(options.principal);
@@ -120,5 +130,16 @@ export function createDeliveryOperations(
     },
 
     finishDeliveries: () => finishDeliveries(journal),
+
+    async deliveryReport() {
+      const { data } = await journal.store.read();
+      return Object.values(data.principals)
+        .filter((record) => (record.deliveries?.length ?? 0) > 0)
+        .map((record) => ({
+          principal: record.principal,
+          faucet: record.faucet,
+          targets: deliveryStatusOf(record),
+        }));
+    },
   };
 }
