@@ -3,7 +3,13 @@
  * The composition root of rekey-http: the only module that reads `process.env` and argv,
  * builds the real store, core and server, and handles signals.
  */
-import { createRekey, openCredentialStore, systemClock, toRekeyError } from "@rekey/core";
+import {
+  createRekey,
+  openCredentialStore,
+  startDeliveryFinisher,
+  systemClock,
+  toRekeyError,
+} from "@rekey/core";
 import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import pino from "pino";
 import { createHttpApp } from "./app.js";
@@ -81,6 +87,17 @@ async function main(argv: string[]): Promise<void> {
     profile: config.profile,
     ...(config.actAs === undefined ? {} : { actAs: config.actAs }),
     env: process.env,
+    delivery: {
+      openStore: (location) =>
+        openCredentialStore({ spec: location, env: process.env, urlStores: postgresUrlStores }),
+    },
+  });
+  // Deliveries left by killed processes, and those of rotations by other replicas.
+  const stopDeliveries = startDeliveryFinisher({
+    finish: () => rekey.finishDeliveries(),
+    watch: (listener) => store.watch(listener),
+    onError: (error) =>
+      logger.warn({ code: toRekeyError(error).code }, "finishing deliveries failed; will retry"),
   });
   const app = createHttpApp({
     rekey,
@@ -108,6 +125,7 @@ async function main(argv: string[]): Promise<void> {
     stopping = true;
     logger.info({ signal }, "shutting down: finishing requests in flight");
     const clean = await server.shutdown();
+    await stopDeliveries();
     await rekey.close();
     await store.close();
     logger.info({ clean }, "stopped");

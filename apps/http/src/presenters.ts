@@ -57,6 +57,21 @@ export function presentRotation(
     verified: outcome.verified,
     shared: outcome.shared,
     request_id: outcome.requestId,
+    ...(outcome.deliveries === undefined
+      ? {}
+      : {
+          deliveries: outcome.deliveries.map((delivery) => ({
+            target: delivery.target,
+            kind: delivery.kind,
+            description: delivery.description,
+            status: delivery.status,
+            fingerprint: delivery.fingerprint,
+            ...(delivery.error === undefined ? {} : { error: { ...delivery.error } }),
+            ...(delivery.nextAttemptAt === undefined
+              ? {}
+              : { next_attempt_at: delivery.nextAttemptAt }),
+          })),
+        }),
   };
 }
 

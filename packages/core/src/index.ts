@@ -1,6 +1,10 @@
 export * from "./client/index.js";
 export { type Clock, isoAt, systemClock } from "./clock.js";
 export {
+  type DeliveryFinisherOptions,
+  startDeliveryFinisher,
+} from "./delivery/delivery-finisher.js";
+export {
   type DeliveryJournalContext,
   type DeliveryOutcome,
   type DeliveryStatus,
