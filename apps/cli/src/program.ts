@@ -310,6 +310,37 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
       await runDoctor(context(command), options);
     });
 
+  program
+    .command("run")
+    .description(
+      "run a command with the current key in its environment; restart it when the key rotates",
+    )
+    .argument("<command...>", "the command and its arguments, after --")
+    .option("--agent <id>", "an agent's key instead of the active principal's")
+    .option("--env <name>", "the variable that holds the key", "LIGHTNING_WALLET_API_KEY")
+    .addOption(
+      new Option("--restart", "restart the command on a rotation (the default)").conflicts(
+        "signal",
+      ),
+    )
+    .option("--signal <sig>", "send this signal on a rotation instead of restarting (HUP, USR1...)")
+    .addHelpText(
+      "after",
+      [
+        "\nThe key goes in the command's environment, never on its command line. Signals sent to",
+        "rekey are passed to the command, and rekey exits with the command's exit code.",
+        examples(
+          "rekey run -- npx -y lightning-wallet-mcp",
+          "rekey run --agent 7 -- node agent.js",
+          "rekey run --env WALLET_KEY --signal HUP -- ./service",
+        ),
+      ].join("\n"),
+    )
+    .action(async (command: string[], options: ActionOptions, cmd: Command) => {
+      const { runRun } = await import("./commands/run.js");
+      await runRun(context(cmd), command, options);
+    });
+
   const deliver = program
     .command("deliver")
     .description(
