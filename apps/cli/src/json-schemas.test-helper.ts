@@ -240,6 +240,7 @@ export const importDocument = envelope("import lightning-wallet", {
       name: z.string().optional(),
       record: recordPrincipal.optional(),
       inProfile: z.boolean().optional(),
+      deliveryTarget: z.string().optional(),
       error: z.object({ code: z.string(), message: z.string() }).optional(),
     }),
   ),

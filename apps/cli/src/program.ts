@@ -426,6 +426,11 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
       "--file <path>",
       "credentials file (default $LIGHTNING_WALLET_HOME/credentials.json or ~/.lightning-wallet/credentials.json)",
     )
+    .option(
+      "--deliver",
+      "also write each new key into the file after a rotation (asked on a terminal)",
+    )
+    .option("--no-deliver", "do not add the file as a delivery target")
     .addHelpText(
       "after",
       examples(
