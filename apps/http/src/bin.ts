@@ -8,6 +8,7 @@ import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import pino from "pino";
 import { createHttpApp } from "./app.js";
 import { isLoopback, parseHttpConfig, USAGE } from "./config.js";
+import { createEventHub } from "./events/event-hub.js";
 import { createLogger } from "./logger.js";
 import { listen } from "./server.js";
 import { hashToken } from "./tokens.js";
@@ -82,8 +83,15 @@ async function main(argv: string[]): Promise<void> {
     ...(config.actAs === undefined ? {} : { actAs: config.actAs }),
     env: process.env,
   });
+  const events = createEventHub({
+    store,
+    clock: systemClock,
+    onError: (error) =>
+      logger.warn({ code: toRekeyError(error).code }, "event source: store read failed"),
+  });
   const app = createHttpApp({
     rekey,
+    events,
     tokens: config.tokens,
     rateLimit: { capacity: config.rotateLimitPerMinute, windowMs: 60_000 },
     logger,
@@ -107,6 +115,8 @@ async function main(argv: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down: finishing requests in flight");
+    // Event streams never finish by themselves: end them so that shutdown need not wait.
+    events.close();
     const clean = await server.shutdown();
     await rekey.close();
     await store.close();

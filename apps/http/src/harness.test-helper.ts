@@ -11,6 +11,7 @@ import {
   type TestClock,
 } from "@rekey/sandbox";
 import { createHttpApp, type HttpAppDeps } from "./app.js";
+import { createEventHub, type EventHub } from "./events/event-hub.js";
 import { createLogger } from "./logger.js";
 import { hashToken, type Scope, type TokenConfig } from "./tokens.js";
 
@@ -83,6 +84,8 @@ export interface Harness extends Faucet {
   rekey: Rekey;
   store: CredentialStore;
   app: ReturnType<typeof createHttpApp>;
+  /** The event source behind `/v1/events`, on the harness's store. */
+  events: EventHub;
   tokens: { status: TestToken; rotate: TestToken; release: TestToken; reader: TestToken };
   logs: string[];
   /** Calls the app in-process with a token (by role) and an optional JSON body. */
@@ -128,8 +131,10 @@ export async function startHarness(
     level: options.logLevel,
     destination: { write: (line: string) => void logs.push(line) },
   });
+  const events = createEventHub({ store, clock });
   const app = createHttpApp({
     rekey,
+    events,
     tokens: [...Object.values(tokens), ...(options.extraTokens ?? [])].map((token) => token.config),
     rateLimit: { capacity: options.rotateLimit ?? 100, windowMs: 60_000 },
     logger,
@@ -142,6 +147,7 @@ export async function startHarness(
     rekey,
     store,
     app,
+    events,
     tokens,
     logs,
     call(method, path, callOptions = {}) {
@@ -158,6 +164,7 @@ export async function startHarness(
       return Promise.resolve(app.request(path, { method, headers, body }));
     },
     async close() {
+      events.close();
       await rekey.close();
       await store.close();
       await faucet.close();
