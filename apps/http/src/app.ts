@@ -47,6 +47,7 @@ import {
   type Scope,
   type TokenConfig,
 } from "./tokens.js";
+import { type ConsoleOptions, createConsoleApp } from "./ui/console-app.js";
 
 /** What `createHttpApp` needs; `bin.ts` builds the real ones, tests their own. */
 export interface HttpAppDeps {
@@ -74,6 +75,8 @@ export interface HttpAppDeps {
   events?: EventHub;
   /** Bounds on `/v1/events` streams. */
   eventLimits?: Partial<EventStreamLimits>;
+  /** The web console at /ui (`--ui`), off when absent. */
+  console?: ConsoleOptions;
 }
 
 type AppEnv = {
@@ -560,6 +563,20 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
     response.headers.set("x-request-id", c.get("requestId"));
     return response;
   });
+
+  if (deps.console !== undefined) {
+    app.route(
+      "/ui",
+      createConsoleApp({
+        ...deps.console,
+        rekey,
+        clock,
+        logger,
+        streams: eventStreams,
+        verifyToken,
+      }),
+    );
+  }
 
   // Polled by load balancers: a plain route with a prebuilt body, like the status route.
   app.openAPIRegistry.registerPath(healthzRoute);

@@ -14,6 +14,7 @@ import { createHttpApp, type HttpAppDeps } from "./app.js";
 import { createEventHub, type EventHub } from "./events/event-hub.js";
 import { createLogger } from "./logger.js";
 import { hashToken, type Scope, type TokenConfig } from "./tokens.js";
+import { createSessionStore, type SessionStore } from "./ui/sessions.js";
 
 /** A raw bearer token and the configuration entry that admits it. */
 export interface TestToken {
@@ -86,6 +87,8 @@ export interface Harness extends Faucet {
   app: ReturnType<typeof createHttpApp>;
   /** The event source behind `/v1/events`, on the harness's store. */
   events: EventHub;
+  /** The console's sessions (with `console: true`). */
+  sessions: SessionStore;
   tokens: { status: TestToken; rotate: TestToken; release: TestToken; reader: TestToken };
   logs: string[];
   /** Calls the app in-process with a token (by role) and an optional JSON body. */
@@ -110,6 +113,8 @@ export async function startHarness(
     logLevel?: string;
     /** Tokens configured besides the four standard ones. */
     extraTokens?: TestToken[];
+    /** Serve the web console at /ui. */
+    console?: boolean;
     /** Further `createHttpApp` options. */
     app?: Partial<HttpAppDeps>;
   } = {},
@@ -132,9 +137,11 @@ export async function startHarness(
     destination: { write: (line: string) => void logs.push(line) },
   });
   const events = createEventHub({ store, clock });
+  const sessions = createSessionStore(clock);
   const app = createHttpApp({
     rekey,
     events,
+    ...(options.console === true ? { console: { store, sessions, secureCookie: false } } : {}),
     tokens: [...Object.values(tokens), ...(options.extraTokens ?? [])].map((token) => token.config),
     rateLimit: { capacity: options.rotateLimit ?? 100, windowMs: 60_000 },
     logger,
@@ -148,6 +155,7 @@ export async function startHarness(
     store,
     app,
     events,
+    sessions,
     tokens,
     logs,
     call(method, path, callOptions = {}) {
