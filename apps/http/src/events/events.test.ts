@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import {
   agent,
@@ -8,7 +9,9 @@ import {
   type Rekey,
   systemClock,
 } from "@rekey/core";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createPostgresStore } from "@rekey/store-postgres";
+import { dropPostgresSchema } from "@rekey/store-postgres/testing";
+import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { createHttpApp } from "../app.js";
 import { type Faucet, makeToken, startFaucet, startHarness } from "../harness.test-helper.js";
 import { createLogger } from "../logger.js";
@@ -243,6 +246,58 @@ describe("cooldown.ended", () => {
       await stream.close();
     } finally {
       await harness.close();
+    }
+  });
+});
+
+const postgresUrl = inject("postgresUrl");
+
+// Replicas share a PostgreSQL store: a rotation through one reaches the event streams of another
+// (LISTEN/NOTIFY, then the audit table).
+describe.skipIf(postgresUrl === "")("GET /v1/events on a PostgreSQL store", () => {
+  it("streams a rotation made by another replica within a second", async () => {
+    const schema = `rekey_events_${randomBytes(6).toString("hex")}`;
+    const url = `${postgresUrl}?schema=${schema}`;
+    const faucet = await startFaucet({ testClock: false });
+    const writer = createPostgresStore({ url });
+    const other = createRekey({
+      store: writer,
+      surface: "http",
+      baseUrl: faucet.sandbox.url,
+      env: {},
+    });
+    const reader = createPostgresStore({ url });
+    const events = createEventHub({ store: reader, clock: systemClock });
+    const app = createHttpApp({
+      rekey: createRekey({ store: reader, surface: "http", env: {} }),
+      events,
+      tokens: [monitor.config],
+      rateLimit: { capacity: 100, windowMs: 60_000 },
+      logger: createLogger({ level: "silent" }),
+      clock: systemClock,
+    });
+    try {
+      await other.register({ name: "replicated operator" });
+      const response = await app.request("/v1/events", {
+        headers: { authorization: `Bearer ${monitor.raw}` },
+      });
+      const stream = readEvents(response);
+      await expect.poll(() => stream.text().length).toBeGreaterThan(0);
+      // Let the hub take its baseline of the log before the rotation.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const rotated = await other.rotateKey();
+      const done = performance.now();
+      const event = await stream.next((received) => received.type === "rotation", 1000);
+      expect(event.at - done).toBeLessThan(1000);
+      expect(event.data).toMatchObject({ new_fingerprint: rotated.newFingerprint });
+      await stream.close();
+    } finally {
+      events.close();
+      await other.close();
+      await writer.close();
+      await reader.close();
+      await faucet.close();
+      await dropPostgresSchema(postgresUrl, schema);
     }
   });
 });
