@@ -9,9 +9,9 @@
  *    one stream open. The ratio is what fan-out costs.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { get } from "node:http";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
+import { get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
