@@ -186,3 +186,16 @@ describe("rotating from the console", () => {
     expect(rotations).toHaveLength(1);
   });
 });
+
+describe("without --ui", () => {
+  it("serves no console at all", async () => {
+    const plain = await startHarness();
+    try {
+      for (const path of ["/ui", "/ui/login", "/ui/assets/console.js"]) {
+        expect((await plain.app.request(path)).status, path).toBe(404);
+      }
+    } finally {
+      await plain.close();
+    }
+  });
+});
