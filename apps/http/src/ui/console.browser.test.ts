@@ -31,6 +31,15 @@ import { createSessionStore, type SessionStore } from "./sessions.js";
  */
 
 const executablePath = process.env.REKEY_CHROMIUM ?? "/usr/bin/chromium";
+// Like PostgreSQL: without chromium these tests are reported as skipped on a developer's
+// machine (the README's test command needs only Node.js and npm), and fail in CI, which sets
+// REKEY_TEST_BROWSER_REQUIRED=1 and installs it.
+const haveChromium = existsSync(executablePath);
+if (!haveChromium && process.env.REKEY_TEST_BROWSER_REQUIRED === "1") {
+  throw new Error(
+    `REKEY_TEST_BROWSER_REQUIRED=1 but there is no chromium at ${executablePath}: apt-get install chromium, or set REKEY_CHROMIUM.`,
+  );
+}
 const screenshots = process.env.REKEY_SCREENSHOTS;
 const cliBin = fileURLToPath(new URL("../../../cli/dist/rekey.cjs", import.meta.url));
 const axeSource = await readFile(
@@ -51,11 +60,7 @@ let browser: Browser;
 let agents: number[];
 
 beforeAll(async () => {
-  if (!existsSync(executablePath)) {
-    throw new Error(
-      `No chromium at ${executablePath}: apt-get install chromium (.ci/run does), or set REKEY_CHROMIUM.`,
-    );
-  }
+  if (!haveChromium) return;
   faucet = await startFaucet({ testClock: false });
   store = await openCredentialStore({ spec: faucet.dir, env: {} });
   rekey = createRekey({ store, surface: "http", env: {} });
@@ -139,7 +144,7 @@ function runCli(args: string[]): Promise<number | null> {
 
 const row = (page: Page, agentId: number) => page.locator(`tr[data-principal="agent:${agentId}"]`);
 
-describe("the console in chromium", () => {
+describe.skipIf(!haveChromium)("the console in chromium", () => {
   it("signs in with the one-time link, lists the principals, ticks a countdown, keeps no secret in the browser", async () => {
     const page = await signedIn();
     expect(page.url()).toBe(`${server.url}/ui`);
