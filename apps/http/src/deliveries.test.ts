@@ -48,5 +48,18 @@ describe("POST /v1/rotate with delivery targets", () => {
     const delivered = /=(.*)\n/.exec(await readFile(envFile, "utf8"))?.[1] ?? "";
     expect(fingerprint(delivered)).toBe(body.fingerprint);
     expect(text).not.toContain(delivered);
+    const status = await harness.call("GET", "/v1/status", { token: harness.tokens.status });
+    expect(((await status.json()) as { deliveries: unknown[] }).deliveries).toEqual([
+      expect.objectContaining({
+        target: "dotenv-1",
+        state: "current",
+        delivered_fingerprint: body.fingerprint,
+      }),
+      expect.objectContaining({
+        target: "exec-1",
+        state: "failing",
+        error: expect.objectContaining({ code: "UPSTREAM_UNAVAILABLE" }),
+      }),
+    ]);
   });
 });

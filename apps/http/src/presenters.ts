@@ -111,6 +111,16 @@ export function presentStatus(status: KeyStatus): z.infer<typeof statusResponseS
             started_at: status.pendingRotation.startedAt,
             phase: status.pendingRotation.phase,
           },
+    deliveries: status.deliveries?.map((target) => ({
+      target: target.target,
+      kind: target.kind,
+      description: target.description,
+      state: target.state,
+      delivered_fingerprint: target.deliveredFingerprint,
+      at: target.at,
+      error: target.error === undefined ? undefined : { ...target.error },
+      next_attempt_at: target.nextAttemptAt,
+    })),
     store: { kind: status.store.kind, location: status.store.location },
   };
 }

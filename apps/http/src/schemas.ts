@@ -165,6 +165,24 @@ export const statusResponseSchema = z
         phase: z.enum(["requested", "stored"]),
       })
       .optional(),
+    deliveries: z
+      .array(
+        z.object({
+          target: z.string(),
+          kind: z.string(),
+          description: z.string(),
+          state: z.enum(["current", "stale", "failing"]).openapi({
+            description:
+              "current: holds the key; stale: an older one; failing: the last attempt failed.",
+          }),
+          delivered_fingerprint: z.string().optional(),
+          at: z.string().optional(),
+          error: z.object({ code: z.string(), message: z.string() }).optional(),
+          next_attempt_at: z.string().optional(),
+        }),
+      )
+      .optional()
+      .openapi({ description: "The principal's delivery targets, when it has any." }),
     store: z.object({ kind: z.string(), location: z.string() }),
   })
   .openapi("Status");

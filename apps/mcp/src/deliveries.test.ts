@@ -49,6 +49,11 @@ describe("rotate_api_key with delivery targets", () => {
     const delivered = /=(.*)\n/.exec(await readFile(envFile, "utf8"))?.[1] ?? "";
     expect(fingerprint(delivered)).toBe(content.fingerprint);
     expect(JSON.stringify(result)).not.toContain(delivered);
+    const status = await session.call("get_key_status");
+    expect((status.structuredContent as { deliveries: unknown[] }).deliveries).toEqual([
+      expect.objectContaining({ target: "dotenv-1", state: "current" }),
+      expect.objectContaining({ target: "exec-1", state: "failing" }),
+    ]);
     await session.close();
   });
 });
