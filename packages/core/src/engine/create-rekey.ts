@@ -255,9 +255,15 @@ export function createRekey(options: RekeyOptions): Rekey {
    * delivery that cannot run now stays stale in the store, for `status`, `doctor` and a retry.
    */
   async function deliverRotation(recordId: string): Promise<DeliveryOutcome[] | undefined> {
-    const record = (await readView()).data.principals[recordId];
-    if (!record?.deliveries?.length) return undefined;
-    return deliverRecord(deliveryJournal, recordId).catch(() => undefined);
+    try {
+      const record = (await store.read()).data.principals[recordId];
+      if (!record?.deliveries?.length) return undefined;
+      return await deliverRecord(deliveryJournal, recordId);
+    } catch {
+      // The store or the delivery lock is unavailable now: the targets show as stale, and the
+      // next process that opens the store delivers.
+      return undefined;
+    }
   }
 
   /**
@@ -882,7 +888,7 @@ export function createRekey(options: RekeyOptions): Rekey {
         );
       });
       // A recovered key reaches the targets too: the old one is dead.
-      const deliveries = await deliverRotation(await recordIdFor(OPERATOR)).catch(() => undefined);
+      const deliveries = await recordIdFor(OPERATOR).then(deliverRotation, () => undefined);
       return deliveries === undefined ? result : { ...result, deliveries };
     },
 
