@@ -47,7 +47,9 @@ export function createOpenRekey(options: {
         },
       });
       // What a process killed mid-delivery left: the next one to open the store finishes it.
-      await rekey.finishDeliveries().catch(() => undefined);
+      // Failed targets backing off are left to `deliver retry`, `doctor --repair`, the next
+      // rotation and rekey-http/rekey-mcp, so a broken target does not slow every command.
+      await rekey.finishDeliveries({ leftoversOnly: true }).catch(() => undefined);
       return {
         rekey,
         store,

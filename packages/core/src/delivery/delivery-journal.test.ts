@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { deliveryBackoffMs, deliveryDue, deliveryStatusOf } from "./delivery-journal.js";
+import {
+  deliveryBackoffMs,
+  deliveryDue,
+  deliveryLeftBehind,
+  deliveryStatusOf,
+} from "./delivery-journal.js";
 import type { DeliveryTarget } from "./target-schema.js";
 
 const target = (state?: DeliveryTarget["state"]): DeliveryTarget => ({
@@ -48,5 +53,36 @@ describe("delivery back-off and status", () => {
     ]);
     expect(deliveryStatusOf({ ...record, fingerprint: "fp:old" })[0]?.state).toBe("current");
     expect(deliveryStatusOf({ ...record, deliveries: [target()] })[0]?.state).toBe("stale");
+  });
+
+  it("tells targets left behind (never tried at this key, or cut off while pending) from failing ones", () => {
+    const at = "2026-12-02T12:00:00.000Z";
+    const pending = target({
+      status: "pending",
+      fingerprint: "fp:new",
+      deliveredFingerprint: "fp:old",
+      at,
+      attempts: 0,
+    });
+    const failed = target({
+      status: "failed",
+      fingerprint: "fp:new",
+      at,
+      attempts: 1,
+      error: { code: "X", message: "x" },
+    });
+    const delivered = target({
+      status: "delivered",
+      fingerprint: "fp:new",
+      deliveredFingerprint: "fp:new",
+      at,
+      attempts: 0,
+    });
+    expect(deliveryLeftBehind(target(), "fp:new")).toBe(true);
+    expect(deliveryLeftBehind(pending, "fp:new")).toBe(true);
+    expect(deliveryLeftBehind(failed, "fp:new")).toBe(false);
+    // It failed at an older key: the newer one was never tried.
+    expect(deliveryLeftBehind(failed, "fp:newer")).toBe(true);
+    expect(deliveryLeftBehind(delivered, "fp:new")).toBe(false);
   });
 });

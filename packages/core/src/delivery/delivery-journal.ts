@@ -58,6 +58,11 @@ export interface DeliverOptions {
   force?: boolean | undefined;
   /** Deliver to a stale target even while it is backing off (`retry`). */
   retry?: boolean | undefined;
+  /**
+   * Only targets left behind (never attempted at the current key, or pending: the process
+   * delivering was killed), not those that failed and are backing off.
+   */
+  leftoversOnly?: boolean | undefined;
 }
 
 const FIRST_BACKOFF_MS = 30_000;
@@ -76,6 +81,15 @@ export function deliveryLockName(recordId: string): string {
 /** Whether a target holds `fingerprint`. */
 export function holdsKey(target: DeepReadonly<DeliveryTarget>, fingerprint: string | undefined) {
   return fingerprint !== undefined && target.state?.deliveredFingerprint === fingerprint;
+}
+
+/** Whether the target was left behind: never tried at this key, or its delivery was cut off. */
+export function deliveryLeftBehind(
+  target: DeepReadonly<DeliveryTarget>,
+  fingerprint: string | undefined,
+): boolean {
+  if (fingerprint === undefined || holdsKey(target, fingerprint)) return false;
+  return !(target.state?.status === "failed" && target.state.fingerprint === fingerprint);
 }
 
 /** Whether a run without `force` would deliver to this target now. */
@@ -207,7 +221,9 @@ async function deliverOne(
   const nowMs = context.clock.now();
   const due = options.retry
     ? !holdsKey(target, record.fingerprint)
-    : deliveryDue(target, record.fingerprint, nowMs);
+    : options.leftoversOnly
+      ? deliveryLeftBehind(target, record.fingerprint)
+      : deliveryDue(target, record.fingerprint, nowMs);
   if (options.force !== true && !due) {
     return holdsKey(target, record.fingerprint)
       ? { ...base, status: "current" }
@@ -278,23 +294,31 @@ async function deliverOne(
 
 /**
  * Finishes what earlier processes left: every record of the store with a target that does not
- * hold its key and is not backing off gets a delivery run. Returns the outcomes of the targets
+ * hold its key and is not backing off gets a delivery run (with `leftoversOnly`, only targets
+ * never tried at the current key or cut off mid-delivery: what a short-lived command does, so
+ * that a failing target does not slow every command down). Returns the outcomes of the targets
  * it delivered to. A record whose delivery lock is held elsewhere is skipped (its holder is
  * delivering); nothing here throws for a target's failure.
  */
 export async function finishDeliveries(
   context: DeliveryJournalContext,
+  options: { leftoversOnly?: boolean } = {},
 ): Promise<DeliveryOutcome[]> {
   const snapshot = await context.store.read();
   const nowMs = context.clock.now();
   const outcomes: DeliveryOutcome[] = [];
   for (const [recordId, record] of Object.entries(snapshot.data.principals)) {
-    const due = record.deliveries?.some((target) => deliveryDue(target, record.fingerprint, nowMs));
+    const due = record.deliveries?.some((target) =>
+      options.leftoversOnly
+        ? deliveryLeftBehind(target, record.fingerprint)
+        : deliveryDue(target, record.fingerprint, nowMs),
+    );
     if (!due) continue;
     try {
       const done = await deliverRecord(
         { ...context, lockWaitMs: Math.min(context.lockWaitMs, 1000) },
         recordId,
+        { leftoversOnly: options.leftoversOnly },
       );
       outcomes.push(
         ...done.filter((outcome) => outcome.status === "delivered" || outcome.status === "failed"),

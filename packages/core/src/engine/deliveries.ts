@@ -42,7 +42,7 @@ export interface DeliveryOperations {
     force?: boolean;
   }): Promise<DeliveryOutcome[]>;
   /** Finishes the deliveries that earlier processes left pending or due (every record). */
-  finishDeliveries(): Promise<DeliveryOutcome[]>;
+  finishDeliveries(options?: { leftoversOnly?: boolean }): Promise<DeliveryOutcome[]>;
   /** Every record of the store that has targets, with where each target stands (doctor). */
   deliveryReport(): Promise<{ principal: string; faucet: string; targets: DeliveryStatus[] }[]>;
 }
@@ -129,7 +129,7 @@ export function createDeliveryOperations(
       });
     },
 
-    finishDeliveries: () => finishDeliveries(journal),
+    finishDeliveries: (options) => finishDeliveries(journal, options),
 
     async deliveryReport() {
       const { data } = await journal.store.read();
