@@ -9,6 +9,7 @@ import {
   startCliHarness,
 } from "./cli-harness.test-helper.js";
 import {
+  allAgentsDocument,
   deliverListDocument,
   deliverRunDocument,
   doctorDocument,
@@ -135,5 +136,27 @@ describe("rekey deliver", () => {
     expect((await harness.run(["deliver", "test", "exec-1"])).code).toBe(4);
     const listed = deliverListDocument.parse((await harness.runJson(["deliver", "list"])).json);
     expect(listed.targets.map((target) => target.target)).toEqual(["lightning-wallet-1"]);
+  });
+
+  it("rotate --all-agents lists each agent's deliveries", async () => {
+    const created = await harness.runJson(["agents", "create", "fleet-1"]);
+    const agentId = String((created.json as { agentId: number }).agentId);
+    const envFile = join(harness.dir, `agent-${agentId}.env`);
+    await writeFile(envFile, "LIGHTNING_WALLET_API_KEY=old\n", { mode: 0o600 });
+    expect(
+      (await harness.run(["deliver", "add", "--agent", agentId, "dotenv", envFile])).code,
+    ).toBe(0);
+    const rotated = await harness.runJson(["rotate", "--all-agents", "--yes", "--force", "--json"]);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    const outcome = allAgentsDocument
+      .parse(rotated.json)
+      .results.find((result) => String(result.agentId) === agentId);
+    expect(outcome?.deliveries).toEqual([
+      expect.objectContaining({
+        target: "dotenv-1",
+        status: "delivered",
+        fingerprint: outcome?.newFingerprint,
+      }),
+    ]);
   });
 });

@@ -128,6 +128,7 @@ const agentOutcome = z.strictObject({
   cooldownUntil: isoInstant.optional(),
   error: z.object({ code: z.string(), message: z.string() }).optional(),
   apiKey: z.string().optional(),
+  deliveries: z.array(deliveryOutcome).optional(),
 });
 
 export const allAgentsDocument = envelope("rotate", {
