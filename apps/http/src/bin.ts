@@ -3,7 +3,13 @@
  * The composition root of rekey-http: the only module that reads `process.env` and argv,
  * builds the real store, core and server, and handles signals.
  */
-import { createRekey, openCredentialStore, systemClock, toRekeyError } from "@rekey/core";
+import {
+  createRekey,
+  openCredentialStore,
+  startDeliveryFinisher,
+  systemClock,
+  toRekeyError,
+} from "@rekey/core";
 import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import pino from "pino";
 import { createHttpApp } from "./app.js";
@@ -83,6 +89,17 @@ async function main(argv: string[]): Promise<void> {
     profile: config.profile,
     ...(config.actAs === undefined ? {} : { actAs: config.actAs }),
     env: process.env,
+    delivery: {
+      openStore: (location) =>
+        openCredentialStore({ spec: location, env: process.env, urlStores: postgresUrlStores }),
+    },
+  });
+  // Deliveries left by killed processes, and those of rotations by other replicas.
+  const stopDeliveries = startDeliveryFinisher({
+    finish: () => rekey.finishDeliveries(),
+    watch: (listener) => store.watch(listener),
+    onError: (error) =>
+      logger.warn({ code: toRekeyError(error).code }, "finishing deliveries failed; will retry"),
   });
   const events = createEventHub({
     store,
@@ -143,6 +160,7 @@ async function main(argv: string[]): Promise<void> {
     // Event streams never finish by themselves: end them so that shutdown need not wait.
     events.close();
     const clean = await server.shutdown();
+    await stopDeliveries();
     await rekey.close();
     await store.close();
     logger.info({ clean }, "stopped");

@@ -185,11 +185,32 @@ export interface components {
             /** @description Another caller did this rotation; its result is returned. */
             shared: boolean;
             request_id: string;
+            /** @description The deliveries of the new key to the principal's targets, when it has any. */
+            deliveries?: components["schemas"]["DeliveryOutcome"][];
         };
         Principal: {
             /** @enum {string} */
             kind: "operator" | "agent";
             agent_id?: number;
+        };
+        DeliveryOutcome: {
+            /** @example lightning-wallet-1 */
+            target: string;
+            /** @enum {string} */
+            kind: "lightning-wallet" | "dotenv" | "exec" | "store" | "webhook";
+            description: string;
+            /**
+             * @description delivered now; failed now (the rotation still stands; retried with back-off); current: held it already; deferred: backing off.
+             * @enum {string}
+             */
+            status: "delivered" | "failed" | "current" | "deferred";
+            /** @description Fingerprint of the key delivered. */
+            fingerprint: string;
+            error?: {
+                code: string;
+                message: string;
+            };
+            next_attempt_at?: string;
         };
         RotationPlan: {
             /** @enum {boolean} */
@@ -258,6 +279,24 @@ export interface components {
                 /** @enum {string} */
                 phase: "requested" | "stored";
             };
+            /** @description The principal's delivery targets, when it has any. */
+            deliveries?: {
+                target: string;
+                kind: string;
+                description: string;
+                /**
+                 * @description current: holds the key; stale: an older one; failing: the last attempt failed.
+                 * @enum {string}
+                 */
+                state: "current" | "stale" | "failing";
+                delivered_fingerprint?: string;
+                at?: string;
+                error?: {
+                    code: string;
+                    message: string;
+                };
+                next_attempt_at?: string;
+            }[];
             store: {
                 kind: string;
                 location: string;

@@ -61,6 +61,15 @@ export function registerGetKeyStatus(server: McpServer, deps: ToolContext): void
             started_at: pending.startedAt,
             phase: pending.phase,
           },
+          deliveries: status.deliveries?.map((target) => ({
+            target: target.target,
+            state: target.state,
+            description: target.description,
+            error:
+              target.error === undefined
+                ? undefined
+                : `${target.error.message} (${target.error.code})`,
+          })),
         });
       } catch (error) {
         return deps.failed("get_key_status", error);
