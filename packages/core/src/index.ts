@@ -25,3 +25,4 @@ export {
 } from "./server-limits.js";
 export * from "./store/index.js";
 export * from "./store/types.js";
+export * from "./schedule/index.js";

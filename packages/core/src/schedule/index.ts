@@ -1,0 +1,27 @@
+export { formatPolicyDuration, parseDurationSeconds } from "./duration.js";
+export {
+  SCHEDULE_EVENT_TYPES,
+  type ScheduleEvent,
+  type ScheduleEventSink,
+  type ScheduleEventType,
+} from "./events.js";
+export {
+  dueStateOfRecord,
+  listRotationPolicies,
+  type PolicyScope,
+  type PolicyStatus,
+  type PolicyTarget,
+  setRotationPolicy,
+} from "./policies.js";
+export {
+  DEFAULT_GRACE_SECONDS,
+  type DueState,
+  describePolicy,
+  dueStateOf,
+  jitterOffsetMs,
+  parsePolicy,
+  type RotationPolicy,
+  type RotationPolicyInput,
+} from "./policy.js";
+export { type DueOutcome, type DueReport, type RotateDueOptions, rotateDue } from "./rotate-due.js";
+export { isWindowOpen, parseWindow, type RotationWindow } from "./window.js";
