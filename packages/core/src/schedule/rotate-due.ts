@@ -3,7 +3,7 @@ import { principalOfRecord, viewOf } from "../engine/principal-records.js";
 import type { Rekey } from "../engine/types.js";
 import { isRekeyError, toRekeyError } from "../errors.js";
 import { principalLabel } from "../principal.js";
-import type { CredentialStore } from "../store/types.js";
+import type { CredentialStore, DeepReadonly, PrincipalRecord } from "../store/types.js";
 import type { ScheduleEvent, ScheduleEventSink } from "./events.js";
 import { dueStateOfRecord, policyRecordsOf } from "./policies.js";
 
@@ -83,7 +83,7 @@ export async function rotateDue(options: RotateDueOptions): Promise<DueReport> {
   const now = clock.now();
   const checkedAt = new Date(now).toISOString();
   const outcomes: DueOutcome[] = [];
-  const toRotate: { outcome: DueOutcome; fingerprint: string }[] = [];
+  const toRotate: { outcome: DueOutcome; record: DeepReadonly<PrincipalRecord> }[] = [];
   for (const record of policyRecordsOf(view)) {
     const label = principalLabel(principalOfRecord(record.principal));
     const state = dueStateOfRecord(record, now);
@@ -106,12 +106,12 @@ export async function rotateDue(options: RotateDueOptions): Promise<DueReport> {
     } else {
       const outcome: DueOutcome = { ...waiting, result: dryRun ? "would_rotate" : "failed" };
       outcomes.push(outcome);
-      if (!dryRun) toRotate.push({ outcome, fingerprint: record.fingerprint });
+      if (!dryRun) toRotate.push({ outcome, record });
     }
   }
   options.onPlan?.(toRotate.length);
-  await forEachLimited(toRotate, options.concurrency ?? 4, async ({ outcome, fingerprint }) => {
-    await rotateOne(options, view.faucet, outcome, fingerprint);
+  await forEachLimited(toRotate, options.concurrency ?? 4, async ({ outcome, record }) => {
+    await rotateOne(options, record, outcome);
     options.onRotated?.(outcome);
   });
   for (const outcome of outcomes) {
@@ -134,11 +134,12 @@ export async function rotateDue(options: RotateDueOptions): Promise<DueReport> {
 
 async function rotateOne(
   options: RotateDueOptions,
-  faucet: string,
+  record: DeepReadonly<PrincipalRecord>,
   outcome: DueOutcome,
-  fingerprint: string,
 ): Promise<void> {
   const at = () => new Date(options.clock.now()).toISOString();
+  const { faucet } = record;
+  const fingerprint = record.fingerprint as string;
   try {
     const result = await options.rekey.rotateKey({
       target: principalOfRecord(outcome.principal),
@@ -148,7 +149,11 @@ async function rotateOne(
     outcome.result = result.shared ? "shared" : "rotated";
     outcome.newFingerprint = result.newFingerprint;
     outcome.cooldownUntil = result.cooldownUntil;
-    outcome.nextRotationAt = undefined;
+    // The new key's schedule, so a caller knows when to look again.
+    outcome.nextRotationAt = dueStateOfRecord(
+      { ...record, savedAt: result.rotatedAt },
+      options.clock.now(),
+    )?.nextRotationAt;
     outcome.overdue = false;
     if (!result.shared) {
       await emit(options, {

@@ -21,6 +21,7 @@ const DAY_NAMES = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] as const;
 const PATTERN = /^(\S+)\s+(\d{2}):(\d{2})-(\d{2}):(\d{2})(?:\s+(\S+))?$/;
 // Far enough to find the next opening of any window with at least one day a week.
 const SEARCH_DAYS = 9;
+const DAY_MS = 86_400_000;
 
 /** A parsed window. `days` holds ISO weekdays, 1 = Monday … 7 = Sunday. */
 export interface RotationWindow {
@@ -80,34 +81,51 @@ export function windowLengthSeconds(window: RotationWindow): number {
 }
 
 /**
- * The openings of `window` that end after `fromMs`, in order, over the next nine days
- * (every window with a day in the week opens within them).
+ * The openings of `window` that end after `fromMs`, in order, over at least the next eight
+ * days (every window with a day in the week opens within them).
  */
-export function* occurrencesFrom(
-  window: RotationWindow,
-  fromMs: number,
-): Generator<WindowOccurrence> {
+export function occurrencesFrom(window: RotationWindow, fromMs: number): WindowOccurrence[] {
+  return openingsAround(window, fromMs).filter((occurrence) => occurrence.end > fromMs);
+}
+
+// Luxon's zone arithmetic costs about 0.1 ms a call: a scheduler asking about a thousand
+// principals per tick asks about the same few days of the same few windows, so the openings
+// of a window are computed once per window and UTC day of the queries.
+const openingsCache = new Map<string, WindowOccurrence[]>();
+
+/**
+ * The openings from the local day before the UTC day of `fromMs`, over eleven days: every
+ * opening that ends after any moment of that UTC day (an opening lasts under two days) and
+ * eight days beyond it.
+ */
+function openingsAround(window: RotationWindow, fromMs: number): WindowOccurrence[] {
+  const utcDay = Math.floor(fromMs / DAY_MS) * DAY_MS;
+  const cacheKey = `${utcDay} ${window.text}`;
+  const cached = openingsCache.get(cacheKey);
+  if (cached) return cached;
   // From the day before: an opening that started yesterday may run past midnight.
-  const firstDay = DateTime.fromMillis(fromMs, { zone: window.zone }).startOf("day").minus({
+  const firstDay = DateTime.fromMillis(utcDay, { zone: window.zone }).startOf("day").minus({
     days: 1,
   });
-  for (let offset = 0; offset <= SEARCH_DAYS; offset++) {
+  const list: WindowOccurrence[] = [];
+  for (let offset = 0; offset <= SEARCH_DAYS + 1; offset++) {
     const day = firstDay.plus({ days: offset });
     if (!window.days.has(day.weekday)) continue;
     const start = atMinute(day, window.startMinute);
     const end = atMinute(day, window.endMinute);
     // A window inside a spring-forward gap has no length that day: it does not open.
-    if (end <= start || end <= fromMs) continue;
-    yield { start, end };
+    if (end > start) list.push({ start, end });
   }
+  if (openingsCache.size > 1000) openingsCache.clear();
+  openingsCache.set(cacheKey, list);
+  return list;
 }
 
 /** Whether the window is open at `atMs`. */
 export function isWindowOpen(window: RotationWindow, atMs: number): boolean {
-  for (const occurrence of occurrencesFrom(window, atMs)) {
-    return occurrence.start <= atMs;
-  }
-  return false;
+  return openingsAround(window, atMs).some(
+    (occurrence) => occurrence.start <= atMs && atMs < occurrence.end,
+  );
 }
 
 function atMinute(day: DateTime, minute: number): number {
