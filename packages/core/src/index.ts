@@ -17,6 +17,7 @@ export * from "./errors.js";
 export { fingerprint } from "./fingerprint.js";
 export * from "./lightning-wallet.js";
 export * from "./principal.js";
+export * from "./schedule/index.js";
 export {
   applyServerLimits,
   DEFAULT_SERVER_LIMITS,
@@ -25,4 +26,3 @@ export {
 } from "./server-limits.js";
 export * from "./store/index.js";
 export * from "./store/types.js";
-export * from "./schedule/index.js";

@@ -1,4 +1,11 @@
-import type { HealthReport, KeyCheck, KeyStatus, PendingResolution } from "@rekey/core";
+import {
+  type HealthReport,
+  type KeyCheck,
+  type KeyStatus,
+  listRotationPolicies,
+  type PendingResolution,
+  type PolicyStatus,
+} from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { EXIT_CHECK_FAILED } from "../exit-codes.js";
 import { type Colors, formatFields, type TimeFormat } from "../output.js";
@@ -7,7 +14,8 @@ import { type Colors, formatFields, type TimeFormat } from "../output.js";
  * `rekey doctor [--repair]`: checks the store (file modes included), the faucet URL,
  * unfinished rotations, and every key the profile's principals hold (the faucet must accept
  * it); `--repair` resolves unfinished rotations and settles keys the migration kept beside a
- * record. Exits 11 when a problem remains.
+ * record; reports keys past their scheduled rotation plus grace (`rekey policy`). Exits 11 when
+ * a problem remains, an overdue key included.
  * @throws RekeyError STORE_*, CONFIG_INVALID, KEY_LOST (a rotation whose key is gone)
  */
 export async function runDoctor(
@@ -15,7 +23,7 @@ export async function runDoctor(
   options: Record<string, unknown>,
 ): Promise<void> {
   const repair = options.repair === true;
-  const { health, status, resolutions, settled, keys } = await context.withRekey(
+  const { health, status, resolutions, settled, keys, overdue } = await context.withRekey(
     async ({ rekey, store }) => {
       // The store's own repairs (temp files of interrupted writes); a failure shows in health.
       if (repair) await store.checkWritable().catch(() => {});
@@ -26,18 +34,27 @@ export async function runDoctor(
       const health = await rekey.health();
       // Asking the faucet about each key needs the faucet: skip it when it is unreachable.
       const keys = health.upstream.ok ? await rekey.checkKeys() : [];
-      return { health, status, resolutions, settled, keys };
+      const policies = await listRotationPolicies({
+        store,
+        profileName: rekey.profileName,
+        baseUrl: await rekey.baseUrl(),
+        actAs: context.globals.as ?? (context.deps.env.REKEY_AS || undefined),
+        clock: context.deps.clock,
+      });
+      const overdue = policies.filter((policy) => policy.due?.overdue === true);
+      return { health, status, resolutions, settled, keys, overdue };
     },
   );
   const pending = status?.pendingRotation;
   const keyProblems = keys.filter((check) => check.alive === false || !check.current);
-  const ok = health.ok && pending === undefined && keyProblems.length === 0;
+  const ok = health.ok && pending === undefined && keyProblems.length === 0 && overdue.length === 0;
   context.output.result(
     "doctor",
     {
       ok,
       health,
       keys,
+      overdue: overdue.map(overduePayload),
       ...(pending === undefined ? {} : { pendingRotation: { label: status?.label, ...pending } }),
       ...(resolutions === undefined ? {} : { resolutions }),
       ...(settled === undefined ? {} : { settled }),
@@ -49,6 +66,7 @@ export async function runDoctor(
         resolutions,
         settled,
         keys,
+        overdue,
         ok,
         context.output.colors,
         context.output.time,
@@ -63,6 +81,7 @@ function renderDoctor(
   resolutions: PendingResolution[] | undefined,
   settled: KeyCheck[] | undefined,
   keys: KeyCheck[],
+  overdue: PolicyStatus[],
   ok: boolean,
   colors: Colors,
   time: TimeFormat,
@@ -85,6 +104,12 @@ function renderDoctor(
             ),
       ],
       ...keys.map((check): [string, string] => [`key ${check.principal}`, keyLine(check, colors)]),
+      ...overdue.map((policy): [string, string] => [
+        `overdue ${policy.principal}`,
+        colors.red(
+          `${policy.fingerprint ?? "-"} was due at ${time(policy.due?.dueAt ?? "")} (rekey rotate --due, or check its window)`,
+        ),
+      ]),
     ]),
   ];
   if (settled !== undefined && settled.length > 0) {
@@ -126,4 +151,14 @@ function keyLine(check: KeyCheck, colors: Colors): string {
     );
   }
   return colors.yellow(`${which} not checked: ${check.error ?? "the faucet did not answer"}`);
+}
+
+/** An overdue key in doctor's JSON: who, which key, since when. */
+function overduePayload(policy: PolicyStatus) {
+  return {
+    principal: policy.principal,
+    fingerprint: policy.fingerprint,
+    dueAt: policy.due?.dueAt,
+    overdueAt: policy.due?.overdueAt,
+  };
 }

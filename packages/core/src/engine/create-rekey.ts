@@ -17,6 +17,7 @@ import {
   principalLabel,
   samePrincipal,
 } from "../principal.js";
+import { keyScheduleOf } from "../schedule/policies.js";
 import { verifyAuditChain } from "../store/audit-chain.js";
 import {
   faucetIdOf,
@@ -917,6 +918,7 @@ export function createRekey(options: RekeyOptions): Rekey {
           ? { requestId: intent.requestId, startedAt: intent.startedAt, phase: intent.phase }
           : undefined,
         store: { kind: store.kind, location: store.location },
+        schedule: record === undefined ? undefined : keyScheduleOf(record, clock.now()),
       } satisfies KeyStatus;
     },
 

@@ -7,6 +7,7 @@ export {
 } from "./events.js";
 export {
   dueStateOfRecord,
+  keyScheduleOf,
   listRotationPolicies,
   type PolicyScope,
   type PolicyStatus,

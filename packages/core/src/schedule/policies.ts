@@ -7,6 +7,7 @@ import {
   viewOf,
   writableRecord,
 } from "../engine/principal-records.js";
+import type { KeySchedule } from "../engine/types.js";
 import { RekeyError } from "../errors.js";
 import { principalLabel } from "../principal.js";
 import { recordIdOf } from "../store/record-ids.js";
@@ -165,4 +166,21 @@ function byPrincipal(a: DeepReadonly<PrincipalRecord>, b: DeepReadonly<Principal
   const rank = (record: DeepReadonly<PrincipalRecord>) =>
     record.principal.startsWith("operator") ? -1 : Number(record.principal.slice("agent:".length));
   return rank(a) - rank(b);
+}
+
+/** The schedule `status` shows for a record: its policy and due state, when it has both. */
+export function keyScheduleOf(
+  record: DeepReadonly<PrincipalRecord>,
+  nowMs: number,
+): KeySchedule | undefined {
+  const state = dueStateOfRecord(record, nowMs);
+  if (state === undefined) return undefined;
+  return {
+    policy: record.policy as RotationPolicy,
+    dueAt: state.dueAt,
+    nextRotationAt: state.nextRotationAt,
+    inWindow: state.inWindow,
+    due: state.due,
+    overdue: state.overdue,
+  };
 }

@@ -59,8 +59,8 @@ export interface RotateDueOptions {
   events?: ScheduleEventSink;
   /** Called after each rotation attempt (progress bars). */
   onRotated?: (outcome: DueOutcome) => void;
-  /** Called once the due principals are known, before any is rotated. */
-  onPlan?: (dueCount: number) => void;
+  /** Called (and awaited) once the due principals are known, before any is rotated. */
+  onPlan?: (dueCount: number) => void | Promise<void>;
   signal?: AbortSignal;
 }
 
@@ -109,7 +109,7 @@ export async function rotateDue(options: RotateDueOptions): Promise<DueReport> {
       if (!dryRun) toRotate.push({ outcome, record });
     }
   }
-  options.onPlan?.(toRotate.length);
+  await options.onPlan?.(toRotate.length);
   await forEachLimited(toRotate, options.concurrency ?? 4, async ({ outcome, record }) => {
     await rotateOne(options, record, outcome);
     options.onRotated?.(outcome);
