@@ -105,6 +105,15 @@ export const keyStatusOutput = {
     })
     .optional()
     .describe("A rotation that started and is not finished yet; the next call resolves it."),
+  due_at: isoInstant
+    .optional()
+    .describe(
+      "ISO-8601 UTC instant when a scheduled rotation (`rekey policy`) will rotate this key next; absent without a rotation policy. The old key stops working then.",
+    ),
+  rotation_overdue: z
+    .boolean()
+    .optional()
+    .describe("The key is past its scheduled rotation plus grace: tell the user."),
 };
 
 export const listAgentsOutput = {
