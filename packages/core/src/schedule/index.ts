@@ -25,4 +25,11 @@ export {
   type RotationPolicyInput,
 } from "./policy.js";
 export { type DueOutcome, type DueReport, type RotateDueOptions, rotateDue } from "./rotate-due.js";
+export {
+  createScheduler,
+  type Scheduler,
+  type SchedulerOptions,
+  type SchedulerTick,
+  schedulerLockName,
+} from "./scheduler.js";
 export { isWindowOpen, parseWindow, type RotationWindow } from "./window.js";
