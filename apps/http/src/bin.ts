@@ -9,6 +9,8 @@ import pino from "pino";
 import { createHttpApp } from "./app.js";
 import { isLoopback, parseHttpConfig, USAGE } from "./config.js";
 import { createLogger } from "./logger.js";
+import { createHttpMetrics } from "./metrics.js";
+import { createHttpScheduler } from "./scheduler.js";
 import { listen } from "./server.js";
 import { hashToken } from "./tokens.js";
 import { VERSION } from "./version.js";
@@ -82,12 +84,28 @@ async function main(argv: string[]): Promise<void> {
     ...(config.actAs === undefined ? {} : { actAs: config.actAs }),
     env: process.env,
   });
+  const schedule =
+    config.scheduler === undefined
+      ? undefined
+      : createHttpScheduler({
+          rekey,
+          store,
+          clock: systemClock,
+          logger,
+          actAs: config.actAs,
+          intervalMs: config.scheduler.intervalMs,
+          notify: config.scheduler.notify,
+        });
+  const metrics = createHttpMetrics(systemClock);
   const app = createHttpApp({
     rekey,
     tokens: config.tokens,
     rateLimit: { capacity: config.rotateLimitPerMinute, windowMs: 60_000 },
     logger,
     clock: systemClock,
+    metrics: schedule
+      ? { ...metrics, render: () => metrics.render() + schedule.renderMetrics() }
+      : metrics,
   });
   const server = await listen({
     fetch: app.fetch,
@@ -101,6 +119,7 @@ async function main(argv: string[]): Promise<void> {
   // Start-up lines (the clear-text warning above all) are written now, not with the next 4 KiB.
   destination.flush();
   process.stdout.write(`${server.url}\n`);
+  schedule?.scheduler.start();
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -108,6 +127,8 @@ async function main(argv: string[]): Promise<void> {
     stopping = true;
     logger.info({ signal }, "shutting down: finishing requests in flight");
     const clean = await server.shutdown();
+    // A rotation in flight finishes (or its journal is resolved by the next leader).
+    await schedule?.scheduler.stop();
     await rekey.close();
     await store.close();
     logger.info({ clean }, "stopped");

@@ -6,6 +6,11 @@ export {
   type ScheduleEventType,
 } from "./events.js";
 export {
+  createWebhookNotifier,
+  type WebhookNotifierOptions,
+  type WebhookSigner,
+} from "./notify-webhook.js";
+export {
   dueStateOfRecord,
   keyScheduleOf,
   listRotationPolicies,

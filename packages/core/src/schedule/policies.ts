@@ -42,6 +42,8 @@ export interface PolicyStatus {
   principal: string;
   label: string;
   fingerprint?: string | undefined;
+  /** ISO-8601 UTC: when the current key was stored. */
+  savedAt?: string | undefined;
   policy: RotationPolicy;
   /** Absent when the record holds no key (nothing to rotate). */
   due?: DueState | undefined;
@@ -125,6 +127,7 @@ function statusOf(
     principal: record.principal,
     label: principalLabel(principalOfRecord(record.principal)),
     fingerprint: record.fingerprint,
+    savedAt: record.savedAt,
     policy,
     due: dueStateOfRecord({ ...record, policy } as DeepReadonly<PrincipalRecord>, now),
   };
