@@ -7,8 +7,6 @@ import {
   startCliHarness,
 } from "./cli-harness.test-helper.js";
 
-const HOUR = 3_600_000;
-
 // One sandbox, one file store and one test clock shared by the CLI and the faucet: each step
 // moves the clock to where a cron job would run `rekey rotate --due`.
 describe("rekey policy and rekey rotate --due", () => {
