@@ -6,6 +6,7 @@ import {
   registerOperator,
   startCliHarness,
 } from "./cli-harness.test-helper.js";
+import { doctorDocument, dueDocument, policyDocument } from "./json-schemas.test-helper.js";
 
 // One sandbox, one file store and one test clock shared by the CLI and the faucet: each step
 // moves the clock to where a cron job would run `rekey rotate --due`.
@@ -49,7 +50,7 @@ describe("rekey policy and rekey rotate --due", () => {
     expect(never.code).toBe(2);
     expect(never.stderr).toContain("never opens");
     const list = await harness.runJson(["policy", "list"]);
-    expect(list.json).toMatchObject({ command: "policy", policies: [] });
+    expect(policyDocument.parse(list.json)).toMatchObject({ action: "list", policies: [] });
   });
 
   it("sets a policy on every agent and lists it with the next rotation", async () => {
@@ -63,6 +64,10 @@ describe("rekey policy and rekey rotate --due", () => {
       "mon-fri 02:00-04:00 Europe/Berlin",
     ]);
     expect(set.code).toBe(0);
+    expect(policyDocument.parse(set.json).policies.map((entry) => entry.principal)).toEqual([
+      "agent:1",
+      "agent:2",
+    ]);
     const list = await harness.run(["policy", "list"]);
     expect(list.stdout).toContain("max-age 1d, window Mon-Fri 02:00-04:00 Europe/Berlin");
     const status = await harness.runJson(["status", "--agent", "1"]);
@@ -82,13 +87,13 @@ describe("rekey policy and rekey rotate --due", () => {
   it("rotates nothing before the time, then exactly the due keys, once", async () => {
     const early = await harness.runJson(["rotate", "--due"]);
     expect(early.code).toBe(0);
-    expect(early.json).toMatchObject({ due: true, dryRun: false });
+    expect(dueDocument.parse(early.json)).toMatchObject({ due: true, dryRun: false });
     expect(agentRotations()).toBe(0);
 
     clock.set(Date.parse("2026-01-07T01:05:00Z"));
     const plan = await harness.runJson(["rotate", "--due", "--dry-run"]);
     expect(plan.code).toBe(0);
-    expect(plan.json).toMatchObject({
+    expect(dueDocument.parse(plan.json)).toMatchObject({
       dryRun: true,
       results: [
         { principal: "agent:1", result: "would_rotate" },
@@ -99,7 +104,7 @@ describe("rekey policy and rekey rotate --due", () => {
 
     const run = await harness.runJson(["rotate", "--due"]);
     expect(run.code).toBe(0);
-    expect(run.json).toMatchObject({
+    expect(dueDocument.parse(run.json)).toMatchObject({
       results: [
         { principal: "agent:1", result: "rotated", nextRotationAt: "2026-01-08T01:00:00.000Z" },
         { principal: "agent:2", result: "rotated" },
@@ -123,7 +128,7 @@ describe("rekey policy and rekey rotate --due", () => {
     expect(weekend.stdout).toContain("not due (OVERDUE)");
     const doctor = await harness.runJson(["doctor"]);
     expect(doctor.code).toBe(11);
-    expect(doctor.json).toMatchObject({
+    expect(doctorDocument.parse(doctor.json)).toMatchObject({
       ok: false,
       overdue: [{ principal: "agent:1" }, { principal: "agent:2" }],
     });
