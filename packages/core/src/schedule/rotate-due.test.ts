@@ -180,6 +180,19 @@ describe("rotateDue", () => {
     expect(history).toHaveLength(6);
   });
 
+  it("a clock that jumps back after a rotation rotates nothing again", async () => {
+    const { fixture, rekey, scope } = await fleet(1);
+    await setRotationPolicy(scope, { kind: "agent", agentId: 1 }, { maxAge: "1d" });
+    fixture.clock.advance(DAY);
+    const run = () => rotateDue({ rekey, store: fixture.store, clock: fixture.clock });
+    expect((await run()).results[0]?.result).toBe("rotated");
+    for (const jump of [-HOUR, -DAY, -2 * DAY]) {
+      fixture.clock.advance(jump);
+      expect((await run()).results[0]).toMatchObject({ result: "not_due", overdue: false });
+    }
+    expect(fixture.sandbox.stats().rotationsByAction.regenerate_agent_key).toBe(1);
+  });
+
   it("a faucet down for a day: failures reported, the key turns overdue, then is rotated", async () => {
     fixture = await startEngineFixture({
       sandbox: {

@@ -93,10 +93,12 @@ export async function rotateDue(options: RotateDueOptions): Promise<DueReport> {
       continue;
     }
     const waiting = { ...base, nextRotationAt: state.nextRotationAt, overdue: state.overdue };
-    if (!state.due) {
-      outcomes.push({ ...waiting, result: "not_due" });
-    } else if (record.intent !== undefined) {
+    // An unfinished rotation is reported whether or not the key is due: someone should run
+    // doctor --repair (or any rotation call) to finish it.
+    if (record.intent !== undefined) {
       outcomes.push({ ...waiting, result: "skipped_unfinished" });
+    } else if (!state.due) {
+      outcomes.push({ ...waiting, result: "not_due" });
     } else if (record.cooldownUntil !== undefined && Date.parse(record.cooldownUntil) > now) {
       outcomes.push({
         ...waiting,
