@@ -411,6 +411,17 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
     });
 
   program
+    .command("ui")
+    .description("open the web console on 127.0.0.1 with a one-time login link (runs rekey-http)")
+    .option("--port <port>", "port on 127.0.0.1 (0 picks a free one)", "0")
+    .option("--no-open", "print the login link without opening a browser")
+    .addHelpText("after", examples("rekey ui", "rekey ui --port 8788 --no-open"))
+    .action(async (options: ActionOptions, command: Command) => {
+      const { runUi } = await import("./commands/ui.js");
+      await runUi(context(command), options);
+    });
+
+  program
     .command("withdraw")
     .description("withdraw sats (sandbox stand-in); refused during a cooldown")
     .requiredOption("--amount <sats>", "amount in sats")

@@ -8,11 +8,13 @@ import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import pino from "pino";
 import { createHttpApp } from "./app.js";
 import { isLoopback, parseHttpConfig, USAGE } from "./config.js";
+import { createEventHub } from "./events/event-hub.js";
 import { createLogger } from "./logger.js";
 import { createHttpMetrics } from "./metrics.js";
 import { createHttpScheduler } from "./scheduler.js";
 import { listen } from "./server.js";
-import { hashToken } from "./tokens.js";
+import { hashToken, type Scope } from "./tokens.js";
+import { createSessionStore } from "./ui/sessions.js";
 import { VERSION } from "./version.js";
 
 const LOG_WRITE_BYTES = 4096;
@@ -84,6 +86,13 @@ async function main(argv: string[]): Promise<void> {
     ...(config.actAs === undefined ? {} : { actAs: config.actAs }),
     env: process.env,
   });
+  const events = createEventHub({
+    store,
+    clock: systemClock,
+    onError: (error) =>
+      logger.warn({ code: toRekeyError(error).code }, "event source: store read failed"),
+  });
+  const sessions = config.ui ? createSessionStore(systemClock) : undefined;
   const schedule =
     config.scheduler === undefined
       ? undefined
@@ -95,10 +104,22 @@ async function main(argv: string[]): Promise<void> {
           actAs: config.actAs,
           intervalMs: config.scheduler.intervalMs,
           notify: config.scheduler.notify,
+          publish: (event) => events.publish(event),
         });
   const metrics = createHttpMetrics(systemClock);
   const app = createHttpApp({
     rekey,
+    events,
+    ...(sessions === undefined
+      ? {}
+      : {
+          console: {
+            store,
+            sessions,
+            // A browser sends a Secure cookie over HTTPS only; plain HTTP is safe on loopback alone.
+            secureCookie: config.tls !== undefined || !isLoopback(config.host),
+          },
+        }),
     tokens: config.tokens,
     rateLimit: { capacity: config.rotateLimitPerMinute, windowMs: 60_000 },
     logger,
@@ -119,6 +140,19 @@ async function main(argv: string[]): Promise<void> {
   // Start-up lines (the clear-text warning above all) are written now, not with the next 4 KiB.
   destination.flush();
   process.stdout.write(`${server.url}\n`);
+  if (sessions !== undefined) {
+    // Like Jupyter's: one use, 15 minutes. The token rides in the fragment, which the browser
+    // never sends: no server, proxy or access log sees it, and the console wipes it at once.
+    const loginToken = sessions.issueLoginToken({
+      name: "login-link",
+      scopes: new Set<Scope>(["status", "rotate"]),
+      allows: () => true,
+      restricted: false,
+    });
+    process.stderr.write(
+      `rekey console: open ${server.url}/ui/login#token=${loginToken} (one-time link, valid 15 minutes)\n`,
+    );
+  }
   schedule?.scheduler.start();
 
   let stopping = false;
@@ -126,6 +160,8 @@ async function main(argv: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down: finishing requests in flight");
+    // Event streams never finish by themselves: end them so that shutdown need not wait.
+    events.close();
     const clean = await server.shutdown();
     // A rotation in flight finishes (or its journal is resolved by the next leader).
     await schedule?.scheduler.stop();

@@ -20,6 +20,8 @@ export interface HttpConfig {
   /** Connections served at once (see core's `ServerLimits`). */
   maxConnections: number;
   logLevel: string;
+  /** Serve the web console at /ui (`--ui`). */
+  ui: boolean;
   /** Run due rotations in the background (`--scheduler`; see scheduler.ts). */
   scheduler?: SchedulerConfig | undefined;
 }
@@ -64,6 +66,10 @@ function createOptionsCommand(): Command {
       "connections served at once (default 128; keep well below ulimit -n, the rest are the store's)",
     )
     .option("--log-level <level>", "pino level (default info)")
+    .option(
+      "--ui",
+      "serve the web console at /ui and print a one-time login link on stderr (sign in there with it or a bearer token)",
+    )
     .option(
       "--scheduler",
       "rotate keys whose rotation policy says they are due (one replica on a shared store leads)",
@@ -130,6 +136,7 @@ export async function parseHttpConfig(
     "scheduler-interval"?: string;
     "notify-url"?: string;
     "notify-secret-file"?: string;
+    ui?: boolean;
   };
   try {
     const flags = createOptionsCommand()
@@ -151,6 +158,7 @@ export async function parseHttpConfig(
       "scheduler-interval": flags.schedulerInterval,
       "notify-url": flags.notifyUrl,
       "notify-secret-file": flags.notifySecretFile,
+      ui: flags.ui !== undefined,
     };
   } catch (cause) {
     const message =
@@ -205,6 +213,7 @@ export async function parseHttpConfig(
         : wholeNumber("--max-connections", values["max-connections"], 1, 100_000),
     logLevel: values["log-level"] ?? "info",
     scheduler: await parseSchedulerConfig(values),
+    ui: values.ui === true,
   };
 }
 

@@ -1,10 +1,12 @@
 import { createHmac } from "node:crypto";
 import {
+  agent,
   type Clock,
   type CredentialStore,
   createScheduler,
   createWebhookNotifier,
   listRotationPolicies,
+  OPERATOR,
   type Rekey,
   SCHEDULE_EVENT_TYPES,
   type ScheduleEvent,
@@ -14,6 +16,7 @@ import {
   type WebhookSigner,
 } from "@rekey/core";
 import type { Logger } from "pino";
+import type { HubEvent } from "./events/event-hub.js";
 
 /** What `--scheduler` adds to rekey-http: the core scheduler, its metrics and recent events. */
 export interface HttpScheduler {
@@ -35,7 +38,19 @@ export interface HttpSchedulerDeps {
   leaseMs?: number;
   /** A notification webhook for events (signed like the key-delivery webhooks). */
   notify?: { url: string; secret: string } | undefined;
+  /** Sends a live event to `/v1/events` (the event hub's `publish`). */
+  publish?: (event: Omit<HubEvent, "id" | "seq">) => void;
 }
+
+/**
+ * The events `/v1/events` learns only from the scheduler. The others it already has from the
+ * store: rotations and lost keys from the audit log, cooldown ends from the records.
+ */
+const PUBLISHED: ReadonlySet<string> = new Set([
+  "key.overdue",
+  "rotation.failed",
+  "delivery.failed",
+]);
 
 /** Principals with their own key-age series; the rest count only in the max and the totals. */
 const MAX_AGE_SERIES = 100;
@@ -96,6 +111,15 @@ export function createHttpScheduler(deps: HttpSchedulerDeps): HttpScheduler {
     const level =
       event.type === "rotation.succeeded" || event.type === "cooldown.ended" ? "info" : "warn";
     logger[level]({ event }, `schedule event ${event.type}`);
+    if (PUBLISHED.has(event.type)) {
+      deps.publish?.({
+        type: event.type,
+        principal: event.principal.startsWith("agent:")
+          ? agent(Number(event.principal.slice("agent:".length)))
+          : OPERATOR,
+        data: { ...event },
+      });
+    }
     // Sent in the background: a slow receiver must not hold up the next rotation.
     if (notify && notifier) void notifier.emit(event);
   }
