@@ -156,7 +156,7 @@ export function createHttpScheduler(deps: HttpSchedulerDeps): HttpScheduler {
     tickMs: deps.intervalMs,
     ...(deps.leaseMs === undefined ? {} : { leaseMs: deps.leaseMs }),
     events,
-    onTick: (tick: SchedulerTick) => {
+    onTick: async (tick: SchedulerTick) => {
       ticks += 1;
       for (const outcome of tick.report?.results ?? []) {
         if (outcome.result === "not_due") continue;
@@ -168,7 +168,7 @@ export function createHttpScheduler(deps: HttpSchedulerDeps): HttpScheduler {
           { rotated: rotated.map((outcome) => outcome.principal) },
           "scheduled rotations",
         );
-      void refreshAges().catch((error: unknown) =>
+      await refreshAges().catch((error: unknown) =>
         logger.warn({ err: error }, "key ages not refreshed"),
       );
     },

@@ -20,8 +20,8 @@ export interface SchedulerOptions {
    */
   leaseMs?: number;
   events?: ScheduleEventSink;
-  /** Called after each tick (logs, metrics). */
-  onTick?: (tick: SchedulerTick) => void;
+  /** Called (and awaited) after each tick, timed or called by hand (logs, metrics). */
+  onTick?: (tick: SchedulerTick) => void | Promise<void>;
   /** Called when a tick fails as a whole (the store unreachable); the next tick tries again. */
   onError?: (error: unknown) => void;
 }
@@ -138,9 +138,14 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 
   const scheduler: Scheduler = {
     tick() {
-      running ??= tickOnce().finally(() => {
-        running = undefined;
-      });
+      running ??= tickOnce()
+        .then(async (tick) => {
+          await options.onTick?.(tick);
+          return tick;
+        })
+        .finally(() => {
+          running = undefined;
+        });
       return running;
     },
     isLeader: () => lead !== undefined,
@@ -148,7 +153,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       const loop = async () => {
         if (stopped) return;
         try {
-          options.onTick?.(await scheduler.tick());
+          await scheduler.tick();
         } catch (error) {
           options.onError?.(toRekeyError(error));
         }
