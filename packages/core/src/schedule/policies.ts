@@ -141,9 +141,7 @@ async function readScope(scope: PolicyScope): Promise<ProfileView> {
 function targetRecords(view: ProfileView, target: PolicyTarget): DeepReadonly<PrincipalRecord>[] {
   const records = recordsOfView(view);
   if (target.kind === "all-agents") {
-    const agents = records.filter(
-      (record) => record.principal.startsWith("agent:") && record.principal !== view.actsAs,
-    );
+    const agents = records.filter((record) => record.principal.startsWith("agent:"));
     if (agents.length === 0) {
       throw new RekeyError("NOT_FOUND", `Profile "${view.profileName}" has no stored agent keys`, {
         hint: "Create agents with `rekey agents create`, or rotate them once to store their keys.",
