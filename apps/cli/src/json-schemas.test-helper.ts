@@ -226,6 +226,74 @@ export const doctorDocument = envelope("doctor", {
       targets: z.array(deliveryStatus),
     }),
   ),
+  overdue: z.array(
+    z.strictObject({
+      principal: recordPrincipal,
+      fingerprint: fingerprint.optional(),
+      dueAt: isoInstant.optional(),
+      overdueAt: isoInstant.optional(),
+    }),
+  ),
+}).strict();
+
+const rotationPolicy = z.strictObject({
+  maxAgeSeconds: z.number().int().positive(),
+  window: z.string().optional(),
+  jitterSeconds: z.number().int().optional(),
+  graceSeconds: z.number().int().optional(),
+  setAt: isoInstant,
+});
+
+export const policyDocument = envelope("policy", {
+  action: z.enum(["set", "list", "clear"]),
+  policies: z.array(
+    z.strictObject({
+      principal: recordPrincipal,
+      label: z.string(),
+      fingerprint: fingerprint.optional(),
+      savedAt: isoInstant.optional(),
+      policy: rotationPolicy,
+      due: z
+        .strictObject({
+          dueAt: isoInstant,
+          nextRotationAt: isoInstant.optional(),
+          inWindow: z.boolean(),
+          due: z.boolean(),
+          overdueAt: isoInstant,
+          overdue: z.boolean(),
+        })
+        .optional(),
+    }),
+  ),
+}).strict();
+
+export const dueDocument = envelope("rotate", {
+  due: z.literal(true),
+  dryRun: z.boolean(),
+  checkedAt: isoInstant,
+  nextRotationAt: isoInstant.optional(),
+  results: z.array(
+    z.strictObject({
+      principal: recordPrincipal,
+      label: z.string(),
+      result: z.enum([
+        "rotated",
+        "shared",
+        "would_rotate",
+        "not_due",
+        "skipped_cooldown",
+        "skipped_unfinished",
+        "no_key",
+        "failed",
+      ]),
+      oldFingerprint: fingerprint.optional(),
+      newFingerprint: fingerprint.optional(),
+      cooldownUntil: isoInstant.optional(),
+      nextRotationAt: isoInstant.optional(),
+      overdue: z.boolean(),
+      error: z.strictObject({ code: z.string(), message: z.string() }).optional(),
+    }),
+  ),
 }).strict();
 
 export const importDocument = envelope("import lightning-wallet", {

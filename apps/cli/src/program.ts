@@ -212,8 +212,14 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
   program
     .command("rotate")
     .description("rotate a key: the old key stops working at once and a withdrawal cooldown starts")
-    .addOption(new Option("--agent <id>", "rotate one agent's key").conflicts("allAgents"))
-    .option("--all-agents", "rotate every agent of the operator")
+    .addOption(new Option("--agent <id>", "rotate one agent's key").conflicts(["allAgents", "due"]))
+    .addOption(new Option("--all-agents", "rotate every agent of the operator").conflicts("due"))
+    .addOption(
+      new Option(
+        "--due",
+        "rotate every key whose rotation policy says it is due (for cron and systemd timers)",
+      ).conflicts(["force", "reveal"]),
+    )
     .option("--dry-run", "show the plan and change nothing")
     .option("-y, --yes", "do not ask for confirmation (required without a terminal)")
     .option("--force", "rotate even inside the cooldown of the previous rotation")
@@ -225,17 +231,70 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
         "\nCooldowns: rotating the operator key blocks its withdrawals for 60 minutes; an agent's",
         "for 30 minutes. With --all-agents, agents still inside a cooldown (for example rotated by",
         "an interrupted run) are reported as already rotated and skipped unless --force.",
+        "\nWith --due, keys are rotated as their policy says (rekey policy set): those in a",
+        "cooldown or with an unfinished rotation are skipped. Exit 0: all well; a failure's code;",
+        "12: a key is overdue. Run it from cron or a systemd timer (docs/operations.md).",
         examples(
           "rekey rotate --dry-run",
           "rekey rotate --yes",
           "rekey rotate --agent 7 --yes",
           "rekey rotate --all-agents --yes --json",
+          "rekey rotate --due --json",
         ),
       ].join("\n"),
     )
     .action(async (options: ActionOptions, command: Command) => {
       const { runRotate } = await import("./commands/rotate.js");
       await runRotate(context(command), options);
+    });
+
+  const policy = program
+    .command("policy")
+    .description("when keys are rotated on a schedule: max-age, window, jitter")
+    .addHelpText(
+      "after",
+      [
+        "\nDurations are read by the `ms` library (30d, 12h, 20m). A window is DAYS HH:MM-HH:MM",
+        "[ZONE]: DAYS is daily or days and ranges (Mon-Fri, Sat,Sun), ZONE an IANA time zone",
+        "(default UTC). `rekey rotate --due` and `rekey-http --scheduler` run what is due.",
+        examples(
+          "rekey policy set --max-age 90d",
+          "rekey policy set --all-agents --max-age 30d --window 'Mon-Fri 02:00-04:00 Europe/Berlin' --jitter 20m",
+          "rekey policy list",
+        ),
+      ].join("\n"),
+    );
+  policy
+    .command("set")
+    .description("set the rotation policy of the active principal, an agent, or every agent")
+    .addOption(new Option("--agent <id>", "one agent's policy").conflicts("allAgents"))
+    .option("--all-agents", "every agent whose key the store holds")
+    .requiredOption("--max-age <duration>", "rotate once the key is this old (e.g. 30d)")
+    .option(
+      "--window <window>",
+      "only start rotations then (e.g. 'Mon-Fri 02:00-04:00 Europe/Berlin')",
+    )
+    .option("--jitter <duration>", "spread principals over this long after the window opens")
+    .option("--grace <duration>", "report a key overdue this long past its rotation (default 1d)")
+    .action(async (options: ActionOptions, command: Command) => {
+      const { runPolicySet } = await import("./commands/policy.js");
+      await runPolicySet(context(command), options);
+    });
+  policy
+    .command("list", { isDefault: true })
+    .description("list rotation policies with each key's next rotation and window")
+    .action(async (_options: ActionOptions, command: Command) => {
+      const { runPolicyList } = await import("./commands/policy.js");
+      await runPolicyList(context(command));
+    });
+  policy
+    .command("clear")
+    .description("remove the rotation policy of the active principal, an agent, or every agent")
+    .addOption(new Option("--agent <id>", "one agent's policy").conflicts("allAgents"))
+    .option("--all-agents", "every agent whose key the store holds")
+    .action(async (options: ActionOptions, command: Command) => {
+      const { runPolicyClear } = await import("./commands/policy.js");
+      await runPolicyClear(context(command), options);
     });
 
   const agents = program

@@ -16,6 +16,8 @@ import { createHttpApp } from "./app.js";
 import { isLoopback, parseHttpConfig, USAGE } from "./config.js";
 import { createEventHub } from "./events/event-hub.js";
 import { createLogger } from "./logger.js";
+import { createHttpMetrics } from "./metrics.js";
+import { createHttpScheduler } from "./scheduler.js";
 import { listen } from "./server.js";
 import { hashToken, type Scope } from "./tokens.js";
 import { createSessionStore } from "./ui/sessions.js";
@@ -108,6 +110,20 @@ async function main(argv: string[]): Promise<void> {
       logger.warn({ code: toRekeyError(error).code }, "event source: store read failed"),
   });
   const sessions = config.ui ? createSessionStore(systemClock) : undefined;
+  const schedule =
+    config.scheduler === undefined
+      ? undefined
+      : createHttpScheduler({
+          rekey,
+          store,
+          clock: systemClock,
+          logger,
+          actAs: config.actAs,
+          intervalMs: config.scheduler.intervalMs,
+          notify: config.scheduler.notify,
+          publish: (event) => events.publish(event),
+        });
+  const metrics = createHttpMetrics(systemClock);
   const app = createHttpApp({
     rekey,
     events,
@@ -125,6 +141,9 @@ async function main(argv: string[]): Promise<void> {
     rateLimit: { capacity: config.rotateLimitPerMinute, windowMs: 60_000 },
     logger,
     clock: systemClock,
+    metrics: schedule
+      ? { ...metrics, render: () => metrics.render() + schedule.renderMetrics() }
+      : metrics,
   });
   const server = await listen({
     fetch: app.fetch,
@@ -151,6 +170,7 @@ async function main(argv: string[]): Promise<void> {
       `rekey console: open ${server.url}/ui/login#token=${loginToken} (one-time link, valid 15 minutes)\n`,
     );
   }
+  schedule?.scheduler.start();
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -160,6 +180,9 @@ async function main(argv: string[]): Promise<void> {
     // Event streams never finish by themselves: end them so that shutdown need not wait.
     events.close();
     const clean = await server.shutdown();
+    // A rotation in flight finishes (or its journal is resolved by the next leader), then the
+    // deliveries it started.
+    await schedule?.scheduler.stop();
     await stopDeliveries();
     await rekey.close();
     await store.close();

@@ -22,6 +22,15 @@ export interface HttpConfig {
   logLevel: string;
   /** Serve the web console at /ui (`--ui`). */
   ui: boolean;
+  /** Run due rotations in the background (`--scheduler`; see scheduler.ts). */
+  scheduler?: SchedulerConfig | undefined;
+}
+
+/** `--scheduler` and its notification webhook. */
+export interface SchedulerConfig {
+  intervalMs: number;
+  /** A notification webhook for schedule events, with its signing secret. */
+  notify?: { url: string; secret: string } | undefined;
 }
 
 /**
@@ -61,6 +70,13 @@ function createOptionsCommand(): Command {
       "--ui",
       "serve the web console at /ui and print a one-time login link on stderr (sign in there with it or a bearer token)",
     )
+    .option(
+      "--scheduler",
+      "rotate keys whose rotation policy says they are due (one replica on a shared store leads)",
+    )
+    .option("--scheduler-interval <seconds>", "how often the scheduler looks (default 60)")
+    .option("--notify-url <url>", "POST schedule events here, signed (https, or http on loopback)")
+    .option("--notify-secret-file <path>", "the notification webhook's signing secret")
     .option("-h, --help", "show this help")
     .option("-v, --version", "show the version")
     .exitOverride()
@@ -116,6 +132,10 @@ export async function parseHttpConfig(
     "rotate-limit"?: string;
     "max-connections"?: string;
     "log-level"?: string;
+    scheduler?: boolean;
+    "scheduler-interval"?: string;
+    "notify-url"?: string;
+    "notify-secret-file"?: string;
     ui?: boolean;
   };
   try {
@@ -134,6 +154,10 @@ export async function parseHttpConfig(
       "rotate-limit": flags.rotateLimit,
       "max-connections": flags.maxConnections,
       "log-level": flags.logLevel,
+      scheduler: flags.scheduler !== undefined,
+      "scheduler-interval": flags.schedulerInterval,
+      "notify-url": flags.notifyUrl,
+      "notify-secret-file": flags.notifySecretFile,
       ui: flags.ui !== undefined,
     };
   } catch (cause) {
@@ -188,6 +212,63 @@ export async function parseHttpConfig(
         ? DEFAULT_SERVER_LIMITS.maxConnections
         : wholeNumber("--max-connections", values["max-connections"], 1, 100_000),
     logLevel: values["log-level"] ?? "info",
+    scheduler: await parseSchedulerConfig(values),
     ui: values.ui === true,
   };
+}
+
+async function parseSchedulerConfig(values: {
+  scheduler?: boolean;
+  "scheduler-interval"?: string;
+  "notify-url"?: string;
+  "notify-secret-file"?: string;
+}): Promise<SchedulerConfig | undefined> {
+  const url = values["notify-url"];
+  const secretFile = values["notify-secret-file"];
+  if (!values.scheduler) {
+    if (values["scheduler-interval"] !== undefined || url !== undefined) {
+      throw new RekeyError(
+        "CONFIG_INVALID",
+        "--scheduler-interval and --notify-url need --scheduler",
+      );
+    }
+    return undefined;
+  }
+  if ((url === undefined) !== (secretFile === undefined)) {
+    throw new RekeyError("CONFIG_INVALID", "--notify-url and --notify-secret-file go together");
+  }
+  const interval = values["scheduler-interval"];
+  return {
+    intervalMs:
+      interval === undefined
+        ? 60_000
+        : wholeNumber("--scheduler-interval", interval, 1, 3600) * 1000,
+    notify:
+      url === undefined || secretFile === undefined
+        ? undefined
+        : {
+            url: notifyUrl(url),
+            secret: (await readConfigFile("--notify-secret-file", secretFile))
+              .toString("utf8")
+              .trim(),
+          },
+  };
+}
+
+/** Events name keys by fingerprint only, but still go only over TLS or to this machine. */
+function notifyUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new RekeyError(
+      "CONFIG_INVALID",
+      `--notify-url ${JSON.stringify(text.slice(0, 100))} is not a URL`,
+    );
+  }
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopback(host))) {
+    throw new RekeyError("CONFIG_INVALID", "--notify-url must be https (or http on loopback)");
+  }
+  return url.toString();
 }

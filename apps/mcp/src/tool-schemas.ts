@@ -134,6 +134,15 @@ export const keyStatusOutput = {
     )
     .optional()
     .describe("Where the key is delivered (files, services), and whether each holds it."),
+  due_at: isoInstant
+    .optional()
+    .describe(
+      "ISO-8601 UTC instant when a scheduled rotation (`rekey policy`) will rotate this key next; absent without a rotation policy. The old key stops working then.",
+    ),
+  rotation_overdue: z
+    .boolean()
+    .optional()
+    .describe("The key is past its scheduled rotation plus grace: tell the user."),
 };
 
 export const listAgentsOutput = {

@@ -51,6 +51,7 @@ export * from "./errors.js";
 export { fingerprint } from "./fingerprint.js";
 export * from "./lightning-wallet.js";
 export * from "./principal.js";
+export * from "./schedule/index.js";
 export {
   applyServerLimits,
   DEFAULT_SERVER_LIMITS,

@@ -1,9 +1,11 @@
-import type {
-  DeliveryStatus,
-  HealthReport,
-  KeyCheck,
-  KeyStatus,
-  PendingResolution,
+import {
+  type DeliveryStatus,
+  type HealthReport,
+  type KeyCheck,
+  type KeyStatus,
+  listRotationPolicies,
+  type PendingResolution,
+  type PolicyStatus,
 } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { EXIT_CHECK_FAILED } from "../exit-codes.js";
@@ -13,8 +15,9 @@ import { type Colors, formatFields, type TimeFormat } from "../output.js";
  * `rekey doctor [--repair]`: checks the store (file modes included), the faucet URL,
  * unfinished rotations, and every key the profile's principals hold (the faucet must accept
  * it); `--repair` resolves unfinished rotations and settles keys the migration kept beside a
- * record; a delivery target that does not hold the current key is a problem (`--repair`
- * finishes due deliveries). Exits 11 when a problem remains.
+ * record, and finishes due deliveries; a delivery target that does not hold the current key is
+ * a problem, and so is a key past its scheduled rotation plus grace (`rekey policy`). Exits 11
+ * when a problem remains.
  * @throws RekeyError STORE_*, CONFIG_INVALID, KEY_LOST (a rotation whose key is gone)
  */
 export async function runDoctor(
@@ -22,8 +25,8 @@ export async function runDoctor(
   options: Record<string, unknown>,
 ): Promise<void> {
   const repair = options.repair === true;
-  const { health, status, resolutions, settled, keys, deliveries } = await context.withRekey(
-    async ({ rekey, store }) => {
+  const { health, status, resolutions, settled, keys, deliveries, overdue } =
+    await context.withRekey(async ({ rekey, store }) => {
       // The store's own repairs (temp files of interrupted writes); a failure shows in health.
       if (repair) await store.checkWritable().catch(() => {});
       const resolutions = repair ? await rekey.resolvePending() : undefined;
@@ -35,9 +38,16 @@ export async function runDoctor(
       const keys = health.upstream.ok ? await rekey.checkKeys() : [];
       if (repair) await rekey.finishDeliveries();
       const deliveries = await rekey.deliveryReport();
-      return { health, status, resolutions, settled, keys, deliveries };
-    },
-  );
+      const policies = await listRotationPolicies({
+        store,
+        profileName: rekey.profileName,
+        baseUrl: await rekey.baseUrl(),
+        actAs: context.globals.as ?? (context.deps.env.REKEY_AS || undefined),
+        clock: context.deps.clock,
+      });
+      const overdue = policies.filter((policy) => policy.due?.overdue === true);
+      return { health, status, resolutions, settled, keys, deliveries, overdue };
+    });
   const pending = status?.pendingRotation;
   const keyProblems = keys.filter((check) => check.alive === false || !check.current);
   // A target that does not hold the current key breaks whatever reads it: a problem.
@@ -47,7 +57,11 @@ export async function runDoctor(
       .map((target) => ({ principal: record.principal, ...target })),
   );
   const ok =
-    health.ok && pending === undefined && keyProblems.length === 0 && staleTargets.length === 0;
+    health.ok &&
+    pending === undefined &&
+    keyProblems.length === 0 &&
+    staleTargets.length === 0 &&
+    overdue.length === 0;
   context.output.result(
     "doctor",
     {
@@ -55,6 +69,7 @@ export async function runDoctor(
       health,
       keys,
       deliveries,
+      overdue: overdue.map(overduePayload),
       ...(pending === undefined ? {} : { pendingRotation: { label: status?.label, ...pending } }),
       ...(resolutions === undefined ? {} : { resolutions }),
       ...(settled === undefined ? {} : { settled }),
@@ -67,6 +82,7 @@ export async function runDoctor(
         settled,
         keys,
         staleTargets,
+        overdue,
         ok,
         context.output.colors,
         context.output.time,
@@ -82,6 +98,7 @@ function renderDoctor(
   settled: KeyCheck[] | undefined,
   keys: KeyCheck[],
   staleTargets: (DeliveryStatus & { principal: string })[],
+  overdue: PolicyStatus[],
   ok: boolean,
   colors: Colors,
   time: TimeFormat,
@@ -108,6 +125,12 @@ function renderDoctor(
         `delivery ${target.principal} ${target.target}`,
         colors.red(
           `${target.state}: holds ${target.deliveredFingerprint ?? "nothing"}${target.error ? ` (${target.error.message})` : ""} (rekey deliver retry)`,
+        ),
+      ]),
+      ...overdue.map((policy): [string, string] => [
+        `overdue ${policy.principal}`,
+        colors.red(
+          `${policy.fingerprint ?? "-"} was due at ${time(policy.due?.dueAt ?? "")} (rekey rotate --due, or check its window)`,
         ),
       ]),
     ]),
@@ -151,4 +174,14 @@ function keyLine(check: KeyCheck, colors: Colors): string {
     );
   }
   return colors.yellow(`${which} not checked: ${check.error ?? "the faucet did not answer"}`);
+}
+
+/** An overdue key in doctor's JSON: who, which key, since when. */
+function overduePayload(policy: PolicyStatus) {
+  return {
+    principal: policy.principal,
+    fingerprint: policy.fingerprint,
+    dueAt: policy.due?.dueAt,
+    overdueAt: policy.due?.overdueAt,
+  };
 }

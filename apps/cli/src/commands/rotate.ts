@@ -14,6 +14,8 @@ import { exitCodeFor } from "../exit-codes.js";
 import { type Colors, formatDuration, formatTable, type Output } from "../output.js";
 import { outcomeLines } from "./deliver.js";
 import { confirmOrRefuse, parseAgentOption } from "./input.js";
+import { startProgress } from "./progress.js";
+import { runRotateDue } from "./rotate-due.js";
 import { planPayload, rotationPayload } from "./rotation-view.js";
 
 interface RotateFlags {
@@ -40,6 +42,13 @@ export async function runRotate(
     force: options.force === true,
     reveal: options.reveal === true,
   };
+  if (options.due === true) {
+    await runRotateDue(context, {
+      dryRun: flags.dryRun,
+      concurrency: parseConcurrency(options.concurrency),
+    });
+    return;
+  }
   if (options.allAgents === true) {
     await rotateAllAgents(context, flags, parseConcurrency(options.concurrency));
     return;
@@ -208,7 +217,7 @@ async function rotateAllAgents(
       );
     }
 
-    const progress = await startProgress(context, toRotate.length);
+    const progress = await startProgress(context, toRotate.length, "rotating agents");
     const rotated = await mapWithConcurrency(toRotate, concurrency, async (entry) => {
       const outcome = await rotateAgent(rekey, entry, flags);
       progress.tick();
@@ -356,20 +365,6 @@ async function mapWithConcurrency<T, R>(
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
-}
-
-async function startProgress(context: CommandContext, total: number) {
-  const stream = context.deps.progressStream;
-  if (stream === undefined || context.output.json || context.output.quiet || total === 0) {
-    return { tick() {}, stop() {} };
-  }
-  const { default: cliProgress } = await import("cli-progress");
-  const bar = new cliProgress.SingleBar(
-    { stream, format: "rotating agents [{bar}] {value}/{total}", hideCursor: true },
-    cliProgress.Presets.shades_classic,
-  );
-  bar.start(total, 0);
-  return { tick: () => bar.increment(), stop: () => bar.stop() };
 }
 
 function parseConcurrency(value: unknown): number {

@@ -85,7 +85,7 @@ const fingerprintOf = (record: DeepReadonly<PrincipalRecord>) =>
 export function principalsPage(context: PageContext, rows: readonly PrincipalRow[]): string {
   const extras = rows.map((row) => ({
     deliveries: deliveriesOf(row.record),
-    policy: policyOf(row.record),
+    policy: policyOf(row.record, context.now),
   }));
   const showDeliveries = extras.some((extra) => extra.deliveries.length > 0);
   const showSchedule = extras.some((extra) => extra.policy.nextRotationAt !== undefined);
@@ -119,7 +119,7 @@ export function principalPage(
   notice?: SafeHtml,
 ): string {
   const { record } = row;
-  const policy = policyOf(record);
+  const policy = policyOf(record, context.now);
   const canRotate = context.session?.canRotate === true && record.key !== undefined;
   const last = record.lastRotation;
   const body = html`${notice ?? ""}<h1>${row.label}${record.name === undefined ? "" : html` · ${record.name}`}</h1>

@@ -56,4 +56,21 @@ describe("policyOf and ageClass", () => {
     expect(ageClass(31 * 86_400_000, policy)).toBe("bad");
     expect(ageClass(400 * 86_400_000, policyOf(record({})))).toBe("");
   });
+
+  it("reads rekey's own policy and computes its next rotation", () => {
+    const policy = policyOf(
+      record({
+        key: "lf_x",
+        fingerprint: "fp:000000000000",
+        savedAt: "2026-01-01T00:00:00.000Z",
+        source: "create",
+        policy: { maxAgeSeconds: 7 * 86_400, setAt: "2026-01-01T00:00:00.000Z" },
+      }),
+      Date.parse("2026-01-02T00:00:00.000Z"),
+    );
+    expect(policy).toEqual({
+      maxAgeMs: 7 * 86_400_000,
+      nextRotationAt: "2026-01-08T00:00:00.000Z",
+    });
+  });
 });

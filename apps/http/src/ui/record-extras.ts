@@ -1,4 +1,4 @@
-import type { DeepReadonly, PrincipalRecord } from "@rekey/core";
+import { type DeepReadonly, keyScheduleOf, type PrincipalRecord } from "@rekey/core";
 import { html, type SafeHtml } from "./html.js";
 
 /**
@@ -65,8 +65,26 @@ export interface PolicyView {
   nextRotationAt?: string;
 }
 
-/** The record's rotation policy, if any. */
-export function policyOf(record: DeepReadonly<PrincipalRecord>): PolicyView {
+/**
+ * The record's rotation policy, if any: rekey's own (`rekey policy set`, its next rotation
+ * computed by core as of `nowMs`), else the loose shapes below.
+ */
+export function policyOf(record: DeepReadonly<PrincipalRecord>, nowMs = Date.now()): PolicyView {
+  if (typeof record.policy?.maxAgeSeconds === "number") {
+    // A stored window this Node cannot read shows no next rotation here (status names the error).
+    let schedule: ReturnType<typeof keyScheduleOf>;
+    try {
+      schedule = keyScheduleOf(record, nowMs);
+    } catch {
+      schedule = undefined;
+    }
+    return {
+      maxAgeMs: record.policy.maxAgeSeconds * 1000,
+      ...(schedule?.nextRotationAt === undefined
+        ? {}
+        : { nextRotationAt: schedule.nextRotationAt }),
+    };
+  }
   const loose = record as unknown as Loose;
   const policy = asObject(loose.policy) ?? asObject(loose.schedule) ?? {};
   const days = asNumber(policy.maxAgeDays);

@@ -14,6 +14,8 @@ const DESCRIPTION = [
   "agent_id (operators only) rotates one of the operator's agents: its key is stored under that agent",
   "and this session stays the operator. Omit agent_id to rotate this session's own key.",
   "A second rotation inside the cooldown is refused with the time remaining.",
+  "A scheduled rotation may exist (rekey policy): get_key_status shows its due_at; rotating now",
+  "also resets that schedule, so there is rarely a reason to rotate just before it.",
 ].join(" ");
 
 function messageFor(result: RotationResult, switched: boolean, revealed: boolean): string {

@@ -23,6 +23,7 @@ import {
   principalLabel,
   samePrincipal,
 } from "../principal.js";
+import { keyScheduleOf } from "../schedule/policies.js";
 import { verifyAuditChain } from "../store/audit-chain.js";
 import {
   faucetIdOf,
@@ -976,6 +977,7 @@ export function createRekey(options: RekeyOptions): Rekey {
           : undefined,
         deliveries: record?.deliveries ? deliveryStatusOf(record) : undefined,
         store: { kind: store.kind, location: store.location },
+        schedule: record === undefined ? undefined : keyScheduleOf(record, clock.now()),
       } satisfies KeyStatus;
     },
 

@@ -1,7 +1,7 @@
 import type { WhoamiResult } from "../client/faucet-client.js";
 import type { DeliveryOutcome, DeliveryStatus } from "../delivery/delivery-journal.js";
 import type { Principal } from "../principal.js";
-import type { AuditEntry, RotationRecord, Surface } from "../store/types.js";
+import type { AuditEntry, RotationPolicy, RotationRecord, Surface } from "../store/types.js";
 import type { DeliveryOperations } from "./deliveries.js";
 
 /** Who the faucet says a key belongs to (its `whoami` reply). */
@@ -106,6 +106,23 @@ export interface KeyStatus {
   /** The principal's delivery targets: current, stale (an older key) or failing. */
   deliveries?: DeliveryStatus[] | undefined;
   store: { kind: string; location: string };
+  /** The rotation policy and where the key stands against it, when a policy is set. */
+  schedule?: KeySchedule | undefined;
+}
+
+/** A key's rotation policy and its due state (see `schedule/policy.ts`). Times ISO-8601 UTC. */
+export interface KeySchedule {
+  policy: RotationPolicy;
+  /** When the key reaches its max-age. */
+  dueAt: string;
+  /** When a scheduled run rotates it next (absent: its window does not open in nine days). */
+  nextRotationAt?: string | undefined;
+  /** Whether the policy's window is open now (true without a window). */
+  inWindow: boolean;
+  /** Due now. */
+  due: boolean;
+  /** Past its scheduled rotation plus grace. */
+  overdue: boolean;
 }
 
 /** One of the operator's agents, as the faucet lists it, with what the store holds for it. */

@@ -57,6 +57,20 @@ export const rotationIntentSchema = z.strictObject({
   surface,
 });
 
+/**
+ * Schema of a RotationPolicy. An optional field of the schema-2 record (added without a version
+ * bump: a rekey without schedules refuses a store that holds one, as it does any unknown field).
+ * The window is checked as text here and parsed where it is used, so a time zone that a later
+ * Node drops makes its schedule fail loudly instead of the whole store unreadable.
+ */
+export const rotationPolicySchema = z.strictObject({
+  maxAgeSeconds: z.number().int().positive(),
+  window: z.string().min(1).max(200).optional(),
+  jitterSeconds: z.number().int().nonnegative().optional(),
+  graceSeconds: z.number().int().positive().optional(),
+  setAt: isoUtc,
+});
+
 const keyFields = {
   key: nonEmpty,
   fingerprint: nonEmpty,
@@ -80,6 +94,7 @@ export const principalRecordSchema = z
     intent: rotationIntentSchema.optional(),
     alternates: z.array(z.strictObject({ ...keyFields, profile: z.string() })).optional(),
     deliveries: z.array(deliveryTargetSchema).max(64).optional(),
+    policy: rotationPolicySchema.optional(),
   })
   .refine(
     (record) =>

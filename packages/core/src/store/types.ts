@@ -29,6 +29,23 @@ export interface RotationRecord {
   surface: Surface;
 }
 
+/**
+ * A rotation policy as the store keeps it on a principal's record (an optional field of the
+ * schema-2 record; see `schedule/policy.ts`). Durations are whole seconds, the window its canonical text.
+ */
+export interface RotationPolicy {
+  /** Rotate once the key is this old. */
+  maxAgeSeconds: number;
+  /** When a rotation may start (see window.ts); absent: any time. */
+  window?: string;
+  /** Spreads principals over up to this long after the window opens (or max-age is reached). */
+  jitterSeconds?: number;
+  /** How long past its scheduled rotation a key counts as overdue (default one day). */
+  graceSeconds?: number;
+  /** ISO-8601 UTC: when the policy was set. */
+  setAt: string;
+}
+
 /** The key fields of a principal record; all present, or none. `key` is the raw secret. */
 export interface KeyFields {
   key: string;
@@ -76,6 +93,8 @@ export interface PrincipalRecord {
   alternates?: AlternateKey[];
   /** Where the key is delivered after each rotation, with each target's delivery state. */
   deliveries?: DeliveryTarget[];
+  /** When this principal's key is rotated by `rekey rotate --due` and the scheduler. */
+  policy?: RotationPolicy;
 }
 
 /** A principal record that holds a key. */
