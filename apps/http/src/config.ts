@@ -1,5 +1,10 @@
 import { readFile } from "node:fs/promises";
-import { assertNoPasswordInArgument, DEFAULT_SERVER_LIMITS, RekeyError } from "@rekey/core";
+import {
+  assertNoPasswordInArgument,
+  DEFAULT_SERVER_LIMITS,
+  RekeyError,
+  signWebhook,
+} from "@rekey/core";
 import { Command, CommanderError } from "commander";
 import { parseTokenConfig, type TokenConfig } from "./tokens.js";
 
@@ -248,11 +253,17 @@ async function parseSchedulerConfig(values: {
         ? undefined
         : {
             url: notifyUrl(url),
-            secret: (await readConfigFile("--notify-secret-file", secretFile))
-              .toString("utf8")
-              .trim(),
+            secret: notifySecret(
+              (await readConfigFile("--notify-secret-file", secretFile)).toString("utf8").trim(),
+            ),
           },
   };
+}
+
+/** A secret core's webhook signer accepts (16 bytes or more), refused at start, not at the first event. */
+function notifySecret(secret: string): string {
+  signWebhook({ secret, body: "", timestamp: 0 });
+  return secret;
 }
 
 /** Events name keys by fingerprint only, but still go only over TLS or to this machine. */

@@ -76,5 +76,16 @@ describe("parseHttpConfig --scheduler", () => {
     expect(await refusal(["--scheduler", "--notify-url", "https://hooks.example.com"])).toContain(
       "go together",
     );
+    const short = join(dir, "short-secret");
+    await writeFile(short, "guessable\n", { mode: 0o600 });
+    expect(
+      await refusal([
+        "--scheduler",
+        "--notify-url",
+        "https://hooks.example.com/rekey",
+        "--notify-secret-file",
+        short,
+      ]),
+    ).toContain("at least 16 bytes");
   });
 });

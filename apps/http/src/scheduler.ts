@@ -1,4 +1,3 @@
-import { createHmac } from "node:crypto";
 import {
   agent,
   type Clock,
@@ -13,6 +12,8 @@ import {
   type ScheduleEventSink,
   type Scheduler,
   type SchedulerTick,
+  signWebhook,
+  WEBHOOK_SIGNATURE_HEADER,
   type WebhookSigner,
 } from "@rekey/core";
 import type { Logger } from "pino";
@@ -56,16 +57,11 @@ const PUBLISHED: ReadonlySet<string> = new Set([
 const MAX_AGE_SERIES = 100;
 const RECENT_EVENTS = 100;
 
-/**
- * The notification signature: the key-delivery webhooks' scheme (`Rekey-Signature:
- * t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`). To be replaced by core's delivery
- * signer (`signWebhook`) once it is on main, so the scheme lives in one place.
- */
+/** Notifications are signed as key-delivery webhooks are: core's one `Rekey-Signature` scheme. */
 export function notificationSigner(secret: string): WebhookSigner {
   return {
-    header: "Rekey-Signature",
-    sign: (body, timestamp) =>
-      `t=${timestamp},v1=${createHmac("sha256", secret).update(`${timestamp}.${body}`, "utf8").digest("hex")}`,
+    header: WEBHOOK_SIGNATURE_HEADER,
+    sign: (body, timestamp) => signWebhook({ secret, body, timestamp }),
   };
 }
 
