@@ -27,6 +27,8 @@ export interface ScheduleEvent {
   cooldownUntil?: string | undefined;
   /** For key.overdue: when it became overdue. */
   overdueAt?: string | undefined;
+  /** For delivery.failed of a key delivery: the delivery target's id ("dotenv-1"). */
+  target?: string | undefined;
   /** For failures: core's error code and message (key-free). */
   errorCode?: string | undefined;
   message?: string | undefined;

@@ -1,3 +1,5 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { type EngineFixture, startEngineFixture, storedKey } from "../engine/engine.test-helper.js";
 import { updateStore, writableRecord } from "../engine/principal-records.js";
@@ -253,5 +255,39 @@ describe("rotateDue", () => {
     });
     const [status] = await listRotationPolicies(scope);
     expect(status?.due).toMatchObject({ due: false, overdue: false });
+  });
+
+  it("a rotated key that a delivery target could not take is a delivery.failed event", async () => {
+    const { fixture, rekey, scope } = await fleet(1);
+    const dir = join(fixture.dir, "consumer");
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const down = join(dir, "down");
+    const script = `const fs=require("fs");process.stdin.resume();process.stdin.on("end",()=>process.exit(fs.existsSync(${JSON.stringify(down)})?1:0))`;
+    await rekey.addDeliveryTarget(
+      { kind: "exec", command: [process.execPath, "-e", script] },
+      { kind: "agent", agentId: 1 },
+    );
+    await setRotationPolicy(scope, { kind: "agent", agentId: 1 }, { maxAge: "1d" });
+    await writeFile(down, "");
+    fixture.clock.advance(DAY + HOUR);
+    const sink = collector();
+    const report = await rotateDue({
+      rekey,
+      store: fixture.store,
+      clock: fixture.clock,
+      events: sink,
+    });
+    expect(report.results.find((outcome) => outcome.principal === "agent:1")?.result).toBe(
+      "rotated",
+    );
+    const failed = sink.events.filter((event) => event.type === "delivery.failed");
+    expect(failed).toEqual([
+      expect.objectContaining({
+        principal: "agent:1",
+        target: "exec-1",
+        newFingerprint: (await storedKey(fixture.store, 1))?.fingerprint,
+        message: expect.stringContaining("exit"),
+      }),
+    ]);
   });
 });

@@ -168,6 +168,20 @@ async function rotateOne(
         cooldownUntil: result.cooldownUntil,
       });
     }
+    // The rotation stands, but a consumer still holds the old key: an alert of its own.
+    for (const delivery of result.deliveries ?? []) {
+      if (delivery.status !== "failed") continue;
+      await emit(options, {
+        type: "delivery.failed",
+        at: at(),
+        faucet,
+        principal: outcome.principal,
+        newFingerprint: delivery.fingerprint,
+        target: delivery.target,
+        errorCode: delivery.error?.code,
+        message: `${delivery.description}: ${delivery.error?.message ?? "delivery failed"}`,
+      });
+    }
   } catch (error) {
     // Rotated by someone else (by hand, or another replica) between the read and now.
     if (isRekeyError(error, "COOLDOWN_ACTIVE")) {
