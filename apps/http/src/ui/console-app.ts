@@ -337,6 +337,54 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     }
   });
 
+  // Retrying deliveries changes what consumers hold, so it takes what a rotation takes: a
+  // same-site form with the CSRF token, and the rotate scope.
+  app.post("/principals/:slug/deliveries/retry", limitForm, async (c) => {
+    const session = sessionOf(c);
+    if (session === undefined) {
+      return c.html(errorPage(context("Signed out"), "Sign in again to retry deliveries."), 401);
+    }
+    const form = await c.req.parseBody();
+    if (crossSite(c) || !sameSecret(String(form.csrf ?? ""), session.csrf)) {
+      logger.warn(
+        { token_name: session.grant.name },
+        "console: delivery retry without a valid CSRF token refused",
+      );
+      return c.html(
+        errorPage(
+          context("Refused", session),
+          "Missing or wrong CSRF token: nothing was delivered.",
+        ),
+        403,
+      );
+    }
+    if (!session.grant.scopes.has("rotate")) {
+      return c.html(
+        errorPage(context("Not allowed", session), 'This sign-in lacks the "rotate" scope.'),
+        403,
+      );
+    }
+    try {
+      const row = await rowOf(session.grant, c.req.param("slug"));
+      if (row === undefined) {
+        return c.html(errorPage(context("Not found", session), "No such principal here."), 404);
+      }
+      const outcomes = await rekey.deliver({ principal: rotationTarget(row) });
+      logger.info(
+        {
+          token_name: session.grant.name,
+          principal: row.principal,
+          delivered: outcomes.filter((outcome) => outcome.status === "delivered").length,
+          failed: outcomes.filter((outcome) => outcome.status === "failed").length,
+        },
+        "console: deliveries retried",
+      );
+      return c.redirect(`/ui/principals/${row.slug}`, 303);
+    } catch (thrown) {
+      return failure(c, session, thrown);
+    }
+  });
+
   app.get("/events", async (c) => {
     const session = sessionOf(c);
     if (session === undefined || deps.streams === undefined) {

@@ -1,3 +1,6 @@
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { agent, OPERATOR, type Principal } from "@rekey/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Harness, makeToken, startHarness } from "../harness.test-helper.js";
@@ -196,6 +199,48 @@ describe("without --ui", () => {
       }
     } finally {
       await plain.close();
+    }
+  });
+});
+
+describe("deliveries in the console", () => {
+  it("shows a failing target as failing, refuses a retry without CSRF, and retries it on the form", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "rekey-console-target-"));
+    try {
+      const down = join(dir, "down");
+      const received = join(dir, "received");
+      const script = `const fs=require("fs");let k="";process.stdin.on("data",c=>k+=c).on("end",()=>{if(fs.existsSync(${JSON.stringify(down)})){console.error("consumer is down");process.exit(1)}fs.writeFileSync(${JSON.stringify(received)},k)})`;
+      await harness.rekey.addDeliveryTarget(
+        { kind: "exec", command: [process.execPath, "-e", script] },
+        agent(agentId),
+      );
+      // Delivered once when added: the key before the rotation.
+      const delivered = await readFile(received, "utf8");
+      await writeFile(down, "");
+      const rotated = await harness.rekey.rotateKey({ target: agent(agentId), force: true });
+      const { cookie } = await signIn(harness.tokens.rotate.raw);
+      const page = await (await get(`/ui/principals/agent-${agentId}`, cookie)).text();
+      expect(page).toMatch(/data-target="exec-1".*class="bad">failing</s);
+      expect(page).toContain("consumer is down");
+
+      const refused = await post(`/ui/principals/agent-${agentId}/deliveries/retry`, cookie, {});
+      expect(refused.status).toBe(403);
+      await rm(down);
+      expect(await readFile(received, "utf8")).toBe(delivered);
+
+      const retried = await post(`/ui/principals/agent-${agentId}/deliveries/retry`, cookie, {
+        csrf: csrfOf(page),
+      });
+      expect(retried.status).toBe(303);
+      const after = await (await get(`/ui/principals/agent-${agentId}`, cookie)).text();
+      expect(after).toMatch(/data-target="exec-1".*class="ok">current</s);
+      expect(after).not.toContain("Retry the deliveries");
+      const { key } = await harness.rekey.keyProvider.current(agent(agentId));
+      expect((await readFile(received, "utf8")).trim()).toBe(key);
+      expect(rotated.newFingerprint).toBe((await harness.rekey.status(agent(agentId))).fingerprint);
+      expect(after).not.toContain(key);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

@@ -100,10 +100,14 @@ export function principalsPage(context: PageContext, rows: readonly PrincipalRow
   return layout({ ...context, live: true }, body);
 }
 
-function renderDeliveries(deliveries: readonly DeliveryView[]): SafeHtml {
+function renderDeliveries(
+  deliveries: readonly DeliveryView[],
+  retry?: { slug: string; csrf: string },
+): SafeHtml {
   if (deliveries.length === 0) return html`<p class="muted">No delivery targets.</p>`;
-  const classOf = { current: "ok", stale: "warn", failing: "bad", pending: "muted" } as const;
-  return html`<ul>${deliveries.map((item) => html`<li>${item.target}: <span class="${classOf[item.state]}">${item.state}</span>${item.detail === undefined ? "" : html` <span class="muted">(${item.detail})</span>`}</li>`)}</ul>`;
+  const classOf = { current: "ok", stale: "warn", failing: "bad" } as const;
+  const behind = deliveries.some((item) => item.state !== "current");
+  return html`<ul>${deliveries.map((item) => html`<li data-target="${item.target}">${item.target} <span class="muted">${item.description}</span>: <span class="${classOf[item.state]}">${item.state}</span>${item.detail === undefined ? "" : html` <span class="muted">(${item.detail})</span>`}</li>`)}</ul>${behind && retry !== undefined ? html`<form method="post" action="/ui/principals/${retry.slug}/deliveries/retry"><input type="hidden" name="csrf" value="${retry.csrf}"><button type="submit">Retry the deliveries that do not hold the current key</button></form>` : ""}`;
 }
 
 function renderVerdict(verdict: AuditChainVerdict): SafeHtml {
@@ -132,7 +136,7 @@ ${policy.nextRotationAt === undefined ? "" : html`<tr><th scope="row">Next sched
 ${record.intent === undefined ? "" : html`<tr><th scope="row">Unfinished rotation</th><td class="warn">started ${record.intent.startedAt} (${record.intent.phase}); the next rekey process resolves it</td></tr>`}
 </tbody></table>
 ${canRotate ? html`<p><a class="button" href="/ui/principals/${row.slug}/rotate">Rotate ${row.label}</a></p>` : ""}
-<h2>Deliveries</h2>${renderDeliveries(deliveriesOf(record))}
+<h2>Deliveries</h2>${renderDeliveries(deliveriesOf(record), canRotate && context.session ? { slug: row.slug, csrf: context.session.csrf } : undefined)}
 <h2>Audit timeline</h2>${renderVerdict(history.verdict)}
 ${history.entries.length === 0 ? html`<p class="muted">No audit entries for this principal.</p>` : html`<ol class="timeline">${[...history.entries].reverse().map((entry) => html`<li><time datetime="${entry.at}">${entry.at}</time> · <strong>${entry.action}</strong> <span class="${entry.outcome === "success" ? "ok" : entry.outcome === "failure" || entry.outcome === "key_lost" ? "bad" : "warn"}">${entry.outcome}</span> via ${entry.surface}${entry.newFingerprint === undefined ? "" : html` · <code>${entry.oldFingerprint ?? "none"}</code> → <code>${entry.newFingerprint}</code>`}${entry.errorCode === undefined ? "" : html` · ${entry.errorCode}`}<br><span class="muted">entry ${entry.seq}, hash <code>${entry.hash.slice(0, 16)}</code></span></li>`)}</ol>`}`;
   return layout({ ...context, live: true }, body);

@@ -17,30 +17,51 @@ const record = (extra: Record<string, unknown>) =>
   }) as unknown as PrincipalRecord;
 
 describe("deliveriesOf", () => {
-  it("names each target current, stale, failing or pending against the record's fingerprint", () => {
+  it("names each target current, stale or failing as core's status does, with why", () => {
+    const target = (id: string, state: Record<string, unknown>) => ({
+      id,
+      kind: "dotenv",
+      path: `/srv/${id}.env`,
+      variable: "LIGHTNING_WALLET_API_KEY",
+      state,
+    });
     const views = deliveriesOf(
       record({
         deliveries: [
-          { kind: "dotenv", path: "/srv/.env", fingerprint: "fp:new" },
-          { kind: "lightning-wallet", path: "/home/a/credentials.json", fingerprint: "fp:old" },
-          { kind: "webhook", url: "https://hooks/x", error: "timed out", fingerprint: "fp:old" },
-          { kind: "exec", name: "reload", status: "pending" },
-          "not an object",
+          target("a", {
+            deliveredFingerprint: "fp:new",
+            status: "delivered",
+            at: "2026-01-01T00:00:00.000Z",
+          }),
+          target("b", {
+            deliveredFingerprint: "fp:old",
+            status: "delivered",
+            at: "2026-01-01T00:00:00.000Z",
+          }),
+          target("c", {
+            deliveredFingerprint: "fp:old",
+            status: "failed",
+            at: "2026-01-01T00:00:00.000Z",
+            error: { code: "STORE_UNAVAILABLE", message: "read-only file system" },
+          }),
         ],
       }),
     );
     expect(views).toEqual([
-      { target: "/srv/.env", state: "current" },
-      { target: "/home/a/credentials.json", state: "stale", detail: "fp:old" },
-      { target: "https://hooks/x", state: "failing", detail: "timed out" },
-      { target: "reload", state: "pending" },
+      { target: "a", description: expect.stringContaining("/srv/a.env"), state: "current" },
+      {
+        target: "b",
+        description: expect.stringContaining("/srv/b.env"),
+        state: "stale",
+        detail: "holds fp:old",
+      },
+      {
+        target: "c",
+        description: expect.stringContaining("/srv/c.env"),
+        state: "failing",
+        detail: "STORE_UNAVAILABLE: read-only file system",
+      },
     ]);
-  });
-
-  it("reads targets kept as a map too, and none from a record without them", () => {
-    expect(
-      deliveriesOf(record({ deliveries: { a: { name: "a", fingerprint: "fp:new" } } })),
-    ).toEqual([{ target: "a", state: "current" }]);
     expect(deliveriesOf(record({}))).toEqual([]);
   });
 });
@@ -48,9 +69,16 @@ describe("deliveriesOf", () => {
 describe("policyOf and ageClass", () => {
   it("colours a key past 80 % of the policy's maximum age as a warning, past it as bad", () => {
     const policy = policyOf(
-      record({ policy: { maxAgeDays: 30, nextRotationAt: "2027-01-01T00:00:00Z" } }),
+      record({
+        key: "lf_x",
+        fingerprint: "fp:000000000000",
+        savedAt: "2026-01-01T00:00:00.000Z",
+        source: "create",
+        policy: { maxAgeSeconds: 30 * 86_400, setAt: "2026-01-01T00:00:00.000Z" },
+      }),
+      Date.parse("2026-01-02T00:00:00.000Z"),
     );
-    expect(policy).toEqual({ maxAgeMs: 30 * 86_400_000, nextRotationAt: "2027-01-01T00:00:00Z" });
+    expect(policy.maxAgeMs).toBe(30 * 86_400_000);
     expect(ageClass(20 * 86_400_000, policy)).toBe("");
     expect(ageClass(25 * 86_400_000, policy)).toBe("warn");
     expect(ageClass(31 * 86_400_000, policy)).toBe("bad");

@@ -1,60 +1,40 @@
-import { type DeepReadonly, keyScheduleOf, type PrincipalRecord } from "@rekey/core";
+import {
+  type DeepReadonly,
+  deliveryStatusOf,
+  keyScheduleOf,
+  type PrincipalRecord,
+} from "@rekey/core";
 import { html, type SafeHtml } from "./html.js";
 
 /**
  * What other features add to a principal's record, rendered when present: delivery targets
- * (`deliveries`: the fingerprint each holds, or its error) and a rotation policy (`policy`: a
- * maximum key age and the next scheduled rotation). The console reads them loosely, field by
- * field, so that it shows what a store holds without depending on the modules that write them;
- * this is the one place that knows their shape.
+ * (`rekey deliver`: where each stands, as core's status says) and a rotation policy (`policy`:
+ * a maximum key age and the next scheduled rotation).
  */
-
-type Loose = Record<string, unknown>;
-
-const asObject = (value: unknown): Loose | undefined =>
-  typeof value === "object" && value !== null && !Array.isArray(value)
-    ? (value as Loose)
-    : undefined;
-const asString = (value: unknown): string | undefined =>
-  typeof value === "string" ? value : undefined;
-const asNumber = (value: unknown): number | undefined =>
-  typeof value === "number" && Number.isFinite(value) ? value : undefined;
 
 export interface DeliveryView {
   target: string;
-  state: "current" | "stale" | "failing" | "pending";
+  /** Where: a file, a command, a store or a URL (core's description, never a secret). */
+  description: string;
+  state: "current" | "stale" | "failing";
   detail?: string;
 }
 
-/** The record's delivery targets and how each stands against the current fingerprint. */
+/** The record's delivery targets and how each stands, as core's `status` reports them. */
 export function deliveriesOf(record: DeepReadonly<PrincipalRecord>): DeliveryView[] {
-  const raw = (record as unknown as Loose).deliveries;
-  const list = Array.isArray(raw) ? raw : Object.values(asObject(raw) ?? {});
-  return list.flatMap((item): DeliveryView[] => {
-    const entry = asObject(item);
-    if (entry === undefined) return [];
-    const target =
-      asString(entry.name) ??
-      asString(entry.label) ??
-      asString(entry.path) ??
-      asString(entry.url) ??
-      asString(entry.kind) ??
-      asString(entry.type) ??
-      "target";
-    const delivered = asString(entry.fingerprint) ?? asString(entry.deliveredFingerprint);
-    const error = asString(entry.error) ?? asString(entry.lastError);
-    const status = asString(entry.status) ?? asString(entry.state);
-    if (
-      status === "failed" ||
-      status === "failing" ||
-      (error !== undefined && delivered !== record.fingerprint)
-    ) {
-      return [{ target, state: "failing", ...(error === undefined ? {} : { detail: error }) }];
-    }
-    if (status === "pending") return [{ target, state: "pending" }];
-    if (delivered !== undefined && delivered === record.fingerprint)
-      return [{ target, state: "current" }];
-    return [{ target, state: "stale", ...(delivered === undefined ? {} : { detail: delivered }) }];
+  return deliveryStatusOf(record).map((status) => {
+    const detail =
+      status.state === "failing"
+        ? `${status.error?.code ?? "failed"}: ${status.error?.message ?? "the last attempt failed"}`
+        : status.state === "stale"
+          ? `holds ${status.deliveredFingerprint ?? "no key from rekey yet"}`
+          : undefined;
+    return {
+      target: status.target,
+      description: status.description,
+      state: status.state,
+      ...(detail === undefined ? {} : { detail }),
+    };
   });
 }
 
@@ -66,8 +46,8 @@ export interface PolicyView {
 }
 
 /**
- * The record's rotation policy, if any: rekey's own (`rekey policy set`, its next rotation
- * computed by core as of `nowMs`), else the loose shapes below.
+ * The record's rotation policy (`rekey policy set`), if any, with its next rotation computed by
+ * core as of `nowMs`.
  */
 export function policyOf(record: DeepReadonly<PrincipalRecord>, nowMs = Date.now()): PolicyView {
   if (typeof record.policy?.maxAgeSeconds === "number") {
@@ -85,17 +65,7 @@ export function policyOf(record: DeepReadonly<PrincipalRecord>, nowMs = Date.now
         : { nextRotationAt: schedule.nextRotationAt }),
     };
   }
-  const loose = record as unknown as Loose;
-  const policy = asObject(loose.policy) ?? asObject(loose.schedule) ?? {};
-  const days = asNumber(policy.maxAgeDays);
-  const maxAgeMs =
-    asNumber(policy.maxAgeMs) ?? (days === undefined ? undefined : days * 86_400_000);
-  const nextRotationAt =
-    asString(policy.nextRotationAt) ?? asString(policy.nextAt) ?? asString(loose.nextRotationAt);
-  return {
-    ...(maxAgeMs === undefined ? {} : { maxAgeMs }),
-    ...(nextRotationAt === undefined ? {} : { nextRotationAt }),
-  };
+  return {};
 }
 
 /** "current 2 · stale 1 · failing 0", coloured; "none" without targets. */
