@@ -5,6 +5,7 @@
  */
 import {
   createRekey,
+  isLoopbackHost,
   openCredentialStore,
   startDeliveryFinisher,
   systemClock,
@@ -13,7 +14,7 @@ import {
 import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import pino from "pino";
 import { createHttpApp } from "./app.js";
-import { isLoopback, parseHttpConfig, USAGE } from "./config.js";
+import { parseHttpConfig, USAGE } from "./config.js";
 import { createEventHub } from "./events/event-hub.js";
 import { createLogger } from "./logger.js";
 import { createHttpMetrics } from "./metrics.js";
@@ -73,7 +74,7 @@ async function main(argv: string[]): Promise<void> {
   const destination = pino.destination({ dest: 2, sync: true, minLength: LOG_WRITE_BYTES });
   setInterval(() => destination.flush(), LOG_FLUSH_MS).unref();
   const logger = createLogger({ level: config.logLevel, destination });
-  if (!isLoopback(config.host) && config.tls === undefined) {
+  if (!isLoopbackHost(config.host) && config.tls === undefined) {
     logger.warn(
       { host: config.host },
       "listening beyond loopback without TLS: bearer tokens and keys cross the network in clear text",
@@ -134,7 +135,7 @@ async function main(argv: string[]): Promise<void> {
             store,
             sessions,
             // A browser sends a Secure cookie over HTTPS only; plain HTTP is safe on loopback alone.
-            secureCookie: config.tls !== undefined || !isLoopback(config.host),
+            secureCookie: config.tls !== undefined || !isLoopbackHost(config.host),
           },
         }),
     tokens: config.tokens,

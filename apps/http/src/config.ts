@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import {
   assertNoPasswordInArgument,
   DEFAULT_SERVER_LIMITS,
+  isLoopbackHost,
   RekeyError,
   signWebhook,
 } from "@rekey/core";
@@ -90,13 +91,6 @@ function createOptionsCommand(): Command {
 
 /** `rekey-http --help`. */
 export const USAGE = createOptionsCommand().helpInformation();
-
-const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
-
-/** True when `host` only accepts connections from this machine. */
-export function isLoopback(host: string): boolean {
-  return LOOPBACK.has(host) || host.startsWith("127.");
-}
 
 function wholeNumber(name: string, text: string, min: number, max: number): number {
   const value = Number(text);
@@ -278,7 +272,7 @@ function notifyUrl(text: string): string {
     );
   }
   const host = url.hostname.replace(/^\[|\]$/g, "");
-  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopback(host))) {
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopbackHost(host))) {
     throw new RekeyError("CONFIG_INVALID", "--notify-url must be https (or http on loopback)");
   }
   return url.toString();

@@ -73,6 +73,16 @@ describe("parseHttpConfig --scheduler", () => {
         secretFile,
       ]),
     ).toContain("must be https");
+    // A name that only starts like a loopback address is a remote host.
+    expect(
+      await refusal([
+        "--scheduler",
+        "--notify-url",
+        "http://127.example.com/rekey",
+        "--notify-secret-file",
+        secretFile,
+      ]),
+    ).toContain("must be https");
     expect(await refusal(["--scheduler", "--notify-url", "https://hooks.example.com"])).toContain(
       "go together",
     );

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import {
   createRekey,
+  isLoopbackHost,
   isRekeyError,
   openCredentialStore,
   type Rekey,
@@ -17,7 +18,7 @@ import {
   toRekeyError,
 } from "@rekey/core";
 import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
-import { isLoopbackHost, type McpOptions, parseOptions, USAGE } from "./options.js";
+import { type McpOptions, parseOptions, USAGE } from "./options.js";
 import { createMcpServer } from "./server.js";
 
 import { VERSION as version } from "./version.js";

@@ -50,6 +50,7 @@ export * from "./engine/types.js";
 export * from "./errors.js";
 export { fingerprint } from "./fingerprint.js";
 export * from "./lightning-wallet.js";
+export { isLoopbackHost } from "./loopback.js";
 export * from "./principal.js";
 export * from "./schedule/index.js";
 export {
