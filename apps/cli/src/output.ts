@@ -1,3 +1,5 @@
+// The subpath, not the package: --help loads this module and must not load core.
+import { formatDuration } from "@rekey/core/duration";
 import pc from "picocolors";
 import stringWidth from "string-width";
 
@@ -136,17 +138,6 @@ export function formatInstant(iso: string, timeZone?: string): string {
   const part = (type: Intl.DateTimeFormatPartTypes) =>
     parts.find((entry) => entry.type === type)?.value ?? "";
   return `${part("year")}-${part("month")}-${part("day")} ${part("hour")}:${part("minute")}:${part("second")} ${part("timeZoneName")}`;
-}
-
-/** "1h 02m", "29m 59s", "12s": a duration for people. */
-export function formatDuration(totalSeconds: number): string {
-  const seconds = Math.max(0, Math.round(totalSeconds));
-  const hours = Math.floor(seconds / 3600);
-  const minutes = Math.floor((seconds % 3600) / 60);
-  const rest = seconds % 60;
-  if (hours > 0) return `${hours}h ${String(minutes).padStart(2, "0")}m`;
-  if (minutes > 0) return `${minutes}m ${String(rest).padStart(2, "0")}s`;
-  return `${rest}s`;
 }
 
 /**

@@ -7,23 +7,6 @@ export function compact<T extends Facts>(facts: T): T {
   return Object.fromEntries(Object.entries(facts).filter(([, value]) => value !== undefined)) as T;
 }
 
-/** "42 seconds", "5 minutes", "3 hours", "2 days". */
-export function humanDuration(seconds: number): string {
-  const units: [number, string][] = [
-    [86_400, "day"],
-    [3_600, "hour"],
-    [60, "minute"],
-  ];
-  for (const [size, unit] of units) {
-    if (seconds >= size) {
-      const count = Math.floor(seconds / size);
-      return `${count} ${unit}${count === 1 ? "" : "s"}`;
-    }
-  }
-  const whole = Math.max(0, Math.round(seconds));
-  return `${whole} second${whole === 1 ? "" : "s"}`;
-}
-
 /**
  * Names come from whoever named the agent and reach the model's context: they are always
  * quoted, as is any text with a character outside printable ASCII, so no value can start a

@@ -355,7 +355,7 @@ describe("read-only tools", () => {
         surface: "mcp",
       },
     });
-    expect(textOf(agentStatus)).toMatch(/30 minutes left/);
+    expect(textOf(agentStatus)).toMatch(/(30m 00s|29m 5\ds) left/);
     expect(
       (agentStatus.structuredContent as Record<string, unknown>).unfinished_rotation,
     ).toBeUndefined();

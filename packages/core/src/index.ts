@@ -33,8 +33,9 @@ export {
   type WebhookVerifyInput,
 } from "./delivery/webhook-signature.js";
 export { type WebhookEvent, webhookEventOf } from "./delivery/webhook-target.js";
+export { formatDuration } from "./duration.js";
 export type { DeliveryStep, EngineHooks, RotationStep } from "./engine/context.js";
-export { createRekey, formatDuration, type RekeyOptions } from "./engine/create-rekey.js";
+export { createRekey, type RekeyOptions } from "./engine/create-rekey.js";
 export type { DeliveryOperations } from "./engine/deliveries.js";
 export { openCredentialStore, type UrlStoreOpener } from "./engine/open-store.js";
 export {

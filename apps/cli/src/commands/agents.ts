@@ -1,5 +1,6 @@
+import { formatDuration } from "@rekey/core";
 import type { CommandContext } from "../context.js";
-import { formatDuration, formatFields, formatTable } from "../output.js";
+import { formatFields, formatTable } from "../output.js";
 import { parseSats } from "./input.js";
 
 /**

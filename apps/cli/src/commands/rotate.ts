@@ -2,6 +2,7 @@ import {
   type AgentStatus,
   agent,
   type DeliveryOutcome,
+  formatDuration,
   isRekeyError,
   type Rekey,
   RekeyError,
@@ -11,7 +12,7 @@ import {
 } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { exitCodeFor } from "../exit-codes.js";
-import { type Colors, formatDuration, formatTable, type Output } from "../output.js";
+import { type Colors, formatTable, type Output } from "../output.js";
 import { outcomeLines } from "./deliver.js";
 import { confirmOrRefuse, parseAgentOption } from "./input.js";
 import { startProgress } from "./progress.js";

@@ -1,6 +1,12 @@
-import { describePolicy, type Identity, isRekeyError, type KeyStatus } from "@rekey/core";
+import {
+  describePolicy,
+  formatDuration,
+  type Identity,
+  isRekeyError,
+  type KeyStatus,
+} from "@rekey/core";
 import type { CommandContext } from "../context.js";
-import { type Colors, formatDuration, formatFields, type TimeFormat } from "../output.js";
+import { type Colors, formatFields, type TimeFormat } from "../output.js";
 import { deliveryTable } from "./deliver.js";
 import { parseAgentOption } from "./input.js";
 

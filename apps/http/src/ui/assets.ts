@@ -1,3 +1,5 @@
+import { formatDuration } from "@rekey/core/duration";
+
 /**
  * The console's only script and stylesheet, served from /ui/assets/ (the CSP allows no inline
  * script or style and nothing from another origin: the console works offline). Kept as strings
@@ -13,13 +15,8 @@ export const CONSOLE_JS = `"use strict";
 (() => {
   const body = document.body;
   const offset = Number(body.dataset.serverNow || Date.now()) - Date.now();
-  const format = (ms) => {
-    if (ms <= 0) return "ended";
-    const total = Math.ceil(ms / 1000);
-    const minutes = Math.floor(total / 60);
-    const seconds = String(total % 60).padStart(2, "0");
-    return minutes + " min " + seconds + " s left";
-  };
+  const formatDuration = ${formatDuration.toString()};
+  const format = (ms) => (ms <= 0 ? "ended" : formatDuration(Math.ceil(ms / 1000)) + " left");
   const tick = () => {
     for (const node of document.querySelectorAll("time[data-countdown]")) {
       node.textContent = format(Date.parse(node.getAttribute("datetime")) - (Date.now() + offset));

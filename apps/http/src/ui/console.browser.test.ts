@@ -157,7 +157,7 @@ describe.skipIf(!haveChromium)("the console in chromium", () => {
     }
     const countdown = row(page, agents[2] ?? 0).locator("time[data-countdown]");
     const first = await countdown.textContent();
-    expect(first).toMatch(/^\d+ min \d\d s left$/);
+    expect(first).toMatch(/^\d+m \d\ds left$/);
     await expect.poll(() => countdown.textContent(), { timeout: 3000 }).not.toBe(first);
     // The session cookie is HttpOnly; nothing is kept in storage; no page holds a key.
     expect(await page.evaluate("document.cookie")).toBe("");

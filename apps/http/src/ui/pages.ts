@@ -1,9 +1,10 @@
-import type {
-  AuditChainVerdict,
-  AuditEntry,
-  DeepReadonly,
-  PrincipalRecord,
-  RotationPlan,
+import {
+  type AuditChainVerdict,
+  type AuditEntry,
+  type DeepReadonly,
+  formatDuration,
+  type PrincipalRecord,
+  type RotationPlan,
 } from "@rekey/core";
 import { html, type SafeHtml } from "./html.js";
 import {
@@ -42,19 +43,9 @@ export function layout(context: PageContext, body: SafeHtml): string {
   return `<!doctype html>${html`<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${context.title} · rekey</title><link rel="stylesheet" href="/ui/assets/console.css"><script src="/ui/assets/console.js" defer></script></head><body data-server-now="${context.now}"${context.live === true ? html` data-live="1"` : ""}><header><a class="brand" href="/ui">rekey console</a>${session === undefined ? "" : html`<a href="/ui">Principals</a><span class="who">Signed in as ${session.name}</span><form method="post" action="/ui/logout"><input type="hidden" name="csrf" value="${session.csrf}"><button class="secondary" type="submit">Sign out</button></form>`}<p id="live-status" role="status" aria-live="polite"></p></header><main>${body}</main></body></html>`}`;
 }
 
-export function formatDuration(ms: number): string {
-  const minutes = Math.floor(ms / 60_000);
-  if (minutes < 1) return "under a minute";
-  if (minutes < 60) return `${minutes} min`;
-  const hours = Math.floor(minutes / 60);
-  if (hours < 48) return `${hours} h ${minutes % 60} min`;
-  return `${Math.floor(hours / 24)} days`;
-}
-
+/** What console.js shows as it ticks (it runs the same formatDuration). */
 function countdownText(ms: number): string {
-  if (ms <= 0) return "ended";
-  const total = Math.ceil(ms / 1000);
-  return `${Math.floor(total / 60)} min ${String(total % 60).padStart(2, "0")} s left`;
+  return ms <= 0 ? "ended" : `${formatDuration(Math.ceil(ms / 1000))} left`;
 }
 
 /** The cooldown cell: a ticking countdown (console.js), or "none". */
@@ -73,8 +64,10 @@ function renderAge(
   const age = Math.max(0, now - Date.parse(record.savedAt));
   const className = ageClass(age, policy);
   const limit =
-    policy.maxAgeMs === undefined ? "" : ` (policy: at most ${formatDuration(policy.maxAgeMs)})`;
-  return html`<span class="${className}" title="saved ${record.savedAt}${limit}">${formatDuration(age)}</span>`;
+    policy.maxAgeMs === undefined
+      ? ""
+      : ` (policy: at most ${formatDuration(policy.maxAgeMs / 1000)})`;
+  return html`<span class="${className}" title="saved ${record.savedAt}${limit}">${formatDuration(age / 1000)}</span>`;
 }
 
 const fingerprintOf = (record: DeepReadonly<PrincipalRecord>) =>

@@ -1,16 +1,16 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { agent, type KeyStatus } from "@rekey/core";
-import { humanDuration, toolResult } from "../render.js";
+import { agent, formatDuration, type KeyStatus } from "@rekey/core";
+import { toolResult } from "../render.js";
 import { agentIdInput, keyStatusOutput } from "../tool-schemas.js";
 import type { ToolContext } from "./context.js";
 
 function headline(status: KeyStatus): string {
   if (!status.hasKey) return `No key is held for ${status.label} in profile "${status.profile}".`;
   const age =
-    status.keyAgeSeconds === undefined ? "" : `, ${humanDuration(status.keyAgeSeconds)} old`;
+    status.keyAgeSeconds === undefined ? "" : `, ${formatDuration(status.keyAgeSeconds)} old`;
   const cooldown =
     status.cooldownRemainingSeconds > 0
-      ? ` Withdrawal cooldown: ${humanDuration(status.cooldownRemainingSeconds)} left.`
+      ? ` Withdrawal cooldown: ${formatDuration(status.cooldownRemainingSeconds)} left.`
       : " No withdrawal cooldown is running.";
   const pending = status.pendingRotation
     ? " A rotation is unfinished; the next call resolves it."

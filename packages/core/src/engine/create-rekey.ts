@@ -12,6 +12,7 @@ import {
   deliveryStatusOf,
 } from "../delivery/delivery-journal.js";
 import type { DeliveryEnvironment } from "../delivery/delivery-payload.js";
+import { formatDuration } from "../duration.js";
 import { isRekeyError, RekeyError } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
 import {
@@ -1322,13 +1323,4 @@ function normaliseUrl(url: string): string {
 
 function toMessage(error: unknown): string {
   return isRekeyError(error) ? `${error.code}: ${error.message}` : "unexpected error";
-}
-
-/** "12m 30s", "45s", "1h 0m". */
-export function formatDuration(totalSeconds: number): string {
-  const seconds = Math.max(0, Math.round(totalSeconds));
-  if (seconds < 60) return `${seconds}s`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes}m ${seconds % 60}s`;
-  return `${Math.floor(minutes / 60)}h ${minutes % 60}m`;
 }
