@@ -104,11 +104,11 @@ describe("the built rekey binary", () => {
     // Bundled core and sandbox appear under their workspace paths.
     const lazyOnly =
       /@rekey\/core|packages\/core|packages\/sandbox|packages\/store-postgres|\/pg\/|zod|undici|src\/commands\//;
-    // Core's duration formatter is the one exception: a leaf module with no imports, which
-    // every front end shares (the `@rekey/core/duration` subpath).
-    const shared = /packages\/core\/dist\/duration\.js$/;
+    // Core's duration formatter and cooldown lengths are the exceptions: leaf modules with no
+    // imports, which every front end shares (the `@rekey/core/duration` and `/cooldowns` subpaths).
+    const shared = /packages\/core\/dist\/(duration|cooldowns)\.js$/;
     expect(forHelp.filter((path) => lazyOnly.test(path) && !shared.test(path))).toEqual([]);
-    expect(forHelp.filter((path) => shared.test(path))).toHaveLength(1);
+    expect(forHelp.filter((path) => shared.test(path))).toHaveLength(2);
     // ... and they are inside dist/: some chunk holds each of them.
     const bundled = Object.values(meta.outputs).flatMap((output) => Object.keys(output.inputs));
     const workspace = ["packages/core/", "packages/sandbox/", "packages/store-postgres/"];

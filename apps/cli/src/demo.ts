@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createFaucetClient, fingerprint } from "@rekey/core";
+import { COOLDOWN_MINUTES, createFaucetClient, fingerprint } from "@rekey/core";
 import { startSandbox } from "@rekey/sandbox";
 import { type ChildRun, runNodeScript } from "./run-child.js";
 
@@ -85,8 +85,8 @@ async function main(): Promise<void> {
     await step("Dry run: the plan, nothing changes", ["rotate", "--dry-run"]);
     await step("Rotate the operator key (no terminal here, so --yes)", ["rotate", "--yes"]);
     await step(`Rotate agent ${alphaId}'s key`, ["rotate", "--agent", alphaId, "--yes"]);
-    await step("Both cooldowns: the operator's 60 minutes", ["status"]);
-    await step(`... and agent ${alphaId}'s 30 minutes`, ["agents", "list"]);
+    await step(`Both cooldowns: the operator's ${COOLDOWN_MINUTES.operator} minutes`, ["status"]);
+    await step(`... and agent ${alphaId}'s ${COOLDOWN_MINUTES.agent} minutes`, ["agents", "list"]);
     await step(
       "A withdrawal inside the operator's cooldown is refused (exit code 5)",
       ["withdraw", "--amount", "100"],

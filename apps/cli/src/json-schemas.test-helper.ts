@@ -1,3 +1,4 @@
+import { COOLDOWN_MINUTES } from "@rekey/core";
 import { z } from "zod";
 
 // The documented `--json` shapes (README "JSON output"). Tests parse real output with these,
@@ -95,7 +96,10 @@ export const planDocument = envelope("rotate", {
   label: z.string(),
   currentFingerprint: fingerprint,
   action: z.enum(["regenerate_operator_key", "regenerate_agent_key"]),
-  cooldownMinutes: z.union([z.literal(60), z.literal(30)]),
+  cooldownMinutes: z.union([
+    z.literal(COOLDOWN_MINUTES.operator),
+    z.literal(COOLDOWN_MINUTES.agent),
+  ]),
   cooldownWouldEndAt: isoInstant,
   currentCooldownUntil: isoInstant.optional(),
   blockedByCooldown: z.boolean(),
@@ -109,7 +113,10 @@ export const rotationDocument = envelope("rotate", {
   newFingerprint: fingerprint,
   rotatedAt: isoInstant,
   cooldownUntil: isoInstant,
-  cooldownMinutes: z.union([z.literal(60), z.literal(30)]),
+  cooldownMinutes: z.union([
+    z.literal(COOLDOWN_MINUTES.operator),
+    z.literal(COOLDOWN_MINUTES.agent),
+  ]),
   verified: z.boolean(),
   requestId: z.string(),
   shared: z.boolean(),

@@ -1,3 +1,5 @@
+// The subpath, not the package: --help loads this module and must not load core.
+import { COOLDOWN_MINUTES } from "@rekey/core/cooldowns";
 import { Argument, Command, CommanderError, Option } from "commander";
 import { COMPLETION_SHELLS, type CompletionShell, completionScript } from "./completion.js";
 import type { CliDeps, CommandContext, GlobalOptions } from "./context.js";
@@ -228,8 +230,8 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
     .addHelpText(
       "after",
       [
-        "\nCooldowns: rotating the operator key blocks its withdrawals for 60 minutes; an agent's",
-        "for 30 minutes. With --all-agents, agents still inside a cooldown (for example rotated by",
+        `\nCooldowns: rotating the operator key blocks its withdrawals for ${COOLDOWN_MINUTES.operator} minutes; an agent's`,
+        `for ${COOLDOWN_MINUTES.agent} minutes. With --all-agents, agents still inside a cooldown (for example rotated by`,
         "an interrupted run) are reported as already rotated and skipped unless --force.",
         "\nWith --due, keys are rotated as their policy says (rekey policy set): those in a",
         "cooldown or with an unfinished rotation are skipped. Exit 0: all well; a failure's code;",

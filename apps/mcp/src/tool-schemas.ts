@@ -1,4 +1,4 @@
-import { agentIdSchema } from "@rekey/core";
+import { agentIdSchema, COOLDOWN_MINUTES } from "@rekey/core";
 import { z } from "zod";
 
 /**
@@ -44,7 +44,9 @@ export const rotateOutput = {
   ),
   cooldown_minutes: z
     .union([z.literal(60), z.literal(30)])
-    .describe("Length of that cooldown: 60 minutes for the operator, 30 for an agent."),
+    .describe(
+      `Length of that cooldown: ${COOLDOWN_MINUTES.operator} minutes for the operator, ${COOLDOWN_MINUTES.agent} for an agent.`,
+    ),
   verified: z.boolean().describe("The new key answered whoami as the same principal."),
   request_id: z
     .string()

@@ -1,5 +1,6 @@
 export * from "./client/index.js";
 export { type Clock, isoAt, systemClock } from "./clock.js";
+export { COOLDOWN_MINUTES, type CooldownMinutes } from "./cooldowns.js";
 export {
   type DeliveryFinisherOptions,
   startDeliveryFinisher,

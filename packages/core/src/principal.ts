@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { COOLDOWN_MINUTES, type CooldownMinutes } from "./cooldowns.js";
 import { RekeyError } from "./errors.js";
 
 /** The largest id the faucet accepts: a signed 32-bit integer. */
@@ -67,6 +68,6 @@ export function samePrincipal(a: Principal, b: Principal): boolean {
 }
 
 /** Withdrawal cooldown a rotation starts: 60 minutes for an operator, 30 for an agent. */
-export function cooldownMinutes(principal: Principal): 60 | 30 {
-  return principal.kind === "operator" ? 60 : 30;
+export function cooldownMinutes(principal: Principal): CooldownMinutes {
+  return COOLDOWN_MINUTES[principal.kind];
 }

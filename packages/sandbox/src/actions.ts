@@ -328,13 +328,13 @@ function agentNotFound(): ActionResult {
 function rotateOperator(context: ActionContext, operator: OperatorRecord): ActionResult {
   const apiKey = swapKey(context.state, operator, "operator");
   operator.cooldownUntilMs = context.nowMs + OPERATOR_COOLDOWN_MS;
-  return rotationReply(apiKey, operator.cooldownUntilMs, 60);
+  return rotationReply(apiKey, operator.cooldownUntilMs, OPERATOR_COOLDOWN_MS / 60_000);
 }
 
 function rotateAgent(context: ActionContext, agent: AgentRecord): ActionResult {
   const apiKey = swapKey(context.state, agent, "agent");
   agent.cooldownUntilMs = context.nowMs + AGENT_COOLDOWN_MS;
-  return rotationReply(apiKey, agent.cooldownUntilMs, 30);
+  return rotationReply(apiKey, agent.cooldownUntilMs, AGENT_COOLDOWN_MS / 60_000);
 }
 
 /** Issues a new key and forgets the old one in the same step: there is no overlap window. */

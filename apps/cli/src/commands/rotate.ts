@@ -1,6 +1,7 @@
 import {
   type AgentStatus,
   agent,
+  COOLDOWN_MINUTES,
   type DeliveryOutcome,
   formatDuration,
   isRekeyError,
@@ -279,7 +280,7 @@ function renderAllAgentsPlan(
   if (agents.length === 0) return "No agents to rotate.";
   const skippedCount = agents.length - toRotate.length;
   const lines = [
-    `${colors.bold("Plan")}: rotate ${toRotate.length} of ${agents.length} agent keys; each rotated agent's withdrawals are blocked for 30 minutes.`,
+    `${colors.bold("Plan")}: rotate ${toRotate.length} of ${agents.length} agent keys; each rotated agent's withdrawals are blocked for ${COOLDOWN_MINUTES.agent} minutes.`,
   ];
   if (skippedCount > 0) {
     lines.push(

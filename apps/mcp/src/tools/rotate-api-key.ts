@@ -1,5 +1,5 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { agent, principalKey, type RotationResult } from "@rekey/core";
+import { agent, COOLDOWN_MINUTES, principalKey, type RotationResult } from "@rekey/core";
 import { toolResult } from "../render.js";
 import { agentIdInput, rotateOutput } from "../tool-schemas.js";
 import type { ToolContext } from "./context.js";
@@ -8,7 +8,7 @@ import type { ToolContext } from "./context.js";
 // differently: the key is stored, not returned.
 const DESCRIPTION = [
   "Generate a new API key, invalidating the old one immediately (there is no overlap).",
-  "For operators: triggers a 60-min withdrawal cooldown. For agents: 30-min cooldown.",
+  `For operators: triggers a ${COOLDOWN_MINUTES.operator}-min withdrawal cooldown. For agents: ${COOLDOWN_MINUTES.agent}-min cooldown.`,
   "The new key is saved to the credential store before anything uses it, and this session switches to it;",
   "the result shows its fingerprint, never the key.",
   "agent_id (operators only) rotates one of the operator's agents: its key is stored under that agent",

@@ -1,4 +1,5 @@
 import type { WhoamiResult } from "../client/faucet-client.js";
+import type { CooldownMinutes } from "../cooldowns.js";
 import type { DeliveryOutcome, DeliveryStatus } from "../delivery/delivery-journal.js";
 import type { Principal } from "../principal.js";
 import type { AuditEntry, RotationPolicy, RotationRecord, Surface } from "../store/types.js";
@@ -41,7 +42,7 @@ export interface RotationPlan {
   currentFingerprint: string;
   /** The faucet action that would be called. */
   action: "regenerate_operator_key" | "regenerate_agent_key";
-  cooldownMinutes: 60 | 30;
+  cooldownMinutes: CooldownMinutes;
   /** ISO-8601 UTC: when the cooldown would end if the rotation ran now. */
   cooldownWouldEndAt: string;
   /** ISO-8601 UTC, when the principal is still inside a previous rotation's cooldown. */
@@ -61,7 +62,7 @@ export interface RotationResult {
   rotatedAt: string;
   /** ISO-8601 UTC: end of the withdrawal cooldown this rotation started. */
   cooldownUntil: string;
-  cooldownMinutes: 60 | 30;
+  cooldownMinutes: CooldownMinutes;
   /** `whoami` with the new key answered as the same principal. */
   verified: boolean;
   requestId: string;
