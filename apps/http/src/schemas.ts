@@ -146,6 +146,14 @@ export const statusResponseSchema = z
         phase: z.enum(["requested", "stored"]),
       })
       .optional(),
+    key_lost: z
+      .object({
+        request_id: z.string(),
+        old_fingerprint: z.string(),
+        lost_at: z.string(),
+        recovery: z.string(),
+      })
+      .optional(),
     store: z.object({ kind: z.string(), location: z.string() }),
   })
   .openapi("Status");

@@ -1,4 +1,10 @@
-import type { HealthReport, KeyCheck, KeyStatus, PendingResolution } from "@rekey/core";
+import {
+  type HealthReport,
+  isRekeyError,
+  type KeyCheck,
+  type KeyStatus,
+  type PendingResolution,
+} from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { EXIT_CHECK_FAILED } from "../exit-codes.js";
 import { type Colors, formatFields, type TimeFormat } from "../output.js";
@@ -22,7 +28,14 @@ export async function runDoctor(
       const resolutions = repair ? await rekey.resolvePending() : undefined;
       const settled = repair ? await rekey.settleAlternates() : undefined;
       const active = await rekey.activePrincipal();
-      const status = active === undefined ? undefined : await rekey.status(active);
+      // Without a usable key the profile's own record is still shown: a recorded loss lives there.
+      const status =
+        active === undefined
+          ? await rekey.status().catch((error: unknown) => {
+              if (isRekeyError(error, "NOT_FOUND")) return undefined;
+              throw error;
+            })
+          : await rekey.status(active);
       const health = await rekey.health();
       // Asking the faucet about each key needs the faucet: skip it when it is unreachable.
       const keys = health.upstream.ok ? await rekey.checkKeys() : [];
@@ -31,7 +44,9 @@ export async function runDoctor(
   );
   const pending = status?.pendingRotation;
   const keyProblems = keys.filter((check) => check.alive === false || !check.current);
-  const ok = health.ok && pending === undefined && keyProblems.length === 0;
+  const keyLost = status?.keyLost;
+  const ok =
+    health.ok && pending === undefined && keyLost === undefined && keyProblems.length === 0;
   context.output.result(
     "doctor",
     {
@@ -39,6 +54,7 @@ export async function runDoctor(
       health,
       keys,
       ...(pending === undefined ? {} : { pendingRotation: { label: status?.label, ...pending } }),
+      ...(keyLost === undefined ? {} : { keyLost: { label: status?.label, ...keyLost } }),
       ...(resolutions === undefined ? {} : { resolutions }),
       ...(settled === undefined ? {} : { settled }),
     },
@@ -82,6 +98,14 @@ function renderDoctor(
           ? "none"
           : colors.red(
               `${status.label}: ${status.pendingRotation.phase} since ${time(status.pendingRotation.startedAt)} (rekey doctor --repair)`,
+            ),
+      ],
+      [
+        "lost key",
+        status?.keyLost === undefined
+          ? "none"
+          : colors.red(
+              `${status.label}: ${status.keyLost.oldFingerprint} lost at ${time(status.keyLost.lostAt)} (KEY_LOST). ${status.keyLost.recovery}`,
             ),
       ],
       ...keys.map((check): [string, string] => [`key ${check.principal}`, keyLine(check, colors)]),

@@ -1,5 +1,6 @@
 import { type Identity, isRekeyError, type KeyStatus } from "@rekey/core";
 import type { CommandContext } from "../context.js";
+import { EXIT_CODES } from "../exit-codes.js";
 import { type Colors, formatDuration, formatFields, type TimeFormat } from "../output.js";
 import { parseAgentOption } from "./input.js";
 
@@ -48,6 +49,8 @@ export async function runStatus(
         context.output.time,
       ),
   );
+  // A recorded loss is a problem until recovered or acknowledged: never exit 0 over it.
+  if (status.keyLost !== undefined) context.setExitCode(EXIT_CODES.KEY_LOST);
 }
 
 function renderStatus(
@@ -87,7 +90,11 @@ function renderStatus(
       "key",
       status.hasKey
         ? `${status.fingerprint}${status.keySource === "env" ? " (from the environment)" : ""}`
-        : colors.yellow("none (run rekey register or rekey login)"),
+        : status.keyLost !== undefined
+          ? colors.red(
+              `LOST (KEY_LOST) at ${time(status.keyLost.lostAt)}: ${status.keyLost.oldFingerprint} was rotated and its successor never reached the store. ${status.keyLost.recovery} (or \`rekey acknowledge\`)`,
+            )
+          : colors.yellow("none (run rekey register or rekey login)"),
     ],
     [
       "key age",

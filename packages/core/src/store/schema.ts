@@ -54,6 +54,17 @@ export const rotationIntentSchema = z.strictObject({
   startedAt: isoUtc,
   phase: z.enum(["requested", "stored"]),
   surface,
+  reserve: z.string().max(8192).optional(),
+});
+
+/** Schema of a KeyLostRecord. */
+export const keyLostRecordSchema = z.strictObject({
+  requestId: nonEmpty,
+  oldFingerprint: nonEmpty,
+  lostAt: isoUtc,
+  recovery: z.string(),
+  surface,
+  audited: z.boolean(),
 });
 
 const keyFields = {
@@ -78,6 +89,7 @@ export const principalRecordSchema = z
     cooldownUntil: isoUtc.optional(),
     intent: rotationIntentSchema.optional(),
     alternates: z.array(z.strictObject({ ...keyFields, profile: z.string() })).optional(),
+    keyLost: keyLostRecordSchema.optional(),
   })
   .refine(
     (record) =>
@@ -97,6 +109,7 @@ export const idempotencyRecordSchema = z.strictObject({
   expiresAt: isoUtc,
   status: z.number().int().min(100).max(599),
   body: z.json(),
+  pendingRequestId: nonEmpty.optional(),
 });
 
 /** Schema of a Profile: a view naming records, holding no key. */
@@ -143,6 +156,8 @@ export const auditEntrySchema = z.strictObject({
     "forget",
     "migrate",
     "repoint",
+    "acknowledge",
+    "repair",
   ]),
   outcome: z.enum(["success", "failure", "recovered", "not_rotated", "key_lost"]),
   oldFingerprint: z.string().optional(),
