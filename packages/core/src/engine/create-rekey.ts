@@ -854,6 +854,27 @@ export function createRekey(options: RekeyOptions): Rekey {
         // and the audit log its entry.
         await store.checkWritable();
         await prepareAudit(context);
+        // Journaled like a rotation: the faucet invalidates the old key, so a process killed
+        // before the new one is stored leaves an intent that the next run resolves (into a
+        // loud KEY_LOST with the way back, the recovery code), never a dead key said nothing of.
+        const journal =
+          view.operator !== undefined && old !== undefined && !recordOf(view, OPERATOR)?.intent
+            ? {
+                requestId: randomUUID(),
+                principal: view.operator,
+                actor: view.operator,
+                oldFingerprint: old.fingerprint,
+                startedAt: new Date(clock.now()).toISOString(),
+                phase: "requested" as const,
+                surface,
+              }
+            : undefined;
+        if (journal) {
+          await updateStore(store, (draft) => {
+            const stored = writableRecord(draft, view.faucet, journal.principal);
+            if (stored) stored.intent = { ...journal };
+          });
+        }
         const reply = await (await client()).recover(code, {});
         killPoint("recover.upstream-replied");
         const recordPrincipal = operatorRecordPrincipal(reply.operatorId);
@@ -883,6 +904,14 @@ export function createRekey(options: RekeyOptions): Rekey {
             stored.operatorId = reply.operatorId;
             stored.lastRotation = record;
             stored.cooldownUntil = record.cooldownUntil;
+            if (journal) {
+              // Kept (phase stored) until the audit entry is written; another account's
+              // recovery leaves the old record's journal to be resolved on its own.
+              const journaled = writableRecord(draft, url, journal.principal);
+              if (journaled?.intent?.requestId === journal.requestId) {
+                if (journal.principal === recordPrincipal) journaled.intent.phase = "stored";
+              }
+            }
             const profile = profileIn(draft, profileName, url);
             const pointed =
               profile.operator === undefined
@@ -913,8 +942,19 @@ export function createRekey(options: RekeyOptions): Rekey {
           oldFingerprint: record.oldFingerprint,
           newFingerprint: record.newFingerprint,
           cooldownUntil: record.cooldownUntil,
+          ...(journal === undefined ? {} : { requestId: journal.requestId }),
         });
         killPoint("recover.audited");
+        if (journal) {
+          await updateStore(store, (draft) => {
+            const journaled = writableRecord(draft, url, journal.principal);
+            if (
+              journaled?.intent?.requestId === journal.requestId &&
+              journaled.intent.phase === "stored"
+            )
+              delete journaled.intent;
+          });
+        }
         return toResult(
           {
             principal: OPERATOR,

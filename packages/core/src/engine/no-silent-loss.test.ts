@@ -208,13 +208,14 @@ describe("6. an Idempotency-Key survives a crash", () => {
           },
         },
       });
-      const rotate = (rekey: ReturnType<EngineFixture["rekey"]>) => (attempt: { requestId: string }) =>
-        rekey
-          .rotateKey({ requestId: attempt.requestId })
-          .then((result) => ({ status: 200, body: result.newFingerprint }));
-      expect(await settle(crashing.withIdempotency("deploy-1", "{}", rotate(crashing)))).toBeInstanceOf(
-        Crash,
-      );
+      const rotate =
+        (rekey: ReturnType<EngineFixture["rekey"]>) => (attempt: { requestId: string }) =>
+          rekey
+            .rotateKey({ requestId: attempt.requestId })
+            .then((result) => ({ status: 200, body: result.newFingerprint }));
+      expect(
+        await settle(crashing.withIdempotency("deploy-1", "{}", rotate(crashing))),
+      ).toBeInstanceOf(Crash);
       const next = fixture.rekey();
       const retried = await next.withIdempotency("deploy-1", "{}", rotate(next));
       expect(retried.status).toBe(200);
