@@ -40,6 +40,7 @@ type Scenario =
 
 // Exhaustive: a point added to KILL_POINTS without a scenario fails the build.
 const SCENARIOS: Record<KillPoint, Scenario> = {
+  "rotate.preflighted": { kind: "rotate" },
   "rotate.intent-written": { kind: "rotate" },
   "rotate.upstream-replied": { kind: "rotate" },
   "rotate.key-stored": { kind: "rotate" },
@@ -194,7 +195,10 @@ async function runPoints(
         const back = await runCli(["recover", "--json"], { env: profileEnv, stdin: codeOf });
         expect(back.code, `${where}: recover after the loss\n${back.stderr}`).toBe(0);
       }
-      expect(silent, `${where}: a silent loss\n${check.status.stdout}`).toBe(false);
+      expect(
+        silent,
+        `${where}: a silent loss\nexit ${check.status.code}\n${check.status.stdout}\n${check.status.stderr}`,
+      ).toBe(false);
       expect(check.unaudited, `${where}: unaudited rotations`).toBe(0);
     }
   } finally {

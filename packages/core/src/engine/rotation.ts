@@ -225,6 +225,7 @@ export async function rotateUnderLock(
       (samePrincipal(params.actor, target) ? fingerprint(actorKey) : "none");
     // Nothing upstream is called unless the audit log can take this rotation's entry.
     await prepareAudit(context);
+    killPoint("rotate.preflighted");
     const intent: RotationIntent = {
       requestId: params.requestId ?? randomUUID(),
       principal: targetRecord,

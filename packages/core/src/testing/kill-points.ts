@@ -11,6 +11,7 @@
 
 export const KILL_POINTS = [
   // rotateUnderLock (docs/architecture.md "A rotation, step by step")
+  "rotate.preflighted",
   "rotate.intent-written",
   "rotate.upstream-replied",
   "rotate.key-stored",
