@@ -103,7 +103,11 @@ async function runPoints(
 ): Promise<Tally> {
   const { requestIdSupport, root } = configuration;
   const sandbox: RunningSandbox = await startSandbox({ port: 0, requestIdSupport });
-  const env = { ...configuration.env, REKEY_API_URL: sandbox.url, HOME: root };
+  const env: Record<string, string> = {
+    ...configuration.env,
+    REKEY_API_URL: sandbox.url,
+    HOME: root,
+  };
   const store: CredentialStore = await openCredentialStore({
     spec: configuration.storeSpec,
     env: {},
