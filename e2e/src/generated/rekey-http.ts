@@ -238,6 +238,12 @@ export interface components {
                 /** @enum {string} */
                 phase: "requested" | "stored";
             };
+            key_lost?: {
+                request_id: string;
+                old_fingerprint: string;
+                lost_at: string;
+                recovery: string;
+            };
             store: {
                 kind: string;
                 location: string;
