@@ -3,14 +3,22 @@
  * The composition root of rekey-http: the only module that reads `process.env` and argv,
  * builds the real store, core and server, and handles signals.
  */
-import { createRekey, openCredentialStore, systemClock, toRekeyError } from "@rekey/core";
+import {
+  createRekey,
+  openCredentialStore,
+  startDeliveryFinisher,
+  systemClock,
+  toRekeyError,
+} from "@rekey/core";
 import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import pino from "pino";
 import { createHttpApp } from "./app.js";
 import { isLoopback, parseHttpConfig, USAGE } from "./config.js";
+import { createEventHub } from "./events/event-hub.js";
 import { createLogger } from "./logger.js";
 import { listen } from "./server.js";
-import { hashToken } from "./tokens.js";
+import { hashToken, type Scope } from "./tokens.js";
+import { createSessionStore } from "./ui/sessions.js";
 import { VERSION } from "./version.js";
 
 const LOG_WRITE_BYTES = 4096;
@@ -81,9 +89,38 @@ async function main(argv: string[]): Promise<void> {
     profile: config.profile,
     ...(config.actAs === undefined ? {} : { actAs: config.actAs }),
     env: process.env,
+    delivery: {
+      openStore: (location) =>
+        openCredentialStore({ spec: location, env: process.env, urlStores: postgresUrlStores }),
+    },
   });
+  // Deliveries left by killed processes, and those of rotations by other replicas.
+  const stopDeliveries = startDeliveryFinisher({
+    finish: () => rekey.finishDeliveries(),
+    watch: (listener) => store.watch(listener),
+    onError: (error) =>
+      logger.warn({ code: toRekeyError(error).code }, "finishing deliveries failed; will retry"),
+  });
+  const events = createEventHub({
+    store,
+    clock: systemClock,
+    onError: (error) =>
+      logger.warn({ code: toRekeyError(error).code }, "event source: store read failed"),
+  });
+  const sessions = config.ui ? createSessionStore(systemClock) : undefined;
   const app = createHttpApp({
     rekey,
+    events,
+    ...(sessions === undefined
+      ? {}
+      : {
+          console: {
+            store,
+            sessions,
+            // A browser sends a Secure cookie over HTTPS only; plain HTTP is safe on loopback alone.
+            secureCookie: config.tls !== undefined || !isLoopback(config.host),
+          },
+        }),
     tokens: config.tokens,
     rateLimit: { capacity: config.rotateLimitPerMinute, windowMs: 60_000 },
     logger,
@@ -101,13 +138,29 @@ async function main(argv: string[]): Promise<void> {
   // Start-up lines (the clear-text warning above all) are written now, not with the next 4 KiB.
   destination.flush();
   process.stdout.write(`${server.url}\n`);
+  if (sessions !== undefined) {
+    // Like Jupyter's: one use, 15 minutes. The token rides in the fragment, which the browser
+    // never sends: no server, proxy or access log sees it, and the console wipes it at once.
+    const loginToken = sessions.issueLoginToken({
+      name: "login-link",
+      scopes: new Set<Scope>(["status", "rotate"]),
+      allows: () => true,
+      restricted: false,
+    });
+    process.stderr.write(
+      `rekey console: open ${server.url}/ui/login#token=${loginToken} (one-time link, valid 15 minutes)\n`,
+    );
+  }
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down: finishing requests in flight");
+    // Event streams never finish by themselves: end them so that shutdown need not wait.
+    events.close();
     const clean = await server.shutdown();
+    await stopDeliveries();
     await rekey.close();
     await store.close();
     logger.info({ clean }, "stopped");

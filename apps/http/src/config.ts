@@ -20,6 +20,8 @@ export interface HttpConfig {
   /** Connections served at once (see core's `ServerLimits`). */
   maxConnections: number;
   logLevel: string;
+  /** Serve the web console at /ui (`--ui`). */
+  ui: boolean;
 }
 
 /**
@@ -55,6 +57,10 @@ function createOptionsCommand(): Command {
       "connections served at once (default 128; keep well below ulimit -n, the rest are the store's)",
     )
     .option("--log-level <level>", "pino level (default info)")
+    .option(
+      "--ui",
+      "serve the web console at /ui and print a one-time login link on stderr (sign in there with it or a bearer token)",
+    )
     .option("-h, --help", "show this help")
     .option("-v, --version", "show the version")
     .exitOverride()
@@ -110,11 +116,12 @@ export async function parseHttpConfig(
     "rotate-limit"?: string;
     "max-connections"?: string;
     "log-level"?: string;
+    ui?: boolean;
   };
   try {
     const flags = createOptionsCommand()
       .parse(argv, { from: "user" })
-      .opts<Record<string, string>>();
+      .opts<Record<string, string | undefined>>();
     values = {
       host: flags.host,
       port: flags.port,
@@ -127,6 +134,7 @@ export async function parseHttpConfig(
       "rotate-limit": flags.rotateLimit,
       "max-connections": flags.maxConnections,
       "log-level": flags.logLevel,
+      ui: flags.ui !== undefined,
     };
   } catch (cause) {
     const message =
@@ -180,5 +188,6 @@ export async function parseHttpConfig(
         ? DEFAULT_SERVER_LIMITS.maxConnections
         : wholeNumber("--max-connections", values["max-connections"], 1, 100_000),
     logLevel: values["log-level"] ?? "info",
+    ui: values.ui === true,
   };
 }

@@ -60,6 +60,20 @@ export const rotateOutput = {
     .string()
     .optional()
     .describe("The new raw key: only when the server runs with REKEY_MCP_REVEAL_KEYS=1."),
+  deliveries: z
+    .array(
+      z.object({
+        target: z.string().describe('The delivery target\'s id, e.g. "lightning-wallet-1".'),
+        status: z
+          .enum(["delivered", "failed", "current", "deferred"])
+          .describe("failed: the rotation still stands; rekey retries it with back-off."),
+        fingerprint: fingerprintField.describe("Fingerprint of the key delivered."),
+        description: z.string().describe("Where: a file, a command, a store or a URL."),
+        error: z.string().optional().describe("Why it failed, with the error code."),
+      }),
+    )
+    .optional()
+    .describe("Where the new key was delivered (files, services), when targets are configured."),
 };
 
 export const keyStatusOutput = {
@@ -116,6 +130,21 @@ export const keyStatusOutput = {
     .describe(
       "KEY_LOST: the key was rotated but its successor never reached the store. Shown until recovered or acknowledged.",
     ),
+  deliveries: z
+    .array(
+      z.object({
+        target: z.string().describe('The delivery target\'s id, e.g. "lightning-wallet-1".'),
+        state: z
+          .enum(["current", "stale", "failing"])
+          .describe(
+            "current: holds the key; stale: an older one; failing: the last attempt failed.",
+          ),
+        description: z.string().describe("Where: a file, a command, a store or a URL."),
+        error: z.string().optional().describe("Why the last attempt failed, with the error code."),
+      }),
+    )
+    .optional()
+    .describe("Where the key is delivered (files, services), and whether each holds it."),
 };
 
 export const listAgentsOutput = {

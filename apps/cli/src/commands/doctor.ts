@@ -1,4 +1,5 @@
 import {
+  type DeliveryStatus,
   type HealthReport,
   isRekeyError,
   type KeyCheck,
@@ -13,7 +14,8 @@ import { type Colors, formatFields, type TimeFormat } from "../output.js";
  * `rekey doctor [--repair]`: checks the store (file modes included), the faucet URL,
  * unfinished rotations, and every key the profile's principals hold (the faucet must accept
  * it); `--repair` resolves unfinished rotations and settles keys the migration kept beside a
- * record. Exits 11 when a problem remains.
+ * record; a delivery target that does not hold the current key is a problem (`--repair`
+ * finishes due deliveries). Exits 11 when a problem remains.
  * @throws RekeyError STORE_*, CONFIG_INVALID, KEY_LOST (a rotation whose key is gone)
  */
 export async function runDoctor(
@@ -21,7 +23,7 @@ export async function runDoctor(
   options: Record<string, unknown>,
 ): Promise<void> {
   const repair = options.repair === true;
-  const { health, status, resolutions, settled, keys } = await context.withRekey(
+  const { health, status, resolutions, settled, keys, deliveries } = await context.withRekey(
     async ({ rekey, store }) => {
       // The store's own repairs (temp files of interrupted writes); a failure shows in health.
       if (repair) await store.checkWritable().catch(() => {});
@@ -39,20 +41,33 @@ export async function runDoctor(
       const health = await rekey.health();
       // Asking the faucet about each key needs the faucet: skip it when it is unreachable.
       const keys = health.upstream.ok ? await rekey.checkKeys() : [];
-      return { health, status, resolutions, settled, keys };
+      if (repair) await rekey.finishDeliveries();
+      const deliveries = await rekey.deliveryReport();
+      return { health, status, resolutions, settled, keys, deliveries };
     },
   );
   const pending = status?.pendingRotation;
   const keyProblems = keys.filter((check) => check.alive === false || !check.current);
   const keyLost = status?.keyLost;
+  // A target that does not hold the current key breaks whatever reads it: a problem.
+  const staleTargets = deliveries.flatMap((record) =>
+    record.targets
+      .filter((target) => target.state !== "current")
+      .map((target) => ({ principal: record.principal, ...target })),
+  );
   const ok =
-    health.ok && pending === undefined && keyLost === undefined && keyProblems.length === 0;
+    health.ok &&
+    pending === undefined &&
+    keyLost === undefined &&
+    keyProblems.length === 0 &&
+    staleTargets.length === 0;
   context.output.result(
     "doctor",
     {
       ok,
       health,
       keys,
+      deliveries,
       ...(pending === undefined ? {} : { pendingRotation: { label: status?.label, ...pending } }),
       ...(keyLost === undefined ? {} : { keyLost: { label: status?.label, ...keyLost } }),
       ...(resolutions === undefined ? {} : { resolutions }),
@@ -65,6 +80,7 @@ export async function runDoctor(
         resolutions,
         settled,
         keys,
+        staleTargets,
         ok,
         context.output.colors,
         context.output.time,
@@ -79,6 +95,7 @@ function renderDoctor(
   resolutions: PendingResolution[] | undefined,
   settled: KeyCheck[] | undefined,
   keys: KeyCheck[],
+  staleTargets: (DeliveryStatus & { principal: string })[],
   ok: boolean,
   colors: Colors,
   time: TimeFormat,
@@ -109,6 +126,12 @@ function renderDoctor(
             ),
       ],
       ...keys.map((check): [string, string] => [`key ${check.principal}`, keyLine(check, colors)]),
+      ...staleTargets.map((target): [string, string] => [
+        `delivery ${target.principal} ${target.target}`,
+        colors.red(
+          `${target.state}: holds ${target.deliveredFingerprint ?? "nothing"}${target.error ? ` (${target.error.message})` : ""} (rekey deliver retry)`,
+        ),
+      ]),
     ]),
   ];
   if (settled !== undefined && settled.length > 0) {

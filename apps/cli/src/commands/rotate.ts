@@ -1,6 +1,7 @@
 import {
   type AgentStatus,
   agent,
+  type DeliveryOutcome,
   isRekeyError,
   type Rekey,
   RekeyError,
@@ -11,6 +12,7 @@ import {
 import type { CommandContext } from "../context.js";
 import { exitCodeFor } from "../exit-codes.js";
 import { type Colors, formatDuration, formatTable, type Output } from "../output.js";
+import { outcomeLines } from "./deliver.js";
 import { confirmOrRefuse, parseAgentOption } from "./input.js";
 import { planPayload, rotationPayload } from "./rotation-view.js";
 
@@ -136,6 +138,9 @@ function renderResult(result: RotationResult, output: Output): string {
   ];
   if (result.shared)
     lines.push(colors.dim("  (another process did this rotation; its result is shown)"));
+  if (result.deliveries !== undefined && result.deliveries.length > 0) {
+    lines.push("  deliveries:", outcomeLines(result.deliveries, colors).replace(/^/gm, "  "));
+  }
   if (result.apiKey !== undefined) lines.push(`  new key: ${result.apiKey}`);
   return lines.join("\n");
 }
@@ -150,6 +155,7 @@ interface AgentOutcome {
   cooldownUntil?: string | undefined;
   error?: { code: string; message: string } | undefined;
   apiKey?: string | undefined;
+  deliveries?: DeliveryOutcome[] | undefined;
 }
 
 async function rotateAllAgents(
@@ -238,6 +244,7 @@ async function rotateAgent(
       newFingerprint: result.newFingerprint,
       cooldownUntil: result.cooldownUntil,
       ...(result.apiKey === undefined ? {} : { apiKey: result.apiKey }),
+      ...(result.deliveries === undefined ? {} : { deliveries: result.deliveries }),
     };
   } catch (error) {
     // Rotated by someone else between the listing and now.
@@ -317,6 +324,18 @@ function renderSummary(outcomes: AgentOutcome[], reveal: boolean, output: Output
   }
   if (failures.length > 0) {
     lines.push("Run the same command again: agents already rotated are skipped.");
+  }
+  const failedDeliveries = outcomes.flatMap((outcome) =>
+    (outcome.deliveries ?? [])
+      .filter((delivery) => delivery.status === "failed")
+      .map((delivery) => ({ agentId: outcome.agentId, delivery })),
+  );
+  for (const { agentId, delivery } of failedDeliveries) {
+    lines.push(
+      colors.red(
+        `agent ${agentId}: delivery to ${delivery.target} failed: ${delivery.error?.message ?? ""} (rekey deliver retry --agent ${agentId})`,
+      ),
+    );
   }
   return lines.join("\n");
 }

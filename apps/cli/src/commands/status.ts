@@ -2,6 +2,7 @@ import { type Identity, isRekeyError, type KeyStatus } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { EXIT_CODES } from "../exit-codes.js";
 import { type Colors, formatDuration, formatFields, type TimeFormat } from "../output.js";
+import { deliveryTable } from "./deliver.js";
 import { parseAgentOption } from "./input.js";
 
 /**
@@ -107,5 +108,11 @@ function renderStatus(
       "store",
       `${status.store.kind} ${status.store.location} (${storeHealth.ok ? colors.green("healthy") : colors.red(`problems: ${storeHealth.problems.join("; ")}`)})`,
     ],
+    ...(status.deliveries?.length
+      ? ([["deliveries", `\n${deliveryTable(status.deliveries, colors, time)}`]] as [
+          string,
+          string,
+        ][])
+      : []),
   ]);
 }

@@ -69,6 +69,15 @@ export function registerGetKeyStatus(server: McpServer, deps: ToolContext): void
             lost_at: status.keyLost.lostAt,
             recovery: status.keyLost.recovery,
           },
+          deliveries: status.deliveries?.map((target) => ({
+            target: target.target,
+            state: target.state,
+            description: target.description,
+            error:
+              target.error === undefined
+                ? undefined
+                : `${target.error.message} (${target.error.code})`,
+          })),
         });
       } catch (error) {
         return deps.failed("get_key_status", error);

@@ -29,6 +29,12 @@ function messageFor(result: RotationResult, switched: boolean, revealed: boolean
   if (!result.verified) {
     parts.push("The new key is stored but could not be verified yet: call whoami to check it.");
   }
+  const failed = result.deliveries?.filter((delivery) => delivery.status === "failed") ?? [];
+  if (failed.length > 0) {
+    parts.push(
+      `Delivering the new key failed for ${failed.map((delivery) => delivery.target).join(", ")}: they still hold the old key until \`rekey deliver retry\` succeeds (rekey retries by itself).`,
+    );
+  }
   if (revealed) {
     parts.push(
       "new_api_key holds the raw key because this server reveals keys: treat it as a secret.",
@@ -81,6 +87,16 @@ export function registerRotateApiKey(server: McpServer, deps: ToolContext): void
           session_switched: switched,
           message,
           new_api_key: revealed ? result.apiKey : undefined,
+          deliveries: result.deliveries?.map((delivery) => ({
+            target: delivery.target,
+            status: delivery.status,
+            fingerprint: delivery.fingerprint,
+            description: delivery.description,
+            error:
+              delivery.error === undefined
+                ? undefined
+                : `${delivery.error.message} (${delivery.error.code})`,
+          })),
         });
       } catch (error) {
         return deps.failed("rotate_api_key", error);

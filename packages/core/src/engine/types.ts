@@ -1,6 +1,8 @@
 import type { WhoamiResult } from "../client/faucet-client.js";
+import type { DeliveryOutcome, DeliveryStatus } from "../delivery/delivery-journal.js";
 import type { Principal } from "../principal.js";
 import type { AuditEntry, RotationRecord, Surface } from "../store/types.js";
+import type { DeliveryOperations } from "./deliveries.js";
 
 /** Who the faucet says a key belongs to (its `whoami` reply). */
 export type Identity = WhoamiResult;
@@ -80,6 +82,12 @@ export interface RotationResult {
   auditPending?: boolean;
   /** The new raw key: present only when `reveal` was asked. */
   apiKey?: string;
+  /**
+   * The deliveries this rotation made to the principal's targets (absent when it has none, or
+   * the rotation was shared). A failed one never undoes the rotation: it is listed here, kept
+   * as failing in the store, and retried.
+   */
+  deliveries?: DeliveryOutcome[];
 }
 
 /** What `status` shows for one principal. */
@@ -112,6 +120,8 @@ export interface KeyStatus {
   keyLost?:
     | { requestId: string; oldFingerprint: string; lostAt: string; recovery: string }
     | undefined;
+  /** The principal's delivery targets: current, stale (an older key) or failing. */
+  deliveries?: DeliveryStatus[] | undefined;
   store: { kind: string; location: string };
 }
 
@@ -201,7 +211,7 @@ export interface KeyCheck {
  * Everything a front end needs, bound to one store, one profile and one surface.
  * Create with `createRekey(options)`.
  */
-export interface Rekey {
+export interface Rekey extends DeliveryOperations {
   readonly profileName: string;
   readonly surface: Surface;
   /** The faucet URL of this profile. */

@@ -717,47 +717,58 @@ export class FileStore implements CredentialStore {
 }
 
 /**
- * The `"id":{...}` text of each entry written before, by record: a record is frozen, so its
- * text never changes, and it sits under one id.
+ * The UTF-8 bytes of the `"id":{...}` text of each entry written before, by record: a record is
+ * frozen, so its text never changes, and it sits under one id.
  */
-const entryTexts = new WeakMap<object, { id: string; text: string }>();
+const entryBytes = new WeakMap<object, { id: string; bytes: Buffer }>();
 
-function entryText(id: string, record: unknown): string {
+function entryBuffer(id: string, record: unknown): Buffer {
   if (typeof record !== "object" || record === null || !Object.isFrozen(record)) {
-    return `${JSON.stringify(id)}:${JSON.stringify(record)}`;
+    return Buffer.from(`${JSON.stringify(id)}:${JSON.stringify(record)}`, "utf8");
   }
-  const known = entryTexts.get(record);
-  if (known?.id === id) return known.text;
-  const text = `${JSON.stringify(id)}:${JSON.stringify(record)}`;
-  entryTexts.set(record, { id, text });
-  return text;
+  const known = entryBytes.get(record);
+  if (known?.id === id) return known.bytes;
+  const bytes = Buffer.from(`${JSON.stringify(id)}:${JSON.stringify(record)}`, "utf8");
+  entryBytes.set(record, { id, bytes });
+  return bytes;
 }
 
+const COMMA = Buffer.from(",");
+const OPEN = Buffer.from("{");
+const CLOSE = Buffer.from("}");
+
 /**
- * The text of `credentials.json` for a snapshot: what `JSON.stringify` gives, built from each
- * entry's remembered text, so a write serialises only the records that changed (one agent's
- * rotation among a thousand stringifies one record, then joins the thousand texts).
+ * The bytes of `credentials.json` for a snapshot: what `JSON.stringify` gives, built from each
+ * entry's remembered bytes, so a write serialises and encodes only the records that changed
+ * (one agent's rotation among a thousand stringifies one record, then copies the thousand
+ * entries' bytes once). Joining a thousand texts into one string and encoding it cost more
+ * than the rest of the write together (a string built by `+=` is flattened, then encoded).
  */
-function serializeSnapshot(snapshot: StoreSnapshot): string {
-  let fields = "";
+function serializeSnapshot(snapshot: StoreSnapshot): Buffer {
+  const parts: Buffer[] = [Buffer.from(`{"version":${snapshot.version},"data":{`)];
+  let first = true;
   for (const [name, value] of Object.entries(snapshot.data)) {
     if (value === undefined) continue;
-    let text: string;
+    parts.push(Buffer.from(`${first ? "" : ","}${JSON.stringify(name)}:`));
+    first = false;
     if (name === "principals" || name === "idempotency") {
       const map = value as Record<string, unknown>;
-      text = "";
+      parts.push(OPEN);
+      let firstEntry = true;
       for (const id in map) {
         const record = map[id];
         if (record === undefined) continue;
-        text += text === "" ? entryText(id, record) : `,${entryText(id, record)}`;
+        if (!firstEntry) parts.push(COMMA);
+        firstEntry = false;
+        parts.push(entryBuffer(id, record));
       }
-      text = `{${text}}`;
+      parts.push(CLOSE);
     } else {
-      text = JSON.stringify(value);
+      parts.push(Buffer.from(JSON.stringify(value)));
     }
-    fields += `${fields === "" ? "" : ","}${JSON.stringify(name)}:${text}`;
   }
-  return `{"version":${snapshot.version},"data":{${fields}}}\n`;
+  parts.push(Buffer.from("}}\n"));
+  return Buffer.concat(parts);
 }
 
 /** How much of the audit log's end an append reads: far more than one entry. */

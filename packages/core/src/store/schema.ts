@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { deliveryTargetSchema } from "../delivery/target-schema.js";
 import { RekeyError } from "../errors.js";
 import { migrateV1ToV2, storeDataV1Schema } from "./migrations/v1-to-v2.js";
 import { isFiledUnderOwnId, RECORD_PRINCIPAL_PATTERN } from "./record-ids.js";
@@ -90,6 +91,7 @@ export const principalRecordSchema = z
     intent: rotationIntentSchema.optional(),
     alternates: z.array(z.strictObject({ ...keyFields, profile: z.string() })).optional(),
     keyLost: keyLostRecordSchema.optional(),
+    deliveries: z.array(deliveryTargetSchema).max(64).optional(),
   })
   .refine(
     (record) =>
@@ -158,13 +160,15 @@ export const auditEntrySchema = z.strictObject({
     "repoint",
     "acknowledge",
     "repair",
+    "deliver",
   ]),
-  outcome: z.enum(["success", "failure", "recovered", "not_rotated", "key_lost"]),
+  outcome: z.enum(["success", "failure", "recovered", "not_rotated", "key_lost", "pending"]),
   oldFingerprint: z.string().optional(),
   newFingerprint: z.string().optional(),
   cooldownUntil: isoUtc.optional(),
   requestId: z.string().optional(),
   errorCode: z.string().optional(),
+  deliveryTarget: z.string().max(300).optional(),
   prevHash: z.string().regex(/^[0-9a-f]{64}$/),
   hash: z.string().regex(/^[0-9a-f]{64}$/),
 });

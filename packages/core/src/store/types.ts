@@ -7,6 +7,8 @@
  * update on every backend.
  */
 
+import type { DeliveryTarget } from "../delivery/target-schema.js";
+
 /** Which front end did something, for the audit log. */
 export type Surface = "cli" | "mcp" | "http" | "library";
 
@@ -72,6 +74,8 @@ export interface PrincipalRecord {
   intent?: RotationIntent;
   /** Other keys found for this principal by the schema-1 migration, pending a check. */
   alternates?: AlternateKey[];
+  /** Where the key is delivered after each rotation, with each target's delivery state. */
+  deliveries?: DeliveryTarget[];
   /**
    * A key the faucet invalidated while its successor never reached the store: shown by every
    * status until a new key is stored (recover, rotate as its operator, rescue import) or the
@@ -238,14 +242,18 @@ export interface AuditEntry {
     | "migrate"
     | "repoint"
     | "acknowledge"
-    | "repair";
-  outcome: "success" | "failure" | "recovered" | "not_rotated" | "key_lost";
+    | "repair"
+    | "deliver";
+  /** For `deliver`: `pending` when a delivery starts, then `success` or `failure`. */
+  outcome: "success" | "failure" | "recovered" | "not_rotated" | "key_lost" | "pending";
   oldFingerprint?: string;
   newFingerprint?: string;
   cooldownUntil?: string;
   requestId?: string;
   /** Error code, for failures. */
   errorCode?: string;
+  /** For `deliver`: the target's id and description ("lightning-wallet-1 lightning-wallet /home/…"). */
+  deliveryTarget?: string;
   /** SHA-256 hex of the previous entry ("0"*64 for the first). */
   prevHash: string;
   /** SHA-256 hex of this entry's canonical JSON without `hash`. */
