@@ -1,8 +1,9 @@
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   type CredentialStore,
+  fingerprint,
   KILL_AT_ENV,
   KILL_POINTS,
   type KillPoint,
@@ -36,7 +37,9 @@ type Scenario =
   /** `rekey register` killed at the point (a new profile). */
   | { kind: "register" }
   /** A rotation whose store refuses the key (a child with a failing store), killed there. */
-  | { kind: "rescue" };
+  | { kind: "rescue" }
+  /** `rekey rotate` with a delivery target (a dotenv file), killed while it delivers. */
+  | { kind: "delivery" };
 
 // Exhaustive: a point added to KILL_POINTS without a scenario fails the build.
 const SCENARIOS: Record<KillPoint, Scenario> = {
@@ -75,6 +78,8 @@ const SCENARIOS: Record<KillPoint, Scenario> = {
   "audit.before-append": { kind: "rotate" },
   "audit.appended": { kind: "rotate" },
   "rescue.written": { kind: "rescue" },
+  "delivery.pending": { kind: "delivery" },
+  "delivery.written": { kind: "delivery" },
 };
 
 interface Tally {
@@ -115,6 +120,8 @@ async function runPoints(
   });
   const tally: Tally = { runs: 0, killed: 0, lost: 0, silent: 0, unaudited: 0, recovered: 0 };
   const codeFile = join(root, "code.txt");
+  const dotenv = join(root, "service.env");
+  let added = false;
   try {
     const registered = await runCli(["register", "--recovery-code-file", codeFile, "--json"], {
       env,
@@ -138,7 +145,24 @@ async function runPoints(
       const killAt = (at: KillPoint) => ({ ...env, [KILL_AT_ENV]: at });
       let profileEnv = env;
 
-      if (scenario.kind === "rotate" || scenario.kind === "resolve") {
+      if (scenario.kind === "delivery") {
+        // Once: every later rotation of this store delivers to the file too.
+        if (!added) {
+          // The file must exist (rekey delivers into it, it does not create it).
+          await writeFile(dotenv, "LIGHTNING_WALLET_API_KEY=\n", { mode: 0o600 });
+          added = true;
+          const addedRun = await runCli(
+            ["--json", "deliver", "add", "--var", "LIGHTNING_WALLET_API_KEY", "dotenv", dotenv],
+            { env },
+          );
+          expect(addedRun.code, `${where}: deliver add\n${addedRun.stderr}`).toBe(0);
+        }
+        const rotation = await runCli(["rotate", "--yes", "--force", "--json"], {
+          env: killAt(point),
+        });
+        expect(killed(rotation), `${where}: killed while delivering`).toBe(true);
+        tally.killed += 1;
+      } else if (scenario.kind === "rotate" || scenario.kind === "resolve") {
         const first = scenario.kind === "rotate" ? point : scenario.first;
         const rotation = await runCli(["rotate", "--yes", "--force", "--json"], {
           env: killAt(first),
@@ -204,6 +228,14 @@ async function runPoints(
         `${where}: a silent loss\nexit ${check.status.code}\n${check.status.stdout}\n${check.status.stderr}`,
       ).toBe(false);
       expect(check.unaudited, `${where}: unaudited rotations`).toBe(0);
+      if (scenario.kind === "delivery" && !check.lost) {
+        // The next process finished the delivery: the file holds the stored key.
+        const status = JSON.parse(check.status.stdout) as { fingerprint?: string };
+        const delivered = /LIGHTNING_WALLET_API_KEY=(\S+)/.exec(await readFile(dotenv, "utf8"));
+        expect(fingerprint(delivered?.[1] ?? ""), `${where}: delivered key`).toBe(
+          status.fingerprint,
+        );
+      }
     }
   } finally {
     await store.close();

@@ -265,8 +265,10 @@ export function createRekey(options: RekeyOptions): Rekey {
     lockLeaseMs: context.lockLeaseMs,
     lockWaitMs: context.lockWaitMs,
     environment: { clock, env, ...options.delivery },
-    afterStep: (step: DeliveryStep, recordPrincipal: string) =>
-      context.hooks.afterStep?.(step, principalOfRecord(recordPrincipal)),
+    afterStep: (step: DeliveryStep, recordPrincipal: string) => {
+      killPoint(step === "delivery-pending" ? "delivery.pending" : "delivery.written");
+      return context.hooks.afterStep?.(step, principalOfRecord(recordPrincipal));
+    },
   };
 
   /**

@@ -39,6 +39,9 @@ export const KILL_POINTS = [
   "audit.appended",
   // an unwritable store after the faucet committed
   "rescue.written",
+  // delivery of the new key to its targets, after the rotation (issue 12's journal)
+  "delivery.pending",
+  "delivery.written",
 ] as const;
 
 export type KillPoint = (typeof KILL_POINTS)[number];
