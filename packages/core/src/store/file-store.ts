@@ -318,6 +318,14 @@ export class FileStore implements CredentialStore {
   async prepareAudit(): Promise<{ movedAside?: string }> {
     this.assertOpen();
     await ensurePrivateDir(this.dir);
+    // The common case without the store's write lock (every rotation asks, and lock traffic
+    // slows the readers that share it): a whole last line and a log that opens for appending.
+    // An append in flight can look torn from here: the lock decides before anything is moved.
+    const tail = await this.readPrivateFileTail(this.auditPath, AUDIT_TAIL_BYTES);
+    if (tail === undefined || tail.text.length === 0 || tail.text.endsWith("\n")) {
+      await this.assertAppendable();
+      return {};
+    }
     return this.withWriteLock(async () => {
       const tail = await this.readPrivateFileTail(this.auditPath, AUDIT_TAIL_BYTES);
       let movedAside: string | undefined;
@@ -348,18 +356,23 @@ export class FileStore implements CredentialStore {
       }
       // Whole lines now: the last one must be an entry the next append can chain to.
       await this.readLastAuditEntry();
-      try {
-        const handle = await openNoFollow(
-          this.auditPath,
-          constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT,
-        );
-        await handle.close();
-      } catch (error) {
-        if (error instanceof RekeyError) throw error;
-        throw storeUnavailable("append to", this.auditPath, error);
-      }
+      await this.assertAppendable();
       return movedAside === undefined ? {} : { movedAside };
     });
+  }
+
+  /** The audit log opens for appending (created if missing). */
+  private async assertAppendable(): Promise<void> {
+    try {
+      const handle = await openNoFollow(
+        this.auditPath,
+        constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT,
+      );
+      await handle.close();
+    } catch (error) {
+      if (error instanceof RekeyError) throw error;
+      throw storeUnavailable("append to", this.auditPath, error);
+    }
   }
 
   /**
