@@ -358,6 +358,29 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
       await runRecover(context(command));
     });
 
+  const rescue = program
+    .command("rescue")
+    .description("bring back keys the store refused (kept in rescue files outside the store)");
+  rescue
+    .command("import")
+    .description("store the key of a rescue file, finish its rotation, remove the file")
+    .argument("<file>", "the rescue file an error named")
+    .addHelpText("after", examples("rekey rescue import ~/.local/state/rekey/rescue/FILE.json"))
+    .action(async (file: string, _options: ActionOptions, command: Command) => {
+      const { runRescueImport } = await import("./commands/rescue.js");
+      await runRescueImport(context(command), file);
+    });
+
+  program
+    .command("acknowledge")
+    .description("acknowledge a recorded key loss (KEY_LOST) that status and doctor show")
+    .option("--agent <id>", "an agent's loss instead of the profile's own")
+    .addHelpText("after", examples("rekey acknowledge", "rekey acknowledge --agent 7"))
+    .action(async (options: ActionOptions, command: Command) => {
+      const { runAcknowledge } = await import("./commands/rescue.js");
+      await runAcknowledge(context(command), options);
+    });
+
   program
     .command("doctor")
     .description("check the store, file modes and the faucet; report unfinished rotations")

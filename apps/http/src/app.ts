@@ -428,7 +428,7 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
       // The scope middleware guarantees a token here.
       const tokenName = c.get("token")?.name ?? "";
       const started = performance.now();
-      const rotate = async () => {
+      const rotate = async (attempt?: { requestId: string }) => {
         // Charged only for work actually done: a replayed Idempotency-Key costs nothing.
         rateLimiter.take(tokenName);
         let outcome: Awaited<ReturnType<typeof rekey.rotateKey>>;
@@ -437,6 +437,9 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
             target: body.agent_id === undefined ? undefined : agent(body.agent_id),
             dryRun: body.dry_run === true,
             force: body.force === true,
+            // The Idempotency-Key's request_id, recorded before the rotation: a retry after a
+            // crash gets this rotation back instead of a second one (or a cooldown refusal).
+            ...(attempt === undefined ? {} : { requestId: attempt.requestId }),
           });
         } finally {
           // This process changed a key, or may have: the next status poll renders afresh.

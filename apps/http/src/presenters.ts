@@ -111,6 +111,15 @@ export function presentStatus(status: KeyStatus): z.infer<typeof statusResponseS
             started_at: status.pendingRotation.startedAt,
             phase: status.pendingRotation.phase,
           },
+    key_lost:
+      status.keyLost === undefined
+        ? undefined
+        : {
+            request_id: status.keyLost.requestId,
+            old_fingerprint: status.keyLost.oldFingerprint,
+            lost_at: status.keyLost.lostAt,
+            recovery: status.keyLost.recovery,
+          },
     deliveries: status.deliveries?.map((target) => ({
       target: target.target,
       kind: target.kind,

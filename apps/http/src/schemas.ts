@@ -165,6 +165,14 @@ export const statusResponseSchema = z
         phase: z.enum(["requested", "stored"]),
       })
       .optional(),
+    key_lost: z
+      .object({
+        request_id: z.string(),
+        old_fingerprint: z.string(),
+        lost_at: z.string(),
+        recovery: z.string(),
+      })
+      .optional(),
     deliveries: z
       .array(
         z.object({

@@ -121,6 +121,17 @@ export const keyStatusOutput = {
     })
     .optional()
     .describe("A rotation that started and is not finished yet; the next call resolves it."),
+  key_lost: z
+    .object({
+      request_id: z.string().describe("The rotation that lost the key."),
+      old_fingerprint: z.string().describe("Fingerprint of the key the faucet invalidated."),
+      lost_at: isoInstant.describe("ISO-8601 UTC instant the loss was recorded."),
+      recovery: z.string().describe("How to get back in."),
+    })
+    .optional()
+    .describe(
+      "KEY_LOST: the key was rotated but its successor never reached the store. Shown until recovered or acknowledged.",
+    ),
   deliveries: z
     .array(
       z.object({

@@ -279,6 +279,12 @@ export interface components {
                 /** @enum {string} */
                 phase: "requested" | "stored";
             };
+            key_lost?: {
+                request_id: string;
+                old_fingerprint: string;
+                lost_at: string;
+                recovery: string;
+            };
             /** @description The principal's delivery targets, when it has any. */
             deliveries?: {
                 target: string;

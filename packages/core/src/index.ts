@@ -63,3 +63,9 @@ export {
 } from "./server-limits.js";
 export * from "./store/index.js";
 export * from "./store/types.js";
+export {
+  KILL_AT_ENV,
+  KILL_POINTS,
+  type KillPoint,
+  killPoint,
+} from "./testing/kill-points.js";

@@ -287,6 +287,9 @@ export class LockSession {
       this.opened = undefined;
       this.session = undefined;
     }
+    // An idle session's socket is unref'd: ending it must hold the process until it is closed,
+    // or a CLI run exits (status 0, nothing printed) while its store is still closing.
+    (session.client as RefCountedClient).ref();
     await session.client.end().catch(() => {});
   }
 }

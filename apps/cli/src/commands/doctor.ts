@@ -1,6 +1,7 @@
 import {
   type DeliveryStatus,
   type HealthReport,
+  isRekeyError,
   type KeyCheck,
   type KeyStatus,
   listRotationPolicies,
@@ -32,7 +33,14 @@ export async function runDoctor(
       const resolutions = repair ? await rekey.resolvePending() : undefined;
       const settled = repair ? await rekey.settleAlternates() : undefined;
       const active = await rekey.activePrincipal();
-      const status = active === undefined ? undefined : await rekey.status(active);
+      // Without a usable key the profile's own record is still shown: a recorded loss lives there.
+      const status =
+        active === undefined
+          ? await rekey.status().catch((error: unknown) => {
+              if (isRekeyError(error, "NOT_FOUND")) return undefined;
+              throw error;
+            })
+          : await rekey.status(active);
       const health = await rekey.health();
       // Asking the faucet about each key needs the faucet: skip it when it is unreachable.
       const keys = health.upstream.ok ? await rekey.checkKeys() : [];
@@ -50,6 +58,7 @@ export async function runDoctor(
     });
   const pending = status?.pendingRotation;
   const keyProblems = keys.filter((check) => check.alive === false || !check.current);
+  const keyLost = status?.keyLost;
   // A target that does not hold the current key breaks whatever reads it: a problem.
   const staleTargets = deliveries.flatMap((record) =>
     record.targets
@@ -59,6 +68,7 @@ export async function runDoctor(
   const ok =
     health.ok &&
     pending === undefined &&
+    keyLost === undefined &&
     keyProblems.length === 0 &&
     staleTargets.length === 0 &&
     overdue.length === 0;
@@ -71,6 +81,7 @@ export async function runDoctor(
       deliveries,
       overdue: overdue.map(overduePayload),
       ...(pending === undefined ? {} : { pendingRotation: { label: status?.label, ...pending } }),
+      ...(keyLost === undefined ? {} : { keyLost: { label: status?.label, ...keyLost } }),
       ...(resolutions === undefined ? {} : { resolutions }),
       ...(settled === undefined ? {} : { settled }),
     },
@@ -118,6 +129,14 @@ function renderDoctor(
           ? "none"
           : colors.red(
               `${status.label}: ${status.pendingRotation.phase} since ${time(status.pendingRotation.startedAt)} (rekey doctor --repair)`,
+            ),
+      ],
+      [
+        "lost key",
+        status?.keyLost === undefined
+          ? "none"
+          : colors.red(
+              `${status.label}: ${status.keyLost.oldFingerprint} lost at ${time(status.keyLost.lostAt)} (KEY_LOST). ${status.keyLost.recovery}`,
             ),
       ],
       ...keys.map((check): [string, string] => [`key ${check.principal}`, keyLine(check, colors)]),

@@ -37,6 +37,16 @@ export async function runRegister(
   // (and a recovery code) exists upstream.
   const path = file === undefined ? undefined : resolve(file);
   const handle = path === undefined ? undefined : await createSecretFile(path);
+  // Written the moment the faucet answers, before the key is stored: from then on an account
+  // exists upstream, and its recovery code is kept whatever happens to the store.
+  let codeWritten = false;
+  const keepCode = async (recoveryCode: string) => {
+    if (handle === undefined) return;
+    await handle.writeFile(`${recoveryCode}\n`);
+    await handle.sync();
+    await handle.close();
+    codeWritten = true;
+  };
   const register = () =>
     context.withRekey(async ({ rekey, store }) => {
       // A store that cannot take the key must fail before the faucet creates an account
@@ -45,22 +55,22 @@ export async function runRegister(
       return rekey.register({
         ...(name === undefined ? {} : { name }),
         ...(email === undefined ? {} : { email }),
+        onRecoveryCode: keepCode,
       });
     });
   let registered: Awaited<ReturnType<typeof register>>;
   try {
     registered = await register();
   } catch (error) {
-    // Nothing was registered: remove the empty file so the path can be used again.
-    if (handle !== undefined && path !== undefined) {
+    if (codeWritten && path !== undefined) {
+      // The account exists: the code file stays, and the error names the key's rescue file.
+      context.deps.stderr.write(`The recovery code was kept in ${path} (mode 0600).\n`);
+    } else if (handle !== undefined && path !== undefined) {
+      // Nothing was registered: remove the empty file so the path can be used again.
       await handle.close().catch(() => {});
       await rm(path, { force: true });
     }
     throw error;
-  }
-  if (handle !== undefined) {
-    await handle.writeFile(`${registered.recoveryCode}\n`);
-    await handle.close();
   }
   output.result(
     "register",

@@ -6,6 +6,7 @@ import {
   type KeyStatus,
 } from "@rekey/core";
 import type { CommandContext } from "../context.js";
+import { EXIT_CODES } from "../exit-codes.js";
 import { type Colors, formatFields, type TimeFormat } from "../output.js";
 import { deliveryTable } from "./deliver.js";
 import { parseAgentOption } from "./input.js";
@@ -55,6 +56,8 @@ export async function runStatus(
         context.output.time,
       ),
   );
+  // A recorded loss is a problem until recovered or acknowledged: never exit 0 over it.
+  if (status.keyLost !== undefined) context.setExitCode(EXIT_CODES.KEY_LOST);
 }
 
 function renderStatus(
@@ -94,7 +97,11 @@ function renderStatus(
       "key",
       status.hasKey
         ? `${status.fingerprint}${status.keySource === "env" ? " (from the environment)" : ""}`
-        : colors.yellow("none (run rekey register or rekey login)"),
+        : status.keyLost !== undefined
+          ? colors.red(
+              `LOST (KEY_LOST) at ${time(status.keyLost.lostAt)}: ${status.keyLost.oldFingerprint} was rotated and its successor never reached the store. ${status.keyLost.recovery} (or \`rekey acknowledge\`)`,
+            )
+          : colors.yellow("none (run rekey register or rekey login)"),
     ],
     [
       "key age",

@@ -5,6 +5,8 @@ import { agentIdInput, keyStatusOutput } from "../tool-schemas.js";
 import type { ToolContext } from "./context.js";
 
 function headline(status: KeyStatus): string {
+  if (!status.hasKey && status.keyLost)
+    return `KEY_LOST: the ${status.label} key ${status.keyLost.oldFingerprint} was rotated and its successor never reached the store. ${status.keyLost.recovery}`;
   if (!status.hasKey) return `No key is held for ${status.label} in profile "${status.profile}".`;
   const age =
     status.keyAgeSeconds === undefined ? "" : `, ${formatDuration(status.keyAgeSeconds)} old`;
@@ -68,6 +70,12 @@ export function registerGetKeyStatus(server: McpServer, deps: ToolContext): void
             request_id: pending.requestId,
             started_at: pending.startedAt,
             phase: pending.phase,
+          },
+          key_lost: status.keyLost && {
+            request_id: status.keyLost.requestId,
+            old_fingerprint: status.keyLost.oldFingerprint,
+            lost_at: status.keyLost.lostAt,
+            recovery: status.keyLost.recovery,
           },
           deliveries: status.deliveries?.map((target) => ({
             target: target.target,

@@ -10,6 +10,7 @@ export type RotationStep =
   | "upstream-replied"
   | "key-stored"
   | "verified"
+  | "audited"
   | "intent-cleared";
 
 /**
@@ -34,6 +35,10 @@ export interface EngineContext {
   lockLeaseMs: number;
   lockWaitMs: number;
   hooks: EngineHooks;
+  /** Where a key the store refused is written (see `rescue.ts`), outside the store. */
+  rescueDir: string;
+  /** How long a rotation keeps retrying a store that refuses the new key before giving up. */
+  storeRetryMs: number;
   /** The faucet client for the profile's base URL. */
   client(): Promise<FaucetClient>;
   /** The profile's base URL (existing profile's, or the configured one for a new profile). */

@@ -1,3 +1,4 @@
+import { stat } from "node:fs/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { isRekeyError, RekeyError } from "../errors.js";
 import { agent } from "../principal.js";
@@ -211,11 +212,12 @@ describe("a failing store", () => {
     expect(fixture.sandbox.stats().calls.regenerate_operator_key ?? 0).toBe(0);
   });
 
-  it("a store that refuses the new key keeps the rotation journaled, and it is replayed once the store works", async () => {
-    fixture = await startEngineFixture();
+  it("a store that refuses the new key keeps the rotation journaled and the key in a rescue file; it is taken back once the store works", async () => {
+    fixture = await startEngineFixture({ sandbox: { requestIdSupport: false } });
     const flaky = createFlakyStore(fixture.store);
     const rekey = fixture.rekey({
       store: flaky.store,
+      storeRetryMs: 300,
       hooks: {
         afterStep(step) {
           if (step === "upstream-replied") flaky.failWrites(true);
@@ -225,7 +227,12 @@ describe("a failing store", () => {
     await rekey.register({});
     const error = (await settle(rekey.rotateKey())) as RekeyError;
     expect(isRekeyError(error, "STORE_UNAVAILABLE")).toBe(true);
-    expect(error.hint).toMatch(/doctor --repair/);
+    // The issued key was not thrown away: it waits in a rescue file outside the store.
+    const rescueFile = String(error.details.rescueFile);
+    expect(rescueFile.startsWith(fixture.rescueDir)).toBe(true);
+    expect(error.hint).toContain(`rekey rescue import ${rescueFile}`);
+    expect((await stat(rescueFile)).mode & 0o777).toBe(0o600);
+    expect((await stat(fixture.rescueDir)).mode & 0o777).toBe(0o700);
     expect(await intentOf(fixture.store, "operator")).toMatchObject({
       phase: "requested",
     });
@@ -234,6 +241,8 @@ describe("a failing store", () => {
     const [resolution] = await fixture.rekey().resolvePending();
     expect(resolution?.outcome).toBe("recovered");
     await expect(fixture.rekey().whoami()).resolves.toMatchObject({ type: "operator" });
+    // Picked up from the rescue file (no second rotation, even without request_id), then removed.
     expect(fixture.sandbox.stats().rotations).toBe(1);
+    await expect(stat(rescueFile)).rejects.toMatchObject({ code: "ENOENT" });
   });
 });

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import {
   createFaucetClient,
   type FaucetClient,
@@ -43,6 +43,7 @@ import type {
   StoreData,
   Surface,
 } from "../store/types.js";
+import { killPoint } from "../testing/kill-points.js";
 import {
   type DeliveryStep,
   type EngineContext,
@@ -67,7 +68,16 @@ import {
   viewOf,
   writableRecord,
 } from "./principal-records.js";
-import { audit, type CompletedRotation, resolveIntent, rotateUnderLock } from "./rotation.js";
+import { readRescueFile, removeRescueFile, rescueDirOf, writeRescueFile } from "./rescue.js";
+import {
+  audit,
+  type CompletedRotation,
+  keyLostError,
+  outcomeUnknown,
+  prepareAudit,
+  resolveIntent,
+  rotateUnderLock,
+} from "./rotation.js";
 import { createSingleFlight } from "./single-flight.js";
 import type {
   AgentStatus,
@@ -114,6 +124,11 @@ export interface RekeyOptions {
    * postgres://); without it, store targets fail with CONFIG_INVALID. `fetch` for webhooks.
    */
   delivery?: Pick<DeliveryEnvironment, "openStore" | "fetch">;
+  /**
+   * How long a rotation retries a store that refuses the new key (default 60 s, or
+   * REKEY_STORE_RETRY_MS); the key goes to a rescue file after the first seconds either way.
+   */
+  storeRetryMs?: number;
 }
 
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
@@ -234,6 +249,10 @@ export function createRekey(options: RekeyOptions): Rekey {
     lockLeaseMs: options.lockLeaseMs ?? 20_000,
     lockWaitMs: options.lockWaitMs ?? 30_000,
     hooks: options.hooks ?? {},
+    rescueDir: rescueDirOf(env, store.location),
+    storeRetryMs:
+      options.storeRetryMs ??
+      (Number(env.REKEY_STORE_RETRY_MS) > 0 ? Number(env.REKEY_STORE_RETRY_MS) : 60_000),
     client,
     baseUrl,
     readView,
@@ -248,8 +267,10 @@ export function createRekey(options: RekeyOptions): Rekey {
     lockLeaseMs: context.lockLeaseMs,
     lockWaitMs: context.lockWaitMs,
     environment: { clock, env, ...options.delivery },
-    afterStep: (step: DeliveryStep, recordPrincipal: string) =>
-      context.hooks.afterStep?.(step, principalOfRecord(recordPrincipal)),
+    afterStep: (step: DeliveryStep, recordPrincipal: string) => {
+      killPoint(step === "delivery-pending" ? "delivery.pending" : "delivery.written");
+      return context.hooks.afterStep?.(step, principalOfRecord(recordPrincipal));
+    },
   };
 
   /**
@@ -282,10 +303,10 @@ export function createRekey(options: RekeyOptions): Rekey {
     return results;
   }
 
-  /** The record principals of this view with an unfinished rotation. */
+  /** The record principals of this view with an unfinished rotation (or an unaudited loss). */
   function pendingIn(view: ProfileView): string[] {
     return recordsOfView(view)
-      .filter((record) => record.intent !== undefined)
+      .filter((record) => record.intent !== undefined || record.keyLost?.audited === false)
       .map((record) => record.principal);
   }
 
@@ -319,8 +340,10 @@ export function createRekey(options: RekeyOptions): Rekey {
   }
 
   async function requireActive(view?: ProfileView): Promise<Principal> {
-    const active = await activeIn(view ?? (await readView()));
+    const seen = view ?? (await readView());
+    const active = await activeIn(seen);
     if (!active) {
+      throwIfLost(seen, activePrincipalOf(seen) ?? OPERATOR);
       throw new RekeyError("NOT_FOUND", `Profile "${profileName}" holds no key`, {
         hint: "Run `rekey register` or `rekey login`, or set REKEY_API_KEY.",
         details: { missing: "profile" },
@@ -338,7 +361,16 @@ export function createRekey(options: RekeyOptions): Rekey {
     if (stored) return { key: stored.key, fingerprint: stored.fingerprint };
     const seeded = await envKey(principal);
     if (seeded !== undefined) return { key: seeded, fingerprint: fingerprint(seeded) };
+    throwIfLost(view ?? (await readView()), principal);
     throw missingKeyError(principal, profileName);
+  }
+
+  /** A principal without a key whose loss is recorded: KEY_LOST, with the way back. */
+  function throwIfLost(view: ProfileView, principal: Principal): void {
+    const lost = recordOf(view, principal)?.keyLost;
+    if (lost && recordOf(view, principal)?.key === undefined) {
+      throw keyLostError(principal, lost.requestId);
+    }
   }
 
   /** The record principal of `principal` in a view (the env seed's operator when unstored). */
@@ -417,6 +449,46 @@ export function createRekey(options: RekeyOptions): Rekey {
   }
 
   /**
+   * A registered operator's key the store refused: written to a rescue file with its recovery
+   * code (never dropped), and the error says where. A key that did reach the store (the audit
+   * append failed after it) needs no rescue: the error is raised as it is.
+   */
+  async function rescueRegistered(
+    reply: { operatorId: number; apiKey: string; recoveryCode: string },
+    recordPrincipal: string,
+    error: unknown,
+  ): Promise<unknown> {
+    const fp = fingerprint(reply.apiKey);
+    const url = await baseUrl().catch(() => defaultUrl());
+    const held = await store.read().then(
+      (snapshot) => snapshot.data.principals[recordIdOf(url, recordPrincipal)]?.fingerprint === fp,
+      () => false,
+    );
+    if (held) return error;
+    const path = await writeRescueFile(context.rescueDir, {
+      faucet: faucetIdOf(url),
+      principal: recordPrincipal,
+      key: reply.apiKey,
+      source: "register",
+      savedAt: new Date(clock.now()).toISOString(),
+      operatorId: reply.operatorId,
+      recoveryCode: reply.recoveryCode,
+    }).catch(() => undefined);
+    return new RekeyError(
+      "STORE_UNAVAILABLE",
+      `Operator ${reply.operatorId} was registered (key ${fp}) but the credential store refused its key; ${path === undefined ? "no rescue file could be written either" : `the key and its recovery code were written to ${path}`}`,
+      {
+        hint:
+          path === undefined
+            ? "Keep the recovery code: `rekey recover` with it issues a new key once the store is fixed."
+            : `Fix the store, then run \`rekey rescue import ${path}\`. The recovery code is in that file too.`,
+        details: { principal: "operator", ...(path === undefined ? {} : { rescueFile: path }) },
+        cause: error,
+      },
+    );
+  }
+
+  /**
    * The error for a key the faucet rejects: when the store knows it as the old key of one of
    * its rotations, it names that rotation and the key that replaced it.
    */
@@ -473,6 +545,7 @@ export function createRekey(options: RekeyOptions): Rekey {
       verified: record.verified,
       requestId: record.requestId,
       shared,
+      ...(rotation.auditError === undefined ? {} : { auditPending: true }),
       ...(reveal ? { apiKey: rotation.apiKey } : {}),
     };
   }
@@ -539,11 +612,15 @@ export function createRekey(options: RekeyOptions): Rekey {
     if (
       targetStored !== undefined &&
       rotatedMeanwhile !== undefined &&
-      expectedFingerprint !== targetStored.fingerprint &&
-      rotatedMeanwhile.oldFingerprint === expectedFingerprint
+      ((request.requestId !== undefined && rotatedMeanwhile.requestId === request.requestId) ||
+        (expectedFingerprint !== targetStored.fingerprint &&
+          rotatedMeanwhile.oldFingerprint === expectedFingerprint))
     ) {
       const rotation = { principal: target, record: rotatedMeanwhile, apiKey: targetStored.key };
-      return toResult({ ...rotation, shared: true }, true, request.reveal);
+      // The caller's own request_id: its own rotation, finished by whoever resolved it.
+      const own =
+        request.requestId !== undefined && rotatedMeanwhile.requestId === request.requestId;
+      return toResult({ ...rotation, shared: !own }, !own, request.reveal);
     }
     if (currentCooldown !== undefined && !request.force) {
       const seconds = cooldownRemaining(currentCooldown);
@@ -569,6 +646,7 @@ export function createRekey(options: RekeyOptions): Rekey {
         targetRecord,
         actorRecord,
         expectedFingerprint,
+        requestId: request.requestId,
         signal: request.signal,
       }),
     );
@@ -596,6 +674,7 @@ export function createRekey(options: RekeyOptions): Rekey {
       // The faucet creates the account and shows its recovery code once: the store must be
       // able to take the key before the faucet is asked.
       await store.checkWritable();
+      await prepareAudit(context);
       // Under the profile's lock, so that of two registrations racing in one profile (two
       // processes) only one asks the faucet: the other would be refused below.
       return withLock(profileLockName(), async () => {
@@ -608,20 +687,32 @@ export function createRekey(options: RekeyOptions): Rekey {
             { hint: "Use another profile (--profile NAME) for a second operator." },
           );
         }
-        const reply = await (await client()).register(input);
-        const recordPrincipal = operatorRecordPrincipal(reply.operatorId);
-        const fp = await storeNewKey({
-          recordPrincipal,
-          key: reply.apiKey,
-          source: "register",
-          name: input.name,
-          operatorId: reply.operatorId,
-          action: "register",
-          point: (profile) => {
-            profile.operator = recordPrincipal;
-            delete profile.actsAs;
-          },
+        const reply = await (await client()).register({
+          ...(input.name === undefined ? {} : { name: input.name }),
+          ...(input.email === undefined ? {} : { email: input.email }),
         });
+        // The account exists upstream from here: its recovery code is kept first.
+        await input.onRecoveryCode?.(reply.recoveryCode);
+        killPoint("register.upstream-replied");
+        const recordPrincipal = operatorRecordPrincipal(reply.operatorId);
+        let fp: string;
+        try {
+          fp = await storeNewKey({
+            recordPrincipal,
+            key: reply.apiKey,
+            source: "register",
+            name: input.name,
+            operatorId: reply.operatorId,
+            action: "register",
+            point: (profile) => {
+              profile.operator = recordPrincipal;
+              delete profile.actsAs;
+            },
+          });
+        } catch (error) {
+          throw await rescueRegistered(reply, recordPrincipal, error);
+        }
+        killPoint("register.key-stored");
         return { operatorId: reply.operatorId, fingerprint: fp, recoveryCode: reply.recoveryCode };
       });
     },
@@ -818,9 +909,33 @@ export function createRekey(options: RekeyOptions): Rekey {
       const result = await withLock(lockName, async (): Promise<RotationResult> => {
         const view = await readView();
         const old = storedKeyOf(view, OPERATOR);
-        // Recovery invalidates the operator's key: the store must be able to take the new one.
+        // Recovery invalidates the operator's key: the store must be able to take the new one,
+        // and the audit log its entry.
         await store.checkWritable();
+        await prepareAudit(context);
+        // Journaled like a rotation: the faucet invalidates the old key, so a process killed
+        // before the new one is stored leaves an intent that the next run resolves (into a
+        // loud KEY_LOST with the way back, the recovery code), never a dead key said nothing of.
+        const journal =
+          view.operator !== undefined && old !== undefined && !recordOf(view, OPERATOR)?.intent
+            ? {
+                requestId: randomUUID(),
+                principal: view.operator,
+                actor: view.operator,
+                oldFingerprint: old.fingerprint,
+                startedAt: new Date(clock.now()).toISOString(),
+                phase: "requested" as const,
+                surface,
+              }
+            : undefined;
+        if (journal) {
+          await updateStore(store, (draft) => {
+            const stored = writableRecord(draft, view.faucet, journal.principal);
+            if (stored) stored.intent = { ...journal };
+          });
+        }
         const reply = await (await client()).recover(code, {});
+        killPoint("recover.upstream-replied");
         const recordPrincipal = operatorRecordPrincipal(reply.operatorId);
         const now = new Date(clock.now()).toISOString();
         const record = {
@@ -848,6 +963,14 @@ export function createRekey(options: RekeyOptions): Rekey {
             stored.operatorId = reply.operatorId;
             stored.lastRotation = record;
             stored.cooldownUntil = record.cooldownUntil;
+            if (journal) {
+              // Kept (phase stored) until the audit entry is written; another account's
+              // recovery leaves the old record's journal to be resolved on its own.
+              const journaled = writableRecord(draft, url, journal.principal);
+              if (journaled?.intent?.requestId === journal.requestId) {
+                if (journal.principal === recordPrincipal) journaled.intent.phase = "stored";
+              }
+            }
             const profile = profileIn(draft, profileName, url);
             const pointed =
               profile.operator === undefined
@@ -858,6 +981,7 @@ export function createRekey(options: RekeyOptions): Rekey {
           },
           () => keyProvider.invalidate(),
         );
+        killPoint("recover.key-stored");
         let verified = false;
         try {
           verified = (await (await client()).whoami(reply.apiKey)).type === "operator";
@@ -877,7 +1001,19 @@ export function createRekey(options: RekeyOptions): Rekey {
           oldFingerprint: record.oldFingerprint,
           newFingerprint: record.newFingerprint,
           cooldownUntil: record.cooldownUntil,
+          ...(journal === undefined ? {} : { requestId: journal.requestId }),
         });
+        killPoint("recover.audited");
+        if (journal) {
+          await updateStore(store, (draft) => {
+            const journaled = writableRecord(draft, url, journal.principal);
+            if (
+              journaled?.intent?.requestId === journal.requestId &&
+              journaled.intent.phase === "stored"
+            )
+              delete journaled.intent;
+          });
+        }
         return toResult(
           {
             principal: OPERATOR,
@@ -919,7 +1055,7 @@ export function createRekey(options: RekeyOptions): Rekey {
       }
       // No await when the store answers: status endpoints call this on every poll.
       const actor = storedActiveIn(view) ?? (await envPrincipal());
-      const target = principal ?? actor ?? OPERATOR;
+      const target = principal ?? actor ?? activePrincipalOf(view) ?? OPERATOR;
       // An agent session sees its own status only, as with rotateKey.
       if (actor?.kind === "agent" && !samePrincipal(actor, target)) {
         throw new RekeyError(
@@ -976,6 +1112,15 @@ export function createRekey(options: RekeyOptions): Rekey {
         pendingRotation: intent
           ? { requestId: intent.requestId, startedAt: intent.startedAt, phase: intent.phase }
           : undefined,
+        keyLost:
+          record?.keyLost && stored === undefined
+            ? {
+                requestId: record.keyLost.requestId,
+                oldFingerprint: record.keyLost.oldFingerprint,
+                lostAt: record.keyLost.lostAt,
+                recovery: record.keyLost.recovery,
+              }
+            : undefined,
         deliveries: record?.deliveries ? deliveryStatusOf(record) : undefined,
         store: { kind: store.kind, location: store.location },
         schedule: record === undefined ? undefined : keyScheduleOf(record, clock.now()),
@@ -1204,6 +1349,8 @@ export function createRekey(options: RekeyOptions): Rekey {
               },
             );
           }
+          // Pending: a run that never finished (a crash); it runs again with its request_id.
+          if (record.pendingRequestId !== undefined) return undefined;
           return { status: record.status, body: record.body as never, replayed: true };
         };
         const first = await replay();
@@ -1215,7 +1362,39 @@ export function createRekey(options: RekeyOptions): Rekey {
         try {
           const again = await replay();
           if (again) return again;
-          const outcome = await run();
+          // Recorded as pending before anything runs: a retry after a crash finds the
+          // request_id and asks for that rotation again, which returns it once journaled.
+          const pending = (await store.read()).data.idempotency[slot];
+          const requestId =
+            pending?.requestHash === requestDigest && pending.pendingRequestId !== undefined
+              ? pending.pendingRequestId
+              : randomUUID();
+          if (pending?.pendingRequestId !== requestId) {
+            const startedAt = clock.now();
+            await updateStore(store, (draft) => {
+              draft.idempotency[slot] = {
+                requestHash: requestDigest,
+                createdAt: new Date(startedAt).toISOString(),
+                expiresAt: new Date(startedAt + IDEMPOTENCY_TTL_MS).toISOString(),
+                status: 202,
+                body: null,
+                pendingRequestId: requestId,
+              };
+            });
+          }
+          let outcome: { status: number; body: unknown };
+          try {
+            outcome = await run({ requestId });
+          } catch (error) {
+            // A definite failure frees the key for a retry; the pending record stays while
+            // the outcome is unknown, so the retry asks for the same rotation.
+            if (outcomeUnknown(error)) throw error;
+            await updateStore(store, (draft) => {
+              if (draft.idempotency[slot]?.pendingRequestId === requestId)
+                delete draft.idempotency[slot];
+            }).catch(() => {});
+            throw error;
+          }
           const now = clock.now();
           await updateStore(store, (draft) => {
             for (const [key, record] of Object.entries(draft.idempotency)) {
@@ -1225,7 +1404,7 @@ export function createRekey(options: RekeyOptions): Rekey {
               // The scope's oldest records make room: a caller can only crowd out itself.
               const prefix = scopePrefix(scope);
               const own = Object.entries(draft.idempotency)
-                .filter(([key]) => key.startsWith(prefix))
+                .filter(([key]) => key.startsWith(prefix) && key !== slot)
                 .sort(([, a], [, b]) => a.createdAt.localeCompare(b.createdAt));
               for (const [key] of own.slice(0, Math.max(0, own.length - options.maxRecords + 1))) {
                 delete draft.idempotency[key];
@@ -1248,7 +1427,96 @@ export function createRekey(options: RekeyOptions): Rekey {
     },
 
     async resolvePending() {
+      // doctor --repair: a torn audit tail is moved aside (and audited) first.
+      await prepareAudit(context);
       return resolveLeftovers();
+    },
+
+    async acknowledgeKeyLost(principal) {
+      const view = await readView();
+      const target = principal ?? activePrincipalOf(view) ?? OPERATOR;
+      const recordPrincipal = recordPrincipalOf(view, target);
+      const lost = recordOf(view, target)?.keyLost;
+      if (recordPrincipal === undefined || !lost) {
+        throw new RekeyError(
+          "NOT_FOUND",
+          `No lost key is recorded for the ${principalLabel(target)}`,
+          {
+            details: { principal: principalLabel(target) },
+          },
+        );
+      }
+      return withLock(rotationLockName(recordIdOf(view.faucet, recordPrincipal)), async () => {
+        // The loss stays in the audit log; the record goes once its entry is written.
+        await prepareAudit(context);
+        if (!lost.audited) await resolveLeftovers();
+        await audit(context, {
+          principal: recordPrincipal,
+          action: "acknowledge",
+          outcome: "key_lost",
+          oldFingerprint: lost.oldFingerprint,
+          requestId: lost.requestId,
+          errorCode: "KEY_LOST",
+        });
+        await updateStore(store, (draft) => {
+          const record = writableRecord(draft, view.faucet, recordPrincipal);
+          if (record?.keyLost?.requestId === lost.requestId) delete record.keyLost;
+        });
+        return { requestId: lost.requestId, label: principalLabel(target) };
+      });
+    },
+
+    async importRescue(path) {
+      const file = await readRescueFile(path);
+      const view = await readView();
+      if (file.faucet !== view.faucet) {
+        throw new RekeyError(
+          "CONFIG_INVALID",
+          `The rescue file holds a key for ${file.faucet}, not this profile's faucet ${view.faucet}`,
+          { hint: "Import it with the profile of that faucet (--profile)." },
+        );
+      }
+      const target = principalOfRecord(file.principal);
+      await withLock(rotationLockName(recordIdOf(view.faucet, file.principal)), async () => {
+        await store.checkWritable();
+        await prepareAudit(context);
+        await updateStore(
+          store,
+          (draft) => {
+            const record = recordIn(draft, view.faucet, file.principal);
+            setKey(record, {
+              key: file.key,
+              fingerprint: file.fingerprint,
+              savedAt: file.savedAt,
+              source: file.source,
+            });
+            if (file.operatorId !== undefined) record.operatorId = file.operatorId;
+            if (file.lastRotation) {
+              record.lastRotation = file.lastRotation;
+              record.cooldownUntil = file.lastRotation.cooldownUntil;
+            }
+            // The journaled rotation this key came from is finished by it.
+            if (file.requestId !== undefined && record.intent?.requestId === file.requestId)
+              delete record.intent;
+            const profile = profileIn(draft, profileName, view.profile?.baseUrl ?? defaultUrl());
+            if (file.source === "register" && profile.operator === undefined)
+              profile.operator = file.principal;
+          },
+          () => keyProvider.invalidate(),
+        );
+        await audit(context, {
+          principal: file.principal,
+          action: "import",
+          outcome: "success",
+          newFingerprint: file.fingerprint,
+          ...(file.requestId === undefined ? {} : { requestId: file.requestId }),
+          ...(file.lastRotation === undefined
+            ? {}
+            : { cooldownUntil: file.lastRotation.cooldownUntil }),
+        });
+      });
+      await removeRescueFile(path);
+      return { label: principalLabel(target), fingerprint: file.fingerprint };
     },
 
     async withdraw(input) {

@@ -23,6 +23,8 @@ export interface EngineFixture {
   client: FaucetClient;
   store: CredentialStore;
   dir: string;
+  /** Where this fixture's engines write rescue files. */
+  rescueDir: string;
   rekey(overrides?: Partial<RekeyOptions>): Rekey;
   close(): Promise<void>;
 }
@@ -33,6 +35,8 @@ export async function startEngineFixture(
   const clock = createTestClock();
   const sandbox = await startSandbox({ clock, ...options.sandbox });
   const dir = await mkdtemp(join(tmpdir(), "rekey-engine-"));
+  // Rescue files go beside the store, never into the real home of whoever runs the tests.
+  const rescueDir = `${dir}-rescue`;
   const store = options.store === "file" ? createFileStore({ dir, env: {} }) : createMemoryStore();
   const client = createFaucetClient({ baseUrl: sandbox.url, clock });
   const engines: Rekey[] = [];
@@ -42,13 +46,14 @@ export async function startEngineFixture(
     client,
     store,
     dir,
+    rescueDir,
     rekey(overrides = {}) {
       const rekey = createRekey({
         store,
         surface: "library",
         baseUrl: sandbox.url,
         clock,
-        env: {},
+        env: { REKEY_RESCUE_DIR: rescueDir },
         ...overrides,
       });
       engines.push(rekey);
@@ -59,6 +64,7 @@ export async function startEngineFixture(
       await store.close();
       await sandbox.close();
       await rm(dir, { recursive: true, force: true });
+      await rm(rescueDir, { recursive: true, force: true });
     },
   };
 }

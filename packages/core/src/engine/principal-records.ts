@@ -166,6 +166,8 @@ export function writableRecord(
 /** Sets the key fields of a record, or with `undefined` removes them. */
 export function setKey(record: PrincipalRecord, key: KeyFields | undefined): void {
   if (key) {
+    // A stored key ends a recorded loss: the way back was taken.
+    delete record.keyLost;
     record.key = key.key;
     record.fingerprint = key.fingerprint;
     record.savedAt = key.savedAt;

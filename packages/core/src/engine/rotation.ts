@@ -12,10 +12,12 @@ import { recordIdOf } from "../store/record-ids.js";
 import type {
   AuditEventInput,
   DeepReadonly,
+  KeyLostRecord,
   PrincipalRecord,
   RotationIntent,
   RotationRecord,
 } from "../store/types.js";
+import { type KillPoint, killPoint } from "../testing/kill-points.js";
 import { type EngineContext, type RotationStep, rotationLockName } from "./context.js";
 import {
   type ProfileView,
@@ -26,6 +28,7 @@ import {
   updateStore,
   writableRecord,
 } from "./principal-records.js";
+import { findRescueFile, removeRescueFile, writeRescueFile } from "./rescue.js";
 import type { PendingResolution } from "./types.js";
 
 /** A rotation as the engine hands it back, raw key included; the facade strips it. */
@@ -34,7 +37,15 @@ export interface CompletedRotation {
   record: RotationRecord;
   apiKey: string;
   shared: boolean;
+  /** Set when the audit entry could not be appended: the journal keeps it owed. */
+  auditError?: unknown;
 }
+
+/**
+ * Characters of padding in a journal entry: more than a key, its fingerprint and savedAt, the
+ * rotation record and the cooldown take in the final document.
+ */
+const RESERVE_CHARS = 2048;
 
 export interface RotationParams {
   target: Principal;
@@ -45,6 +56,8 @@ export interface RotationParams {
   actorRecord: string;
   /** The target's fingerprint as the caller read it before taking the lock. */
   expectedFingerprint: string | undefined;
+  /** A caller-chosen request_id (an idempotent retry), else a new one. */
+  requestId?: string | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -77,23 +90,63 @@ async function step(
   name: RotationStep,
   principal: Principal,
 ): Promise<void> {
+  killPoint(`rotate.${name}` as KillPoint);
   await context.hooks.afterStep?.(name, principal);
 }
 
-/** Appends an audit entry; a failing audit write never undoes a finished rotation. */
-export async function audit(
-  context: EngineContext,
-  event: Omit<AuditEventInput, "at" | "surface" | "profile">,
-): Promise<void> {
-  try {
-    await context.store.appendAudit({
-      at: new Date(context.clock.now()).toISOString(),
-      surface: context.surface,
-      profile: context.profileName,
-      ...event,
+type AuditEvent = Omit<AuditEventInput, "at" | "surface" | "profile">;
+
+/**
+ * Appends an audit entry. Failures are raised, never swallowed (audit fails closed): a
+ * rotation's entry is written while its journal still holds what the entry needs, so a
+ * failed append leaves the journal for the next run to write it from.
+ */
+export async function audit(context: EngineContext, event: AuditEvent): Promise<void> {
+  killPoint("audit.before-append");
+  await context.store.appendAudit({
+    at: new Date(context.clock.now()).toISOString(),
+    surface: context.surface,
+    profile: context.profileName,
+    ...event,
+  });
+  killPoint("audit.appended");
+}
+
+/**
+ * Appends the entry of a journaled rotation unless the log already has it (a process killed
+ * between the append and clearing the journal wrote it): each committed rotation once.
+ */
+async function auditOnce(context: EngineContext, event: AuditEvent): Promise<void> {
+  if (event.requestId !== undefined) {
+    const entries = await context.store.readAudit();
+    // The same rotation's key (rotate success or resolve recovered), or its loss.
+    const done = entries.some(
+      (entry) =>
+        entry.requestId === event.requestId &&
+        entry.principal === event.principal &&
+        (event.outcome === "key_lost"
+          ? entry.outcome === "key_lost"
+          : entry.newFingerprint !== undefined && entry.newFingerprint === event.newFingerprint),
+    );
+    if (done) return;
+  }
+  await audit(context, event);
+}
+
+/**
+ * The audit preflight: before the faucet is asked for anything the log must be able to take
+ * the entry. A torn tail is moved aside by the store and the repair audited here.
+ * @throws RekeyError STORE_UNAVAILABLE / STORE_CORRUPT: nothing upstream was called.
+ */
+export async function prepareAudit(context: EngineContext): Promise<void> {
+  const prepared = await context.store.prepareAudit?.();
+  if (prepared?.movedAside !== undefined) {
+    await audit(context, {
+      principal: "audit",
+      action: "repair",
+      outcome: "success",
+      errorCode: "STORE_CORRUPT",
     });
-  } catch {
-    // The credential store already holds the rotation record; the audit log is a second copy.
   }
 }
 
@@ -139,6 +192,19 @@ export async function rotateUnderLock(
       view = await context.readView();
     }
     const current = recordAt(view, targetRecord);
+    // An idempotent retry of a rotation that is done (its journal resolved above): its result.
+    if (
+      params.requestId !== undefined &&
+      current?.key !== undefined &&
+      current.lastRotation?.requestId === params.requestId
+    ) {
+      return {
+        principal: target,
+        record: current.lastRotation,
+        apiKey: current.key,
+        shared: false,
+      };
+    }
     if (
       current?.key !== undefined &&
       current.fingerprint !== params.expectedFingerprint &&
@@ -157,14 +223,19 @@ export async function rotateUnderLock(
     const oldFingerprint =
       current?.fingerprint ??
       (samePrincipal(params.actor, target) ? fingerprint(actorKey) : "none");
+    // Nothing upstream is called unless the audit log can take this rotation's entry.
+    await prepareAudit(context);
+    killPoint("rotate.preflighted");
     const intent: RotationIntent = {
-      requestId: randomUUID(),
+      requestId: params.requestId ?? randomUUID(),
       principal: targetRecord,
       actor: params.actorRecord,
       oldFingerprint,
       startedAt: new Date(context.clock.now()).toISOString(),
       phase: "requested",
       surface: context.surface,
+      // The journal write takes the space the key will: a store that takes it takes the key.
+      reserve: "0".repeat(RESERVE_CHARS),
     };
     const baseUrl = await context.baseUrl();
     await updateStore(context.store, (draft) => {
@@ -225,17 +296,32 @@ export async function rotateUnderLock(
     const verified = await verifyKey(context, target, reply.apiKey);
     await step(context, "verified", target);
     const finalRecord = { ...record, verified };
+    // Audited while the journal still holds the rotation: a kill or a failed append here
+    // leaves the journal, and whoever resolves it writes the entry (once: see auditOnce).
+    try {
+      await audit(context, {
+        principal: targetRecord,
+        action: "rotate",
+        outcome: "success",
+        oldFingerprint,
+        newFingerprint: record.newFingerprint,
+        cooldownUntil: record.cooldownUntil,
+        requestId: intent.requestId,
+      });
+    } catch (error) {
+      // The key is stored and works; the entry is owed. The journal stays (phase stored) and
+      // the next run that resolves it appends the entry: reported, not dropped.
+      return {
+        principal: target,
+        record: finalRecord,
+        apiKey: reply.apiKey,
+        shared: false,
+        auditError: error,
+      };
+    }
+    await step(context, "audited", target);
     await finishIntent(context, faucet, targetRecord, finalRecord);
     await step(context, "intent-cleared", target);
-    await audit(context, {
-      principal: targetRecord,
-      action: "rotate",
-      outcome: "success",
-      oldFingerprint,
-      newFingerprint: record.newFingerprint,
-      cooldownUntil: record.cooldownUntil,
-      requestId: intent.requestId,
-    });
     return { principal: target, record: finalRecord, apiKey: reply.apiKey, shared: false };
   } finally {
     await lock.release();
@@ -243,16 +329,18 @@ export async function rotateUnderLock(
 }
 
 /**
- * Writes the new key, its cooldown and the rotation record in one atomic update, retrying a
- * failing store for a few seconds: the old key is already dead, so giving up loses access.
- * @throws RekeyError STORE_UNAVAILABLE when the store never accepts the write (the intent stays
- * journaled, so a later run replays the rotation where the server allows it).
+ * Writes the new key, its cooldown and the rotation record in one atomic update. The old key
+ * is already dead, so a refusing store is retried with backoff for `storeRetryMs`; after the
+ * first few seconds of refusals the key is also written to a rescue file outside the store
+ * (once), so that neither a store that stays broken nor the end of this process loses it.
+ * @throws RekeyError STORE_UNAVAILABLE when the store never accepts the write: the intent stays
+ * journaled and the error names the rescue file (`rekey rescue import`).
  */
 async function storeRotatedKey(
   context: EngineContext,
   faucet: string,
   target: Principal,
-  intent: RotationIntent,
+  intent: DeepReadonly<RotationIntent>,
   reply: { apiKey: string; cooldownUntil?: string | undefined },
 ): Promise<RotationRecord> {
   const rotatedAt = new Date(context.clock.now()).toISOString();
@@ -268,41 +356,83 @@ async function storeRotatedKey(
     verified: false,
     surface: intent.surface,
   };
+  const write = () =>
+    updateStore(
+      context.store,
+      (draft) => {
+        const stored = recordIn(draft, faucet, intent.principal);
+        setKey(stored, {
+          key: reply.apiKey,
+          fingerprint: record.newFingerprint,
+          savedAt: rotatedAt,
+          source: "rotate",
+        });
+        stored.lastRotation = record;
+        stored.cooldownUntil = cooldownUntil;
+        delete stored.keyLost;
+        if (stored.intent) {
+          stored.intent.phase = "stored";
+          delete stored.intent.reserve;
+        }
+      },
+      () => context.invalidateKeys(),
+    );
+  const rescue = () =>
+    writeRescueFile(context.rescueDir, {
+      faucet,
+      principal: intent.principal,
+      key: reply.apiKey,
+      source: "rotate",
+      savedAt: rotatedAt,
+      requestId: intent.requestId,
+      lastRotation: record,
+    });
+  const started = Date.now();
+  let rescuePath: string | undefined;
   let lastError: unknown;
-  for (let attempt = 0; attempt < 5; attempt++) {
+  for (let attempt = 0; ; attempt++) {
     try {
-      await updateStore(
-        context.store,
-        (draft) => {
-          const stored = recordIn(draft, faucet, intent.principal);
-          setKey(stored, {
-            key: reply.apiKey,
-            fingerprint: record.newFingerprint,
-            savedAt: rotatedAt,
-            source: "rotate",
-          });
-          stored.lastRotation = record;
-          stored.cooldownUntil = cooldownUntil;
-          if (stored.intent) stored.intent.phase = "stored";
-        },
-        () => context.invalidateKeys(),
-      );
+      await write();
+      if (rescuePath !== undefined) await removeRescueFile(rescuePath);
       return record;
     } catch (error) {
       lastError = error;
-      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
     }
+    const elapsed = Date.now() - started;
+    if (
+      rescuePath === undefined &&
+      (elapsed >= RESCUE_AFTER_MS || elapsed >= context.storeRetryMs)
+    ) {
+      rescuePath = await rescue().catch(() => undefined);
+      if (rescuePath !== undefined) killPoint("rescue.written");
+    }
+    if (elapsed >= context.storeRetryMs) break;
+    const wait = Math.min(5_000, 100 * 2 ** attempt, context.storeRetryMs - elapsed);
+    await new Promise((resolve) => setTimeout(resolve, Math.max(10, wait)));
   }
+  const where =
+    rescuePath === undefined
+      ? "no rescue file could be written either"
+      : `the new key was written to ${rescuePath}`;
   throw new RekeyError(
     "STORE_UNAVAILABLE",
-    `${capitalized(principalLabel(target))} was rotated (new key ${record.newFingerprint}) but the credential store refused the new key`,
+    `${capitalized(principalLabel(target))} was rotated (new key ${record.newFingerprint}) but the credential store refused the new key; ${where}`,
     {
-      hint: "Fix the store (disk space, permissions), then run `rekey doctor --repair`: the rotation is journaled and will be replayed where the faucet allows it.",
-      details: { principal: principalLabel(target) },
+      hint:
+        rescuePath === undefined
+          ? "Fix the store (disk space, permissions), then run `rekey doctor --repair`: the rotation is journaled and will be replayed where the faucet allows it."
+          : `Fix the store (disk space, permissions), then run \`rekey rescue import ${rescuePath}\` (or any rekey command: the journaled rotation picks the rescue file up).`,
+      details: {
+        principal: principalLabel(target),
+        ...(rescuePath === undefined ? {} : { rescueFile: rescuePath }),
+      },
       cause: lastError,
     },
   );
 }
+
+/** How long a refusing store is retried before the key also goes to a rescue file. */
+const RESCUE_AFTER_MS = 3_000;
 
 /** `whoami` with the new key must answer as the rotated principal. */
 async function verifyKey(
@@ -351,7 +481,8 @@ async function clearIntent(
 }
 
 /**
- * Resolves the unfinished rotation of one principal under its lock.
+ * Resolves the unfinished rotation of one principal under its lock, or writes the audit entry
+ * a recorded key loss still owes.
  * @throws RekeyError KEY_LOST when the old key is dead and the new one cannot be had;
  * UPSTREAM_* when the faucet cannot be asked now (the intent stays).
  */
@@ -365,11 +496,44 @@ export async function resolveIntent(
     waitMs: context.lockWaitMs,
   });
   try {
-    if (!recordAt(await context.readView(), targetRecord)?.intent) return undefined;
-    return await resolveIntentLocked(context, targetRecord);
+    const record = recordAt(await context.readView(), targetRecord);
+    if (record?.intent) return await resolveIntentLocked(context, targetRecord);
+    if (record?.keyLost && !record.keyLost.audited) {
+      await settleKeyLost(context, faucet, targetRecord, record.keyLost);
+      const target = principalOfRecord(targetRecord);
+      return {
+        principal: target,
+        label: principalLabel(target),
+        requestId: record.keyLost.requestId,
+        outcome: "key_lost",
+      };
+    }
+    return undefined;
   } finally {
     await lock.release();
   }
+}
+
+/** Writes a recorded loss's `key_lost` entry (once) and marks the record audited. */
+async function settleKeyLost(
+  context: EngineContext,
+  faucet: string,
+  targetRecord: string,
+  lost: DeepReadonly<KeyLostRecord>,
+): Promise<void> {
+  await auditOnce(context, {
+    principal: targetRecord,
+    action: "resolve",
+    outcome: "key_lost",
+    oldFingerprint: lost.oldFingerprint,
+    requestId: lost.requestId,
+    errorCode: "KEY_LOST",
+  });
+  killPoint("resolve.key-lost-audited");
+  await updateStore(context.store, (draft) => {
+    const record = writableRecord(draft, faucet, targetRecord);
+    if (record?.keyLost?.requestId === lost.requestId) record.keyLost.audited = true;
+  });
 }
 
 /** The recovery procedure; the caller holds the principal's rotation lock. */
@@ -389,12 +553,26 @@ async function resolveIntentLocked(
   const base = { principal: target, label, requestId: intent.requestId };
   const client = await context.client();
 
+  /** Verifies a stored key, writes the rotation's entry if owed, clears the journal. */
+  const finish = async (record: RotationRecord, apiKey: string) => {
+    const verified = await verifyKey(context, target, apiKey);
+    await auditOnce(context, {
+      principal: targetRecord,
+      action: "resolve",
+      outcome: "recovered",
+      oldFingerprint: intent.oldFingerprint,
+      newFingerprint: record.newFingerprint,
+      cooldownUntil: record.cooldownUntil,
+      requestId: intent.requestId,
+    });
+    killPoint("resolve.recovered-audited");
+    await finishIntent(context, faucet, targetRecord, { ...record, verified });
+  };
+
   if (intent.phase === "stored" && stored.key !== undefined && stored.fingerprint !== undefined) {
-    // The new key reached the store; only verification and clean-up were left.
+    // The new key reached the store; verification, the audit entry and clean-up were left.
     const verified = await verifyKey(context, target, stored.key);
-    if (stored.lastRotation)
-      await finishIntent(context, faucet, targetRecord, { ...stored.lastRotation, verified });
-    await audit(context, {
+    await auditOnce(context, {
       principal: targetRecord,
       action: "resolve",
       outcome: "recovered",
@@ -402,7 +580,25 @@ async function resolveIntentLocked(
       newFingerprint: stored.fingerprint,
       requestId: intent.requestId,
     });
+    killPoint("resolve.stored-audited");
+    if (stored.lastRotation)
+      await finishIntent(context, faucet, targetRecord, { ...stored.lastRotation, verified });
+    else await clearIntent(context, faucet, targetRecord);
+    killPoint("resolve.stored-cleared");
     return { ...base, outcome: "verified", newFingerprint: stored.fingerprint };
+  }
+
+  // A key the store refused earlier waits in a rescue file: it is the rotation's new key.
+  const rescued = await findRescueFile(context.rescueDir, faucet, intent.requestId);
+  if (rescued) {
+    const record = await storeRotatedKey(context, faucet, target, intent, {
+      apiKey: rescued.file.key,
+      cooldownUntil: rescued.file.lastRotation?.cooldownUntil,
+    });
+    killPoint("resolve.replay-stored");
+    await finish(record, rescued.file.key);
+    await removeRescueFile(rescued.path);
+    return { ...base, outcome: "recovered", newFingerprint: record.newFingerprint };
   }
 
   // Probe the old key: if it still works, the rotation never happened.
@@ -413,7 +609,6 @@ async function resolveIntentLocked(
   if (oldKey) {
     try {
       await client.whoami(oldKey);
-      await clearIntent(context, faucet, targetRecord);
       await audit(context, {
         principal: targetRecord,
         action: "resolve",
@@ -421,6 +616,8 @@ async function resolveIntentLocked(
         oldFingerprint: intent.oldFingerprint,
         requestId: intent.requestId,
       });
+      killPoint("resolve.not-rotated-audited");
+      await clearIntent(context, faucet, targetRecord);
       return { ...base, outcome: "not_rotated" };
     } catch (error) {
       if (!isRekeyError(error, "UNAUTHORIZED")) throw unresolved(label, error);
@@ -440,20 +637,12 @@ async function resolveIntentLocked(
               requestId: intent.requestId,
             })
           : await client.regenerateOperatorKey(actorKey, { requestId: intent.requestId });
+      killPoint("resolve.replayed");
       // An operator's replay to a faucet without request_id support rotates the agent again:
       // that still ends with a working stored key, which is the point.
       const record = await storeRotatedKey(context, faucet, target, intent, reply);
-      const verified = await verifyKey(context, target, reply.apiKey);
-      await finishIntent(context, faucet, targetRecord, { ...record, verified });
-      await audit(context, {
-        principal: targetRecord,
-        action: "resolve",
-        outcome: "recovered",
-        oldFingerprint: intent.oldFingerprint,
-        newFingerprint: record.newFingerprint,
-        cooldownUntil: record.cooldownUntil,
-        requestId: intent.requestId,
-      });
+      killPoint("resolve.replay-stored");
+      await finish(record, reply.apiKey);
       return { ...base, outcome: "recovered", newFingerprint: record.newFingerprint };
     } catch (error) {
       if (!isRekeyError(error, "UNAUTHORIZED", "FORBIDDEN", "NOT_FOUND"))
@@ -461,7 +650,17 @@ async function resolveIntentLocked(
     }
   }
 
-  // Lost. Record it, drop the dead key, and say how to get back in; never drop it silently.
+  // Lost. One write records the loss, drops the dead key and the journal: from this instant
+  // every status shows KEY_LOST (never "no key" with nothing said). The audit entry follows;
+  // a kill before it leaves `audited: false`, and the next run writes it.
+  const lost: KeyLostRecord = {
+    requestId: intent.requestId,
+    oldFingerprint: intent.oldFingerprint,
+    lostAt: new Date(context.clock.now()).toISOString(),
+    recovery: recoveryOf(target),
+    surface: intent.surface,
+    audited: false,
+  };
   await updateStore(
     context.store,
     (draft) => {
@@ -469,25 +668,24 @@ async function resolveIntentLocked(
       if (!record) return;
       delete record.intent;
       if (record.fingerprint === intent.oldFingerprint) setKey(record, undefined);
+      if (record.key === undefined) record.keyLost = lost;
     },
     () => context.invalidateKeys(),
   );
-  await audit(context, {
-    principal: targetRecord,
-    action: "resolve",
-    outcome: "key_lost",
-    oldFingerprint: intent.oldFingerprint,
-    requestId: intent.requestId,
-    errorCode: "KEY_LOST",
-  });
+  killPoint("resolve.key-lost-recorded");
+  await settleKeyLost(context, faucet, targetRecord, lost);
   throw keyLostError(target, intent.requestId);
 }
 
+/** How to get back in after a principal's key was lost. */
+export function recoveryOf(target: Principal): string {
+  return target.kind === "operator"
+    ? "Run `rekey recover` with the operator's recovery code: it issues a new operator key."
+    : `Rotate the agent's key as its operator (\`rekey rotate --agent ${target.agentId}\`): that issues a new agent key.`;
+}
+
 export function keyLostError(target: Principal, requestId: string): RekeyError {
-  const recovery =
-    target.kind === "operator"
-      ? "Run `rekey recover` with the operator's recovery code: it issues a new operator key."
-      : `Rotate the agent's key as its operator (\`rekey rotate --agent ${target.agentId}\`): that issues a new agent key.`;
+  const recovery = recoveryOf(target);
   return new RekeyError(
     "KEY_LOST",
     `${capitalized(principalLabel(target))}'s key was rotated but the new key never reached the store, and the faucet cannot replay it`,

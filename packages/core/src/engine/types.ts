@@ -30,6 +30,11 @@ export interface RotateRequest {
    * reads first, before it waits on anything.
    */
   expectedFingerprint?: string;
+  /**
+   * The rotation's `request_id` (default: a new one). A call with the id of a rotation already
+   * done returns it (`shared`) instead of rotating again: an idempotent retry after a crash.
+   */
+  requestId?: string;
   signal?: AbortSignal;
 }
 
@@ -71,6 +76,11 @@ export interface RotationResult {
    * rotation and this call returns its result instead of rotating again.
    */
   shared: boolean;
+  /**
+   * The key is stored but the audit log refused the rotation's entry: the journal keeps it
+   * owed, and the next run that resolves it appends it.
+   */
+  auditPending?: boolean;
   /** The new raw key: present only when `reveal` was asked. */
   apiKey?: string;
   /**
@@ -103,6 +113,13 @@ export interface KeyStatus {
   /** An unfinished rotation, if one is recorded. */
   pendingRotation?:
     | { requestId: string; startedAt: string; phase: "requested" | "stored" }
+    | undefined;
+  /**
+   * The principal's key was lost (the faucet invalidated it, its successor never reached the
+   * store): shown until a new key is stored or the loss is acknowledged.
+   */
+  keyLost?:
+    | { requestId: string; oldFingerprint: string; lostAt: string; recovery: string }
     | undefined;
   /** The principal's delivery targets: current, stale (an older key) or failing. */
   deliveries?: DeliveryStatus[] | undefined;
@@ -221,7 +238,15 @@ export interface Rekey extends DeliveryOperations {
   activePrincipal(): Promise<Principal | undefined>;
 
   /** Registers a new operator and stores its key. The recovery code is returned once, never stored. */
-  register(input: { name?: string; email?: string }): Promise<{
+  register(input: {
+    name?: string;
+    email?: string;
+    /**
+     * Called with the recovery code as soon as the faucet answers, before the key is stored:
+     * the code is kept (a file, a terminal) even when the store then fails.
+     */
+    onRecoveryCode?: (recoveryCode: string) => Promise<void>;
+  }): Promise<{
     operatorId: number;
     fingerprint: string;
     recoveryCode: string;
@@ -274,12 +299,14 @@ export interface Rekey extends DeliveryOperations {
    * the stored reply; another hash is IDEMPOTENCY_KEY_REUSED. Kept in the store, so it holds
    * across restarts and replicas. `scope` (e.g. a bearer token's name) gives a caller slots of
    * its own; `maxRecords` then keeps at most that many of the scope's records, oldest dropped.
+   * `run` gets a `request_id` recorded (as pending) before it runs: a rotation it starts should
+   * use it, so that a retry after a crash asks for that same rotation again and gets it.
    * @throws RekeyError INVALID_INPUT for a malformed key, IDEMPOTENCY_KEY_REUSED, or what `run` throws.
    */
   withIdempotency<T>(
     idempotencyKey: string,
     requestHash: string,
-    run: () => Promise<{ status: number; body: T }>,
+    run: (attempt: { requestId: string }) => Promise<{ status: number; body: T }>,
     options?: { scope?: string; maxRecords?: number },
   ): Promise<{ status: number; body: T; replayed: boolean }>;
   /** Asks the faucet about every key this profile's records hold (doctor). */
@@ -301,6 +328,16 @@ export interface Rekey extends DeliveryOperations {
   ): Promise<{ principal: string; fingerprint: string | undefined; wasAlive: boolean }>;
   /** Resolves every unfinished rotation of the profile (doctor). */
   resolvePending(): Promise<PendingResolution[]>;
+  /**
+   * Acknowledges a recorded key loss of a principal (default: the profile's): the record is
+   * removed and the acknowledgement audited. @throws NOT_FOUND when no loss is recorded.
+   */
+  acknowledgeKeyLost(principal?: Principal): Promise<{ requestId: string; label: string }>;
+  /**
+   * Stores the key of a rescue file (written when the store refused a key the faucet issued),
+   * then removes the file. @throws INVALID_INPUT for a file that is not a rescue file.
+   */
+  importRescue(path: string): Promise<{ label: string; fingerprint: string }>;
   /** Withdraws (sandbox `amount_sats` stand-in or a BOLT11 invoice): COOLDOWN_ACTIVE inside a cooldown. */
   withdraw(input: { amountSats?: number; invoice?: string; principal?: Principal }): Promise<{
     amountSats: number;

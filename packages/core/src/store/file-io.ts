@@ -27,9 +27,13 @@ export function storeUnavailable(action: string, path: string, error: unknown): 
     hint:
       code === "ENOSPC"
         ? "The disk is full; free space and retry."
-        : code === "EACCES" || code === "EPERM" || code === "EROFS"
-          ? "Make the store directory writable by this user, or choose another with REKEY_HOME."
-          : undefined,
+        : code === "EDQUOT"
+          ? "The disk quota is used up; free space or raise the quota, and retry."
+          : code === "EFBIG"
+            ? "A file size limit was hit (ulimit -f); raise it and retry."
+            : code === "EACCES" || code === "EPERM" || code === "EROFS"
+              ? "Make the store directory writable by this user, or choose another with REKEY_HOME."
+              : undefined,
   });
 }
 

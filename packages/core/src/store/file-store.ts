@@ -308,6 +308,74 @@ export class FileStore implements CredentialStore {
   }
 
   /**
+   * Proves `audit.jsonl` can take the next entry: its last line is whole, and it opens for
+   * appending. A torn last line (a crash mid-append) is copied to `audit.jsonl.torn-<time>`
+   * (0600, fsynced) and only then cut from the log, so nothing is deleted; the caller audits
+   * the repair. A crash between the two leaves both, and the next call copies it again.
+   *
+   * @throws RekeyError STORE_CORRUPT (an earlier line is unreadable); STORE_UNAVAILABLE.
+   */
+  async prepareAudit(): Promise<{ movedAside?: string }> {
+    this.assertOpen();
+    await ensurePrivateDir(this.dir);
+    // The common case without the store's write lock (every rotation asks, and lock traffic
+    // slows the readers that share it): a whole last line and a log that opens for appending.
+    // An append in flight can look torn from here: the lock decides before anything is moved.
+    const tail = await this.readPrivateFileTail(this.auditPath, AUDIT_TAIL_BYTES);
+    if (tail === undefined || tail.text.length === 0 || tail.text.endsWith("\n")) {
+      await this.assertAppendable();
+      return {};
+    }
+    return this.withWriteLock(async () => {
+      const tail = await this.readPrivateFileTail(this.auditPath, AUDIT_TAIL_BYTES);
+      let movedAside: string | undefined;
+      if (tail !== undefined && tail.text.length > 0 && !tail.text.endsWith("\n")) {
+        const cut = tail.text.lastIndexOf("\n");
+        if (cut < 0 && !tail.whole) {
+          throw new RekeyError("STORE_CORRUPT", `${this.auditPath} ends with an unreadable line`, {
+            hint: "Inspect the end of the audit log; rekey will not append after it.",
+          });
+        }
+        const torn = tail.text.slice(cut + 1);
+        const tornBytes = Buffer.byteLength(torn, "utf8");
+        movedAside = `${this.auditPath}.torn-${new Date(this.clock.now()).toISOString().replace(/[:.]/g, "-")}`;
+        await writeFileAtomic(movedAside, torn);
+        try {
+          const handle = await openNoFollow(this.auditPath, constants.O_WRONLY);
+          try {
+            const size = (await handle.stat()).size;
+            await handle.truncate(size - tornBytes);
+            await handle.sync();
+          } finally {
+            await handle.close();
+          }
+        } catch (error) {
+          if (error instanceof RekeyError) throw error;
+          throw storeUnavailable("repair", this.auditPath, error);
+        }
+      }
+      // Whole lines now: the last one must be an entry the next append can chain to.
+      await this.readLastAuditEntry();
+      await this.assertAppendable();
+      return movedAside === undefined ? {} : { movedAside };
+    });
+  }
+
+  /** The audit log opens for appending (created if missing). */
+  private async assertAppendable(): Promise<void> {
+    try {
+      const handle = await openNoFollow(
+        this.auditPath,
+        constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT,
+      );
+      await handle.close();
+    } catch (error) {
+      if (error instanceof RekeyError) throw error;
+      throw storeUnavailable("append to", this.auditPath, error);
+    }
+  }
+
+  /**
    * Every audit entry, oldest first (not verified: see `verifyAuditChain`).
    *
    * @throws RekeyError STORE_CORRUPT (a line is not an audit entry); STORE_UNAVAILABLE.

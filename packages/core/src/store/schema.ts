@@ -55,6 +55,17 @@ export const rotationIntentSchema = z.strictObject({
   startedAt: isoUtc,
   phase: z.enum(["requested", "stored"]),
   surface,
+  reserve: z.string().max(8192).optional(),
+});
+
+/** Schema of a KeyLostRecord. */
+export const keyLostRecordSchema = z.strictObject({
+  requestId: nonEmpty,
+  oldFingerprint: nonEmpty,
+  lostAt: isoUtc,
+  recovery: z.string(),
+  surface,
+  audited: z.boolean(),
 });
 
 /**
@@ -93,6 +104,7 @@ export const principalRecordSchema = z
     cooldownUntil: isoUtc.optional(),
     intent: rotationIntentSchema.optional(),
     alternates: z.array(z.strictObject({ ...keyFields, profile: z.string() })).optional(),
+    keyLost: keyLostRecordSchema.optional(),
     deliveries: z.array(deliveryTargetSchema).max(64).optional(),
     policy: rotationPolicySchema.optional(),
   })
@@ -114,6 +126,7 @@ export const idempotencyRecordSchema = z.strictObject({
   expiresAt: isoUtc,
   status: z.number().int().min(100).max(599),
   body: z.json(),
+  pendingRequestId: nonEmpty.optional(),
 });
 
 /** Schema of a Profile: a view naming records, holding no key. */
@@ -160,6 +173,8 @@ export const auditEntrySchema = z.strictObject({
     "forget",
     "migrate",
     "repoint",
+    "acknowledge",
+    "repair",
     "deliver",
   ]),
   outcome: z.enum(["success", "failure", "recovered", "not_rotated", "key_lost", "pending"]),

@@ -95,6 +95,26 @@ export interface PrincipalRecord {
   deliveries?: DeliveryTarget[];
   /** When this principal's key is rotated by `rekey rotate --due` and the scheduler. */
   policy?: RotationPolicy;
+  /**
+   * A key the faucet invalidated while its successor never reached the store: shown by every
+   * status until a new key is stored (recover, rotate as its operator, rescue import) or the
+   * loss is acknowledged. Written in the same update that drops the dead key.
+   */
+  keyLost?: KeyLostRecord;
+}
+
+/** A durable record of a lost key: what, when, and the way back. */
+export interface KeyLostRecord {
+  /** The rotation that lost it. */
+  requestId: string;
+  oldFingerprint: string;
+  /** ISO-8601 UTC. */
+  lostAt: string;
+  /** How to get back in, for a person. */
+  recovery: string;
+  surface: Surface;
+  /** Whether the `key_lost` audit entry is written; whoever finds it false writes it. */
+  audited: boolean;
 }
 
 /** A principal record that holds a key. */
@@ -117,6 +137,11 @@ export interface RotationIntent {
   /** `requested`: upstream called, new key not yet stored. `stored`: stored, not yet verified. */
   phase: "requested" | "stored";
   surface: Surface;
+  /**
+   * Padding written with the journal entry and dropped when the key is stored, so the journal
+   * write needs at least the space of the final document: a store that takes it takes the key.
+   */
+  reserve?: string;
 }
 
 /** A remembered reply for an idempotency key (HTTP `Idempotency-Key`), held 24 hours. */
@@ -129,6 +154,11 @@ export interface IdempotencyRecord {
   expiresAt: string;
   status: number;
   body: unknown;
+  /**
+   * Set while the request runs: the `request_id` of its rotation. A retry after a crash finds
+   * it and asks for that rotation again (which returns it, once journaled or done).
+   */
+  pendingRequestId?: string;
 }
 
 /**
@@ -230,6 +260,8 @@ export interface AuditEntry {
     | "forget"
     | "migrate"
     | "repoint"
+    | "acknowledge"
+    | "repair"
     | "deliver";
   /** For `deliver`: `pending` when a delivery starts, then `success` or `failure`. */
   outcome: "success" | "failure" | "recovered" | "not_rotated" | "key_lost" | "pending";
@@ -285,6 +317,14 @@ export interface CredentialStore {
   watch(listener: () => void): () => void;
   /** @throws RekeyError STORE_UNAVAILABLE when a write would fail (read-only dir, full disk...). */
   checkWritable(): Promise<void>;
+  /**
+   * Proves the audit log can take the next entry, before a rotation calls the faucet. A log
+   * whose last line is torn (a crash mid-append) is repaired: the torn bytes are moved aside
+   * intact to the returned path (never deleted), and the caller audits the repair. Stores whose
+   * appends are transactional (PostgreSQL, memory) may omit it; `checkWritable` covers them.
+   * @throws RekeyError STORE_UNAVAILABLE / STORE_CORRUPT when no entry can be appended.
+   */
+  prepareAudit?(): Promise<{ movedAside?: string }>;
   health(): Promise<StoreHealth>;
   close(): Promise<void>;
 }
