@@ -20,6 +20,7 @@ const SOURCES = [
   "fingerprint.ts",
   "delivery/target-schema.ts",
   "store/types.ts",
+  "store/json-value.ts",
   "store/schema.ts",
   "store/record-ids.ts",
   "store/migrations/v1-to-v2.ts",

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { deliveryTargetSchema } from "../delivery/target-schema.js";
 import { RekeyError } from "../errors.js";
+import { jsonValueSchema } from "./json-value.js";
 import { migrateV1ToV2, storeDataV1Schema } from "./migrations/v1-to-v2.js";
 import { isFiledUnderOwnId, RECORD_PRINCIPAL_PATTERN } from "./record-ids.js";
 import { type AuditEntry, STORE_SCHEMA_VERSION, type StoreData } from "./types.js";
@@ -125,7 +126,7 @@ export const idempotencyRecordSchema = z.strictObject({
   createdAt: isoUtc,
   expiresAt: isoUtc,
   status: z.number().int().min(100).max(599),
-  body: z.json(),
+  body: jsonValueSchema,
   pendingRequestId: nonEmpty.optional(),
 });
 

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { RekeyError } from "../../errors.js";
+import { jsonValueSchema } from "../json-value.js";
 import { faucetIdOf, operatorRecordPrincipal, recordIdOf, scopePrefix } from "../record-ids.js";
 import type { PrincipalRecord, Profile, RotationIntent, StoreData } from "../types.js";
 
@@ -48,7 +49,7 @@ const v1Idempotency = z.strictObject({
   createdAt: isoUtc,
   expiresAt: isoUtc,
   status: z.number().int().min(100).max(599),
-  body: z.json(),
+  body: jsonValueSchema,
 });
 const v1Profile = z.strictObject({
   baseUrl: z.url(),
