@@ -48,6 +48,12 @@ export type Replay = { kind: "events"; events: HubEvent[] } | { kind: "resync"; 
 
 export interface EventHub {
   subscribe(subscriber: HubSubscriber): () => void;
+  /**
+   * Resolves once the hub knows where the audit log ends (read when the first stream
+   * subscribes): every entry appended after that reaches the streams. A stream awaits it
+   * before it answers, so nothing a client does after connecting can fall before that point.
+   */
+  ready(): Promise<void>;
   /** Sends a live event (no id: it is not in the audit log) to every stream allowed to see it. */
   publish(event: Omit<HubEvent, "id" | "seq">): void;
   /** The events after `lastEventId`. */
@@ -130,6 +136,8 @@ export function createEventHub(options: EventHubOptions): EventHub {
   const cooldownTimers = new Map<string, NodeJS.Timeout>();
   // Looks run one after another, so that an entry is sent once and in order.
   let looking: Promise<void> = Promise.resolve();
+  /** The first look after `start`, which reads where the log ends. */
+  let baseline: Promise<void> = Promise.resolve();
 
   const send = (event: HubEvent) => {
     for (const subscriber of [...subscribers]) subscriber.event(event);
@@ -230,7 +238,7 @@ export function createEventHub(options: EventHubOptions): EventHub {
     unwatch = store.watch(onStoreChange);
     poll = setInterval(() => void look(false), options.pollMs ?? DEFAULT_POLL_MS);
     poll.unref();
-    void look(true);
+    baseline = look(true);
   };
 
   const stop = () => {
@@ -250,6 +258,9 @@ export function createEventHub(options: EventHubOptions): EventHub {
       return () => {
         if (subscribers.delete(subscriber) && subscribers.size === 0) stop();
       };
+    },
+    ready() {
+      return baseline;
     },
     publish(event) {
       send(event);

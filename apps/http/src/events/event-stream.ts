@@ -140,6 +140,7 @@ export function createEventStreams(
 
       let replayed: HubEvent[] = [];
       try {
+        await hub.ready();
         if (lastEventId !== undefined && lastEventId !== "") {
           const replay = await hub.replay(lastEventId);
           replayed = replay.kind === "events" ? replay.events : [replay.event];
