@@ -100,7 +100,7 @@ const profile = fc.record(
 );
 
 const storeData = fc.record({
-  schemaVersion: fc.constant(2 as const),
+  schemaVersion: fc.constant(3 as const),
   principals: fc
     .array(record, { maxLength: 4 })
     .map((records) =>

@@ -8,6 +8,20 @@ import { type Clock, systemClock } from "../clock.js";
 import { RekeyError } from "../errors.js";
 import { chainAuditEntry } from "./audit-chain.js";
 import {
+  countClearKeys,
+  GENERATED_KEY_FILE,
+  holdsSealedKeys,
+  isSealedBackup,
+  type KeyRing,
+  loadConfiguredMasterKey,
+  loadGeneratedKeyFile,
+  type MasterKey,
+  type MasterKeyEnv,
+  newStoreId,
+  RecordSealer,
+  sealBackup,
+} from "./encryption/index.js";
+import {
   assertPrivate,
   assertPrivateDir,
   DIR_MODE,
@@ -41,6 +55,7 @@ import {
   type ReadOptions,
   STORE_SCHEMA_VERSION,
   type StoreData,
+  type StoreEncryption,
   type StoreHealth,
   type StoreLock,
   type StoreSnapshot,
@@ -50,8 +65,13 @@ import {
  * The default store: files in a private directory.
  *
  * Layout of the directory (0700, files 0600):
- * - `credentials.json`: `{ "version": n, "data": StoreData }`. `version` counts successful
- *   writes (compare-and-set compares it); `data.schemaVersion` is the format of `data`.
+ * - `credentials.json`: `{ "version": n, "sealing": { "storeId": id }, "data": StoreData }`.
+ *   `version` counts successful writes (compare-and-set compares it); `data.schemaVersion` is
+ *   the format of `data`; from schema 3 every key in it is sealed (see `encryption/`), bound
+ *   to `storeId`.
+ * - `master.key`: the master key, generated on first write when no REKEY_MASTER_KEY,
+ *   REKEY_MASTER_KEY_FILE or REKEY_MASTER_KEY_CMD is set (a copy of `credentials.json`
+ *   without it is useless).
  * - `audit.jsonl`: one hash-chained AuditEntry a line, append-only.
  * - `.store.lock`: proper-lockfile's lock held for the few milliseconds of a write.
  * - `locks/<name>-<hash>.lock`: the named rotation locks.
@@ -85,10 +105,16 @@ export interface FileStoreOptions {
   /** The store directory; wins over `env`. */
   dir?: string;
   /**
-   * Read for REKEY_HOME / XDG_CONFIG_HOME / HOME when `dir` is absent. Defaults to none (so
-   * `~/.config/rekey`): composition roots pass `process.env`.
+   * Read for REKEY_HOME / XDG_CONFIG_HOME / HOME when `dir` is absent, and for the master key
+   * (REKEY_MASTER_KEY, REKEY_MASTER_KEY_FILE, REKEY_MASTER_KEY_CMD; none: the store's own
+   * `master.key`). Defaults to none (so `~/.config/rekey`): composition roots pass `process.env`.
    */
-  env?: StoreDirEnv;
+  env?: StoreDirEnv & MasterKeyEnv;
+  /**
+   * Further master keys that open (never seal) what the store holds: the old key while
+   * `rekeyMaster` moves a store to a new one.
+   */
+  previousMasterKeys?: readonly MasterKey[];
   /** Ages leftover temp files in `health()`. */
   clock?: Clock;
   /** How long to wait for the store-wide write lock before STORE_UNAVAILABLE. Default 10 s. */
@@ -101,6 +127,7 @@ export interface FileStoreOptions {
 
 const envelopeSchema = z.strictObject({
   version: z.number().int().positive(),
+  sealing: z.strictObject({ storeId: z.string().min(1).max(100) }).optional(),
   data: z.unknown(),
 });
 
@@ -140,8 +167,21 @@ export class FileStore implements CredentialStore {
   private closed = false;
   /** The last parse of credentials.json, the file it came from, and when it was last confirmed. */
   private parsed:
-    | { identity: string; snapshot: StoreSnapshot; checkedAt: number; fileSchemaVersion: number }
+    | {
+        identity: string;
+        snapshot: StoreSnapshot;
+        checkedAt: number;
+        fileSchemaVersion: number;
+        storeId: string | undefined;
+      }
     | undefined;
+  /** The master key's file when no source is configured. */
+  readonly keyFilePath: string;
+  private readonly keyEnv: MasterKeyEnv;
+  private readonly previousMasterKeys: readonly MasterKey[];
+  private keyring: KeyRing | undefined;
+  /** Seals and opens this store's records (one store id), remembering what it did. */
+  private sealer: RecordSealer | undefined;
   /** Counts this handle's writes: a parse that raced one is not kept. */
   private writes = 0;
 
@@ -150,6 +190,9 @@ export class FileStore implements CredentialStore {
       options.dir === undefined ? resolveStoreDir(options.env ?? {}) : resolve(options.dir);
     this.credentialsPath = join(this.dir, CREDENTIALS_FILE);
     this.auditPath = join(this.dir, AUDIT_FILE);
+    this.keyFilePath = join(this.dir, GENERATED_KEY_FILE);
+    this.keyEnv = options.env ?? {};
+    this.previousMasterKeys = options.previousMasterKeys ?? [];
     this.location = this.credentialsPath;
     this.clock = options.clock ?? systemClock;
     this.writeLockWaitMs = options.writeLockWaitMs ?? 10_000;
@@ -187,14 +230,18 @@ export class FileStore implements CredentialStore {
     this.assertOpen();
     const validated = assertWritableStoreData(data);
     await ensurePrivateDir(this.dir);
+    // The key exists, durably, before anything is sealed under it.
+    const keyring = await this.loadKeyring(true);
     const result = await this.withWriteLock(async (held): Promise<CompareAndSetResult> => {
       const {
         snapshot: current,
         identity,
         fileSchemaVersion,
+        storeId,
       } = await this.readSnapshotWithIdentity(false);
       if (current.version !== expectedVersion) return { ok: false, current };
-      if (fileSchemaVersion < STORE_SCHEMA_VERSION) await this.backUpOlderSchema();
+      const sealer = this.sealerFor(storeId ?? newStoreId(), keyring);
+      if (fileSchemaVersion < STORE_SCHEMA_VERSION) await this.backUpOlderSchema(sealer);
       // A copy: the caller keeps its own `data` to change as it likes.
       const next = deepFreeze({ version: current.version + 1, data: frozenCopy(validated) });
       // The write lock goes to another process if this one stalls past its staleness (a
@@ -205,7 +252,11 @@ export class FileStore implements CredentialStore {
         !held.compromised && currentIdentity(this.credentialsPath) === identity;
       let written: boolean;
       try {
-        written = await writeFileAtomic(this.credentialsPath, serializeSnapshot(next), unchanged);
+        written = await writeFileAtomic(
+          this.credentialsPath,
+          serializeSnapshot(next, sealer),
+          unchanged,
+        );
       } finally {
         // Even after a failed write (the rename may have happened): a read with maxAgeMs must
         // not answer from the old parse once this handle has written.
@@ -222,6 +273,7 @@ export class FileStore implements CredentialStore {
           snapshot: next,
           checkedAt: this.clock.now(),
           fileSchemaVersion: STORE_SCHEMA_VERSION,
+          storeId: sealer.storeId,
         };
       }
       return { ok: true, snapshot: next };
@@ -369,7 +421,89 @@ export class FileStore implements CredentialStore {
       problems.push(...(await this.leftoverTempFiles()));
     }
     if (this.closed) problems.push("the store is closed");
-    return { ok: problems.length === 0, kind: this.kind, location: this.location, problems };
+    const encryption = await this.encryptionState().catch(() => undefined);
+    if (encryption?.state === "clear") {
+      problems.push(
+        `${this.credentialsPath} holds ${encryption.clearKeys} key(s) in clear (the next write seals them)`,
+      );
+    }
+    return {
+      ok: problems.length === 0,
+      kind: this.kind,
+      location: this.location,
+      problems,
+      ...(encryption === undefined ? {} : { encryption }),
+    };
+  }
+
+  /**
+   * Whether every key in the file is sealed, and under which master key. Key-free.
+   * @throws RekeyError STORE_UNAVAILABLE (unreadable).
+   */
+  async encryptionState(): Promise<StoreEncryption> {
+    const text = await this.readPrivateFile(this.credentialsPath);
+    const keyring = this.keyring;
+    const source =
+      keyring === undefined
+        ? undefined
+        : { keyId: keyring.current.id, keySource: keyring.current.source };
+    if (text === undefined) return { state: "encrypted", clearKeys: 0, ...source };
+    let raw: { data?: { principals?: Record<string, unknown> } } = {};
+    try {
+      raw = JSON.parse(text) as typeof raw;
+    } catch {
+      // Unreadable: health reports it as STORE_CORRUPT; nothing to count here.
+    }
+    const clearKeys = countClearKeys(Object.values(raw.data?.principals ?? {}));
+    return { state: clearKeys === 0 ? "encrypted" : "clear", clearKeys, ...source };
+  }
+
+  /**
+   * The master keys this store seals and opens with: the configured source, else its own
+   * `master.key` (created when `create` is set and it is missing). Undefined when there is
+   * none and `create` is not set. Once found, kept for the handle's life.
+   *
+   * @throws RekeyError STORE_LOCKED (a source set but broken: a truncated key file, a failing
+   *   command...); STORE_UNAVAILABLE (the key file cannot be created).
+   */
+  private async loadKeyring(create: true): Promise<KeyRing>;
+  private async loadKeyring(create: boolean): Promise<KeyRing | undefined>;
+  private async loadKeyring(create: boolean): Promise<KeyRing | undefined> {
+    if (this.keyring !== undefined) return this.keyring;
+    const configured = await loadConfiguredMasterKey(this.keyEnv);
+    // With a source configured, a `master.key` left from before still opens what it sealed:
+    // the next write seals everything under the configured key.
+    const ownKey = await loadGeneratedKeyFile(this.keyFilePath, create && configured === undefined);
+    const current = configured ?? ownKey;
+    if (current === undefined) return undefined;
+    const accepted = [current, ...this.previousMasterKeys];
+    if (ownKey !== undefined && ownKey.id !== current.id) accepted.push(ownKey);
+    this.keyring = { current, accepted };
+    return this.keyring;
+  }
+
+  /** The sealer of store `storeId` under `keyring`, kept while the store id stays the same. */
+  private sealerFor(storeId: string, keyring: KeyRing): RecordSealer {
+    if (this.sealer?.storeId !== storeId || this.sealer.keyring !== keyring) {
+      this.sealer = new RecordSealer(storeId, keyring, this.credentialsPath);
+    }
+    return this.sealer;
+  }
+
+  /** What a sealed file needs to be opened: the sealer, or STORE_LOCKED without a key. */
+  private openerFor(keyring: KeyRing | undefined): (storeId: string) => RecordSealer {
+    return (storeId) => {
+      if (keyring === undefined) {
+        throw new RekeyError(
+          "STORE_LOCKED",
+          `${this.credentialsPath} is encrypted and no master key was given: REKEY_MASTER_KEY, REKEY_MASTER_KEY_FILE and REKEY_MASTER_KEY_CMD are unset and ${this.keyFilePath} does not exist`,
+          {
+            hint: `Restore ${this.keyFilePath} from where you keep it, or give the store's master key (REKEY_MASTER_KEY, REKEY_MASTER_KEY_FILE or REKEY_MASTER_KEY_CMD). Nothing was changed.`,
+          },
+        );
+      }
+      return this.sealerFor(storeId, keyring);
+    };
   }
 
   /** Stops watching and releases every lock this store holds. Safe to call twice. */
@@ -473,9 +607,12 @@ export class FileStore implements CredentialStore {
    * of an older schema is migrated on disk first (backup kept) when `migrate` is set; callers
    * already holding the write lock pass false and write the migrated data themselves.
    */
-  private async readSnapshotWithIdentity(
-    migrate = true,
-  ): Promise<{ snapshot: StoreSnapshot; identity: string; fileSchemaVersion: number }> {
+  private async readSnapshotWithIdentity(migrate = true): Promise<{
+    snapshot: StoreSnapshot;
+    identity: string;
+    fileSchemaVersion: number;
+    storeId: string | undefined;
+  }> {
     const cached = this.parsed;
     if (cached) {
       // A synchronous stat of one local file takes microseconds; the async one hops through
@@ -492,6 +629,7 @@ export class FileStore implements CredentialStore {
           snapshot: cached.snapshot,
           identity: cached.identity,
           fileSchemaVersion: cached.fileSchemaVersion,
+          storeId: cached.storeId,
         };
       }
     }
@@ -503,9 +641,15 @@ export class FileStore implements CredentialStore {
         snapshot: EMPTY_SNAPSHOT,
         identity: ABSENT,
         fileSchemaVersion: STORE_SCHEMA_VERSION,
+        storeId: undefined,
       };
     }
-    const parsed = parseCredentialsDocument(read.text, this.credentialsPath);
+    const keyring = await this.loadKeyring(false);
+    const parsed = parseCredentialsDocument(
+      read.text,
+      this.credentialsPath,
+      this.openerFor(keyring),
+    );
     if (migrate && parsed.fileSchemaVersion < STORE_SCHEMA_VERSION) {
       const migrated = await this.migrateOnDisk().catch(() => false);
       // Migrated (by us or a racing process): read the new file. A store that cannot be
@@ -520,9 +664,15 @@ export class FileStore implements CredentialStore {
         snapshot,
         checkedAt: this.clock.now(),
         fileSchemaVersion: parsed.fileSchemaVersion,
+        storeId: parsed.storeId,
       };
     }
-    return { snapshot, identity: read.identity, fileSchemaVersion: parsed.fileSchemaVersion };
+    return {
+      snapshot,
+      identity: read.identity,
+      fileSchemaVersion: parsed.fileSchemaVersion,
+      storeId: parsed.storeId,
+    };
   }
 
   /**
@@ -531,17 +681,27 @@ export class FileStore implements CredentialStore {
    * kept beside it (`credentials.schema-N.json`, 0600). True when the file is current after.
    */
   private async migrateOnDisk(): Promise<boolean> {
+    const keyring = await this.loadKeyring(true);
     const done = await this.withWriteLock(async (held) => {
       const read = await this.readPrivateFileWithIdentity(this.credentialsPath);
       if (read === undefined) return true;
-      const parsed = parseCredentialsDocument(read.text, this.credentialsPath);
+      const parsed = parseCredentialsDocument(
+        read.text,
+        this.credentialsPath,
+        this.openerFor(keyring),
+      );
       if (parsed.fileSchemaVersion >= STORE_SCHEMA_VERSION) return true;
-      await this.backUpOlderSchema(read.text, parsed.fileSchemaVersion);
+      const sealer = this.sealerFor(newStoreId(), keyring);
+      await this.backUpOlderSchema(sealer, read.text, parsed.fileSchemaVersion);
       const next = { version: parsed.snapshot.version + 1, data: parsed.snapshot.data };
       const unchanged = () =>
         !held.compromised && currentIdentity(this.credentialsPath) === read.identity;
       try {
-        return await writeFileAtomic(this.credentialsPath, serializeSnapshot(next), unchanged);
+        return await writeFileAtomic(
+          this.credentialsPath,
+          serializeSnapshot(next, sealer),
+          unchanged,
+        );
       } finally {
         this.forgetParse();
       }
@@ -551,10 +711,16 @@ export class FileStore implements CredentialStore {
   }
 
   /**
-   * Keeps the current file as `credentials.schema-N.json` before it is first written in a newer
-   * schema (an existing backup is the same original: it is kept). Caller holds the write lock.
+   * Keeps the current file as `credentials.schema-N.json`, sealed (see `sealBackup`), before it
+   * is first written in a newer schema (an existing backup of the same original is kept), and
+   * seals the backups earlier migrations left in clear. Caller holds the write lock.
    */
-  private async backUpOlderSchema(text?: string, schemaVersion?: number): Promise<void> {
+  private async backUpOlderSchema(
+    sealer: RecordSealer,
+    text?: string,
+    schemaVersion?: number,
+  ): Promise<void> {
+    await this.sealClearBackups(sealer);
     let original = text;
     let version = schemaVersion;
     if (original === undefined || version === undefined) {
@@ -566,16 +732,36 @@ export class FileStore implements CredentialStore {
     if (version >= STORE_SCHEMA_VERSION) return;
     // A backup of the same original (an earlier attempt's) is kept; any other file by that name
     // (an older backup, something restored) is never replaced nor taken for this one.
-    let backup = join(this.dir, `credentials.schema-${version}.json`);
-    const existing = await this.readPrivateFile(backup).catch(() => null);
+    let name = `credentials.schema-${version}.json`;
+    const existing = await this.readPrivateFile(join(this.dir, name)).catch(() => null);
     if (existing === original) return;
     if (existing !== undefined) {
-      backup = join(
-        this.dir,
-        `credentials.schema-${version}.${randomBytes(4).toString("hex")}.json`,
+      name = `credentials.schema-${version}.${randomBytes(4).toString("hex")}.json`;
+    }
+    await writeFileAtomic(
+      join(this.dir, name),
+      sealBackup(original, sealer.keyring.current, sealer.storeId, name),
+      () => true,
+    );
+  }
+
+  /**
+   * Seals, in place, backups of older schemas that hold keys in clear (an earlier rekey's
+   * migration kept `credentials.schema-1.json` as it was). Caller holds the write lock.
+   */
+  private async sealClearBackups(sealer: RecordSealer): Promise<void> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    for (const name of names) {
+      if (!/^credentials\.schema-\d+(\.[0-9a-f]{8})?\.json$/.test(name)) continue;
+      const path = join(this.dir, name);
+      const text = await this.readPrivateFile(path).catch(() => undefined);
+      if (text === undefined || isSealedBackup(text) || !isStoreDocument(text)) continue;
+      await writeFileAtomic(
+        path,
+        sealBackup(text, sealer.keyring.current, sealer.storeId, name),
+        () => true,
       );
     }
-    await writeFileAtomic(backup, original, () => true);
   }
 
   private forgetParse(): void {
@@ -661,10 +847,7 @@ export class FileStore implements CredentialStore {
   }
 }
 
-/**
- * The `"id":{...}` text of each entry written before, by record: a record is frozen, so its
- * text never changes, and it sits under one id.
- */
+/** The `"id":{...}` text of an entry (not a principal record: those are sealed). */
 const entryTexts = new WeakMap<object, { id: string; text: string }>();
 
 function entryText(id: string, record: unknown): string {
@@ -679,11 +862,11 @@ function entryText(id: string, record: unknown): string {
 }
 
 /**
- * The text of `credentials.json` for a snapshot: what `JSON.stringify` gives, built from each
- * entry's remembered text, so a write serialises only the records that changed (one agent's
- * rotation among a thousand stringifies one record, then joins the thousand texts).
+ * The text of `credentials.json` for a snapshot, every key sealed by `sealer`: built from each
+ * entry's remembered text, so a write seals and serialises only the records that changed (one
+ * agent's rotation among a thousand seals one record, then joins the thousand texts).
  */
-function serializeSnapshot(snapshot: StoreSnapshot): string {
+function serializeSnapshot(snapshot: StoreSnapshot, sealer: RecordSealer): string {
   let fields = "";
   for (const [name, value] of Object.entries(snapshot.data)) {
     if (value === undefined) continue;
@@ -694,7 +877,11 @@ function serializeSnapshot(snapshot: StoreSnapshot): string {
       for (const id in map) {
         const record = map[id];
         if (record === undefined) continue;
-        text += text === "" ? entryText(id, record) : `,${entryText(id, record)}`;
+        const entry =
+          name === "principals"
+            ? `${JSON.stringify(id)}:${sealer.sealedJson(id, record as object)}`
+            : entryText(id, record);
+        text += text === "" ? entry : `,${entry}`;
       }
       text = `{${text}}`;
     } else {
@@ -702,7 +889,17 @@ function serializeSnapshot(snapshot: StoreSnapshot): string {
     }
     fields += `${fields === "" ? "" : ","}${JSON.stringify(name)}:${text}`;
   }
-  return `{"version":${snapshot.version},"data":{${fields}}}\n`;
+  const sealing = JSON.stringify({ storeId: sealer.storeId });
+  return `{"version":${snapshot.version},"sealing":${sealing},"data":{${fields}}}\n`;
+}
+
+/** True when `text` is a store file (of any schema): a backup holding keys. Throws nothing. */
+function isStoreDocument(text: string): boolean {
+  try {
+    return envelopeSchema.safeParse(JSON.parse(text)).success;
+  } catch {
+    return false;
+  }
 }
 
 /** How much of the audit log's end an append reads: far more than one entry. */
@@ -748,20 +945,28 @@ async function storeDirStats(dir: string): Promise<Stats | undefined> {
  *
  * @throws RekeyError STORE_CORRUPT naming the file and where it is wrong, never its content.
  */
-export function parseCredentials(text: string, path: string): StoreSnapshot {
-  return parseCredentialsDocument(text, path).snapshot;
+export function parseCredentials(
+  text: string,
+  path: string,
+  opener?: (storeId: string) => RecordSealer,
+): StoreSnapshot {
+  return parseCredentialsDocument(text, path, opener).snapshot;
 }
 
 /**
- * Parses `credentials.json` text, migrating an older schema in memory, and says which schema
- * version the file itself holds.
+ * Parses `credentials.json` text, opening its sealed keys with the sealer `opener` gives for
+ * the file's store id, migrating an older schema in memory, and says which schema version the
+ * file itself holds and its store id. The snapshot comes back frozen.
  *
- * @throws RekeyError STORE_CORRUPT naming the file and where it is wrong, never its content.
+ * @throws RekeyError STORE_CORRUPT naming the file and where it is wrong, never its content
+ *   (a sealed key that does not decrypt too); STORE_LOCKED (sealed, and no key or the wrong
+ *   one: from `opener` or the sealer).
  */
 export function parseCredentialsDocument(
   text: string,
   path: string,
-): { snapshot: StoreSnapshot; fileSchemaVersion: number } {
+  opener?: (storeId: string) => RecordSealer,
+): { snapshot: StoreSnapshot; fileSchemaVersion: number; storeId: string | undefined } {
   const corrupt = (what: string) =>
     new RekeyError("STORE_CORRUPT", `${path} ${what}`, {
       hint: "Restore it from a backup; rekey will not read it as empty or overwrite it.",
@@ -779,11 +984,46 @@ export function parseCredentialsDocument(
   if (!envelope.success) {
     throw corrupt(`is not a rekey store file at ${describeIssues(envelope.error)}`);
   }
-  const data = migrateStoreData(envelope.data.data, path);
-  const stated = (envelope.data.data as { schemaVersion?: unknown }).schemaVersion;
+  const stated = (envelope.data.data as { schemaVersion?: unknown } | null)?.schemaVersion;
+  const fileSchemaVersion = typeof stated === "number" ? stated : STORE_SCHEMA_VERSION;
+  const storeId = envelope.data.sealing?.storeId;
+  let document = envelope.data.data;
+  let sealer: RecordSealer | undefined;
+  let storedRecords: Record<string, unknown> | undefined;
+  if (fileSchemaVersion >= 3 && fileSchemaVersion <= STORE_SCHEMA_VERSION) {
+    if (storeId === undefined) throw corrupt("is encrypted (schema 3) but names no store id");
+    const principals = (document as { principals?: unknown }).principals;
+    if (
+      typeof principals === "object" &&
+      principals !== null &&
+      !Array.isArray(principals) &&
+      holdsSealedKeys(Object.values(principals))
+    ) {
+      sealer = opener?.(storeId);
+      if (sealer === undefined) {
+        throw new RekeyError("STORE_LOCKED", `${path} is encrypted and no master key was given`);
+      }
+      const open = sealer;
+      storedRecords = principals as Record<string, unknown>;
+      const opened = Object.fromEntries(
+        Object.entries(storedRecords).map(([id, record]) => [id, open.openRecord(id, record)]),
+      );
+      document = { ...(document as object), principals: opened };
+    }
+  }
+  const data = deepFreeze(migrateStoreData(document, path));
+  if (sealer !== undefined && storedRecords !== undefined) {
+    for (const [id, record] of Object.entries(data.principals)) {
+      const stored = storedRecords[id];
+      if (typeof stored === "object" && stored !== null) {
+        sealer.remember(record, stored as Record<string, unknown>);
+      }
+    }
+  }
   return {
     snapshot: { version: envelope.data.version, data },
-    fileSchemaVersion: typeof stated === "number" ? stated : STORE_SCHEMA_VERSION,
+    fileSchemaVersion,
+    storeId,
   };
 }
 
