@@ -16,6 +16,25 @@ export {
   resolveStoreDir,
   type StoreDirEnv,
 } from "./file-store.js";
+export {
+  countClearKeys,
+  explicitKeySource,
+  formatMasterKey,
+  holdsSealedKeys,
+  isSealedBackup,
+  type KeyRing,
+  keyIdOf,
+  loadConfiguredMasterKey,
+  type MasterKey,
+  type MasterKeyEnv,
+  newStoreId,
+  openSealedBackup,
+  parseMasterKey,
+  RecordSealer,
+  readKeyFile,
+  sealBackup,
+  sealedKeyId,
+} from "./encryption/index.js";
 export { deepFreeze, frozenCopy } from "./freeze.js";
 export { createMemoryStore, MemoryStore, type MemoryStoreOptions } from "./memory-store.js";
 export {

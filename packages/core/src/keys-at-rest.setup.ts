@@ -1,0 +1,50 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, expect } from "vitest";
+import { FileStore } from "./store/file-store.js";
+
+/**
+ * Runs around every core test: after each write through a file store, and when it closes,
+ * no file of the store directory (credentials, audit log, backups) may hold a raw faucet key
+ * or recovery code. Whatever a test does, its keys are at rest only sealed.
+ */
+const RAW_KEY = /\blfr?_[A-Za-z0-9_-]{43}\b/;
+const found: string[] = [];
+
+function scan(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    let text: string;
+    try {
+      text = readFileSync(join(dir, name), "utf8");
+    } catch {
+      continue;
+    }
+    if (RAW_KEY.test(text)) found.push(join(dir, name));
+  }
+}
+
+for (const method of ["compareAndSet", "appendAudit", "close"] as const) {
+  const original = FileStore.prototype[method] as (...args: unknown[]) => Promise<unknown>;
+  Object.defineProperty(FileStore.prototype, method, {
+    configurable: true,
+    writable: true,
+    value: async function (this: FileStore, ...args: unknown[]) {
+      try {
+        return await original.apply(this, args);
+      } finally {
+        scan(this.dir);
+      }
+    },
+  });
+}
+
+afterEach(() => {
+  const files = found.splice(0);
+  expect(files, "a raw key was found at rest in a store file").toEqual([]);
+});
