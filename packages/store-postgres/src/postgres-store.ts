@@ -18,7 +18,7 @@ import {
   type MasterKeyEnv,
   migrateStoreData,
   type ReadOptions,
-  type RecordSealer,
+  RecordSealer,
   RekeyError,
   type StoreData,
   type StoreEncryption,
@@ -424,6 +424,48 @@ export class PostgresStore implements CredentialStore {
     }
     if (this.latest !== undefined && this.latest.snapshot.version > snapshot.version) return;
     this.latest = { snapshot, confirmedAt };
+  }
+
+  /**
+   * Seals every row again under `newKey`, one row at a time; the old key keeps opening rows
+   * until the last is done, and run again after a crash it seals what is left.
+   *
+   * @throws RekeyError CONFIG_INVALID ("generate": a PostgreSQL store keeps no key file);
+   *   STORE_LOCKED / STORE_CORRUPT (a row that does not open); STORE_UNAVAILABLE.
+   */
+  async resealUnder(
+    newKey: MasterKey | "generate",
+  ): Promise<{
+    keyId: string;
+    previousKeyId: string | undefined;
+    records: number;
+    keptAt: undefined;
+  }> {
+    this.assertOpen();
+    if (newKey === "generate") {
+      throw new RekeyError("CONFIG_INVALID", "A PostgreSQL store keeps no key file to generate", {
+        hint: "Give the new key: --new-key file:PATH or --new-key env:VARIABLE.",
+      });
+    }
+    await this.ensureSetUp();
+    const old = this.rowSealer();
+    const sealer = new RecordSealer(
+      old.storeId,
+      {
+        current: newKey,
+        accepted: [newKey, ...old.keyring.accepted.filter((key) => key.id !== newKey.id)],
+      },
+      this.location,
+    );
+    let records: number;
+    try {
+      records = await sealRows(this.pool, this.sql, sealer);
+    } catch (error) {
+      if (error instanceof RekeyError) throw error;
+      throw storeUnavailable("seal the keys of", this.location, error);
+    }
+    this.sealer = sealer;
+    return { keyId: newKey.id, previousKeyId: old.keyring.current.id, records, keptAt: undefined };
   }
 
   /** The sealer (set up by `ensureSetUp`, which every caller awaited first). */

@@ -4,7 +4,11 @@ import { join } from "node:path";
 import { type CredentialStore, createFileStore, isRekeyError, type StoreData } from "@rekey/core";
 import { sampleStoreData } from "@rekey/core/testing";
 import { createPostgresStore } from "@rekey/store-postgres";
-import { dropPostgresSchema, queryPostgres } from "@rekey/store-postgres/testing";
+import {
+  dropPostgresSchema,
+  queryPostgres,
+  TEST_MASTER_KEY_ENV,
+} from "@rekey/store-postgres/testing";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { BUDGET, SEED } from "./budget.js";
@@ -140,7 +144,7 @@ describe("store documents under generated content", () => {
       "are read as a store or refused as STORE_CORRUPT, and never overwritten",
       async () => {
         await dropPostgresSchema(url, schema);
-        const store = createPostgresStore({ url, schema });
+        const store = createPostgresStore({ url, schema, env: TEST_MASTER_KEY_ENV });
         const [recordId] = Object.keys(sampleStoreData("first").principals);
         try {
           await store.compareAndSet(0, sampleStoreData("first"));

@@ -33,6 +33,7 @@ import type {
   KeySource,
   ReadOptions,
   StoreData,
+  StoreHealth,
   Surface,
 } from "../store/types.js";
 import { type EngineContext, type EngineHooks, rotationLockName } from "./context.js";
@@ -1209,7 +1210,7 @@ export function createRekey(options: RekeyOptions): Rekey {
     },
 
     async health(): Promise<HealthReport> {
-      const storeHealth = await store.health().catch((error: unknown) => ({
+      const storeHealth: StoreHealth = await store.health().catch((error: unknown) => ({
         ok: false,
         kind: store.kind,
         location: store.location,
@@ -1241,6 +1242,7 @@ export function createRekey(options: RekeyOptions): Rekey {
           kind: storeHealth.kind,
           location: storeHealth.location,
           problems: storeHealth.problems,
+          ...(storeHealth.encryption === undefined ? {} : { encryption: storeHealth.encryption }),
         },
         upstream,
       };

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { type BigIntStats, constants, lstatSync, type Stats } from "node:fs";
-import { type FileHandle, lstat, mkdir, readdir } from "node:fs/promises";
+import { type FileHandle, lstat, mkdir, readdir, rename } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { z } from "zod";
@@ -9,6 +9,7 @@ import { RekeyError } from "../errors.js";
 import { chainAuditEntry } from "./audit-chain.js";
 import {
   countClearKeys,
+  explicitKeySource,
   GENERATED_KEY_FILE,
   holdsSealedKeys,
   isSealedBackup,
@@ -19,6 +20,7 @@ import {
   type MasterKeyEnv,
   newStoreId,
   RecordSealer,
+  readKeyFile,
   sealBackup,
 } from "./encryption/index.js";
 import {
@@ -33,6 +35,7 @@ import {
   probeWritable,
   removeOrphanTempFiles,
   storeUnavailable,
+  syncDir,
   writeFileAtomic,
 } from "./file-io.js";
 import { acquireFileLock, FileLockTimeout, type HeldFileLock } from "./file-lock.js";
@@ -177,6 +180,8 @@ export class FileStore implements CredentialStore {
     | undefined;
   /** The master key's file when no source is configured. */
   readonly keyFilePath: string;
+  /** The new key of a re-keying to a generated key, until the store is sealed under it. */
+  private readonly nextKeyFilePath: string;
   private readonly keyEnv: MasterKeyEnv;
   private readonly previousMasterKeys: readonly MasterKey[];
   private keyring: KeyRing | undefined;
@@ -191,6 +196,7 @@ export class FileStore implements CredentialStore {
     this.credentialsPath = join(this.dir, CREDENTIALS_FILE);
     this.auditPath = join(this.dir, AUDIT_FILE);
     this.keyFilePath = join(this.dir, GENERATED_KEY_FILE);
+    this.nextKeyFilePath = join(this.dir, `${GENERATED_KEY_FILE}.next`);
     this.keyEnv = options.env ?? {};
     this.previousMasterKeys = options.previousMasterKeys ?? [];
     this.location = this.credentialsPath;
@@ -474,10 +480,15 @@ export class FileStore implements CredentialStore {
     // With a source configured, a `master.key` left from before still opens what it sealed:
     // the next write seals everything under the configured key.
     const ownKey = await loadGeneratedKeyFile(this.keyFilePath, create && configured === undefined);
+    // A re-keying to a generated key that a crash interrupted: the store may be sealed under it.
+    const pendingKey = await readKeyFile(this.nextKeyFilePath);
     const current = configured ?? ownKey;
     if (current === undefined) return undefined;
     const accepted = [current, ...this.previousMasterKeys];
     if (ownKey !== undefined && ownKey.id !== current.id) accepted.push(ownKey);
+    if (pendingKey !== undefined && !accepted.some((key) => key.id === pendingKey.id)) {
+      accepted.push(pendingKey);
+    }
     this.keyring = { current, accepted };
     return this.keyring;
   }
@@ -503,6 +514,84 @@ export class FileStore implements CredentialStore {
         );
       }
       return this.sealerFor(storeId, keyring);
+    };
+  }
+
+  /**
+   * Seals every key again under `newKey`, in one atomic rewrite; "generate" makes a new key
+   * for the store's own `master.key` (kept as `master.key.next` until the rewrite is done,
+   * and accepted meanwhile, so a crash at any point leaves a store that opens; run again, it
+   * finishes with the same key).
+   *
+   * @throws RekeyError CONFIG_INVALID ("generate" with a configured key source);
+   *   STORE_LOCKED / STORE_CORRUPT (the store does not open); STORE_UNAVAILABLE.
+   */
+  async resealUnder(newKey: MasterKey | "generate"): Promise<{
+    keyId: string;
+    previousKeyId: string | undefined;
+    records: number;
+    keptAt: string | undefined;
+  }> {
+    this.assertOpen();
+    await ensurePrivateDir(this.dir);
+    const old = await this.loadKeyring(false);
+    let next: MasterKey;
+    if (newKey === "generate") {
+      if (explicitKeySource(this.keyEnv) !== undefined) {
+        throw new RekeyError(
+          "CONFIG_INVALID",
+          "--new-key generate is for a store keeping its own master.key; this one takes its key from the environment",
+          { hint: "Give the new key: --new-key file:PATH or --new-key env:VARIABLE." },
+        );
+      }
+      const generated = await loadGeneratedKeyFile(this.nextKeyFilePath, true);
+      if (generated === undefined) {
+        throw new RekeyError("STORE_UNAVAILABLE", `Cannot create ${this.nextKeyFilePath}`);
+      }
+      next = generated;
+    } else {
+      next = newKey;
+    }
+    const keyring: KeyRing = {
+      current: next,
+      accepted: [next, ...(old?.accepted ?? []).filter((key) => key.id !== next.id)],
+    };
+    const records = await this.withWriteLock(async () => {
+      const read = await this.readPrivateFileWithIdentity(this.credentialsPath);
+      if (read === undefined) return 0;
+      const parsed = parseCredentialsDocument(read.text, this.credentialsPath, (storeId) =>
+        this.sealerFor(storeId, keyring),
+      );
+      const sealer = this.sealerFor(parsed.storeId ?? newStoreId(), keyring);
+      const snapshot = deepFreeze({
+        version: parsed.snapshot.version + 1,
+        data: parsed.snapshot.data,
+      });
+      try {
+        await writeFileAtomic(this.credentialsPath, serializeSnapshot(snapshot, sealer));
+      } finally {
+        this.forgetParse();
+      }
+      return Object.keys(snapshot.data.principals).length;
+    });
+    if (newKey === "generate") {
+      // Only now: until the store is sealed under it, the old master.key must stay.
+      try {
+        await rename(this.nextKeyFilePath, this.keyFilePath);
+        await syncDir(this.dir);
+      } catch (error) {
+        throw storeUnavailable("replace", this.keyFilePath, error);
+      }
+      this.keyring = { current: next, accepted: [next] };
+    } else {
+      this.keyring = keyring;
+    }
+    this.watcher.poke();
+    return {
+      keyId: next.id,
+      previousKeyId: old?.current.id,
+      records,
+      keptAt: newKey === "generate" ? this.keyFilePath : undefined,
     };
   }
 

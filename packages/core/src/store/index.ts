@@ -8,15 +8,6 @@ export {
   verifyAuditChain,
 } from "./audit-chain.js";
 export {
-  AUDIT_FILE,
-  CREDENTIALS_FILE,
-  createFileStore,
-  FileStore,
-  type FileStoreOptions,
-  resolveStoreDir,
-  type StoreDirEnv,
-} from "./file-store.js";
-export {
   countClearKeys,
   explicitKeySource,
   formatMasterKey,
@@ -31,10 +22,22 @@ export {
   openSealedBackup,
   parseMasterKey,
   RecordSealer,
+  type RekeyMasterResult,
+  type ResealableStore,
   readKeyFile,
+  rekeyMaster,
   sealBackup,
   sealedKeyId,
 } from "./encryption/index.js";
+export {
+  AUDIT_FILE,
+  CREDENTIALS_FILE,
+  createFileStore,
+  FileStore,
+  type FileStoreOptions,
+  resolveStoreDir,
+  type StoreDirEnv,
+} from "./file-store.js";
 export { deepFreeze, frozenCopy } from "./freeze.js";
 export { createMemoryStore, MemoryStore, type MemoryStoreOptions } from "./memory-store.js";
 export {

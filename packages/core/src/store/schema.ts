@@ -144,6 +144,7 @@ export const auditEntrySchema = z.strictObject({
     "forget",
     "migrate",
     "repoint",
+    "rekey_master",
   ]),
   outcome: z.enum(["success", "failure", "recovered", "not_rotated", "key_lost"]),
   oldFingerprint: z.string().optional(),

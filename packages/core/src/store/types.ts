@@ -210,7 +210,8 @@ export interface AuditEntry {
     | "adopt"
     | "forget"
     | "migrate"
-    | "repoint";
+    | "repoint"
+    | "rekey_master";
   outcome: "success" | "failure" | "recovered" | "not_rotated" | "key_lost";
   oldFingerprint?: string;
   newFingerprint?: string;

@@ -1,5 +1,16 @@
 import { randomBytes } from "node:crypto";
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -8,6 +19,7 @@ import { sampleStoreData } from "../contract-suite.js";
 import { createFileStore, type FileStore } from "../file-store.js";
 import type { StoreData } from "../types.js";
 import { keyIdOf, parseMasterKey } from "./master-key.js";
+import { rekeyMaster } from "./rekey-master.js";
 import { openSecret, sealSecret } from "./sealed-secret.js";
 
 let root: string;
@@ -233,5 +245,61 @@ describe("the file store's keys at rest", () => {
     await configured.compareAndSet(version, data as StoreData);
     await rm(join(dir, "master.key"));
     expect((await open({ REKEY_MASTER_KEY: key }).read()).data).toEqual(twoPrincipals());
+  });
+});
+
+describe("rekey store rekey-master", () => {
+  it("moves a store to a new generated master.key, audited with key ids only", async () => {
+    const store = open();
+    await store.compareAndSet(0, twoPrincipals());
+    const oldKey = await readFile(join(dir, "master.key"), "utf8");
+    const result = await rekeyMaster(store, "generate", "cli");
+    expect(result.records).toBe(2);
+    expect(result.keyId).not.toBe(result.previousKeyId);
+    const newKey = await readFile(join(dir, "master.key"), "utf8");
+    expect(newKey).not.toBe(oldKey);
+    expect((await readdir(dir)).filter((name) => name.startsWith("master.key"))).toEqual([
+      "master.key",
+    ]);
+    const text = await readFile(credentials(), "utf8");
+    expect(text).toContain(`rk1:${result.keyId}:`);
+    expect(text).not.toContain(`rk1:${result.previousKeyId}:`);
+    expect((await open().read()).data).toEqual(twoPrincipals());
+    expect(result.audit).toMatchObject({
+      action: "rekey_master",
+      oldFingerprint: `key:${result.previousKeyId}`,
+      newFingerprint: `key:${result.keyId}`,
+    });
+    expect(JSON.stringify(result.audit)).not.toContain(newKey.trim());
+  });
+
+  it("resumes after a crash between sealing and replacing master.key: both keys open it", async () => {
+    const store = open();
+    await store.compareAndSet(0, twoPrincipals());
+    await rekeyMaster(store, "generate", "cli");
+    // As if the process died before the rename: the store is sealed under master.key.next.
+    await rename(join(dir, "master.key"), join(dir, "master.key.next"));
+    await writeFile(join(dir, "master.key"), `${randomBytes(32).toString("base64")}\n`, {
+      mode: 0o600,
+    });
+    expect((await open().read()).data).toEqual(twoPrincipals());
+    const resumed = await rekeyMaster(open(), "generate", "cli");
+    expect(await readdir(dir)).not.toContain("master.key.next");
+    expect(await readFile(credentials(), "utf8")).toContain(`rk1:${resumed.keyId}:`);
+    expect((await open().read()).data).toEqual(twoPrincipals());
+  });
+
+  it("moves a store under a configured key to a given key; the old one no longer opens it", async () => {
+    const oldKey = randomBytes(32).toString("base64");
+    const store = open({ REKEY_MASTER_KEY: oldKey });
+    await store.compareAndSet(0, twoPrincipals());
+    const next = parseMasterKey(randomBytes(32).toString("base64"), "new");
+    await expectCode(rekeyMaster(store, "generate", "cli"), "CONFIG_INVALID");
+    const result = await rekeyMaster(store, next, "cli");
+    expect(result.keyId).toBe(next.id);
+    expect((await open({ REKEY_MASTER_KEY: next.bytes.toString("base64") }).read()).data).toEqual(
+      twoPrincipals(),
+    );
+    await expectCode(open({ REKEY_MASTER_KEY: oldKey }).read(), "STORE_LOCKED");
   });
 });

@@ -15,5 +15,10 @@ export {
   newStoreId,
   RecordSealer,
 } from "./record-sealer.js";
+export {
+  type RekeyMasterResult,
+  type ResealableStore,
+  rekeyMaster,
+} from "./rekey-master.js";
 export { isSealedBackup, openSealedBackup, sealBackup } from "./sealed-backup.js";
 export { isSealed, openSecret, sealedKeyId, sealSecret } from "./sealed-secret.js";
