@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { lstatSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, expect } from "vitest";
 import { FileStore } from "./store/file-store.js";
@@ -21,6 +21,8 @@ function scan(dir: string): void {
   for (const name of names) {
     let text: string;
     try {
+      // Regular files only: a test's store dir may be /proc/<pid>/fd, whose pipes never end.
+      if (!lstatSync(join(dir, name)).isFile()) continue;
       text = readFileSync(join(dir, name), "utf8");
     } catch {
       continue;

@@ -27,6 +27,7 @@ const SOURCES = [
   "store/encryption/key-sources.ts",
   "store/encryption/master-key.ts",
   "store/encryption/record-sealer.ts",
+  "store/encryption/rekey-master.ts",
   "store/encryption/sealed-backup.ts",
   "store/encryption/sealed-secret.ts",
   "store/audit-chain.ts",

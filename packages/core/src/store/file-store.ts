@@ -8,6 +8,7 @@ import { type Clock, systemClock } from "../clock.js";
 import { RekeyError } from "../errors.js";
 import { chainAuditEntry } from "./audit-chain.js";
 import {
+  ClearSealer,
   countClearKeys,
   explicitKeySource,
   GENERATED_KEY_FILE,
@@ -118,6 +119,11 @@ export interface FileStoreOptions {
    * `rekeyMaster` moves a store to a new one.
    */
   previousMasterKeys?: readonly MasterKey[];
+  /**
+   * @internal false writes keys in clear: the baseline of the encryption benchmark, nothing
+   * else. A store so written is read by any rekey, which seals it on its next write.
+   */
+  sealKeys?: boolean;
   /** Ages leftover temp files in `health()`. */
   clock?: Clock;
   /** How long to wait for the store-wide write lock before STORE_UNAVAILABLE. Default 10 s. */
@@ -184,6 +190,7 @@ export class FileStore implements CredentialStore {
   private readonly nextKeyFilePath: string;
   private readonly keyEnv: MasterKeyEnv;
   private readonly previousMasterKeys: readonly MasterKey[];
+  private readonly sealKeys: boolean;
   private keyring: KeyRing | undefined;
   /** Seals and opens this store's records (one store id), remembering what it did. */
   private sealer: RecordSealer | undefined;
@@ -199,6 +206,7 @@ export class FileStore implements CredentialStore {
     this.nextKeyFilePath = join(this.dir, `${GENERATED_KEY_FILE}.next`);
     this.keyEnv = options.env ?? {};
     this.previousMasterKeys = options.previousMasterKeys ?? [];
+    this.sealKeys = options.sealKeys ?? true;
     this.location = this.credentialsPath;
     this.clock = options.clock ?? systemClock;
     this.writeLockWaitMs = options.writeLockWaitMs ?? 10_000;
@@ -496,7 +504,9 @@ export class FileStore implements CredentialStore {
   /** The sealer of store `storeId` under `keyring`, kept while the store id stays the same. */
   private sealerFor(storeId: string, keyring: KeyRing): RecordSealer {
     if (this.sealer?.storeId !== storeId || this.sealer.keyring !== keyring) {
-      this.sealer = new RecordSealer(storeId, keyring, this.credentialsPath);
+      this.sealer = this.sealKeys
+        ? new RecordSealer(storeId, keyring, this.credentialsPath)
+        : new ClearSealer(storeId, keyring, this.credentialsPath);
     }
     return this.sealer;
   }

@@ -9,6 +9,7 @@ export {
 } from "./key-sources.js";
 export { formatMasterKey, keyIdOf, type MasterKey, parseMasterKey } from "./master-key.js";
 export {
+  ClearSealer,
   countClearKeys,
   holdsSealedKeys,
   type KeyRing,

@@ -195,3 +195,13 @@ export function holdsSealedKeys(records: Iterable<unknown>): boolean {
   }
   return false;
 }
+
+/**
+ * A sealer that writes keys in clear: only the baseline of the encryption benchmark
+ * (`bench/src/encryption.bench.mjs`) uses it, through the file store's `sealKeys: false`.
+ */
+export class ClearSealer extends RecordSealer {
+  override sealRecord(_id: string, record: object): RawRecord {
+    return record as RawRecord;
+  }
+}
