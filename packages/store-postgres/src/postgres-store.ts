@@ -433,9 +433,7 @@ export class PostgresStore implements CredentialStore {
    * @throws RekeyError CONFIG_INVALID ("generate": a PostgreSQL store keeps no key file);
    *   STORE_LOCKED / STORE_CORRUPT (a row that does not open); STORE_UNAVAILABLE.
    */
-  async resealUnder(
-    newKey: MasterKey | "generate",
-  ): Promise<{
+  async resealUnder(newKey: MasterKey | "generate"): Promise<{
     keyId: string;
     previousKeyId: string | undefined;
     records: number;
