@@ -54,9 +54,15 @@ const fileDocument = fc.oneof(
       data: fc.jsonValue({ maxDepth: 4 }),
     })
     .map((document) => JSON.stringify(document)),
-  mutatedData.map((data) => JSON.stringify({ version: 3, data }, null, 2)),
+  mutatedData.map((data) =>
+    JSON.stringify({ version: 3, sealing: { storeId: "fuzz" }, data }, null, 2),
+  ),
   fc.nat().map((cut) => {
-    const text = JSON.stringify({ version: 3, data: plantedData() }, null, 2);
+    const text = JSON.stringify(
+      { version: 3, sealing: { storeId: "fuzz" }, data: plantedData() },
+      null,
+      2,
+    );
     return text.slice(0, cut % text.length);
   }),
 );
