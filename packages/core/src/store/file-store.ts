@@ -244,8 +244,14 @@ export class FileStore implements CredentialStore {
     this.assertOpen();
     const validated = assertWritableStoreData(data);
     await ensurePrivateDir(this.dir);
-    // The key exists, durably, before anything is sealed under it.
-    const keyring = await this.loadKeyring(true);
+    // The key exists, durably, before anything is sealed under it. A key is made only for a
+    // store that has none yet: one that is sealed and whose key is missing is STORE_LOCKED
+    // (from the read), never given a new key that would only stand in the way of the real one.
+    let keyring = await this.loadKeyring(false);
+    if (keyring === undefined) {
+      await this.readSnapshotWithIdentity(false);
+      keyring = await this.loadKeyring(true);
+    }
     const result = await this.withWriteLock(async (held): Promise<CompareAndSetResult> => {
       const {
         snapshot: current,

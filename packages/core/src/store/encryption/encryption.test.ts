@@ -130,6 +130,7 @@ describe("the file store's keys at rest", () => {
     expect(error.hint).toContain("master.key");
     // Nothing is written, and no new key is made that would look like the store's.
     await expectCode(stolen.compareAndSet(1, sampleStoreData("two")), "STORE_LOCKED");
+    expect(await readdir(copy)).toEqual(["credentials.json"]);
     expect(await readFile(join(copy, "credentials.json"), "utf8")).toBe(
       await readFile(credentials(), "utf8"),
     );
