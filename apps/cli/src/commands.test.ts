@@ -350,7 +350,9 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
 
   it("doctor says every key is encrypted, and store rekey-master moves them to a new key", async () => {
     const before = await harness.run(["doctor"]);
-    expect(before.stdout).toMatch(/keys at rest:\s+ok every key encrypted \(master key [0-9a-f]{16} from /);
+    expect(before.stdout).toMatch(
+      /keys at rest:\s+ok every key encrypted \(master key [0-9a-f]{16} from /,
+    );
     const oldKey = await readFile(join(harness.home, "master.key"), "utf8");
     const rekeyed = await harness.runJson(["store", "rekey-master", "--new-key", "generate"]);
     expect(rekeyed.code).toBe(0);
