@@ -66,6 +66,13 @@ const deps: CliDeps = {
       process.once("SIGTERM", () => resolve());
     });
   },
+  onSignals(handler) {
+    const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2"];
+    for (const signal of signals) process.on(signal, handler);
+    return () => {
+      for (const signal of signals) process.off(signal, handler);
+    };
+  },
   progressStream: terminal.stderr ? process.stderr : undefined,
 };
 

@@ -321,4 +321,37 @@ describe("the built rekey binary", () => {
     // Without --data its keys live in memory: say so, since a restart strands stored keys.
     expect(stderr).toContain("a restart forgets every key");
   });
+  it("rekey run passes SIGTERM to its command and exits with the command's code", async () => {
+    const home = join(dir, "run-home");
+    const registered = await rekey(
+      ["register", "--recovery-code-file", join(dir, "run-recovery.txt")],
+      {
+        env: { REKEY_HOME: home },
+      },
+    );
+    expect(registered.code).toBe(0);
+    const script =
+      'process.on("SIGTERM",()=>process.exit(process.env.LIGHTNING_WALLET_API_KEY.startsWith("lf_")?42:1));console.log("up");setInterval(()=>{},1000)';
+    const child = spawn(process.execPath, [bin, "run", "--", process.execPath, "-e", script], {
+      env: { ...env, REKEY_HOME: home, PATH: process.env.PATH ?? "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    const deadline = Date.now() + 10_000;
+    while (!output.includes("up") && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(output).toContain("up");
+    child.kill("SIGTERM");
+    const code = await new Promise<number | null>((resolve) =>
+      child.on("close", (exitCode) => resolve(exitCode)),
+    );
+    expect(code).toBe(42);
+    expect(output).not.toMatch(RAW_SECRET);
+  });
 });

@@ -57,6 +57,12 @@ export interface CliDeps {
   clock: Clock;
   /** Resolves on SIGINT/SIGTERM: `rekey sandbox` runs until then. */
   waitForInterrupt(): Promise<void>;
+  /**
+   * Calls `handler` with each SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2 this process receives
+   * (instead of their default action) until the returned function is called: `rekey run`
+   * passes them to its command. Absent in tests that send no signals.
+   */
+  onSignals?: ((handler: (signal: NodeJS.Signals) => void) => () => void) | undefined;
   /** The stream for progress bars: set only when stderr is a terminal. */
   progressStream?: NodeJS.WritableStream | undefined;
 }

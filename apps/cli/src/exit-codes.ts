@@ -8,6 +8,11 @@ export const EXIT_USAGE = 2;
 export const EXIT_CANCELLED = 130;
 /** `rekey doctor` found a problem it did not (or could not) repair. */
 export const EXIT_CHECK_FAILED = 11;
+/**
+ * `rekey rotate --due` left a key past its scheduled rotation plus grace
+ * (window closed, cooldown, unfinished rotation): a cron job or systemd timer should alert.
+ */
+export const EXIT_OVERDUE = 12;
 
 /**
  * The process exit code for each core error code. Exhaustive on purpose: a new code in

@@ -40,7 +40,36 @@ export const loginDocument = envelope("login", {
   identity: z.object({ type: z.enum(["operator", "agent"]), id: z.number(), name: z.string() }),
 }).strict();
 
+const deliveryOutcome = z.strictObject({
+  target: z.string().regex(/^[a-z-]+-\d+$/),
+  kind: z.enum(["lightning-wallet", "dotenv", "exec", "store", "webhook"]),
+  description: z.string(),
+  status: z.enum(["delivered", "failed", "current", "deferred"]),
+  fingerprint,
+  error: z.strictObject({ code: z.string(), message: z.string() }).optional(),
+  nextAttemptAt: isoInstant.optional(),
+});
+const deliveryStatus = z.strictObject({
+  target: z.string(),
+  kind: z.string(),
+  description: z.string(),
+  state: z.enum(["current", "stale", "failing"]),
+  deliveredFingerprint: fingerprint.optional(),
+  at: isoInstant.optional(),
+  error: z.strictObject({ code: z.string(), message: z.string() }).optional(),
+  nextAttemptAt: isoInstant.optional(),
+});
+
+export const deliverListDocument = envelope("deliver list", {
+  principal: z.string(),
+  targets: z.array(deliveryStatus),
+}).strict();
+
+export const deliverRunDocument = (command: "deliver test" | "deliver retry") =>
+  envelope(command, { deliveries: z.array(deliveryOutcome) }).strict();
+
 export const statusDocument = envelope("status", {
+  deliveries: z.array(deliveryStatus).optional(),
   principal,
   label: z.string(),
   profile: z.string(),
@@ -85,6 +114,7 @@ export const rotationDocument = envelope("rotate", {
   requestId: z.string(),
   shared: z.boolean(),
   apiKey: z.string().optional(),
+  deliveries: z.array(deliveryOutcome).optional(),
 }).strict();
 
 export const recoverDocument = rotationDocument.extend({ command: z.literal("recover") });
@@ -98,6 +128,7 @@ const agentOutcome = z.strictObject({
   cooldownUntil: isoInstant.optional(),
   error: z.object({ code: z.string(), message: z.string() }).optional(),
   apiKey: z.string().optional(),
+  deliveries: z.array(deliveryOutcome).optional(),
 });
 
 export const allAgentsDocument = envelope("rotate", {
@@ -188,6 +219,81 @@ export const doctorDocument = envelope("doctor", {
   pendingRotation: z.object({ requestId: z.string(), phase: z.string() }).optional(),
   resolutions: z.array(z.object({ label: z.string(), outcome: z.string() })).optional(),
   settled: z.array(z.object({ principal: recordPrincipal, alive: z.boolean() })).optional(),
+  deliveries: z.array(
+    z.strictObject({
+      principal: recordPrincipal,
+      faucet: z.string(),
+      targets: z.array(deliveryStatus),
+    }),
+  ),
+  overdue: z.array(
+    z.strictObject({
+      principal: recordPrincipal,
+      fingerprint: fingerprint.optional(),
+      dueAt: isoInstant.optional(),
+      overdueAt: isoInstant.optional(),
+    }),
+  ),
+}).strict();
+
+const rotationPolicy = z.strictObject({
+  maxAgeSeconds: z.number().int().positive(),
+  window: z.string().optional(),
+  jitterSeconds: z.number().int().optional(),
+  graceSeconds: z.number().int().optional(),
+  setAt: isoInstant,
+});
+
+export const policyDocument = envelope("policy", {
+  action: z.enum(["set", "list", "clear"]),
+  policies: z.array(
+    z.strictObject({
+      principal: recordPrincipal,
+      label: z.string(),
+      fingerprint: fingerprint.optional(),
+      savedAt: isoInstant.optional(),
+      policy: rotationPolicy,
+      due: z
+        .strictObject({
+          dueAt: isoInstant,
+          nextRotationAt: isoInstant.optional(),
+          inWindow: z.boolean(),
+          due: z.boolean(),
+          overdueAt: isoInstant,
+          overdue: z.boolean(),
+        })
+        .optional(),
+    }),
+  ),
+}).strict();
+
+export const dueDocument = envelope("rotate", {
+  due: z.literal(true),
+  dryRun: z.boolean(),
+  checkedAt: isoInstant,
+  nextRotationAt: isoInstant.optional(),
+  results: z.array(
+    z.strictObject({
+      principal: recordPrincipal,
+      label: z.string(),
+      result: z.enum([
+        "rotated",
+        "shared",
+        "would_rotate",
+        "not_due",
+        "skipped_cooldown",
+        "skipped_unfinished",
+        "no_key",
+        "failed",
+      ]),
+      oldFingerprint: fingerprint.optional(),
+      newFingerprint: fingerprint.optional(),
+      cooldownUntil: isoInstant.optional(),
+      nextRotationAt: isoInstant.optional(),
+      overdue: z.boolean(),
+      error: z.strictObject({ code: z.string(), message: z.string() }).optional(),
+    }),
+  ),
 }).strict();
 
 export const importDocument = envelope("import lightning-wallet", {
@@ -203,6 +309,7 @@ export const importDocument = envelope("import lightning-wallet", {
       name: z.string().optional(),
       record: recordPrincipal.optional(),
       inProfile: z.boolean().optional(),
+      deliveryTarget: z.string().optional(),
       error: z.object({ code: z.string(), message: z.string() }).optional(),
     }),
   ),

@@ -41,7 +41,15 @@ export function createOpenRekey(options: {
         ...(actAs === undefined ? {} : { actAs }),
         ...(globals.url === undefined ? {} : { baseUrl: globals.url }),
         ...(clock === undefined ? {} : { clock }),
+        delivery: {
+          openStore: (location) =>
+            openCredentialStore({ spec: location, env, urlStores: postgresUrlStores }),
+        },
       });
+      // What a process killed mid-delivery left: the next one to open the store finishes it.
+      // Failed targets backing off are left to `deliver retry`, `doctor --repair`, the next
+      // rotation and rekey-http/rekey-mcp, so a broken target does not slow every command.
+      await rekey.finishDeliveries({ leftoversOnly: true }).catch(() => undefined);
       return {
         rekey,
         store,

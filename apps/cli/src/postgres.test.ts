@@ -93,4 +93,54 @@ describe.skipIf(postgresUrl === "")("the built rekey binary on a PostgreSQL stor
     expect(status.fingerprint).toBe(documents[0]?.newFingerprint);
     for (const text of outputs) expect(text).not.toMatch(RAW_SECRET);
   });
+
+  it("delivers an agent's key from a file store into its own PostgreSQL store (a store target), which its host reads", async () => {
+    const agentSchema = `${schema}_agent`;
+    const agentStore = `${postgresUrl}?schema=${agentSchema}`;
+    // The operator's own host: a file store; the agent's host: only its PostgreSQL store.
+    // The delivering process seals into the agent's store, so both hosts hold its master key.
+    const operatorEnv = {
+      REKEY_HOME: join(dir, "operator-home"),
+      REKEY_API_URL: sandbox.url,
+      HOME: dir,
+      ...TEST_MASTER_KEY_ENV,
+    };
+    const agentEnv = { REKEY_STORE: agentStore, HOME: join(dir, "b"), ...TEST_MASTER_KEY_ENV };
+    try {
+      const registered = await runBinary(
+        ["register", "--recovery-code-file", join(dir, "op-recovery.txt")],
+        { env: operatorEnv, bin },
+      );
+      expect(registered.code, registered.stderr).toBe(0);
+      const created = await runBinary(["agents", "create", "worker", "--json"], {
+        env: operatorEnv,
+        bin,
+      });
+      const agentId = String((JSON.parse(created.stdout) as { agentId: number }).agentId);
+      const added = await runBinary(["deliver", "add", "--agent", agentId, "store", agentStore], {
+        env: operatorEnv,
+        bin,
+      });
+      expect(added.code, added.stderr).toBe(0);
+      const rotated = await runBinary(
+        ["rotate", "--agent", agentId, "--yes", "--force", "--json"],
+        { env: operatorEnv, bin },
+      );
+      expect(rotated.code, rotated.stderr).toBe(0);
+      const document = rotationDocument.parse(JSON.parse(rotated.stdout));
+      expect(document.deliveries).toEqual([
+        expect.objectContaining({ target: "store-1", status: "delivered" }),
+      ]);
+      const onAgentHost = statusDocument.parse(
+        JSON.parse((await runBinary(["status", "--json"], { env: agentEnv, bin })).stdout),
+      );
+      expect(onAgentHost).toMatchObject({
+        label: `agent ${agentId}`,
+        fingerprint: document.newFingerprint,
+      });
+      outputs.push(added.stdout, added.stderr, rotated.stdout, rotated.stderr);
+    } finally {
+      await dropPostgresSchema(postgresUrl, agentSchema);
+    }
+  });
 });

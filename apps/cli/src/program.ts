@@ -212,8 +212,14 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
   program
     .command("rotate")
     .description("rotate a key: the old key stops working at once and a withdrawal cooldown starts")
-    .addOption(new Option("--agent <id>", "rotate one agent's key").conflicts("allAgents"))
-    .option("--all-agents", "rotate every agent of the operator")
+    .addOption(new Option("--agent <id>", "rotate one agent's key").conflicts(["allAgents", "due"]))
+    .addOption(new Option("--all-agents", "rotate every agent of the operator").conflicts("due"))
+    .addOption(
+      new Option(
+        "--due",
+        "rotate every key whose rotation policy says it is due (for cron and systemd timers)",
+      ).conflicts(["force", "reveal"]),
+    )
     .option("--dry-run", "show the plan and change nothing")
     .option("-y, --yes", "do not ask for confirmation (required without a terminal)")
     .option("--force", "rotate even inside the cooldown of the previous rotation")
@@ -225,17 +231,70 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
         "\nCooldowns: rotating the operator key blocks its withdrawals for 60 minutes; an agent's",
         "for 30 minutes. With --all-agents, agents still inside a cooldown (for example rotated by",
         "an interrupted run) are reported as already rotated and skipped unless --force.",
+        "\nWith --due, keys are rotated as their policy says (rekey policy set): those in a",
+        "cooldown or with an unfinished rotation are skipped. Exit 0: all well; a failure's code;",
+        "12: a key is overdue. Run it from cron or a systemd timer (docs/operations.md).",
         examples(
           "rekey rotate --dry-run",
           "rekey rotate --yes",
           "rekey rotate --agent 7 --yes",
           "rekey rotate --all-agents --yes --json",
+          "rekey rotate --due --json",
         ),
       ].join("\n"),
     )
     .action(async (options: ActionOptions, command: Command) => {
       const { runRotate } = await import("./commands/rotate.js");
       await runRotate(context(command), options);
+    });
+
+  const policy = program
+    .command("policy")
+    .description("when keys are rotated on a schedule: max-age, window, jitter")
+    .addHelpText(
+      "after",
+      [
+        "\nDurations are read by the `ms` library (30d, 12h, 20m). A window is DAYS HH:MM-HH:MM",
+        "[ZONE]: DAYS is daily or days and ranges (Mon-Fri, Sat,Sun), ZONE an IANA time zone",
+        "(default UTC). `rekey rotate --due` and `rekey-http --scheduler` run what is due.",
+        examples(
+          "rekey policy set --max-age 90d",
+          "rekey policy set --all-agents --max-age 30d --window 'Mon-Fri 02:00-04:00 Europe/Berlin' --jitter 20m",
+          "rekey policy list",
+        ),
+      ].join("\n"),
+    );
+  policy
+    .command("set")
+    .description("set the rotation policy of the active principal, an agent, or every agent")
+    .addOption(new Option("--agent <id>", "one agent's policy").conflicts("allAgents"))
+    .option("--all-agents", "every agent whose key the store holds")
+    .requiredOption("--max-age <duration>", "rotate once the key is this old (e.g. 30d)")
+    .option(
+      "--window <window>",
+      "only start rotations then (e.g. 'Mon-Fri 02:00-04:00 Europe/Berlin')",
+    )
+    .option("--jitter <duration>", "spread principals over this long after the window opens")
+    .option("--grace <duration>", "report a key overdue this long past its rotation (default 1d)")
+    .action(async (options: ActionOptions, command: Command) => {
+      const { runPolicySet } = await import("./commands/policy.js");
+      await runPolicySet(context(command), options);
+    });
+  policy
+    .command("list", { isDefault: true })
+    .description("list rotation policies with each key's next rotation and window")
+    .action(async (_options: ActionOptions, command: Command) => {
+      const { runPolicyList } = await import("./commands/policy.js");
+      await runPolicyList(context(command));
+    });
+  policy
+    .command("clear")
+    .description("remove the rotation policy of the active principal, an agent, or every agent")
+    .addOption(new Option("--agent <id>", "one agent's policy").conflicts("allAgents"))
+    .option("--all-agents", "every agent whose key the store holds")
+    .action(async (options: ActionOptions, command: Command) => {
+      const { runPolicyClear } = await import("./commands/policy.js");
+      await runPolicyClear(context(command), options);
     });
 
   const agents = program
@@ -335,6 +394,111 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
     });
 
   program
+    .command("run")
+    .description(
+      "run a command with the current key in its environment; restart it when the key rotates",
+    )
+    .argument("<command...>", "the command and its arguments, after --")
+    .option("--agent <id>", "an agent's key instead of the active principal's")
+    .option("--env <name>", "the variable that holds the key", "LIGHTNING_WALLET_API_KEY")
+    .addOption(
+      new Option("--restart", "restart the command on a rotation (the default)").conflicts(
+        "signal",
+      ),
+    )
+    .option("--signal <sig>", "send this signal on a rotation instead of restarting (HUP, USR1...)")
+    .addHelpText(
+      "after",
+      [
+        "\nThe key goes in the command's environment, never on its command line. Signals sent to",
+        "rekey are passed to the command, and rekey exits with the command's exit code.",
+        examples(
+          "rekey run -- npx -y lightning-wallet-mcp",
+          "rekey run --agent 7 -- node agent.js",
+          "rekey run --env WALLET_KEY --signal HUP -- ./service",
+        ),
+      ].join("\n"),
+    )
+    .action(async (command: string[], options: ActionOptions, cmd: Command) => {
+      const { runRun } = await import("./commands/run.js");
+      await runRun(context(cmd), command, options);
+    });
+
+  const deliver = program
+    .command("deliver")
+    .description(
+      "deliver each new key to the places that use it (files, commands, stores, webhooks)",
+    )
+    .addHelpText(
+      "after",
+      [
+        "\nAfter every rotation of the principal (the active one, or --agent ID), rekey delivers the",
+        "new key to each target and records pending, then delivered or failed. A failed delivery",
+        "never undoes the rotation: status shows the target as failing, and it is retried.",
+        examples(
+          "rekey deliver add lightning-wallet",
+          "rekey deliver add dotenv ./service.env --var LIGHTNING_WALLET_API_KEY",
+          "rekey deliver add exec -- /usr/local/bin/reload-key --service trader",
+          "rekey deliver add --agent 7 store /srv/agent7/rekey",
+          "rekey deliver add webhook https://ops.example/rekey --secret-file ~/.config/rekey/hook.secret",
+          "rekey deliver list",
+          "rekey deliver retry",
+        ),
+      ].join("\n"),
+    );
+  deliver
+    .command("add")
+    .description("add a target and deliver the current key to it now")
+    .argument(
+      "<kind>",
+      "lightning-wallet [FILE] | dotenv FILE | exec -- CMD ARGS | store DIR|URL | webhook URL",
+    )
+    .argument("[args...]", "the target: a file, a command, a store or a URL")
+    .option("--agent <id>", "an agent's key instead of the active principal's")
+    .option("--var <name>", "dotenv: the variable to set", "LIGHTNING_WALLET_API_KEY")
+    .option("--secret-file <path>", "webhook: the file holding the signing secret (0600)")
+    .option("--timeout <seconds>", "exec, webhook: how long to wait (default 30)")
+    .action(async (kind: string, args: string[], options: ActionOptions, command: Command) => {
+      const { runDeliverAdd } = await import("./commands/deliver.js");
+      await runDeliverAdd(context(command), kind, args, options);
+    });
+  deliver
+    .command("list", { isDefault: true })
+    .description("list the targets: current, stale (an older key) or failing")
+    .option("--agent <id>", "an agent's targets")
+    .action(async (options: ActionOptions, command: Command) => {
+      const { runDeliverList } = await import("./commands/deliver.js");
+      await runDeliverList(context(command), options);
+    });
+  deliver
+    .command("remove")
+    .description("remove a target (the file or service keeps what it holds)")
+    .argument("<id>", "the target's id, as listed")
+    .option("--agent <id>", "an agent's target")
+    .action(async (id: string, options: ActionOptions, command: Command) => {
+      const { runDeliverRemove } = await import("./commands/deliver.js");
+      await runDeliverRemove(context(command), id, options);
+    });
+  deliver
+    .command("test")
+    .description("deliver the current key to one target now, even if it holds it")
+    .argument("<id>", "the target's id")
+    .option("--agent <id>", "an agent's target")
+    .action(async (id: string, options: ActionOptions, command: Command) => {
+      const { runDeliverNow } = await import("./commands/deliver.js");
+      await runDeliverNow(context(command), "test", id, options);
+    });
+  deliver
+    .command("retry")
+    .description("deliver now to every target (or one) that does not hold the current key")
+    .argument("[id]", "only this target")
+    .option("--agent <id>", "an agent's targets")
+    .action(async (id: string | undefined, options: ActionOptions, command: Command) => {
+      const { runDeliverNow } = await import("./commands/deliver.js");
+      await runDeliverNow(context(command), "retry", id, options);
+    });
+
+  program
     .command("import")
     .description("import keys kept by other tools")
     .command("lightning-wallet")
@@ -345,6 +509,11 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
       "--file <path>",
       "credentials file (default $LIGHTNING_WALLET_HOME/credentials.json or ~/.lightning-wallet/credentials.json)",
     )
+    .option(
+      "--deliver",
+      "also write each new key into the file after a rotation (asked on a terminal)",
+    )
+    .option("--no-deliver", "do not add the file as a delivery target")
     .addHelpText(
       "after",
       examples(
@@ -373,6 +542,17 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
     .action(async (options: ActionOptions, command: Command) => {
       const { runSandbox } = await import("./commands/sandbox.js");
       await runSandbox(context(command), options);
+    });
+
+  program
+    .command("ui")
+    .description("open the web console on 127.0.0.1 with a one-time login link (runs rekey-http)")
+    .option("--port <port>", "port on 127.0.0.1 (0 picks a free one)", "0")
+    .option("--no-open", "print the login link without opening a browser")
+    .addHelpText("after", examples("rekey ui", "rekey ui --port 8788 --no-open"))
+    .action(async (options: ActionOptions, command: Command) => {
+      const { runUi } = await import("./commands/ui.js");
+      await runUi(context(command), options);
     });
 
   program

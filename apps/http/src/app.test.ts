@@ -72,6 +72,7 @@ describe("createHttpApp", () => {
         "/metrics",
         "/readyz",
         "/v1/agents",
+        "/v1/events",
         "/v1/keys/current",
         "/v1/rotate",
         "/v1/status",

@@ -19,6 +19,8 @@ import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
 import { routePath } from "hono/route";
 import type { Logger } from "pino";
+import type { EventHub } from "./events/event-hub.js";
+import { createEventStreams, type EventStreamLimits } from "./events/event-stream.js";
 import { createHttpMetrics, type HttpMetrics } from "./metrics.js";
 import { OPENAPI_DOCUMENT_CONFIG, registerOpenApiComponents } from "./openapi.js";
 import { presentAgents, presentCurrentKey, presentRotation, presentStatus } from "./presenters.js";
@@ -29,6 +31,7 @@ import { requestIdFrom } from "./request-id.js";
 import {
   agentsRoute,
   currentKeyRoute,
+  eventsRoute,
   healthzRoute,
   metricsRoute,
   ROUTE_METHODS,
@@ -44,6 +47,7 @@ import {
   type Scope,
   type TokenConfig,
 } from "./tokens.js";
+import { type ConsoleOptions, createConsoleApp } from "./ui/console-app.js";
 
 /** What `createHttpApp` needs; `bin.ts` builds the real ones, tests their own. */
 export interface HttpAppDeps {
@@ -67,6 +71,12 @@ export interface HttpAppDeps {
   readinessMaxAgeMs?: number;
   /** Idempotency records kept per token (oldest dropped); default 100. */
   idempotencyRecordsPerToken?: number;
+  /** The source of `GET /v1/events` (see events/event-hub.ts); without it the route is a 404. */
+  events?: EventHub;
+  /** Bounds on `/v1/events` streams. */
+  eventLimits?: Partial<EventStreamLimits>;
+  /** The web console at /ui (`--ui`), off when absent. */
+  console?: ConsoleOptions;
 }
 
 type AppEnv = {
@@ -538,6 +548,35 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
       return c.json(presentCurrentKey(current), 200, v1Headers(c));
     },
   );
+
+  app.openAPIRegistry.registerPath(eventsRoute);
+  const eventStreams = deps.events && createEventStreams(deps.events, deps.eventLimits);
+  app.get(eventsRoute.path, async (c) => {
+    const denied = scopeProblem(c, "status");
+    if (denied !== undefined) return denied;
+    if (eventStreams === undefined) {
+      throw new RekeyError("NOT_FOUND", "This server has no event source.");
+    }
+    // The scope check guarantees a token here.
+    const token = c.get("token") as AuthenticatedToken;
+    const response = await eventStreams.open(token, requestHeader(c, "last-event-id"));
+    response.headers.set("x-request-id", c.get("requestId"));
+    return response;
+  });
+
+  if (deps.console !== undefined) {
+    app.route(
+      "/ui",
+      createConsoleApp({
+        ...deps.console,
+        rekey,
+        clock,
+        logger,
+        streams: eventStreams,
+        verifyToken,
+      }),
+    );
+  }
 
   // Polled by load balancers: a plain route with a prebuilt body, like the status route.
   app.openAPIRegistry.registerPath(healthzRoute);

@@ -3,14 +3,25 @@
  * The composition root of rekey-http: the only module that reads `process.env` and argv,
  * builds the real store, core and server, and handles signals.
  */
-import { createRekey, openCredentialStore, systemClock, toRekeyError } from "@rekey/core";
+import {
+  createRekey,
+  isLoopbackHost,
+  openCredentialStore,
+  startDeliveryFinisher,
+  systemClock,
+  toRekeyError,
+} from "@rekey/core";
 import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import pino from "pino";
 import { createHttpApp } from "./app.js";
-import { isLoopback, parseHttpConfig, USAGE } from "./config.js";
+import { parseHttpConfig, USAGE } from "./config.js";
+import { createEventHub } from "./events/event-hub.js";
 import { createLogger } from "./logger.js";
+import { createHttpMetrics } from "./metrics.js";
+import { createHttpScheduler } from "./scheduler.js";
 import { listen } from "./server.js";
-import { hashToken } from "./tokens.js";
+import { hashToken, type Scope } from "./tokens.js";
+import { createSessionStore } from "./ui/sessions.js";
 import { VERSION } from "./version.js";
 
 const LOG_WRITE_BYTES = 4096;
@@ -63,7 +74,7 @@ async function main(argv: string[]): Promise<void> {
   const destination = pino.destination({ dest: 2, sync: true, minLength: LOG_WRITE_BYTES });
   setInterval(() => destination.flush(), LOG_FLUSH_MS).unref();
   const logger = createLogger({ level: config.logLevel, destination });
-  if (!isLoopback(config.host) && config.tls === undefined) {
+  if (!isLoopbackHost(config.host) && config.tls === undefined) {
     logger.warn(
       { host: config.host },
       "listening beyond loopback without TLS: bearer tokens and keys cross the network in clear text",
@@ -81,13 +92,59 @@ async function main(argv: string[]): Promise<void> {
     profile: config.profile,
     ...(config.actAs === undefined ? {} : { actAs: config.actAs }),
     env: process.env,
+    delivery: {
+      openStore: (location) =>
+        openCredentialStore({ spec: location, env: process.env, urlStores: postgresUrlStores }),
+    },
   });
+  // Deliveries left by killed processes, and those of rotations by other replicas.
+  const stopDeliveries = startDeliveryFinisher({
+    finish: () => rekey.finishDeliveries(),
+    watch: (listener) => store.watch(listener),
+    onError: (error) =>
+      logger.warn({ code: toRekeyError(error).code }, "finishing deliveries failed; will retry"),
+  });
+  const events = createEventHub({
+    store,
+    clock: systemClock,
+    onError: (error) =>
+      logger.warn({ code: toRekeyError(error).code }, "event source: store read failed"),
+  });
+  const sessions = config.ui ? createSessionStore(systemClock) : undefined;
+  const schedule =
+    config.scheduler === undefined
+      ? undefined
+      : createHttpScheduler({
+          rekey,
+          store,
+          clock: systemClock,
+          logger,
+          actAs: config.actAs,
+          intervalMs: config.scheduler.intervalMs,
+          notify: config.scheduler.notify,
+          publish: (event) => events.publish(event),
+        });
+  const metrics = createHttpMetrics(systemClock);
   const app = createHttpApp({
     rekey,
+    events,
+    ...(sessions === undefined
+      ? {}
+      : {
+          console: {
+            store,
+            sessions,
+            // A browser sends a Secure cookie over HTTPS only; plain HTTP is safe on loopback alone.
+            secureCookie: config.tls !== undefined || !isLoopbackHost(config.host),
+          },
+        }),
     tokens: config.tokens,
     rateLimit: { capacity: config.rotateLimitPerMinute, windowMs: 60_000 },
     logger,
     clock: systemClock,
+    metrics: schedule
+      ? { ...metrics, render: () => metrics.render() + schedule.renderMetrics() }
+      : metrics,
   });
   const server = await listen({
     fetch: app.fetch,
@@ -101,13 +158,33 @@ async function main(argv: string[]): Promise<void> {
   // Start-up lines (the clear-text warning above all) are written now, not with the next 4 KiB.
   destination.flush();
   process.stdout.write(`${server.url}\n`);
+  if (sessions !== undefined) {
+    // Like Jupyter's: one use, 15 minutes. The token rides in the fragment, which the browser
+    // never sends: no server, proxy or access log sees it, and the console wipes it at once.
+    const loginToken = sessions.issueLoginToken({
+      name: "login-link",
+      scopes: new Set<Scope>(["status", "rotate"]),
+      allows: () => true,
+      restricted: false,
+    });
+    process.stderr.write(
+      `rekey console: open ${server.url}/ui/login#token=${loginToken} (one-time link, valid 15 minutes)\n`,
+    );
+  }
+  schedule?.scheduler.start();
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down: finishing requests in flight");
+    // Event streams never finish by themselves: end them so that shutdown need not wait.
+    events.close();
     const clean = await server.shutdown();
+    // A rotation in flight finishes (or its journal is resolved by the next leader), then the
+    // deliveries it started.
+    await schedule?.scheduler.stop();
+    await stopDeliveries();
     await rekey.close();
     await store.close();
     logger.info({ clean }, "stopped");

@@ -1,5 +1,11 @@
 import { readFile } from "node:fs/promises";
-import { assertNoPasswordInArgument, DEFAULT_SERVER_LIMITS, RekeyError } from "@rekey/core";
+import {
+  assertNoPasswordInArgument,
+  DEFAULT_SERVER_LIMITS,
+  isLoopbackHost,
+  RekeyError,
+  signWebhook,
+} from "@rekey/core";
 import { Command, CommanderError } from "commander";
 import { parseTokenConfig, type TokenConfig } from "./tokens.js";
 
@@ -20,6 +26,17 @@ export interface HttpConfig {
   /** Connections served at once (see core's `ServerLimits`). */
   maxConnections: number;
   logLevel: string;
+  /** Serve the web console at /ui (`--ui`). */
+  ui: boolean;
+  /** Run due rotations in the background (`--scheduler`; see scheduler.ts). */
+  scheduler?: SchedulerConfig | undefined;
+}
+
+/** `--scheduler` and its notification webhook. */
+export interface SchedulerConfig {
+  intervalMs: number;
+  /** A notification webhook for schedule events, with its signing secret. */
+  notify?: { url: string; secret: string } | undefined;
 }
 
 /**
@@ -55,6 +72,17 @@ function createOptionsCommand(): Command {
       "connections served at once (default 128; keep well below ulimit -n, the rest are the store's)",
     )
     .option("--log-level <level>", "pino level (default info)")
+    .option(
+      "--ui",
+      "serve the web console at /ui and print a one-time login link on stderr (sign in there with it or a bearer token)",
+    )
+    .option(
+      "--scheduler",
+      "rotate keys whose rotation policy says they are due (one replica on a shared store leads)",
+    )
+    .option("--scheduler-interval <seconds>", "how often the scheduler looks (default 60)")
+    .option("--notify-url <url>", "POST schedule events here, signed (https, or http on loopback)")
+    .option("--notify-secret-file <path>", "the notification webhook's signing secret")
     .option("-h, --help", "show this help")
     .option("-v, --version", "show the version")
     .exitOverride()
@@ -63,13 +91,6 @@ function createOptionsCommand(): Command {
 
 /** `rekey-http --help`. */
 export const USAGE = createOptionsCommand().helpInformation();
-
-const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
-
-/** True when `host` only accepts connections from this machine. */
-export function isLoopback(host: string): boolean {
-  return LOOPBACK.has(host) || host.startsWith("127.");
-}
 
 function wholeNumber(name: string, text: string, min: number, max: number): number {
   const value = Number(text);
@@ -110,11 +131,16 @@ export async function parseHttpConfig(
     "rotate-limit"?: string;
     "max-connections"?: string;
     "log-level"?: string;
+    scheduler?: boolean;
+    "scheduler-interval"?: string;
+    "notify-url"?: string;
+    "notify-secret-file"?: string;
+    ui?: boolean;
   };
   try {
     const flags = createOptionsCommand()
       .parse(argv, { from: "user" })
-      .opts<Record<string, string>>();
+      .opts<Record<string, string | undefined>>();
     values = {
       host: flags.host,
       port: flags.port,
@@ -127,6 +153,11 @@ export async function parseHttpConfig(
       "rotate-limit": flags.rotateLimit,
       "max-connections": flags.maxConnections,
       "log-level": flags.logLevel,
+      scheduler: flags.scheduler !== undefined,
+      "scheduler-interval": flags.schedulerInterval,
+      "notify-url": flags.notifyUrl,
+      "notify-secret-file": flags.notifySecretFile,
+      ui: flags.ui !== undefined,
     };
   } catch (cause) {
     const message =
@@ -180,5 +211,69 @@ export async function parseHttpConfig(
         ? DEFAULT_SERVER_LIMITS.maxConnections
         : wholeNumber("--max-connections", values["max-connections"], 1, 100_000),
     logLevel: values["log-level"] ?? "info",
+    scheduler: await parseSchedulerConfig(values),
+    ui: values.ui === true,
   };
+}
+
+async function parseSchedulerConfig(values: {
+  scheduler?: boolean;
+  "scheduler-interval"?: string;
+  "notify-url"?: string;
+  "notify-secret-file"?: string;
+}): Promise<SchedulerConfig | undefined> {
+  const url = values["notify-url"];
+  const secretFile = values["notify-secret-file"];
+  if (!values.scheduler) {
+    if (values["scheduler-interval"] !== undefined || url !== undefined) {
+      throw new RekeyError(
+        "CONFIG_INVALID",
+        "--scheduler-interval and --notify-url need --scheduler",
+      );
+    }
+    return undefined;
+  }
+  if ((url === undefined) !== (secretFile === undefined)) {
+    throw new RekeyError("CONFIG_INVALID", "--notify-url and --notify-secret-file go together");
+  }
+  const interval = values["scheduler-interval"];
+  return {
+    intervalMs:
+      interval === undefined
+        ? 60_000
+        : wholeNumber("--scheduler-interval", interval, 1, 3600) * 1000,
+    notify:
+      url === undefined || secretFile === undefined
+        ? undefined
+        : {
+            url: notifyUrl(url),
+            secret: notifySecret(
+              (await readConfigFile("--notify-secret-file", secretFile)).toString("utf8").trim(),
+            ),
+          },
+  };
+}
+
+/** A secret core's webhook signer accepts (16 bytes or more), refused at start, not at the first event. */
+function notifySecret(secret: string): string {
+  signWebhook({ secret, body: "", timestamp: 0 });
+  return secret;
+}
+
+/** Events name keys by fingerprint only, but still go only over TLS or to this machine. */
+function notifyUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new RekeyError(
+      "CONFIG_INVALID",
+      `--notify-url ${JSON.stringify(text.slice(0, 100))} is not a URL`,
+    );
+  }
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopbackHost(host))) {
+    throw new RekeyError("CONFIG_INVALID", "--notify-url must be https (or http on loopback)");
+  }
+  return url.toString();
 }

@@ -11,8 +11,10 @@ import {
   type TestClock,
 } from "@rekey/sandbox";
 import { createHttpApp, type HttpAppDeps } from "./app.js";
+import { createEventHub, type EventHub } from "./events/event-hub.js";
 import { createLogger } from "./logger.js";
 import { hashToken, type Scope, type TokenConfig } from "./tokens.js";
+import { createSessionStore, type SessionStore } from "./ui/sessions.js";
 
 /** A raw bearer token and the configuration entry that admits it. */
 export interface TestToken {
@@ -83,6 +85,10 @@ export interface Harness extends Faucet {
   rekey: Rekey;
   store: CredentialStore;
   app: ReturnType<typeof createHttpApp>;
+  /** The event source behind `/v1/events`, on the harness's store. */
+  events: EventHub;
+  /** The console's sessions (with `console: true`). */
+  sessions: SessionStore;
   tokens: { status: TestToken; rotate: TestToken; release: TestToken; reader: TestToken };
   logs: string[];
   /** Calls the app in-process with a token (by role) and an optional JSON body. */
@@ -107,6 +113,8 @@ export async function startHarness(
     logLevel?: string;
     /** Tokens configured besides the four standard ones. */
     extraTokens?: TestToken[];
+    /** Serve the web console at /ui. */
+    console?: boolean;
     /** Further `createHttpApp` options. */
     app?: Partial<HttpAppDeps>;
   } = {},
@@ -128,8 +136,12 @@ export async function startHarness(
     level: options.logLevel,
     destination: { write: (line: string) => void logs.push(line) },
   });
+  const events = createEventHub({ store, clock });
+  const sessions = createSessionStore(clock);
   const app = createHttpApp({
     rekey,
+    events,
+    ...(options.console === true ? { console: { store, sessions, secureCookie: false } } : {}),
     tokens: [...Object.values(tokens), ...(options.extraTokens ?? [])].map((token) => token.config),
     rateLimit: { capacity: options.rotateLimit ?? 100, windowMs: 60_000 },
     logger,
@@ -142,6 +154,8 @@ export async function startHarness(
     rekey,
     store,
     app,
+    events,
+    sessions,
     tokens,
     logs,
     call(method, path, callOptions = {}) {
@@ -158,6 +172,7 @@ export async function startHarness(
       return Promise.resolve(app.request(path, { method, headers, body }));
     },
     async close() {
+      events.close();
       await rekey.close();
       await store.close();
       await faucet.close();

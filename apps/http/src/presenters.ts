@@ -57,6 +57,21 @@ export function presentRotation(
     verified: outcome.verified,
     shared: outcome.shared,
     request_id: outcome.requestId,
+    ...(outcome.deliveries === undefined
+      ? {}
+      : {
+          deliveries: outcome.deliveries.map((delivery) => ({
+            target: delivery.target,
+            kind: delivery.kind,
+            description: delivery.description,
+            status: delivery.status,
+            fingerprint: delivery.fingerprint,
+            ...(delivery.error === undefined ? {} : { error: { ...delivery.error } }),
+            ...(delivery.nextAttemptAt === undefined
+              ? {}
+              : { next_attempt_at: delivery.nextAttemptAt }),
+          })),
+        }),
   };
 }
 
@@ -96,6 +111,16 @@ export function presentStatus(status: KeyStatus): z.infer<typeof statusResponseS
             started_at: status.pendingRotation.startedAt,
             phase: status.pendingRotation.phase,
           },
+    deliveries: status.deliveries?.map((target) => ({
+      target: target.target,
+      kind: target.kind,
+      description: target.description,
+      state: target.state,
+      delivered_fingerprint: target.deliveredFingerprint,
+      at: target.at,
+      error: target.error === undefined ? undefined : { ...target.error },
+      next_attempt_at: target.nextAttemptAt,
+    })),
     store: { kind: status.store.kind, location: status.store.location },
   };
 }

@@ -160,6 +160,38 @@ export const currentKeyRoute = createRoute({
   },
 });
 
+/** `GET /v1/events` (scope status): server-sent events, see events/event-hub.ts. */
+export const eventsRoute = createRoute({
+  method: "get",
+  path: "/v1/events",
+  operationId: "getEvents",
+  summary: "Rotations, deliveries and cooldown ends as they happen (scope status)",
+  description:
+    "A text/event-stream. Audit-log events (`rotation`, `delivery`, `audit`) carry an id (`<seq>-<hash prefix>`) from the store's hash-chained audit log: reconnect with `Last-Event-ID` to receive what was missed (a `resync` event says to re-read `/v1/status` when the id is unknown or too far back). `cooldown.ended` and events published by the server itself carry no id. Rotations by other processes and replicas sharing the store appear too. A token with a principals list sees only its principals' events. Never a key: fingerprints only.",
+  security: bearer,
+  request: {
+    headers: z.object({
+      "last-event-id": z
+        .string()
+        .max(64)
+        .optional()
+        .openapi({ description: "Resume after this event id." }),
+    }),
+  },
+  responses: {
+    200: {
+      description: "The event stream; it stays open.",
+      content: { "text/event-stream": { schema: z.string() } },
+    },
+    ...authProblems,
+    404: problem("This server has no event source (an app built without one)."),
+    429: problem("Too many event streams are open (per server, or for this token).", {
+      retryAfter: true,
+    }),
+    ...storeProblems,
+  },
+});
+
 /** `GET /healthz` (no token). */
 export const healthzRoute = createRoute({
   method: "get",
@@ -212,6 +244,7 @@ export const ROUTE_METHODS: ReadonlyMap<string, readonly string[]> = new Map([
     statusRoute,
     agentsRoute,
     currentKeyRoute,
+    eventsRoute,
     healthzRoute,
     readyzRoute,
     metricsRoute,

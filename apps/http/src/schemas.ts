@@ -71,6 +71,22 @@ export const principalSchema = z
   })
   .openapi("Principal");
 
+/** One delivery of a rotation's key to a target (never the key). */
+export const deliveryOutcomeSchema = z
+  .object({
+    target: z.string().openapi({ example: "lightning-wallet-1" }),
+    kind: z.enum(["lightning-wallet", "dotenv", "exec", "store", "webhook"]),
+    description: z.string(),
+    status: z.enum(["delivered", "failed", "current", "deferred"]).openapi({
+      description:
+        "delivered now; failed now (the rotation still stands; retried with back-off); current: held it already; deferred: backing off.",
+    }),
+    fingerprint: z.string().openapi({ description: "Fingerprint of the key delivered." }),
+    error: z.object({ code: z.string(), message: z.string() }).optional(),
+    next_attempt_at: z.string().optional(),
+  })
+  .openapi("DeliveryOutcome");
+
 /** A completed rotation: fingerprints, never the key. */
 export const rotationResultSchema = z
   .object({
@@ -87,6 +103,9 @@ export const rotationResultSchema = z
       description: "Another caller did this rotation; its result is returned.",
     }),
     request_id: z.string(),
+    deliveries: z.array(deliveryOutcomeSchema).optional().openapi({
+      description: "The deliveries of the new key to the principal's targets, when it has any.",
+    }),
   })
   .openapi("RotationResult");
 
@@ -146,6 +165,24 @@ export const statusResponseSchema = z
         phase: z.enum(["requested", "stored"]),
       })
       .optional(),
+    deliveries: z
+      .array(
+        z.object({
+          target: z.string(),
+          kind: z.string(),
+          description: z.string(),
+          state: z.enum(["current", "stale", "failing"]).openapi({
+            description:
+              "current: holds the key; stale: an older one; failing: the last attempt failed.",
+          }),
+          delivered_fingerprint: z.string().optional(),
+          at: z.string().optional(),
+          error: z.object({ code: z.string(), message: z.string() }).optional(),
+          next_attempt_at: z.string().optional(),
+        }),
+      )
+      .optional()
+      .openapi({ description: "The principal's delivery targets, when it has any." }),
     store: z.object({ kind: z.string(), location: z.string() }),
   })
   .openapi("Status");

@@ -8,15 +8,17 @@ import { join } from "node:path";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import {
   createRekey,
+  isLoopbackHost,
   isRekeyError,
   openCredentialStore,
   type Rekey,
   type RekeyError,
   redactKeys,
+  startDeliveryFinisher,
   toRekeyError,
 } from "@rekey/core";
 import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
-import { isLoopbackHost, type McpOptions, parseOptions, USAGE } from "./options.js";
+import { type McpOptions, parseOptions, USAGE } from "./options.js";
 import { createMcpServer } from "./server.js";
 
 import { VERSION as version } from "./version.js";
@@ -87,8 +89,19 @@ async function main(): Promise<void> {
     profile: options.profile,
     ...(options.actAs === undefined ? {} : { actAs: options.actAs }),
     env,
+    delivery: {
+      openStore: (location) =>
+        openCredentialStore({ spec: location, env, urlStores: postgresUrlStores }),
+    },
   });
   await warnWhenNoKey(rekey, options.profile);
+  // Deliveries left by killed processes, and those of rotations made elsewhere.
+  const stopDeliveries = startDeliveryFinisher({
+    finish: () => rekey.finishDeliveries(),
+    watch: (listener) => store.watch(listener),
+    onError: (error) =>
+      log(`finishing deliveries failed (${toRekeyError(error).code}); will retry`),
+  });
   const deps = { rekey, revealKeys: options.revealKeys, log, version };
   if (options.revealKeys) log("REKEY_MCP_REVEAL_KEYS is on: rotate_api_key returns raw keys");
 
@@ -139,6 +152,7 @@ async function main(): Promise<void> {
     stopping = true;
     try {
       await stop();
+      await stopDeliveries();
       await rekey.close();
       await store.close();
     } finally {

@@ -7,10 +7,10 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import {
   applyServerLimits,
   DEFAULT_SERVER_LIMITS,
+  isLoopbackHost,
   type ServerLimits,
   serverCreationOptions,
 } from "@rekey/core";
-import { isLoopbackHost } from "./options.js";
 
 /** What `startHttpServer` needs. */
 export interface HttpServerOptions {

@@ -1,4 +1,4 @@
-import { assertNoPasswordInArgument, RekeyError } from "@rekey/core";
+import { assertNoPasswordInArgument, isLoopbackHost, RekeyError } from "@rekey/core";
 import { Command, CommanderError } from "commander";
 
 /** How the binary was asked to run, parsed from argv and the environment. */
@@ -70,13 +70,6 @@ Environment:
 
 /** `rekey-mcp --help`: commander's help, then the environment variables. */
 export const USAGE = `${createOptionsCommand().helpInformation()}${ENVIRONMENT}`;
-
-const LOOPBACK_NAMES = new Set(["localhost", "::1", "[::1]"]);
-
-/** True for addresses only this machine can reach. */
-export function isLoopbackHost(host: string): boolean {
-  return LOOPBACK_NAMES.has(host.toLowerCase()) || /^127(\.\d{1,3}){3}$/.test(host);
-}
 
 function invalid(message: string, hint?: string): RekeyError {
   return new RekeyError("CONFIG_INVALID", message, { hint: hint ?? "Run rekey-mcp --help." });

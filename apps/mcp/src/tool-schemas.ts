@@ -60,6 +60,20 @@ export const rotateOutput = {
     .string()
     .optional()
     .describe("The new raw key: only when the server runs with REKEY_MCP_REVEAL_KEYS=1."),
+  deliveries: z
+    .array(
+      z.object({
+        target: z.string().describe('The delivery target\'s id, e.g. "lightning-wallet-1".'),
+        status: z
+          .enum(["delivered", "failed", "current", "deferred"])
+          .describe("failed: the rotation still stands; rekey retries it with back-off."),
+        fingerprint: fingerprintField.describe("Fingerprint of the key delivered."),
+        description: z.string().describe("Where: a file, a command, a store or a URL."),
+        error: z.string().optional().describe("Why it failed, with the error code."),
+      }),
+    )
+    .optional()
+    .describe("Where the new key was delivered (files, services), when targets are configured."),
 };
 
 export const keyStatusOutput = {
@@ -105,6 +119,30 @@ export const keyStatusOutput = {
     })
     .optional()
     .describe("A rotation that started and is not finished yet; the next call resolves it."),
+  deliveries: z
+    .array(
+      z.object({
+        target: z.string().describe('The delivery target\'s id, e.g. "lightning-wallet-1".'),
+        state: z
+          .enum(["current", "stale", "failing"])
+          .describe(
+            "current: holds the key; stale: an older one; failing: the last attempt failed.",
+          ),
+        description: z.string().describe("Where: a file, a command, a store or a URL."),
+        error: z.string().optional().describe("Why the last attempt failed, with the error code."),
+      }),
+    )
+    .optional()
+    .describe("Where the key is delivered (files, services), and whether each holds it."),
+  due_at: isoInstant
+    .optional()
+    .describe(
+      "ISO-8601 UTC instant when a scheduled rotation (`rekey policy`) will rotate this key next; absent without a rotation policy. The old key stops working then.",
+    ),
+  rotation_overdue: z
+    .boolean()
+    .optional()
+    .describe("The key is past its scheduled rotation plus grace: tell the user."),
 };
 
 export const listAgentsOutput = {

@@ -84,6 +84,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Rotations, deliveries and cooldown ends as they happen (scope status)
+         * @description A text/event-stream. Audit-log events (`rotation`, `delivery`, `audit`) carry an id (`<seq>-<hash prefix>`) from the store's hash-chained audit log: reconnect with `Last-Event-ID` to receive what was missed (a `resync` event says to re-read `/v1/status` when the id is unknown or too far back). `cooldown.ended` and events published by the server itself carry no id. Rotations by other processes and replicas sharing the store appear too. A token with a principals list sees only its principals' events. Never a key: fingerprints only.
+         */
+        get: operations["getEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -165,11 +185,32 @@ export interface components {
             /** @description Another caller did this rotation; its result is returned. */
             shared: boolean;
             request_id: string;
+            /** @description The deliveries of the new key to the principal's targets, when it has any. */
+            deliveries?: components["schemas"]["DeliveryOutcome"][];
         };
         Principal: {
             /** @enum {string} */
             kind: "operator" | "agent";
             agent_id?: number;
+        };
+        DeliveryOutcome: {
+            /** @example lightning-wallet-1 */
+            target: string;
+            /** @enum {string} */
+            kind: "lightning-wallet" | "dotenv" | "exec" | "store" | "webhook";
+            description: string;
+            /**
+             * @description delivered now; failed now (the rotation still stands; retried with back-off); current: held it already; deferred: backing off.
+             * @enum {string}
+             */
+            status: "delivered" | "failed" | "current" | "deferred";
+            /** @description Fingerprint of the key delivered. */
+            fingerprint: string;
+            error?: {
+                code: string;
+                message: string;
+            };
+            next_attempt_at?: string;
         };
         RotationPlan: {
             /** @enum {boolean} */
@@ -238,6 +279,24 @@ export interface components {
                 /** @enum {string} */
                 phase: "requested" | "stored";
             };
+            /** @description The principal's delivery targets, when it has any. */
+            deliveries?: {
+                target: string;
+                kind: string;
+                description: string;
+                /**
+                 * @description current: holds the key; stale: an older one; failing: the last attempt failed.
+                 * @enum {string}
+                 */
+                state: "current" | "stale" | "failing";
+                delivered_fingerprint?: string;
+                at?: string;
+                error?: {
+                    code: string;
+                    message: string;
+                };
+                next_attempt_at?: string;
+            }[];
             store: {
                 kind: string;
                 location: string;
@@ -684,6 +743,90 @@ export interface operations {
             404: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description STORE_CORRUPT, CONFIG_INVALID or an unexpected error (the log has it). */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description STORE_UNAVAILABLE: the credential store cannot be read or written. */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getEvents: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Resume after this event id. */
+                "last-event-id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The event stream; it stays open. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Missing or unknown bearer token. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope this route needs, or its principals list leaves out the principal the request acts on. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This server has no event source (an app built without one). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many event streams are open (per server, or for this token). */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {

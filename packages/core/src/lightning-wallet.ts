@@ -15,6 +15,7 @@ const entrySchema = z.object({
 
 const fileSchema = z.object({
   version: z.literal(1),
+  api_url: z.string().optional().nullable(),
   active: z.enum(["operator", "agent"]).optional().nullable(),
   operator: entrySchema.optional().nullable(),
   agent: entrySchema.optional().nullable(),
@@ -26,6 +27,8 @@ export interface LightningWalletCredentials {
   agent?: { apiKey: string; name?: string | undefined } | undefined;
   /** True when the file also holds a recovery code (rekey never stores one). */
   hasRecoveryCode: boolean;
+  /** The faucet URL the client saved with the keys (`api_url`), if any. */
+  apiUrl?: string | undefined;
 }
 
 /** Where the public client keeps its credentials. */
@@ -33,7 +36,8 @@ export function lightningWalletCredentialsPath(
   env: Record<string, string | undefined>,
   home: string,
 ): string {
-  return `${env.LIGHTNING_WALLET_HOME ?? `${home}/.lightning-wallet`}/credentials.json`;
+  // An empty LIGHTNING_WALLET_HOME counts as unset, as in the client (`||`, not `??`).
+  return `${env.LIGHTNING_WALLET_HOME || `${home}/.lightning-wallet`}/credentials.json`;
 }
 
 /**
@@ -51,7 +55,7 @@ export function parseLightningWalletCredentials(json: unknown): LightningWalletC
       },
     });
   }
-  const { operator, agent, active } = parsed.data;
+  const { operator, agent, active, api_url } = parsed.data;
   if (!operator && !agent)
     throw new RekeyError("INVALID_INPUT", "The lightning-wallet credentials file holds no key");
   return {
@@ -59,5 +63,6 @@ export function parseLightningWalletCredentials(json: unknown): LightningWalletC
     operator: operator ? { apiKey: operator.api_key, name: operator.name ?? undefined } : undefined,
     agent: agent ? { apiKey: agent.api_key, name: agent.name ?? undefined } : undefined,
     hasRecoveryCode: Boolean(operator?.recovery_code),
+    apiUrl: api_url || undefined,
   };
 }

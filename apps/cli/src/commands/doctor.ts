@@ -1,4 +1,12 @@
-import type { HealthReport, KeyCheck, KeyStatus, PendingResolution } from "@rekey/core";
+import {
+  type DeliveryStatus,
+  type HealthReport,
+  type KeyCheck,
+  type KeyStatus,
+  listRotationPolicies,
+  type PendingResolution,
+  type PolicyStatus,
+} from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { EXIT_CHECK_FAILED } from "../exit-codes.js";
 import { type Colors, formatFields, type TimeFormat } from "../output.js";
@@ -7,7 +15,9 @@ import { type Colors, formatFields, type TimeFormat } from "../output.js";
  * `rekey doctor [--repair]`: checks the store (file modes included), the faucet URL,
  * unfinished rotations, and every key the profile's principals hold (the faucet must accept
  * it); `--repair` resolves unfinished rotations and settles keys the migration kept beside a
- * record. Exits 11 when a problem remains.
+ * record, and finishes due deliveries; a delivery target that does not hold the current key is
+ * a problem, and so is a key past its scheduled rotation plus grace (`rekey policy`). Exits 11
+ * when a problem remains.
  * @throws RekeyError STORE_*, CONFIG_INVALID, KEY_LOST (a rotation whose key is gone)
  */
 export async function runDoctor(
@@ -15,8 +25,8 @@ export async function runDoctor(
   options: Record<string, unknown>,
 ): Promise<void> {
   const repair = options.repair === true;
-  const { health, status, resolutions, settled, keys } = await context.withRekey(
-    async ({ rekey, store }) => {
+  const { health, status, resolutions, settled, keys, deliveries, overdue } =
+    await context.withRekey(async ({ rekey, store }) => {
       // The store's own repairs (temp files of interrupted writes); a failure shows in health.
       if (repair) await store.checkWritable().catch(() => {});
       const resolutions = repair ? await rekey.resolvePending() : undefined;
@@ -26,18 +36,40 @@ export async function runDoctor(
       const health = await rekey.health();
       // Asking the faucet about each key needs the faucet: skip it when it is unreachable.
       const keys = health.upstream.ok ? await rekey.checkKeys() : [];
-      return { health, status, resolutions, settled, keys };
-    },
-  );
+      if (repair) await rekey.finishDeliveries();
+      const deliveries = await rekey.deliveryReport();
+      const policies = await listRotationPolicies({
+        store,
+        profileName: rekey.profileName,
+        baseUrl: await rekey.baseUrl(),
+        actAs: context.globals.as ?? (context.deps.env.REKEY_AS || undefined),
+        clock: context.deps.clock,
+      });
+      const overdue = policies.filter((policy) => policy.due?.overdue === true);
+      return { health, status, resolutions, settled, keys, deliveries, overdue };
+    });
   const pending = status?.pendingRotation;
   const keyProblems = keys.filter((check) => check.alive === false || !check.current);
-  const ok = health.ok && pending === undefined && keyProblems.length === 0;
+  // A target that does not hold the current key breaks whatever reads it: a problem.
+  const staleTargets = deliveries.flatMap((record) =>
+    record.targets
+      .filter((target) => target.state !== "current")
+      .map((target) => ({ principal: record.principal, ...target })),
+  );
+  const ok =
+    health.ok &&
+    pending === undefined &&
+    keyProblems.length === 0 &&
+    staleTargets.length === 0 &&
+    overdue.length === 0;
   context.output.result(
     "doctor",
     {
       ok,
       health,
       keys,
+      deliveries,
+      overdue: overdue.map(overduePayload),
       ...(pending === undefined ? {} : { pendingRotation: { label: status?.label, ...pending } }),
       ...(resolutions === undefined ? {} : { resolutions }),
       ...(settled === undefined ? {} : { settled }),
@@ -49,6 +81,8 @@ export async function runDoctor(
         resolutions,
         settled,
         keys,
+        staleTargets,
+        overdue,
         ok,
         context.output.colors,
         context.output.time,
@@ -63,6 +97,8 @@ function renderDoctor(
   resolutions: PendingResolution[] | undefined,
   settled: KeyCheck[] | undefined,
   keys: KeyCheck[],
+  staleTargets: (DeliveryStatus & { principal: string })[],
+  overdue: PolicyStatus[],
   ok: boolean,
   colors: Colors,
   time: TimeFormat,
@@ -86,6 +122,18 @@ function renderDoctor(
             ),
       ],
       ...keys.map((check): [string, string] => [`key ${check.principal}`, keyLine(check, colors)]),
+      ...staleTargets.map((target): [string, string] => [
+        `delivery ${target.principal} ${target.target}`,
+        colors.red(
+          `${target.state}: holds ${target.deliveredFingerprint ?? "nothing"}${target.error ? ` (${target.error.message})` : ""} (rekey deliver retry)`,
+        ),
+      ]),
+      ...overdue.map((policy): [string, string] => [
+        `overdue ${policy.principal}`,
+        colors.red(
+          `${policy.fingerprint ?? "-"} was due at ${time(policy.due?.dueAt ?? "")} (rekey rotate --due, or check its window)`,
+        ),
+      ]),
     ]),
   ];
   if (settled !== undefined && settled.length > 0) {
@@ -148,4 +196,14 @@ function encryptionLine(
         : `${check(false)} ${encryption.clearKeys} key(s) in clear${key}`,
     ],
   ];
+}
+
+/** An overdue key in doctor's JSON: who, which key, since when. */
+function overduePayload(policy: PolicyStatus) {
+  return {
+    principal: policy.principal,
+    fingerprint: policy.fingerprint,
+    dueAt: policy.due?.dueAt,
+    overdueAt: policy.due?.overdueAt,
+  };
 }

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import {
+  isRekeyError,
   lightningWalletCredentialsPath,
   type Principal,
   parseLightningWalletCredentials,
@@ -8,7 +9,7 @@ import {
   RekeyError,
   toRekeyError,
 } from "@rekey/core";
-import type { CommandContext } from "../context.js";
+import type { CommandContext, RekeySession } from "../context.js";
 import { exitCodeFor } from "../exit-codes.js";
 import { formatTable } from "../output.js";
 
@@ -23,6 +24,8 @@ interface ImportOutcome {
   record?: string | undefined;
   /** False when it belongs to another operator than the profile's (stored beside it). */
   inProfile?: boolean | undefined;
+  /** The delivery target added for this file, when one was. */
+  deliveryTarget?: string | undefined;
   error?: { code: string; message: string } | undefined;
 }
 
@@ -44,7 +47,8 @@ export async function runImportLightningWallet(
   );
   const credentials = parseLightningWalletCredentials(await readJson(path));
 
-  const outcomes = await context.withRekey(async ({ rekey }) => {
+  const deliver = await wantsDelivery(context, options, path);
+  const outcomes = await withImportSession(context, credentials.apiUrl, async ({ rekey }) => {
     const results: ImportOutcome[] = [];
     // The operator first, so an agent entry lands in a profile that already has its operator;
     // the file's `active` entry becomes the profile's active principal.
@@ -63,6 +67,10 @@ export async function runImportLightningWallet(
           name: imported.identity.name,
           record: imported.recordPrincipal,
           inProfile: imported.inProfile,
+          deliveryTarget:
+            deliver && imported.inProfile
+              ? await addFileTarget(rekey, path, imported.principal)
+              : undefined,
         });
       } catch (error) {
         const rekeyError = toRekeyError(error);
@@ -114,6 +122,18 @@ export async function runImportLightningWallet(
       for (const outcome of outcomes) {
         if (outcome.error) lines.push(colors.red(`${outcome.entry}: ${outcome.error.message}`));
       }
+      const targets = outcomes.filter((outcome) => outcome.deliveryTarget !== undefined);
+      if (targets.length > 0) {
+        lines.push(
+          `New keys of ${targets.map((outcome) => outcome.label ?? outcome.entry).join(" and ")} will be written to ${path} after each rotation (rekey deliver list).`,
+        );
+      } else if (!deliver && outcomes.some((outcome) => outcome.result === "imported")) {
+        lines.push(
+          colors.yellow(
+            `This file will keep the old key after a rotation: add it as a delivery target with rekey deliver add lightning-wallet ${path}`,
+          ),
+        );
+      }
       if (credentials.hasRecoveryCode) {
         lines.push(
           colors.dim(
@@ -126,6 +146,66 @@ export async function runImportLightningWallet(
   );
   const firstFailure = outcomes.find((outcome) => outcome.result === "failed");
   if (firstFailure?.error) context.setExitCode(exitCodeFor(firstFailure.error.code));
+}
+
+/**
+ * Whether to add the file as a delivery target: `--deliver` / `--no-deliver`, else asked on a
+ * terminal, else not (a script says so explicitly).
+ */
+async function wantsDelivery(
+  context: CommandContext,
+  options: Record<string, unknown>,
+  path: string,
+): Promise<boolean> {
+  if (typeof options.deliver === "boolean") return options.deliver;
+  if (!context.interactive) return false;
+  return context.deps.confirm(
+    `Keep ${path} up to date (write each new key into it after a rotation)?`,
+  );
+}
+
+/** Adds the file as a lightning-wallet target of a principal; undefined when it could not be. */
+async function addFileTarget(
+  rekey: RekeySession["rekey"],
+  path: string,
+  principal: Principal,
+): Promise<string | undefined> {
+  try {
+    return (await rekey.addDeliveryTarget({ kind: "lightning-wallet", path }, principal)).target;
+  } catch (error) {
+    // Already a target (a second import), or a file rekey refuses to write: the import stands.
+    if (isRekeyError(error, "INVALID_INPUT", "CONFIG_INVALID")) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Runs `use` on a session whose profile uses the file's own `api_url` when nothing else names
+ * a faucet (no --url, REKEY_API_URL, LIGHTNING_WALLET_API_URL) and the profile is new: the
+ * keys belong to that faucet, and would be refused by any other.
+ */
+async function withImportSession<T>(
+  context: CommandContext,
+  apiUrl: string | undefined,
+  use: (session: RekeySession) => Promise<T>,
+): Promise<T> {
+  const { env } = context.deps;
+  const named = context.globals.url ?? (env.REKEY_API_URL || env.LIGHTNING_WALLET_API_URL);
+  if (apiUrl === undefined || named) return context.withRekey(use);
+  const probe = await context.deps.openRekey(context.globals);
+  let isNew: boolean;
+  try {
+    isNew = (await probe.store.read()).data.profiles[probe.rekey.profileName] === undefined;
+  } finally {
+    await probe.close();
+  }
+  if (!isNew) return context.withRekey(use);
+  const session = await context.deps.openRekey({ ...context.globals, url: apiUrl });
+  try {
+    return await use(session);
+  } finally {
+    await session.close();
+  }
 }
 
 async function readJson(path: string): Promise<unknown> {

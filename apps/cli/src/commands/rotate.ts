@@ -1,6 +1,7 @@
 import {
   type AgentStatus,
   agent,
+  type DeliveryOutcome,
   isRekeyError,
   type Rekey,
   RekeyError,
@@ -11,7 +12,10 @@ import {
 import type { CommandContext } from "../context.js";
 import { exitCodeFor } from "../exit-codes.js";
 import { type Colors, formatDuration, formatTable, type Output } from "../output.js";
+import { outcomeLines } from "./deliver.js";
 import { confirmOrRefuse, parseAgentOption } from "./input.js";
+import { startProgress } from "./progress.js";
+import { runRotateDue } from "./rotate-due.js";
 import { planPayload, rotationPayload } from "./rotation-view.js";
 
 interface RotateFlags {
@@ -38,6 +42,13 @@ export async function runRotate(
     force: options.force === true,
     reveal: options.reveal === true,
   };
+  if (options.due === true) {
+    await runRotateDue(context, {
+      dryRun: flags.dryRun,
+      concurrency: parseConcurrency(options.concurrency),
+    });
+    return;
+  }
   if (options.allAgents === true) {
     await rotateAllAgents(context, flags, parseConcurrency(options.concurrency));
     return;
@@ -136,6 +147,9 @@ function renderResult(result: RotationResult, output: Output): string {
   ];
   if (result.shared)
     lines.push(colors.dim("  (another process did this rotation; its result is shown)"));
+  if (result.deliveries !== undefined && result.deliveries.length > 0) {
+    lines.push("  deliveries:", outcomeLines(result.deliveries, colors).replace(/^/gm, "  "));
+  }
   if (result.apiKey !== undefined) lines.push(`  new key: ${result.apiKey}`);
   return lines.join("\n");
 }
@@ -150,6 +164,7 @@ interface AgentOutcome {
   cooldownUntil?: string | undefined;
   error?: { code: string; message: string } | undefined;
   apiKey?: string | undefined;
+  deliveries?: DeliveryOutcome[] | undefined;
 }
 
 async function rotateAllAgents(
@@ -202,7 +217,7 @@ async function rotateAllAgents(
       );
     }
 
-    const progress = await startProgress(context, toRotate.length);
+    const progress = await startProgress(context, toRotate.length, "rotating agents");
     const rotated = await mapWithConcurrency(toRotate, concurrency, async (entry) => {
       const outcome = await rotateAgent(rekey, entry, flags);
       progress.tick();
@@ -238,6 +253,7 @@ async function rotateAgent(
       newFingerprint: result.newFingerprint,
       cooldownUntil: result.cooldownUntil,
       ...(result.apiKey === undefined ? {} : { apiKey: result.apiKey }),
+      ...(result.deliveries === undefined ? {} : { deliveries: result.deliveries }),
     };
   } catch (error) {
     // Rotated by someone else between the listing and now.
@@ -318,6 +334,18 @@ function renderSummary(outcomes: AgentOutcome[], reveal: boolean, output: Output
   if (failures.length > 0) {
     lines.push("Run the same command again: agents already rotated are skipped.");
   }
+  const failedDeliveries = outcomes.flatMap((outcome) =>
+    (outcome.deliveries ?? [])
+      .filter((delivery) => delivery.status === "failed")
+      .map((delivery) => ({ agentId: outcome.agentId, delivery })),
+  );
+  for (const { agentId, delivery } of failedDeliveries) {
+    lines.push(
+      colors.red(
+        `agent ${agentId}: delivery to ${delivery.target} failed: ${delivery.error?.message ?? ""} (rekey deliver retry --agent ${agentId})`,
+      ),
+    );
+  }
   return lines.join("\n");
 }
 
@@ -337,20 +365,6 @@ async function mapWithConcurrency<T, R>(
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
-}
-
-async function startProgress(context: CommandContext, total: number) {
-  const stream = context.deps.progressStream;
-  if (stream === undefined || context.output.json || context.output.quiet || total === 0) {
-    return { tick() {}, stop() {} };
-  }
-  const { default: cliProgress } = await import("cli-progress");
-  const bar = new cliProgress.SingleBar(
-    { stream, format: "rotating agents [{bar}] {value}/{total}", hideCursor: true },
-    cliProgress.Presets.shades_classic,
-  );
-  bar.start(total, 0);
-  return { tick: () => bar.increment(), stop: () => bar.stop() };
 }
 
 function parseConcurrency(value: unknown): number {

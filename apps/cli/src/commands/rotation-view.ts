@@ -15,6 +15,7 @@ export function rotationPayload(result: RotationResult): Record<string, unknown>
     requestId: result.requestId,
     shared: result.shared,
     ...(result.apiKey === undefined ? {} : { apiKey: result.apiKey }),
+    ...(result.deliveries === undefined ? {} : { deliveries: result.deliveries }),
   };
 }
 

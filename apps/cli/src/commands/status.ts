@@ -1,6 +1,7 @@
-import { type Identity, isRekeyError, type KeyStatus } from "@rekey/core";
+import { describePolicy, type Identity, isRekeyError, type KeyStatus } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { type Colors, formatDuration, formatFields, type TimeFormat } from "../output.js";
+import { deliveryTable } from "./deliver.js";
 import { parseAgentOption } from "./input.js";
 
 /**
@@ -96,9 +97,37 @@ function renderStatus(
     ["last rotation", status.hasKey ? lastRotation : undefined],
     ["cooldown", cooldown],
     ["unfinished rotation", pending],
+    ["rotation policy", status.schedule ? describePolicy(status.schedule.policy) : undefined],
+    ["next rotation", status.schedule ? scheduleText(status.schedule, colors, time) : undefined],
     [
       "store",
       `${status.store.kind} ${status.store.location} (${storeHealth.ok ? colors.green("healthy") : colors.red(`problems: ${storeHealth.problems.join("; ")}`)})`,
     ],
+    ...(status.deliveries?.length
+      ? ([["deliveries", `\n${deliveryTable(status.deliveries, colors, time)}`]] as [
+          string,
+          string,
+        ][])
+      : []),
   ]);
+}
+
+function scheduleText(
+  schedule: NonNullable<KeyStatus["schedule"]>,
+  colors: Colors,
+  time: TimeFormat,
+): string {
+  const when =
+    schedule.nextRotationAt === undefined
+      ? "its window does not open in the next nine days"
+      : time(schedule.nextRotationAt);
+  const window =
+    schedule.policy.window === undefined
+      ? ""
+      : schedule.inWindow
+        ? ", window open"
+        : ", window closed";
+  if (schedule.overdue)
+    return colors.red(`OVERDUE (due ${time(schedule.dueAt)}); next ${when}${window}`);
+  return `${schedule.due ? colors.yellow("due now") : when}${window}`;
 }

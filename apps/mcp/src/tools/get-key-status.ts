@@ -15,7 +15,15 @@ function headline(status: KeyStatus): string {
   const pending = status.pendingRotation
     ? " A rotation is unfinished; the next call resolves it."
     : "";
-  return `The ${status.label} key is ${status.fingerprint ?? "held"}${age}.${cooldown}${pending}`;
+  const schedule = status.schedule;
+  const due = schedule
+    ? schedule.overdue
+      ? " Its scheduled rotation is OVERDUE: tell the user."
+      : schedule.nextRotationAt === undefined
+        ? ""
+        : ` A scheduled rotation will replace it at ${schedule.nextRotationAt}.`
+    : "";
+  return `The ${status.label} key is ${status.fingerprint ?? "held"}${age}.${cooldown}${pending}${due}`;
 }
 
 /** Registers `get_key_status` (read-only). Failures become `isError` results. */
@@ -25,7 +33,7 @@ export function registerGetKeyStatus(server: McpServer, deps: ToolContext): void
     {
       title: "Key status",
       description:
-        "Show the fingerprint, age, last rotation, remaining withdrawal cooldown and any unfinished rotation of this session's key, or of one agent's key (agent_id, operators only). Never shows the key itself.",
+        "Show the fingerprint, age, last rotation, remaining withdrawal cooldown, any unfinished rotation and the next scheduled rotation (due_at) of this session's key, or of one agent's key (agent_id, operators only). Never shows the key itself.",
       inputSchema: agentIdInput,
       outputSchema: keyStatusOutput,
       annotations: { title: "Key status", readOnlyHint: true, openWorldHint: false },
@@ -61,6 +69,17 @@ export function registerGetKeyStatus(server: McpServer, deps: ToolContext): void
             started_at: pending.startedAt,
             phase: pending.phase,
           },
+          deliveries: status.deliveries?.map((target) => ({
+            target: target.target,
+            state: target.state,
+            description: target.description,
+            error:
+              target.error === undefined
+                ? undefined
+                : `${target.error.message} (${target.error.code})`,
+          })),
+          due_at: status.schedule?.nextRotationAt,
+          rotation_overdue: status.schedule?.overdue,
         });
       } catch (error) {
         return deps.failed("get_key_status", error);

@@ -14,6 +14,8 @@ const DESCRIPTION = [
   "agent_id (operators only) rotates one of the operator's agents: its key is stored under that agent",
   "and this session stays the operator. Omit agent_id to rotate this session's own key.",
   "A second rotation inside the cooldown is refused with the time remaining.",
+  "A scheduled rotation may exist (rekey policy): get_key_status shows its due_at; rotating now",
+  "also resets that schedule, so there is rarely a reason to rotate just before it.",
 ].join(" ");
 
 function messageFor(result: RotationResult, switched: boolean, revealed: boolean): string {
@@ -28,6 +30,12 @@ function messageFor(result: RotationResult, switched: boolean, revealed: boolean
   ];
   if (!result.verified) {
     parts.push("The new key is stored but could not be verified yet: call whoami to check it.");
+  }
+  const failed = result.deliveries?.filter((delivery) => delivery.status === "failed") ?? [];
+  if (failed.length > 0) {
+    parts.push(
+      `Delivering the new key failed for ${failed.map((delivery) => delivery.target).join(", ")}: they still hold the old key until \`rekey deliver retry\` succeeds (rekey retries by itself).`,
+    );
   }
   if (revealed) {
     parts.push(
@@ -81,6 +89,16 @@ export function registerRotateApiKey(server: McpServer, deps: ToolContext): void
           session_switched: switched,
           message,
           new_api_key: revealed ? result.apiKey : undefined,
+          deliveries: result.deliveries?.map((delivery) => ({
+            target: delivery.target,
+            status: delivery.status,
+            fingerprint: delivery.fingerprint,
+            description: delivery.description,
+            error:
+              delivery.error === undefined
+                ? undefined
+                : `${delivery.error.message} (${delivery.error.code})`,
+          })),
         });
       } catch (error) {
         return deps.failed("rotate_api_key", error);

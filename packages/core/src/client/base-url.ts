@@ -1,22 +1,11 @@
 import { RekeyError } from "../errors.js";
+import { isLoopbackHost } from "../loopback.js";
 
 /** The real Lightning Faucet agent API endpoint. */
 export const DEFAULT_API_URL = "https://lightningfaucet.com/ai-agents/api";
 
 /** Environment variables read by {@link resolveBaseUrl}, first match wins. */
 export const API_URL_ENV_VARS = ["REKEY_API_URL", "LIGHTNING_WALLET_API_URL"] as const;
-
-// Plain http only where nothing leaves the machine: a key sent over http to a remote host
-// could be read on the way.
-const LOOPBACK_HOSTS = new Set(["localhost", "[::1]", "::1"]);
-
-function isLoopbackHost(hostname: string): boolean {
-  return (
-    LOOPBACK_HOSTS.has(hostname) ||
-    hostname.endsWith(".localhost") ||
-    /^127(\.\d{1,3}){3}$/.test(hostname)
-  );
-}
 
 /**
  * Parses and checks a faucet base URL: https anywhere, http only for loopback hosts, no

@@ -12,10 +12,17 @@ export type RotationStep =
   | "verified"
   | "intent-cleared";
 
+/**
+ * The steps of one target's delivery after a rotation: `delivery-pending` (the journal says
+ * pending, the target not yet written), `delivery-written` (the target holds the key, the
+ * journal does not say so yet).
+ */
+export type DeliveryStep = "delivery-pending" | "delivery-written";
+
 /** Test seams: real code passes none. */
 export interface EngineHooks {
   /** Called after each step; a crash test kills the process here. */
-  afterStep?(step: RotationStep, principal: Principal): void | Promise<void>;
+  afterStep?(step: RotationStep | DeliveryStep, principal: Principal): void | Promise<void>;
 }
 
 /** What the engine's parts share; built once per `createRekey`. */

@@ -6,6 +6,12 @@ import {
   validateBaseUrl,
 } from "../client/index.js";
 import { type Clock, systemClock } from "../clock.js";
+import {
+  type DeliveryOutcome,
+  deliverRecord,
+  deliveryStatusOf,
+} from "../delivery/delivery-journal.js";
+import type { DeliveryEnvironment } from "../delivery/delivery-payload.js";
 import { isRekeyError, RekeyError } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
 import {
@@ -17,6 +23,7 @@ import {
   principalLabel,
   samePrincipal,
 } from "../principal.js";
+import { keyScheduleOf } from "../schedule/policies.js";
 import { verifyAuditChain } from "../store/audit-chain.js";
 import {
   faucetIdOf,
@@ -36,7 +43,13 @@ import type {
   StoreHealth,
   Surface,
 } from "../store/types.js";
-import { type EngineContext, type EngineHooks, rotationLockName } from "./context.js";
+import {
+  type DeliveryStep,
+  type EngineContext,
+  type EngineHooks,
+  rotationLockName,
+} from "./context.js";
+import { createDeliveryOperations } from "./deliveries.js";
 import { createKeyProvider } from "./key-provider.js";
 import {
   activePrincipalOf,
@@ -96,6 +109,11 @@ export interface RekeyOptions {
   client?: FaucetClient;
   /** Test seams only. */
   hooks?: EngineHooks;
+  /**
+   * What `store` delivery targets open other stores with (a directory or a URL such as
+   * postgres://); without it, store targets fail with CONFIG_INVALID. `fetch` for webhooks.
+   */
+  delivery?: Pick<DeliveryEnvironment, "openStore" | "fetch">;
 }
 
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
@@ -222,6 +240,33 @@ export function createRekey(options: RekeyOptions): Rekey {
     envKey,
     invalidateKeys: () => keyProviderRef.invalidate(),
   };
+  const deliveryJournal = {
+    store,
+    clock,
+    surface,
+    profileName,
+    lockLeaseMs: context.lockLeaseMs,
+    lockWaitMs: context.lockWaitMs,
+    environment: { clock, env, ...options.delivery },
+    afterStep: (step: DeliveryStep, recordPrincipal: string) =>
+      context.hooks.afterStep?.(step, principalOfRecord(recordPrincipal)),
+  };
+
+  /**
+   * Delivers a committed, verified rotation's key to the principal's targets. Never throws: a
+   * delivery that cannot run now stays stale in the store, for `status`, `doctor` and a retry.
+   */
+  async function deliverRotation(recordId: string): Promise<DeliveryOutcome[] | undefined> {
+    try {
+      const record = (await store.read()).data.principals[recordId];
+      if (!record?.deliveries?.length) return undefined;
+      return await deliverRecord(deliveryJournal, recordId);
+    } catch {
+      // The store or the delivery lock is unavailable now: the targets show as stale, and the
+      // next process that opens the store delivers.
+      return undefined;
+    }
+  }
 
   /**
    * Resolves every leftover intent of the profile's principals before anything else uses the
@@ -527,7 +572,17 @@ export function createRekey(options: RekeyOptions): Rekey {
         signal: request.signal,
       }),
     );
-    return toResult(rotation, rotation.shared, request.reveal);
+    const result = toResult(rotation, rotation.shared, request.reveal);
+    // After commit and verify: the rotation stands whatever its deliveries do.
+    const deliveries = rotation.shared ? undefined : await deliverRotation(flightKey);
+    return deliveries === undefined ? result : { ...result, deliveries };
+  }
+
+  /** The record id of a principal (default: the profile's acting one) on this faucet. */
+  async function recordIdFor(principal?: Principal): Promise<string> {
+    const view = await readView();
+    const target = principal ?? (await requireActive(view));
+    return recordIdOf(view.faucet, await recordPrincipalIn(view, target));
   }
 
   const rekey: Rekey = {
@@ -535,6 +590,7 @@ export function createRekey(options: RekeyOptions): Rekey {
     surface,
     baseUrl,
     activePrincipal,
+    ...createDeliveryOperations(deliveryJournal, recordIdFor),
 
     async register(input) {
       // The faucet creates the account and shows its recovery code once: the store must be
@@ -759,7 +815,7 @@ export function createRekey(options: RekeyOptions): Rekey {
           : rotationLockName(recordIdOf(before.faucet, before.operator));
       // Under the operator's rotation lock: a rotation finishing after the recovery would
       // store its key, which the recovery has just invalidated.
-      return withLock(lockName, async () => {
+      const result = await withLock(lockName, async (): Promise<RotationResult> => {
         const view = await readView();
         const old = storedKeyOf(view, OPERATOR);
         // Recovery invalidates the operator's key: the store must be able to take the new one.
@@ -833,6 +889,9 @@ export function createRekey(options: RekeyOptions): Rekey {
           false,
         );
       });
+      // A recovered key reaches the targets too: the old one is dead.
+      const deliveries = await recordIdFor(OPERATOR).then(deliverRotation, () => undefined);
+      return deliveries === undefined ? result : { ...result, deliveries };
     },
 
     async whoami(principal) {
@@ -917,7 +976,9 @@ export function createRekey(options: RekeyOptions): Rekey {
         pendingRotation: intent
           ? { requestId: intent.requestId, startedAt: intent.startedAt, phase: intent.phase }
           : undefined,
+        deliveries: record?.deliveries ? deliveryStatusOf(record) : undefined,
         store: { kind: store.kind, location: store.location },
+        schedule: record === undefined ? undefined : keyScheduleOf(record, clock.now()),
       } satisfies KeyStatus;
     },
 

@@ -1,6 +1,14 @@
 import type { WhoamiResult } from "../client/faucet-client.js";
+import type { DeliveryOutcome, DeliveryStatus } from "../delivery/delivery-journal.js";
 import type { Principal } from "../principal.js";
-import type { AuditEntry, RotationRecord, StoreEncryption, Surface } from "../store/types.js";
+import type {
+  AuditEntry,
+  RotationPolicy,
+  RotationRecord,
+  StoreEncryption,
+  Surface,
+} from "../store/types.js";
+import type { DeliveryOperations } from "./deliveries.js";
 
 /** Who the faucet says a key belongs to (its `whoami` reply). */
 export type Identity = WhoamiResult;
@@ -70,6 +78,12 @@ export interface RotationResult {
   shared: boolean;
   /** The new raw key: present only when `reveal` was asked. */
   apiKey?: string;
+  /**
+   * The deliveries this rotation made to the principal's targets (absent when it has none, or
+   * the rotation was shared). A failed one never undoes the rotation: it is listed here, kept
+   * as failing in the store, and retried.
+   */
+  deliveries?: DeliveryOutcome[];
 }
 
 /** What `status` shows for one principal. */
@@ -95,7 +109,26 @@ export interface KeyStatus {
   pendingRotation?:
     | { requestId: string; startedAt: string; phase: "requested" | "stored" }
     | undefined;
+  /** The principal's delivery targets: current, stale (an older key) or failing. */
+  deliveries?: DeliveryStatus[] | undefined;
   store: { kind: string; location: string };
+  /** The rotation policy and where the key stands against it, when a policy is set. */
+  schedule?: KeySchedule | undefined;
+}
+
+/** A key's rotation policy and its due state (see `schedule/policy.ts`). Times ISO-8601 UTC. */
+export interface KeySchedule {
+  policy: RotationPolicy;
+  /** When the key reaches its max-age. */
+  dueAt: string;
+  /** When a scheduled run rotates it next (absent: its window does not open in nine days). */
+  nextRotationAt?: string | undefined;
+  /** Whether the policy's window is open now (true without a window). */
+  inWindow: boolean;
+  /** Due now. */
+  due: boolean;
+  /** Past its scheduled rotation plus grace. */
+  overdue: boolean;
 }
 
 /** One of the operator's agents, as the faucet lists it, with what the store holds for it. */
@@ -192,7 +225,7 @@ export interface KeyCheck {
  * Everything a front end needs, bound to one store, one profile and one surface.
  * Create with `createRekey(options)`.
  */
-export interface Rekey {
+export interface Rekey extends DeliveryOperations {
   readonly profileName: string;
   readonly surface: Surface;
   /** The faucet URL of this profile. */

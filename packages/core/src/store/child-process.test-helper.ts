@@ -18,6 +18,7 @@ const SOURCES = [
   "errors.ts",
   "clock.ts",
   "fingerprint.ts",
+  "delivery/target-schema.ts",
   "store/types.ts",
   "store/schema.ts",
   "store/record-ids.ts",

@@ -176,7 +176,7 @@ export function isTempFileFor(target: string, name: string): boolean {
  */
 export async function writeFileAtomic(
   target: string,
-  content: string,
+  content: string | Uint8Array,
   stillWanted: () => boolean = () => true,
 ): Promise<boolean> {
   const dir = dirname(target);
@@ -184,7 +184,7 @@ export async function writeFileAtomic(
   try {
     const handle = await open(temp, "wx", FILE_MODE);
     try {
-      await handle.writeFile(content, "utf8");
+      await handle.writeFile(content);
       await handle.sync();
     } finally {
       await handle.close();

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -15,7 +15,8 @@ const iso = fc
     noInvalidDate: true,
   })
   .map((date) => date.toISOString());
-const text = fc.string({ minLength: 1, maxLength: 24 });
+// Any code points (names are free text), so multi-byte UTF-8 is written and read back too.
+const text = fc.string({ minLength: 1, maxLength: 24, unit: "grapheme" });
 const hex64 = fc.stringMatching(/^[0-9a-f]{64}$/);
 const surface = fc.constantFrom("cli", "mcp", "http", "library" as const);
 const agentId = fc.integer({ min: 1, max: 2 ** 31 - 1 });
@@ -132,10 +133,21 @@ describe("file store round trip", () => {
         const written = await writer.compareAndSet(0, data);
         await writer.close();
         expect(written.ok).toBe(true);
+        // The file holds exactly what JSON.stringify gives, though it is assembled from cached
+        // per-record bytes.
+        expect(await readFile(join(dir, "credentials.json"), "utf8")).toBe(
+          `${JSON.stringify({ version: 1, data })}\n`,
+        );
         const reader = createFileStore({ dir });
         const read = await reader.read();
-        await reader.close();
         expect(read).toEqual({ version: 1, data });
+        // Written again from the frozen snapshot, every record's bytes come from the cache.
+        const shared = { ...read.data, principals: { ...read.data.principals } } as StoreData;
+        expect((await reader.compareAndSet(1, shared)).ok).toBe(true);
+        await reader.close();
+        expect(await readFile(join(dir, "credentials.json"), "utf8")).toBe(
+          `${JSON.stringify({ version: 2, data: read.data })}\n`,
+        );
         checked += 1;
       }),
       { numRuns: 60 },

@@ -952,50 +952,68 @@ export class FileStore implements CredentialStore {
   }
 }
 
-/** The `"id":{...}` text of an entry (not a principal record: those are sealed). */
-const entryTexts = new WeakMap<object, { id: string; text: string }>();
+/**
+ * The UTF-8 bytes of the `"id":{...}` text of each entry written before, by record (not a
+ * principal record: those are sealed, and their sealer remembers their bytes): a record is
+ * frozen, so its text never changes, and it sits under one id.
+ */
+const entryBytes = new WeakMap<object, { id: string; bytes: Buffer }>();
 
-function entryText(id: string, record: unknown): string {
+function entryBuffer(id: string, record: unknown): Buffer {
   if (typeof record !== "object" || record === null || !Object.isFrozen(record)) {
-    return `${JSON.stringify(id)}:${JSON.stringify(record)}`;
+    return Buffer.from(`${JSON.stringify(id)}:${JSON.stringify(record)}`, "utf8");
   }
-  const known = entryTexts.get(record);
-  if (known?.id === id) return known.text;
-  const text = `${JSON.stringify(id)}:${JSON.stringify(record)}`;
-  entryTexts.set(record, { id, text });
-  return text;
+  const known = entryBytes.get(record);
+  if (known?.id === id) return known.bytes;
+  const bytes = Buffer.from(`${JSON.stringify(id)}:${JSON.stringify(record)}`, "utf8");
+  entryBytes.set(record, { id, bytes });
+  return bytes;
 }
 
+const COMMA = Buffer.from(",");
+const OPEN = Buffer.from("{");
+const CLOSE = Buffer.from("}");
+
 /**
- * The text of `credentials.json` for a snapshot, every key sealed by `sealer`: built from each
- * entry's remembered text, so a write seals and serialises only the records that changed (one
- * agent's rotation among a thousand seals one record, then joins the thousand texts).
+ * The bytes of `credentials.json` for a snapshot, every key sealed by `sealer`: what
+ * `JSON.stringify` gives, built from each entry's remembered bytes, so a write seals,
+ * serialises and encodes only the records that changed (one agent's rotation among a thousand
+ * seals and stringifies one record, then copies the thousand entries' bytes once). Joining a
+ * thousand texts into one string and encoding it cost more than the rest of the write together
+ * (a string built by `+=` is flattened, then encoded).
  */
-function serializeSnapshot(snapshot: StoreSnapshot, sealer: RecordSealer): string {
-  let fields = "";
+function serializeSnapshot(snapshot: StoreSnapshot, sealer: RecordSealer): Buffer {
+  const sealing = JSON.stringify({ storeId: sealer.storeId });
+  const parts: Buffer[] = [
+    Buffer.from(`{"version":${snapshot.version},"sealing":${sealing},"data":{`),
+  ];
+  let first = true;
   for (const [name, value] of Object.entries(snapshot.data)) {
     if (value === undefined) continue;
-    let text: string;
+    parts.push(Buffer.from(`${first ? "" : ","}${JSON.stringify(name)}:`));
+    first = false;
     if (name === "principals" || name === "idempotency") {
       const map = value as Record<string, unknown>;
-      text = "";
+      parts.push(OPEN);
+      let firstEntry = true;
       for (const id in map) {
         const record = map[id];
         if (record === undefined) continue;
-        const entry =
+        if (!firstEntry) parts.push(COMMA);
+        firstEntry = false;
+        parts.push(
           name === "principals"
-            ? `${JSON.stringify(id)}:${sealer.sealedJson(id, record as object)}`
-            : entryText(id, record);
-        text += text === "" ? entry : `,${entry}`;
+            ? sealer.sealedEntryBytes(id, record as object)
+            : entryBuffer(id, record),
+        );
       }
-      text = `{${text}}`;
+      parts.push(CLOSE);
     } else {
-      text = JSON.stringify(value);
+      parts.push(Buffer.from(JSON.stringify(value)));
     }
-    fields += `${fields === "" ? "" : ","}${JSON.stringify(name)}:${text}`;
   }
-  const sealing = JSON.stringify({ storeId: sealer.storeId });
-  return `{"version":${snapshot.version},"sealing":${sealing},"data":{${fields}}}\n`;
+  parts.push(Buffer.from("}}\n"));
+  return Buffer.concat(parts);
 }
 
 /** True when `text` is a store file (of any schema): a backup holding keys. Throws nothing. */

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { deliveryTargetSchema } from "../delivery/target-schema.js";
 import { RekeyError } from "../errors.js";
 import { migrateV1ToV2, storeDataV1Schema } from "./migrations/v1-to-v2.js";
 import { migrateV2ToV3 } from "./migrations/v2-to-v3.js";
@@ -57,6 +58,20 @@ export const rotationIntentSchema = z.strictObject({
   surface,
 });
 
+/**
+ * Schema of a RotationPolicy. An optional field of the schema-2 record (added without a version
+ * bump: a rekey without schedules refuses a store that holds one, as it does any unknown field).
+ * The window is checked as text here and parsed where it is used, so a time zone that a later
+ * Node drops makes its schedule fail loudly instead of the whole store unreadable.
+ */
+export const rotationPolicySchema = z.strictObject({
+  maxAgeSeconds: z.number().int().positive(),
+  window: z.string().min(1).max(200).optional(),
+  jitterSeconds: z.number().int().nonnegative().optional(),
+  graceSeconds: z.number().int().positive().optional(),
+  setAt: isoUtc,
+});
+
 const keyFields = {
   key: nonEmpty,
   fingerprint: nonEmpty,
@@ -79,6 +94,8 @@ export const principalRecordSchema = z
     cooldownUntil: isoUtc.optional(),
     intent: rotationIntentSchema.optional(),
     alternates: z.array(z.strictObject({ ...keyFields, profile: z.string() })).optional(),
+    deliveries: z.array(deliveryTargetSchema).max(64).optional(),
+    policy: rotationPolicySchema.optional(),
   })
   .refine(
     (record) =>
@@ -144,14 +161,16 @@ export const auditEntrySchema = z.strictObject({
     "forget",
     "migrate",
     "repoint",
+    "deliver",
     "rekey_master",
   ]),
-  outcome: z.enum(["success", "failure", "recovered", "not_rotated", "key_lost"]),
+  outcome: z.enum(["success", "failure", "recovered", "not_rotated", "key_lost", "pending"]),
   oldFingerprint: z.string().optional(),
   newFingerprint: z.string().optional(),
   cooldownUntil: isoUtc.optional(),
   requestId: z.string().optional(),
   errorCode: z.string().optional(),
+  deliveryTarget: z.string().max(300).optional(),
   prevHash: z.string().regex(/^[0-9a-f]{64}$/),
   hash: z.string().regex(/^[0-9a-f]{64}$/),
 });

@@ -7,6 +7,8 @@
  * update on every backend.
  */
 
+import type { DeliveryTarget } from "../delivery/target-schema.js";
+
 /** Which front end did something, for the audit log. */
 export type Surface = "cli" | "mcp" | "http" | "library";
 
@@ -25,6 +27,23 @@ export interface RotationRecord {
   /** Whether `whoami` with the new key answered as the same principal. */
   verified: boolean;
   surface: Surface;
+}
+
+/**
+ * A rotation policy as the store keeps it on a principal's record (an optional field of the
+ * schema-2 record; see `schedule/policy.ts`). Durations are whole seconds, the window its canonical text.
+ */
+export interface RotationPolicy {
+  /** Rotate once the key is this old. */
+  maxAgeSeconds: number;
+  /** When a rotation may start (see window.ts); absent: any time. */
+  window?: string;
+  /** Spreads principals over up to this long after the window opens (or max-age is reached). */
+  jitterSeconds?: number;
+  /** How long past its scheduled rotation a key counts as overdue (default one day). */
+  graceSeconds?: number;
+  /** ISO-8601 UTC: when the policy was set. */
+  setAt: string;
 }
 
 /** The key fields of a principal record; all present, or none. `key` is the raw secret. */
@@ -72,6 +91,10 @@ export interface PrincipalRecord {
   intent?: RotationIntent;
   /** Other keys found for this principal by the schema-1 migration, pending a check. */
   alternates?: AlternateKey[];
+  /** Where the key is delivered after each rotation, with each target's delivery state. */
+  deliveries?: DeliveryTarget[];
+  /** When this principal's key is rotated by `rekey rotate --due` and the scheduler. */
+  policy?: RotationPolicy;
 }
 
 /** A principal record that holds a key. */
@@ -211,14 +234,18 @@ export interface AuditEntry {
     | "forget"
     | "migrate"
     | "repoint"
+    | "deliver"
     | "rekey_master";
-  outcome: "success" | "failure" | "recovered" | "not_rotated" | "key_lost";
+  /** For `deliver`: `pending` when a delivery starts, then `success` or `failure`. */
+  outcome: "success" | "failure" | "recovered" | "not_rotated" | "key_lost" | "pending";
   oldFingerprint?: string;
   newFingerprint?: string;
   cooldownUntil?: string;
   requestId?: string;
   /** Error code, for failures. */
   errorCode?: string;
+  /** For `deliver`: the target's id and description ("lightning-wallet-1 lightning-wallet /home/…"). */
+  deliveryTarget?: string;
   /** SHA-256 hex of the previous entry ("0"*64 for the first). */
   prevHash: string;
   /** SHA-256 hex of this entry's canonical JSON without `hash`. */

@@ -37,6 +37,7 @@ export class RecordSealer {
   private readonly opened = new Map<string, string>();
   private readonly sealedRecords = new WeakMap<object, RawRecord>();
   private readonly sealedTexts = new WeakMap<object, { id: string; text: string }>();
+  private readonly sealedEntries = new WeakMap<object, { id: string; bytes: Buffer }>();
 
   constructor(
     readonly storeId: string,
@@ -77,6 +78,18 @@ export class RecordSealer {
     const text = JSON.stringify(this.sealRecord(id, record));
     if (Object.isFrozen(record)) this.sealedTexts.set(record, { id, text });
     return text;
+  }
+
+  /**
+   * The UTF-8 bytes of `"id":<sealedJson>`, the record's entry in a store file, remembered per
+   * frozen record like {@link sealedJson}. Throws nothing.
+   */
+  sealedEntryBytes(id: string, record: object): Buffer {
+    const known = this.sealedEntries.get(record);
+    if (known?.id === id) return known.bytes;
+    const bytes = Buffer.from(`${JSON.stringify(id)}:${this.sealedJson(id, record)}`, "utf8");
+    if (Object.isFrozen(record)) this.sealedEntries.set(record, { id, bytes });
+    return bytes;
   }
 
   /**

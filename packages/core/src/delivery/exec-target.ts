@@ -1,0 +1,97 @@
+import { spawn } from "node:child_process";
+import { RekeyError, redactKeys } from "../errors.js";
+import type { DeliveryPayload } from "./delivery-payload.js";
+import { DEFAULT_DELIVERY_TIMEOUT_MS } from "./target-schema.js";
+
+/**
+ * The `exec` target: runs a command with the new key on its stdin (one line), never on its
+ * argv (other users see argv in `ps`) nor in its environment (inherited by everything it
+ * starts). Exit 0 means delivered. It gets REKEY_PRINCIPAL and REKEY_FINGERPRINT to know which
+ * key it holds; the parent's key variables are removed from its environment, since they hold
+ * the key that just died.
+ */
+
+// What is kept of the command's output for the error message: enough to tell why it failed.
+const OUTPUT_LIMIT = 2000;
+const KEY_VARIABLES = ["REKEY_API_KEY", "LIGHTNING_WALLET_API_KEY"];
+
+/** Output of the command, with the key (and anything key-shaped) masked. */
+function masked(output: string, payload: DeliveryPayload): string {
+  return redactKeys(output.split(payload.key).join(`[key ${payload.fingerprint}]`)).trim();
+}
+
+/**
+ * Runs the command and waits for it, killing it (and its process group) after `timeoutMs`.
+ * @throws RekeyError CONFIG_INVALID when it cannot be started; UPSTREAM_TIMEOUT when it hangs;
+ *   UPSTREAM_UNAVAILABLE when it exits non-zero or is killed (its output, masked, in the message).
+ */
+export function deliverToExec(
+  command: readonly string[],
+  payload: DeliveryPayload,
+  parentEnv: Record<string, string | undefined>,
+  timeoutMs = DEFAULT_DELIVERY_TIMEOUT_MS,
+): Promise<void> {
+  const [file, ...args] = command;
+  if (file === undefined)
+    return Promise.reject(new RekeyError("CONFIG_INVALID", "No command to run"));
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(parentEnv)) {
+    if (value !== undefined && !KEY_VARIABLES.includes(name)) env[name] = value;
+  }
+  env.REKEY_PRINCIPAL = payload.principal;
+  env.REKEY_FINGERPRINT = payload.fingerprint;
+  return new Promise((resolve, reject) => {
+    // Its own process group, so a timeout kills what it started too.
+    const child = spawn(file, args, { env, stdio: ["pipe", "pipe", "pipe"], detached: true });
+    let output = "";
+    const keep = (chunk: Buffer) => {
+      if (output.length < OUTPUT_LIMIT * 4) output += chunk.toString("utf8");
+    };
+    child.stdout.on("data", keep);
+    child.stderr.on("data", keep);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+      } catch {
+        child.kill("SIGKILL");
+      }
+    }, timeoutMs);
+    child.stdin.on("error", () => {
+      // A command that exits without reading stdin: its exit code says the rest.
+    });
+    child.stdin.end(`${payload.key}\n`);
+    child.on("error", (error) => {
+      clearTimeout(timer);
+      reject(
+        new RekeyError(
+          "CONFIG_INVALID",
+          `Cannot run ${file}: ${(error as NodeJS.ErrnoException).code ?? error.message}`,
+          {
+            hint: "Use the command's full path, and check it is executable.",
+            cause: error,
+          },
+        ),
+      );
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const said = masked(output, payload).slice(-OUTPUT_LIMIT);
+      const tail = said === "" ? "" : `: ${said}`;
+      if (timedOut) {
+        reject(
+          new RekeyError(
+            "UPSTREAM_TIMEOUT",
+            `${file} did not finish within ${timeoutMs} ms and was killed${tail}`,
+          ),
+        );
+      } else if (code === 0) {
+        resolve();
+      } else {
+        const how = code === null ? `was killed by ${signal}` : `exited with code ${code}`;
+        reject(new RekeyError("UPSTREAM_UNAVAILABLE", `${file} ${how}${tail}`));
+      }
+    });
+  });
+}
