@@ -470,7 +470,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description STORE_CORRUPT, CONFIG_INVALID or an unexpected error (the log has it). */
+            /** @description STORE_CORRUPT, STORE_LOCKED, CONFIG_INVALID or an unexpected error (the log has it). */
             500: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -574,7 +574,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description STORE_CORRUPT, CONFIG_INVALID or an unexpected error (the log has it). */
+            /** @description STORE_CORRUPT, STORE_LOCKED, CONFIG_INVALID or an unexpected error (the log has it). */
             500: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -645,7 +645,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description STORE_CORRUPT, CONFIG_INVALID or an unexpected error (the log has it). */
+            /** @description STORE_CORRUPT, STORE_LOCKED, CONFIG_INVALID or an unexpected error (the log has it). */
             500: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -749,7 +749,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description STORE_CORRUPT, CONFIG_INVALID or an unexpected error (the log has it). */
+            /** @description STORE_CORRUPT, STORE_LOCKED, CONFIG_INVALID or an unexpected error (the log has it). */
             500: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -833,7 +833,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description STORE_CORRUPT, CONFIG_INVALID or an unexpected error (the log has it). */
+            /** @description STORE_CORRUPT, STORE_LOCKED, CONFIG_INVALID or an unexpected error (the log has it). */
             500: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
