@@ -16,7 +16,11 @@ import { join } from "node:path";
 import { closeAllDispatchers, createFileStore, createRekey } from "@rekey/core";
 import { startSandbox } from "@rekey/sandbox";
 import { createPostgresStore } from "@rekey/store-postgres";
-import { findPostgresBin, startTemporaryPostgres } from "@rekey/store-postgres/testing";
+import {
+  findPostgresBin,
+  startTemporaryPostgres,
+  TEST_MASTER_KEY_ENV,
+} from "@rekey/store-postgres/testing";
 import { summarize } from "./runner.mjs";
 
 const ROTATIONS = 15;
@@ -91,13 +95,16 @@ async function measure(kind, store, spec, sandbox, dir) {
     kind: "lightning-wallet",
     path: join(dir, `lw-${kind}`, "credentials.json"),
   });
-  const watcher = startReporter(process.execPath, [WATCHER, spec], {});
+  // A PostgreSQL store needs its master key in every process; a file store has its own.
+  const keyEnv = spec.startsWith("postgres") ? TEST_MASTER_KEY_ENV : {};
+  const watcher = startReporter(process.execPath, [WATCHER, spec], keyEnv);
   const runner = startReporter(
     process.execPath,
     [CLI, "--quiet", "run", "--", process.execPath, ...RUN_CHILD],
     {
       REKEY_STORE: spec,
       REKEY_API_URL: sandbox.url,
+      ...keyEnv,
     },
   );
   await watcher.ready;
@@ -161,7 +168,7 @@ export default async function deliveryBench() {
     if (server === undefined) {
       console.log("  postgres skipped: no PostgreSQL server programs (initdb) on this machine");
     } else {
-      const pgStore = createPostgresStore({ url: server.url });
+      const pgStore = createPostgresStore({ url: server.url, env: TEST_MASTER_KEY_ENV });
       try {
         results.postgres = await measure("postgres", pgStore, server.url, sandbox, dir);
       } finally {

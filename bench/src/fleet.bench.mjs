@@ -22,6 +22,7 @@ import {
   findPostgresBin,
   queryPostgres,
   startTemporaryPostgres,
+  TEST_MASTER_KEY_ENV,
 } from "@rekey/store-postgres/testing";
 import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import { spawnServer, summarize } from "./runner.mjs";
@@ -75,7 +76,9 @@ async function runFleet(name, spec, sandbox, countConnections) {
       scopes: ["status", "rotate"],
     },
   ]);
-  const store = await openCredentialStore({ spec, env: {}, urlStores: postgresUrlStores });
+  // PostgreSQL needs a master key; a file store makes its own, which the replicas find.
+  const keyEnv = spec.startsWith("postgres") ? TEST_MASTER_KEY_ENV : {};
+  const store = await openCredentialStore({ spec, env: keyEnv, urlStores: postgresUrlStores });
   const rekey = createRekey({ store, surface: "library", baseUrl: sandbox.url, env: {} });
   await rekey.register({ name: `${name} fleet` });
   await rekey.close();
@@ -93,6 +96,7 @@ async function runFleet(name, spec, sandbox, countConnections) {
             HOME: home,
             REKEY_STORE: spec,
             REKEY_HTTP_TOKENS: tokens,
+            ...keyEnv,
           },
         },
       ),

@@ -14,7 +14,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRekey, openCredentialStore } from "@rekey/core";
 import { startSandbox } from "@rekey/sandbox";
-import { findPostgresBin, startTemporaryPostgres } from "@rekey/store-postgres/testing";
+import {
+  findPostgresBin,
+  startTemporaryPostgres,
+  TEST_MASTER_KEY_ENV,
+} from "@rekey/store-postgres/testing";
 import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import { compareThroughput, pinThisProcess, spawnServer } from "./runner.mjs";
 
@@ -72,7 +76,8 @@ export default async function runHttpBench() {
 
   // Registers an operator into the store `spec` names (a directory or a postgres:// URL).
   const registerInto = async (spec) => {
-    const store = await openCredentialStore({ spec, env: {}, urlStores: postgresUrlStores });
+    const env = spec.startsWith("postgres") ? TEST_MASTER_KEY_ENV : {};
+    const store = await openCredentialStore({ spec, env, urlStores: postgresUrlStores });
     const rekey = createRekey({ store, surface: "library", baseUrl: sandbox.url, env: {} });
     await rekey.register({ name: "bench operator" });
     await rekey.close();
@@ -140,7 +145,7 @@ export default async function runHttpBench() {
     } else {
       postgresServer = await startTemporaryPostgres({ durable: true });
       await registerInto(postgresServer.url);
-      postgres = await spawnHttp([], { REKEY_STORE: postgresServer.url });
+      postgres = await spawnHttp([], { REKEY_STORE: postgresServer.url, ...TEST_MASTER_KEY_ENV });
       postgresResult = await againstBare(
         "GET /v1/status (PostgreSQL store) vs bare node:http",
         postgres,

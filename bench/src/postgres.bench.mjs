@@ -11,7 +11,11 @@ import { join } from "node:path";
 import { closeAllDispatchers, createFileStore, createRekey } from "@rekey/core";
 import { startSandbox } from "@rekey/sandbox";
 import { createPostgresStore } from "@rekey/store-postgres";
-import { findPostgresBin, startTemporaryPostgres } from "@rekey/store-postgres/testing";
+import {
+  findPostgresBin,
+  startTemporaryPostgres,
+  TEST_MASTER_KEY_ENV,
+} from "@rekey/store-postgres/testing";
 import { compare } from "./runner.mjs";
 
 export default async function postgresBench() {
@@ -24,7 +28,7 @@ export default async function postgresBench() {
   const dir = await mkdtemp(join(tmpdir(), "rekey-bench-postgres-"));
   const stores = {
     file: createFileStore({ dir, env: {} }),
-    postgres: createPostgresStore({ url: server.url }),
+    postgres: createPostgresStore({ url: server.url, env: TEST_MASTER_KEY_ENV }),
   };
   const engines = {};
   try {

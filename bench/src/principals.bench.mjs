@@ -15,6 +15,7 @@ import {
   findPostgresBin,
   queryPostgres,
   startTemporaryPostgres,
+  TEST_MASTER_KEY_ENV,
 } from "@rekey/store-postgres/testing";
 import { compare } from "./runner.mjs";
 
@@ -89,7 +90,10 @@ async function fileStores(sandbox, cleanup) {
 
 async function postgresStores(sandbox, server, cleanup) {
   const make = async (extra, schema) => {
-    const store = createPostgresStore({ url: `${server.url}?schema=${schema}` });
+    const store = createPostgresStore({
+      url: `${server.url}?schema=${schema}`,
+      env: TEST_MASTER_KEY_ENV,
+    });
     cleanup.push(() => store.close());
     const made = await fleet(store, sandbox, extra);
     cleanup.push(() => made.rekey.close());

@@ -19,7 +19,11 @@ import {
 } from "@rekey/core";
 import { startSandbox } from "@rekey/sandbox";
 import { createPostgresStore } from "@rekey/store-postgres";
-import { findPostgresBin, startTemporaryPostgres } from "@rekey/store-postgres/testing";
+import {
+  findPostgresBin,
+  startTemporaryPostgres,
+  TEST_MASTER_KEY_ENV,
+} from "@rekey/store-postgres/testing";
 import { compare } from "./runner.mjs";
 
 const FLEET = 1000;
@@ -106,7 +110,7 @@ export default async function schedulerBench() {
       try {
         results.postgres = await measure(
           "PostgreSQL",
-          createPostgresStore({ url: server.url }),
+          createPostgresStore({ url: server.url, env: TEST_MASTER_KEY_ENV }),
           sandbox,
         );
       } finally {

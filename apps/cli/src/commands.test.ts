@@ -348,6 +348,24 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
     expect(doctorDocument.parse(repaired.json).resolutions).toEqual([]);
   });
 
+  it("doctor says every key is encrypted, and store rekey-master moves them to a new key", async () => {
+    const before = await harness.run(["doctor"]);
+    expect(before.stdout).toMatch(
+      /keys at rest:\s+ok every key encrypted \(master key [0-9a-f]{16} from /,
+    );
+    const oldKey = await readFile(join(harness.home, "master.key"), "utf8");
+    const rekeyed = await harness.runJson(["store", "rekey-master", "--new-key", "generate"]);
+    expect(rekeyed.code).toBe(0);
+    expect(rekeyed.json).toMatchObject({ command: "store rekey-master" });
+    expect(await readFile(join(harness.home, "master.key"), "utf8")).not.toBe(oldKey);
+    expect((await harness.run(["status"])).code).toBe(0);
+    const history = await harness.runJson(["history"]);
+    expect(JSON.stringify(history.json)).toContain("rekey_master");
+    const refused = await harness.run(["store", "rekey-master", "--new-key", "lf_not_a_source"]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("file:PATH, env:VARIABLE or generate");
+  });
+
   it("doctor exits 11 when the faucet cannot be reached", async () => {
     const result = await harness.run([
       "doctor",

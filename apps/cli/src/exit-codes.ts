@@ -34,6 +34,8 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   // Every connection the store may use was busy: a retry in a moment will do.
   STORE_BUSY: 7,
   STORE_CORRUPT: 7,
+  // The store's master key is missing or wrong: a person gives the key, then it reads again.
+  STORE_LOCKED: 7,
   ROTATION_IN_PROGRESS: 8,
   IDEMPOTENCY_KEY_REUSED: 8,
   KEY_LOST: 9,

@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type RunningSandbox, startSandbox } from "@rekey/sandbox";
-import { dropPostgresSchema } from "@rekey/store-postgres/testing";
+import { dropPostgresSchema, TEST_MASTER_KEY_ENV } from "@rekey/store-postgres/testing";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { installBuiltCli, RAW_SECRET, runBinary } from "./cli-harness.test-helper.js";
 import { registerDocument, rotationDocument, statusDocument } from "./json-schemas.test-helper.js";
@@ -39,7 +39,12 @@ describe.skipIf(postgresUrl === "")("the built rekey binary on a PostgreSQL stor
     const store = `${postgresUrl}?schema=${schema}`;
     for (const host of ["a", "b"] as const) {
       await mkdir(join(dir, host));
-      hosts[host] = { REKEY_STORE: store, REKEY_API_URL: sandbox.url, HOME: join(dir, host) };
+      hosts[host] = {
+        REKEY_STORE: store,
+        REKEY_API_URL: sandbox.url,
+        HOME: join(dir, host),
+        ...TEST_MASTER_KEY_ENV,
+      };
     }
   });
   afterAll(async () => {
@@ -93,12 +98,14 @@ describe.skipIf(postgresUrl === "")("the built rekey binary on a PostgreSQL stor
     const agentSchema = `${schema}_agent`;
     const agentStore = `${postgresUrl}?schema=${agentSchema}`;
     // The operator's own host: a file store; the agent's host: only its PostgreSQL store.
+    // The delivering process seals into the agent's store, so both hosts hold its master key.
     const operatorEnv = {
       REKEY_HOME: join(dir, "operator-home"),
       REKEY_API_URL: sandbox.url,
       HOME: dir,
+      ...TEST_MASTER_KEY_ENV,
     };
-    const agentEnv = { REKEY_STORE: agentStore, HOME: join(dir, "b") };
+    const agentEnv = { REKEY_STORE: agentStore, HOME: join(dir, "b"), ...TEST_MASTER_KEY_ENV };
     try {
       const registered = await runBinary(
         ["register", "--recovery-code-file", join(dir, "op-recovery.txt")],

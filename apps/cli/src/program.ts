@@ -395,6 +395,30 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
     });
 
   program
+    .command("store")
+    .description("the credential store itself: its master key")
+    .command("rekey-master")
+    .description(
+      "seal every stored key again under a new master key (resumable; both keys accepted until done; audited)",
+    )
+    .requiredOption(
+      "--new-key <source>",
+      "file:PATH (a 0600 file holding the base64 key), env:VARIABLE, or generate (a store's own master.key)",
+    )
+    .addHelpText(
+      "after",
+      examples(
+        "rekey store rekey-master --new-key generate",
+        "rekey store rekey-master --new-key file:/run/secrets/rekey-master-key",
+        "REKEY_NEW_MASTER_KEY=... rekey store rekey-master --new-key env:REKEY_NEW_MASTER_KEY",
+      ),
+    )
+    .action(async (options: ActionOptions, command: Command) => {
+      const { runStoreRekeyMaster } = await import("./commands/store.js");
+      await runStoreRekeyMaster(context(command), options);
+    });
+
+  program
     .command("run")
     .description(
       "run a command with the current key in its environment; restart it when the key rotates",

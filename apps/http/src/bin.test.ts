@@ -6,7 +6,11 @@ import { connect, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { createRekey, fingerprint, openCredentialStore, verifyAuditChain } from "@rekey/core";
 import { createPostgresStore } from "@rekey/store-postgres";
-import { dropPostgresSchema, queryPostgres } from "@rekey/store-postgres/testing";
+import {
+  dropPostgresSchema,
+  queryPostgres,
+  TEST_MASTER_KEY_ENV,
+} from "@rekey/store-postgres/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { type Faucet, makeToken, startFaucet } from "./harness.test-helper.js";
 import { hashToken } from "./tokens.js";
@@ -409,13 +413,13 @@ describe.skipIf(postgresUrl === "")("rekey-http replicas on one PostgreSQL store
 
   it("answer 40 requests with one Idempotency-Key, spread over both, with one rotation", async () => {
     faucet = await startFaucet({ testClock: false });
-    const store = createPostgresStore({ url: storeUrl });
+    const store = createPostgresStore({ url: storeUrl, env: TEST_MASTER_KEY_ENV });
     const rekey = createRekey({ store, surface: "library", baseUrl: faucet.sandbox.url, env: {} });
     const { fingerprint: registered } = await rekey.register({ name: "replicated operator" });
     await rekey.close();
     await store.close();
 
-    const env = { REKEY_STORE: storeUrl, HOME: faucet.dir };
+    const env = { REKEY_STORE: storeUrl, HOME: faucet.dir, ...TEST_MASTER_KEY_ENV };
     const replicas = [await startBin(faucet, [], env), await startBin(faucet, [], env)];
     const ready = await Promise.all(replicas.map((replica) => call(replica, "GET", "/readyz")));
     expect(ready.map((response) => response.status)).toEqual([200, 200]);
@@ -452,7 +456,7 @@ describe.skipIf(postgresUrl === "")("rekey-http replicas on one PostgreSQL store
     const fleetUrl = `${postgresUrl}?schema=${fleetSchema}&application_name=${fleetSchema}`;
     const replicas: RunningBin[] = [];
     try {
-      const store = createPostgresStore({ url: fleetUrl });
+      const store = createPostgresStore({ url: fleetUrl, env: TEST_MASTER_KEY_ENV });
       const rekey = createRekey({
         store,
         surface: "library",
@@ -465,7 +469,7 @@ describe.skipIf(postgresUrl === "")("rekey-http replicas on one PostgreSQL store
       const { rows } = await queryPostgres(postgresUrl, "SHOW max_connections");
       expect(Number(rows[0]?.max_connections)).toBeGreaterThanOrEqual(100);
 
-      const env = { REKEY_STORE: fleetUrl, HOME: faucet.dir };
+      const env = { REKEY_STORE: fleetUrl, HOME: faucet.dir, ...TEST_MASTER_KEY_ENV };
       const args = ["--rotate-limit", "10000", "--log-level", "error"];
       for (const _ of [1, 2, 3]) replicas.push(await startBin(faucet, args, env));
       let peak = 0;
@@ -534,7 +538,7 @@ describe.skipIf(postgresUrl === "")("rekey-http replicas on one PostgreSQL store
       expect(peak).toBeLessThanOrEqual(15);
 
       // Right after the bursts, the whole history reads, from yet another process.
-      const reader = createPostgresStore({ url: fleetUrl });
+      const reader = createPostgresStore({ url: fleetUrl, env: TEST_MASTER_KEY_ENV });
       try {
         const history = await reader.readAudit();
         expect(verifyAuditChain(history)).toEqual({ ok: true, count: history.length });

@@ -25,6 +25,8 @@ export const HTTP_ERRORS: Record<ErrorCode, { status: number; title: string }> =
   STORE_BUSY: { status: 503, title: "The credential store is busy" },
   // A corrupt store needs a person (it is never overwritten); retrying will not help, so not 503.
   STORE_CORRUPT: { status: 500, title: "The credential store is corrupt" },
+  // The master key is missing or wrong: a configuration fix, not a retry, so not 503.
+  STORE_LOCKED: { status: 500, title: "The credential store is locked (no or wrong master key)" },
   ROTATION_IN_PROGRESS: { status: 409, title: "A rotation is already in progress" },
   IDEMPOTENCY_KEY_REUSED: {
     status: 422,

@@ -51,7 +51,9 @@ const authProblems = {
 
 /** What any route that reads the credential store can answer. */
 const storeProblems = {
-  500: problem("STORE_CORRUPT, CONFIG_INVALID or an unexpected error (the log has it)."),
+  500: problem(
+    "STORE_CORRUPT, STORE_LOCKED, CONFIG_INVALID or an unexpected error (the log has it).",
+  ),
   503: problem("STORE_UNAVAILABLE: the credential store cannot be read or written."),
 };
 

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { createRekey, setRotationPolicy } from "@rekey/core";
 import { createPostgresStore } from "@rekey/store-postgres";
-import { dropPostgresSchema } from "@rekey/store-postgres/testing";
+import { dropPostgresSchema, TEST_MASTER_KEY_ENV } from "@rekey/store-postgres/testing";
 import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
 import { type Faucet, makeToken, startFaucet } from "./harness.test-helper.js";
 
@@ -44,6 +44,7 @@ async function startReplica(storeUrl: string, home: string): Promise<Replica> {
         HOME: home,
         REKEY_STORE: storeUrl,
         REKEY_HTTP_TOKENS: TOKENS,
+        ...TEST_MASTER_KEY_ENV,
       },
       stdio: ["ignore", "pipe", "pipe"],
     },
@@ -98,7 +99,7 @@ describe.skipIf(postgresUrl === "")(
       faucet = await startFaucet({ testClock: false });
       const sandbox = faucet.sandbox;
       const agentRotations = () => sandbox.stats().rotationsByAction.regenerate_agent_key ?? 0;
-      const store = createPostgresStore({ url: storeUrl });
+      const store = createPostgresStore({ url: storeUrl, env: TEST_MASTER_KEY_ENV });
       // Keys stored two hours ago (the engine's clock says so), under a one-hour max-age: due.
       const twoHoursAgo = { now: () => Date.now() - 2 * 3_600_000 };
       const setup = createRekey({

@@ -11,7 +11,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { fingerprint } from "@rekey/core";
-import { dropPostgresSchema } from "@rekey/store-postgres/testing";
+import { dropPostgresSchema, TEST_MASTER_KEY_ENV } from "@rekey/store-postgres/testing";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { seen, startWorld, type World } from "./world.test-helper.js";
 
@@ -188,7 +188,7 @@ describe.skipIf(postgresUrl === "")("rekey-mcp on a PostgreSQL store (the built 
     const transport = new StdioClientTransport({
       command: process.execPath,
       args: [bin],
-      env: childEnv({ REKEY_STORE: storeUrl }),
+      env: childEnv({ REKEY_STORE: storeUrl, ...TEST_MASTER_KEY_ENV }),
       stderr: "pipe",
     });
     const client = new Client({ name: "pg-test", version: "0.0.0" });

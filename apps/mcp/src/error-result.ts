@@ -64,6 +64,8 @@ export const MCP_ERROR_HINTS: Record<ErrorCode, HintFor> = {
   },
   STORE_CORRUPT: () =>
     "The credential store is damaged. Do not rotate: ask the user to run `rekey doctor`.",
+  STORE_LOCKED: () =>
+    "The credential store is encrypted and this server was not given its master key (or a wrong one). Nothing was changed. Do not rotate: ask the user to set REKEY_MASTER_KEY, REKEY_MASTER_KEY_FILE or REKEY_MASTER_KEY_CMD for rekey-mcp, or to restore the store's master.key.",
   ROTATION_IN_PROGRESS: () =>
     "Another rotation of this key is running right now. Wait a few seconds, then call get_key_status: it will show the new key.",
   IDEMPOTENCY_KEY_REUSED: () =>

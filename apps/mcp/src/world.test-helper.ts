@@ -19,6 +19,7 @@ import {
   startSandbox,
   type TestClock,
 } from "@rekey/sandbox";
+import { TEST_MASTER_KEY_ENV } from "@rekey/store-postgres/testing";
 import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import { createMcpServer } from "./server.js";
 
@@ -70,7 +71,9 @@ export async function startWorld(
   const dir = await mkdtemp(join(tmpdir(), "rekey-mcp-"));
   const store = await openCredentialStore({
     spec: options.store ?? dir,
-    env: {},
+    // PostgreSQL stores need a master key; a file store in `dir` makes its own (which the
+    // binaries the tests spawn on `dir` find there too).
+    env: options.store === undefined ? {} : { ...TEST_MASTER_KEY_ENV },
     urlStores: postgresUrlStores,
   });
   const closers: (() => Promise<void>)[] = [];

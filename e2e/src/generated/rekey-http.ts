@@ -476,7 +476,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description STORE_CORRUPT, CONFIG_INVALID or an unexpected error (the log has it). */
+            /** @description STORE_CORRUPT, STORE_LOCKED, CONFIG_INVALID or an unexpected error (the log has it). */
             500: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -580,7 +580,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description STORE_CORRUPT, CONFIG_INVALID or an unexpected error (the log has it). */
+            /** @description STORE_CORRUPT, STORE_LOCKED, CONFIG_INVALID or an unexpected error (the log has it). */
             500: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -651,7 +651,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description STORE_CORRUPT, CONFIG_INVALID or an unexpected error (the log has it). */
+            /** @description STORE_CORRUPT, STORE_LOCKED, CONFIG_INVALID or an unexpected error (the log has it). */
             500: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -755,7 +755,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description STORE_CORRUPT, CONFIG_INVALID or an unexpected error (the log has it). */
+            /** @description STORE_CORRUPT, STORE_LOCKED, CONFIG_INVALID or an unexpected error (the log has it). */
             500: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -839,7 +839,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description STORE_CORRUPT, CONFIG_INVALID or an unexpected error (the log has it). */
+            /** @description STORE_CORRUPT, STORE_LOCKED, CONFIG_INVALID or an unexpected error (the log has it). */
             500: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];

@@ -8,6 +8,7 @@ import {
   isFiledUnderOwnId,
   migrateStoreData,
   principalRecordSchema,
+  type RecordSealer,
   RekeyError,
   type StoreData,
 } from "@rekey/core";
@@ -76,6 +77,7 @@ export function assembleSnapshot(
   row: ReadRow,
   previous: RowSnapshot | undefined,
   source: string,
+  sealer: RecordSealer,
 ): RowSnapshot {
   const version = Number(row.version);
   if (previous !== undefined && version === previous.version) return previous;
@@ -93,7 +95,14 @@ export function assembleSnapshot(
     incremental ? previous.data.principals : {},
     incremental ? previous.rows.principals : new Map(),
     row.principals,
-    (id, data) => checkPrincipal(id, data, source),
+    (id, data) => {
+      const record = deepFreeze(checkPrincipal(id, sealer.openRecord(id, data), source));
+      // Written back unchanged, the row keeps its ciphertext: no sealing, no new bytes.
+      if (typeof data === "object" && data !== null) {
+        sealer.remember(record, data as Record<string, unknown>);
+      }
+      return record;
+    },
   );
   const [idempotency, idempotencyVersions] = applyRows(
     incremental ? previous.data.idempotency : {},
@@ -142,14 +151,28 @@ function applyRows(
 }
 
 /** The rows `next` changes relative to `base` (compared as JSON text). */
-export function diffDocument(base: RowSnapshot | undefined, next: StoreData): DocumentChanges {
+export function diffDocument(
+  base: RowSnapshot | undefined,
+  next: StoreData,
+  sealer: RecordSealer,
+): DocumentChanges {
   const baseData = base?.data;
   const meta = metaOf(next);
   const same = baseData !== undefined && canonicalJson(metaOf(baseData)) === canonicalJson(meta);
   return {
     meta: same ? undefined : JSON.stringify(meta),
-    principals: diffRecords(baseData?.principals ?? {}, next.principals, base?.rows.principals),
-    idempotency: diffRecords(baseData?.idempotency ?? {}, next.idempotency, base?.rows.idempotency),
+    principals: diffRecords(
+      baseData?.principals ?? {},
+      next.principals,
+      base?.rows.principals,
+      (id, record) => sealer.sealedJson(id, record as object),
+    ),
+    idempotency: diffRecords(
+      baseData?.idempotency ?? {},
+      next.idempotency,
+      base?.rows.idempotency,
+      (_slot, record) => JSON.stringify(record),
+    ),
   };
 }
 
@@ -157,13 +180,14 @@ function diffRecords(
   base: DeepReadonly<Record<string, unknown>>,
   next: Record<string, unknown>,
   versions: ReadonlyMap<string, number> | undefined,
+  serialize: (id: string, record: unknown) => string,
 ): RowChange[] {
   const changes: RowChange[] = [];
   for (const [id, record] of Object.entries(next)) {
     const before = base[id];
     // A draft shares the snapshot's unchanged records (frozen): same object, same row.
     if (before !== undefined && before === record) continue;
-    const text = JSON.stringify(record);
+    const text = serialize(id, record);
     if (before === undefined) changes.push({ id, baseVersion: undefined, data: text });
     // Compared canonically: the same record may list its fields in another order (as read
     // back through the schema, or as the caller built it).

@@ -12,6 +12,7 @@ import {
   postgresUrl,
 } from "./postgres.test-helper.js";
 import { createPostgresStore, type PostgresStore } from "./postgres-store.js";
+import { TEST_MASTER_KEY_ENV } from "./testing/master-key.js";
 
 /** Connections the server has open for `applicationName` right now. */
 async function connectionsOf(applicationName: string): Promise<number> {
@@ -53,7 +54,12 @@ describe.skipIf(postgresUrl === "")("PostgreSQL store: connections and locks", (
     schemas.push(schema);
     const url = new URL(postgresUrl);
     url.searchParams.set("application_name", name);
-    const store = createPostgresStore({ url: url.href, schema, ...options });
+    const store = createPostgresStore({
+      url: url.href,
+      schema,
+      env: TEST_MASTER_KEY_ENV,
+      ...options,
+    });
     stores.push(store);
     return { store, schema };
   };
@@ -131,7 +137,7 @@ describe.skipIf(postgresUrl === "")("PostgreSQL store: connections and locks", (
     // The lock session idles 5 s before it closes; it must not hold the process meanwhile.
     const script = `
       const { createPostgresStore } = await import(${JSON.stringify(new URL("../dist/index.js", import.meta.url).href)});
-      const store = createPostgresStore({ url: process.argv[1], schema: process.argv[2] });
+      const store = createPostgresStore({ url: process.argv[1], schema: process.argv[2], env: ${JSON.stringify(TEST_MASTER_KEY_ENV)} });
       await (await store.lock("operator", { leaseMs: 20000, waitMs: 5000 })).release();
       const released = Date.now();
       process.on("exit", () => process.stdout.write(String(Date.now() - released)));

@@ -2,6 +2,7 @@ import { isRekeyError } from "@rekey/core";
 import { sampleStoreData } from "@rekey/core/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createPostgresStore, type PostgresStore } from "./postgres-store.js";
+import { TEST_MASTER_KEY_ENV } from "./testing/master-key.js";
 
 // pg reads the certificate files a URL names when it builds a connection, and throws
 // synchronously when one is missing. No server is needed to see it: the file is read first.
@@ -17,7 +18,11 @@ describe("a store URL naming a missing certificate", () => {
     unhandled.length = 0;
     process.on("unhandledRejection", record);
     process.on("uncaughtException", record);
-    store = createPostgresStore({ url: URL_WITH_MISSING_CERT, connectTimeoutMs: 1000 });
+    store = createPostgresStore({
+      url: URL_WITH_MISSING_CERT,
+      connectTimeoutMs: 1000,
+      env: TEST_MASTER_KEY_ENV,
+    });
   });
   afterEach(async () => {
     await store.close();

@@ -1,6 +1,13 @@
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { isRekeyError, type RekeyError, type StoreData, verifyAuditChain } from "@rekey/core";
+import {
+  isRekeyError,
+  openSealedBackup,
+  parseMasterKey,
+  type RekeyError,
+  type StoreData,
+  verifyAuditChain,
+} from "@rekey/core";
 import { describeStoreContract, sampleStoreData } from "@rekey/core/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -13,6 +20,7 @@ import {
   postgresUrl,
 } from "./postgres.test-helper.js";
 import type { PostgresStore } from "./postgres-store.js";
+import { TEST_MASTER_KEY_ENV } from "./testing/master-key.js";
 
 async function rejection(promise: Promise<unknown>): Promise<RekeyError> {
   const error = await promise.then(
@@ -125,6 +133,7 @@ if (postgresUrl === "") {
         "idempotency",
         "principals",
         "store_meta",
+        "store_sealing",
       ]);
     });
 
@@ -243,8 +252,13 @@ if (postgresUrl === "") {
       );
       expect(agent?.alternates).toHaveLength(1);
       expect(reads[0]?.data.profiles.ag).toMatchObject({ actsAs: "agent:1" });
-      const { rows } = await adminQuery(`SELECT data FROM "${schema}".credentials_schema_1`);
-      expect(rows[0].data).toEqual(fixture.data);
+      // Kept, sealed whole: the backup holds every key the store had.
+      const { rows } = await adminQuery(
+        `SELECT data::text AS text FROM "${schema}".credentials_schema_1`,
+      );
+      expect(rows[0].text).not.toContain('"lf_');
+      const key = parseMasterKey(TEST_MASTER_KEY_ENV.REKEY_MASTER_KEY, "test");
+      expect(JSON.parse(openSealedBackup(rows[0].text, [key], "backup"))).toEqual(fixture.data);
     });
 
     it("reports a principal row that is not a record as STORE_CORRUPT, and leaves it as it is", async () => {

@@ -14,10 +14,14 @@ import {
   emptyStoreData,
   frozenCopy,
   type LockOptions,
+  type MasterKey,
+  type MasterKeyEnv,
   migrateStoreData,
   type ReadOptions,
+  RecordSealer,
   RekeyError,
   type StoreData,
+  type StoreEncryption,
   type StoreHealth,
   type StoreLock,
   type StoreSnapshot,
@@ -34,6 +38,7 @@ import {
   type RowSnapshot,
 } from "./document-rows.js";
 import { LockSession } from "./locks.js";
+import { openRowSealer, requireKeySource, rowEncryption, sealRows } from "./row-sealing.js";
 import { type RekeySql, sqlFor } from "./sql.js";
 
 /** Options of {@link createPostgresStore}. */
@@ -58,6 +63,14 @@ export interface PostgresStoreOptions {
   connectTimeoutMs?: number;
   /** Give up on one query after this long (lock waits excepted). Default 15000 ms. */
   queryTimeoutMs?: number;
+  /**
+   * The master key's source (REKEY_MASTER_KEY, REKEY_MASTER_KEY_FILE or REKEY_MASTER_KEY_CMD):
+   * required, a PostgreSQL store has no key file of its own. Composition roots pass
+   * `process.env`.
+   */
+  env?: MasterKeyEnv;
+  /** Further master keys that open (never seal) rows: the old key while re-keying. */
+  previousMasterKeys?: readonly MasterKey[];
 }
 
 const EMPTY_SNAPSHOT: RowSnapshot = {
@@ -106,6 +119,10 @@ export class PostgresStore implements CredentialStore {
   private readonly locks: LockSession;
   private readonly connectTimeoutMs: number;
   private setUp: Promise<void> | undefined;
+  private readonly keyEnv: MasterKeyEnv;
+  private readonly previousMasterKeys: readonly MasterKey[];
+  /** Seals and opens keys of rows; set once the tables are set up. */
+  private sealer: RecordSealer | undefined;
   /** The newest snapshot this handle has seen, and when it was last confirmed current. */
   private latest: { snapshot: RowSnapshot; confirmedAt: number } | undefined;
   /** Recent snapshots by version, with their row versions, for compare-and-set. */
@@ -119,6 +136,8 @@ export class PostgresStore implements CredentialStore {
 
   constructor(options: PostgresStoreOptions) {
     const target = parsePostgresUrl(options.url, options.schema);
+    this.keyEnv = options.env ?? {};
+    this.previousMasterKeys = options.previousMasterKeys ?? [];
     this.location = target.location;
     this.connectionString = target.connectionString;
     this.sql = sqlFor(target.schema);
@@ -145,6 +164,8 @@ export class PostgresStore implements CredentialStore {
     // An idle pooled connection that breaks (server restart) is dropped; the next query
     // opens a new one. Without a handler the error would crash the process.
     this.pool.on("error", () => {});
+    // Refused at once, not at the first query: a fleet host without the key must not start.
+    requireKeySource(this.keyEnv);
   }
 
   /**
@@ -166,7 +187,12 @@ export class PostgresStore implements CredentialStore {
     const snapshot =
       row === undefined
         ? EMPTY_SNAPSHOT
-        : assembleSnapshot(row, latest?.snapshot, `${this.location} (schema tables)`);
+        : assembleSnapshot(
+            row,
+            latest?.snapshot,
+            `${this.location} (schema tables)`,
+            this.rowSealer(),
+          );
     this.remember(snapshot, askedAt);
     return publicSnapshot(snapshot);
   }
@@ -192,7 +218,11 @@ export class PostgresStore implements CredentialStore {
       base = this.snapshots.get(expectedVersion);
       if (base === undefined) return { ok: false, current };
     }
-    const changes = diffDocument(expectedVersion === 0 ? undefined : base, validated);
+    const changes = diffDocument(
+      expectedVersion === 0 ? undefined : base,
+      validated,
+      this.rowSealer(),
+    );
     const writtenAt = performance.now();
     let version: number;
     try {
@@ -354,7 +384,18 @@ export class PostgresStore implements CredentialStore {
         }
       }
     }
-    return { ok: problems.length === 0, kind: this.kind, location: this.location, problems };
+    const encryption =
+      problems.length === 0 ? await this.encryptionState().catch(() => undefined) : undefined;
+    if (encryption?.state === "clear") {
+      problems.push(`${encryption.clearKeys} key(s) stored in clear (the next open seals them)`);
+    }
+    return {
+      ok: problems.length === 0,
+      kind: this.kind,
+      location: this.location,
+      problems,
+      ...(encryption === undefined ? {} : { encryption }),
+    };
   }
 
   /** Releases held locks, stops watching and closes every connection. Safe to call twice. */
@@ -385,12 +426,89 @@ export class PostgresStore implements CredentialStore {
     this.latest = { snapshot, confirmedAt };
   }
 
+  /**
+   * Seals every row again under `newKey`, one row at a time; the old key keeps opening rows
+   * until the last is done, and run again after a crash it seals what is left.
+   *
+   * @throws RekeyError CONFIG_INVALID ("generate": a PostgreSQL store keeps no key file);
+   *   STORE_LOCKED / STORE_CORRUPT (a row that does not open); STORE_UNAVAILABLE.
+   */
+  async resealUnder(newKey: MasterKey | "generate"): Promise<{
+    keyId: string;
+    previousKeyId: string | undefined;
+    records: number;
+    keptAt: undefined;
+  }> {
+    this.assertOpen();
+    if (newKey === "generate") {
+      throw new RekeyError("CONFIG_INVALID", "A PostgreSQL store keeps no key file to generate", {
+        hint: "Give the new key: --new-key file:PATH or --new-key env:VARIABLE.",
+      });
+    }
+    await this.ensureSetUp();
+    const old = this.rowSealer();
+    const sealer = new RecordSealer(
+      old.storeId,
+      {
+        current: newKey,
+        accepted: [newKey, ...old.keyring.accepted.filter((key) => key.id !== newKey.id)],
+      },
+      this.location,
+    );
+    let records: number;
+    try {
+      records = await sealRows(this.pool, this.sql, sealer);
+    } catch (error) {
+      if (error instanceof RekeyError) throw error;
+      throw storeUnavailable("seal the keys of", this.location, error);
+    }
+    this.sealer = sealer;
+    return { keyId: newKey.id, previousKeyId: old.keyring.current.id, records, keptAt: undefined };
+  }
+
+  /** The sealer (set up by `ensureSetUp`, which every caller awaited first). */
+  private rowSealer(): RecordSealer {
+    if (this.sealer === undefined) throw new RekeyError("INTERNAL", "Store used before set-up");
+    return this.sealer;
+  }
+
+  /**
+   * Whether every key in the rows is sealed, and under which master key. Key-free.
+   * @throws RekeyError STORE_UNAVAILABLE.
+   */
+  async encryptionState(): Promise<StoreEncryption> {
+    await this.ensureSetUp();
+    try {
+      return await rowEncryption(this.pool, this.sql, this.sealer);
+    } catch (error) {
+      throw storeUnavailable("read", this.location, error);
+    }
+  }
+
   private ensureSetUp(): Promise<void> {
-    this.setUp ??= this.createTables().catch((error: unknown) => {
+    this.setUp ??= this.createTablesAndSeal().catch((error: unknown) => {
       this.setUp = undefined; // try again next time (the server may come back)
       throw error;
     });
     return this.setUp;
+  }
+
+  /** Tables, then the sealer, then any row still in clear (or under an old key) sealed. */
+  private async createTablesAndSeal(): Promise<void> {
+    await this.createTables();
+    try {
+      this.sealer = await openRowSealer(
+        this.pool,
+        this.sql,
+        this.keyEnv,
+        this.previousMasterKeys,
+        this.location,
+      );
+      await sealRows(this.pool, this.sql, this.sealer);
+    } catch (error) {
+      if (error instanceof RekeyError) throw error;
+      throw storeUnavailable("seal the keys of", this.location, error);
+    }
   }
 
   private async createTables(): Promise<void> {
@@ -615,7 +733,10 @@ function afterWrite(
   };
 }
 
-/** Opens a PostgreSQL store; nothing connects until the first call. @throws RekeyError CONFIG_INVALID. */
+/**
+ * Opens a PostgreSQL store; nothing connects until the first call.
+ * @throws RekeyError CONFIG_INVALID (the URL or options); STORE_LOCKED (no master key source).
+ */
 export function createPostgresStore(options: PostgresStoreOptions): PostgresStore {
   return new PostgresStore(options);
 }

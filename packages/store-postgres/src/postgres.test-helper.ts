@@ -4,6 +4,7 @@ import { createInterface } from "node:readline";
 import type pg from "pg";
 import { inject } from "vitest";
 import { createPostgresStore, type PostgresStore } from "./postgres-store.js";
+import { TEST_MASTER_KEY_ENV } from "./testing/master-key.js";
 import { dropPostgresSchema, queryPostgres } from "./testing/temporary-postgres.js";
 
 /** The test server's URL, or "" when this machine has none (see postgres.global-setup.ts). */
@@ -24,14 +25,14 @@ export async function dropSchema(schema: string): Promise<void> {
 }
 
 export function openStore(schema: string, url = postgresUrl): PostgresStore {
-  return createPostgresStore({ url, schema });
+  return createPostgresStore({ url, schema, env: TEST_MASTER_KEY_ENV });
 }
 
 // The built package: a child is another process, as a second host of a fleet would be.
 const HOLD_LOCK = `
   const { createPostgresStore } = await import(${JSON.stringify(new URL("../dist/index.js", import.meta.url).href)});
-  const { url, schema, name, leaseMs } = JSON.parse(process.argv[1]);
-  const store = createPostgresStore({ url, schema });
+  const { url, schema, name, leaseMs, env } = JSON.parse(process.argv[1]);
+  const store = createPostgresStore({ url, schema, env });
   await store.lock(name, { leaseMs, waitMs: 0 });
   process.stdout.write("locked\\n");
   setInterval(() => {}, 1000);
@@ -51,7 +52,7 @@ export async function holdLockInChild(
       "--input-type=module",
       "-e",
       HOLD_LOCK,
-      JSON.stringify({ url: postgresUrl, schema, name, leaseMs }),
+      JSON.stringify({ url: postgresUrl, schema, name, leaseMs, env: TEST_MASTER_KEY_ENV }),
     ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );

@@ -8,6 +8,8 @@ export function sqlFor(schema: string) {
   const principals = `"${schema}".principals`;
   const idempotency = `"${schema}".idempotency`;
   const auditLog = `"${schema}".audit_log`;
+  // The store's id, which every sealed key is bound to (see row-sealing.ts).
+  const sealing = `"${schema}".store_sealing`;
   // Schema 1 kept the whole store in this one row; it is migrated once, then renamed.
   const legacyCredentials = `"${schema}".credentials`;
   // One channel per schema: several rekey schemas can share a database.
@@ -28,6 +30,7 @@ export function sqlFor(schema: string) {
         AND to_regclass('${principals}') IS NOT NULL
         AND to_regclass('${idempotency}') IS NOT NULL
         AND to_regclass('${auditLog}') IS NOT NULL
+        AND to_regclass('${sealing}') IS NOT NULL
         AND to_regclass('${legacyCredentials}') IS NULL
         AND EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass('${meta}')
                       AND tgname = 'notify_store_change') AS ready`,
@@ -68,6 +71,10 @@ export function sqlFor(schema: string) {
         entry jsonb NOT NULL,
         appended_at timestamptz NOT NULL DEFAULT now()
       )`,
+      `CREATE TABLE IF NOT EXISTS ${sealing} (
+        id smallint PRIMARY KEY CHECK (id = 1),
+        store_id text NOT NULL
+      )`,
       // Every write, by any client, tells the watchers of this schema the new version.
       `CREATE OR REPLACE FUNCTION "${schema}".notify_store_change() RETURNS trigger
         LANGUAGE plpgsql AS $$
@@ -87,6 +94,30 @@ export function sqlFor(schema: string) {
     /** Keeps the schema-1 table as the backup of what was migrated. */
     retireLegacy: `ALTER TABLE ${legacyCredentials} RENAME TO credentials_schema_1`,
     metaExists: `SELECT EXISTS (SELECT 1 FROM ${meta}) AS present`,
+
+    /** $1: a new store id, kept only if the store has none yet. */
+    claimStoreId: `INSERT INTO ${sealing} (id, store_id) VALUES (1, $1) ON CONFLICT (id) DO NOTHING`,
+    storeId: `SELECT store_id FROM ${sealing} WHERE id = 1`,
+    principalRows: `SELECT id, version, data FROM ${principals} WHERE data IS NOT NULL`,
+    /** How many keys of principal rows are not sealed (the \`doctor\` line). */
+    countClearKeys: `SELECT count(*) AS clear FROM ${principals} p,
+        LATERAL (SELECT p.data->>'key' AS key UNION ALL
+                 SELECT a->>'key' FROM json_array_elements(
+                   CASE WHEN json_typeof(p.data->'alternates') = 'array'
+                        THEN p.data->'alternates' ELSE '[]'::json END) a) k
+      WHERE p.data IS NOT NULL AND k.key IS NOT NULL AND k.key NOT LIKE 'rk1:%'`,
+    /** The schema-1 table kept as a backup, as text, when it exists. */
+    legacyBackup: `SELECT to_regclass('"${schema}".credentials_schema_1') IS NOT NULL AS present`,
+    legacyBackupRows: `SELECT id, data::text AS text FROM "${schema}".credentials_schema_1`,
+    /** $1: id, $2: the row's data sealed whole (see core's sealBackup). */
+    sealLegacyBackupRow: `UPDATE "${schema}".credentials_schema_1 SET data = $2::json WHERE id = $1`,
+    /** $1: id, $2: the version read, $3: the same record with its keys sealed. */
+    resealPrincipal: `UPDATE ${principals} SET data = $3 WHERE id = $1 AND version = $2`,
+    metaSchemaVersion: `SELECT (data->>'schemaVersion')::int AS schema_version FROM ${meta} WHERE id = 1`,
+    /** Marks the store document schema 3 (keys sealed), keeping the rest of the meta row. */
+    markSealed: `UPDATE ${meta} SET data = (json_build_object('schemaVersion', 3)::jsonb
+        || (data::jsonb - 'schemaVersion'))::json
+      WHERE id = 1 AND (data->>'schemaVersion')::int < 3`,
 
     /**
      * $1: the version the caller already holds (-1: none). Rows changed since then (all rows

@@ -12,7 +12,7 @@ function isPgMissing(error: unknown): boolean {
 // program's start-up otherwise (an MCP server is spawned per session; a CLI per command).
 // The apps bundle everything but `pg`, an optional peer dependency: a user who asks for a
 // PostgreSQL store installs it beside them.
-const openPostgres: UrlStoreOpener = async (url) => {
+const openPostgres: UrlStoreOpener = async (url, { env }) => {
   let loaded: typeof import("./postgres-store.js");
   try {
     loaded = await import("./postgres-store.js");
@@ -23,7 +23,7 @@ const openPostgres: UrlStoreOpener = async (url) => {
       cause: error,
     });
   }
-  return loaded.createPostgresStore({ url });
+  return loaded.createPostgresStore({ url, env });
 };
 
 /**

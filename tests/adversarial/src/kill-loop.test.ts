@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type CredentialStore, openCredentialStore, verifyAuditChain } from "@rekey/core";
 import { type FaultSpec, type RunningSandbox, startSandbox } from "@rekey/sandbox";
-import { dropPostgresSchema } from "@rekey/store-postgres/testing";
+import { dropPostgresSchema, TEST_MASTER_KEY_ENV } from "@rekey/store-postgres/testing";
 import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { BUDGET, LONG, SEED } from "./budget.js";
@@ -76,7 +76,8 @@ async function killLoop(options: {
   const fullEnv = { ...env, REKEY_API_URL: sandbox.url, HOME: options.root };
   const store: CredentialStore = await openCredentialStore({
     spec: options.storeSpec,
-    env: {},
+    // The children's master key source too (none on a file store: its own master.key).
+    env,
     urlStores: postgresUrlStores,
   });
   const tally: Tally = {
@@ -275,7 +276,7 @@ describe("kill -9 at random points of a rotation", () => {
           runs: perConfiguration,
           requestIdSupport,
           // In the environment, as a fleet would set it (a password on argv is refused).
-          env: { REKEY_STORE: url.href },
+          env: { REKEY_STORE: url.href, ...TEST_MASTER_KEY_ENV },
           storeSpec: url.href,
           storeDir: undefined,
           root,

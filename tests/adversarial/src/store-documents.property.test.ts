@@ -4,7 +4,11 @@ import { join } from "node:path";
 import { type CredentialStore, createFileStore, isRekeyError, type StoreData } from "@rekey/core";
 import { sampleStoreData } from "@rekey/core/testing";
 import { createPostgresStore } from "@rekey/store-postgres";
-import { dropPostgresSchema, queryPostgres } from "@rekey/store-postgres/testing";
+import {
+  dropPostgresSchema,
+  queryPostgres,
+  TEST_MASTER_KEY_ENV,
+} from "@rekey/store-postgres/testing";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { BUDGET, SEED } from "./budget.js";
@@ -50,9 +54,15 @@ const fileDocument = fc.oneof(
       data: fc.jsonValue({ maxDepth: 4 }),
     })
     .map((document) => JSON.stringify(document)),
-  mutatedData.map((data) => JSON.stringify({ version: 3, data }, null, 2)),
+  mutatedData.map((data) =>
+    JSON.stringify({ version: 3, sealing: { storeId: "fuzz" }, data }, null, 2),
+  ),
   fc.nat().map((cut) => {
-    const text = JSON.stringify({ version: 3, data: plantedData() }, null, 2);
+    const text = JSON.stringify(
+      { version: 3, sealing: { storeId: "fuzz" }, data: plantedData() },
+      null,
+      2,
+    );
     return text.slice(0, cut % text.length);
   }),
 );
@@ -140,7 +150,7 @@ describe("store documents under generated content", () => {
       "are read as a store or refused as STORE_CORRUPT, and never overwritten",
       async () => {
         await dropPostgresSchema(url, schema);
-        const store = createPostgresStore({ url, schema });
+        const store = createPostgresStore({ url, schema, env: TEST_MASTER_KEY_ENV });
         const [recordId] = Object.keys(sampleStoreData("first").principals);
         try {
           await store.compareAndSet(0, sampleStoreData("first"));

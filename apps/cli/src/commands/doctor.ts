@@ -119,6 +119,7 @@ function renderDoctor(
     formatFields([
       ["store", `${check(health.store.ok)} ${health.store.kind} ${health.store.location}`],
       ...health.store.problems.map((problem): [string, string] => ["  problem", problem]),
+      ...encryptionLine(health, check),
       [
         "faucet",
         `${check(health.upstream.ok)} ${health.upstream.baseUrl}${health.upstream.error ? ` (${health.upstream.error})` : ""}`,
@@ -193,6 +194,27 @@ function keyLine(check: KeyCheck, colors: Colors): string {
     );
   }
   return colors.yellow(`${which} not checked: ${check.error ?? "the faucet did not answer"}`);
+}
+
+/** The `keys at rest` line: sealed or not, and under which master key (never the key). */
+function encryptionLine(
+  health: HealthReport,
+  check: (passed: boolean) => string,
+): [string, string][] {
+  const encryption = health.store.encryption;
+  if (encryption === undefined) return [];
+  const key =
+    encryption.keyId === undefined
+      ? ""
+      : ` (master key ${encryption.keyId} from ${encryption.keySource ?? "?"})`;
+  return [
+    [
+      "keys at rest",
+      encryption.state === "encrypted"
+        ? `${check(true)} every key encrypted${key}`
+        : `${check(false)} ${encryption.clearKeys} key(s) in clear${key}`,
+    ],
+  ];
 }
 
 /** An overdue key in doctor's JSON: who, which key, since when. */

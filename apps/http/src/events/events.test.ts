@@ -10,7 +10,7 @@ import {
   systemClock,
 } from "@rekey/core";
 import { createPostgresStore } from "@rekey/store-postgres";
-import { dropPostgresSchema } from "@rekey/store-postgres/testing";
+import { dropPostgresSchema, TEST_MASTER_KEY_ENV } from "@rekey/store-postgres/testing";
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { createHttpApp } from "../app.js";
 import { type Faucet, makeToken, startFaucet, startHarness } from "../harness.test-helper.js";
@@ -259,14 +259,14 @@ describe.skipIf(postgresUrl === "")("GET /v1/events on a PostgreSQL store", () =
     const schema = `rekey_events_${randomBytes(6).toString("hex")}`;
     const url = `${postgresUrl}?schema=${schema}`;
     const faucet = await startFaucet({ testClock: false });
-    const writer = createPostgresStore({ url });
+    const writer = createPostgresStore({ url, env: TEST_MASTER_KEY_ENV });
     const other = createRekey({
       store: writer,
       surface: "http",
       baseUrl: faucet.sandbox.url,
       env: {},
     });
-    const reader = createPostgresStore({ url });
+    const reader = createPostgresStore({ url, env: TEST_MASTER_KEY_ENV });
     const events = createEventHub({ store: reader, clock: systemClock });
     const app = createHttpApp({
       rekey: createRekey({ store: reader, surface: "http", env: {} }),

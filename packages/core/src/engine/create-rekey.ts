@@ -41,6 +41,7 @@ import type {
   KeySource,
   ReadOptions,
   StoreData,
+  StoreHealth,
   Surface,
 } from "../store/types.js";
 import { killPoint } from "../testing/kill-points.js";
@@ -1539,7 +1540,7 @@ export function createRekey(options: RekeyOptions): Rekey {
     },
 
     async health(): Promise<HealthReport> {
-      const storeHealth = await store.health().catch((error: unknown) => ({
+      const storeHealth: StoreHealth = await store.health().catch((error: unknown) => ({
         ok: false,
         kind: store.kind,
         location: store.location,
@@ -1571,6 +1572,7 @@ export function createRekey(options: RekeyOptions): Rekey {
           kind: storeHealth.kind,
           location: storeHealth.location,
           problems: storeHealth.problems,
+          ...(storeHealth.encryption === undefined ? {} : { encryption: storeHealth.encryption }),
         },
         upstream,
       };

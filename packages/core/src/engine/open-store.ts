@@ -8,7 +8,10 @@ import type { CredentialStore } from "../store/types.js";
  * Opens a store named by a URL, for one URL scheme ("postgres"). Backends that live in their
  * own packages (`@rekey/store-postgres`) provide these, so core does not depend on them.
  */
-export type UrlStoreOpener = (url: string) => Promise<CredentialStore>;
+export type UrlStoreOpener = (
+  url: string,
+  context: { env: Record<string, string | undefined> },
+) => Promise<CredentialStore>;
 
 /**
  * Opens the store a front end asked for.
@@ -32,7 +35,7 @@ export async function openCredentialStore(options: {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(spec)?.[1]?.toLowerCase();
   if (scheme !== undefined) {
     const open = options.urlStores?.[scheme];
-    if (open !== undefined) return open(spec);
+    if (open !== undefined) return open(spec, { env: options.env });
     const known = Object.keys(options.urlStores ?? {}).map((name) => `${name}://...`);
     throw new RekeyError(
       "CONFIG_INVALID",

@@ -2,7 +2,13 @@ import type { WhoamiResult } from "../client/faucet-client.js";
 import type { CooldownMinutes } from "../cooldowns.js";
 import type { DeliveryOutcome, DeliveryStatus } from "../delivery/delivery-journal.js";
 import type { Principal } from "../principal.js";
-import type { AuditEntry, RotationPolicy, RotationRecord, Surface } from "../store/types.js";
+import type {
+  AuditEntry,
+  RotationPolicy,
+  RotationRecord,
+  StoreEncryption,
+  Surface,
+} from "../store/types.js";
 import type { DeliveryOperations } from "./deliveries.js";
 
 /** Who the faucet says a key belongs to (its `whoami` reply). */
@@ -208,7 +214,15 @@ export interface HealthReport {
    * or a torn audit line) make `ok` false but leave the store readable: a readiness probe
    * looks at `readable`, doctor at `problems`.
    */
-  store: { ok: boolean; readable: boolean; kind: string; location: string; problems: string[] };
+  store: {
+    ok: boolean;
+    readable: boolean;
+    kind: string;
+    location: string;
+    problems: string[];
+    /** Whether the stored keys are sealed at rest (file and PostgreSQL stores). */
+    encryption?: StoreEncryption;
+  };
   upstream: { ok: boolean; baseUrl: string; error?: string | undefined };
 }
 

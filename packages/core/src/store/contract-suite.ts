@@ -37,7 +37,7 @@ const SLOT = "0123456789abcdef0123456789abcdef0123456789abcdef";
 /** Builds a valid StoreData with one profile whose operator record's name carries `marker`. */
 export function sampleStoreData(marker: string): StoreData {
   return {
-    schemaVersion: 2,
+    schemaVersion: 3,
     principals: {
       [SAMPLE_OPERATOR_ID]: {
         faucet: "http://127.0.0.1:8787",
@@ -168,7 +168,7 @@ export function describeStoreContract(
       it("refuses data that does not match the schema and keeps what was stored", async () => {
         await store.compareAndSet(0, sampleStoreData("one"));
         const invalid = {
-          schemaVersion: 2,
+          schemaVersion: 3,
           principals: {},
           profiles: { default: { baseUrl: 42 } },
           idempotency: {},

@@ -101,7 +101,7 @@ const profile = fc.record(
 );
 
 const storeData = fc.record({
-  schemaVersion: fc.constant(2 as const),
+  schemaVersion: fc.constant(3 as const),
   principals: fc
     .array(record, { maxLength: 4 })
     .map((records) =>
@@ -135,9 +135,10 @@ describe("file store round trip", () => {
         expect(written.ok).toBe(true);
         // The file holds exactly what JSON.stringify gives, though it is assembled from cached
         // per-record bytes.
-        expect(await readFile(join(dir, "credentials.json"), "utf8")).toBe(
-          `${JSON.stringify({ version: 1, data })}\n`,
-        );
+        // Keys are sealed (random IVs): the file is what JSON.stringify gives of the data with
+        // each key replaced by its ciphertext, under the store's sealing header.
+        const first = await readFile(join(dir, "credentials.json"), "utf8");
+        expect(first).toBe(`${JSON.stringify(asWritten(first, 1, data))}\n`);
         const reader = createFileStore({ dir });
         const read = await reader.read();
         expect(read).toEqual({ version: 1, data });
@@ -145,9 +146,9 @@ describe("file store round trip", () => {
         const shared = { ...read.data, principals: { ...read.data.principals } } as StoreData;
         expect((await reader.compareAndSet(1, shared)).ok).toBe(true);
         await reader.close();
-        expect(await readFile(join(dir, "credentials.json"), "utf8")).toBe(
-          `${JSON.stringify({ version: 2, data: read.data })}\n`,
-        );
+        // Written again from the frozen snapshot, every record keeps its bytes (and ciphertext).
+        const second = await readFile(join(dir, "credentials.json"), "utf8");
+        expect(second).toBe(first.replace('{"version":1,', '{"version":2,'));
         checked += 1;
       }),
       { numRuns: 60 },
@@ -156,3 +157,28 @@ describe("file store round trip", () => {
     expect(checked).toBeGreaterThanOrEqual(50);
   });
 });
+
+/**
+ * What a file store writes for `data` at `version`: `data` with each key replaced by the
+ * ciphertext the file holds in its place (checked to be one), under the file's sealing header.
+ */
+function asWritten(text: string, version: number, data: unknown): unknown {
+  const onDisk = JSON.parse(text) as {
+    sealing: { storeId: string };
+    data: { principals: Record<string, { key?: string; alternates?: { key: string }[] }> };
+  };
+  const sealed = structuredClone(data) as typeof onDisk.data;
+  for (const [id, record] of Object.entries(sealed.principals)) {
+    const stored = onDisk.data.principals[id];
+    if (record.key !== undefined) {
+      expect(stored?.key).toMatch(/^rk1:/);
+      record.key = stored?.key;
+    }
+    record.alternates?.forEach((alternate, index) => {
+      const storedKey = stored?.alternates?.[index]?.key;
+      expect(storedKey).toMatch(/^rk1:/);
+      alternate.key = storedKey as string;
+    });
+  }
+  return { version, sealing: onDisk.sealing, data: sealed };
+}

@@ -268,7 +268,11 @@ describe("file store", () => {
         // Nothing was written, and nothing changed hands (root never makes them root:root).
         expect(await readFile(join(dir, "credentials.json"), "utf8")).toBe(before);
         expect((await stat(join(dir, "credentials.json"))).uid).toBe(nobody);
-        expect((await readdir(dir)).sort()).toEqual(["audit.jsonl", "credentials.json"]);
+        expect((await readdir(dir)).sort()).toEqual([
+          "audit.jsonl",
+          "credentials.json",
+          "master.key",
+        ]);
       },
     );
 
@@ -373,7 +377,7 @@ describe("file store", () => {
     it("refuses a store written by a newer rekey, leaving it untouched", async () => {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       const path = join(dir, "credentials.json");
-      const content = JSON.stringify({ version: 7, data: { schemaVersion: 3, profiles: {} } });
+      const content = JSON.stringify({ version: 7, data: { schemaVersion: 4, profiles: {} } });
       await writeFile(path, content, { mode: 0o600 });
       const error = await expectCode(store.read(), "STORE_CORRUPT");
       expect(error.message).toContain("newer rekey");
@@ -389,9 +393,11 @@ describe("file store", () => {
       };
       const [id] = Object.keys(broken.principals);
       (broken.principals[id as string] as { key: unknown }).key = 12345;
-      await writeFile(join(dir, "credentials.json"), JSON.stringify({ version: 1, data: broken }), {
-        mode: 0o600,
-      });
+      await writeFile(
+        join(dir, "credentials.json"),
+        JSON.stringify({ version: 1, sealing: { storeId: "s" }, data: broken }),
+        { mode: 0o600 },
+      );
       const error = await expectCode(store.read(), "STORE_CORRUPT");
       expect(error.message).toContain(`principals.${id}.key`);
       expect(error.message).not.toContain("12345");
@@ -442,7 +448,7 @@ describe("file store", () => {
       for (let version = 0; version < 20; version++) {
         await store.compareAndSet(version, sampleStoreData(`v${version}`));
       }
-      expect((await readdir(dir)).sort()).toEqual(["credentials.json"]);
+      expect((await readdir(dir)).sort()).toEqual(["credentials.json", "master.key"]);
       expect(await store.health()).toMatchObject({ ok: true, problems: [] });
     });
 

@@ -1,12 +1,29 @@
 import { createHash, randomBytes } from "node:crypto";
 import { type BigIntStats, constants, lstatSync, type Stats } from "node:fs";
-import { type FileHandle, lstat, mkdir, readdir } from "node:fs/promises";
+import { type FileHandle, lstat, mkdir, readdir, rename } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { type Clock, systemClock } from "../clock.js";
 import { RekeyError } from "../errors.js";
 import { chainAuditEntry } from "./audit-chain.js";
+import {
+  ClearSealer,
+  countClearKeys,
+  explicitKeySource,
+  GENERATED_KEY_FILE,
+  holdsSealedKeys,
+  isSealedBackup,
+  type KeyRing,
+  loadConfiguredMasterKey,
+  loadGeneratedKeyFile,
+  type MasterKey,
+  type MasterKeyEnv,
+  newStoreId,
+  RecordSealer,
+  readKeyFile,
+  sealBackup,
+} from "./encryption/index.js";
 import {
   assertPrivate,
   assertPrivateDir,
@@ -19,6 +36,7 @@ import {
   probeWritable,
   removeOrphanTempFiles,
   storeUnavailable,
+  syncDir,
   writeFileAtomic,
 } from "./file-io.js";
 import { acquireFileLock, FileLockTimeout, type HeldFileLock } from "./file-lock.js";
@@ -41,6 +59,7 @@ import {
   type ReadOptions,
   STORE_SCHEMA_VERSION,
   type StoreData,
+  type StoreEncryption,
   type StoreHealth,
   type StoreLock,
   type StoreSnapshot,
@@ -50,8 +69,13 @@ import {
  * The default store: files in a private directory.
  *
  * Layout of the directory (0700, files 0600):
- * - `credentials.json`: `{ "version": n, "data": StoreData }`. `version` counts successful
- *   writes (compare-and-set compares it); `data.schemaVersion` is the format of `data`.
+ * - `credentials.json`: `{ "version": n, "sealing": { "storeId": id }, "data": StoreData }`.
+ *   `version` counts successful writes (compare-and-set compares it); `data.schemaVersion` is
+ *   the format of `data`; from schema 3 every key in it is sealed (see `encryption/`), bound
+ *   to `storeId`.
+ * - `master.key`: the master key, generated on first write when no REKEY_MASTER_KEY,
+ *   REKEY_MASTER_KEY_FILE or REKEY_MASTER_KEY_CMD is set (a copy of `credentials.json`
+ *   without it is useless).
  * - `audit.jsonl`: one hash-chained AuditEntry a line, append-only.
  * - `.store.lock`: proper-lockfile's lock held for the few milliseconds of a write.
  * - `locks/<name>-<hash>.lock`: the named rotation locks.
@@ -85,10 +109,21 @@ export interface FileStoreOptions {
   /** The store directory; wins over `env`. */
   dir?: string;
   /**
-   * Read for REKEY_HOME / XDG_CONFIG_HOME / HOME when `dir` is absent. Defaults to none (so
-   * `~/.config/rekey`): composition roots pass `process.env`.
+   * Read for REKEY_HOME / XDG_CONFIG_HOME / HOME when `dir` is absent, and for the master key
+   * (REKEY_MASTER_KEY, REKEY_MASTER_KEY_FILE, REKEY_MASTER_KEY_CMD; none: the store's own
+   * `master.key`). Defaults to none (so `~/.config/rekey`): composition roots pass `process.env`.
    */
-  env?: StoreDirEnv;
+  env?: StoreDirEnv & MasterKeyEnv;
+  /**
+   * Further master keys that open (never seal) what the store holds: the old key while
+   * `rekeyMaster` moves a store to a new one.
+   */
+  previousMasterKeys?: readonly MasterKey[];
+  /**
+   * @internal false writes keys in clear: the baseline of the encryption benchmark, nothing
+   * else. A store so written is read by any rekey, which seals it on its next write.
+   */
+  sealKeys?: boolean;
   /** Ages leftover temp files in `health()`. */
   clock?: Clock;
   /** How long to wait for the store-wide write lock before STORE_UNAVAILABLE. Default 10 s. */
@@ -101,6 +136,7 @@ export interface FileStoreOptions {
 
 const envelopeSchema = z.strictObject({
   version: z.number().int().positive(),
+  sealing: z.strictObject({ storeId: z.string().min(1).max(100) }).optional(),
   data: z.unknown(),
 });
 
@@ -140,8 +176,24 @@ export class FileStore implements CredentialStore {
   private closed = false;
   /** The last parse of credentials.json, the file it came from, and when it was last confirmed. */
   private parsed:
-    | { identity: string; snapshot: StoreSnapshot; checkedAt: number; fileSchemaVersion: number }
+    | {
+        identity: string;
+        snapshot: StoreSnapshot;
+        checkedAt: number;
+        fileSchemaVersion: number;
+        storeId: string | undefined;
+      }
     | undefined;
+  /** The master key's file when no source is configured. */
+  readonly keyFilePath: string;
+  /** The new key of a re-keying to a generated key, until the store is sealed under it. */
+  private readonly nextKeyFilePath: string;
+  private readonly keyEnv: MasterKeyEnv;
+  private readonly previousMasterKeys: readonly MasterKey[];
+  private readonly sealKeys: boolean;
+  private keyring: KeyRing | undefined;
+  /** Seals and opens this store's records (one store id), remembering what it did. */
+  private sealer: RecordSealer | undefined;
   /** Counts this handle's writes: a parse that raced one is not kept. */
   private writes = 0;
 
@@ -150,6 +202,11 @@ export class FileStore implements CredentialStore {
       options.dir === undefined ? resolveStoreDir(options.env ?? {}) : resolve(options.dir);
     this.credentialsPath = join(this.dir, CREDENTIALS_FILE);
     this.auditPath = join(this.dir, AUDIT_FILE);
+    this.keyFilePath = join(this.dir, GENERATED_KEY_FILE);
+    this.nextKeyFilePath = join(this.dir, `${GENERATED_KEY_FILE}.next`);
+    this.keyEnv = options.env ?? {};
+    this.previousMasterKeys = options.previousMasterKeys ?? [];
+    this.sealKeys = options.sealKeys ?? true;
     this.location = this.credentialsPath;
     this.clock = options.clock ?? systemClock;
     this.writeLockWaitMs = options.writeLockWaitMs ?? 10_000;
@@ -187,14 +244,24 @@ export class FileStore implements CredentialStore {
     this.assertOpen();
     const validated = assertWritableStoreData(data);
     await ensurePrivateDir(this.dir);
+    // The key exists, durably, before anything is sealed under it. A key is made only for a
+    // store that has none yet: one that is sealed and whose key is missing is STORE_LOCKED
+    // (from the read), never given a new key that would only stand in the way of the real one.
+    let keyring = await this.loadKeyring(false);
+    if (keyring === undefined) {
+      await this.readSnapshotWithIdentity(false);
+      keyring = await this.loadKeyring(true);
+    }
     const result = await this.withWriteLock(async (held): Promise<CompareAndSetResult> => {
       const {
         snapshot: current,
         identity,
         fileSchemaVersion,
+        storeId,
       } = await this.readSnapshotWithIdentity(false);
       if (current.version !== expectedVersion) return { ok: false, current };
-      if (fileSchemaVersion < STORE_SCHEMA_VERSION) await this.backUpOlderSchema();
+      const sealer = this.sealerFor(storeId ?? newStoreId(), keyring);
+      if (fileSchemaVersion < STORE_SCHEMA_VERSION) await this.backUpOlderSchema(sealer);
       // A copy: the caller keeps its own `data` to change as it likes.
       const next = deepFreeze({ version: current.version + 1, data: frozenCopy(validated) });
       // The write lock goes to another process if this one stalls past its staleness (a
@@ -205,7 +272,11 @@ export class FileStore implements CredentialStore {
         !held.compromised && currentIdentity(this.credentialsPath) === identity;
       let written: boolean;
       try {
-        written = await writeFileAtomic(this.credentialsPath, serializeSnapshot(next), unchanged);
+        written = await writeFileAtomic(
+          this.credentialsPath,
+          serializeSnapshot(next, sealer),
+          unchanged,
+        );
       } finally {
         // Even after a failed write (the rename may have happened): a read with maxAgeMs must
         // not answer from the old parse once this handle has written.
@@ -222,6 +293,7 @@ export class FileStore implements CredentialStore {
           snapshot: next,
           checkedAt: this.clock.now(),
           fileSchemaVersion: STORE_SCHEMA_VERSION,
+          storeId: sealer.storeId,
         };
       }
       return { ok: true, snapshot: next };
@@ -437,7 +509,174 @@ export class FileStore implements CredentialStore {
       problems.push(...(await this.leftoverTempFiles()));
     }
     if (this.closed) problems.push("the store is closed");
-    return { ok: problems.length === 0, kind: this.kind, location: this.location, problems };
+    const encryption = await this.encryptionState().catch(() => undefined);
+    if (encryption?.state === "clear") {
+      problems.push(
+        `${this.credentialsPath} holds ${encryption.clearKeys} key(s) in clear (the next write seals them)`,
+      );
+    }
+    return {
+      ok: problems.length === 0,
+      kind: this.kind,
+      location: this.location,
+      problems,
+      ...(encryption === undefined ? {} : { encryption }),
+    };
+  }
+
+  /**
+   * Whether every key in the file is sealed, and under which master key. Key-free.
+   * @throws RekeyError STORE_UNAVAILABLE (unreadable).
+   */
+  async encryptionState(): Promise<StoreEncryption> {
+    const text = await this.readPrivateFile(this.credentialsPath);
+    const keyring = this.keyring;
+    const source =
+      keyring === undefined
+        ? undefined
+        : { keyId: keyring.current.id, keySource: keyring.current.source };
+    if (text === undefined) return { state: "encrypted", clearKeys: 0, ...source };
+    let raw: { data?: { principals?: Record<string, unknown> } } = {};
+    try {
+      raw = JSON.parse(text) as typeof raw;
+    } catch {
+      // Unreadable: health reports it as STORE_CORRUPT; nothing to count here.
+    }
+    const clearKeys = countClearKeys(Object.values(raw.data?.principals ?? {}));
+    return { state: clearKeys === 0 ? "encrypted" : "clear", clearKeys, ...source };
+  }
+
+  /**
+   * The master keys this store seals and opens with: the configured source, else its own
+   * `master.key` (created when `create` is set and it is missing). Undefined when there is
+   * none and `create` is not set. Once found, kept for the handle's life.
+   *
+   * @throws RekeyError STORE_LOCKED (a source set but broken: a truncated key file, a failing
+   *   command...); STORE_UNAVAILABLE (the key file cannot be created).
+   */
+  private async loadKeyring(create: true): Promise<KeyRing>;
+  private async loadKeyring(create: boolean): Promise<KeyRing | undefined>;
+  private async loadKeyring(create: boolean): Promise<KeyRing | undefined> {
+    if (this.keyring !== undefined) return this.keyring;
+    const configured = await loadConfiguredMasterKey(this.keyEnv);
+    // With a source configured, a `master.key` left from before still opens what it sealed:
+    // the next write seals everything under the configured key.
+    const ownKey = await loadGeneratedKeyFile(this.keyFilePath, create && configured === undefined);
+    // A re-keying to a generated key that a crash interrupted: the store may be sealed under it.
+    const pendingKey = await readKeyFile(this.nextKeyFilePath);
+    const current = configured ?? ownKey;
+    if (current === undefined) return undefined;
+    const accepted = [current, ...this.previousMasterKeys];
+    if (ownKey !== undefined && ownKey.id !== current.id) accepted.push(ownKey);
+    if (pendingKey !== undefined && !accepted.some((key) => key.id === pendingKey.id)) {
+      accepted.push(pendingKey);
+    }
+    this.keyring = { current, accepted };
+    return this.keyring;
+  }
+
+  /** The sealer of store `storeId` under `keyring`, kept while the store id stays the same. */
+  private sealerFor(storeId: string, keyring: KeyRing): RecordSealer {
+    if (this.sealer?.storeId !== storeId || this.sealer.keyring !== keyring) {
+      this.sealer = this.sealKeys
+        ? new RecordSealer(storeId, keyring, this.credentialsPath)
+        : new ClearSealer(storeId, keyring, this.credentialsPath);
+    }
+    return this.sealer;
+  }
+
+  /** What a sealed file needs to be opened: the sealer, or STORE_LOCKED without a key. */
+  private openerFor(keyring: KeyRing | undefined): (storeId: string) => RecordSealer {
+    return (storeId) => {
+      if (keyring === undefined) {
+        throw new RekeyError(
+          "STORE_LOCKED",
+          `${this.credentialsPath} is encrypted and no master key was given: REKEY_MASTER_KEY, REKEY_MASTER_KEY_FILE and REKEY_MASTER_KEY_CMD are unset and ${this.keyFilePath} does not exist`,
+          {
+            hint: `Restore ${this.keyFilePath} from where you keep it, or give the store's master key (REKEY_MASTER_KEY, REKEY_MASTER_KEY_FILE or REKEY_MASTER_KEY_CMD). Nothing was changed.`,
+          },
+        );
+      }
+      return this.sealerFor(storeId, keyring);
+    };
+  }
+
+  /**
+   * Seals every key again under `newKey`, in one atomic rewrite; "generate" makes a new key
+   * for the store's own `master.key` (kept as `master.key.next` until the rewrite is done,
+   * and accepted meanwhile, so a crash at any point leaves a store that opens; run again, it
+   * finishes with the same key).
+   *
+   * @throws RekeyError CONFIG_INVALID ("generate" with a configured key source);
+   *   STORE_LOCKED / STORE_CORRUPT (the store does not open); STORE_UNAVAILABLE.
+   */
+  async resealUnder(newKey: MasterKey | "generate"): Promise<{
+    keyId: string;
+    previousKeyId: string | undefined;
+    records: number;
+    keptAt: string | undefined;
+  }> {
+    this.assertOpen();
+    await ensurePrivateDir(this.dir);
+    const old = await this.loadKeyring(false);
+    let next: MasterKey;
+    if (newKey === "generate") {
+      if (explicitKeySource(this.keyEnv) !== undefined) {
+        throw new RekeyError(
+          "CONFIG_INVALID",
+          "--new-key generate is for a store keeping its own master.key; this one takes its key from the environment",
+          { hint: "Give the new key: --new-key file:PATH or --new-key env:VARIABLE." },
+        );
+      }
+      const generated = await loadGeneratedKeyFile(this.nextKeyFilePath, true);
+      if (generated === undefined) {
+        throw new RekeyError("STORE_UNAVAILABLE", `Cannot create ${this.nextKeyFilePath}`);
+      }
+      next = generated;
+    } else {
+      next = newKey;
+    }
+    const keyring: KeyRing = {
+      current: next,
+      accepted: [next, ...(old?.accepted ?? []).filter((key) => key.id !== next.id)],
+    };
+    const records = await this.withWriteLock(async () => {
+      const read = await this.readPrivateFileWithIdentity(this.credentialsPath);
+      if (read === undefined) return 0;
+      const parsed = parseCredentialsDocument(read.text, this.credentialsPath, (storeId) =>
+        this.sealerFor(storeId, keyring),
+      );
+      const sealer = this.sealerFor(parsed.storeId ?? newStoreId(), keyring);
+      const snapshot = deepFreeze({
+        version: parsed.snapshot.version + 1,
+        data: parsed.snapshot.data,
+      });
+      try {
+        await writeFileAtomic(this.credentialsPath, serializeSnapshot(snapshot, sealer));
+      } finally {
+        this.forgetParse();
+      }
+      return Object.keys(snapshot.data.principals).length;
+    });
+    if (newKey === "generate") {
+      // Only now: until the store is sealed under it, the old master.key must stay.
+      try {
+        await rename(this.nextKeyFilePath, this.keyFilePath);
+        await syncDir(this.dir);
+      } catch (error) {
+        throw storeUnavailable("replace", this.keyFilePath, error);
+      }
+      this.keyring = { current: next, accepted: [next] };
+    } else {
+      this.keyring = keyring;
+    }
+    this.watcher.poke();
+    return {
+      keyId: next.id,
+      previousKeyId: old?.current.id,
+      records,
+      keptAt: newKey === "generate" ? this.keyFilePath : undefined,
+    };
   }
 
   /** Stops watching and releases every lock this store holds. Safe to call twice. */
@@ -541,9 +780,12 @@ export class FileStore implements CredentialStore {
    * of an older schema is migrated on disk first (backup kept) when `migrate` is set; callers
    * already holding the write lock pass false and write the migrated data themselves.
    */
-  private async readSnapshotWithIdentity(
-    migrate = true,
-  ): Promise<{ snapshot: StoreSnapshot; identity: string; fileSchemaVersion: number }> {
+  private async readSnapshotWithIdentity(migrate = true): Promise<{
+    snapshot: StoreSnapshot;
+    identity: string;
+    fileSchemaVersion: number;
+    storeId: string | undefined;
+  }> {
     const cached = this.parsed;
     if (cached) {
       // A synchronous stat of one local file takes microseconds; the async one hops through
@@ -560,6 +802,7 @@ export class FileStore implements CredentialStore {
           snapshot: cached.snapshot,
           identity: cached.identity,
           fileSchemaVersion: cached.fileSchemaVersion,
+          storeId: cached.storeId,
         };
       }
     }
@@ -571,9 +814,15 @@ export class FileStore implements CredentialStore {
         snapshot: EMPTY_SNAPSHOT,
         identity: ABSENT,
         fileSchemaVersion: STORE_SCHEMA_VERSION,
+        storeId: undefined,
       };
     }
-    const parsed = parseCredentialsDocument(read.text, this.credentialsPath);
+    const keyring = await this.loadKeyring(false);
+    const parsed = parseCredentialsDocument(
+      read.text,
+      this.credentialsPath,
+      this.openerFor(keyring),
+    );
     if (migrate && parsed.fileSchemaVersion < STORE_SCHEMA_VERSION) {
       const migrated = await this.migrateOnDisk().catch(() => false);
       // Migrated (by us or a racing process): read the new file. A store that cannot be
@@ -588,9 +837,15 @@ export class FileStore implements CredentialStore {
         snapshot,
         checkedAt: this.clock.now(),
         fileSchemaVersion: parsed.fileSchemaVersion,
+        storeId: parsed.storeId,
       };
     }
-    return { snapshot, identity: read.identity, fileSchemaVersion: parsed.fileSchemaVersion };
+    return {
+      snapshot,
+      identity: read.identity,
+      fileSchemaVersion: parsed.fileSchemaVersion,
+      storeId: parsed.storeId,
+    };
   }
 
   /**
@@ -599,17 +854,27 @@ export class FileStore implements CredentialStore {
    * kept beside it (`credentials.schema-N.json`, 0600). True when the file is current after.
    */
   private async migrateOnDisk(): Promise<boolean> {
+    const keyring = await this.loadKeyring(true);
     const done = await this.withWriteLock(async (held) => {
       const read = await this.readPrivateFileWithIdentity(this.credentialsPath);
       if (read === undefined) return true;
-      const parsed = parseCredentialsDocument(read.text, this.credentialsPath);
+      const parsed = parseCredentialsDocument(
+        read.text,
+        this.credentialsPath,
+        this.openerFor(keyring),
+      );
       if (parsed.fileSchemaVersion >= STORE_SCHEMA_VERSION) return true;
-      await this.backUpOlderSchema(read.text, parsed.fileSchemaVersion);
+      const sealer = this.sealerFor(newStoreId(), keyring);
+      await this.backUpOlderSchema(sealer, read.text, parsed.fileSchemaVersion);
       const next = { version: parsed.snapshot.version + 1, data: parsed.snapshot.data };
       const unchanged = () =>
         !held.compromised && currentIdentity(this.credentialsPath) === read.identity;
       try {
-        return await writeFileAtomic(this.credentialsPath, serializeSnapshot(next), unchanged);
+        return await writeFileAtomic(
+          this.credentialsPath,
+          serializeSnapshot(next, sealer),
+          unchanged,
+        );
       } finally {
         this.forgetParse();
       }
@@ -619,10 +884,16 @@ export class FileStore implements CredentialStore {
   }
 
   /**
-   * Keeps the current file as `credentials.schema-N.json` before it is first written in a newer
-   * schema (an existing backup is the same original: it is kept). Caller holds the write lock.
+   * Keeps the current file as `credentials.schema-N.json`, sealed (see `sealBackup`), before it
+   * is first written in a newer schema (an existing backup of the same original is kept), and
+   * seals the backups earlier migrations left in clear. Caller holds the write lock.
    */
-  private async backUpOlderSchema(text?: string, schemaVersion?: number): Promise<void> {
+  private async backUpOlderSchema(
+    sealer: RecordSealer,
+    text?: string,
+    schemaVersion?: number,
+  ): Promise<void> {
+    await this.sealClearBackups(sealer);
     let original = text;
     let version = schemaVersion;
     if (original === undefined || version === undefined) {
@@ -634,16 +905,36 @@ export class FileStore implements CredentialStore {
     if (version >= STORE_SCHEMA_VERSION) return;
     // A backup of the same original (an earlier attempt's) is kept; any other file by that name
     // (an older backup, something restored) is never replaced nor taken for this one.
-    let backup = join(this.dir, `credentials.schema-${version}.json`);
-    const existing = await this.readPrivateFile(backup).catch(() => null);
+    let name = `credentials.schema-${version}.json`;
+    const existing = await this.readPrivateFile(join(this.dir, name)).catch(() => null);
     if (existing === original) return;
     if (existing !== undefined) {
-      backup = join(
-        this.dir,
-        `credentials.schema-${version}.${randomBytes(4).toString("hex")}.json`,
+      name = `credentials.schema-${version}.${randomBytes(4).toString("hex")}.json`;
+    }
+    await writeFileAtomic(
+      join(this.dir, name),
+      sealBackup(original, sealer.keyring.current, sealer.storeId, name),
+      () => true,
+    );
+  }
+
+  /**
+   * Seals, in place, backups of older schemas that hold keys in clear (an earlier rekey's
+   * migration kept `credentials.schema-1.json` as it was). Caller holds the write lock.
+   */
+  private async sealClearBackups(sealer: RecordSealer): Promise<void> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    for (const name of names) {
+      if (!/^credentials\.schema-\d+(\.[0-9a-f]{8})?\.json$/.test(name)) continue;
+      const path = join(this.dir, name);
+      const text = await this.readPrivateFile(path).catch(() => undefined);
+      if (text === undefined || isSealedBackup(text) || !isStoreDocument(text)) continue;
+      await writeFileAtomic(
+        path,
+        sealBackup(text, sealer.keyring.current, sealer.storeId, name),
+        () => true,
       );
     }
-    await writeFileAtomic(backup, original, () => true);
   }
 
   private forgetParse(): void {
@@ -730,7 +1021,8 @@ export class FileStore implements CredentialStore {
 }
 
 /**
- * The UTF-8 bytes of the `"id":{...}` text of each entry written before, by record: a record is
+ * The UTF-8 bytes of the `"id":{...}` text of each entry written before, by record (not a
+ * principal record: those are sealed, and their sealer remembers their bytes): a record is
  * frozen, so its text never changes, and it sits under one id.
  */
 const entryBytes = new WeakMap<object, { id: string; bytes: Buffer }>();
@@ -751,14 +1043,18 @@ const OPEN = Buffer.from("{");
 const CLOSE = Buffer.from("}");
 
 /**
- * The bytes of `credentials.json` for a snapshot: what `JSON.stringify` gives, built from each
- * entry's remembered bytes, so a write serialises and encodes only the records that changed
- * (one agent's rotation among a thousand stringifies one record, then copies the thousand
- * entries' bytes once). Joining a thousand texts into one string and encoding it cost more
- * than the rest of the write together (a string built by `+=` is flattened, then encoded).
+ * The bytes of `credentials.json` for a snapshot, every key sealed by `sealer`: what
+ * `JSON.stringify` gives, built from each entry's remembered bytes, so a write seals,
+ * serialises and encodes only the records that changed (one agent's rotation among a thousand
+ * seals and stringifies one record, then copies the thousand entries' bytes once). Joining a
+ * thousand texts into one string and encoding it cost more than the rest of the write together
+ * (a string built by `+=` is flattened, then encoded).
  */
-function serializeSnapshot(snapshot: StoreSnapshot): Buffer {
-  const parts: Buffer[] = [Buffer.from(`{"version":${snapshot.version},"data":{`)];
+function serializeSnapshot(snapshot: StoreSnapshot, sealer: RecordSealer): Buffer {
+  const sealing = JSON.stringify({ storeId: sealer.storeId });
+  const parts: Buffer[] = [
+    Buffer.from(`{"version":${snapshot.version},"sealing":${sealing},"data":{`),
+  ];
   let first = true;
   for (const [name, value] of Object.entries(snapshot.data)) {
     if (value === undefined) continue;
@@ -773,7 +1069,11 @@ function serializeSnapshot(snapshot: StoreSnapshot): Buffer {
         if (record === undefined) continue;
         if (!firstEntry) parts.push(COMMA);
         firstEntry = false;
-        parts.push(entryBuffer(id, record));
+        parts.push(
+          name === "principals"
+            ? sealer.sealedEntryBytes(id, record as object)
+            : entryBuffer(id, record),
+        );
       }
       parts.push(CLOSE);
     } else {
@@ -782,6 +1082,15 @@ function serializeSnapshot(snapshot: StoreSnapshot): Buffer {
   }
   parts.push(Buffer.from("}}\n"));
   return Buffer.concat(parts);
+}
+
+/** True when `text` is a store file (of any schema): a backup holding keys. Throws nothing. */
+function isStoreDocument(text: string): boolean {
+  try {
+    return envelopeSchema.safeParse(JSON.parse(text)).success;
+  } catch {
+    return false;
+  }
 }
 
 /** How much of the audit log's end an append reads: far more than one entry. */
@@ -827,20 +1136,28 @@ async function storeDirStats(dir: string): Promise<Stats | undefined> {
  *
  * @throws RekeyError STORE_CORRUPT naming the file and where it is wrong, never its content.
  */
-export function parseCredentials(text: string, path: string): StoreSnapshot {
-  return parseCredentialsDocument(text, path).snapshot;
+export function parseCredentials(
+  text: string,
+  path: string,
+  opener?: (storeId: string) => RecordSealer,
+): StoreSnapshot {
+  return parseCredentialsDocument(text, path, opener).snapshot;
 }
 
 /**
- * Parses `credentials.json` text, migrating an older schema in memory, and says which schema
- * version the file itself holds.
+ * Parses `credentials.json` text, opening its sealed keys with the sealer `opener` gives for
+ * the file's store id, migrating an older schema in memory, and says which schema version the
+ * file itself holds and its store id. The snapshot comes back frozen.
  *
- * @throws RekeyError STORE_CORRUPT naming the file and where it is wrong, never its content.
+ * @throws RekeyError STORE_CORRUPT naming the file and where it is wrong, never its content
+ *   (a sealed key that does not decrypt too); STORE_LOCKED (sealed, and no key or the wrong
+ *   one: from `opener` or the sealer).
  */
 export function parseCredentialsDocument(
   text: string,
   path: string,
-): { snapshot: StoreSnapshot; fileSchemaVersion: number } {
+  opener?: (storeId: string) => RecordSealer,
+): { snapshot: StoreSnapshot; fileSchemaVersion: number; storeId: string | undefined } {
   const corrupt = (what: string) =>
     new RekeyError("STORE_CORRUPT", `${path} ${what}`, {
       hint: "Restore it from a backup; rekey will not read it as empty or overwrite it.",
@@ -858,11 +1175,46 @@ export function parseCredentialsDocument(
   if (!envelope.success) {
     throw corrupt(`is not a rekey store file at ${describeIssues(envelope.error)}`);
   }
-  const data = migrateStoreData(envelope.data.data, path);
-  const stated = (envelope.data.data as { schemaVersion?: unknown }).schemaVersion;
+  const stated = (envelope.data.data as { schemaVersion?: unknown } | null)?.schemaVersion;
+  const fileSchemaVersion = typeof stated === "number" ? stated : STORE_SCHEMA_VERSION;
+  const storeId = envelope.data.sealing?.storeId;
+  let document = envelope.data.data;
+  let sealer: RecordSealer | undefined;
+  let storedRecords: Record<string, unknown> | undefined;
+  if (fileSchemaVersion >= 3 && fileSchemaVersion <= STORE_SCHEMA_VERSION) {
+    if (storeId === undefined) throw corrupt("is encrypted (schema 3) but names no store id");
+    const principals = (document as { principals?: unknown }).principals;
+    if (
+      typeof principals === "object" &&
+      principals !== null &&
+      !Array.isArray(principals) &&
+      holdsSealedKeys(Object.values(principals))
+    ) {
+      sealer = opener?.(storeId);
+      if (sealer === undefined) {
+        throw new RekeyError("STORE_LOCKED", `${path} is encrypted and no master key was given`);
+      }
+      const open = sealer;
+      storedRecords = principals as Record<string, unknown>;
+      const opened = Object.fromEntries(
+        Object.entries(storedRecords).map(([id, record]) => [id, open.openRecord(id, record)]),
+      );
+      document = { ...(document as object), principals: opened };
+    }
+  }
+  const data = deepFreeze(migrateStoreData(document, path));
+  if (sealer !== undefined && storedRecords !== undefined) {
+    for (const [id, record] of Object.entries(data.principals)) {
+      const stored = storedRecords[id];
+      if (typeof stored === "object" && stored !== null) {
+        sealer.remember(record, stored as Record<string, unknown>);
+      }
+    }
+  }
   return {
     snapshot: { version: envelope.data.version, data },
-    fileSchemaVersion: typeof stated === "number" ? stated : STORE_SCHEMA_VERSION,
+    fileSchemaVersion,
+    storeId,
   };
 }
 

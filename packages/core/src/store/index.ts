@@ -8,6 +8,28 @@ export {
   verifyAuditChain,
 } from "./audit-chain.js";
 export {
+  countClearKeys,
+  explicitKeySource,
+  formatMasterKey,
+  holdsSealedKeys,
+  isSealedBackup,
+  type KeyRing,
+  keyIdOf,
+  loadConfiguredMasterKey,
+  type MasterKey,
+  type MasterKeyEnv,
+  newStoreId,
+  openSealedBackup,
+  parseMasterKey,
+  RecordSealer,
+  type RekeyMasterResult,
+  type ResealableStore,
+  readKeyFile,
+  rekeyMaster,
+  sealBackup,
+  sealedKeyId,
+} from "./encryption/index.js";
+export {
   AUDIT_FILE,
   CREDENTIALS_FILE,
   createFileStore,

@@ -20,14 +20,14 @@ describe("store schema", () => {
   it("refuses a store from a newer rekey, naming both versions", () => {
     const error = (() => {
       try {
-        migrateStoreData({ schemaVersion: 3, profiles: {} }, "credentials.json");
+        migrateStoreData({ schemaVersion: 4, profiles: {} }, "credentials.json");
       } catch (caught) {
         return caught;
       }
     })();
     expect(isRekeyError(error, "STORE_CORRUPT")).toBe(true);
     expect((error as Error).message).toBe(
-      "credentials.json was written by a newer rekey (schema version 3; this rekey reads up to 2)",
+      "credentials.json was written by a newer rekey (schema version 4; this rekey reads up to 3)",
     );
   });
 

@@ -3,6 +3,7 @@ import { deliveryTargetSchema } from "../delivery/target-schema.js";
 import { RekeyError } from "../errors.js";
 import { jsonValueSchema } from "./json-value.js";
 import { migrateV1ToV2, storeDataV1Schema } from "./migrations/v1-to-v2.js";
+import { migrateV2ToV3 } from "./migrations/v2-to-v3.js";
 import { isFiledUnderOwnId, RECORD_PRINCIPAL_PATTERN } from "./record-ids.js";
 import { type AuditEntry, STORE_SCHEMA_VERSION, type StoreData } from "./types.js";
 
@@ -177,6 +178,7 @@ export const auditEntrySchema = z.strictObject({
     "acknowledge",
     "repair",
     "deliver",
+    "rekey_master",
   ]),
   outcome: z.enum(["success", "failure", "recovered", "not_rotated", "key_lost", "pending"]),
   oldFingerprint: z.string().optional(),
@@ -209,6 +211,8 @@ const MIGRATIONS: Record<
     }
     return migrateV1ToV2(parsed.data) as unknown as Record<string, unknown>;
   },
+  // Schema 2 is schema 3 with keys in clear: the result is checked by storeDataSchema.
+  2: (raw) => migrateV2ToV3(raw),
 };
 
 /** Describes where a zod parse failed, without echoing the offending value. */

@@ -174,7 +174,11 @@ export interface Profile {
   actsAs?: string;
 }
 
-export const STORE_SCHEMA_VERSION = 2;
+/**
+ * The format of the store document. 3: every key sealed at rest (see `store/encryption/`);
+ * the document as callers see it is the same as in 2, keys opened.
+ */
+export const STORE_SCHEMA_VERSION = 3;
 
 export interface StoreData {
   schemaVersion: typeof STORE_SCHEMA_VERSION;
@@ -262,7 +266,8 @@ export interface AuditEntry {
     | "repoint"
     | "acknowledge"
     | "repair"
-    | "deliver";
+    | "deliver"
+    | "rekey_master";
   /** For `deliver`: `pending` when a delivery starts, then `success` or `failure`. */
   outcome: "success" | "failure" | "recovered" | "not_rotated" | "key_lost" | "pending";
   oldFingerprint?: string;
@@ -287,6 +292,20 @@ export interface StoreHealth {
   location: string;
   /** Problems found (file modes, unreadable file...), key-free. */
   problems: string[];
+  /** Whether the keys it holds are sealed at rest (stores that keep them on disk). */
+  encryption?: StoreEncryption;
+}
+
+/** Whether a store's keys are sealed at rest, and under which master key. Key-free. */
+export interface StoreEncryption {
+  /** `encrypted`: every key stored is sealed; `clear`: some are not (yet). */
+  state: "encrypted" | "clear";
+  /** How many keys are stored in clear. */
+  clearKeys: number;
+  /** The id of the master key that seals new writes, once it was loaded. */
+  keyId?: string;
+  /** Where that key comes from: an environment variable's name or a file path. */
+  keySource?: string;
 }
 
 /**

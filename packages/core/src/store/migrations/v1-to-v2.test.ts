@@ -19,6 +19,7 @@ import { isRekeyError } from "../../errors.js";
 import { agent } from "../../principal.js";
 import { runChild } from "../child-process.test-helper.js";
 import { sampleStoreData } from "../contract-suite.js";
+import { openSealedBackup, readKeyFile } from "../encryption/index.js";
 import { createFileStore, type FileStore } from "../file-store.js";
 import { migrateStoreData } from "../schema.js";
 
@@ -41,6 +42,12 @@ afterEach(async () => {
     await rm(item.dir, { recursive: true, force: true });
   }
 });
+
+/** The original text a migration's sealed backup keeps, opened with the store's own key. */
+async function openBackup(dir: string, name: string): Promise<string> {
+  const key = await readKeyFile(join(dir, "master.key"));
+  return openSealedBackup(await readFile(join(dir, name), "utf8"), key ? [key] : [], name);
+}
 
 /** Lays a fixture out in a temp dir, its faucet URL pointed at a sandbox restarted on its state. */
 async function lay(name: string): Promise<Migrated> {
@@ -84,12 +91,12 @@ describe("migration of schema-1 stores written by rekey 0.1", () => {
     const laid = await lay("idempotency");
     const before = JSON.parse(laid.original).version as number;
     const snapshot = await laid.store.read();
-    expect(snapshot.data.schemaVersion).toBe(2);
+    expect(snapshot.data.schemaVersion).toBe(3);
     expect(snapshot.version).toBe(before + 1);
     const onDisk = JSON.parse(await readFile(join(laid.dir, "credentials.json"), "utf8"));
-    expect(onDisk.data.schemaVersion).toBe(2);
+    expect(onDisk.data.schemaVersion).toBe(3);
     const backup = join(laid.dir, "credentials.schema-1.json");
-    expect(await readFile(backup, "utf8")).toBe(laid.original);
+    expect(await openBackup(laid.dir, "credentials.schema-1.json")).toBe(laid.original);
     expect((await stat(backup)).mode & 0o777).toBe(0o600);
     // A second read does not migrate again.
     expect((await laid.store.read()).version).toBe(before + 1);
@@ -103,7 +110,7 @@ describe("migration of schema-1 stores written by rekey 0.1", () => {
     );
     const versions = outputs.map((line) => JSON.parse(line).version as number);
     expect(new Set(versions)).toEqual(new Set([before + 1]));
-    expect(await readFile(join(laid.dir, "credentials.schema-1.json"), "utf8")).toBe(laid.original);
+    expect(await openBackup(laid.dir, "credentials.schema-1.json")).toBe(laid.original);
   });
 
   it("keeps an unfinished rotation, which the next operation resolves", async () => {
@@ -181,7 +188,7 @@ describe("stores that cannot be migrated", () => {
       profiles: { default: { baseUrl: "http://127.0.0.1:1/api", active: "operator" } },
       idempotency: {},
     },
-    "from a newer rekey": { schemaVersion: 3, principals: {}, profiles: {} },
+    "from a newer rekey": { schemaVersion: 4, principals: {}, profiles: {} },
     "schema 1 with a corrupt profile": { schemaVersion: 1, profiles: { default: { baseUrl: 7 } } },
   };
   for (const [label, data] of Object.entries(cases)) {
@@ -309,6 +316,6 @@ describe("the schema-1 backup", () => {
       /^credentials\.schema-1\.[0-9a-f]{8}\.json$/.test(name),
     );
     expect(backups).toHaveLength(1);
-    expect(await readFile(join(laid.dir, backups[0] as string), "utf8")).toBe(laid.original);
+    expect(await openBackup(laid.dir, backups[0] as string)).toBe(laid.original);
   });
 });

@@ -66,12 +66,15 @@ export const storeDataV1Schema = z.strictObject({
 });
 type StoredKeyV1 = z.infer<typeof v1StoredKey>;
 
+/** A schema-2 document: today's shape, keys in clear. */
+export type StoreDataV2 = Omit<StoreData, "schemaVersion"> & { schemaVersion: 2 };
+
 /**
  * Migrates a schema-1 document (already validated by {@link storeDataV1Schema}).
  * @throws RekeyError STORE_CORRUPT when two profiles hold unfinished rotations of one principal
  *   (finish them first with the rekey that wrote the store: nothing is changed).
  */
-export function migrateV1ToV2(v1: z.infer<typeof storeDataV1Schema>): StoreData {
+export function migrateV1ToV2(v1: z.infer<typeof storeDataV1Schema>): StoreDataV2 {
   const principals: Record<string, PrincipalRecord> = {};
   const profiles: Record<string, Profile> = {};
   const idempotency: StoreData["idempotency"] = {};

@@ -1,0 +1,306 @@
+import { randomBytes } from "node:crypto";
+import {
+  chmod,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { isRekeyError } from "../../errors.js";
+import { sampleStoreData } from "../contract-suite.js";
+import { createFileStore, type FileStore } from "../file-store.js";
+import type { StoreData } from "../types.js";
+import { keyIdOf, parseMasterKey } from "./master-key.js";
+import { rekeyMaster } from "./rekey-master.js";
+import { openSecret, sealSecret } from "./sealed-secret.js";
+
+let root: string;
+let dir: string;
+const stores: FileStore[] = [];
+
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), "rekey-encryption-"));
+  dir = join(root, "store");
+});
+afterEach(async () => {
+  for (const store of stores.splice(0)) await store.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+function open(env: Record<string, string> = {}, at = dir): FileStore {
+  const store = createFileStore({ dir: at, env });
+  stores.push(store);
+  return store;
+}
+
+/** Two principals (an operator and its agent), each with its own key. */
+function twoPrincipals(): StoreData {
+  const data = structuredClone(sampleStoreData("one")) as StoreData;
+  const [operatorId] = Object.keys(data.principals);
+  const operator = data.principals[operatorId as string];
+  const agentId = `${operator?.faucet}#agent:7`;
+  data.principals[agentId] = {
+    faucet: operator?.faucet as string,
+    principal: "agent:7",
+    operatorId: 1,
+    key: "lf_agent_seven_key_0123456789",
+    fingerprint: "fp:777777777777",
+    savedAt: "2025-01-01T00:00:00.000Z",
+    source: "create",
+  };
+  return data;
+}
+
+async function expectCode(promise: Promise<unknown>, code: string) {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(isRekeyError(error) && error.code, String(error)).toBe(code);
+  return error as Error & { hint?: string };
+}
+
+const credentials = () => join(dir, "credentials.json");
+
+describe("sealed secrets", () => {
+  const key = parseMasterKey(randomBytes(32).toString("base64"), "test");
+
+  it("round-trips, and never seals the same key to the same bytes twice", () => {
+    const one = sealSecret("lf_secret", key, "store-a", "record#key");
+    const two = sealSecret("lf_secret", key, "store-a", "record#key");
+    expect(one).not.toBe(two);
+    expect(one).not.toContain("lf_secret");
+    expect(one.startsWith(`rk1:${key.id}:`)).toBe(true);
+    expect(openSecret(one, [key], "store-a", "record#key")).toEqual({
+      ok: true,
+      secret: "lf_secret",
+    });
+  });
+
+  it("does not open in another place, another store, or under another key", () => {
+    const sealed = sealSecret("lf_secret", key, "store-a", "record#key");
+    expect(openSecret(sealed, [key], "store-a", "other#key")).toMatchObject({
+      ok: false,
+      failure: "not-authentic",
+    });
+    expect(openSecret(sealed, [key], "store-b", "record#key")).toMatchObject({
+      ok: false,
+      failure: "not-authentic",
+    });
+    const other = parseMasterKey(randomBytes(32).toString("base64"), "other");
+    expect(openSecret(sealed, [other], "store-a", "record#key")).toEqual({
+      ok: false,
+      failure: "unknown-key",
+      keyId: key.id,
+    });
+  });
+
+  it("names a key by an id that is not the key", () => {
+    expect(key.id).toMatch(/^[0-9a-f]{16}$/);
+    expect(key.id).toBe(keyIdOf(key.bytes));
+    expect(key.bytes.toString("hex")).not.toContain(key.id);
+  });
+});
+
+describe("the file store's keys at rest", () => {
+  it("writes no key in clear, and reads them back through another handle", async () => {
+    const data = twoPrincipals();
+    await open().compareAndSet(0, data);
+    const text = await readFile(credentials(), "utf8");
+    for (const record of Object.values(data.principals)) expect(text).not.toContain(record.key);
+    expect((await stat(join(dir, "master.key"))).mode & 0o777).toBe(0o600);
+    expect((await open().read()).data).toEqual(data);
+  });
+
+  it("a copied credentials.json without its master.key is locked, not empty", async () => {
+    await open().compareAndSet(0, twoPrincipals());
+    const copy = join(root, "copy");
+    await mkdir(copy, { mode: 0o700 });
+    await copyFile(credentials(), join(copy, "credentials.json"));
+    const stolen = open({}, copy);
+    const error = await expectCode(stolen.read(), "STORE_LOCKED");
+    expect(error.hint).toContain("master.key");
+    // Nothing is written, and no new key is made that would look like the store's.
+    await expectCode(stolen.compareAndSet(1, sampleStoreData("two")), "STORE_LOCKED");
+    expect(await readdir(copy)).toEqual(["credentials.json"]);
+    expect(await readFile(join(copy, "credentials.json"), "utf8")).toBe(
+      await readFile(credentials(), "utf8"),
+    );
+  });
+
+  it("a wrong master key is STORE_LOCKED with a hint; nothing read as empty or overwritten", async () => {
+    const right = randomBytes(32).toString("base64");
+    await open({ REKEY_MASTER_KEY: right }).compareAndSet(0, twoPrincipals());
+    const before = await readFile(credentials(), "utf8");
+    const wrong = open({ REKEY_MASTER_KEY: randomBytes(32).toString("base64") });
+    const error = await expectCode(wrong.read(), "STORE_LOCKED");
+    expect(error.message).toContain(keyIdOf(Buffer.from(right, "base64")));
+    expect(error.hint).toContain("REKEY_MASTER_KEY");
+    await expectCode(wrong.compareAndSet(1, sampleStoreData("two")), "STORE_LOCKED");
+    expect((await wrong.health()).ok).toBe(false);
+    expect(await readFile(credentials(), "utf8")).toBe(before);
+    expect((await open({ REKEY_MASTER_KEY: right }).read()).data).toEqual(twoPrincipals());
+  });
+
+  it("one changed ciphertext byte is STORE_CORRUPT naming the record, and nothing is written", async () => {
+    await open().compareAndSet(0, twoPrincipals());
+    const text = await readFile(credentials(), "utf8");
+    const sealed = /"key":"(rk1:[0-9a-f]{16}:)([A-Za-z0-9_-]+)"/.exec(text);
+    const body = sealed?.[2] as string;
+    const flipped = `${body.slice(0, 20)}${body[20] === "A" ? "B" : "A"}${body.slice(21)}`;
+    const tampered = text.replace(body, flipped);
+    await writeFile(credentials(), tampered);
+    const store = open();
+    const error = await expectCode(store.read(), "STORE_CORRUPT");
+    expect(error.message).toContain("does not decrypt");
+    await expectCode(store.compareAndSet(1, sampleStoreData("two")), "STORE_CORRUPT");
+    expect(await readFile(credentials(), "utf8")).toBe(tampered);
+  });
+
+  it("two principals' ciphertexts swapped is STORE_CORRUPT: a key never opens as another's", async () => {
+    await open().compareAndSet(0, twoPrincipals());
+    const text = await readFile(credentials(), "utf8");
+    const [first, second] = [...text.matchAll(/"key":"(rk1:[^"]+)"/g)].map((m) => m[1] as string);
+    const swapped = text
+      .replace(first as string, "<FIRST>")
+      .replace(second as string, first as string)
+      .replace("<FIRST>", second as string);
+    await writeFile(credentials(), swapped);
+    const error = await expectCode(open().read(), "STORE_CORRUPT");
+    expect(error.message).toMatch(/moved from another record or store/);
+    expect(await readFile(credentials(), "utf8")).toBe(swapped);
+  });
+
+  it("a record moved from another store (same master key) does not open there", async () => {
+    const key = randomBytes(32).toString("base64");
+    const otherDir = join(root, "other");
+    await open({ REKEY_MASTER_KEY: key }).compareAndSet(0, twoPrincipals());
+    await open({ REKEY_MASTER_KEY: key }, otherDir).compareAndSet(0, twoPrincipals());
+    const ours = JSON.parse(await readFile(credentials(), "utf8"));
+    const theirs = JSON.parse(await readFile(join(otherDir, "credentials.json"), "utf8"));
+    ours.data.principals = theirs.data.principals;
+    await writeFile(credentials(), JSON.stringify(ours));
+    await expectCode(open({ REKEY_MASTER_KEY: key }).read(), "STORE_CORRUPT");
+  });
+
+  it("a truncated key file is STORE_LOCKED, and the store is left as it was", async () => {
+    await open().compareAndSet(0, twoPrincipals());
+    const before = await readFile(credentials(), "utf8");
+    const keyFile = join(dir, "master.key");
+    await writeFile(keyFile, (await readFile(keyFile, "utf8")).slice(0, 20));
+    const store = open();
+    const error = await expectCode(store.read(), "STORE_LOCKED");
+    expect(error.message).toContain("truncated");
+    await expectCode(store.compareAndSet(1, sampleStoreData("two")), "STORE_LOCKED");
+    expect(await readFile(credentials(), "utf8")).toBe(before);
+  });
+
+  it("takes the key from REKEY_MASTER_KEY_FILE only when it is 0600", async () => {
+    const keyFile = join(root, "key");
+    await writeFile(keyFile, `${randomBytes(32).toString("base64")}\n`, { mode: 0o600 });
+    await open({ REKEY_MASTER_KEY_FILE: keyFile }).compareAndSet(0, twoPrincipals());
+    expect((await open({ REKEY_MASTER_KEY_FILE: keyFile }).read()).version).toBe(1);
+    await chmod(keyFile, 0o644);
+    const error = await expectCode(open({ REKEY_MASTER_KEY_FILE: keyFile }).read(), "STORE_LOCKED");
+    expect(error.message).toContain("chmod 600");
+    await expectCode(open({ REKEY_MASTER_KEY_FILE: join(root, "missing") }).read(), "STORE_LOCKED");
+  });
+
+  it("takes the key from REKEY_MASTER_KEY_CMD's stdout; a failing command is STORE_LOCKED", async () => {
+    const keyFile = join(root, "key");
+    await writeFile(keyFile, randomBytes(32).toString("base64"), { mode: 0o600 });
+    const command = `cat '${keyFile}'`;
+    await open({ REKEY_MASTER_KEY_CMD: command }).compareAndSet(0, twoPrincipals());
+    expect((await open({ REKEY_MASTER_KEY_FILE: keyFile }).read()).data).toEqual(twoPrincipals());
+    const error = await expectCode(
+      open({ REKEY_MASTER_KEY_CMD: "echo oops >&2; exit 3" }).read(),
+      "STORE_LOCKED",
+    );
+    expect(error.message).toContain("exit 3");
+    expect(error.message).not.toContain("oops");
+  });
+
+  it("takes REKEY_MASTER_KEY before REKEY_MASTER_KEY_FILE before REKEY_MASTER_KEY_CMD", async () => {
+    const key = randomBytes(32).toString("base64");
+    await open({
+      REKEY_MASTER_KEY: key,
+      REKEY_MASTER_KEY_FILE: join(root, "missing"),
+      REKEY_MASTER_KEY_CMD: "exit 1",
+    }).compareAndSet(0, twoPrincipals());
+    expect((await open({ REKEY_MASTER_KEY: key }).read()).version).toBe(1);
+  });
+
+  it("moves a store from its own master.key to a configured key on the next write", async () => {
+    await open().compareAndSet(0, twoPrincipals());
+    const key = randomBytes(32).toString("base64");
+    const configured = open({ REKEY_MASTER_KEY: key });
+    const { version, data } = await configured.read();
+    await configured.compareAndSet(version, data as StoreData);
+    await rm(join(dir, "master.key"));
+    expect((await open({ REKEY_MASTER_KEY: key }).read()).data).toEqual(twoPrincipals());
+  });
+});
+
+describe("rekey store rekey-master", () => {
+  it("moves a store to a new generated master.key, audited with key ids only", async () => {
+    const store = open();
+    await store.compareAndSet(0, twoPrincipals());
+    const oldKey = await readFile(join(dir, "master.key"), "utf8");
+    const result = await rekeyMaster(store, "generate", "cli");
+    expect(result.records).toBe(2);
+    expect(result.keyId).not.toBe(result.previousKeyId);
+    const newKey = await readFile(join(dir, "master.key"), "utf8");
+    expect(newKey).not.toBe(oldKey);
+    expect((await readdir(dir)).filter((name) => name.startsWith("master.key"))).toEqual([
+      "master.key",
+    ]);
+    const text = await readFile(credentials(), "utf8");
+    expect(text).toContain(`rk1:${result.keyId}:`);
+    expect(text).not.toContain(`rk1:${result.previousKeyId}:`);
+    expect((await open().read()).data).toEqual(twoPrincipals());
+    expect(result.audit).toMatchObject({
+      action: "rekey_master",
+      oldFingerprint: `key:${result.previousKeyId}`,
+      newFingerprint: `key:${result.keyId}`,
+    });
+    expect(JSON.stringify(result.audit)).not.toContain(newKey.trim());
+  });
+
+  it("resumes after a crash between sealing and replacing master.key: both keys open it", async () => {
+    const store = open();
+    await store.compareAndSet(0, twoPrincipals());
+    await rekeyMaster(store, "generate", "cli");
+    // As if the process died before the rename: the store is sealed under master.key.next.
+    await rename(join(dir, "master.key"), join(dir, "master.key.next"));
+    await writeFile(join(dir, "master.key"), `${randomBytes(32).toString("base64")}\n`, {
+      mode: 0o600,
+    });
+    expect((await open().read()).data).toEqual(twoPrincipals());
+    const resumed = await rekeyMaster(open(), "generate", "cli");
+    expect(await readdir(dir)).not.toContain("master.key.next");
+    expect(await readFile(credentials(), "utf8")).toContain(`rk1:${resumed.keyId}:`);
+    expect((await open().read()).data).toEqual(twoPrincipals());
+  });
+
+  it("moves a store under a configured key to a given key; the old one no longer opens it", async () => {
+    const oldKey = randomBytes(32).toString("base64");
+    const store = open({ REKEY_MASTER_KEY: oldKey });
+    await store.compareAndSet(0, twoPrincipals());
+    const next = parseMasterKey(randomBytes(32).toString("base64"), "new");
+    await expectCode(rekeyMaster(store, "generate", "cli"), "CONFIG_INVALID");
+    const result = await rekeyMaster(store, next, "cli");
+    expect(result.keyId).toBe(next.id);
+    expect((await open({ REKEY_MASTER_KEY: next.bytes.toString("base64") }).read()).data).toEqual(
+      twoPrincipals(),
+    );
+    await expectCode(open({ REKEY_MASTER_KEY: oldKey }).read(), "STORE_LOCKED");
+  });
+});

@@ -1,0 +1,220 @@
+import { randomUUID } from "node:crypto";
+import { RekeyError } from "../../errors.js";
+import type { MasterKey } from "./master-key.js";
+import { isSealed, openSecret, sealSecret } from "./sealed-secret.js";
+
+/**
+ * Turns principal records into their stored form and back: every key (the current one and
+ * each alternate) sealed, bound to its store and its place in the record. Everything else in
+ * a record stays readable (fingerprints, cooldowns, the journal), so `status` and `doctor`
+ * show what they show without a key, and a locked store still says what it holds.
+ *
+ * Sealing is the expensive part of a write and opening of a read, so both are remembered:
+ * a record object sealed once is not sealed again (records of a snapshot are frozen), and a
+ * ciphertext opened once is not opened again. Reading a thousand-agent store after another
+ * process rotated one agent opens one key.
+ */
+
+/** The master keys a store accepts: `current` seals; every one of `accepted` opens. */
+export interface KeyRing {
+  readonly current: MasterKey;
+  /** `current` first, then keys still accepted (the old key while re-keying). */
+  readonly accepted: readonly MasterKey[];
+}
+
+/** A new store id: binds ciphertexts to one store. Throws nothing. */
+export function newStoreId(): string {
+  return randomUUID();
+}
+
+type RawRecord = Record<string, unknown>;
+
+// Cap on remembered openings: far above any real store's record count.
+const MAX_REMEMBERED_OPENINGS = 100_000;
+
+/** One store's sealing of records, under one key ring. */
+export class RecordSealer {
+  private readonly opened = new Map<string, string>();
+  private readonly sealedRecords = new WeakMap<object, RawRecord>();
+  private readonly sealedTexts = new WeakMap<object, { id: string; text: string }>();
+  private readonly sealedEntries = new WeakMap<object, { id: string; bytes: Buffer }>();
+
+  constructor(
+    readonly storeId: string,
+    readonly keyring: KeyRing,
+    /** Names the store in errors (a path, a redacted URL). */
+    private readonly source: string,
+  ) {}
+
+  /**
+   * The record as stored, its keys sealed under the current master key. A frozen record
+   * (from a snapshot) is sealed once; a key already sealed under the current key by an
+   * earlier read is kept as it was. Throws nothing.
+   */
+  sealRecord(id: string, record: object): RawRecord {
+    const known = this.sealedRecords.get(record);
+    if (known !== undefined) return known;
+    const plain = record as RawRecord;
+    const sealed: RawRecord = { ...plain };
+    if (typeof plain.key === "string") sealed.key = this.seal(plain.key, `${id}#key`);
+    if (Array.isArray(plain.alternates)) {
+      sealed.alternates = plain.alternates.map((alternate: RawRecord, index) =>
+        typeof alternate.key === "string"
+          ? { ...alternate, key: this.seal(alternate.key, `${id}#alternate:${index}`) }
+          : alternate,
+      );
+    }
+    if (Object.isFrozen(record)) this.sealedRecords.set(record, sealed);
+    return sealed;
+  }
+
+  /**
+   * The JSON text of the record as stored: {@link sealRecord}, stringified once per frozen
+   * record (a write of one record among a thousand seals and stringifies one). Throws nothing.
+   */
+  sealedJson(id: string, record: object): string {
+    const known = this.sealedTexts.get(record);
+    if (known?.id === id) return known.text;
+    const text = JSON.stringify(this.sealRecord(id, record));
+    if (Object.isFrozen(record)) this.sealedTexts.set(record, { id, text });
+    return text;
+  }
+
+  /**
+   * The UTF-8 bytes of `"id":<sealedJson>`, the record's entry in a store file, remembered per
+   * frozen record like {@link sealedJson}. Throws nothing.
+   */
+  sealedEntryBytes(id: string, record: object): Buffer {
+    const known = this.sealedEntries.get(record);
+    if (known?.id === id) return known.bytes;
+    const bytes = Buffer.from(`${JSON.stringify(id)}:${this.sealedJson(id, record)}`, "utf8");
+    if (Object.isFrozen(record)) this.sealedEntries.set(record, { id, bytes });
+    return bytes;
+  }
+
+  /**
+   * Remembers that `plain` (a frozen record read back) is stored as `sealed`, so writing it
+   * again costs no encryption and leaves its ciphertext unchanged. Throws nothing.
+   */
+  remember(plain: object, sealed: RawRecord): void {
+    if (!this.needsResealing(sealed)) this.sealedRecords.set(plain, sealed);
+  }
+
+  /**
+   * The record with its keys opened. A key in clear (a store being encrypted row by row) is
+   * returned as it is; {@link countClear} finds those.
+   *
+   * @throws RekeyError STORE_LOCKED (sealed under a master key not given);
+   *   STORE_CORRUPT (a ciphertext changed, or moved from another record or store).
+   */
+  openRecord(id: string, raw: unknown): unknown {
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return raw;
+    const stored = raw as RawRecord;
+    const opened: RawRecord = { ...stored };
+    if (typeof stored.key === "string") opened.key = this.open(stored.key, id, `${id}#key`);
+    if (Array.isArray(stored.alternates)) {
+      opened.alternates = stored.alternates.map((alternate: unknown, index) => {
+        if (typeof alternate !== "object" || alternate === null) return alternate;
+        const entry = alternate as RawRecord;
+        return typeof entry.key === "string"
+          ? { ...entry, key: this.open(entry.key, id, `${id}#alternate:${index}`) }
+          : entry;
+      });
+    }
+    return opened;
+  }
+
+  /** True when a stored record holds a key in clear or under another key than the current. */
+  needsResealing(stored: RawRecord): boolean {
+    const prefix = `rk1:${this.keyring.current.id}:`;
+    const keys = [
+      stored.key,
+      ...(Array.isArray(stored.alternates)
+        ? stored.alternates.map((alternate: RawRecord) => alternate?.key)
+        : []),
+    ];
+    return keys.some((key) => typeof key === "string" && !key.startsWith(prefix));
+  }
+
+  private seal(secret: string, place: string): string {
+    const sealed = sealSecret(secret, this.keyring.current, this.storeId, place);
+    this.rememberOpening(`${place}\0${sealed}`, secret);
+    return sealed;
+  }
+
+  private open(value: string, id: string, place: string): string {
+    if (!isSealed(value)) return value;
+    const cacheKey = `${place}\0${value}`;
+    const known = this.opened.get(cacheKey);
+    if (known !== undefined) return known;
+    const result = openSecret(value, this.keyring.accepted, this.storeId, place);
+    if (result.ok) {
+      this.rememberOpening(cacheKey, result.secret);
+      return result.secret;
+    }
+    if (result.failure === "unknown-key") {
+      const given = this.keyring.accepted.map((key) => `${key.id} from ${key.source}`).join(", ");
+      throw new RekeyError(
+        "STORE_LOCKED",
+        `${this.source} is encrypted with master key ${result.keyId ?? "?"} (record ${id}); the master key given is ${given}`,
+        {
+          hint: "Give the master key this store was encrypted with (REKEY_MASTER_KEY, REKEY_MASTER_KEY_FILE or REKEY_MASTER_KEY_CMD, or the store's master.key file). Nothing was changed.",
+          details: { keyId: result.keyId },
+        },
+      );
+    }
+    throw new RekeyError(
+      "STORE_CORRUPT",
+      `${this.source}: the sealed key of record ${id} does not decrypt (${result.failure === "malformed" ? "malformed" : "changed, or moved from another record or store"})`,
+      {
+        hint: "Restore the store from a backup; rekey will not read it as empty or overwrite it.",
+      },
+    );
+  }
+
+  private rememberOpening(cacheKey: string, secret: string): void {
+    if (this.opened.size >= MAX_REMEMBERED_OPENINGS) this.opened.clear();
+    this.opened.set(cacheKey, secret);
+  }
+}
+
+/** How many keys of stored records are in clear. Throws nothing. */
+export function countClearKeys(records: Iterable<unknown>): number {
+  let clear = 0;
+  for (const record of records) {
+    if (typeof record !== "object" || record === null) continue;
+    const stored = record as RawRecord;
+    if (typeof stored.key === "string" && !isSealed(stored.key)) clear += 1;
+    if (Array.isArray(stored.alternates)) {
+      for (const alternate of stored.alternates as RawRecord[]) {
+        if (typeof alternate?.key === "string" && !isSealed(alternate.key)) clear += 1;
+      }
+    }
+  }
+  return clear;
+}
+
+/** True when any of the stored records holds a sealed key. Throws nothing. */
+export function holdsSealedKeys(records: Iterable<unknown>): boolean {
+  for (const record of records) {
+    if (typeof record !== "object" || record === null) continue;
+    const stored = record as RawRecord;
+    if (typeof stored.key === "string" && isSealed(stored.key)) return true;
+    if (Array.isArray(stored.alternates)) {
+      for (const alternate of stored.alternates as RawRecord[]) {
+        if (typeof alternate?.key === "string" && isSealed(alternate.key)) return true;
+      }
+    }
+  }
+  return false;
+}
+
+/**
+ * A sealer that writes keys in clear: only the baseline of the encryption benchmark
+ * (`bench/src/encryption.bench.mjs`) uses it, through the file store's `sealKeys: false`.
+ */
+export class ClearSealer extends RecordSealer {
+  override sealRecord(_id: string, record: object): RawRecord {
+    return record as RawRecord;
+  }
+}

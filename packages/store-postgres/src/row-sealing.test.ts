@@ -1,0 +1,178 @@
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { promisify } from "node:util";
+import { isRekeyError, parseMasterKey, type RekeyError, type StoreData } from "@rekey/core";
+import { sampleStoreData } from "@rekey/core/testing";
+import { afterEach, describe, expect, it } from "vitest";
+import { adminQuery, dropSchema, freshSchema, postgresUrl } from "./postgres.test-helper.js";
+import { createPostgresStore, type PostgresStore } from "./postgres-store.js";
+import { TEST_MASTER_KEY_ENV } from "./testing/master-key.js";
+import { findPostgresBin } from "./testing/temporary-postgres.js";
+
+async function rejection(promise: Promise<unknown>): Promise<RekeyError> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  if (!isRekeyError(error)) throw new Error(`expected a RekeyError, got ${String(error)}`);
+  return error;
+}
+
+/** Two principals, each with its own key. */
+function twoPrincipals(): StoreData {
+  const data = structuredClone(sampleStoreData("one")) as StoreData;
+  data.principals["http://127.0.0.1:8787#agent:7"] = {
+    faucet: "http://127.0.0.1:8787",
+    principal: "agent:7",
+    operatorId: 1,
+    key: "lf_agent_seven_key_0123456789",
+    fingerprint: "fp:777777777777",
+    savedAt: "2025-01-01T00:00:00.000Z",
+    source: "create",
+  };
+  return data;
+}
+const KEYS = Object.values(twoPrincipals().principals).map((record) => record.key as string);
+
+if (postgresUrl === "") {
+  describe("PostgreSQL keys at rest", () => {
+    it.skip("needs PostgreSQL: its server programs (initdb) on this machine, or REKEY_TEST_PG_URL", () => {});
+  });
+} else {
+  describe("PostgreSQL keys at rest", () => {
+    const schemas: string[] = [];
+    const stores: PostgresStore[] = [];
+    afterEach(async () => {
+      for (const store of stores.splice(0)) await store.close();
+      for (const schema of schemas.splice(0)) await dropSchema(schema);
+    });
+    const newSchema = () => {
+      const schema = freshSchema();
+      schemas.push(schema);
+      return schema;
+    };
+    const open = (
+      schema: string,
+      env: Record<string, string> = TEST_MASTER_KEY_ENV,
+      previous: string[] = [],
+    ) => {
+      const store = createPostgresStore({
+        url: postgresUrl,
+        schema,
+        env,
+        previousMasterKeys: previous.map((key) => parseMasterKey(key, "previous")),
+      });
+      stores.push(store);
+      return store;
+    };
+    const rowsOf = async (schema: string) =>
+      (await adminQuery(`SELECT id, data::text AS text FROM "${schema}".principals ORDER BY id`))
+        .rows as { id: string; text: string }[];
+
+    it("refuses to open without an explicit master key source, saying which to set", () => {
+      let error: unknown;
+      try {
+        createPostgresStore({ url: postgresUrl, schema: "rekey", env: {} });
+      } catch (caught) {
+        error = caught;
+      }
+      expect(isRekeyError(error, "STORE_LOCKED")).toBe(true);
+      expect((error as RekeyError).message).toContain("REKEY_MASTER_KEY_FILE");
+      expect((error as RekeyError).hint).toContain("openssl rand -base64 32");
+    });
+
+    it("seals every key in its row; a pg_dump of the schema holds none", async () => {
+      const schema = newSchema();
+      await open(schema).compareAndSet(0, twoPrincipals());
+      for (const row of await rowsOf(schema)) {
+        for (const key of KEYS) expect(row.text).not.toContain(key);
+        expect(JSON.parse(row.text).key).toMatch(/^rk1:/);
+      }
+      const bin = findPostgresBin();
+      const pgDump = bin === undefined ? "pg_dump" : `${bin}/pg_dump`;
+      const { stdout } = await promisify(execFile)(pgDump, ["--schema", schema, postgresUrl], {
+        maxBuffer: 16 * 1024 * 1024,
+      });
+      expect(stdout).toContain("rk1:");
+      for (const key of KEYS) expect(stdout).not.toContain(key);
+      expect((await open(schema).read()).data).toEqual(twoPrincipals());
+      expect((await open(schema).health()).encryption).toMatchObject({
+        state: "encrypted",
+        clearKeys: 0,
+        keySource: "REKEY_MASTER_KEY",
+      });
+    });
+
+    it("seals a schema-2 store row by row on first open, keeping every key", async () => {
+      const schema = newSchema();
+      await open(schema).compareAndSet(0, twoPrincipals());
+      // Back to what rekey c8484b6 wrote: schema 2, rows in clear.
+      for (const [id, record] of Object.entries(twoPrincipals().principals)) {
+        await adminQuery(`UPDATE "${schema}".principals SET data = $2 WHERE id = $1`, [
+          id,
+          JSON.stringify(record),
+        ]);
+      }
+      await adminQuery(
+        `UPDATE "${schema}".store_meta SET data = (data::jsonb || '{"schemaVersion": 2}')::json`,
+      );
+      const clear = open(schema);
+      const health = await clear.health();
+      // Opening sealed it already: health runs after the set-up.
+      expect(health.encryption).toMatchObject({ state: "encrypted", clearKeys: 0 });
+      for (const row of await rowsOf(schema)) {
+        for (const key of KEYS) expect(row.text).not.toContain(key);
+      }
+      const { rows } = await adminQuery(`SELECT data FROM "${schema}".store_meta`);
+      expect(rows[0].data.schemaVersion).toBe(3);
+      expect((await clear.read()).data).toEqual(twoPrincipals());
+    });
+
+    it("a wrong master key is STORE_LOCKED and changes no row", async () => {
+      const schema = newSchema();
+      await open(schema).compareAndSet(0, twoPrincipals());
+      const before = await rowsOf(schema);
+      const wrong = open(schema, { REKEY_MASTER_KEY: randomBytes(32).toString("base64") });
+      const error = await rejection(wrong.read());
+      expect(error.code).toBe("STORE_LOCKED");
+      expect(error.hint).toContain("master key");
+      expect((await rejection(wrong.compareAndSet(1, sampleStoreData("x")))).code).toBe(
+        "STORE_LOCKED",
+      );
+      expect(await rowsOf(schema)).toEqual(before);
+    });
+
+    it("two rows' ciphertexts swapped is STORE_CORRUPT, and nothing is rewritten", async () => {
+      const schema = newSchema();
+      await open(schema).compareAndSet(0, twoPrincipals());
+      const [first, second] = await rowsOf(schema);
+      const keyOf = (text: string) => JSON.parse(text).key as string;
+      const swap = async (id: string, text: string, key: string) =>
+        adminQuery(`UPDATE "${schema}".principals SET data = $2 WHERE id = $1`, [
+          id,
+          JSON.stringify({ ...JSON.parse(text), key }),
+        ]);
+      await swap(first?.id as string, first?.text as string, keyOf(second?.text as string));
+      await swap(second?.id as string, second?.text as string, keyOf(first?.text as string));
+      const swapped = await rowsOf(schema);
+      const error = await rejection(open(schema).read());
+      expect(error.code).toBe("STORE_CORRUPT");
+      expect(error.message).toContain("does not decrypt");
+      expect(await rowsOf(schema)).toEqual(swapped);
+    });
+
+    it("re-keys every row under a new master key, the old one accepted until it is done", async () => {
+      const schema = newSchema();
+      await open(schema).compareAndSet(0, twoPrincipals());
+      const next = randomBytes(32).toString("base64");
+      const nextId = parseMasterKey(next, "next").id;
+      const moving = open(schema, { REKEY_MASTER_KEY: next }, [
+        TEST_MASTER_KEY_ENV.REKEY_MASTER_KEY,
+      ]);
+      expect((await moving.read()).data).toEqual(twoPrincipals());
+      for (const row of await rowsOf(schema)) expect(JSON.parse(row.text).key).toContain(nextId);
+      expect((await open(schema, { REKEY_MASTER_KEY: next }).read()).data).toEqual(twoPrincipals());
+      expect((await rejection(open(schema).read())).code).toBe("STORE_LOCKED");
+    });
+  });
+}

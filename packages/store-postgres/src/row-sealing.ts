@@ -1,0 +1,148 @@
+import {
+  explicitKeySource,
+  isSealedBackup,
+  type KeyRing,
+  loadConfiguredMasterKey,
+  type MasterKey,
+  type MasterKeyEnv,
+  newStoreId,
+  RecordSealer,
+  RekeyError,
+  type StoreEncryption,
+  sealBackup,
+} from "@rekey/core";
+import type pg from "pg";
+import type { RekeySql } from "./sql.js";
+
+/**
+ * Keys at rest in PostgreSQL: each principal row holds its keys sealed (core's
+ * `RecordSealer`), bound to the schema's store id (`store_sealing`) and the row's id. A DBA, a
+ * replica or a `pg_dump` reads fingerprints and cooldowns, never a key.
+ *
+ * Unlike the file store, there is no key file to fall back on: a key kept beside a shared
+ * database would be read by whoever reads the database, so a PostgreSQL store needs an
+ * explicit source (REKEY_MASTER_KEY, REKEY_MASTER_KEY_FILE or REKEY_MASTER_KEY_CMD).
+ */
+
+/**
+ * @throws RekeyError STORE_LOCKED when `env` names no master key source.
+ */
+export function requireKeySource(env: MasterKeyEnv): void {
+  if (explicitKeySource(env) !== undefined) return;
+  throw new RekeyError(
+    "STORE_LOCKED",
+    "A PostgreSQL store needs a master key: REKEY_MASTER_KEY, REKEY_MASTER_KEY_FILE or REKEY_MASTER_KEY_CMD is not set",
+    {
+      hint: "Set REKEY_MASTER_KEY_FILE to a 0600 file holding 32 random bytes in base64 (`openssl rand -base64 32`), or REKEY_MASTER_KEY_CMD to a command printing it (a KMS, a password manager). Every host of the fleet needs the same key.",
+    },
+  );
+}
+
+/**
+ * The store's sealer: the configured master key (plus `previous`, which still open), and the
+ * schema's store id, made on first use.
+ *
+ * @throws RekeyError STORE_LOCKED (the source gives no valid key); pg errors (the caller
+ *   maps them).
+ */
+export async function openRowSealer(
+  client: pg.Pool,
+  sql: RekeySql,
+  env: MasterKeyEnv,
+  previous: readonly MasterKey[],
+  source: string,
+): Promise<RecordSealer> {
+  requireKeySource(env);
+  const current = await loadConfiguredMasterKey(env);
+  if (current === undefined) throw new RekeyError("INTERNAL", "No master key after the check");
+  const keyring: KeyRing = { current, accepted: [current, ...previous] };
+  const storeIdOf = async () =>
+    ((await client.query(sql.storeId)).rows[0] as { store_id: string } | undefined)?.store_id;
+  // Read first: a user who may only read finds the id an owner made.
+  let storeId = await storeIdOf();
+  if (storeId === undefined) {
+    await client.query(sql.claimStoreId, [newStoreId()]);
+    storeId = await storeIdOf();
+  }
+  if (storeId === undefined) throw new RekeyError("INTERNAL", "The store id was not recorded");
+  return new RecordSealer(storeId, keyring, source);
+}
+
+/**
+ * Seals, one row at a time, every principal row holding a key in clear (a schema-2 store) or
+ * under a master key other than the current one (re-keying), then marks the store schema 3.
+ * Each row is its own atomic statement, by compare-and-set on its version: a row a writer
+ * changed meanwhile is left to that writer, who sealed it. Stops at the first failure; the
+ * next open goes on from there. Returns how many rows it sealed.
+ *
+ * @throws RekeyError STORE_LOCKED / STORE_CORRUPT (a row that does not open); pg errors.
+ */
+export async function sealRows(
+  pool: pg.Pool,
+  sql: RekeySql,
+  sealer: RecordSealer,
+): Promise<number> {
+  try {
+    return await sealRowsOnce(pool, sql, sealer);
+  } catch (error) {
+    // A user who may only read (or a read-only standby) reads rows in clear as they are;
+    // `doctor` says so, and the next writer's open seals them.
+    const code = (error as { code?: unknown }).code;
+    if (code === "42501" || code === "25006") return 0;
+    throw error;
+  }
+}
+
+async function sealRowsOnce(pool: pg.Pool, sql: RekeySql, sealer: RecordSealer): Promise<number> {
+  const { rows } = await pool.query(sql.principalRows);
+  let sealed = 0;
+  for (const row of rows as { id: string; version: string; data: Record<string, unknown> }[]) {
+    if (!sealer.needsResealing(row.data)) continue;
+    const opened = sealer.openRecord(row.id, row.data) as object;
+    await pool.query(sql.resealPrincipal, [
+      row.id,
+      row.version,
+      JSON.stringify(sealer.sealRecord(row.id, opened)),
+    ]);
+    sealed += 1;
+  }
+  // Readers of schema 2 stop here instead of writing keys in clear again.
+  const meta = await pool.query(sql.metaSchemaVersion);
+  if (Number((meta.rows[0] as { schema_version?: unknown } | undefined)?.schema_version) < 3) {
+    await pool.query(sql.markSealed);
+  }
+  await sealLegacyBackup(pool, sql, sealer);
+  return sealed;
+}
+
+/** Seals, row by row, the schema-1 table a migration kept: it holds every key it had. */
+async function sealLegacyBackup(pool: pg.Pool, sql: RekeySql, sealer: RecordSealer) {
+  const { rows } = await pool.query(sql.legacyBackup);
+  if (!(rows[0] as { present: boolean }).present) return;
+  const backup = await pool.query(sql.legacyBackupRows);
+  for (const row of backup.rows as { id: number; text: string }[]) {
+    if (isSealedBackup(row.text)) continue;
+    const name = `credentials_schema_1#${row.id}`;
+    await pool.query(sql.sealLegacyBackupRow, [
+      row.id,
+      sealBackup(row.text, sealer.keyring.current, sealer.storeId, name),
+    ]);
+  }
+}
+
+/** Whether every key in the principal rows is sealed. Key-free. @throws pg errors. */
+export async function rowEncryption(
+  pool: pg.Pool,
+  sql: RekeySql,
+  sealer: RecordSealer | undefined,
+): Promise<StoreEncryption> {
+  const { rows } = await pool.query(sql.countClearKeys);
+  const clearKeys = Number((rows[0] as { clear: string }).clear);
+  return {
+    state: clearKeys === 0 ? "encrypted" : "clear",
+    clearKeys,
+    ...(sealer === undefined
+      ? {}
+      : { keyId: sealer.keyring.current.id, keySource: sealer.keyring.current.source }),
+  };
+}
