@@ -1,5 +1,6 @@
+import { execFileSync } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { createFaucetClient, fingerprint } from "@rekey/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -8,6 +9,7 @@ import {
   registerOperator,
   startCliHarness,
 } from "./cli-harness.test-helper.js";
+import { targetSpecOf } from "./commands/deliver.js";
 import {
   allAgentsDocument,
   deliverListDocument,
@@ -158,5 +160,40 @@ describe("rekey deliver", () => {
         fingerprint: outcome?.newFingerprint,
       }),
     ]);
+  });
+});
+
+describe("deliver add fixes where a target is, when it is added", () => {
+  it("makes a relative store directory and exec command absolute, and finds a bare command on PATH", () => {
+    const defaults = { lightningWalletFile: "/unused", path: process.env.PATH };
+    expect(targetSpecOf("store", ["other-store"], {}, defaults)).toEqual({
+      kind: "store",
+      location: resolve("other-store"),
+    });
+    expect(targetSpecOf("store", ["postgres://db/rekey"], {}, defaults)).toEqual({
+      kind: "store",
+      location: "postgres://db/rekey",
+    });
+    expect(targetSpecOf("exec", ["./reload.sh", "--now"], {}, defaults)).toEqual({
+      kind: "exec",
+      command: [resolve("./reload.sh"), "--now"],
+    });
+    const bare = targetSpecOf("exec", ["node", "-e", "0"], {}, defaults);
+    expect(bare.kind === "exec" && bare.command[0]).toBe(
+      execFileSync("sh", ["-c", "command -v node"], { encoding: "utf8" }).trim(),
+    );
+  });
+
+  it("stores an exec target added with a bare command under its absolute path", async () => {
+    const added = await harness.run(["deliver", "add", "exec", "--", "true"], {
+      env: { PATH: process.env.PATH },
+    });
+    expect(added.code, added.stderr).toBe(0);
+    const listed = await harness.runJson(["deliver", "list"]);
+    const exec = (
+      listed.json as { targets: { target: string; description: string }[] }
+    ).targets.find((target) => target.target.startsWith("exec-"));
+    expect(exec?.description).toMatch(/\/true\b/);
+    expect((await harness.run(["deliver", "remove", exec?.target ?? ""])).code).toBe(0);
   });
 });

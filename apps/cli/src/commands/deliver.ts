@@ -1,4 +1,5 @@
-import { resolve } from "node:path";
+import { accessSync, constants, statSync } from "node:fs";
+import { delimiter, isAbsolute, join, resolve } from "node:path";
 import type { DeliveryOutcome, DeliveryStatus, DeliveryTargetSpec } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { exitCodeFor } from "../exit-codes.js";
@@ -15,7 +16,7 @@ export function targetSpecOf(
   kind: string,
   args: string[],
   options: Record<string, unknown>,
-  defaults: { lightningWalletFile: string },
+  defaults: { lightningWalletFile: string; path?: string | undefined },
 ): DeliveryTargetSpec {
   const text = (value: unknown) => (typeof value === "string" ? value : undefined);
   const timeoutMs = options.timeout === undefined ? undefined : Number(options.timeout) * 1000;
@@ -28,10 +29,18 @@ export function targetSpecOf(
         path: resolve(args[0] ?? ""),
         variable: text(options.var) ?? "LIGHTNING_WALLET_API_KEY",
       };
-    case "exec":
-      return { kind, command: args, ...(timeoutMs === undefined ? {} : { timeoutMs }) };
-    case "store":
-      return { kind, location: args[0] ?? "" };
+    case "exec": {
+      const [command = "", ...rest] = args;
+      return {
+        kind,
+        command: [commandPath(command, defaults.path), ...rest],
+        ...(timeoutMs === undefined ? {} : { timeoutMs }),
+      };
+    }
+    case "store": {
+      const location = args[0] ?? "";
+      return { kind, location: location.includes("://") ? location : resolve(location) };
+    }
     case "webhook":
       return {
         kind,
@@ -43,6 +52,27 @@ export function targetSpecOf(
       // Core refuses it with the list of kinds.
       return { kind } as unknown as DeliveryTargetSpec;
   }
+}
+
+/**
+ * The absolute path of the command a user typed, fixed when the target is added: a path with a
+ * slash against this directory, a bare name on this PATH. A later delivery runs from another
+ * directory and PATH (cron's, rekey-http's), which would find another program or none. A name
+ * found nowhere is left as typed, for core to refuse.
+ */
+function commandPath(command: string, path: string | undefined): string {
+  if (command === "" || command.includes("/")) return command === "" ? "" : resolve(command);
+  for (const dir of (path ?? "").split(delimiter)) {
+    if (dir === "" || !isAbsolute(dir)) continue;
+    const candidate = join(dir, command);
+    try {
+      accessSync(candidate, constants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // Not here: the next directory.
+    }
+  }
+  return command;
 }
 
 /** Sets a non-zero exit code when a delivery failed, after its result was printed. */
@@ -62,6 +92,7 @@ export async function runDeliverAdd(
     lightningWalletFile: context.deps.env.LIGHTNING_WALLET_HOME
       ? `${context.deps.env.LIGHTNING_WALLET_HOME}/credentials.json`
       : `${context.deps.homeDir}/.lightning-wallet/credentials.json`,
+    path: context.deps.env.PATH,
   });
   const added = await context.withRekey(({ rekey }) => rekey.addDeliveryTarget(spec, principal));
   context.output.result("deliver add", { ...added }, () => {

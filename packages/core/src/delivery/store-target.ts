@@ -19,6 +19,14 @@ import type { DeliveryEnvironment, DeliveryPayload } from "./delivery-payload.js
 
 /** @throws RekeyError CONFIG_INVALID for a location with a password in it. */
 export function assertStoreLocation(location: string): void {
+  // A relative directory would mean wherever the process that delivers happens to run.
+  if (!location.includes("://") && !location.startsWith("/")) {
+    throw new RekeyError(
+      "INVALID_INPUT",
+      "A store target is an absolute directory or a postgres:// URL",
+      { hint: "`rekey deliver add store DIR` makes a relative DIR absolute for you." },
+    );
+  }
   if (storeSpecHasPassword(location)) {
     throw new RekeyError("CONFIG_INVALID", "A store target must not hold a database password", {
       hint: "Drop the password from the URL; the delivering rekey reads it from PGPASSWORD or ~/.pgpass.",

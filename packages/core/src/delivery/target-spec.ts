@@ -44,6 +44,13 @@ export function newDeliveryTarget(
   delete target.state;
   if (target.kind === "webhook") assertWebhookUrl(target.url);
   if (target.kind === "store") assertStoreLocation(target.location);
+  if (target.kind === "exec" && !target.command[0]?.startsWith("/")) {
+    // A relative or bare command would run whatever the delivering process's directory and
+    // PATH (cron's, rekey-http's) find, or nothing.
+    throw new RekeyError("INVALID_INPUT", "An exec target's command is an absolute path", {
+      hint: "`rekey deliver add exec -- CMD` finds CMD on your PATH and makes it absolute for you.",
+    });
+  }
   const same = existing.find((other) => samePlace(other, target));
   if (same) {
     throw new RekeyError("INVALID_INPUT", `That target is already configured as ${same.id}`, {
