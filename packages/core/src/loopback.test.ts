@@ -6,7 +6,6 @@ describe("isLoopbackHost", () => {
     for (const host of [
       "localhost",
       "LOCALHOST",
-      "rekey.localhost",
       "127.0.0.1",
       "127.1.2.3",
       "127.255.255.255",
@@ -25,6 +24,7 @@ describe("isLoopbackHost", () => {
       "127.0.0.1.nip.io",
       "127.999.0.1",
       "localhost.example.com",
+      "evil.localhost",
       "0.0.0.0",
       "::",
       "10.0.0.1",

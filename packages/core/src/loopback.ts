@@ -8,13 +8,14 @@ loopback.addSubnet("127.0.0.0", 8, "ipv4");
 loopback.addAddress("::1", "ipv6");
 
 /**
- * True for a host only this machine can reach: `localhost` and its subdomains (RFC 6761), an
+ * True for a host only this machine can reach: `localhost`, an
  * address in 127.0.0.0/8, or `::1` (bracketed or not). The one loopback check of rekey: plain
  * http, a server without TLS and a bearer token left out are allowed only where it says so.
  */
 export function isLoopbackHost(host: string): boolean {
   const name = host.toLowerCase().replace(/^\[(.*)\]$/, "$1");
-  if (name === "localhost" || name.endsWith(".localhost")) return true;
+  // `localhost` itself only: a subdomain of it (RFC 6761) is resolved by DNS on many systems.
+  if (name === "localhost") return true;
   const family = isIP(name);
   if (family === 4) return loopback.check(name, "ipv4");
   if (family === 6) return loopback.check(name, "ipv6");

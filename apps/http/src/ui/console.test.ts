@@ -221,7 +221,7 @@ describe("deliveries in the console", () => {
       const { cookie } = await signIn(harness.tokens.rotate.raw);
       const page = await (await get(`/ui/principals/agent-${agentId}`, cookie)).text();
       expect(page).toMatch(/data-target="exec-1".*class="bad">failing</s);
-      expect(page).toContain("consumer is down");
+      expect(page).toContain("exited with code 1");
 
       const refused = await post(`/ui/principals/agent-${agentId}/deliveries/retry`, cookie, {});
       expect(refused.status).toBe(403);

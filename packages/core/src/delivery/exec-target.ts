@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { RekeyError, redactKeys } from "../errors.js";
+import { RekeyError } from "../errors.js";
 import type { DeliveryPayload } from "./delivery-payload.js";
 import { DEFAULT_DELIVERY_TIMEOUT_MS } from "./target-schema.js";
 
@@ -11,19 +11,14 @@ import { DEFAULT_DELIVERY_TIMEOUT_MS } from "./target-schema.js";
  * the key that just died.
  */
 
-// What is kept of the command's output for the error message: enough to tell why it failed.
-const OUTPUT_LIMIT = 2000;
 const KEY_VARIABLES = ["REKEY_API_KEY", "LIGHTNING_WALLET_API_KEY"];
-
-/** Output of the command, with the key (and anything key-shaped) masked. */
-function masked(output: string, payload: DeliveryPayload): string {
-  return redactKeys(output.split(payload.key).join(`[key ${payload.fingerprint}]`)).trim();
-}
 
 /**
  * Runs the command and waits for it, killing it (and its process group) after `timeoutMs`.
  * @throws RekeyError CONFIG_INVALID when it cannot be started; UPSTREAM_TIMEOUT when it hangs;
- *   UPSTREAM_UNAVAILABLE when it exits non-zero or is killed (its output, masked, in the message).
+ *   UPSTREAM_UNAVAILABLE when it exits non-zero or is killed. Its output is discarded, never
+ *   kept in the error: the command holds the key, and masking the key cannot catch it encoded
+ *   (base64, a Basic auth header), while the error is stored and shown to status readers.
  */
 export function deliverToExec(
   command: readonly string[],
@@ -42,13 +37,7 @@ export function deliverToExec(
   env.REKEY_FINGERPRINT = payload.fingerprint;
   return new Promise((resolve, reject) => {
     // Its own process group, so a timeout kills what it started too.
-    const child = spawn(file, args, { env, stdio: ["pipe", "pipe", "pipe"], detached: true });
-    let output = "";
-    const keep = (chunk: Buffer) => {
-      if (output.length < OUTPUT_LIMIT * 4) output += chunk.toString("utf8");
-    };
-    child.stdout.on("data", keep);
-    child.stderr.on("data", keep);
+    const child = spawn(file, args, { env, stdio: ["pipe", "ignore", "ignore"], detached: true });
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -75,22 +64,26 @@ export function deliverToExec(
         ),
       );
     });
-    child.on("close", (code, signal) => {
+    // "exit", not "close": a command that starts a daemon (`svc &`, `setsid`) ends when it
+    // exits, whatever its children keep open.
+    child.on("exit", (code, signal) => {
       clearTimeout(timer);
-      const said = masked(output, payload).slice(-OUTPUT_LIMIT);
-      const tail = said === "" ? "" : `: ${said}`;
       if (timedOut) {
         reject(
           new RekeyError(
             "UPSTREAM_TIMEOUT",
-            `${file} did not finish within ${timeoutMs} ms and was killed${tail}`,
+            `${file} did not finish within ${timeoutMs} ms and was killed`,
           ),
         );
       } else if (code === 0) {
         resolve();
       } else {
         const how = code === null ? `was killed by ${signal}` : `exited with code ${code}`;
-        reject(new RekeyError("UPSTREAM_UNAVAILABLE", `${file} ${how}${tail}`));
+        reject(
+          new RekeyError("UPSTREAM_UNAVAILABLE", `${file} ${how}`, {
+            hint: "Its output is not kept (it could carry the key): run the command by hand to see why.",
+          }),
+        );
       }
     });
   });

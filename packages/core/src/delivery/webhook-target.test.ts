@@ -94,6 +94,24 @@ describe("the webhook target", () => {
     ).toBe(nowMs / 1000);
   });
 
+  it("does not read a reply body: a receiver that streams without end cannot fill memory", async () => {
+    let written = 0;
+    answer = (_request, response) => {
+      response.writeHead(200, { "content-type": "application/octet-stream" });
+      const chunk = Buffer.alloc(1024 * 1024);
+      const more = () => {
+        // Up to 2 GiB, far more than a test process could hold, unless the reader stops.
+        while (written < 2048 && response.write(chunk)) written += 1;
+        if (written < 2048) response.once("drain", more);
+        else response.end();
+      };
+      response.on("close", () => response.removeAllListeners("drain"));
+      more();
+    };
+    await deliverToWebhook({ url, secretFile }, payload, { clock });
+    expect(written).toBeLessThan(256);
+  });
+
   it("a 500, a redirect (not followed), a timeout and a receiver that is down are failures", async () => {
     answer = (_request, response) => response.writeHead(500).end("boom");
     expect(await refusal(deliverToWebhook({ url, secretFile }, payload, { clock }))).toMatch(

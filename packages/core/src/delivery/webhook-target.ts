@@ -105,8 +105,9 @@ export async function deliverToWebhook(
       cause: error,
     });
   }
-  // The reply body is not needed; drain it so the connection is released.
-  await response.arrayBuffer().catch(() => undefined);
+  // The reply body is not needed: dropped unread (a receiver could send gigabytes), which
+  // also releases the connection.
+  await response.body?.cancel().catch(() => undefined);
   if (response.status >= 300 && response.status < 400) {
     throw new RekeyError(
       "UPSTREAM_UNAVAILABLE",

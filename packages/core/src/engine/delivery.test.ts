@@ -100,7 +100,7 @@ describe("delivery after rotation", () => {
         status: "failed",
         error: {
           code: "UPSTREAM_UNAVAILABLE",
-          message: expect.stringContaining("receiver is down"),
+          message: expect.stringContaining("exited with code 1"),
         },
       }),
     ]);

@@ -6,6 +6,7 @@ describe("a database password on the command line", () => {
   it("is found in the user part, in a password parameter, and in a URL that does not parse", () => {
     expect(storeSpecHasPassword("postgres://rekey:s3cret@db.example/rekey")).toBe(true);
     expect(storeSpecHasPassword("postgresql://db.example/rekey?password=s3cret")).toBe(true);
+    expect(storeSpecHasPassword("postgres://u@localhost/db?sslpassword=x")).toBe(true);
     expect(storeSpecHasPassword("postgres://db/rekey?sslmode=require&PASSWORD=x")).toBe(true);
     expect(storeSpecHasPassword("postgres://u:p@[bad/x")).toBe(true);
     for (const spec of [

@@ -13,11 +13,13 @@ export function storeSpecHasPassword(spec: string): boolean {
   } catch {
     // Unparsable: look for the shapes a password takes rather than let it through.
     return (
-      /^[a-z][a-z0-9+.-]*:\/\/[^/@?#]*:[^/@?#]*@/i.test(trimmed) || /[?&]password=/i.test(trimmed)
+      /^[a-z][a-z0-9+.-]*:\/\/[^/@?#]*:[^/@?#]*@/i.test(trimmed) ||
+      /[?&][a-z]*password=/i.test(trimmed)
     );
   }
   if (url.password !== "") return true;
-  return [...url.searchParams.keys()].some((name) => name.toLowerCase() === "password");
+  // `password`, and libpq's `sslpassword` (a client key's passphrase) alike.
+  return [...url.searchParams.keys()].some((name) => name.toLowerCase().endsWith("password"));
 }
 
 /**
