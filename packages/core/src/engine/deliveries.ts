@@ -1,3 +1,4 @@
+import { dirname } from "node:path";
 import {
   type DeliveryJournalContext,
   type DeliveryOutcome,
@@ -10,7 +11,58 @@ import type { DeliveryTarget, DeliveryTargetSpec } from "../delivery/target-sche
 import { newDeliveryTarget } from "../delivery/target-spec.js";
 import { RekeyError } from "../errors.js";
 import type { Principal } from "../principal.js";
+import type { CredentialStore, StoreData } from "../store/types.js";
 import { updateStore } from "./principal-records.js";
+
+/**
+ * A target must not be rekey's own store (a file target there corrupts it and puts a key in the
+ * audit log), and two principals must not deliver to one `.env` variable (each would overwrite
+ * the other's key while both show as current).
+ * @throws RekeyError INVALID_INPUT naming the clash.
+ */
+function refuseSharedPlace(
+  target: DeliveryTarget,
+  store: CredentialStore,
+  data: StoreData,
+  recordId: string,
+): void {
+  // A file store's location is its credentials.json: its directory holds the audit log too.
+  const ownDir = store.kind === "file" ? dirname(store.location) : undefined;
+  // Its own files (credentials, audit log, backups, master key, locks) sit directly in it.
+  const inOwnStore = (path: string) =>
+    ownDir !== undefined && (path === ownDir || dirname(path) === ownDir);
+  const ownFile =
+    (target.kind === "dotenv" || target.kind === "lightning-wallet") && inOwnStore(target.path);
+  const location = target.kind === "store" ? target.location.replace(/\/+$/, "") : undefined;
+  const sameStore = location !== undefined && (location === ownDir || location === store.location);
+  if (ownFile || sameStore) {
+    const place = target.kind === "store" ? target.location : (target as { path: string }).path;
+    throw new RekeyError(
+      "INVALID_INPUT",
+      `${place} is rekey's own store, not a consumer of the key`,
+      {
+        hint: "Deliver to the file or store the consumer reads, outside rekey's store directory.",
+      },
+    );
+  }
+  if (target.kind !== "dotenv") return;
+  for (const [otherId, other] of Object.entries(data.principals)) {
+    if (otherId === recordId) continue;
+    const clash = other.deliveries?.find(
+      (existing) =>
+        existing.kind === "dotenv" &&
+        existing.path === target.path &&
+        existing.variable === target.variable,
+    );
+    if (clash) {
+      throw new RekeyError(
+        "INVALID_INPUT",
+        `${target.variable} in ${target.path} already receives the key of ${other.principal} (${clash.id})`,
+        { hint: "Use another variable (--var) or file for this principal." },
+      );
+    }
+  }
+}
 
 /** The delivery operations of a `Rekey`, over the journal in `delivery/`. */
 export interface DeliveryOperations {
@@ -100,6 +152,7 @@ export function createDeliveryOperations(
           throw new RekeyError("NOT_FOUND", `No record of ${principalOf(recordId)} in the store`);
         const record = structuredClone(frozen);
         const target = newDeliveryTarget(spec, (record.deliveries ?? []) as DeliveryTarget[]);
+        refuseSharedPlace(target, journal.store, draft, recordId);
         record.deliveries = [...(record.deliveries ?? []), target];
         draft.principals[recordId] = record;
         return target.id;

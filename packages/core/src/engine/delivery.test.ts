@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { publicClientKey } from "../delivery/public-client.test-helper.js";
 import { agent, OPERATOR } from "../principal.js";
+import { verifyAuditChain } from "../store/audit-chain.js";
 import { type EngineFixture, startEngineFixture, storedKey } from "./engine.test-helper.js";
 
 let fixture: EngineFixture;
@@ -215,5 +216,44 @@ describe("delivery after rotation", () => {
     await onAgentHost.close();
     await agentStore.close();
     expect((await rekey.status(OPERATOR)).deliveries).toBeUndefined();
+  });
+});
+
+describe("places a target must not be", () => {
+  it("refuses a file target inside rekey's own store, and leaves the store readable", async () => {
+    const rekey = fixture.rekey();
+    await rekey.register({});
+    for (const path of [join(fixture.dir, "credentials.json"), join(fixture.dir, "audit.jsonl")]) {
+      await expect(
+        rekey.addDeliveryTarget({ kind: "dotenv", path, variable: "X" }),
+      ).rejects.toMatchObject({ code: "INVALID_INPUT" });
+      await expect(
+        rekey.addDeliveryTarget({ kind: "lightning-wallet", path }),
+      ).rejects.toMatchObject({ code: "INVALID_INPUT" });
+    }
+    await expect(
+      rekey.addDeliveryTarget({ kind: "store", location: fixture.dir }),
+    ).rejects.toMatchObject({ code: "INVALID_INPUT" });
+    expect(verifyAuditChain(await rekey.history()).ok).toBe(true);
+    expect((await rekey.status()).deliveries ?? []).toEqual([]);
+  });
+
+  it("refuses a second principal on the same .env variable, naming the first", async () => {
+    const rekey = fixture.rekey();
+    await rekey.register({});
+    const { agentId } = await rekey.createAgent({ name: "bot" });
+    const path = join(fixture.dir, "..", `shared-${agentId}.env`);
+    await writeFile(path, "A=1\n", { mode: 0o600 });
+    await rekey.addDeliveryTarget({ kind: "dotenv", path, variable: "LIGHTNING_WALLET_API_KEY" });
+    await expect(
+      rekey.addDeliveryTarget(
+        { kind: "dotenv", path, variable: "LIGHTNING_WALLET_API_KEY" },
+        agent(agentId),
+      ),
+    ).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+      message: expect.stringContaining("operator"),
+    });
+    await rekey.addDeliveryTarget({ kind: "dotenv", path, variable: "AGENT_KEY" }, agent(agentId));
   });
 });
