@@ -5,6 +5,7 @@ import { OpenAPIHono, type z } from "@hono/zod-openapi";
 import {
   agent,
   type Clock,
+  faucetIdOf,
   OPERATOR,
   type Principal,
   principalLabel,
@@ -553,7 +554,11 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<AppEnv> {
   );
 
   app.openAPIRegistry.registerPath(eventsRoute);
-  const eventStreams = deps.events && createEventStreams(deps.events, deps.eventLimits);
+  const eventStreams =
+    deps.events &&
+    createEventStreams(deps.events, deps.eventLimits, async () =>
+      faucetIdOf(await deps.rekey.baseUrl()),
+    );
   app.get(eventsRoute.path, async (c) => {
     const denied = scopeProblem(c, "status");
     if (denied !== undefined) return denied;

@@ -3,6 +3,7 @@ import {
   agent,
   type Clock,
   type CredentialStore,
+  faucetIdOf,
   OPERATOR,
   type Principal,
 } from "@rekey/core";
@@ -33,6 +34,11 @@ export interface HubEvent {
   seq?: number;
   /** Whom it concerns; a token with a principals list sees only its own. Absent: everyone. */
   principal?: Principal;
+  /**
+   * The faucet it happened on (`faucetIdOf`), when known: a server shows only its own faucet's
+   * events, since principal ids repeat across faucets.
+   */
+  faucet?: string;
   data: Record<string, unknown>;
 }
 
@@ -108,7 +114,7 @@ export function eventTypeOf(action: string): string {
 const snakeCase = (name: string) => name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
 
 /** An audit entry as an event: every field, snake_cased like the rest of the API. */
-export function auditEvent(entry: AuditEntry): HubEvent {
+export function auditEvent(entry: AuditEntry, faucet?: string): HubEvent {
   const data: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(entry)) {
     if (value !== undefined) data[snakeCase(name)] = value;
@@ -118,8 +124,17 @@ export function auditEvent(entry: AuditEntry): HubEvent {
     id: eventIdOf(entry),
     seq: entry.seq,
     principal: principalOfEntry(entry.principal),
+    ...(faucet === undefined ? {} : { faucet }),
     data,
   };
+}
+
+/** The faucet of each profile, which is how an audit entry (it names its profile) is placed. */
+async function faucetsOfProfiles(store: CredentialStore): Promise<Map<string, string>> {
+  const { data } = await store.read();
+  return new Map(
+    Object.entries(data.profiles).map(([name, profile]) => [name, faucetIdOf(profile.baseUrl)]),
+  );
 }
 
 export function createEventHub(options: EventHubOptions): EventHub {
@@ -160,9 +175,11 @@ export function createEventHub(options: EventHubOptions): EventHub {
       send(resyncEvent(end, "the audit log changed under the stream"));
       return;
     }
-    for (const entry of entries.slice(seen.seq)) {
+    const fresh = entries.slice(seen.seq);
+    const faucets = fresh.length === 0 ? undefined : await faucetsOfProfiles(store);
+    for (const entry of fresh) {
       last = { seq: entry.seq, hash: entry.hash };
-      send(auditEvent(entry));
+      send(auditEvent(entry, faucets?.get(entry.profile)));
     }
   };
 
@@ -188,6 +205,7 @@ export function createEventHub(options: EventHubOptions): EventHub {
           send({
             type: "cooldown.ended",
             principal: principalOfEntry(record.principal),
+            faucet: record.faucet,
             data: {
               principal: record.principal,
               ...(record.name === undefined ? {} : { name: record.name }),
@@ -283,7 +301,11 @@ export function createEventHub(options: EventHubOptions): EventHub {
           event: resyncEvent(end, `more than ${maxReplay} events were missed`),
         };
       }
-      return { kind: "events", events: after.map(auditEvent) };
+      const faucets = await faucetsOfProfiles(store);
+      return {
+        kind: "events",
+        events: after.map((entry) => auditEvent(entry, faucets.get(entry.profile))),
+      };
     },
     get subscribers() {
       return subscribers.size;

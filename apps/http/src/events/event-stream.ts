@@ -53,6 +53,8 @@ export interface EventStreams {
 export function createEventStreams(
   hub: EventHub,
   limits: Partial<EventStreamLimits> = {},
+  /** This server's faucet (`faucetIdOf` of its base URL): events of another are not shown. */
+  faucetOfServer?: () => Promise<string>,
 ): EventStreams {
   const { maxStreams, maxStreamsPerToken, maxQueuedEvents, heartbeatMs, retryMs } = {
     ...DEFAULT_EVENT_STREAM_LIMITS,
@@ -92,8 +94,10 @@ export function createEventStreams(
         else perReader.set(reader.name, left);
       };
 
+      const faucet = await faucetOfServer?.();
       const visible = (event: HubEvent) =>
-        event.principal === undefined || reader.allows(event.principal);
+        (event.faucet === undefined || faucet === undefined || event.faucet === faucet) &&
+        (event.principal === undefined || reader.allows(event.principal));
       // Live events that arrive while the replay is read wait here, so none is lost or repeated.
       let pending: HubEvent[] | undefined = [];
       let lastSeq = 0;

@@ -9,6 +9,7 @@ import {
   type Rekey,
   systemClock,
 } from "@rekey/core";
+import { startSandbox } from "@rekey/sandbox";
 import { createPostgresStore } from "@rekey/store-postgres";
 import { dropPostgresSchema, TEST_MASTER_KEY_ENV } from "@rekey/store-postgres/testing";
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
@@ -180,6 +181,37 @@ describe("GET /v1/events", () => {
     );
     expect(live.data.seq).toBe(log.length + 1);
     expect(new Set(resumed.events.map((event) => event.id)).size).toBe(resumed.events.length);
+  });
+
+  it("shows no event of another faucet that shares the store, though its principal ids repeat", async () => {
+    const other = await startSandbox({ port: 0 });
+    const elsewhere = createRekey({
+      store: served.store,
+      surface: "cli",
+      env: {},
+      profile: "other",
+      baseUrl: other.url,
+    });
+    try {
+      await elsewhere.register({ name: "other operator" });
+      const [alpha = 0] = served.agents;
+      let otherAgent = 0;
+      while (otherAgent < alpha)
+        otherAgent = (await elsewhere.createAgent({ name: "twin" })).agentId;
+      expect(otherAgent).toBe(alpha);
+      const restricted = await served.open(tokenOf.get("alpha-only") ?? "");
+      const everything = await served.open(monitor.raw);
+      await expect.poll(() => restricted.text().length).toBeGreaterThan(0);
+      await elsewhere.rotateKey({ target: agent(alpha) });
+      await served.rekey.rotateKey({ target: agent(alpha) });
+      await restricted.next((event) => event.type === "rotation");
+      await everything.next((event) => event.type === "rotation");
+      expect(restricted.events.filter((event) => event.type === "rotation")).toHaveLength(1);
+      expect(everything.events.map((event) => event.data.profile)).not.toContain("other");
+    } finally {
+      await elsewhere.close();
+      await other.close();
+    }
   });
 
   it("needs a token with the status scope, and shows a restricted token only its principals", async () => {
