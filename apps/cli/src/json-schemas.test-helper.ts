@@ -299,6 +299,7 @@ export const dueDocument = envelope("rotate", {
       nextRotationAt: isoInstant.optional(),
       overdue: z.boolean(),
       error: z.strictObject({ code: z.string(), message: z.string() }).optional(),
+      deliveries: z.array(deliveryOutcome).optional(),
     }),
   ),
 }).strict();

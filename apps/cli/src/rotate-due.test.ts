@@ -1,3 +1,5 @@
+import { rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { createTestClock } from "@rekey/sandbox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -138,6 +140,42 @@ describe("rekey policy and rekey rotate --due", () => {
     expect(monday.code).toBe(0);
     expect(agentRotations()).toBe(4);
     expect((await harness.run(["doctor"])).code).toBe(0);
+  });
+
+  it("a due rotation whose key a delivery target could not take is listed and fails the run", async () => {
+    const created = await harness.runJson(["agents", "create", "gamma"]);
+    const gamma = String((created.json as { agentId: number }).agentId);
+    const down = join(harness.dir, "consumer-down");
+    const script = `process.stdin.resume();process.stdin.on("end",()=>process.exit(require("fs").existsSync(${JSON.stringify(down)})?3:0))`;
+    const added = await harness.run([
+      "deliver",
+      "add",
+      "--agent",
+      gamma,
+      "exec",
+      "--",
+      process.execPath,
+      "-e",
+      script,
+    ]);
+    expect(added.code, added.stderr).toBe(0);
+    expect((await harness.run(["policy", "set", "--agent", gamma, "--max-age", "1d"])).code).toBe(
+      0,
+    );
+    await writeFile(down, "");
+    clock.advance(2 * 86_400_000);
+    const run = await harness.runJson(["rotate", "--due"]);
+    expect(run.code).not.toBe(0);
+    const outcome = dueDocument
+      .parse(run.json)
+      .results.find((result) => result.principal === `agent:${gamma}`);
+    expect(outcome).toMatchObject({
+      result: "rotated",
+      deliveries: [expect.objectContaining({ target: "exec-1", status: "failed" })],
+    });
+    await rm(down);
+    const text = await harness.run(["deliver", "retry", "--agent", gamma]);
+    expect(text.code, text.stderr).toBe(0);
   });
 
   it("--due does not mix with --force or --agent", async () => {

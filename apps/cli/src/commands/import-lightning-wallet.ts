@@ -130,7 +130,14 @@ export async function runImportLightningWallet(
       } else if (!deliver && outcomes.some((outcome) => outcome.result === "imported")) {
         lines.push(
           colors.yellow(
-            `This file will keep the old key after a rotation: add it as a delivery target with rekey deliver add lightning-wallet ${path}`,
+            `This file will keep the old key after a rotation: add it as a delivery target of each imported key (${outcomes
+              .filter((outcome) => outcome.result === "imported")
+              .map((outcome) =>
+                outcome.principal?.kind === "agent"
+                  ? `rekey deliver add --agent ${outcome.principal.agentId} lightning-wallet ${path}`
+                  : `rekey deliver add lightning-wallet ${path}`,
+              )
+              .join("; ")}), or import again with --deliver.`,
           ),
         );
       }

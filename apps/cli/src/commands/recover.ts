@@ -1,5 +1,6 @@
 import type { CommandContext } from "../context.js";
 import { formatFields } from "../output.js";
+import { outcomeLines } from "./deliver.js";
 import { readSecret } from "./input.js";
 import { rotationPayload } from "./rotation-view.js";
 
@@ -21,6 +22,12 @@ export async function runRecover(context: CommandContext): Promise<void> {
           `${context.output.time(result.cooldownUntil)} (${result.cooldownMinutes} min)`,
         ],
       ]),
+      ...(result.deliveries !== undefined && result.deliveries.length > 0
+        ? [
+            "  deliveries:",
+            outcomeLines(result.deliveries, context.output.colors).replace(/^/gm, "  "),
+          ]
+        : []),
     ].join("\n"),
   );
 }

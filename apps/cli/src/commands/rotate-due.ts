@@ -2,13 +2,15 @@ import { type DueOutcome, type DueReport, rotateDue } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { EXIT_OVERDUE, exitCodeFor } from "../exit-codes.js";
 import { formatTable, type Output } from "../output.js";
+import { outcomeLines } from "./deliver.js";
 import { startProgress } from "./progress.js";
 
 /**
  * `rekey rotate --due [--dry-run]`: rotates every principal of the profile whose policy says it
  * is due and whose window is open (core's `rotateDue`). Meant for cron and systemd timers: it
  * asks nothing, and its exit code says what a person should look at: 0 all well, a failure's
- * code (as `--all-agents`), else EXIT_OVERDUE when a key is left past its max-age plus grace.
+ * code (as `--all-agents`; a delivery target that could not take the new key counts), else
+ * EXIT_OVERDUE when a key is left past its max-age plus grace.
  * @throws RekeyError STORE_*, CONFIG_INVALID (the run itself; per-principal failures are reported)
  */
 export async function runRotateDue(
@@ -36,7 +38,13 @@ export async function runRotateDue(
     }
   });
   output.result("rotate", { due: true, ...report }, () => renderDueReport(report, output));
-  const failure = report.results.find((outcome) => outcome.result === "failed");
+  // A rotation whose key a target could not take leaves that consumer on the dead key: as
+  // loud, for cron, as a rotation that failed.
+  const failure =
+    report.results.find((outcome) => outcome.result === "failed") ??
+    report.results
+      .flatMap((outcome) => outcome.deliveries ?? [])
+      .find((delivery) => delivery.status === "failed");
   if (failure?.error) context.setExitCode(exitCodeFor(failure.error.code));
   else if (report.results.some((outcome) => outcome.overdue)) context.setExitCode(EXIT_OVERDUE);
 }
@@ -79,6 +87,12 @@ function renderDueReport(report: DueReport, output: Output): string {
   ];
   for (const outcome of report.results) {
     if (outcome.error) lines.push(colors.red(`${outcome.label}: ${outcome.error.message}`));
+    if (outcome.deliveries !== undefined && outcome.deliveries.length > 0) {
+      lines.push(
+        `${outcome.label} deliveries:`,
+        outcomeLines(outcome.deliveries, colors).replace(/^/gm, "  "),
+      );
+    }
   }
   if (report.dryRun) lines.push(colors.dim("Dry run: nothing was changed."));
   return lines.join("\n");

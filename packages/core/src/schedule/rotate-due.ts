@@ -1,4 +1,5 @@
 import type { Clock } from "../clock.js";
+import type { DeliveryOutcome } from "../delivery/delivery-journal.js";
 import { principalOfRecord, viewOf } from "../engine/principal-records.js";
 import type { Rekey } from "../engine/types.js";
 import { isRekeyError, toRekeyError } from "../errors.js";
@@ -34,6 +35,8 @@ export interface DueOutcome {
   /** Past its scheduled rotation plus grace, and not rotated by this run. */
   overdue: boolean;
   error?: { code: string; message: string } | undefined;
+  /** The deliveries the rotation made to the principal's targets (as `rotateKey` reports them). */
+  deliveries?: DeliveryOutcome[] | undefined;
 }
 
 /** The report of one due run. */
@@ -151,6 +154,7 @@ async function rotateOne(
     outcome.result = result.shared ? "shared" : "rotated";
     outcome.newFingerprint = result.newFingerprint;
     outcome.cooldownUntil = result.cooldownUntil;
+    if (result.deliveries !== undefined) outcome.deliveries = result.deliveries;
     // The new key's schedule, so a caller knows when to look again.
     outcome.nextRotationAt = dueStateOfRecord(
       { ...record, savedAt: result.rotatedAt },
