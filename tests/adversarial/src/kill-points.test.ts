@@ -10,7 +10,7 @@ import {
   openCredentialStore,
 } from "@rekey/core";
 import { type RunningSandbox, startSandbox } from "@rekey/sandbox";
-import { dropPostgresSchema } from "@rekey/store-postgres/testing";
+import { dropPostgresSchema, TEST_MASTER_KEY_ENV } from "@rekey/store-postgres/testing";
 import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { expectHandled, runCli, startRecorded } from "./built-cli.js";
@@ -115,7 +115,7 @@ async function runPoints(
   };
   const store: CredentialStore = await openCredentialStore({
     spec: configuration.storeSpec,
-    env: {},
+    env: configuration.env,
     urlStores: postgresUrlStores,
   });
   const tally: Tally = { runs: 0, killed: 0, lost: 0, silent: 0, unaudited: 0, recovered: 0 };
@@ -393,7 +393,7 @@ describe("kill -9 at every named kill point", () => {
         const configuration: Configuration = {
           label: `CLI, PostgreSQL, ${suffix}`,
           requestIdSupport,
-          env: { REKEY_STORE: url.href },
+          env: { REKEY_STORE: url.href, ...TEST_MASTER_KEY_ENV },
           storeSpec: url.href,
           storeDir: undefined,
           root,

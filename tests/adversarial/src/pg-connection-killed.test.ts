@@ -9,7 +9,11 @@ import {
   verifyAuditChain,
 } from "@rekey/core";
 import { startSandbox } from "@rekey/sandbox";
-import { dropPostgresSchema, queryPostgres } from "@rekey/store-postgres/testing";
+import {
+  dropPostgresSchema,
+  queryPostgres,
+  TEST_MASTER_KEY_ENV,
+} from "@rekey/store-postgres/testing";
 import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import { afterAll, describe, expect, inject, it } from "vitest";
 
@@ -47,8 +51,12 @@ describe.skipIf(pgUrl === "")("PostgreSQL connections killed mid-rotation", () =
       roots.push(root);
       const sandbox = await startSandbox({ port: 0, requestIdSupport });
       const open = () =>
-        openCredentialStore({ spec: url.href, env: {}, urlStores: postgresUrlStores });
-      const env = { REKEY_RESCUE_DIR: join(root, "rescue") };
+        openCredentialStore({
+          spec: url.href,
+          env: TEST_MASTER_KEY_ENV,
+          urlStores: postgresUrlStores,
+        });
+      const env = { REKEY_RESCUE_DIR: join(root, "rescue"), ...TEST_MASTER_KEY_ENV };
       const store = await open();
       let next: Awaited<ReturnType<typeof open>> | undefined;
       try {
