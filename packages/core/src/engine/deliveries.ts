@@ -1,4 +1,4 @@
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
 import {
   type DeliveryJournalContext,
   type DeliveryOutcome,
@@ -14,6 +14,8 @@ import type { Principal } from "../principal.js";
 import type { CredentialStore, StoreData } from "../store/types.js";
 import { updateStore } from "./principal-records.js";
 
+const STORE_FILE = /^(credentials.*\.json|audit\.jsonl.*|master\.key.*|.*\.lock|\..*\.tmp)$/;
+
 /**
  * A target must not be rekey's own store (a file target there corrupts it and puts a key in the
  * audit log), and two principals must not deliver to one `.env` variable (each would overwrite
@@ -28,9 +30,11 @@ function refuseSharedPlace(
 ): void {
   // A file store's location is its credentials.json: its directory holds the audit log too.
   const ownDir = store.kind === "file" ? dirname(store.location) : undefined;
-  // Its own files (credentials, audit log, backups, master key, locks) sit directly in it.
+  // Its own files sit directly in it: credentials (and their backups), the audit log (and
+  // torn tails moved aside), the master key, locks and temp files.
   const inOwnStore = (path: string) =>
-    ownDir !== undefined && (path === ownDir || dirname(path) === ownDir);
+    ownDir !== undefined &&
+    (path === ownDir || (dirname(path) === ownDir && STORE_FILE.test(basename(path))));
   const ownFile =
     (target.kind === "dotenv" || target.kind === "lightning-wallet") && inOwnStore(target.path);
   const location = target.kind === "store" ? target.location.replace(/\/+$/, "") : undefined;

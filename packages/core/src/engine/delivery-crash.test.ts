@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { publicClientKey } from "../delivery/public-client.test-helper.js";
@@ -33,9 +33,7 @@ describe("kill -9 during delivery", () => {
       const rekey = fixture.rekey();
       await rekey.register({});
       const home = join(fixture.dir, "lw");
-      // Beside the consumer's other files, not in rekey's own store directory (refused).
-      const envFile = join(fixture.dir, "service", "service.env");
-      await mkdir(join(fixture.dir, "service"), { mode: 0o700 });
+      const envFile = join(fixture.dir, "service.env");
       await writeFile(envFile, "# service\nLIGHTNING_WALLET_API_KEY=old\n", { mode: 0o600 });
       await rekey.addDeliveryTarget({
         kind: "lightning-wallet",
