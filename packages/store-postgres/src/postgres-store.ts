@@ -584,6 +584,13 @@ export class PostgresStore implements CredentialStore {
       throw storeUnavailable(action, this.location, error);
     }
     let broken = false;
+    // Between two queries of the transaction the connection has no query to fail and no pool
+    // listener (pg-pool listens only on idle clients): a server that drops it then (restart,
+    // pg_terminate_backend) would emit an unhandled 'error' and crash the process.
+    const lost = () => {
+      broken = true;
+    };
+    client.on("error", lost);
     try {
       await client.query("BEGIN");
       const result = await work(client);
@@ -596,7 +603,8 @@ export class PostgresStore implements CredentialStore {
       if (passThrough !== undefined && error instanceof passThrough) throw error;
       throw storeUnavailable(action, this.location, error);
     } finally {
-      // A connection that could not even roll back is discarded, not reused.
+      client.off("error", lost);
+      // A connection that could not even roll back, or that broke, is discarded, not reused.
       client.release(broken);
     }
   }
