@@ -286,104 +286,112 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     }
   });
 
-  app.post("/principals/:slug/rotate", limitForm, async (c) => {
-    const session = sessionOf(c);
-    if (session === undefined) {
-      return c.html(errorPage(context("Signed out"), "Sign in again to rotate."), 401);
-    }
-    const form = await c.req.parseBody();
-    if (crossSite(c) || !sameSecret(String(form.csrf ?? ""), session.csrf)) {
-      logger.warn(
-        { token_name: session.grant.name },
-        "console: rotation without a valid CSRF token refused",
-      );
-      return c.html(
-        errorPage(context("Refused", session), "Missing or wrong CSRF token: nothing was rotated."),
-        403,
-      );
-    }
-    if (!session.grant.scopes.has("rotate")) {
-      return c.html(
-        errorPage(context("Not allowed", session), 'This sign-in lacks the "rotate" scope.'),
-        403,
-      );
-    }
-    try {
-      const row = await rowOf(session.grant, c.req.param("slug"));
-      if (row === undefined) {
-        return c.html(errorPage(context("Not found", session), "No such principal here."), 404);
+  /**
+   * A form that changes what a principal's consumers hold (a rotation, a delivery retry): a
+   * session, a same-site POST carrying its CSRF token and the rotate scope are checked first,
+   * in that order, then `act` runs on the principal the URL names.
+   */
+  const principalForm =
+    (
+      words: { signedOut: string; refusedLog: string; nothing: string },
+      act: (
+        c: Context,
+        session: Session,
+        row: PrincipalRow,
+        form: Awaited<ReturnType<Context["req"]["parseBody"]>>,
+      ) => Promise<Response>,
+    ) =>
+    async (c: Context) => {
+      const session = sessionOf(c);
+      if (session === undefined) {
+        return c.html(errorPage(context("Signed out"), words.signedOut), 401);
       }
-      if (typeof form.expected === "string" && form.expected !== row.record.fingerprint) {
+      const form = await c.req.parseBody();
+      if (crossSite(c) || !sameSecret(String(form.csrf ?? ""), session.csrf)) {
+        logger.warn({ token_name: session.grant.name }, words.refusedLog);
         return c.html(
           errorPage(
-            context("Already rotated", session),
-            `The key of ${row.label} changed since the plan was shown (now ${row.record.fingerprint ?? "none"}): nothing was rotated. Look at the new plan before rotating again.`,
+            context("Refused", session),
+            `Missing or wrong CSRF token: nothing was ${words.nothing}.`,
           ),
-          409,
+          403,
         );
       }
-      const result = await rekey.rotateKey({ target: rotationTarget(row) });
-      logger.info(
-        {
-          token_name: session.grant.name,
-          principal: row.principal,
-          fingerprint: result.newFingerprint,
-        },
-        "console: rotated",
-      );
-      return c.redirect(`/ui/principals/${row.slug}?rotated=1`, 303);
-    } catch (thrown) {
-      return failure(c, session, thrown);
-    }
-  });
-
-  // Retrying deliveries changes what consumers hold, so it takes what a rotation takes: a
-  // same-site form with the CSRF token, and the rotate scope.
-  app.post("/principals/:slug/deliveries/retry", limitForm, async (c) => {
-    const session = sessionOf(c);
-    if (session === undefined) {
-      return c.html(errorPage(context("Signed out"), "Sign in again to retry deliveries."), 401);
-    }
-    const form = await c.req.parseBody();
-    if (crossSite(c) || !sameSecret(String(form.csrf ?? ""), session.csrf)) {
-      logger.warn(
-        { token_name: session.grant.name },
-        "console: delivery retry without a valid CSRF token refused",
-      );
-      return c.html(
-        errorPage(
-          context("Refused", session),
-          "Missing or wrong CSRF token: nothing was delivered.",
-        ),
-        403,
-      );
-    }
-    if (!session.grant.scopes.has("rotate")) {
-      return c.html(
-        errorPage(context("Not allowed", session), 'This sign-in lacks the "rotate" scope.'),
-        403,
-      );
-    }
-    try {
-      const row = await rowOf(session.grant, c.req.param("slug"));
-      if (row === undefined) {
-        return c.html(errorPage(context("Not found", session), "No such principal here."), 404);
+      if (!session.grant.scopes.has("rotate")) {
+        return c.html(
+          errorPage(context("Not allowed", session), 'This sign-in lacks the "rotate" scope.'),
+          403,
+        );
       }
-      const outcomes = await rekey.deliver({ principal: rotationTarget(row) });
-      logger.info(
-        {
-          token_name: session.grant.name,
-          principal: row.principal,
-          delivered: outcomes.filter((outcome) => outcome.status === "delivered").length,
-          failed: outcomes.filter((outcome) => outcome.status === "failed").length,
-        },
-        "console: deliveries retried",
-      );
-      return c.redirect(`/ui/principals/${row.slug}`, 303);
-    } catch (thrown) {
-      return failure(c, session, thrown);
-    }
-  });
+      try {
+        const row = await rowOf(session.grant, c.req.param("slug") ?? "");
+        if (row === undefined) {
+          return c.html(errorPage(context("Not found", session), "No such principal here."), 404);
+        }
+        return await act(c, session, row, form);
+      } catch (thrown) {
+        return failure(c, session, thrown);
+      }
+    };
+
+  app.post(
+    "/principals/:slug/rotate",
+    limitForm,
+    principalForm(
+      {
+        signedOut: "Sign in again to rotate.",
+        refusedLog: "console: rotation without a valid CSRF token refused",
+        nothing: "rotated",
+      },
+      async (c, session, row, form) => {
+        if (typeof form.expected === "string" && form.expected !== row.record.fingerprint) {
+          return c.html(
+            errorPage(
+              context("Already rotated", session),
+              `The key of ${row.label} changed since the plan was shown (now ${row.record.fingerprint ?? "none"}): nothing was rotated. Look at the new plan before rotating again.`,
+            ),
+            409,
+          );
+        }
+        const result = await rekey.rotateKey({ target: rotationTarget(row) });
+        logger.info(
+          {
+            token_name: session.grant.name,
+            principal: row.principal,
+            fingerprint: result.newFingerprint,
+          },
+          "console: rotated",
+        );
+        return c.redirect(`/ui/principals/${row.slug}?rotated=1`, 303);
+      },
+    ),
+  );
+
+  // Retrying deliveries changes what consumers hold, so it takes what a rotation takes.
+  app.post(
+    "/principals/:slug/deliveries/retry",
+    limitForm,
+    principalForm(
+      {
+        signedOut: "Sign in again to retry deliveries.",
+        refusedLog: "console: delivery retry without a valid CSRF token refused",
+        nothing: "delivered",
+      },
+      async (c, session, row) => {
+        const outcomes = await rekey.deliver({ principal: rotationTarget(row) });
+        logger.info(
+          {
+            token_name: session.grant.name,
+            principal: row.principal,
+            delivered: outcomes.filter((outcome) => outcome.status === "delivered").length,
+            failed: outcomes.filter((outcome) => outcome.status === "failed").length,
+          },
+          "console: deliveries retried",
+        );
+        return c.redirect(`/ui/principals/${row.slug}`, 303);
+      },
+    ),
+  );
 
   app.get("/events", async (c) => {
     const session = sessionOf(c);
