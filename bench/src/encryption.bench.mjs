@@ -7,8 +7,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { agent, closeAllDispatchers, createFileStore, createRekey, faucetIdOf } from "@rekey/core";
+import { agent, closeAllDispatchers, createFileStore, createRekey } from "@rekey/core";
 import { startSandbox } from "@rekey/sandbox";
+import { addPlaceholderAgents } from "./placeholder-agents.mjs";
 import { compare } from "./runner.mjs";
 
 const FLEET = 1000;
@@ -23,23 +24,7 @@ async function fleetStore(sandbox, sealKeys, cleanup) {
   cleanup.push(() => rekey.close());
   const { operatorId } = await rekey.register({ name: "fleet" });
   const { agentId } = await rekey.createAgent({ name: "rotated" });
-  const snapshot = await store.read();
-  const data = structuredClone(snapshot.data);
-  const faucet = faucetIdOf(sandbox.url);
-  for (let index = 0; index < FLEET - 1; index += 1) {
-    const principal = `agent:${1_000_000 + index}`;
-    data.principals[`${faucet}#${principal}`] = {
-      faucet,
-      principal,
-      name: `placeholder ${index}`,
-      operatorId,
-      key: `lf_placeholder_${index}_${"x".repeat(32)}`,
-      fingerprint: "fp:000000000000",
-      savedAt: new Date().toISOString(),
-      source: "create",
-    };
-  }
-  if (!(await store.compareAndSet(snapshot.version, data)).ok) throw new Error("seed failed");
+  await addPlaceholderAgents(store, sandbox.url, operatorId, FLEET - 1);
   return {
     rotate: () => rekey.rotateKey({ target: agent(agentId), force: true }),
     status: () => rekey.status(),

@@ -8,7 +8,7 @@
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { agent, closeAllDispatchers, createFileStore, createRekey, faucetIdOf } from "@rekey/core";
+import { agent, closeAllDispatchers, createFileStore, createRekey } from "@rekey/core";
 import { startSandbox } from "@rekey/sandbox";
 import { createPostgresStore } from "@rekey/store-postgres";
 import {
@@ -17,6 +17,7 @@ import {
   startTemporaryPostgres,
   TEST_MASTER_KEY_ENV,
 } from "@rekey/store-postgres/testing";
+import { addPlaceholderAgents } from "./placeholder-agents.mjs";
 import { compare } from "./runner.mjs";
 
 const FLEET = 1000;
@@ -26,26 +27,7 @@ async function fleet(store, sandbox, extra) {
   const rekey = createRekey({ store, surface: "library", baseUrl: sandbox.url, env: {} });
   const { operatorId } = await rekey.register({ name: "fleet" });
   const { agentId } = await rekey.createAgent({ name: "rotated" });
-  if (extra > 0) {
-    const snapshot = await store.read();
-    const data = structuredClone(snapshot.data);
-    const faucet = faucetIdOf(sandbox.url);
-    for (let index = 0; index < extra; index += 1) {
-      const principal = `agent:${1_000_000 + index}`;
-      data.principals[`${faucet}#${principal}`] = {
-        faucet,
-        principal,
-        name: `placeholder ${index}`,
-        operatorId,
-        key: `lf_placeholder_${index}_${"x".repeat(32)}`,
-        fingerprint: "fp:000000000000",
-        savedAt: new Date().toISOString(),
-        source: "create",
-      };
-    }
-    const written = await store.compareAndSet(snapshot.version, data);
-    if (!written.ok) throw new Error("could not seed the fleet");
-  }
+  if (extra > 0) await addPlaceholderAgents(store, sandbox.url, operatorId, extra);
   return { rekey, rotate: () => rekey.rotateKey({ target: agent(agentId), force: true }) };
 }
 

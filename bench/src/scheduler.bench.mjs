@@ -14,7 +14,6 @@ import {
   createFileStore,
   createRekey,
   createScheduler,
-  faucetIdOf,
   setRotationPolicy,
 } from "@rekey/core";
 import { startSandbox } from "@rekey/sandbox";
@@ -24,6 +23,7 @@ import {
   startTemporaryPostgres,
   TEST_MASTER_KEY_ENV,
 } from "@rekey/store-postgres/testing";
+import { addPlaceholderAgents } from "./placeholder-agents.mjs";
 import { compare } from "./runner.mjs";
 
 const FLEET = 1000;
@@ -34,24 +34,7 @@ const CPU_TICKS = 200;
 async function seed(store, sandbox) {
   const rekey = createRekey({ store, surface: "library", baseUrl: sandbox.url, env: {} });
   const { operatorId } = await rekey.register({ name: "scheduled fleet" });
-  const snapshot = await store.read();
-  const data = structuredClone(snapshot.data);
-  const faucet = faucetIdOf(sandbox.url);
-  for (let index = 0; index < FLEET; index += 1) {
-    const principal = `agent:${1_000_000 + index}`;
-    data.principals[`${faucet}#${principal}`] = {
-      faucet,
-      principal,
-      name: `placeholder ${index}`,
-      operatorId,
-      key: `lf_placeholder_${index}_${"x".repeat(32)}`,
-      fingerprint: "fp:000000000000",
-      savedAt: new Date().toISOString(),
-      source: "create",
-    };
-  }
-  const written = await store.compareAndSet(snapshot.version, data);
-  if (!written.ok) throw new Error("could not seed the fleet");
+  await addPlaceholderAgents(store, sandbox.url, operatorId, FLEET);
   await setRotationPolicy(
     { store, profileName: "default", baseUrl: sandbox.url, clock: { now: Date.now } },
     { kind: "all-agents" },
