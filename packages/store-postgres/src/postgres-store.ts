@@ -13,6 +13,7 @@ import {
   describeIssues,
   emptyStoreData,
   frozenCopy,
+  keysThatDoNotOpen,
   type LockOptions,
   type MasterKey,
   type MasterKeyEnv,
@@ -375,7 +376,11 @@ export class PostgresStore implements CredentialStore {
     const problems: string[] = [];
     if (this.closed) problems.push("the store is closed");
     else {
-      for (const check of [() => this.read(), () => this.readLastAuditEntry()]) {
+      // Every key is opened here: a read leaves them sealed until used, and `doctor` is where
+      // a changed or swapped ciphertext must show before a rotation needs the key.
+      const readAndOpen = async () =>
+        problems.push(...keysThatDoNotOpen((await this.read()).data.principals));
+      for (const check of [readAndOpen, () => this.readLastAuditEntry()]) {
         try {
           await check();
         } catch (error) {

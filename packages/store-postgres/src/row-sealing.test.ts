@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { adminQuery, dropSchema, freshSchema, postgresUrl } from "./postgres.test-helper.js";
 import { createPostgresStore, type PostgresStore } from "./postgres-store.js";
 import { TEST_MASTER_KEY_ENV } from "./testing/master-key.js";
-import { findPostgresBin } from "./testing/temporary-postgres.js";
+import { dropPostgresSchema, findPostgresBin } from "./testing/temporary-postgres.js";
 
 async function rejection(promise: Promise<unknown>): Promise<RekeyError> {
   const error = await promise.then(
@@ -103,6 +103,25 @@ if (postgresUrl === "") {
       });
     });
 
+    it("the suites' scan of a dropped schema catches a raw key planted in a row", async () => {
+      const schema = newSchema();
+      await open(schema).compareAndSet(0, twoPrincipals());
+      const planted = `lf_${randomBytes(32).toString("base64url")}`;
+      await adminQuery(
+        `UPDATE "${schema}".principals SET data = jsonb_set(data::jsonb, '{key}', to_jsonb($1::text))::json WHERE id = (SELECT min(id) FROM "${schema}".principals)`,
+        [planted],
+      );
+      await expect(dropPostgresSchema(postgresUrl, schema)).rejects.toThrow(
+        `A raw key was found at rest in PostgreSQL: ${schema}.principals`,
+      );
+      // Dropped all the same: the scan reports, it does not leave a schema behind.
+      const left = await adminQuery(
+        "SELECT 1 FROM information_schema.schemata WHERE schema_name = $1",
+        [schema],
+      );
+      expect(left.rowCount).toBe(0);
+    });
+
     it("seals a schema-2 store row by row on first open, keeping every key", async () => {
       const schema = newSchema();
       await open(schema).compareAndSet(0, twoPrincipals());
@@ -142,7 +161,7 @@ if (postgresUrl === "") {
       expect(await rowsOf(schema)).toEqual(before);
     });
 
-    it("two rows' ciphertexts swapped is STORE_CORRUPT, and nothing is rewritten", async () => {
+    it("two rows' ciphertexts swapped is STORE_CORRUPT where a key is read and in doctor, and nothing is rewritten", async () => {
       const schema = newSchema();
       await open(schema).compareAndSet(0, twoPrincipals());
       const [first, second] = await rowsOf(schema);
@@ -155,9 +174,19 @@ if (postgresUrl === "") {
       await swap(first?.id as string, first?.text as string, keyOf(second?.text as string));
       await swap(second?.id as string, second?.text as string, keyOf(first?.text as string));
       const swapped = await rowsOf(schema);
-      const error = await rejection(open(schema).read());
-      expect(error.code).toBe("STORE_CORRUPT");
-      expect(error.message).toContain("does not decrypt");
+      // A read leaves keys sealed until used: each swapped key fails where it is read, and
+      // `doctor` (health), which opens every key, names both rows.
+      const store = open(schema);
+      const snapshot = await store.read();
+      for (const row of swapped) {
+        const record = snapshot.data.principals[row.id];
+        expect(() => record?.key).toThrow(/does not decrypt/);
+      }
+      const health = await store.health();
+      expect(health.ok).toBe(false);
+      expect(
+        health.problems.filter((problem) => problem.includes("does not decrypt")),
+      ).toHaveLength(2);
       expect(await rowsOf(schema)).toEqual(swapped);
     });
 

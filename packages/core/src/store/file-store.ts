@@ -15,6 +15,7 @@ import {
   holdsSealedKeys,
   isSealedBackup,
   type KeyRing,
+  keysThatDoNotOpen,
   loadConfiguredMasterKey,
   loadGeneratedKeyFile,
   type MasterKey,
@@ -498,7 +499,11 @@ export class FileStore implements CredentialStore {
         if (fileProblem) problems.push(fileProblem);
       }
       if (problems.length === 0) {
-        for (const read of [() => this.readSnapshot(), () => this.readAuditEntries()]) {
+        // Every key is opened here: a read leaves them sealed until used, and `doctor` is
+        // where a changed or swapped ciphertext must show before a rotation needs the key.
+        const readAndOpen = async () =>
+          problems.push(...keysThatDoNotOpen((await this.readSnapshot()).data.principals));
+        for (const read of [readAndOpen, () => this.readAuditEntries()]) {
           try {
             await read();
           } catch (error) {
@@ -1178,7 +1183,7 @@ export function parseCredentialsDocument(
   const stated = (envelope.data.data as { schemaVersion?: unknown } | null)?.schemaVersion;
   const fileSchemaVersion = typeof stated === "number" ? stated : STORE_SCHEMA_VERSION;
   const storeId = envelope.data.sealing?.storeId;
-  let document = envelope.data.data;
+  const document = envelope.data.data;
   let sealer: RecordSealer | undefined;
   let storedRecords: Record<string, unknown> | undefined;
   if (fileSchemaVersion >= 3 && fileSchemaVersion <= STORE_SCHEMA_VERSION) {
@@ -1194,15 +1199,22 @@ export function parseCredentialsDocument(
       if (sealer === undefined) {
         throw new RekeyError("STORE_LOCKED", `${path} is encrypted and no master key was given`);
       }
-      const open = sealer;
       storedRecords = principals as Record<string, unknown>;
-      const opened = Object.fromEntries(
-        Object.entries(storedRecords).map(([id, record]) => [id, open.openRecord(id, record)]),
-      );
-      document = { ...(document as object), principals: opened };
     }
   }
-  const data = deepFreeze(migrateStoreData(document, path));
+  // Checked with its keys still sealed (a sealed key is a non-empty string like a clear one),
+  // then each key left sealed until something reads it: a read decrypts nothing.
+  const migrated = migrateStoreData(document, path);
+  if (sealer !== undefined) {
+    const open = sealer;
+    (migrated as { principals: StoreData["principals"] }).principals = Object.fromEntries(
+      Object.entries(migrated.principals).map(([id, record]) => [
+        id,
+        open.openLazily(id, record as unknown as Record<string, unknown>),
+      ]),
+    ) as unknown as StoreData["principals"];
+  }
+  const data = deepFreeze(migrated);
   if (sealer !== undefined && storedRecords !== undefined) {
     for (const [id, record] of Object.entries(data.principals)) {
       const stored = storedRecords[id];

@@ -15,6 +15,7 @@ export {
   isSealedBackup,
   type KeyRing,
   keyIdOf,
+  keysThatDoNotOpen,
   loadConfiguredMasterKey,
   type MasterKey,
   type MasterKeyEnv,

@@ -3,3 +3,11 @@
  * Imports vitest; never import it from production code.
  */
 export * from "../store/testing.js";
+export {
+  installKeysAtRestScan,
+  RAW_KEY,
+  reportRawKeyAtRest,
+  STORE_FILE,
+  storeFilesHoldingRawKeys,
+  takeRawKeysAtRest,
+} from "./keys-at-rest.js";

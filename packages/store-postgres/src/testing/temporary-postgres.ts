@@ -162,7 +162,56 @@ export async function queryPostgres(
   }
 }
 
-/** Drops `schema` and everything in it (a test's store), connecting as `url`'s user. */
-export async function dropPostgresSchema(url: string, schema: string): Promise<void> {
-  await queryPostgres(url, `DROP SCHEMA IF EXISTS "${schema.replaceAll('"', '""')}" CASCADE`);
+/**
+ * A key or recovery code the sandbox issues, as a PostgreSQL regular expression: core's
+ * `RAW_KEY` (`@rekey/core/testing`, which this module cannot import: benchmarks use it,
+ * outside vitest).
+ */
+const RAW_KEY_PATTERN = "lfr?_[A-Za-z0-9_-]{43}";
+
+/**
+ * Drops `schema` and everything in it (a test's store), connecting as `url`'s user. First it
+ * scans every table of the schema (store rows, audit log, backups) for a raw key, and throws
+ * after dropping when one holds any: the suites' "no raw key at rest" scan, for PostgreSQL.
+ * `allowClearKeys` is for a store that keeps keys in clear on purpose (a benchmark's baseline).
+ *
+ * @throws Error naming the tables that held a raw key; pg errors.
+ */
+export async function dropPostgresSchema(
+  url: string,
+  schema: string,
+  options: { allowClearKeys?: boolean } = {},
+): Promise<void> {
+  const quoted = `"${schema.replaceAll('"', '""')}"`;
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  let holding: string[] = [];
+  try {
+    if (options.allowClearKeys !== true) holding = await tablesHoldingRawKeys(client, schema);
+    await client.query(`DROP SCHEMA IF EXISTS ${quoted} CASCADE`);
+  } finally {
+    await client.end();
+  }
+  if (holding.length > 0) {
+    throw new Error(
+      `A raw key was found at rest in PostgreSQL: ${holding.join(", ")} (keys are stored sealed)`,
+    );
+  }
+}
+
+/** The tables of `schema` with a row whose text holds a raw key. */
+async function tablesHoldingRawKeys(client: pg.Client, schema: string): Promise<string[]> {
+  const { rows } = await client.query(
+    "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE'",
+    [schema],
+  );
+  const holding: string[] = [];
+  for (const { table_name: table } of rows as { table_name: string }[]) {
+    const name = `"${schema.replaceAll('"', '""')}"."${table.replaceAll('"', '""')}"`;
+    const found = await client.query(`SELECT 1 FROM ${name} t WHERE t::text ~ $1 LIMIT 1`, [
+      RAW_KEY_PATTERN,
+    ]);
+    if (found.rowCount !== null && found.rowCount > 0) holding.push(`${schema}.${table}`);
+  }
+  return holding;
 }

@@ -150,8 +150,23 @@ describe("the file store's keys at rest", () => {
     expect((await open({ REKEY_MASTER_KEY: right }).read()).data).toEqual(twoPrincipals());
   });
 
-  it("one changed ciphertext byte is STORE_CORRUPT naming the record, and nothing is written", async () => {
-    await open().compareAndSet(0, twoPrincipals());
+  // A read leaves keys sealed until used (status shows fingerprints, and decrypts nothing):
+  // a changed or swapped ciphertext fails where its key is read, and `doctor` (health) opens
+  // every key, so it shows there before a rotation needs it.
+
+  /** The error reading `record`'s key throws (undefined when it opens). */
+  function keyError(record: { key?: string } | undefined): (Error & { code?: string }) | undefined {
+    try {
+      void record?.key;
+      return undefined;
+    } catch (error) {
+      return error as Error & { code?: string };
+    }
+  }
+
+  it("one changed ciphertext byte is STORE_CORRUPT naming the record when its key is read, in doctor, and nothing is lost", async () => {
+    const data = twoPrincipals();
+    await open().compareAndSet(0, data);
     const text = await readFile(credentials(), "utf8");
     const sealed = /"key":"(rk1:[0-9a-f]{16}:)([A-Za-z0-9_-]+)"/.exec(text);
     const body = sealed?.[2] as string;
@@ -159,14 +174,34 @@ describe("the file store's keys at rest", () => {
     const tampered = text.replace(body, flipped);
     await writeFile(credentials(), tampered);
     const store = open();
-    const error = await expectCode(store.read(), "STORE_CORRUPT");
-    expect(error.message).toContain("does not decrypt");
-    await expectCode(store.compareAndSet(1, sampleStoreData("two")), "STORE_CORRUPT");
-    expect(await readFile(credentials(), "utf8")).toBe(tampered);
+    const snapshot = await store.read();
+    const [tamperedId, intactId] = Object.keys(data.principals) as [string, string];
+    const error = keyError(snapshot.data.principals[tamperedId]);
+    expect(isRekeyError(error) && error.code).toBe("STORE_CORRUPT");
+    expect(error?.message).toContain(`record ${tamperedId} does not decrypt`);
+    expect(snapshot.data.principals[intactId]?.key).toBe(data.principals[intactId]?.key);
+    const health = await store.health();
+    expect(health.ok).toBe(false);
+    expect(health.problems.join("\n")).toContain(`record ${tamperedId} does not decrypt`);
+    // A write that carries the record forward keeps its ciphertext as it was: a restore from a
+    // backup, or the faucet's recovery, still finds what there was.
+    const draft = structuredClone(
+      snapshot.data.principals[intactId],
+    ) as StoreData["principals"][string];
+    const next = {
+      ...snapshot.data,
+      principals: { ...snapshot.data.principals, [intactId]: { ...draft, name: "renamed" } },
+    } as StoreData;
+    expect((await store.compareAndSet(snapshot.version, next)).ok).toBe(true);
+    expect(await readFile(credentials(), "utf8")).toContain(flipped);
+    expect(keyError((await open().read()).data.principals[tamperedId])?.message).toContain(
+      "does not decrypt",
+    );
   });
 
   it("two principals' ciphertexts swapped is STORE_CORRUPT: a key never opens as another's", async () => {
-    await open().compareAndSet(0, twoPrincipals());
+    const data = twoPrincipals();
+    await open().compareAndSet(0, data);
     const text = await readFile(credentials(), "utf8");
     const [first, second] = [...text.matchAll(/"key":"(rk1:[^"]+)"/g)].map((m) => m[1] as string);
     const swapped = text
@@ -174,8 +209,17 @@ describe("the file store's keys at rest", () => {
       .replace(second as string, first as string)
       .replace("<FIRST>", second as string);
     await writeFile(credentials(), swapped);
-    const error = await expectCode(open().read(), "STORE_CORRUPT");
-    expect(error.message).toMatch(/moved from another record or store/);
+    const store = open();
+    const snapshot = await store.read();
+    for (const id of Object.keys(data.principals)) {
+      const error = keyError(snapshot.data.principals[id]);
+      expect(isRekeyError(error) && error.code).toBe("STORE_CORRUPT");
+      expect(error?.message).toMatch(/moved from another record or store/);
+    }
+    const health = await store.health();
+    expect(health.problems.filter((problem) => problem.includes("does not decrypt"))).toHaveLength(
+      2,
+    );
     expect(await readFile(credentials(), "utf8")).toBe(swapped);
   });
 
@@ -188,7 +232,25 @@ describe("the file store's keys at rest", () => {
     const theirs = JSON.parse(await readFile(join(otherDir, "credentials.json"), "utf8"));
     ours.data.principals = theirs.data.principals;
     await writeFile(credentials(), JSON.stringify(ours));
-    await expectCode(open({ REKEY_MASTER_KEY: key }).read(), "STORE_CORRUPT");
+    const store = open({ REKEY_MASTER_KEY: key });
+    for (const record of Object.values((await store.read()).data.principals)) {
+      expect(keyError(record)?.message).toMatch(/moved from another record or store/);
+    }
+    expect((await store.health()).ok).toBe(false);
+  });
+
+  it("a status read opens no key; every key still opens, once, when read", async () => {
+    const data = twoPrincipals();
+    await open().compareAndSet(0, data);
+    const snapshot = await open().read();
+    for (const [id, record] of Object.entries(snapshot.data.principals)) {
+      const descriptor = Object.getOwnPropertyDescriptor(record, "key");
+      expect(descriptor?.get, id).toBeTypeOf("function");
+      expect(record.fingerprint).toBe(data.principals[id]?.fingerprint);
+      expect(record.key).toBe(data.principals[id]?.key);
+      expect(Object.isFrozen(record)).toBe(true);
+    }
+    expect(JSON.parse(JSON.stringify(snapshot.data))).toEqual(data);
   });
 
   it("a truncated key file is STORE_LOCKED, and the store is left as it was", async () => {

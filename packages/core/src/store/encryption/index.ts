@@ -13,6 +13,7 @@ export {
   countClearKeys,
   holdsSealedKeys,
   type KeyRing,
+  keysThatDoNotOpen,
   newStoreId,
   RecordSealer,
 } from "./record-sealer.js";

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { RekeyError } from "../../errors.js";
+import { isRekeyError, RekeyError } from "../../errors.js";
+import { deepFreeze } from "../freeze.js";
 import type { MasterKey } from "./master-key.js";
-import { isSealed, openSecret, sealSecret } from "./sealed-secret.js";
+import { isSealed, openSecret, sealedKeyId, sealSecret } from "./sealed-secret.js";
 
 /**
  * Turns principal records into their stored form and back: every key (the current one and
@@ -11,8 +12,10 @@ import { isSealed, openSecret, sealSecret } from "./sealed-secret.js";
  *
  * Sealing is the expensive part of a write and opening of a read, so both are remembered:
  * a record object sealed once is not sealed again (records of a snapshot are frozen), and a
- * ciphertext opened once is not opened again. Reading a thousand-agent store after another
- * process rotated one agent opens one key.
+ * ciphertext opened once is not opened again. And a read opens no key at all
+ * ({@link openLazily}): a record's key is opened when something reads it (a rotation, a
+ * delivery, the key provider), not for a `status` that shows fingerprints. A cold `status`
+ * of a thousand agents opened a thousand keys, twice the time of the same store in clear.
  */
 
 /** The master keys a store accepts: `current` seals; every one of `accepted` opens. */
@@ -32,6 +35,10 @@ type RawRecord = Record<string, unknown>;
 // Cap on remembered openings: far above any real store's record count.
 const MAX_REMEMBERED_OPENINGS = 100_000;
 
+/** Where `rk1:` + a 16-hex-digit key id ends, and the colon there. */
+const KEY_ID_END = 20;
+const COLON = 0x3a;
+
 /** One store's sealing of records, under one key ring. */
 export class RecordSealer {
   private readonly opened = new Map<string, string>();
@@ -44,7 +51,11 @@ export class RecordSealer {
     readonly keyring: KeyRing,
     /** Names the store in errors (a path, a redacted URL). */
     private readonly source: string,
-  ) {}
+  ) {
+    this.acceptedIds = new Set(keyring.accepted.map((key) => key.id));
+  }
+
+  private readonly acceptedIds: ReadonlySet<string>;
 
   /**
    * The record as stored, its keys sealed under the current master key. A frozen record
@@ -124,6 +135,58 @@ export class RecordSealer {
     return opened;
   }
 
+  /**
+   * A checked stored record, frozen where it stands, its keys left sealed until read: reading
+   * `key` (or an alternate's) opens it once, and throws there if it does not open. What needs
+   * no decryption is checked now, so a locked store is still refused on read: each sealed key's
+   * form, and that the master key it names was given. `checked` must be the caller's own (a
+   * parse result nobody else holds): it is changed in place, which costs a thousand-record read
+   * far less than copying each record.
+   *
+   * @throws RekeyError STORE_LOCKED (a key sealed under a master key not given);
+   *   STORE_CORRUPT (a sealed key that is not one). Reading a key later throws STORE_CORRUPT
+   *   when it was changed, or moved from another record or store.
+   */
+  openLazily(id: string, checked: RawRecord): RawRecord {
+    const alternates = checked.alternates;
+    if (Array.isArray(alternates)) {
+      for (let index = 0; index < alternates.length; index += 1) {
+        const entry = alternates[index] as unknown;
+        if (typeof entry !== "object" || entry === null) continue;
+        // An alternate's other fields are strings: freezing the entry freezes all of it.
+        this.openKeyLazily(entry as RawRecord, id, `${id}#alternate:${index}`);
+        Object.freeze(entry);
+      }
+    }
+    this.openKeyLazily(checked, id, `${id}#key`);
+    // Everything but the key (whose getter is not called here) frozen, then the record.
+    for (const field in checked) if (field !== "key") deepFreeze(checked[field]);
+    return Object.freeze(checked);
+  }
+
+  /** Replaces `target.key`, when sealed, by a getter that opens it on first read. */
+  private openKeyLazily(target: RawRecord, id: string, place: string): void {
+    const sealed = target.key;
+    if (typeof sealed !== "string" || !isSealed(sealed)) return;
+    // `rk1:<16 hex>:…`: the key id is read by position (a regex per key is measurable here);
+    // the rest of the form is checked where the key is opened.
+    const keyId = sealed.charCodeAt(KEY_ID_END) === COLON ? sealed.slice(4, KEY_ID_END) : "";
+    if (!this.acceptedIds.has(keyId)) {
+      throw sealedKeyId(sealed) === undefined
+        ? this.notOpening(id, "malformed")
+        : this.locked(id, keyId);
+    }
+    let opened: string | undefined;
+    Object.defineProperty(target, "key", {
+      enumerable: true,
+      configurable: false,
+      get: () => {
+        opened ??= this.open(sealed, id, place);
+        return opened;
+      },
+    });
+  }
+
   /** True when a stored record holds a key in clear or under another key than the current. */
   needsResealing(stored: RawRecord): boolean {
     const prefix = `rk1:${this.keyring.current.id}:`;
@@ -152,20 +215,26 @@ export class RecordSealer {
       this.rememberOpening(cacheKey, result.secret);
       return result.secret;
     }
-    if (result.failure === "unknown-key") {
-      const given = this.keyring.accepted.map((key) => `${key.id} from ${key.source}`).join(", ");
-      throw new RekeyError(
-        "STORE_LOCKED",
-        `${this.source} is encrypted with master key ${result.keyId ?? "?"} (record ${id}); the master key given is ${given}`,
-        {
-          hint: "Give the master key this store was encrypted with (REKEY_MASTER_KEY, REKEY_MASTER_KEY_FILE or REKEY_MASTER_KEY_CMD, or the store's master.key file). Nothing was changed.",
-          details: { keyId: result.keyId },
-        },
-      );
-    }
-    throw new RekeyError(
+    if (result.failure === "unknown-key") throw this.locked(id, result.keyId);
+    throw this.notOpening(id, result.failure);
+  }
+
+  private locked(id: string, keyId: string | undefined): RekeyError {
+    const given = this.keyring.accepted.map((key) => `${key.id} from ${key.source}`).join(", ");
+    return new RekeyError(
+      "STORE_LOCKED",
+      `${this.source} is encrypted with master key ${keyId ?? "?"} (record ${id}); the master key given is ${given}`,
+      {
+        hint: "Give the master key this store was encrypted with (REKEY_MASTER_KEY, REKEY_MASTER_KEY_FILE or REKEY_MASTER_KEY_CMD, or the store's master.key file). Nothing was changed.",
+        details: { keyId },
+      },
+    );
+  }
+
+  private notOpening(id: string, failure: "malformed" | "not-authentic"): RekeyError {
+    return new RekeyError(
       "STORE_CORRUPT",
-      `${this.source}: the sealed key of record ${id} does not decrypt (${result.failure === "malformed" ? "malformed" : "changed, or moved from another record or store"})`,
+      `${this.source}: the sealed key of record ${id} does not decrypt (${failure === "malformed" ? "malformed" : "changed, or moved from another record or store"})`,
       {
         hint: "Restore the store from a backup; rekey will not read it as empty or overwrite it.",
       },
@@ -176,6 +245,31 @@ export class RecordSealer {
     if (this.opened.size >= MAX_REMEMBERED_OPENINGS) this.opened.clear();
     this.opened.set(cacheKey, secret);
   }
+}
+
+/**
+ * Opens every key of `principals` (records of a snapshot, keys opened lazily): what `doctor`
+ * runs, since a read no longer opens them. Returns one problem per record whose key does not
+ * open (changed, swapped, from another store), key-free.
+ *
+ * @throws RekeyError STORE_LOCKED (it stops there: no key of the store opens).
+ */
+export function keysThatDoNotOpen(principals: Readonly<Record<string, unknown>>): string[] {
+  const problems: string[] = [];
+  for (const record of Object.values(principals)) {
+    if (typeof record !== "object" || record === null) continue;
+    const stored = record as RawRecord;
+    try {
+      void stored.key;
+      if (Array.isArray(stored.alternates)) {
+        for (const alternate of stored.alternates as RawRecord[]) void alternate?.key;
+      }
+    } catch (error) {
+      if (!isRekeyError(error) || error.code !== "STORE_CORRUPT") throw error;
+      problems.push(error.message);
+    }
+  }
+  return problems;
 }
 
 /** How many keys of stored records are in clear. Throws nothing. */
