@@ -8,6 +8,7 @@ export default defineConfig({
   test: {
     include: ["src/**/*.test.ts"],
     globalSetup: ["./vitest.global-setup.ts", "./vitest.postgres-setup.ts"],
+    setupFiles: ["./src/keys-at-rest.setup.ts"],
     testTimeout: 20_000,
     hookTimeout: 60_000,
   },

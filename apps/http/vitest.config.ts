@@ -8,6 +8,7 @@ export default defineConfig({
   test: {
     include: ["src/**/*.test.ts"],
     globalSetup: ["./vitest.postgres-setup.ts"],
+    setupFiles: ["./src/keys-at-rest.setup.ts"],
     testTimeout: 20_000,
     hookTimeout: 20_000,
   },

@@ -5,6 +5,7 @@ import {
   assertWritableAuditEntry,
   assertWritableStoreData,
   auditEntrySchema,
+  ClearSealer,
   type CompareAndSetResult,
   type CredentialStore,
   chainAuditEntry,
@@ -18,6 +19,7 @@ import {
   type MasterKey,
   type MasterKeyEnv,
   migrateStoreData,
+  type PrincipalRecord,
   type ReadOptions,
   RecordSealer,
   RekeyError,
@@ -39,7 +41,13 @@ import {
   type RowSnapshot,
 } from "./document-rows.js";
 import { LockSession } from "./locks.js";
-import { openRowSealer, requireKeySource, rowEncryption, sealRows } from "./row-sealing.js";
+import {
+  openRowSealer,
+  readMigrationBackup,
+  requireKeySource,
+  rowEncryption,
+  sealRows,
+} from "./row-sealing.js";
 import { type RekeySql, sqlFor } from "./sql.js";
 
 /** Options of {@link createPostgresStore}. */
@@ -72,6 +80,12 @@ export interface PostgresStoreOptions {
   env?: MasterKeyEnv;
   /** Further master keys that open (never seal) rows: the old key while re-keying. */
   previousMasterKeys?: readonly MasterKey[];
+  /**
+   * @internal false writes keys in clear (and seals nothing on open): the baseline of the
+   * encryption benchmark, nothing else. Rows so written are sealed by the next store opened
+   * without it.
+   */
+  sealKeys?: boolean;
 }
 
 const EMPTY_SNAPSHOT: RowSnapshot = {
@@ -122,6 +136,7 @@ export class PostgresStore implements CredentialStore {
   private setUp: Promise<void> | undefined;
   private readonly keyEnv: MasterKeyEnv;
   private readonly previousMasterKeys: readonly MasterKey[];
+  private readonly sealKeys: boolean;
   /** Seals and opens keys of rows; set once the tables are set up. */
   private sealer: RecordSealer | undefined;
   /** The newest snapshot this handle has seen, and when it was last confirmed current. */
@@ -139,6 +154,7 @@ export class PostgresStore implements CredentialStore {
     const target = parsePostgresUrl(options.url, options.schema);
     this.keyEnv = options.env ?? {};
     this.previousMasterKeys = options.previousMasterKeys ?? [];
+    this.sealKeys = options.sealKeys ?? true;
     this.location = target.location;
     this.connectionString = target.connectionString;
     this.sql = sqlFor(target.schema);
@@ -471,6 +487,31 @@ export class PostgresStore implements CredentialStore {
     return { keyId: newKey.id, previousKeyId: old.keyring.current.id, records, keptAt: undefined };
   }
 
+  /**
+   * The principal records as they were before the schema-2 → 3 migration sealed their keys,
+   * from its backup (`principals_schema_2`, each row sealed whole under the master key), keys
+   * opened; empty when the store was never migrated. To restore, write them back through
+   * {@link compareAndSet}: they are sealed again.
+   *
+   * @throws RekeyError STORE_LOCKED / STORE_CORRUPT (a backup row that does not open);
+   *   STORE_UNAVAILABLE.
+   */
+  async migrationBackup(): Promise<Record<string, PrincipalRecord>> {
+    this.assertOpen();
+    await this.ensureSetUp();
+    try {
+      return (await readMigrationBackup(
+        this.pool,
+        this.sql,
+        this.rowSealer(),
+        this.location,
+      )) as Record<string, PrincipalRecord>;
+    } catch (error) {
+      if (error instanceof RekeyError) throw error;
+      throw storeUnavailable("read the migration backup of", this.location, error);
+    }
+  }
+
   /** The sealer (set up by `ensureSetUp`, which every caller awaited first). */
   private rowSealer(): RecordSealer {
     if (this.sealer === undefined) throw new RekeyError("INTERNAL", "Store used before set-up");
@@ -502,14 +543,19 @@ export class PostgresStore implements CredentialStore {
   private async createTablesAndSeal(): Promise<void> {
     await this.createTables();
     try {
-      this.sealer = await openRowSealer(
+      const sealer = await openRowSealer(
         this.pool,
         this.sql,
         this.keyEnv,
         this.previousMasterKeys,
         this.location,
       );
-      await sealRows(this.pool, this.sql, this.sealer);
+      if (this.sealKeys) {
+        this.sealer = sealer;
+        await sealRows(this.pool, this.sql, this.sealer);
+      } else {
+        this.sealer = new ClearSealer(sealer.storeId, sealer.keyring, this.location);
+      }
     } catch (error) {
       if (error instanceof RekeyError) throw error;
       throw storeUnavailable("seal the keys of", this.location, error);

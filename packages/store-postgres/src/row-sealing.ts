@@ -1,4 +1,5 @@
 import {
+  countClearKeys,
   explicitKeySource,
   isSealedBackup,
   type KeyRing,
@@ -6,6 +7,7 @@ import {
   type MasterKey,
   type MasterKeyEnv,
   newStoreId,
+  openSealedBackup,
   RecordSealer,
   RekeyError,
   type StoreEncryption,
@@ -94,16 +96,37 @@ export async function sealRows(
 }
 
 async function sealRowsOnce(pool: pg.Pool, sql: RekeySql, sealer: RecordSealer): Promise<number> {
-  const { rows } = await pool.query(sql.principalRows);
+  const toReseal = await pool.query(sql.anyToReseal, [`rk1:${sealer.keyring.current.id}:%`]);
+  const { rows } = (toReseal.rows[0] as { needed: boolean }).needed
+    ? await pool.query(sql.principalRows)
+    : { rows: [] };
   let sealed = 0;
+  let backupReady = false;
   for (const row of rows as { id: string; version: string; data: Record<string, unknown> }[]) {
     if (!sealer.needsResealing(row.data)) continue;
     const opened = sealer.openRecord(row.id, row.data) as object;
-    await pool.query(sql.resealPrincipal, [
-      row.id,
-      row.version,
-      JSON.stringify(sealer.sealRecord(row.id, opened)),
-    ]);
+    const resealed = JSON.stringify(sealer.sealRecord(row.id, opened));
+    if (countClearKeys([row.data]) === 0) {
+      // Re-keying (sealed under another master key): nothing in clear to keep a backup of;
+      // the old key opens the row until `rekey-master` is done.
+      await pool.query(sql.resealPrincipal, [row.id, row.version, resealed]);
+    } else {
+      if (!backupReady) {
+        await pool.query(sql.createMigrationBackup);
+        backupReady = true;
+      }
+      await pool.query(sql.resealPrincipalWithBackup, [
+        row.id,
+        row.version,
+        resealed,
+        sealBackup(
+          JSON.stringify(row.data),
+          sealer.keyring.current,
+          sealer.storeId,
+          migrationBackupName(row.id),
+        ),
+      ]);
+    }
     sealed += 1;
   }
   // Readers of schema 2 stop here instead of writing keys in clear again.
@@ -113,6 +136,40 @@ async function sealRowsOnce(pool: pg.Pool, sql: RekeySql, sealer: RecordSealer):
   }
   await sealLegacyBackup(pool, sql, sealer);
   return sealed;
+}
+
+/** The name a principal row's migration backup is sealed for (bound into its ciphertext). */
+function migrationBackupName(id: string): string {
+  return `principals_schema_2#${id}`;
+}
+
+/**
+ * The principal records as they were before the schema-2 → 3 migration sealed their keys
+ * (from the `principals_schema_2` backup table), keys opened: written back through the store
+ * (`compareAndSet`), they are sealed again. Empty when the store was never migrated.
+ *
+ * @throws RekeyError STORE_LOCKED (sealed under a master key not given); STORE_CORRUPT (a
+ *   backup row changed, or moved from another row or store); pg errors.
+ */
+export async function readMigrationBackup(
+  pool: pg.Pool,
+  sql: RekeySql,
+  sealer: RecordSealer,
+  source: string,
+): Promise<Record<string, unknown>> {
+  const { rows } = await pool.query(sql.migrationBackupExists);
+  if (!(rows[0] as { present: boolean }).present) return {};
+  const backup = await pool.query(sql.migrationBackupRows);
+  const records: Record<string, unknown> = {};
+  for (const row of backup.rows as { id: string; text: string }[]) {
+    const where = `${source} (principals_schema_2, row ${JSON.stringify(row.id.slice(0, 200))})`;
+    const text = openSealedBackup(row.text, sealer.keyring.accepted, where);
+    if (JSON.parse(row.text).name !== migrationBackupName(row.id)) {
+      throw new RekeyError("STORE_CORRUPT", `${where} is the backup of another row`);
+    }
+    records[row.id] = JSON.parse(text);
+  }
+  return records;
 }
 
 /** Seals, row by row, the schema-1 table a migration kept: it holds every key it had. */

@@ -12,6 +12,8 @@ export function sqlFor(schema: string) {
   const sealing = `"${schema}".store_sealing`;
   // Schema 1 kept the whole store in this one row; it is migrated once, then renamed.
   const legacyCredentials = `"${schema}".credentials`;
+  // The schema-2 → 3 migration's backup (see row-sealing.ts).
+  const migrationBackup = `"${schema}".principals_schema_2`;
   // One channel per schema: several rekey schemas can share a database.
   const channel = `${schema}.credentials`;
   return {
@@ -99,6 +101,17 @@ export function sqlFor(schema: string) {
     claimStoreId: `INSERT INTO ${sealing} (id, store_id) VALUES (1, $1) ON CONFLICT (id) DO NOTHING`,
     storeId: `SELECT store_id FROM ${sealing} WHERE id = 1`,
     principalRows: `SELECT id, version, data FROM ${principals} WHERE data IS NOT NULL`,
+    /**
+     * Whether any key of a principal row is not sealed under the current master key ($1:
+     * \`rk1:<its id>:%\`): answered by the server, so an open with nothing to seal (every open
+     * but the first after an upgrade or a re-keying) does not ship every row to the client.
+     */
+    anyToReseal: `SELECT EXISTS (SELECT 1 FROM ${principals} p,
+        LATERAL (SELECT p.data->>'key' AS key UNION ALL
+                 SELECT a->>'key' FROM json_array_elements(
+                   CASE WHEN json_typeof(p.data->'alternates') = 'array'
+                        THEN p.data->'alternates' ELSE '[]'::json END) a) k
+      WHERE p.data IS NOT NULL AND k.key IS NOT NULL AND k.key NOT LIKE $1) AS needed`,
     /** How many keys of principal rows are not sealed (the \`doctor\` line). */
     countClearKeys: `SELECT count(*) AS clear FROM ${principals} p,
         LATERAL (SELECT p.data->>'key' AS key UNION ALL
@@ -113,6 +126,30 @@ export function sqlFor(schema: string) {
     sealLegacyBackupRow: `UPDATE "${schema}".credentials_schema_1 SET data = $2::json WHERE id = $1`,
     /** $1: id, $2: the version read, $3: the same record with its keys sealed. */
     resealPrincipal: `UPDATE ${principals} SET data = $3 WHERE id = $1 AND version = $2`,
+    /**
+     * The backup of the schema-2 → 3 migration: each principal row as it was before its keys
+     * were sealed, itself sealed whole (core's sealBackup), so the backup holds no key in clear.
+     */
+    createMigrationBackup: `CREATE TABLE IF NOT EXISTS ${migrationBackup} (
+        id text PRIMARY KEY,
+        version bigint NOT NULL,
+        data json NOT NULL,
+        backed_up_at timestamptz NOT NULL DEFAULT now()
+      )`,
+    /**
+     * One row's migration, in one statement (atomic): the row as it was, sealed whole ($4),
+     * into the backup (the first backup of a row is kept), and the row's keys sealed ($3), by
+     * compare-and-set on the version read ($2).
+     */
+    resealPrincipalWithBackup: `WITH backup AS (
+        INSERT INTO ${migrationBackup} (id, version, data)
+        SELECT $1, $2, $4::json
+        WHERE EXISTS (SELECT 1 FROM ${principals} WHERE id = $1 AND version = $2)
+        ON CONFLICT (id) DO NOTHING
+      )
+      UPDATE ${principals} SET data = $3 WHERE id = $1 AND version = $2`,
+    migrationBackupExists: `SELECT to_regclass('${migrationBackup}') IS NOT NULL AS present`,
+    migrationBackupRows: `SELECT id, data::text AS text FROM ${migrationBackup} ORDER BY id`,
     metaSchemaVersion: `SELECT (data->>'schemaVersion')::int AS schema_version FROM ${meta} WHERE id = 1`,
     /** Marks the store document schema 3 (keys sealed), keeping the rest of the meta row. */
     markSealed: `UPDATE ${meta} SET data = (json_build_object('schemaVersion', 3)::jsonb

@@ -8,6 +8,7 @@ export {
   verifyAuditChain,
 } from "./audit-chain.js";
 export {
+  ClearSealer,
   countClearKeys,
   explicitKeySource,
   formatMasterKey,

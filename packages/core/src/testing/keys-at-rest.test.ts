@@ -19,10 +19,19 @@ async function plantedTree(clear: boolean) {
   const store = join(root, "home", "store");
   await mkdir(store, { recursive: true });
   const key = clear ? rawKey() : "rk1:0123456789abcdef:AAAA";
-  await writeFile(join(store, "credentials.json"), JSON.stringify({ data: { key } }));
+  await writeFile(
+    join(store, "credentials.json"),
+    JSON.stringify({ version: 1, data: { principals: { a: { key } } } }),
+  );
   await writeFile(join(store, "audit.jsonl"), "{}\n");
-  // A delivery target holds the key by design: not one of rekey's files.
+  // Delivery targets hold the key by design: not rekey's files.
   await writeFile(join(store, ".env"), `KEY=${rawKey()}\n`);
+  const wallet = join(root, "lightning-wallet");
+  await mkdir(wallet);
+  await writeFile(
+    join(wallet, "credentials.json"),
+    JSON.stringify({ api_url: "http://127.0.0.1:8787", api_key: rawKey() }),
+  );
   return { root, credentials: join(store, "credentials.json") };
 }
 

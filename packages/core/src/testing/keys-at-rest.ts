@@ -23,6 +23,26 @@ export const STORE_FILE =
   /^(credentials[^/]*\.json|audit\.jsonl|\.credentials\.json\.[0-9a-f]+\.tmp)$/;
 
 /**
+ * Whether a file named like a store file is rekey's: a lightning-wallet client's own
+ * `credentials.json` (a delivery target, holding the key by design) is not. A `credentials*.json`
+ * is rekey's when it is a store document or a sealed backup (or not JSON at all: a torn write).
+ */
+function isRekeyFile(name: string, text: string): boolean {
+  if (!name.startsWith("credentials")) return true;
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    return (
+      typeof parsed !== "object" ||
+      parsed === null ||
+      "data" in parsed ||
+      "rekeySealedBackup" in parsed
+    );
+  } catch {
+    return true;
+  }
+}
+
+/**
  * The store files under `root` (it and, with `deep`, every directory below it) holding a raw
  * key. Regular files only (a test's store dir may be /proc/<pid>/fd, whose pipes never end);
  * what cannot be read is skipped. Throws nothing.
@@ -49,11 +69,13 @@ export function storeFilesHoldingRawKeys(root: string, deep = false): string[] {
         continue;
       }
       if (!stats.isFile() || !STORE_FILE.test(name)) continue;
+      let text: string;
       try {
-        if (RAW_KEY.test(readFileSync(path, "utf8"))) found.push(path);
+        text = readFileSync(path, "utf8");
       } catch {
-        // Gone meanwhile, or unreadable: nothing to scan.
+        continue; // Gone meanwhile, or unreadable: nothing to scan.
       }
+      if (RAW_KEY.test(text) && isRekeyFile(name, text)) found.push(path);
     }
   };
   visit(root, 0);
