@@ -44,9 +44,11 @@ import { LockSession } from "./locks.js";
 import {
   openRowSealer,
   readMigrationBackup,
+  recordSealedUnder,
   requireKeySource,
   rowEncryption,
   sealRows,
+  sealRowsOnOpen,
 } from "./row-sealing.js";
 import { type RekeySql, sqlFor } from "./sql.js";
 
@@ -552,9 +554,10 @@ export class PostgresStore implements CredentialStore {
       );
       if (this.sealKeys) {
         this.sealer = sealer;
-        await sealRows(this.pool, this.sql, this.sealer);
+        await sealRowsOnOpen(this.pool, this.sql, this.sealer);
       } else {
         this.sealer = new ClearSealer(sealer.storeId, sealer.keyring, this.location);
+        await recordSealedUnder(this.pool, this.sql, undefined);
       }
     } catch (error) {
       if (error instanceof RekeyError) throw error;

@@ -224,6 +224,37 @@ if (postgresUrl === "") {
       expect(await open(schema).migrationBackup()).toEqual({});
     });
 
+    it("once every row is sealed under the current key, an open does not look again until the schema says so", async () => {
+      const schema = newSchema();
+      await open(schema).compareAndSet(0, twoPrincipals());
+      const keyId = parseMasterKey(TEST_MASTER_KEY_ENV.REKEY_MASTER_KEY, "test").id;
+      const sealedUnder = async () =>
+        (await adminQuery(`SELECT sealed_under FROM "${schema}".store_sealing`)).rows[0]
+          .sealed_under;
+      expect(await sealedUnder()).toBe(keyId);
+      // A row put back in clear behind rekey's back (schema still 3) is not looked for on open,
+      // but doctor counts it...
+      const [first] = await rowsOf(schema);
+      const record = twoPrincipals().principals[first?.id as string];
+      await adminQuery(`UPDATE "${schema}".principals SET data = $2 WHERE id = $1`, [
+        first?.id,
+        JSON.stringify(record),
+      ]);
+      const health = await open(schema).health();
+      expect(health.encryption).toMatchObject({ state: "clear", clearKeys: 1 });
+      // ...and an older rekey's schema-2 mark makes the next open look, and seal it.
+      await adminQuery(
+        `UPDATE "${schema}".store_meta SET data = (data::jsonb || '{"schemaVersion": 2}')::json`,
+      );
+      expect((await open(schema).health()).encryption).toMatchObject({
+        state: "encrypted",
+        clearKeys: 0,
+      });
+      for (const row of await rowsOf(schema)) {
+        for (const key of KEYS) expect(row.text).not.toContain(key);
+      }
+    });
+
     it("a wrong master key is STORE_LOCKED and changes no row", async () => {
       const schema = newSchema();
       await open(schema).compareAndSet(0, twoPrincipals());
