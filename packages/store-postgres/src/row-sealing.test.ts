@@ -232,6 +232,10 @@ if (postgresUrl === "") {
         (await adminQuery(`SELECT sealed_under FROM "${schema}".store_sealing`)).rows[0]
           .sealed_under;
       expect(await sealedUnder()).toBe(keyId);
+      // A schema set up by the previous rekey has no such column: an open looks, then adds it.
+      await adminQuery(`ALTER TABLE "${schema}".store_sealing DROP COLUMN sealed_under`);
+      expect((await open(schema).read()).data).toEqual(twoPrincipals());
+      expect(await sealedUnder()).toBe(keyId);
       // A row put back in clear behind rekey's back (schema still 3) is not looked for on open,
       // but doctor counts it...
       const [first] = await rowsOf(schema);
