@@ -53,7 +53,9 @@ process.once("SIGTERM", () => {
 `;
 
 export default async function runHttpBench() {
-  const httpBin = fileURLToPath(new URL("../../apps/http/dist/bin.js", import.meta.url));
+  const httpBin =
+    process.env.REKEY_HTTP_BENCH_BIN ??
+    fileURLToPath(new URL("../../apps/http/dist/bin.js", import.meta.url));
   if (!existsSync(httpBin)) {
     throw new Error(`${httpBin} is missing: run pnpm --filter @rekey/http build first`);
   }
@@ -74,14 +76,17 @@ export default async function runHttpBench() {
   const unpin = pinThisProcess(0);
   const cpu = unpin === undefined ? undefined : 1;
 
-  // Registers an operator into the store `spec` names (a directory or a postgres:// URL).
+  // Registers an operator into the store `spec` names (a directory, a postgres:// URL or
+  // "memory") and returns its key.
   const registerInto = async (spec) => {
     const env = spec.startsWith("postgres") ? TEST_MASTER_KEY_ENV : {};
     const store = await openCredentialStore({ spec, env, urlStores: postgresUrlStores });
     const rekey = createRekey({ store, surface: "library", baseUrl: sandbox.url, env: {} });
     await rekey.register({ name: "bench operator" });
+    const { key } = await rekey.keyProvider.current();
     await rekey.close();
     await store.close();
+    return key;
   };
   // rekey-http on the servers' CPU. Logs at the default level (info): successful polls are
   // logged at debug, so none are written here; a failing request would be, and would fail the
@@ -122,9 +127,14 @@ export default async function runHttpBench() {
       `rekey-http status (file store): ${result.ratio >= TARGET_RATIO ? "meets" : "MISSES"} the ${TARGET_RATIO}x target`,
     );
 
-    // The same route over an empty in-memory store separates the HTTP layer's cost from the file
-    // store's.
-    memory = await spawnHttp(["--store", "memory"], { REKEY_API_URL: sandbox.url });
+    // The same route over an in-memory store separates the HTTP layer's cost from the file
+    // store's. A memory store starts empty, and status on an empty profile is a 404: the
+    // operator comes from REKEY_API_KEY, as a key seeded into a container would.
+    const memoryKey = await registerInto("memory");
+    memory = await spawnHttp(["--store", "memory"], {
+      REKEY_API_URL: sandbox.url,
+      REKEY_API_KEY: memoryKey,
+    });
     const memoryResult = await againstBare(
       "GET /v1/status (memory store) vs bare node:http",
       memory,
