@@ -13,7 +13,7 @@ import {
 } from "@rekey/core";
 import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
 import pino from "pino";
-import { createHttpApp } from "./app.js";
+import { createHttpApp, createHttpService } from "./app.js";
 import { parseHttpConfig, USAGE } from "./config.js";
 import { createEventHub } from "./events/event-hub.js";
 import { createLogger } from "./logger.js";
@@ -125,7 +125,7 @@ async function main(argv: string[]): Promise<void> {
           publish: (event) => events.publish(event),
         });
   const metrics = createHttpMetrics(systemClock);
-  const app = createHttpApp({
+  const { app, polledFastPath } = createHttpService({
     rekey,
     events,
     ...(sessions === undefined
@@ -148,6 +148,7 @@ async function main(argv: string[]): Promise<void> {
   });
   const server = await listen({
     fetch: app.fetch,
+    polledFastPath,
     host: config.host,
     port: config.port,
     tls: config.tls,

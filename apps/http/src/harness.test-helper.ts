@@ -10,7 +10,12 @@ import {
   startSandbox,
   type TestClock,
 } from "@rekey/sandbox";
-import { createHttpApp, type HttpAppDeps } from "./app.js";
+import {
+  type createHttpApp,
+  createHttpService,
+  type HttpAppDeps,
+  type HttpService,
+} from "./app.js";
 import { createEventHub, type EventHub } from "./events/event-hub.js";
 import { createLogger } from "./logger.js";
 import { hashToken, type Scope, type TokenConfig } from "./tokens.js";
@@ -85,6 +90,8 @@ export interface Harness extends Faucet {
   rekey: Rekey;
   store: CredentialStore;
   app: ReturnType<typeof createHttpApp>;
+  /** The app's node-level answer to successful polls, for a server started with `listen`. */
+  polledFastPath: HttpService["polledFastPath"];
   /** The event source behind `/v1/events`, on the harness's store. */
   events: EventHub;
   /** The console's sessions (with `console: true`). */
@@ -138,7 +145,7 @@ export async function startHarness(
   });
   const events = createEventHub({ store, clock });
   const sessions = createSessionStore(clock);
-  const app = createHttpApp({
+  const { app, polledFastPath } = createHttpService({
     rekey,
     events,
     ...(options.console === true ? { console: { store, sessions, secureCookie: false } } : {}),
@@ -154,6 +161,7 @@ export async function startHarness(
     rekey,
     store,
     app,
+    polledFastPath,
     events,
     sessions,
     tokens,

@@ -1,4 +1,11 @@
-import type { Server } from "node:http";
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerOptions,
+  type ServerResponse,
+} from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
@@ -13,6 +20,11 @@ import type { Logger } from "pino";
 /** How to listen. `tls` switches to HTTPS. */
 export interface ListenOptions {
   fetch: (request: Request) => Response | Promise<Response>;
+  /**
+   * Tried first on every request: true when it answered (see middleware/polled-fast-path.ts),
+   * false to hand the request to `fetch`.
+   */
+  polledFastPath?: (incoming: IncomingMessage, outgoing: ServerResponse) => boolean;
   host: string;
   port: number;
   tls?: { cert: Buffer; key: Buffer } | undefined;
@@ -39,6 +51,21 @@ function formatHost(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
 }
 
+/**
+ * `create` (node's http or https `createServer`) with `fastPath` tried before the adapter's
+ * listener on each request.
+ */
+function withFastPath(
+  create: typeof createHttpServer,
+  fastPath: ListenOptions["polledFastPath"],
+): typeof createHttpServer {
+  if (fastPath === undefined) return create;
+  return ((serverOptions: ServerOptions, listener: RequestListener) =>
+    create(serverOptions, (incoming, outgoing) => {
+      if (!fastPath(incoming, outgoing)) listener(incoming, outgoing);
+    })) as typeof createHttpServer;
+}
+
 /** Starts @hono/node-server on `host:port` (port 0: any free port). */
 export function listen(options: ListenOptions): Promise<RunningServer> {
   const limits = { ...DEFAULT_SERVER_LIMITS, ...options.limits };
@@ -49,13 +76,17 @@ export function listen(options: ListenOptions): Promise<RunningServer> {
             fetch: options.fetch,
             hostname: options.host,
             port: options.port,
+            createServer: withFastPath(createHttpServer, options.polledFastPath),
             serverOptions: serverCreationOptions(limits),
           })
         : serve({
             fetch: options.fetch,
             hostname: options.host,
             port: options.port,
-            createServer: createHttpsServer,
+            createServer: withFastPath(
+              createHttpsServer as unknown as typeof createHttpServer,
+              options.polledFastPath,
+            ),
             serverOptions: {
               ...serverCreationOptions(limits),
               cert: options.tls.cert,

@@ -62,4 +62,46 @@ describe("createStatusBodyCache", () => {
     expect(cache.get("1")).toBeUndefined();
     expect(cache.get("65")).toBe("body 65");
   });
+
+  it("shares one render among fills for a principal while it runs, but not across a clear()", async () => {
+    const cache = createStatusBodyCache(60_000);
+    let renders = 0;
+    const finishers: ((body: string) => void)[] = [];
+    const slowRender = () => {
+      renders += 1;
+      return new Promise<string>((resolve) => finishers.push(resolve));
+    };
+    const first = cache.fill("", slowRender);
+    const second = cache.fill("", slowRender);
+    const otherPrincipal = cache.fill("7", slowRender);
+    expect(renders).toBe(2);
+    cache.clear(); // a rotation: a fill from now on must not get the body read before it
+    const afterClear = cache.fill("", slowRender);
+    expect(renders).toBe(3);
+    finishers[0]?.("old");
+    finishers[1]?.("agent 7");
+    finishers[2]?.("new");
+    expect([await first, await second, await otherPrincipal, await afterClear]).toEqual([
+      "old",
+      "old",
+      "agent 7",
+      "new",
+    ]);
+    expect(cache.get("")).toBe("new");
+    // Done: the next fill renders again.
+    await cache.fill("", rendered("newer"));
+    expect(renders).toBe(3);
+    expect(cache.get("")).toBe("newer");
+  });
+
+  it("shares nothing with maxAgeMs 0: every fill renders", async () => {
+    const cache = createStatusBodyCache(0);
+    let renders = 0;
+    const render = async () => {
+      renders += 1;
+      return "body";
+    };
+    await Promise.all([cache.fill("", render), cache.fill("", render)]);
+    expect(renders).toBe(2);
+  });
 });

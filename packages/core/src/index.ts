@@ -48,6 +48,15 @@ export {
   showProfile,
   useProfile,
 } from "./engine/profiles.js";
+export {
+  type AgentRotationOutcome,
+  type AgentRotationPlan,
+  DEFAULT_AGENT_ROTATION_CONCURRENCY,
+  MAX_AGENT_ROTATION_CONCURRENCY,
+  planAgentRotation,
+  type RotateAgentsOptions,
+  rotateAgents,
+} from "./engine/rotate-agents.js";
 export * from "./engine/types.js";
 export * from "./errors.js";
 export { fingerprint } from "./fingerprint.js";

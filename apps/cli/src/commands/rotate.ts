@@ -1,15 +1,16 @@
 import {
+  type AgentRotationOutcome,
   type AgentStatus,
-  agent,
   COOLDOWN_MINUTES,
-  type DeliveryOutcome,
+  DEFAULT_AGENT_ROTATION_CONCURRENCY,
   formatDuration,
   isRekeyError,
-  type Rekey,
+  MAX_AGENT_ROTATION_CONCURRENCY,
+  planAgentRotation,
   RekeyError,
   type RotationPlan,
   type RotationResult,
-  toRekeyError,
+  rotateAgents,
 } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { exitCodeFor } from "../exit-codes.js";
@@ -156,19 +157,6 @@ function renderResult(result: RotationResult, output: Output): string {
   return lines.join("\n");
 }
 
-/** One agent's outcome in `--all-agents`. */
-interface AgentOutcome {
-  agentId: number;
-  name: string;
-  result: "rotated" | "already_rotated" | "failed";
-  oldFingerprint?: string | undefined;
-  newFingerprint?: string | undefined;
-  cooldownUntil?: string | undefined;
-  error?: { code: string; message: string } | undefined;
-  apiKey?: string | undefined;
-  deliveries?: DeliveryOutcome[] | undefined;
-}
-
 async function rotateAllAgents(
   context: CommandContext,
   flags: RotateFlags,
@@ -176,20 +164,10 @@ async function rotateAllAgents(
 ): Promise<void> {
   const { output } = context;
   await context.withRekey(async ({ rekey }) => {
-    const agents = await rekey.listAgents();
-    // An agent inside a cooldown was rotated recently (for example by an interrupted run of
-    // this command): rotating it again would only restart its withdrawal block.
-    const alreadyRotated = (entry: AgentStatus) => entry.cooldownRemainingSeconds > 0;
-    const toRotate = agents.filter((entry) => flags.force || !alreadyRotated(entry));
-    const skipped: AgentOutcome[] = agents
-      .filter((entry) => !flags.force && alreadyRotated(entry))
-      .map((entry) => ({
-        agentId: entry.id,
-        name: entry.name,
-        result: "already_rotated",
-        newFingerprint: entry.fingerprint,
-        cooldownUntil: entry.cooldownUntil,
-      }));
+    // Which agents to rotate and which to skip (inside a cooldown) is core's policy; this
+    // command shows the plan, asks, draws progress and prints the outcomes.
+    const plan = await planAgentRotation(rekey, { force: flags.force });
+    const { agents, toRotate } = plan;
 
     if (flags.dryRun) {
       output.result(
@@ -220,55 +198,24 @@ async function rotateAllAgents(
     }
 
     const progress = await startProgress(context, toRotate.length, "rotating agents");
-    const rotated = await mapWithConcurrency(toRotate, concurrency, async (entry) => {
-      const outcome = await rotateAgent(rekey, entry, flags);
-      progress.tick();
-      return outcome;
-    });
-    progress.stop();
-
-    const outcomes = [...rotated, ...skipped].sort((a, b) => a.agentId - b.agentId);
+    let outcomes: AgentRotationOutcome[];
+    try {
+      outcomes = await rotateAgents(rekey, {
+        plan,
+        force: flags.force,
+        reveal: flags.reveal,
+        concurrency,
+        onRotated: () => progress.tick(),
+      });
+    } finally {
+      progress.stop();
+    }
     output.result("rotate", { dryRun: false, allAgents: true, results: outcomes }, () =>
       renderSummary(outcomes, flags.reveal, output),
     );
     const firstFailure = outcomes.find((outcome) => outcome.result === "failed");
     if (firstFailure?.error) context.setExitCode(exitCodeFor(firstFailure.error.code));
   });
-}
-
-async function rotateAgent(
-  rekey: Rekey,
-  entry: AgentStatus,
-  flags: RotateFlags,
-): Promise<AgentOutcome> {
-  const base = { agentId: entry.id, name: entry.name };
-  try {
-    const result = await rekey.rotateKey({
-      target: agent(entry.id),
-      force: flags.force,
-      reveal: flags.reveal,
-    });
-    return {
-      ...base,
-      result: "rotated",
-      oldFingerprint: result.oldFingerprint,
-      newFingerprint: result.newFingerprint,
-      cooldownUntil: result.cooldownUntil,
-      ...(result.apiKey === undefined ? {} : { apiKey: result.apiKey }),
-      ...(result.deliveries === undefined ? {} : { deliveries: result.deliveries }),
-    };
-  } catch (error) {
-    // Rotated by someone else between the listing and now.
-    if (isRekeyError(error, "COOLDOWN_ACTIVE")) {
-      return { ...base, result: "already_rotated", cooldownUntil: error.details.cooldownUntil };
-    }
-    const rekeyError = toRekeyError(error);
-    return {
-      ...base,
-      result: "failed",
-      error: { code: rekeyError.code, message: rekeyError.message },
-    };
-  }
 }
 
 function renderAllAgentsPlan(
@@ -306,10 +253,10 @@ function renderAllAgentsPlan(
   return lines.join("\n");
 }
 
-function renderSummary(outcomes: AgentOutcome[], reveal: boolean, output: Output): string {
+function renderSummary(outcomes: AgentRotationOutcome[], reveal: boolean, output: Output): string {
   const { colors, time } = output;
   if (outcomes.length === 0) return "No agents.";
-  const resultText = (outcome: AgentOutcome) =>
+  const resultText = (outcome: AgentRotationOutcome) =>
     outcome.result === "rotated"
       ? colors.green("rotated")
       : outcome.result === "already_rotated"
@@ -351,30 +298,14 @@ function renderSummary(outcomes: AgentOutcome[], reveal: boolean, output: Output
   return lines.join("\n");
 }
 
-/** Runs `work` over `items`, at most `limit` at a time, keeping the input order. */
-async function mapWithConcurrency<T, R>(
-  items: T[],
-  limit: number,
-  work: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await work(items[index] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
-
 function parseConcurrency(value: unknown): number {
   const parsed = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : Number.NaN;
-  if (!Number.isInteger(parsed) || parsed < 1 || parsed > 16) {
-    throw new RekeyError("INVALID_INPUT", `--concurrency ${String(value)} must be 1 to 16`, {
-      hint: "The default, 4, is gentle on the faucet.",
-    });
+  if (!Number.isInteger(parsed) || parsed < 1 || parsed > MAX_AGENT_ROTATION_CONCURRENCY) {
+    throw new RekeyError(
+      "INVALID_INPUT",
+      `--concurrency ${String(value)} must be 1 to ${MAX_AGENT_ROTATION_CONCURRENCY}`,
+      { hint: `The default, ${DEFAULT_AGENT_ROTATION_CONCURRENCY}, is gentle on the faucet.` },
+    );
   }
   return parsed;
 }

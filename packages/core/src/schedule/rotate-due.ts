@@ -1,5 +1,6 @@
 import type { Clock } from "../clock.js";
 import type { DeliveryOutcome } from "../delivery/delivery-journal.js";
+import { mapLimited } from "../engine/limited.js";
 import { principalOfRecord, viewOf } from "../engine/principal-records.js";
 import type { Rekey } from "../engine/types.js";
 import { isRekeyError, toRekeyError } from "../errors.js";
@@ -115,7 +116,7 @@ export async function rotateDue(options: RotateDueOptions): Promise<DueReport> {
     }
   }
   await options.onPlan?.(toRotate.length);
-  await forEachLimited(toRotate, options.concurrency ?? 4, async ({ outcome, record }) => {
+  await mapLimited(toRotate, options.concurrency ?? 4, async ({ outcome, record }) => {
     await rotateOne(options, record, outcome);
     options.onRotated?.(outcome);
   });
@@ -211,19 +212,4 @@ async function rotateOne(
 
 async function emit(options: RotateDueOptions, event: ScheduleEvent): Promise<void> {
   await options.events?.emit(event);
-}
-
-async function forEachLimited<T>(
-  items: T[],
-  limit: number,
-  work: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await work(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
