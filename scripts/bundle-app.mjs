@@ -100,7 +100,7 @@ export async function bundleApp({ appUrl, entryPoints, define = {} }) {
     await thirdPartyNotices(new URL(".", appUrl).pathname, result.metafile),
   );
 
-  // `node:sqlite` is newer than node 20: undici requires it only for a cache store never used.
+  // Any `node:` import is a built-in, even one newer than node 20 (which isBuiltin() there denies).
   const leftOutside = Object.values(result.metafile.outputs)
     .flatMap((output) => output.imports)
     .filter(
