@@ -1,5 +1,5 @@
 // The one way the three apps (rekey, rekey-mcp, rekey-http) are built: esbuild bundles each
-// entry with every dependency inside (core, the sandbox, zod, undici, commander, the MCP SDK,
+// entry with every dependency inside (core, the sandbox, zod, commander, the MCP SDK,
 // hono, pino, ...), so an installed app needs no other package at runtime and `npm i -g` pulls
 // nothing from the registry. `splitting` keeps every `await import(...)` a lazy chunk, so a
 // program loads only what the command it runs needs.
@@ -7,13 +7,56 @@
 // One package stays outside: `pg`, an optional peer dependency of each app, imported only when
 // a `postgres://` store is opened (store-postgres loads it lazily). Bundling it would put a
 // database driver in every install and need a stand-in for its native addon.
-//
-// Core's lazy `import("undici")` arrives as a namespace holding only `default` (a split dynamic
-// import of CommonJS); core's transport accepts that shape.
 import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { isBuiltin } from "node:module";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { build } from "esbuild";
+
+/**
+ * Start-up costs inside dependencies that rekey never uses, cut at build time (each found by
+ * `node --cpu-prof` on a cold `rekey status`; bench/README.md has the figures):
+ * - zod's `z.locales` holds ~60 translations of its messages (365 KB of the zod chunk to
+ *   compile on every start); rekey uses the English messages zod configures by default, so the
+ *   bundle keeps `en` only.
+ * - string-width, imported, builds an `Intl.Segmenter` (ICU's break data) and a
+ *   `/^\p{RGI_Emoji}$/v` literal (V8 builds the emoji set while compiling the module): ~50 ms
+ *   before `rekey status` prints a line. Both serve only non-ASCII text, which its ASCII fast
+ *   path never sends them, so the bundle builds each on first use.
+ * The build fails if a dependency changes so that a cut no longer applies.
+ */
+const LAZY_STRING_WIDTH = [
+  [
+    "const segmenter = new Intl.Segmenter();",
+    "let builtSegmenter; const segmenter = { segment: (text) => (builtSegmenter ??= new Intl.Segmenter()).segment(text) };",
+  ],
+  [
+    "const rgiEmojiRegex = /^\\p{RGI_Emoji}$/v;",
+    'let builtRgiEmojiRegex; const rgiEmojiRegex = { test: (text) => (builtRgiEmojiRegex ??= new RegExp("^\\\\p{RGI_Emoji}$", "v")).test(text) };',
+  ],
+];
+
+export const startupCuts = {
+  name: "rekey-startup-cuts",
+  setup(build) {
+    build.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, (args) => ({
+      contents: 'export { default as en } from "./en.js";\n',
+      resolveDir: dirname(args.path),
+      loader: "js",
+    }));
+    build.onLoad({ filter: /[\\/]string-width[\\/]index\.js$/ }, async (args) => {
+      let source = await readFile(args.path, "utf8");
+      // Older majors (cli-progress uses one) build neither.
+      if (!source.includes("Intl.Segmenter")) return undefined;
+      for (const [eager, lazy] of LAZY_STRING_WIDTH) {
+        if (source.split(eager).length !== 2) {
+          throw new Error(`${args.path}: no longer holds \`${eager}\` as rekey expects`);
+        }
+        source = source.replace(eager, () => lazy);
+      }
+      return { contents: source, loader: "js" };
+    });
+  },
+};
 
 /** Packages an app imports at runtime without bundling them: optional peers only. */
 export const OPTIONAL_PEERS = ["pg"];
@@ -24,10 +67,11 @@ const REQUIRE_SHIM =
 /**
  * Bundles `entryPoints` (name → source) of the app at `appUrl` into its dist/, writes
  * dist/meta.json (esbuild's metafile, left out of the package) and returns the metafile.
- * `__REKEY_VERSION__` is the app's package.json version: the one place versions live.
+ * `__REKEY_VERSION__` is the app's package.json version: the one place versions live; `define`
+ * adds the app's own build-time constants.
  * Throws when a chunk imports a package other than a node built-in or an optional peer.
  */
-export async function bundleApp({ appUrl, entryPoints }) {
+export async function bundleApp({ appUrl, entryPoints, define = {} }) {
   const manifest = JSON.parse(await readFile(new URL("package.json", appUrl), "utf8"));
   const dist = new URL("dist/", appUrl);
   await rm(dist, { recursive: true, force: true });
@@ -41,10 +85,11 @@ export async function bundleApp({ appUrl, entryPoints }) {
     platform: "node",
     target: "node20",
     chunkNames: "chunks/[name]-[hash]",
-    define: { __REKEY_VERSION__: JSON.stringify(manifest.version) },
+    define: { __REKEY_VERSION__: JSON.stringify(manifest.version), ...define },
     // Bundled CommonJS dependencies call require() for node built-ins; ESM has none.
     banner: { js: REQUIRE_SHIM },
     external: OPTIONAL_PEERS,
+    plugins: [startupCuts],
     metafile: true,
     legalComments: "none",
     logLevel: "warning",
@@ -55,7 +100,7 @@ export async function bundleApp({ appUrl, entryPoints }) {
     await thirdPartyNotices(new URL(".", appUrl).pathname, result.metafile),
   );
 
-  // `node:sqlite` is newer than node 20: undici requires it only for a cache store never used.
+  // Any `node:` import is a built-in, even one newer than node 20 (which isBuiltin() there denies).
   const leftOutside = Object.values(result.metafile.outputs)
     .flatMap((output) => output.imports)
     .filter(

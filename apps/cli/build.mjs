@@ -1,6 +1,6 @@
 // Bundles the CLI the way every app is bundled (scripts/bundle-app.mjs): self-contained, lazy
 // chunks, `pg` an optional peer. `rekey --version` loads only the entry chunk, `--help` adds
-// commander, and core, zod and undici load only when a command runs.
+// commander, and core and zod load only when a command runs.
 import { chmod, readFile } from "node:fs/promises";
 import { build } from "esbuild";
 import { bundleApp, finishEntry } from "../../scripts/bundle-app.mjs";

@@ -1,10 +1,11 @@
 /**
  * CLI start-up, against bare `node -e 0` in the same run:
  * - `rekey --version`: the entry chunk only (everything else is a lazy chunk); target within
- *   1.2x of bare node. The launcher is CommonJS because any ES module entry alone costs ~1.1-1.2x.
- * - `rekey --help`: adds commander, still no core, zod or undici.
- * - `rekey status`: file store in a temp REKEY_HOME plus one `whoami` to a sandbox on loopback;
- *   most of it is loading core, zod and undici (all bundled in apps/cli/dist).
+ *   1.1x of bare node. The launcher is CommonJS because any ES module entry alone costs ~1.1-1.2x.
+ * - `rekey --help`: adds commander, still no core or zod.
+ * - `rekey status`: file store in a temp REKEY_HOME plus one `whoami` to a sandbox on loopback
+ *   (node:http); most of it is loading commander, core and zod (all bundled in apps/cli/dist).
+ *   Target within 2x of bare node (issue "The engine reads once").
  * Uses the built command as installed (apps/cli/dist/rekey.cjs, the CommonJS launcher that
  * loads dist/bin.js): `pnpm bench` builds first.
  */
@@ -59,8 +60,10 @@ export default async function benchCli() {
       warmup: 2,
       runs: 11,
     });
-    const verdict = version.ratio <= 1.2 ? "meets" : "MISSES";
-    console.log(`rekey --version ${verdict} the 1.2x target (${version.ratio.toFixed(2)}x)`);
+    const verdict = version.ratio <= 1.1 ? "meets" : "MISSES";
+    console.log(`rekey --version ${verdict} the 1.1x target (${version.ratio.toFixed(2)}x)`);
+    const statusVerdict = status.ratio <= 2 ? "meets" : "MISSES";
+    console.log(`rekey status ${statusVerdict} the 2x target (${status.ratio.toFixed(2)}x)`);
     return { version, help, status };
   } finally {
     await sandbox.close();

@@ -13,7 +13,7 @@ import { diskBytes, installedPackages, run, type Started, start } from "./proces
 // `pnpm publish` would), each app's tarball installed with plain npm into an empty directory
 // with an empty HOME, and the installed commands run as the READMEs type them. Run by
 // `pnpm test:install` (and .ci/run) after a build. The libraries' install reaches the npm
-// registry for their dependencies (zod, undici, pg, proper-lockfile); the apps need nothing.
+// registry for their dependencies (zod, pg, proper-lockfile); the apps need nothing.
 
 const repo = fileURLToPath(new URL("../../", import.meta.url));
 const APPS = { cli: "apps/cli", mcp: "apps/mcp", http: "apps/http" } as const;

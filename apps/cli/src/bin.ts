@@ -22,11 +22,6 @@ async function asCancel(error: unknown): Promise<never> {
 const deps: CliDeps = {
   version: VERSION,
   async openRekey(globals) {
-    // A command makes a few small requests and exits, yet at exit node waits for V8 to finish
-    // optimising undici's WebAssembly HTTP parser in the background: about 250 ms of CPU on
-    // every `rekey status`. The baseline compiler's code is plenty for a few short replies.
-    const { setFlagsFromString } = await import("node:v8");
-    setFlagsFromString("--liftoff-only");
     const { createOpenRekey } = await import("./open-rekey.js");
     return createOpenRekey({ env })(globals);
   },

@@ -74,7 +74,7 @@ describe("the built rekey binary", () => {
     expect(help.stdout).toContain("Examples:");
   });
 
-  it("--version loads one small file; --help loads commander but no core, zod, undici or pg", async () => {
+  it("--version loads one small file; --help loads commander but no core, zod or pg", async () => {
     const meta = JSON.parse(await readFile(join(BIN_PATH, "..", "meta.json"), "utf8")) as {
       outputs: Record<
         string,
@@ -103,7 +103,7 @@ describe("the built rekey binary", () => {
     expect(forHelp.some((path) => path.includes("commander"))).toBe(true);
     // Bundled core and sandbox appear under their workspace paths.
     const lazyOnly =
-      /@rekey\/core|packages\/core|packages\/sandbox|packages\/store-postgres|\/pg\/|zod|undici|src\/commands\//;
+      /@rekey\/core|packages\/core|packages\/sandbox|packages\/store-postgres|\/pg\/|zod|src\/commands\//;
     // Core's duration formatter and cooldown lengths are the exceptions: leaf modules with no
     // imports, which every front end shares (the `@rekey/core/duration` and `/cooldowns` subpaths).
     const shared = /packages\/core\/dist\/(duration|cooldowns)\.js$/;
@@ -112,9 +112,13 @@ describe("the built rekey binary", () => {
     // ... and they are inside dist/: some chunk holds each of them.
     const bundled = Object.values(meta.outputs).flatMap((output) => Object.keys(output.inputs));
     const workspace = ["packages/core/", "packages/sandbox/", "packages/store-postgres/"];
-    for (const inside of [...workspace, "/zod/", "/undici/"]) {
+    for (const inside of [...workspace, "/zod/"]) {
       expect(bundled.some((path) => path.includes(inside))).toBe(true);
     }
+    // Requests go through node:http; zod's messages are the English ones only.
+    expect(
+      bundled.filter((path) => /\/undici\/|\/zod\/v4\/locales\/(?!en\.js|index\.js)/.test(path)),
+    ).toEqual([]);
     // pg is an optional peer, installed beside the CLI only for a postgres:// store.
     expect(bundled.some((path) => path.includes("/pg/lib/"))).toBe(false);
   });
@@ -146,6 +150,27 @@ describe("the built rekey binary", () => {
     expect(history.stdout).toContain(`${fingerprint} (new)`);
 
     for (const text of outputs) expect(text).not.toMatch(RAW_SECRET);
+  });
+
+  it("lines up a table whose cells hold CJK and emoji (string-width's lazy segmenter, as bundled)", async () => {
+    // A faucet of its own, so the agent ids here are 1 and 2 and no other test sees them.
+    const faucet = await startSandbox({ port: 0 });
+    try {
+      const own = { REKEY_HOME: join(dir, "home-wide-names"), REKEY_API_URL: faucet.url };
+      const register = ["register", "--recovery-code-file", join(dir, "rc-wide.txt")];
+      expect((await rekey(register, { env: own })).code).toBe(0);
+      expect((await rekey(["agents", "create", "日本 🦊"], { env: own })).code).toBe(0);
+      expect((await rekey(["agents", "create", "plain"], { env: own })).code).toBe(0);
+      const listed = await rekey(["agents"], { env: own });
+      expect(listed.code).toBe(0);
+      const rows = listed.stdout.split("\n");
+      // "日本 🦊" is 7 columns on a terminal (2 + 2 + 1 + 2), as wide as "plain" padded.
+      expect(rows[0]).toMatch(/^id {2}name {5}balance/);
+      expect(rows[2]).toMatch(/^1 {3}日本 🦊 {2}0 sats/);
+      expect(rows[3]).toMatch(/^2 {3}plain {4}0 sats/);
+    } finally {
+      await faucet.close();
+    }
   });
 
   it("refuses a database password in --store (exit 2, hint), but takes REKEY_STORE", async () => {

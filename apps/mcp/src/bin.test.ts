@@ -153,6 +153,10 @@ describe("rekey-mcp start-up", () => {
     });
     const client = new Client({ name: "startup-test", version: "0.0.0" });
     await client.connect(transport);
+    // The warning comes once the handshake is over, without any tool call.
+    for (let waited = 0; waited < 5000 && !stderr.includes("holds no key"); waited += 20) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     await client.close();
     expect(stderr).toMatch(/warning: profile "empty" holds no key/);
     expect(stderr).toContain("rekey login --profile empty");

@@ -1,166 +1,19 @@
 #!/usr/bin/env node
-// The composition root: the only file that reads argv and the environment, builds the real
-// store and Rekey, and listens. Everything else takes its dependencies.
-import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import {
-  createRekey,
-  isLoopbackHost,
-  isRekeyError,
-  openCredentialStore,
-  type Rekey,
-  type RekeyError,
-  redactKeys,
-  startDeliveryFinisher,
-  toRekeyError,
-} from "@rekey/core";
-import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
-import { type McpOptions, parseOptions, USAGE } from "./options.js";
-import { createMcpServer } from "./server.js";
+// The entry point, kept small: a stdio session's handshake is answered by the front from the
+// precomputed handshake (baked in by build.mjs) while nothing else is loaded; main.ts (the MCP
+// SDK, zod, core, the store) loads when the session needs it.
+import type { Handshake } from "./handshake.js";
+import { frontCanServe, type StdioFront, startStdioFront } from "./stdio-front.js";
 
-import { VERSION as version } from "./version.js";
+declare const __REKEY_MCP_HANDSHAKE__: Handshake;
 
-// stdout carries the protocol in stdio mode: diagnostics go to stderr, always key-free.
-function log(line: string): void {
-  process.stderr.write(`rekey-mcp: ${redactKeys(line)}\n`);
+const front: StdioFront | undefined = frontCanServe(process.argv.slice(2))
+  ? startStdioFront(__REKEY_MCP_HANDSHAKE__, () => void start())
+  : undefined;
+
+async function start(): Promise<void> {
+  const { run } = await import("./main.js");
+  run(front);
 }
 
-function fail(error: RekeyError): never {
-  log(`${error.code}: ${error.message}${error.hint ? `\n  ${error.hint}` : ""}`);
-  process.exit(2);
-}
-
-async function configuredToken(options: McpOptions): Promise<string | undefined> {
-  if (options.bearerTokenFile === undefined) return options.bearerToken;
-  const token = (await readFile(options.bearerTokenFile, "utf8")).trim();
-  if (token === "") throw new Error(`The bearer token file ${options.bearerTokenFile} is empty`);
-  return token;
-}
-
-/**
- * A fresh token in a new 0700 directory (the user's runtime directory when there is one), as
- * Jupyter does: the clients of this user can read it, other users cannot. Removed at shutdown.
- */
-async function generatedToken(env: NodeJS.ProcessEnv): Promise<{ token: string; file: string }> {
-  const dir = await mkdtemp(join(env.XDG_RUNTIME_DIR || tmpdir(), "rekey-mcp-"));
-  const file = join(dir, "bearer-token");
-  const token = randomBytes(32).toString("base64url");
-  await writeFile(file, `${token}\n`, { mode: 0o600, flag: "wx" });
-  return { token, file };
-}
-
-/**
- * A host starts the server without showing its output, so a profile with no key would only
- * surface as failing tools: say at once which command fixes it (stderr, the host's log).
- */
-async function warnWhenNoKey(rekey: Rekey, profile: string | undefined): Promise<void> {
-  const flag = profile === undefined ? "" : ` --profile ${profile}`;
-  const warn = (name: string) =>
-    log(
-      `warning: profile "${name}" holds no key, so every tool will fail. Store one with \`rekey login${flag}\` (or \`rekey register${flag}\`) from @rekey/cli, or set REKEY_API_KEY.`,
-    );
-  try {
-    const status = await rekey.status();
-    if (!status.hasKey) warn(status.profile);
-  } catch (error) {
-    // A profile that does not exist yet holds no key either; any other error (a store that
-    // cannot be read) is reported by the first tool call, with its code and hint.
-    if (isRekeyError(error, "NOT_FOUND")) warn(rekey.profileName);
-  }
-}
-
-async function main(): Promise<void> {
-  const env = process.env;
-  const options = parseOptions(process.argv.slice(2), env);
-  if (options.help) return void process.stdout.write(USAGE);
-  if (options.version) return void process.stdout.write(`${version}\n`);
-
-  const store = await openCredentialStore({
-    spec: options.store,
-    env,
-    urlStores: postgresUrlStores,
-  });
-  const rekey = createRekey({
-    store,
-    surface: "mcp",
-    profile: options.profile,
-    ...(options.actAs === undefined ? {} : { actAs: options.actAs }),
-    env,
-    delivery: {
-      openStore: (location) =>
-        openCredentialStore({ spec: location, env, urlStores: postgresUrlStores }),
-    },
-  });
-  await warnWhenNoKey(rekey, options.profile);
-  // Deliveries left by killed processes, and those of rotations made elsewhere.
-  const stopDeliveries = startDeliveryFinisher({
-    finish: () => rekey.finishDeliveries(),
-    watch: (listener) => store.watch(listener),
-    onError: (error) =>
-      log(`finishing deliveries failed (${toRekeyError(error).code}); will retry`),
-  });
-  const deps = { rekey, revealKeys: options.revealKeys, log, version };
-  if (options.revealKeys) log("REKEY_MCP_REVEAL_KEYS is on: rotate_api_key returns raw keys");
-
-  let stop: () => Promise<void>;
-  if (options.transport.kind === "stdio") {
-    const server = createMcpServer(deps);
-    const transport = new StdioServerTransport();
-    stop = () => server.close();
-    // The host closing stdin ends the session.
-    process.stdin.once("end", () => void shutdown());
-    await server.connect(transport);
-  } else {
-    const configured = await configuredToken(options);
-    const generated = configured === undefined ? await generatedToken(env) : undefined;
-    const tls = options.tls && {
-      cert: await readFile(options.tls.certFile),
-      key: await readFile(options.tls.keyFile),
-    };
-    if (!isLoopbackHost(options.transport.host) && tls === undefined) {
-      log(
-        `warning: serving ${options.transport.host} without TLS: the bearer token and any revealed key cross the network in clear text (--tls-cert, --tls-key)`,
-      );
-    }
-    // Only the HTTP mode pays for the HTTP transport (and the Hono adapter under it).
-    const { startHttpServer } = await import("./http-server.js");
-    const running = await startHttpServer({
-      host: options.transport.host,
-      port: options.transport.port,
-      bearerToken: configured ?? generated?.token ?? "",
-      tls,
-      limits:
-        options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections },
-      createServer: () => createMcpServer(deps),
-      log,
-    });
-    stop = async () => {
-      await running.close();
-      if (generated !== undefined)
-        await rm(join(generated.file, ".."), { recursive: true, force: true });
-    };
-    if (generated !== undefined) log(`bearer token in ${generated.file}`);
-    log(`listening on ${running.url} (bearer token required)`);
-  }
-
-  let stopping = false;
-  async function shutdown(): Promise<void> {
-    if (stopping) return;
-    stopping = true;
-    try {
-      await stop();
-      await stopDeliveries();
-      await rekey.close();
-      await store.close();
-    } finally {
-      process.exit(0);
-    }
-  }
-  process.once("SIGINT", () => void shutdown());
-  process.once("SIGTERM", () => void shutdown());
-}
-
-main().catch((error: unknown) => fail(toRekeyError(error)));
+if (front === undefined) await start();

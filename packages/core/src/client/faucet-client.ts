@@ -228,8 +228,8 @@ function checkInput<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
 }
 
 /**
- * Builds a faucet client. Cheap: undici is loaded and a connection pool opened on the first
- * call, and pools are shared per origin by every client in the process.
+ * Builds a faucet client. Cheap: node's HTTP client is loaded and a keep-alive agent made on the
+ * first call, and agents are shared per origin by every client in the process.
  * @throws RekeyError CONFIG_INVALID for a bad base URL (http is allowed only for loopback
  *   hosts) or out-of-range timeouts/retry settings.
  */

@@ -1,48 +1,54 @@
-import type { Dispatcher } from "undici";
+import type { Agent, ClientRequest, IncomingMessage, RequestOptions } from "node:http";
+import type { Socket } from "node:net";
 import { RekeyError, type RekeyErrorDetails } from "../errors.js";
 
-type Undici = typeof import("undici");
-
-// `import "undici"` costs ~150 ms of cold start; the CLI's `--version` must not pay it, so it
-// is loaded on the first request only.
-let undiciLoading: Promise<Undici> | undefined;
-function loadUndici(): Promise<Undici> {
-  // A bundler that splits this CommonJS import may hand back a namespace holding only
-  // `default`; accept both shapes so bundled apps work.
-  undiciLoading ??= import("undici").then((module) =>
-    (module as Undici & { default?: Undici }).Pool
-      ? module
-      : (module as { default: Undici }).default,
-  );
-  return undiciLoading;
+// node:http with a keep-alive Agent: rekey sends a few small JSON POSTs, which node's own client
+// does as well as any. (undici cost ~60 ms to import plus its WebAssembly parser's compile on
+// every `rekey status`.) Loaded on the first request, so importing core stays cheap.
+type HttpModule = Pick<typeof import("node:http"), "Agent" | "request">;
+const modules = new Map<string, Promise<HttpModule>>();
+function httpModule(protocol: string): Promise<HttpModule> {
+  let loading = modules.get(protocol);
+  if (loading === undefined) {
+    loading = protocol === "https:" ? import("node:https") : import("node:http");
+    modules.set(protocol, loading);
+  }
+  return loading;
 }
 
-// One keep-alive pool per origin (and connect timeout), shared by every client in the process:
+// One keep-alive agent per origin (and connect timeout), shared by every client in the process:
 // a CLI or server that builds many clients still reuses warm TLS connections.
-const dispatchers = new Map<string, Dispatcher>();
+const agents = new Map<string, Agent>();
 
 // Replies rekey reads are a few hundred bytes; anything huge is not the faucet.
 const MAX_RESPONSE_BYTES = 1024 * 1024;
+// How long an idle connection stays open; node's agent closes it sooner when the server's
+// `Keep-Alive: timeout=` hint is shorter, so a request rarely meets a connection being closed.
 const KEEP_ALIVE_MS = 10_000;
 
-async function sharedDispatcher(origin: string, connectTimeoutMs: number): Promise<Dispatcher> {
-  const undici = await loadUndici();
-  const cacheKey = `${origin} ${connectTimeoutMs}`;
-  let dispatcher = dispatchers.get(cacheKey);
-  if (dispatcher === undefined) {
-    dispatcher = new undici.Pool(origin, {
-      connect: { timeout: connectTimeoutMs },
-      keepAliveTimeout: KEEP_ALIVE_MS,
-      maxResponseSize: MAX_RESPONSE_BYTES,
-    });
-    dispatchers.set(cacheKey, dispatcher);
+// Our own codes for the two limits node's client does not enforce itself.
+const CONNECT_TIMEOUT = "REKEY_CONNECT_TIMEOUT";
+const RESPONSE_TOO_LARGE = "REKEY_RESPONSE_TOO_LARGE";
+
+function codedError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+async function sharedAgent(url: URL, connectTimeoutMs: number): Promise<Agent> {
+  const http = await httpModule(url.protocol);
+  const cacheKey = `${url.origin} ${connectTimeoutMs}`;
+  let agent = agents.get(cacheKey);
+  if (agent === undefined) {
+    // No cap on sockets (undici's Pool had none either): concurrent calls each get one.
+    agent = new http.Agent({ keepAlive: true, timeout: KEEP_ALIVE_MS, scheduling: "lifo" });
+    agents.set(cacheKey, agent);
   }
-  return dispatcher;
+  return agent;
 }
 
 /** How many shared connection pools exist now (one per origin and connect timeout). */
 export function sharedDispatcherCount(): number {
-  return dispatchers.size;
+  return agents.size;
 }
 
 /**
@@ -50,9 +56,9 @@ export function sharedDispatcherCount(): number {
  * afterwards: the next call opens a new pool.
  */
 export async function closeAllDispatchers(): Promise<void> {
-  const open = [...dispatchers.values()];
-  dispatchers.clear();
-  await Promise.all(open.map((dispatcher) => dispatcher.close().catch(() => undefined)));
+  const open = [...agents.values()];
+  agents.clear();
+  for (const agent of open) agent.destroy();
 }
 
 /** A reply as received: status, the headers rekey reads, and the body text. */
@@ -81,7 +87,7 @@ const NOT_SENT_CODES = new Set([
   "EAI_AGAIN",
   "EHOSTUNREACH",
   "ENETUNREACH",
-  "UND_ERR_CONNECT_TIMEOUT",
+  CONNECT_TIMEOUT,
 ]);
 
 function errorCodes(error: unknown): string[] {
@@ -117,9 +123,9 @@ export async function sendJson(options: SendOptions): Promise<RawReply> {
       cause: signal.reason,
     });
   }
-  const [undici, dispatcher] = await Promise.all([
-    loadUndici(),
-    sharedDispatcher(options.url.origin, options.connectTimeoutMs),
+  const [http, agent] = await Promise.all([
+    httpModule(options.url.protocol),
+    sharedAgent(options.url, options.connectTimeoutMs),
   ]);
 
   const controller = new AbortController();
@@ -132,32 +138,97 @@ export async function sendJson(options: SendOptions): Promise<RawReply> {
   signal?.addEventListener("abort", onCallerAbort, { once: true });
 
   try {
-    const response = await undici.request(options.url, {
-      dispatcher,
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        accept: "application/json",
-        "user-agent": options.userAgent,
-      },
+    return await post(http, {
+      url: options.url,
+      agent,
       body: options.body,
+      userAgent: options.userAgent,
+      connectTimeoutMs: options.connectTimeoutMs,
       signal: controller.signal,
-      headersTimeout: options.requestTimeoutMs,
-      bodyTimeout: options.requestTimeoutMs,
     });
-    const text = await response.body.text();
-    const retryAfter = response.headers["retry-after"];
-    return {
-      status: response.statusCode,
-      retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
-      text,
-    };
   } catch (error) {
     throw transportError(error, { ...options, timedOut, aborted: signal?.aborted === true });
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener("abort", onCallerAbort);
   }
+}
+
+interface PostOptions {
+  url: URL;
+  agent: Agent;
+  body: string;
+  userAgent: string;
+  connectTimeoutMs: number;
+  signal: AbortSignal;
+}
+
+/** One POST on `agent`; rejects with node's error (or one of our two codes) on any failure. */
+function post(http: HttpModule, options: PostOptions): Promise<RawReply> {
+  const requestOptions: RequestOptions = {
+    agent: options.agent,
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      accept: "application/json",
+      "user-agent": options.userAgent,
+      "content-length": Buffer.byteLength(options.body),
+    },
+    signal: options.signal,
+  };
+  return new Promise<RawReply>((resolve, reject) => {
+    const request = http.request(options.url, requestOptions, (response) => {
+      readReply(request, response).then(resolve, reject);
+    });
+    request.once("error", reject);
+    request.once("socket", (socket) => limitConnect(request, socket, options.connectTimeoutMs));
+    request.end(options.body);
+  });
+}
+
+/** Fails a request whose new connection (TCP, and TLS for https) is not up in time. */
+function limitConnect(request: ClientRequest, socket: Socket, connectTimeoutMs: number): void {
+  // A reused keep-alive connection is already up.
+  if (!socket.connecting) return;
+  const timer = setTimeout(() => {
+    request.destroy(codedError(CONNECT_TIMEOUT, `could not connect within ${connectTimeoutMs} ms`));
+  }, connectTimeoutMs);
+  const connected = "encrypted" in socket ? "secureConnect" : "connect";
+  socket.once(connected, () => clearTimeout(timer));
+  socket.once("close", () => clearTimeout(timer));
+}
+
+/** Reads the whole body (at most MAX_RESPONSE_BYTES) as UTF-8 text. */
+function readReply(request: ClientRequest, response: IncomingMessage): Promise<RawReply> {
+  return new Promise<RawReply>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    response.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_RESPONSE_BYTES) {
+        const error = codedError(RESPONSE_TOO_LARGE, `reply over ${MAX_RESPONSE_BYTES} bytes`);
+        request.destroy(error);
+        reject(error);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    response.once("error", reject);
+    // The connection closed before the whole body came.
+    response.once("close", () => {
+      if (!response.complete) reject(codedError("ECONNRESET", "reply cut off"));
+    });
+    response.once("end", () => {
+      const text = Buffer.concat(chunks).toString("utf8");
+      const retryAfter = response.headers["retry-after"];
+      resolve({
+        status: response.statusCode ?? 0,
+        // A byte-order mark is not part of the JSON.
+        text: text.charCodeAt(0) === 0xfeff ? text.slice(1) : text,
+        retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+      });
+    });
+  });
 }
 
 function transportError(
@@ -170,7 +241,7 @@ function transportError(
   const details: RekeyErrorDetails = { action };
   if (!idempotent && !neverSent) details.outcomeUnknown = true;
 
-  if (codes.includes("UND_ERR_RES_EXCEEDED_MAX_SIZE")) {
+  if (codes.includes(RESPONSE_TOO_LARGE)) {
     return new RekeyError(
       "UPSTREAM_INVALID_RESPONSE",
       `The faucet's reply to ${action} was too large`,
@@ -186,11 +257,7 @@ function transportError(
       cause: error,
     });
   }
-  if (
-    context.timedOut ||
-    codes.includes("UND_ERR_HEADERS_TIMEOUT") ||
-    codes.includes("UND_ERR_BODY_TIMEOUT")
-  ) {
+  if (context.timedOut) {
     return new RekeyError(
       "UPSTREAM_TIMEOUT",
       `The faucet did not answer ${action} within ${context.requestTimeoutMs} ms`,
@@ -201,7 +268,7 @@ function transportError(
       },
     );
   }
-  if (codes.includes("UND_ERR_CONNECT_TIMEOUT")) {
+  if (codes.includes(CONNECT_TIMEOUT)) {
     return new RekeyError(
       "UPSTREAM_TIMEOUT",
       `Could not connect to the faucet within ${context.connectTimeoutMs} ms`,
