@@ -48,7 +48,9 @@ export {
   showProfile,
   useProfile,
 } from "./engine/profiles.js";
+export { listAgentsAsSession } from "./engine/session-agents.js";
 export * from "./engine/types.js";
+export { type ErrorAudience, type ErrorFacts, errorFacts } from "./error-facts.js";
 export * from "./errors.js";
 export { fingerprint } from "./fingerprint.js";
 export * from "./lightning-wallet.js";
@@ -69,3 +71,4 @@ export {
   type KillPoint,
   killPoint,
 } from "./testing/kill-points.js";
+export * from "./vocabulary.js";
