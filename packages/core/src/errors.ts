@@ -1,8 +1,9 @@
 /**
  * The one error type of rekey, with a closed set of codes.
  *
- * Every front end maps each code exhaustively (`Record<ErrorCode, ...>`), so adding a code
- * fails the build until the CLI exit codes, HTTP statuses and MCP hints all handle it.
+ * Each code is mapped exhaustively (`Record<ErrorCode, ...>`), so adding a code fails the build
+ * until the CLI exit codes, HTTP statuses and the model hints of `errorFacts` all handle it.
+ * Front ends render an error through `errorFacts` (error-facts.ts), which reads `details`.
  * Messages never carry a raw key: pass fingerprints.
  */
 
