@@ -183,7 +183,7 @@ describe("the packed tarballs, installed with npm", () => {
       env: userEnv,
     });
     expect(rotated.code, rotated.stderr).toBe(0);
-    const fingerprint = (JSON.parse(rotated.stdout) as { newFingerprint: string }).newFingerprint;
+    const fingerprint = (JSON.parse(rotated.stdout) as { fingerprint: string }).fingerprint;
     expect(fingerprint).toMatch(/^fp:/);
 
     // An agent host spawns rekey-mcp over stdio and sees the same key.

@@ -138,7 +138,7 @@ describe("the built rekey binary", () => {
 
     const rotated = await rekey(["rotate", "--yes", "--json"]);
     expect(rotated.code).toBe(0);
-    expect(rotationDocument.parse(JSON.parse(rotated.stdout)).oldFingerprint).toBe(fingerprint);
+    expect(rotationDocument.parse(JSON.parse(rotated.stdout)).old_fingerprint).toBe(fingerprint);
 
     const refused = await rekey(["withdraw", "--amount", "10", "--json"]);
     expect(refused.code).toBe(5);
@@ -221,13 +221,13 @@ describe("the built rekey binary", () => {
         version: 1,
         active: "operator",
         operator: {
-          api_key: operator.apiKey,
+          api_key: operator.api_key,
           id: 1,
           name: "AI Agent Operator",
           recovery_code: `lfr_${"R".repeat(43)}`,
           saved_at: savedAt,
         },
-        agent: { api_key: agent.apiKey, id: 1, name: "imported-agent", saved_at: savedAt },
+        agent: { api_key: agent.api_key, id: 1, name: "imported-agent", saved_at: savedAt },
       }),
       { mode: 0o600 },
     );
@@ -246,18 +246,16 @@ describe("the built rekey binary", () => {
       expect.objectContaining({
         entry: "operator",
         result: "imported",
-        fingerprint: operator.newFingerprint,
+        fingerprint: operator.fingerprint,
       }),
       expect.objectContaining({
         entry: "agent",
         result: "imported",
-        fingerprint: agent.newFingerprint,
+        fingerprint: agent.fingerprint,
       }),
     ]);
     const status = await rekey(["status", "--profile", "imported", "--json"]);
-    expect(statusDocument.parse(JSON.parse(status.stdout)).fingerprint).toBe(
-      operator.newFingerprint,
-    );
+    expect(statusDocument.parse(JSON.parse(status.stdout)).fingerprint).toBe(operator.fingerprint);
     for (const text of outputs) expect(text).not.toMatch(RAW_SECRET);
 
     const garbage = join(dir, "garbage.json");

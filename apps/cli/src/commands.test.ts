@@ -110,11 +110,11 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
     const document = statusDocument.parse(result.json);
     expect(document).toMatchObject({
       principal: { kind: "operator" },
-      hasKey: true,
-      cooldownRemainingSeconds: 0,
+      has_key: true,
+      cooldown_remaining_seconds: 0,
       store: { kind: "file" },
-      storeHealth: { ok: true },
-      identity: { type: "operator" },
+      store_health: { ok: true },
+      identity: { principal: { kind: "operator" } },
     });
     expect(document.store.location).toContain(harness.home);
     const human = await harness.run(["status"]);
@@ -144,7 +144,7 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
     const listed = await harness.runJson(["agents"]);
     const document = agentsListDocument.parse(listed.json);
     expect(document.agents.map((entry) => entry.name)).toEqual(["alpha", "beta"]);
-    expect(document.agents.every((entry) => entry.hasKey)).toBe(true);
+    expect(document.agents.every((entry) => entry.has_key)).toBe(true);
     expectNoSecrets(created.stdout, listed.stdout);
   });
 
@@ -161,7 +161,7 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
     const result = await harness.runJson(["rotate", "--dry-run"]);
     expect(result.code).toBe(0);
     const plan = planDocument.parse(result.json);
-    expect(plan).toMatchObject({ cooldownMinutes: 60, action: "regenerate_operator_key" });
+    expect(plan).toMatchObject({ cooldown_minutes: 60, action: "regenerate_operator_key" });
     expect(harness.sandbox.stats().rotations).toBe(before);
   });
 
@@ -203,7 +203,7 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
       const joined = rotationDocument.parse(result.json);
       expect(joined).toMatchObject({
         shared: true,
-        newFingerprint: (elsewhere as { newFingerprint: string }).newFingerprint,
+        fingerprint: (elsewhere as { fingerprint: string }).fingerprint,
       });
       expect(own.sandbox.stats().rotations).toBe(1);
     } finally {
@@ -217,13 +217,17 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
     const result = await harness.runJson(["rotate", "--yes"]);
     expect(result.code).toBe(0);
     const rotation = rotationDocument.parse(result.json);
-    expect(rotation).toMatchObject({ oldFingerprint, cooldownMinutes: 60, verified: true });
-    expect(rotation.apiKey).toBeUndefined();
+    expect(rotation).toMatchObject({
+      old_fingerprint: oldFingerprint,
+      cooldown_minutes: 60,
+      verified: true,
+    });
+    expect(rotation.api_key).toBeUndefined();
     expectNoSecrets(result.stdout, result.stderr);
 
     const after = statusDocument.parse((await harness.runJson(["status"])).json);
-    expect(after.fingerprint).toBe(rotation.newFingerprint);
-    expect(after.cooldownRemainingSeconds).toBeGreaterThan(59 * 60);
+    expect(after.fingerprint).toBe(rotation.fingerprint);
+    expect(after.cooldown_remaining_seconds).toBeGreaterThan(59 * 60);
   });
 
   it("--quiet prints the result without the plan", async () => {
@@ -244,7 +248,7 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
     expect(result.code).toBe(5);
     const error = errorDocument.parse(JSON.parse(result.stderr)).error;
     expect(error.code).toBe("COOLDOWN_ACTIVE");
-    expect(error.details.cooldownUntil).toEqual(expect.any(String));
+    expect(error.cooldown_until).toEqual(expect.any(String));
     expect(error.hint).toContain("--force");
     const human = await harness.run(["rotate", "--yes"]);
     expect(human.stderr).toMatch(/^error: Operator was rotated recently/m);
@@ -261,12 +265,15 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
     ]);
     expect(result.code).toBe(0);
     const rotation = rotationDocument.parse(result.json);
-    expect(rotation).toMatchObject({ principal: { kind: "agent", agentId }, cooldownMinutes: 30 });
-    expect(rotation.apiKey).toMatch(/^lf_/);
+    expect(rotation).toMatchObject({
+      principal: { kind: "agent", agent_id: agentId },
+      cooldown_minutes: 30,
+    });
+    expect(rotation.api_key).toMatch(/^lf_/);
     const listed = agentsListDocument.parse((await harness.runJson(["agents", "list"])).json);
-    const entry = listed.agents.find((candidate) => candidate.id === agentId);
-    expect(entry?.fingerprint).toBe(rotation.newFingerprint);
-    expect(entry?.cooldownRemainingSeconds).toBeGreaterThan(29 * 60);
+    const entry = listed.agents.find((candidate) => candidate.agent_id === agentId);
+    expect(entry?.fingerprint).toBe(rotation.fingerprint);
+    expect(entry?.cooldown_remaining_seconds).toBeGreaterThan(29 * 60);
   });
 
   it("refuses a withdrawal inside the cooldown with exit 5 and the cooldown's end", async () => {
@@ -393,21 +400,21 @@ describe("login and recover read secrets from stdin or a hidden prompt", () => {
     const result = await harness.runJson(["recover"], { stdin: code });
     expect(result.code).toBe(0);
     const document = recoverDocument.parse(result.json);
-    expect(document).toMatchObject({ cooldownMinutes: 60 });
+    expect(document).toMatchObject({ cooldown_minutes: 60 });
     expectNoSecrets(result.stdout, result.stderr);
   });
 
   it("login with the revealed key from a hidden prompt, into a new profile", async () => {
     const rotated = await harness.runJson(["rotate", "--yes", "--force", "--reveal"]);
-    const { apiKey, newFingerprint } = rotationDocument.parse(rotated.json);
+    const { api_key, fingerprint } = rotationDocument.parse(rotated.json);
     const result = await harness.runJson(["login", "--profile", "second"], {
       terminal: { stdin: true, stderr: true },
-      secrets: [apiKey ?? ""],
+      secrets: [api_key ?? ""],
     });
     expect(result.code).toBe(0);
     expect(harness.asked.at(-1)).toBe("API key:");
     expect(loginDocument.parse(result.json)).toMatchObject({
-      fingerprint: newFingerprint,
+      fingerprint,
       principal: { kind: "operator" },
     });
     expectNoSecrets(result.stdout, result.stderr);

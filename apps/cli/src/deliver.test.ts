@@ -51,17 +51,17 @@ describe("rekey deliver", () => {
       expect.objectContaining({
         target: "lightning-wallet-1",
         status: "delivered",
-        fingerprint: document.newFingerprint,
+        fingerprint: document.fingerprint,
       }),
     ]);
     expect(await lightningWalletKey(home)).toMatchObject({
-      fingerprint: document.newFingerprint,
+      fingerprint: document.fingerprint,
       identity: { type: "operator" },
     });
 
     const listed = deliverListDocument.parse((await harness.runJson(["deliver", "list"])).json);
     expect(listed.targets).toEqual([
-      expect.objectContaining({ state: "current", deliveredFingerprint: document.newFingerprint }),
+      expect.objectContaining({ state: "current", deliveredFingerprint: document.fingerprint }),
     ]);
     const human = await harness.run(["rotate", "--yes", "--force"]);
     expect(human.stdout).toMatch(
@@ -86,7 +86,7 @@ describe("rekey deliver", () => {
     });
 
     const status = statusDocument.parse((await harness.runJson(["status"])).json);
-    expect(status.fingerprint).toBe(document.newFingerprint);
+    expect(status.fingerprint).toBe(document.fingerprint);
     expect(status.deliveries?.find((target) => target.target === "dotenv-1")?.state).toBe(
       "failing",
     );
@@ -107,7 +107,7 @@ describe("rekey deliver", () => {
       expect.objectContaining({
         target: "dotenv-1",
         status: "delivered",
-        fingerprint: document.newFingerprint,
+        fingerprint: document.fingerprint,
       }),
     ]);
     expect(await readFile(envFile, "utf8")).toMatch(
@@ -152,12 +152,12 @@ describe("rekey deliver", () => {
     expect(rotated.code, rotated.stderr).toBe(0);
     const outcome = allAgentsDocument
       .parse(rotated.json)
-      .results.find((result) => String(result.agentId) === agentId);
+      .results.find((result) => String(result.agent_id) === agentId);
     expect(outcome?.deliveries).toEqual([
       expect.objectContaining({
         target: "dotenv-1",
         status: "delivered",
-        fingerprint: outcome?.newFingerprint,
+        fingerprint: outcome?.fingerprint,
       }),
     ]);
   });

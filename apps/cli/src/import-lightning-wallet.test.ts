@@ -72,7 +72,7 @@ describe("rekey import lightning-wallet, then rotations (the acceptance path)", 
       ],
     });
     const status = await harness.runJson(["status"], { env });
-    expect(status.json).toMatchObject({ baseUrl: harness.sandbox.url });
+    expect(status.json).toMatchObject({ base_url: harness.sandbox.url });
 
     // The file's active entry is the agent: the profile acts as it, and rotates its own key.
     const agentRotation = await harness.run(["rotate", "--yes"], { env });

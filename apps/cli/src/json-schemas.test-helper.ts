@@ -1,4 +1,4 @@
-import { COOLDOWN_MINUTES } from "@rekey/core";
+import * as vocabulary from "@rekey/core/vocabulary";
 import { z } from "zod";
 
 // The documented `--json` shapes (README "JSON output"). Tests parse real output with these,
@@ -11,16 +11,11 @@ const principal = z.union([
 const fingerprint = z.string().regex(/^fp:[0-9a-f]{12}$/);
 const isoInstant = z.string().datetime({ offset: true });
 const envelope = <T extends z.ZodRawShape>(command: string, shape: T) =>
-  z.object({ schemaVersion: z.literal(1), command: z.literal(command), ...shape });
+  z.object({ schemaVersion: z.literal(2), command: z.literal(command), ...shape });
 
 export const errorDocument = z.strictObject({
-  schemaVersion: z.literal(1),
-  error: z.strictObject({
-    code: z.string(),
-    message: z.string(),
-    hint: z.string().optional(),
-    details: z.record(z.string(), z.unknown()),
-  }),
+  schemaVersion: z.literal(2),
+  error: vocabulary.errorSchema.strict(),
 });
 
 export const registerDocument = envelope("register", {
@@ -70,108 +65,55 @@ export const deliverRunDocument = (command: "deliver test" | "deliver retry") =>
   envelope(command, { deliveries: z.array(deliveryOutcome) }).strict();
 
 export const statusDocument = envelope("status", {
-  deliveries: z.array(deliveryStatus).optional(),
-  principal,
-  label: z.string(),
-  profile: z.string(),
-  baseUrl: z.string(),
-  hasKey: z.boolean(),
-  fingerprint: fingerprint.optional(),
-  keyAgeSeconds: z.number().optional(),
-  cooldownUntil: isoInstant.optional(),
-  cooldownRemainingSeconds: z.number().nonnegative(),
-  lastRotation: z
-    .object({ oldFingerprint: fingerprint, newFingerprint: fingerprint, rotatedAt: isoInstant })
-    .optional(),
-  pendingRotation: z.object({ requestId: z.string(), phase: z.string() }).optional(),
-  store: z.object({ kind: z.string(), location: z.string() }),
-  identity: z.object({ type: z.string(), id: z.number(), name: z.string() }).optional(),
-  identityError: z.object({ code: z.string(), message: z.string() }).optional(),
-  storeHealth: z.object({ ok: z.boolean(), problems: z.array(z.string()) }),
-});
-
-export const planDocument = envelope("rotate", {
-  dryRun: z.literal(true),
-  principal,
-  label: z.string(),
-  currentFingerprint: fingerprint,
-  action: z.enum(["regenerate_operator_key", "regenerate_agent_key"]),
-  cooldownMinutes: z.union([
-    z.literal(COOLDOWN_MINUTES.operator),
-    z.literal(COOLDOWN_MINUTES.agent),
-  ]),
-  cooldownWouldEndAt: isoInstant,
-  currentCooldownUntil: isoInstant.optional(),
-  blockedByCooldown: z.boolean(),
+  ...vocabulary.keyStatusSchema.shape,
+  identity: vocabulary.identitySchema.strict().optional(),
+  identity_error: z.strictObject({ code: z.string(), message: z.string() }).optional(),
+  store_health: z.object({ ok: z.boolean(), problems: z.array(z.string()) }),
 }).strict();
 
+export const planDocument = envelope("rotate", vocabulary.rotationPlanSchema.shape).strict();
+
 export const rotationDocument = envelope("rotate", {
-  dryRun: z.literal(false),
-  principal,
-  label: z.string(),
-  oldFingerprint: fingerprint,
-  newFingerprint: fingerprint,
-  rotatedAt: isoInstant,
-  cooldownUntil: isoInstant,
-  cooldownMinutes: z.union([
-    z.literal(COOLDOWN_MINUTES.operator),
-    z.literal(COOLDOWN_MINUTES.agent),
-  ]),
-  verified: z.boolean(),
-  requestId: z.string(),
-  shared: z.boolean(),
-  apiKey: z.string().optional(),
-  deliveries: z.array(deliveryOutcome).optional(),
+  ...vocabulary.rotationSchema.shape,
+  deliveries: z.array(vocabulary.deliveryOutcomeSchema.strict()).optional(),
 }).strict();
 
 export const recoverDocument = rotationDocument.extend({ command: z.literal("recover") });
 
 const agentOutcome = z.strictObject({
-  agentId: z.number().int().positive(),
+  agent_id: z.number().int().positive(),
   name: z.string(),
   result: z.enum(["rotated", "already_rotated", "failed"]),
-  oldFingerprint: fingerprint.optional(),
-  newFingerprint: fingerprint.optional(),
-  cooldownUntil: isoInstant.optional(),
+  old_fingerprint: fingerprint.optional(),
+  fingerprint: fingerprint.optional(),
+  cooldown_until: isoInstant.optional(),
   error: z.object({ code: z.string(), message: z.string() }).optional(),
-  apiKey: z.string().optional(),
-  deliveries: z.array(deliveryOutcome).optional(),
+  api_key: z.string().optional(),
+  deliveries: z.array(vocabulary.deliveryOutcomeSchema.strict()).optional(),
 });
 
 export const allAgentsDocument = envelope("rotate", {
-  dryRun: z.literal(false),
-  allAgents: z.literal(true),
+  dry_run: z.literal(false),
+  all_agents: z.literal(true),
   results: z.array(agentOutcome),
 }).strict();
 
 export const allAgentsPlanDocument = envelope("rotate", {
-  dryRun: z.literal(true),
-  allAgents: z.literal(true),
+  dry_run: z.literal(true),
+  all_agents: z.literal(true),
   agents: z.array(
-    z.object({
-      agentId: z.number(),
+    z.strictObject({
+      agent_id: z.number(),
       name: z.string(),
       fingerprint: fingerprint.optional(),
       action: z.enum(["rotate", "skip_already_rotated"]),
-      cooldownUntil: isoInstant.optional(),
+      cooldown_until: isoInstant.optional(),
     }),
   ),
 }).strict();
 
 export const agentsListDocument = envelope("agents list", {
-  agents: z.array(
-    z.strictObject({
-      id: z.number().int().positive(),
-      name: z.string(),
-      balanceSats: z.number(),
-      isActive: z.boolean(),
-      hasKey: z.boolean(),
-      fingerprint: fingerprint.optional(),
-      cooldownUntil: isoInstant.optional(),
-      cooldownRemainingSeconds: z.number().nonnegative(),
-      lastRotatedAt: isoInstant.optional(),
-    }),
-  ),
+  agents: z.array(vocabulary.agentSchema.strict()),
 }).strict();
 
 export const agentsCreateDocument = envelope("agents create", {

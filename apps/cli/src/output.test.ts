@@ -47,7 +47,7 @@ describe("times for people", () => {
       timeZone: "Europe/London",
     });
     expect(terminal.time(iso)).toBe("2026-07-02 14:00:00 BST");
-    terminal.error({ code: "COOLDOWN_ACTIVE", message: "wait", details: { cooldownUntil: iso } });
+    terminal.error({ code: "COOLDOWN_ACTIVE", message: "wait", cooldown_until: iso });
     expect(written.join("")).toContain("cooldown until 2026-07-02 14:00:00 BST");
     expect(createOutput({ ...base, json: false, localTime: false }).time(iso)).toBe(iso);
     written.length = 0;

@@ -8,15 +8,26 @@ export interface TextSink {
   write(text: string): unknown;
 }
 
-/** Version of every `--json` document this CLI prints; bumped only on a breaking change. */
-export const JSON_SCHEMA_VERSION = 1;
+/**
+ * Version of every `--json` document this CLI prints; bumped only on a breaking change.
+ * 2: status, rotate, recover, agents list and errors use core's JSON vocabulary.
+ */
+export const JSON_SCHEMA_VERSION = 2;
 
-/** A key-free error as the CLI prints it (`RekeyError.toJSON()` or a usage error). */
+/**
+ * A key-free error as the CLI prints it: core's error vocabulary (`errorView(errorFacts(...))`,
+ * see docs/json-vocabulary.md), or a usage error. Printed as is with `--json`.
+ */
 export interface PrintableError {
   code: string;
   message: string;
   hint?: string | undefined;
-  details?: Record<string, unknown> | undefined;
+  principal?: { kind: "operator" | "agent"; agent_id?: number | undefined } | undefined;
+  cooldown_until?: string | undefined;
+  cooldown_remaining_seconds?: number | undefined;
+  retry_after_seconds?: number | undefined;
+  recovery?: string | undefined;
+  issues?: string[] | undefined;
 }
 
 export type Colors = ReturnType<typeof pc.createColors>;
@@ -83,14 +94,8 @@ export function createOutput(options: OutputOptions): Output {
     },
     error(error) {
       if (options.json) {
-        const body = {
-          code: error.code,
-          message: error.message,
-          ...(error.hint === undefined ? {} : { hint: error.hint }),
-          details: error.details ?? {},
-        };
         options.stderr.write(
-          `${JSON.stringify({ schemaVersion: JSON_SCHEMA_VERSION, error: body }, null, 2)}\n`,
+          `${JSON.stringify({ schemaVersion: JSON_SCHEMA_VERSION, error }, null, 2)}\n`,
         );
         return;
       }
@@ -101,18 +106,15 @@ export function createOutput(options: OutputOptions): Output {
 
 function formatHumanError(error: PrintableError, colors: Colors, time: TimeFormat): string {
   const lines = [`${colors.red("error:")} ${error.message} ${colors.dim(`(${error.code})`)}`];
-  const details = error.details ?? {};
-  if (typeof details.cooldownUntil === "string") {
+  if (error.cooldown_until !== undefined) {
     const remaining =
-      typeof details.retryAfterSeconds === "number"
-        ? ` (${formatDuration(details.retryAfterSeconds)} left)`
-        : "";
-    lines.push(`  cooldown until ${time(details.cooldownUntil)}${remaining}`);
+      error.cooldown_remaining_seconds === undefined
+        ? ""
+        : ` (${formatDuration(error.cooldown_remaining_seconds)} left)`;
+    lines.push(`  cooldown until ${time(error.cooldown_until)}${remaining}`);
   }
-  if (typeof details.recovery === "string") lines.push(`  recovery: ${details.recovery}`);
-  if (Array.isArray(details.issues)) {
-    for (const issue of details.issues) lines.push(`  - ${String(issue)}`);
-  }
+  if (error.recovery !== undefined) lines.push(`  recovery: ${error.recovery}`);
+  for (const issue of error.issues ?? []) lines.push(`  - ${issue}`);
   if (error.hint !== undefined) lines.push(`  ${colors.cyan("hint:")} ${error.hint}`);
   return `${lines.join("\n")}\n`;
 }

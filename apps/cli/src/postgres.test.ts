@@ -66,7 +66,7 @@ describe.skipIf(postgresUrl === "")("the built rekey binary on a PostgreSQL stor
       kind: "postgres",
       location: expect.stringMatching(/^postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres$/),
     });
-    expect(status.storeHealth.ok).toBe(true);
+    expect(status.store_health.ok).toBe(true);
     for (const host of ["a", "b"]) expect(existsSync(join(dir, host, ".config"))).toBe(false);
   });
 
@@ -85,12 +85,12 @@ describe.skipIf(postgresUrl === "")("the built rekey binary on a PostgreSQL stor
     expect(results.map((run) => run.code)).toEqual([0, 0]);
     const documents = results.map((run) => rotationDocument.parse(JSON.parse(run.stdout)));
     expect(sandbox.stats().rotations - before).toBe(1);
-    expect(documents[0]?.newFingerprint).toBe(documents[1]?.newFingerprint);
+    expect(documents[0]?.fingerprint).toBe(documents[1]?.fingerprint);
     expect(documents.map((document) => document.shared)).toEqual([false, true]);
     const status = statusDocument.parse(
       JSON.parse((await rekey("a", ["status", "--json"])).stdout),
     );
-    expect(status.fingerprint).toBe(documents[0]?.newFingerprint);
+    expect(status.fingerprint).toBe(documents[0]?.fingerprint);
     for (const text of outputs) expect(text).not.toMatch(RAW_SECRET);
   });
 
@@ -136,7 +136,7 @@ describe.skipIf(postgresUrl === "")("the built rekey binary on a PostgreSQL stor
       );
       expect(onAgentHost).toMatchObject({
         label: `agent ${agentId}`,
-        fingerprint: document.newFingerprint,
+        fingerprint: document.fingerprint,
       });
       outputs.push(added.stdout, added.stderr, rotated.stdout, rotated.stderr);
     } finally {

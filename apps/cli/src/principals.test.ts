@@ -49,7 +49,7 @@ async function revealAgentKey(agentId: number, profile = "default"): Promise<str
     "--force",
     "--reveal",
   ]);
-  return rotated.apiKey as string;
+  return rotated.api_key as string;
 }
 
 describe("login and import never drop another principal's key", () => {
@@ -119,7 +119,7 @@ describe("login and import never drop another principal's key", () => {
     const mine = await ok(["profiles", "show"]);
     expect(mine.profile).toMatchObject({ principals: ["operator:1"] });
     const asStranger = await ok(["--as", `agent:${stranger.agentId}`, "status"]);
-    expect(asStranger).toMatchObject({ label: `agent ${stranger.agentId}`, hasKey: true });
+    expect(asStranger).toMatchObject({ label: `agent ${stranger.agentId}`, has_key: true });
   });
 
   it("refuses a stale key for a principal the store holds, naming both fingerprints", async () => {
@@ -149,9 +149,9 @@ describe("two profiles on one principal see one record", () => {
     const asAgent = await ok(["--profile", "ag", "status"]);
     const fromOperator = await ok(["--profile", "op", "status", "--agent", "1"]);
     expect(asAgent.fingerprint).toBe(fromOperator.fingerprint);
-    expect(asAgent.identity).toMatchObject({ type: "agent", id: 1 });
-    expect(asAgent.cooldownRemainingSeconds as number).toBeGreaterThan(25 * 60);
-    expect(asAgent.lastRotation).toMatchObject({ newFingerprint: asAgent.fingerprint });
+    expect(asAgent.identity).toMatchObject({ principal: { kind: "agent", agent_id: 1 }, id: 1 });
+    expect(asAgent.cooldown_remaining_seconds as number).toBeGreaterThan(25 * 60);
+    expect(asAgent.last_rotation).toMatchObject({ new_fingerprint: asAgent.fingerprint });
     // The cooldown guard sees it from the agent's side too.
     const again = await refused(["--profile", "ag", "rotate", "--yes"]);
     expect(again.error.code).toBe("COOLDOWN_ACTIVE");
@@ -162,14 +162,14 @@ describe("two profiles on one principal see one record", () => {
     await registerOperator(harness);
     await ok(["agents", "create", "w"]);
     const status = await ok(["--as", "agent:1", "status"]);
-    expect(status).toMatchObject({ label: "agent 1", hasKey: true });
+    expect(status).toMatchObject({ label: "agent 1", has_key: true });
     const rotated = await ok(["--as", "agent:1", "rotate", "--yes"]);
     expect(rotated).toMatchObject({ label: "agent 1", verified: true });
     // The operator's view of the agent shows the agent's own rotation.
     const fromOperator = await ok(["status", "--agent", "1"]);
-    expect(fromOperator.fingerprint).toBe(rotated.newFingerprint);
+    expect(fromOperator.fingerprint).toBe(rotated.fingerprint);
     const env = await ok(["status"], { env: { REKEY_AS: "agent:1" } });
-    expect(env.fingerprint).toBe(rotated.newFingerprint);
+    expect(env.fingerprint).toBe(rotated.fingerprint);
   });
 });
 
@@ -189,7 +189,7 @@ describe("profiles and forget", () => {
     expect((await ok(["status"])).profile).toBe("worker");
     const removed = await ok(["profiles", "remove", "worker"]);
     expect(removed.keptRecords).toEqual(["agent:1"]);
-    expect((await ok(["status", "--agent", "1"])).hasKey).toBe(true);
+    expect((await ok(["status", "--agent", "1"])).has_key).toBe(true);
     const missing = await refused(["--profile", "worker", "status"]);
     expect(missing.code).toBe(exitCodeFor("NOT_FOUND"));
   });
@@ -201,7 +201,7 @@ describe("profiles and forget", () => {
     expect(inUse.error.message).toContain('"default"');
     const unconfirmed = await refused(["forget", "agent:1"]);
     expect(unconfirmed.error.hint).toContain("--yes");
-    expect((await ok(["status", "--agent", "1"])).hasKey).toBe(true);
+    expect((await ok(["status", "--agent", "1"])).has_key).toBe(true);
     const fingerprint = (await ok(["status", "--agent", "1"])).fingerprint;
     const forgot = await ok(["forget", "agent:1"], {
       terminal: { stdin: true, stderr: true },
@@ -252,7 +252,7 @@ describe("what a review found", () => {
     await ok(["--profile", "ag", "login", "--replace"], { stdin: stranger.apiKey });
     expect((await ok(["--profile", "ag", "status"])).label).toBe(`agent ${stranger.agentId}`);
     // The first agent's record stays.
-    expect((await ok(["status", "--agent", "1"])).hasKey).toBe(true);
+    expect((await ok(["status", "--agent", "1"])).has_key).toBe(true);
   });
 
   it("forget --yes removes a record whose faucet cannot be reached", async () => {

@@ -692,14 +692,14 @@ export async function runCli(deps: CliDeps, args: string[]): Promise<number> {
         output.error({
           code: "INVALID_INPUT",
           message: error.message.replace(/^error: /, ""),
-          details: { usage: error.code },
+          issues: [error.code],
         });
       }
       return EXIT_USAGE;
     }
-    const { redactKeys, toRekeyError } = await import("@rekey/core");
+    const { errorFacts, errorView, redactKeys, toRekeyError } = await import("@rekey/core");
     const rekeyError = toRekeyError(error);
-    output.error(rekeyError.toJSON());
+    output.error(errorView(errorFacts(rekeyError, deps.clock.now())));
     if (flags.verbose && rekeyError.cause instanceof Error && rekeyError.cause.stack) {
       deps.stderr.write(`${redactKeys(rekeyError.cause.stack)}\n`);
     }

@@ -81,7 +81,7 @@ describe("rekey rotate --all-agents, interrupted and resumed", () => {
     expect(forced.code).toBe(0);
     const results = allAgentsDocument.parse(forced.json).results;
     expect(results.map((entry) => entry.result)).toEqual(["rotated", "rotated", "rotated"]);
-    expect(results.every((entry) => entry.apiKey?.startsWith("lf_"))).toBe(true);
+    expect(results.every((entry) => entry.api_key?.startsWith("lf_"))).toBe(true);
     expect(agentRotations()).toBe(6);
   });
 

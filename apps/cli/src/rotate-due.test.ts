@@ -75,11 +75,11 @@ describe("rekey policy and rekey rotate --due", () => {
     const status = await harness.runJson(["status", "--agent", "1"]);
     expect(status.json).toMatchObject({
       schedule: {
-        policy: { maxAgeSeconds: 86_400, window: "Mon-Fri 02:00-04:00 Europe/Berlin" },
+        policy: expect.stringContaining("window Mon-Fri 02:00-04:00 Europe/Berlin"),
         // Keys stored Monday noon: due Tuesday noon, rotated in Wednesday's window (01:00Z).
-        dueAt: "2026-01-06T12:00:00.000Z",
-        nextRotationAt: "2026-01-07T01:00:00.000Z",
-        inWindow: false,
+        due_at: "2026-01-06T12:00:00.000Z",
+        next_rotation_at: "2026-01-07T01:00:00.000Z",
+        in_window: false,
         due: false,
         overdue: false,
       },

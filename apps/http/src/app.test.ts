@@ -139,7 +139,7 @@ describe("createHttpApp", () => {
       expect(await agents.json()).toEqual({
         agents: [
           expect.objectContaining({
-            id: created.agentId,
+            agent_id: created.agentId,
             name: "worker",
             has_key: true,
             fingerprint: created.fingerprint,

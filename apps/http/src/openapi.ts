@@ -11,7 +11,7 @@ export const OPENAPI_DOCUMENT_CONFIG = {
     title: "rekey HTTP endpoint",
     version: VERSION,
     description:
-      "Rotate and read Lightning Faucet keys. /healthz, /readyz, /metrics and /openapi.json need no token; everything under /v1 needs a bearer token with the route's scope. Errors are application/problem+json (RFC 9457) with core's `code`. A known path asked with another method answers 405 with `Allow`.",
+      "Rotate and read Lightning Faucet keys. /healthz, /readyz, /metrics and /openapi.json need no token; everything under /v1 needs a bearer token with the route's scope. Bodies use rekey's one JSON vocabulary (docs/json-vocabulary.md): the same field names and shapes as the CLI's --json and the MCP tools' results. Errors are application/problem+json (RFC 9457) with core's `code`, `message`, `hint` and error facts. A known path asked with another method answers 405 with `Allow`.",
     license: { name: "MIT", identifier: "MIT" },
   },
   servers: [

@@ -1,4 +1,4 @@
-import { type ErrorCode, type RekeyError, toRekeyError } from "@rekey/core";
+import { type ErrorCode, type ErrorView, errorFacts, errorView } from "@rekey/core";
 
 /**
  * How each core error code reads over HTTP: status and a short title.
@@ -39,21 +39,17 @@ export const HTTP_ERRORS: Record<ErrorCode, { status: number; title: string }> =
   INTERNAL: { status: 500, title: "Internal error" },
 };
 
-/** The RFC 9457 body rekey sends, with core's `code` and key-free details. */
-export interface ProblemBody {
+/**
+ * The RFC 9457 body rekey sends: `type`, `title`, `status`, `detail` and `request_id`, then
+ * core's error vocabulary (`code`, `message`, `hint`, `principal`, cooldown and retry facts).
+ */
+export type ProblemBody = ErrorView & {
   type: string;
   title: string;
   status: number;
   detail: string;
-  code: ErrorCode;
-  hint?: string;
   request_id?: string;
-  cooldown_until?: string;
-  retry_after_seconds?: number;
-  recovery?: string;
-  principal?: string;
-  issues?: string[];
-}
+};
 
 /** `urn:rekey:error:cooldown-active`, a stable identifier per code. */
 export function problemType(code: ErrorCode): string {
@@ -69,43 +65,28 @@ export interface ProblemOverrides {
   headers?: Record<string, string>;
 }
 
-/** Seconds a client should wait before retrying, when the error says so. */
-export function retryAfterSeconds(error: RekeyError, now: number): number | undefined {
-  const { retryAfterSeconds: seconds, cooldownUntil } = error.details;
-  if (typeof seconds === "number" && Number.isFinite(seconds)) {
-    return Math.max(1, Math.ceil(seconds));
-  }
-  if (typeof cooldownUntil === "string") {
-    const until = Date.parse(cooldownUntil);
-    if (Number.isFinite(until)) return Math.max(1, Math.ceil((until - now) / 1000));
-  }
-  return undefined;
-}
-
-/** Builds the RFC 9457 body for an error (anything thrown is INTERNAL unless a RekeyError). */
-export function problemBody(thrown: unknown, overrides: ProblemOverrides = {}): ProblemBody {
-  const error = toRekeyError(thrown);
-  const mapped = HTTP_ERRORS[error.code];
-  const { details } = error;
-  const body: ProblemBody = {
-    type: overrides.type ?? problemType(error.code),
+/**
+ * Builds the RFC 9457 body for an error (anything thrown is INTERNAL unless a RekeyError),
+ * with core's facts of it at `now`.
+ */
+export function problemBody(
+  thrown: unknown,
+  now: number,
+  overrides: ProblemOverrides = {},
+): ProblemBody {
+  const facts = errorView(errorFacts(thrown, now));
+  const mapped = HTTP_ERRORS[facts.code as ErrorCode];
+  // INTERNAL messages may describe our own bug; the body stays generic, the log has it.
+  const message = facts.code === "INTERNAL" ? "An unexpected error occurred." : facts.message;
+  return {
+    type: overrides.type ?? problemType(facts.code as ErrorCode),
     title: overrides.title ?? mapped.title,
     status: overrides.status ?? mapped.status,
-    // INTERNAL messages may describe our own bug; the detail stays generic, the log has it.
-    detail: error.code === "INTERNAL" ? "An unexpected error occurred." : error.message,
-    code: error.code,
+    detail: message,
+    ...(overrides.requestId === undefined ? {} : { request_id: overrides.requestId }),
+    ...facts,
+    message,
   };
-  if (error.hint !== undefined) body.hint = error.hint;
-  if (overrides.requestId !== undefined) body.request_id = overrides.requestId;
-  // Only known, key-free fields cross the wire; `details` is an open record.
-  if (typeof details.cooldownUntil === "string") body.cooldown_until = details.cooldownUntil;
-  if (typeof details.retryAfterSeconds === "number") {
-    body.retry_after_seconds = details.retryAfterSeconds;
-  }
-  if (typeof details.recovery === "string") body.recovery = details.recovery;
-  if (typeof details.principal === "string") body.principal = details.principal;
-  if (Array.isArray(details.issues)) body.issues = details.issues.map(String);
-  return body;
 }
 
 /**
@@ -117,8 +98,7 @@ export function problemResponse(
   now: number,
   overrides: ProblemOverrides = {},
 ): Response {
-  const error = toRekeyError(thrown);
-  const body = problemBody(error, overrides);
+  const body = problemBody(thrown, now, overrides);
   // A plain object: @hono/node-server writes it as is, without building a fetch Headers.
   const headers: Record<string, string> = {
     "content-type": "application/problem+json",
@@ -127,13 +107,13 @@ export function problemResponse(
   };
   if (overrides.requestId !== undefined) headers["x-request-id"] = overrides.requestId;
   if (
-    error.code === "COOLDOWN_ACTIVE" ||
-    error.code === "RATE_LIMITED" ||
-    error.code === "ROTATION_IN_PROGRESS" ||
-    error.code === "STORE_BUSY"
+    (body.code === "COOLDOWN_ACTIVE" ||
+      body.code === "RATE_LIMITED" ||
+      body.code === "ROTATION_IN_PROGRESS" ||
+      body.code === "STORE_BUSY") &&
+    body.retry_after_seconds !== undefined
   ) {
-    const seconds = retryAfterSeconds(error, now);
-    if (seconds !== undefined) headers["retry-after"] = String(seconds);
+    headers["retry-after"] = String(body.retry_after_seconds);
   }
   return new Response(JSON.stringify(body), { status: body.status, headers });
 }

@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { MAX_ID } from "@rekey/core";
+import * as vocabulary from "@rekey/core/vocabulary";
 
 /**
  * The zod schemas of the HTTP API. They validate requests and, through @hono/zod-openapi,
@@ -63,65 +64,29 @@ export const rotateHeadersSchema = z.object({
     }),
 });
 
-/** A principal on the wire. */
-export const principalSchema = z
-  .object({
-    kind: z.enum(["operator", "agent"]),
-    agent_id: z.number().int().optional(),
-  })
-  .openapi("Principal");
+// The response bodies are core's JSON vocabulary (docs/json-vocabulary.md): the same shapes
+// as the CLI's --json and the MCP tools' results, named here as OpenAPI components.
+
+/** A principal on the wire: `{ kind: "operator" }` or `{ kind: "agent", agent_id }`. */
+export const principalSchema = z.object(vocabulary.principalSchema.shape).openapi("Principal");
 
 /** One delivery of a rotation's key to a target (never the key). */
 export const deliveryOutcomeSchema = z
-  .object({
-    target: z.string().openapi({ example: "lightning-wallet-1" }),
-    kind: z.enum(["lightning-wallet", "dotenv", "exec", "store", "webhook"]),
-    description: z.string(),
-    status: z.enum(["delivered", "failed", "current", "deferred"]).openapi({
-      description:
-        "delivered now; failed now (the rotation still stands; retried with back-off); current: held it already; deferred: backing off.",
-    }),
-    fingerprint: z.string().openapi({ description: "Fingerprint of the key delivered." }),
-    error: z.object({ code: z.string(), message: z.string() }).optional(),
-    next_attempt_at: z.string().optional(),
-  })
+  .object(vocabulary.deliveryOutcomeSchema.shape)
   .openapi("DeliveryOutcome");
 
 /** A completed rotation: fingerprints, never the key. */
 export const rotationResultSchema = z
   .object({
-    dry_run: z.literal(false),
+    ...vocabulary.rotationSchema.omit({ api_key: true }).shape,
     principal: principalSchema,
-    label: z.string().openapi({ example: "agent 7" }),
-    old_fingerprint: z.string(),
-    fingerprint: z.string().openapi({ description: "Fingerprint of the new key." }),
-    rotated_at: z.string(),
-    cooldown_until: z.string(),
-    cooldown_minutes: z.number().int(),
-    verified: z.boolean(),
-    shared: z.boolean().openapi({
-      description: "Another caller did this rotation; its result is returned.",
-    }),
-    request_id: z.string(),
-    deliveries: z.array(deliveryOutcomeSchema).optional().openapi({
-      description: "The deliveries of the new key to the principal's targets, when it has any.",
-    }),
+    deliveries: z.array(deliveryOutcomeSchema).optional(),
   })
   .openapi("RotationResult");
 
 /** A dry run's plan. */
 export const rotationPlanSchema = z
-  .object({
-    dry_run: z.literal(true),
-    principal: principalSchema,
-    label: z.string(),
-    fingerprint: z.string().openapi({ description: "Fingerprint of the current key." }),
-    action: z.enum(["regenerate_operator_key", "regenerate_agent_key"]),
-    cooldown_minutes: z.number().int(),
-    cooldown_would_end_at: z.string(),
-    current_cooldown_until: z.string().optional(),
-    blocked_by_cooldown: z.boolean(),
-  })
+  .object({ ...vocabulary.rotationPlanSchema.shape, principal: principalSchema })
   .openapi("RotationPlan");
 
 /**
@@ -134,85 +99,11 @@ export const rotateResponseSchema = z
 
 /** `GET /v1/status` 200 body. */
 export const statusResponseSchema = z
-  .object({
-    principal: principalSchema,
-    label: z.string(),
-    profile: z.string(),
-    base_url: z.string(),
-    has_key: z.boolean(),
-    key_source: z.enum(["store", "env"]).optional(),
-    fingerprint: z.string().optional(),
-    name: z.string().optional(),
-    saved_at: z.string().optional(),
-    key_age_seconds: z.number().optional(),
-    last_rotation: z
-      .object({
-        request_id: z.string(),
-        old_fingerprint: z.string(),
-        new_fingerprint: z.string(),
-        rotated_at: z.string(),
-        cooldown_until: z.string(),
-        verified: z.boolean(),
-        surface: z.string(),
-      })
-      .optional(),
-    cooldown_until: z.string().optional(),
-    cooldown_remaining_seconds: z.number(),
-    pending_rotation: z
-      .object({
-        request_id: z.string(),
-        started_at: z.string(),
-        phase: z.enum(["requested", "stored"]),
-      })
-      .optional(),
-    key_lost: z
-      .object({
-        request_id: z.string(),
-        old_fingerprint: z.string(),
-        lost_at: z.string(),
-        recovery: z.string(),
-      })
-      .optional(),
-    deliveries: z
-      .array(
-        z.object({
-          target: z.string(),
-          kind: z.string(),
-          description: z.string(),
-          state: z.enum(["current", "stale", "failing"]).openapi({
-            description:
-              "current: holds the key; stale: an older one; failing: the last attempt failed.",
-          }),
-          delivered_fingerprint: z.string().optional(),
-          at: z.string().optional(),
-          error: z.object({ code: z.string(), message: z.string() }).optional(),
-          next_attempt_at: z.string().optional(),
-        }),
-      )
-      .optional()
-      .openapi({ description: "The principal's delivery targets, when it has any." }),
-    store: z.object({ kind: z.string(), location: z.string() }),
-  })
+  .object({ ...vocabulary.keyStatusSchema.shape, principal: principalSchema })
   .openapi("Status");
 
 /** `GET /v1/agents` 200 body. */
-export const agentsResponseSchema = z
-  .object({
-    agents: z.array(
-      z.object({
-        id: z.number().int(),
-        name: z.string(),
-        balance_sats: z.number(),
-        is_active: z.boolean(),
-        has_key: z.boolean(),
-        fingerprint: z.string().optional(),
-        cooldown_until: z.string().optional(),
-        cooldown_remaining_seconds: z.number(),
-        last_rotated_at: z.string().optional(),
-      }),
-    ),
-  })
-  .openapi("Agents");
+export const agentsResponseSchema = z.object(vocabulary.agentListSchema.shape).openapi("Agents");
 
 /** `GET /v1/keys/current` 200 body: the one carrying a raw key. */
 export const currentKeyResponseSchema = z
@@ -236,20 +127,15 @@ export const readyzResponseSchema = z
   })
   .openapi("Readiness");
 
-/** The RFC 9457 problem body (see problem.ts). */
+/** The RFC 9457 problem body (see problem.ts): its fields, then core's error vocabulary. */
 export const problemSchema = z
   .object({
+    ...vocabulary.errorSchema.shape,
     type: z.string().openapi({ example: "urn:rekey:error:cooldown-active" }),
     title: z.string(),
     status: z.number().int(),
-    detail: z.string(),
-    code: z.string().openapi({ description: "One of @rekey/core's error codes." }),
-    hint: z.string().optional(),
+    detail: z.string().openapi({ description: "The same text as `message`." }),
     request_id: z.string().optional(),
-    cooldown_until: z.string().optional(),
-    retry_after_seconds: z.number().optional(),
-    recovery: z.string().optional(),
-    principal: z.string().optional(),
-    issues: z.array(z.string()).optional(),
+    principal: principalSchema.optional(),
   })
   .openapi("Problem");

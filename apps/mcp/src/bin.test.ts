@@ -94,12 +94,12 @@ describe("rekey-mcp over stdio (the built binary)", () => {
     await world.rememberSecrets();
     const newKey = await world.storedKey("default");
     expect(rotated.structuredContent).toMatchObject({
-      principal: "operator",
+      principal: { kind: "operator" },
       fingerprint: fingerprint(newKey ?? ""),
     });
     const whoami = (await client.callTool({ name: "whoami", arguments: {} })) as CallToolResult;
     expect(whoami.structuredContent).toMatchObject({
-      type: "operator",
+      principal: { kind: "operator" },
       fingerprint: fingerprint(newKey ?? ""),
     });
 
@@ -121,7 +121,10 @@ describe("rekey-mcp --as (the built binary)", () => {
     const client = new Client({ name: "as-agent-test", version: "0.0.0" });
     await client.connect(transport);
     const whoami = (await client.callTool({ name: "whoami", arguments: {} })) as CallToolResult;
-    expect(whoami.structuredContent).toMatchObject({ type: "agent", id: agentId });
+    expect(whoami.structuredContent).toMatchObject({
+      principal: { kind: "agent", agent_id: agentId },
+      id: agentId,
+    });
     const rotated = (await client.callTool({
       name: "rotate_api_key",
       arguments: {},
@@ -259,7 +262,7 @@ describe("rekey-mcp --http", () => {
     );
     const whoami = (await client.callTool({ name: "whoami", arguments: {} })) as CallToolResult;
     expect(whoami.structuredContent).toMatchObject({
-      type: "operator",
+      principal: { kind: "operator" },
       fingerprint: fingerprint((await world.storedKey("default")) ?? ""),
     });
     await client.close();

@@ -24,7 +24,9 @@ describe("an agent session", () => {
     const session = await world.connect({ profile: "agent-session" });
 
     const own = await session.call("get_key_status");
-    expect(own.structuredContent).toMatchObject({ principal: `agent ${self.agentId}` });
+    expect(own.structuredContent).toMatchObject({
+      principal: { kind: "agent", agent_id: self.agentId },
+    });
     const theirs = await session.call("get_key_status", { agent_id: other.agentId });
     expect(errorOf(theirs).code).toBe("FORBIDDEN");
   });
@@ -41,7 +43,7 @@ describe("an agent session", () => {
       "FORBIDDEN",
     );
     expect((await session.call("get_key_status")).structuredContent).toMatchObject({
-      principal: `agent ${self.agentId}`,
+      principal: { kind: "agent", agent_id: self.agentId },
     });
   });
 });

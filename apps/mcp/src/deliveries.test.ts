@@ -42,7 +42,7 @@ describe("rotate_api_key with delivery targets", () => {
       expect.objectContaining({
         target: "exec-1",
         status: "failed",
-        error: expect.stringContaining("(UPSTREAM_UNAVAILABLE)"),
+        error: expect.objectContaining({ code: "UPSTREAM_UNAVAILABLE" }),
       }),
     ]);
     expect(content.message).toContain("Delivering the new key failed for exec-1");

@@ -14,7 +14,7 @@ describe("scheduled rotation, as a model sees it", () => {
   it("get_key_status tells when the key is due, and when it is overdue", async () => {
     const session = await world.connect();
     const before = await session.call("get_key_status");
-    expect(before.structuredContent).not.toHaveProperty("due_at");
+    expect(before.structuredContent).not.toHaveProperty("schedule");
 
     await setRotationPolicy(
       {
@@ -29,12 +29,14 @@ describe("scheduled rotation, as a model sees it", () => {
     const savedAt = Date.parse(String(before.structuredContent?.saved_at));
     const dueAt = new Date(savedAt + 7 * 86_400_000).toISOString();
     const scheduled = await session.call("get_key_status");
-    expect(scheduled.structuredContent).toMatchObject({ due_at: dueAt, rotation_overdue: false });
+    expect(scheduled.structuredContent).toMatchObject({
+      schedule: { due_at: dueAt, next_rotation_at: dueAt, overdue: false },
+    });
     expect(textOf(scheduled)).toContain(`A scheduled rotation will replace it at ${dueAt}`);
 
     world.clock.set(savedAt + 9 * 86_400_000);
     const overdue = await session.call("get_key_status");
-    expect(overdue.structuredContent).toMatchObject({ rotation_overdue: true });
+    expect(overdue.structuredContent).toMatchObject({ schedule: { overdue: true } });
     expect(textOf(overdue)).toContain("OVERDUE");
   });
 
@@ -44,6 +46,6 @@ describe("scheduled rotation, as a model sees it", () => {
     const rotate = tools.find((tool) => tool.name === "rotate_api_key");
     expect(rotate?.description).toContain("A scheduled rotation may exist");
     const status = tools.find((tool) => tool.name === "get_key_status");
-    expect(status?.outputSchema?.properties).toHaveProperty("due_at");
+    expect(status?.outputSchema?.properties).toHaveProperty("schedule");
   });
 });

@@ -56,7 +56,7 @@ describe("tools/list", () => {
         "message",
       ]),
     );
-    expect(rotate?.outputSchema?.required).not.toContain("new_api_key");
+    expect(rotate?.outputSchema?.required).not.toContain("api_key");
 
     for (const name of ["get_key_status", "list_agents", "whoami"]) {
       expect(byName[name]?.annotations?.readOnlyHint, name).toBe(true);
@@ -115,14 +115,14 @@ describe("rotate_api_key", () => {
     const rotated = result.structuredContent as Record<string, unknown>;
     const storedKey = await world.storedKey("default");
     expect(rotated).toMatchObject({
-      principal: "operator",
+      principal: { kind: "operator" },
       fingerprint: fingerprint(storedKey ?? ""),
       old_fingerprint: oldFingerprint,
       cooldown_minutes: 60,
       verified: true,
       session_switched: true,
     });
-    expect(rotated.new_api_key).toBeUndefined();
+    expect(rotated.api_key).toBeUndefined();
     expect(Date.parse(String(rotated.cooldown_until)) - world.clock.now()).toBeGreaterThan(
       59 * 60_000,
     );
@@ -130,7 +130,7 @@ describe("rotate_api_key", () => {
 
     const after = await session.call("whoami");
     expect(after.structuredContent).toMatchObject({
-      type: "operator",
+      principal: { kind: "operator" },
       fingerprint: rotated.fingerprint,
     });
   });
@@ -146,7 +146,7 @@ describe("rotate_api_key", () => {
     const agentKeyAfter = await world.storedKey("default", created.agentId);
     expect(agentKeyAfter).not.toBe(agentKeyBefore);
     expect(result.structuredContent).toMatchObject({
-      principal: `agent ${created.agentId}`,
+      principal: { kind: "agent", agent_id: created.agentId },
       fingerprint: fingerprint(agentKeyAfter ?? ""),
       cooldown_minutes: 30,
       session_switched: false,
@@ -155,7 +155,7 @@ describe("rotate_api_key", () => {
 
     const whoami = await session.call("whoami");
     expect(whoami.structuredContent).toMatchObject({
-      type: "operator",
+      principal: { kind: "operator" },
       fingerprint: fingerprint(operatorKeyBefore ?? ""),
     });
 
@@ -164,7 +164,7 @@ describe("rotate_api_key", () => {
     await agentProfile.login(agentKeyAfter ?? "");
     const agentSession = await world.connect({ profile: "agent-session" });
     expect((await agentSession.call("whoami")).structuredContent).toMatchObject({
-      type: "agent",
+      principal: { kind: "agent", agent_id: created.agentId },
       id: created.agentId,
     });
   });
@@ -187,19 +187,48 @@ describe("rotate_api_key", () => {
     expect(result.isError).toBeFalsy();
     const storedKey = await world.storedKey("agent-session", created.agentId);
     expect(result.structuredContent).toMatchObject({
-      principal: `agent ${created.agentId}`,
+      principal: { kind: "agent", agent_id: created.agentId },
       fingerprint: fingerprint(storedKey ?? ""),
       cooldown_minutes: 30,
       session_switched: true,
     });
     expect((await session.call("whoami")).structuredContent).toMatchObject({
-      type: "agent",
+      principal: { kind: "agent", agent_id: created.agentId },
       id: created.agentId,
       fingerprint: fingerprint(storedKey ?? ""),
     });
 
     const listed = await session.call("list_agents");
     expect(errorOf(listed).code).toBe("FORBIDDEN");
+  });
+
+  it("list_agents refused for an agent session says why, without advice about agent_id", async () => {
+    const created = await world.setup.createAgent({ name: "curious" });
+    await world
+      .rekey("agent-lister")
+      .login((await world.storedKey("default", created.agentId)) ?? "");
+    const session = await world.connect({ profile: "agent-lister" });
+    const refused = errorOf(await session.call("list_agents"));
+    expect(refused.code).toBe("FORBIDDEN");
+    // list_agents takes no agent_id: advice to omit it would send the model in a circle.
+    expect(refused.hint).not.toMatch(/agent_id/);
+    expect(refused.hint).toMatch(/operator session/);
+    expect(refused.principal).toEqual({ kind: "agent", agent_id: created.agentId });
+  });
+
+  it("an empty profile does not send the model to list_agents, which fails the same way", async () => {
+    const session = await world.connect({ profile: "empty" });
+    for (const [tool, args] of [
+      ["list_agents", {}],
+      ["get_key_status", {}],
+      ["rotate_api_key", {}],
+      ["whoami", {}],
+    ] as const) {
+      const refused = errorOf(await session.call(tool, args));
+      expect(refused.code, tool).toBe("NOT_FOUND");
+      expect(refused.hint, tool).not.toMatch(/list_agents/);
+      expect(refused.hint, tool).toMatch(/holds no key/);
+    }
   });
 
   it("refuses a second rotation inside the cooldown with the time remaining", async () => {
@@ -271,16 +300,19 @@ describe("rotate_api_key", () => {
 
     const after = await session.call("whoami");
     expect(after.isError).toBeFalsy();
-    expect(after.structuredContent).toMatchObject({ type: "operator", fingerprint: stdout });
+    expect(after.structuredContent).toMatchObject({
+      principal: { kind: "operator" },
+      fingerprint: stdout,
+    });
   });
 
-  it("with reveal on, returns new_api_key, and it is the stored key", async () => {
+  it("with reveal on, returns api_key, and it is the stored key", async () => {
     const session = await world.connect({ revealKeys: true });
     const result = await session.call("rotate_api_key");
-    const rotated = result.structuredContent as { new_api_key?: string; fingerprint: string };
-    expect(rotated.new_api_key).toBeDefined();
-    expect(rotated.new_api_key).toBe(await world.storedKey("default"));
-    expect(fingerprint(rotated.new_api_key ?? "")).toBe(rotated.fingerprint);
+    const rotated = result.structuredContent as { api_key?: string; fingerprint: string };
+    expect(rotated.api_key).toBeDefined();
+    expect(rotated.api_key).toBe(await world.storedKey("default"));
+    expect(fingerprint(rotated.api_key ?? "")).toBe(rotated.fingerprint);
   });
 });
 
@@ -330,7 +362,7 @@ describe("read-only tools", () => {
 
     const fresh = await session.call("get_key_status");
     expect(fresh.structuredContent).toMatchObject({
-      principal: "operator",
+      principal: { kind: "operator" },
       profile: "default",
       has_key: true,
       fingerprint: fingerprint((await world.storedKey("default")) ?? ""),
@@ -346,7 +378,7 @@ describe("read-only tools", () => {
     };
     const agentStatus = await session.call("get_key_status", { agent_id: created.agentId });
     expect(agentStatus.structuredContent).toMatchObject({
-      principal: `agent ${created.agentId}`,
+      principal: { kind: "agent", agent_id: created.agentId },
       fingerprint: rotated.fingerprint,
       cooldown_remaining_seconds: 30 * 60,
       last_rotation: {
@@ -357,7 +389,7 @@ describe("read-only tools", () => {
     });
     expect(textOf(agentStatus)).toMatch(/(30m 00s|29m 5\ds) left/);
     expect(
-      (agentStatus.structuredContent as Record<string, unknown>).unfinished_rotation,
+      (agentStatus.structuredContent as Record<string, unknown>).pending_rotation,
     ).toBeUndefined();
   });
 
@@ -392,8 +424,7 @@ describe("read-only tools", () => {
     const session = await world.connect();
     const result = await session.call("whoami");
     expect(result.structuredContent).toMatchObject({
-      principal: "operator",
-      type: "operator",
+      principal: { kind: "operator" },
       name: "test operator",
       profile: "default",
       fingerprint: fingerprint((await world.storedKey("default")) ?? ""),
@@ -411,14 +442,13 @@ describe("read-only tools", () => {
 
 // Runs last in this file: every result above went through `session.call`.
 describe("secrets", () => {
-  it("no tool result in this suite carries a raw key, except new_api_key when reveal is on", () => {
+  it("no tool result in this suite carries a raw key, except api_key when reveal is on", () => {
     expect(seen.results.length).toBeGreaterThan(20);
     expect(seen.secrets.size).toBeGreaterThan(10);
     let revealed = 0;
     for (const { tool, revealKeys, result } of seen.results) {
       let json = JSON.stringify(result);
-      const newKey = (result.structuredContent as { new_api_key?: string } | undefined)
-        ?.new_api_key;
+      const newKey = (result.structuredContent as { api_key?: string } | undefined)?.api_key;
       if (revealKeys && newKey !== undefined) {
         expect(seen.secrets.has(newKey)).toBe(true);
         json = json.replaceAll(newKey, "<revealed>");

@@ -13,12 +13,14 @@ import { registerWhoami } from "./tools/whoami.js";
 export interface McpServerDeps {
   /** Bound to one store, one profile, surface "mcp". The server never closes it. */
   rekey: Rekey;
-  /** Put the raw new key in `rotate_api_key` results (`new_api_key`): the old, unsafe behaviour. */
+  /** Put the raw new key in `rotate_api_key` results (`api_key`): the old, unsafe behaviour. */
   revealKeys: boolean;
   /** Where diagnostics go (stderr in the binary; never stdout, which carries the protocol). */
   log?: (line: string) => void;
   /** The version announced in `initialize`. */
   version?: string;
+  /** The time errors are read at (ms since the epoch); default the system clock. */
+  now?: () => number;
 }
 
 /**
@@ -41,9 +43,9 @@ export function createMcpServer(deps: McpServerDeps): McpServer {
     revealKeys: deps.revealKeys,
     log,
     failed: (tool, error) => {
-      const facts = toolErrorFacts(error);
+      const facts = toolErrorFacts(error, (deps.now ?? Date.now)());
       log(`${tool}: ${facts.code}: ${facts.message}`);
-      return toToolError(error);
+      return toToolError(facts);
     },
   };
   registerRotateApiKey(server, context);

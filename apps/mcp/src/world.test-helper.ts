@@ -177,7 +177,7 @@ export function errorOf(result: CallToolResult): {
     const field = /^([a-z_]+): (.*)$/.exec(line);
     if (!field?.[1]) throw new Error(`Not a "name: value" line: ${line}`);
     const value = field[2] ?? "";
-    facts[field[1]] = /^(\d+|\[.*\])$/.test(value) ? JSON.parse(value) : value;
+    facts[field[1]] = /^(\d+|\[.*\]|\{.*\})$/.test(value) ? JSON.parse(value) : value;
   }
   return facts as { code: string; message: string; hint: string };
 }

@@ -1,10 +1,13 @@
 /**
  * The one error type of rekey, with a closed set of codes.
  *
- * Every front end maps each code exhaustively (`Record<ErrorCode, ...>`), so adding a code
- * fails the build until the CLI exit codes, HTTP statuses and MCP hints all handle it.
+ * Each code is mapped exhaustively (`Record<ErrorCode, ...>`), so adding a code fails the build
+ * until the CLI exit codes, HTTP statuses and the model hints of `errorFacts` all handle it.
+ * Front ends render an error through `errorFacts` (error-facts.ts), which reads `details`.
  * Messages never carry a raw key: pass fingerprints.
  */
+
+import type { Principal } from "./principal.js";
 
 export const ERROR_CODES = [
   "INVALID_INPUT",
@@ -38,12 +41,20 @@ export interface RekeyErrorDetails {
   retryAfterSeconds?: number;
   /** KEY_LOST: how to get back in. */
   recovery?: string;
-  /** The principal concerned, as a label ("operator", "agent 7"). */
-  principal?: string;
+  /**
+   * The principal concerned: a {@link Principal}, or its label ("operator", "agent 7") as
+   * older throw sites give it; `errorFacts` reads both.
+   */
+  principal?: string | Principal;
   /** The HTTP status of an upstream reply, when one was received. */
   upstreamStatus?: number;
-  /** NOT_FOUND: "profile" when the session itself holds no key (not one agent). */
-  missing?: "profile";
+  /**
+   * NOT_FOUND: "profile" when the session itself holds no key (not one agent); "key" when the
+   * principal is known but no key is held for it.
+   */
+  missing?: "profile" | "key";
+  /** FORBIDDEN: the operation refused, when it is not the rotation of a key ("list_agents"). */
+  operation?: "list_agents";
   /** Which request fields were rejected, for INVALID_INPUT. */
   issues?: string[];
   [key: string]: unknown;

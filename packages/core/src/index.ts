@@ -57,7 +57,9 @@ export {
   type RotateAgentsOptions,
   rotateAgents,
 } from "./engine/rotate-agents.js";
+export { listAgentsAsSession } from "./engine/session-agents.js";
 export * from "./engine/types.js";
+export { type ErrorAudience, type ErrorFacts, errorFacts } from "./error-facts.js";
 export * from "./errors.js";
 export { fingerprint } from "./fingerprint.js";
 export * from "./lightning-wallet.js";
@@ -78,3 +80,4 @@ export {
   type KillPoint,
   killPoint,
 } from "./testing/kill-points.js";
+export * from "./vocabulary.js";

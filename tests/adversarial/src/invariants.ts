@@ -81,18 +81,18 @@ export async function checkInvariants(options: {
   let signalled: boolean;
   if ((status.code === 0 || status.code === 9) && status.stdout.trim() !== "") {
     const body = JSON.parse(status.stdout) as {
-      hasKey: boolean;
-      keyLost?: unknown;
+      has_key: boolean;
+      key_lost?: unknown;
       identity?: unknown;
-      identityError?: { code: string };
+      identity_error?: { code: string };
     };
-    lost = !body.hasKey || body.identity === undefined;
-    signalled = body.keyLost !== undefined;
+    lost = !body.has_key || body.identity === undefined;
+    signalled = body.key_lost !== undefined;
     // A KEY_LOST record never sits beside a working key.
-    if (body.keyLost !== undefined) expect(body.hasKey, where).toBe(false);
-    if (body.hasKey && body.identity === undefined) {
+    if (body.key_lost !== undefined) expect(body.has_key, where).toBe(false);
+    if (body.has_key && body.identity === undefined) {
       // The store holds a key the faucet refuses: a loss unless the faucet was unreachable.
-      expect(body.identityError?.code, where).toBe("UNAUTHORIZED");
+      expect(body.identity_error?.code, where).toBe("UNAUTHORIZED");
     }
   } else {
     lost = true;

@@ -1,4 +1,4 @@
-import { formatDuration } from "@rekey/core";
+import { agentListView, formatDuration } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { formatFields, formatTable } from "../output.js";
 import { parseSats } from "./input.js";
@@ -10,7 +10,7 @@ import { parseSats } from "./input.js";
 export async function runAgentsList(context: CommandContext): Promise<void> {
   const agents = await context.withRekey(({ rekey }) => rekey.listAgents());
   const { colors } = context.output;
-  context.output.result("agents list", { agents }, () => {
+  context.output.result("agents list", agentListView(agents), () => {
     if (agents.length === 0) return "No agents yet (rekey agents create NAME).";
     return formatTable(
       ["id", "name", "balance", "active", "key", "cooldown"],

@@ -3,6 +3,7 @@ import {
   type AgentStatus,
   COOLDOWN_MINUTES,
   DEFAULT_AGENT_ROTATION_CONCURRENCY,
+  deliveryOutcomeView,
   formatDuration,
   isRekeyError,
   MAX_AGENT_ROTATION_CONCURRENCY,
@@ -157,6 +158,23 @@ function renderResult(result: RotationResult, output: Output): string {
   return lines.join("\n");
 }
 
+/** An agent's outcome in the JSON vocabulary (docs/json-vocabulary.md). */
+function agentOutcomeView(outcome: AgentRotationOutcome): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries({
+      agent_id: outcome.agentId,
+      name: outcome.name,
+      result: outcome.result,
+      old_fingerprint: outcome.oldFingerprint,
+      fingerprint: outcome.newFingerprint,
+      cooldown_until: outcome.cooldownUntil,
+      error: outcome.error,
+      api_key: outcome.apiKey,
+      deliveries: outcome.deliveries?.map(deliveryOutcomeView),
+    }).filter(([, value]) => value !== undefined),
+  );
+}
+
 async function rotateAllAgents(
   context: CommandContext,
   flags: RotateFlags,
@@ -173,14 +191,14 @@ async function rotateAllAgents(
       output.result(
         "rotate",
         {
-          dryRun: true,
-          allAgents: true,
+          dry_run: true,
+          all_agents: true,
           agents: agents.map((entry) => ({
-            agentId: entry.id,
+            agent_id: entry.id,
             name: entry.name,
             fingerprint: entry.fingerprint,
             action: toRotate.includes(entry) ? "rotate" : "skip_already_rotated",
-            cooldownUntil: entry.cooldownUntil,
+            cooldown_until: entry.cooldownUntil,
           })),
         },
         () => renderAllAgentsPlan(agents, toRotate, output.colors, true),
@@ -210,8 +228,10 @@ async function rotateAllAgents(
     } finally {
       progress.stop();
     }
-    output.result("rotate", { dryRun: false, allAgents: true, results: outcomes }, () =>
-      renderSummary(outcomes, flags.reveal, output),
+    output.result(
+      "rotate",
+      { dry_run: false, all_agents: true, results: outcomes.map(agentOutcomeView) },
+      () => renderSummary(outcomes, flags.reveal, output),
     );
     const firstFailure = outcomes.find((outcome) => outcome.result === "failed");
     if (firstFailure?.error) context.setExitCode(exitCodeFor(firstFailure.error.code));

@@ -2,8 +2,10 @@ import {
   describePolicy,
   formatDuration,
   type Identity,
+  identityView,
   isRekeyError,
   type KeyStatus,
+  keyStatusView,
 } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { EXIT_CODES } from "../exit-codes.js";
@@ -41,10 +43,10 @@ export async function runStatus(
   context.output.result(
     "status",
     {
-      ...status,
-      ...(identity === undefined ? {} : { identity }),
-      ...(identityError === undefined ? {} : { identityError }),
-      storeHealth,
+      ...keyStatusView(status),
+      ...(identity === undefined ? {} : { identity: identityView(identity) }),
+      ...(identityError === undefined ? {} : { identity_error: identityError }),
+      store_health: storeHealth,
     },
     () =>
       renderStatus(

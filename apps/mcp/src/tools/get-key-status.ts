@@ -1,5 +1,5 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { agent, formatDuration, type KeyStatus } from "@rekey/core";
+import { agent, formatDuration, type KeyStatus, keyStatusView } from "@rekey/core";
 import { toolResult } from "../render.js";
 import { agentIdInput, keyStatusOutput } from "../tool-schemas.js";
 import type { ToolContext } from "./context.js";
@@ -35,7 +35,7 @@ export function registerGetKeyStatus(server: McpServer, deps: ToolContext): void
     {
       title: "Key status",
       description:
-        "Show the fingerprint, age, last rotation, remaining withdrawal cooldown, any unfinished rotation and the next scheduled rotation (due_at) of this session's key, or of one agent's key (agent_id, operators only). Never shows the key itself.",
+        "Show the fingerprint, age, last rotation, remaining withdrawal cooldown, any unfinished rotation and the scheduled rotation (schedule.next_rotation_at) of this session's key, or of one agent's key (agent_id, operators only). Never shows the key itself.",
       inputSchema: agentIdInput,
       outputSchema: keyStatusOutput,
       annotations: { title: "Key status", readOnlyHint: true, openWorldHint: false },
@@ -45,50 +45,7 @@ export function registerGetKeyStatus(server: McpServer, deps: ToolContext): void
         const status = await deps.rekey.status(
           agent_id === undefined ? undefined : agent(agent_id),
         );
-        const rotation = status.lastRotation;
-        const pending = status.pendingRotation;
-        return toolResult(headline(status), {
-          principal: status.label,
-          profile: status.profile,
-          has_key: status.hasKey,
-          key_source: status.keySource,
-          fingerprint: status.fingerprint,
-          name: status.name,
-          saved_at: status.savedAt,
-          key_age_seconds: status.keyAgeSeconds,
-          last_rotation: rotation && {
-            rotated_at: rotation.rotatedAt,
-            request_id: rotation.requestId,
-            old_fingerprint: rotation.oldFingerprint,
-            new_fingerprint: rotation.newFingerprint,
-            verified: rotation.verified,
-            surface: rotation.surface,
-          },
-          cooldown_until: status.cooldownUntil,
-          cooldown_remaining_seconds: status.cooldownRemainingSeconds,
-          unfinished_rotation: pending && {
-            request_id: pending.requestId,
-            started_at: pending.startedAt,
-            phase: pending.phase,
-          },
-          key_lost: status.keyLost && {
-            request_id: status.keyLost.requestId,
-            old_fingerprint: status.keyLost.oldFingerprint,
-            lost_at: status.keyLost.lostAt,
-            recovery: status.keyLost.recovery,
-          },
-          deliveries: status.deliveries?.map((target) => ({
-            target: target.target,
-            state: target.state,
-            description: target.description,
-            error:
-              target.error === undefined
-                ? undefined
-                : `${target.error.message} (${target.error.code})`,
-          })),
-          due_at: status.schedule?.nextRotationAt,
-          rotation_overdue: status.schedule?.overdue,
-        });
+        return toolResult(headline(status), keyStatusView(status));
       } catch (error) {
         return deps.failed("get_key_status", error);
       }

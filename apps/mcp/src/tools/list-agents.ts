@@ -1,6 +1,6 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { RekeyError } from "@rekey/core";
-import { compact, toolResult } from "../render.js";
+import { agentListView, listAgentsAsSession } from "@rekey/core";
+import { toolResult } from "../render.js";
 import { listAgentsOutput } from "../tool-schemas.js";
 import type { ToolContext } from "./context.js";
 
@@ -17,34 +17,12 @@ export function registerListAgents(server: McpServer, deps: ToolContext): void {
     },
     async () => {
       try {
-        // The session acts as its active principal: an agent session is not an operator, even
-        // if its profile also holds an operator key.
-        const active = await deps.rekey.activePrincipal();
-        if (active?.kind === "agent") {
-          throw new RekeyError(
-            "FORBIDDEN",
-            `list_agents needs an operator key; this session is agent ${active.agentId}`,
-          );
-        }
-        const agents = await deps.rekey.listAgents();
+        // Core refuses an agent session (policy); this only formats the answer.
+        const agents = await listAgentsAsSession(deps.rekey);
         const cooling = agents.filter((entry) => entry.cooldownRemainingSeconds > 0).length;
         return toolResult(
           `${agents.length} agent${agents.length === 1 ? "" : "s"}, ${cooling} in a withdrawal cooldown.`,
-          {
-            agents: agents.map((entry) =>
-              compact({
-                agent_id: entry.id,
-                name: entry.name,
-                balance_sats: entry.balanceSats,
-                is_active: entry.isActive,
-                has_key: entry.hasKey,
-                fingerprint: entry.fingerprint,
-                cooldown_until: entry.cooldownUntil,
-                cooldown_remaining_seconds: entry.cooldownRemainingSeconds,
-                last_rotated_at: entry.lastRotatedAt,
-              }),
-            ),
-          },
+          agentListView(agents),
         );
       } catch (error) {
         return deps.failed("list_agents", error);

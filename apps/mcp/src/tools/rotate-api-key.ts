@@ -1,5 +1,11 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { agent, COOLDOWN_MINUTES, principalKey, type RotationResult } from "@rekey/core";
+import {
+  agent,
+  COOLDOWN_MINUTES,
+  principalKey,
+  type RotationResult,
+  rotationView,
+} from "@rekey/core";
 import { toolResult } from "../render.js";
 import { agentIdInput, rotateOutput } from "../tool-schemas.js";
 import type { ToolContext } from "./context.js";
@@ -14,7 +20,7 @@ const DESCRIPTION = [
   "agent_id (operators only) rotates one of the operator's agents: its key is stored under that agent",
   "and this session stays the operator. Omit agent_id to rotate this session's own key.",
   "A second rotation inside the cooldown is refused with the time remaining.",
-  "A scheduled rotation may exist (rekey policy): get_key_status shows its due_at; rotating now",
+  "A scheduled rotation may exist (rekey policy): get_key_status shows its schedule.next_rotation_at; rotating now",
   "also resets that schedule, so there is rarely a reason to rotate just before it.",
 ].join(" ");
 
@@ -38,9 +44,7 @@ function messageFor(result: RotationResult, switched: boolean, revealed: boolean
     );
   }
   if (revealed) {
-    parts.push(
-      "new_api_key holds the raw key because this server reveals keys: treat it as a secret.",
-    );
+    parts.push("api_key holds the raw key because this server reveals keys: treat it as a secret.");
   }
   return parts.join(" ");
 }
@@ -78,27 +82,9 @@ export function registerRotateApiKey(server: McpServer, deps: ToolContext): void
         );
         const message = messageFor(result, switched, revealed);
         return toolResult(message, {
-          principal: result.label,
-          fingerprint: result.newFingerprint,
-          old_fingerprint: result.oldFingerprint,
-          cooldown_until: result.cooldownUntil,
-          cooldown_minutes: result.cooldownMinutes,
-          verified: result.verified,
-          request_id: result.requestId,
-          shared: result.shared,
+          ...rotationView(result, { revealKey: revealed }),
           session_switched: switched,
           message,
-          new_api_key: revealed ? result.apiKey : undefined,
-          deliveries: result.deliveries?.map((delivery) => ({
-            target: delivery.target,
-            status: delivery.status,
-            fingerprint: delivery.fingerprint,
-            description: delivery.description,
-            error:
-              delivery.error === undefined
-                ? undefined
-                : `${delivery.error.message} (${delivery.error.code})`,
-          })),
         });
       } catch (error) {
         return deps.failed("rotate_api_key", error);

@@ -1,4 +1,5 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { identityView } from "@rekey/core";
 import { toolResult } from "../render.js";
 import { whoamiOutput } from "../tool-schemas.js";
 import type { ToolContext } from "./context.js";
@@ -17,21 +18,10 @@ export function registerWhoami(server: McpServer, deps: ToolContext): void {
     async () => {
       try {
         const identity = await deps.rekey.whoami();
-        const label = identity.type === "operator" ? "operator" : `agent ${identity.id}`;
+        const view = identityView(identity);
         return toolResult(
-          `This session acts as ${label} ${JSON.stringify(identity.name)} with key ${identity.fingerprint}.`,
-          {
-            principal: label,
-            type: identity.type,
-            id: identity.id,
-            name: identity.name,
-            balance_sats: identity.balanceSats,
-            fingerprint: identity.fingerprint,
-            profile: deps.rekey.profileName,
-            agent_count: identity.type === "operator" ? identity.agentCount : undefined,
-            operator_id: identity.type === "agent" ? identity.operatorId : undefined,
-            budget_limit_sats: identity.type === "agent" ? identity.budgetLimitSats : undefined,
-          },
+          `This session acts as ${view.label} ${JSON.stringify(identity.name)} with key ${identity.fingerprint}.`,
+          { ...view, profile: deps.rekey.profileName },
         );
       } catch (error) {
         return deps.failed("whoami", error);

@@ -236,7 +236,7 @@ export function missingKeyError(principal: Principal, profileName: string): Reke
         principal.kind === "operator"
           ? "Run `rekey register` or `rekey login` first."
           : "Create the agent with `rekey agents create`, or rotate its key as its operator to get one.",
-      details: { principal: label },
+      details: { principal: label, missing: "key" },
     },
   );
 }
