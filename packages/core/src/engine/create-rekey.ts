@@ -12,12 +12,10 @@ import {
   deliveryStatusOf,
 } from "../delivery/delivery-journal.js";
 import type { DeliveryEnvironment } from "../delivery/delivery-payload.js";
-import { formatDuration } from "../duration.js";
 import { isRekeyError, RekeyError } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
 import {
   agent,
-  capitalized,
   cooldownMinutes,
   OPERATOR,
   type Principal,
@@ -42,6 +40,7 @@ import type {
   ReadOptions,
   StoreData,
   StoreHealth,
+  StoreSnapshot,
   Surface,
 } from "../store/types.js";
 import { killPoint } from "../testing/kill-points.js";
@@ -63,9 +62,11 @@ import {
   recordOf,
   recordPrincipalOf,
   recordsOfView,
+  type SnapshotView,
   setKey,
   storedKeyOf,
   updateStore,
+  updateStoreFrom,
   viewOf,
   writableRecord,
 } from "./principal-records.js";
@@ -79,6 +80,7 @@ import {
   resolveIntent,
   rotateUnderLock,
 } from "./rotation.js";
+import { secondsUntil } from "./rotation-checks.js";
 import { createSingleFlight } from "./single-flight.js";
 import type {
   AgentStatus,
@@ -172,18 +174,27 @@ export function createRekey(options: RekeyOptions): Rekey {
     replayed: boolean;
   }>();
   let resolving: Promise<void> | undefined;
+  // The snapshot an idempotent run's rotation starts from, by request_id (see withIdempotency).
+  const idempotentBases = new Map<string, StoreSnapshot>();
   let envIdentity: Promise<Principal | undefined> | undefined;
   // The operator record of the environment's key, once whoami has told its id.
   let envOperator: string | undefined;
 
   /** Reads the store once and resolves this profile in it. */
-  async function readView(readOptions?: ReadOptions): Promise<ProfileView> {
-    const snapshot = await store.read(readOptions);
+  async function readView(readOptions?: ReadOptions): Promise<SnapshotView> {
+    return snapshotView(await store.read(readOptions));
+  }
+
+  /** Resolves this profile in a snapshot already held. */
+  function snapshotView(snapshot: StoreSnapshot): SnapshotView {
     const profile = snapshot.data.profiles[profileName];
-    return viewOf(snapshot.data, profileName, profile?.baseUrl ?? defaultUrl(), {
-      actAs,
-      envOperator,
-    });
+    return {
+      ...viewOf(snapshot.data, profileName, profile?.baseUrl ?? defaultUrl(), {
+        actAs,
+        envOperator,
+      }),
+      snapshot,
+    };
   }
 
   function defaultUrl(): string {
@@ -207,9 +218,17 @@ export function createRekey(options: RekeyOptions): Rekey {
     return baseUrlOf((await readView()).profile);
   }
 
+  /** The client of the profile in `view` (its URL is in the view: no read). */
+  function clientOf(view: ProfileView): FaucetClient {
+    return clientFor(baseUrlOf(view.profile));
+  }
+
   async function client(): Promise<FaucetClient> {
+    return clientFor(await baseUrl());
+  }
+
+  function clientFor(url: string): FaucetClient {
     if (options.client) return options.client;
-    const url = await baseUrl();
     let existing = clients.get(url);
     if (!existing) {
       existing = createFaucetClient({ baseUrl: url, clock });
@@ -218,11 +237,15 @@ export function createRekey(options: RekeyOptions): Rekey {
     return existing;
   }
 
-  /** Which principal the environment's key belongs to (asked once, with whoami). */
-  function envPrincipal(): Promise<Principal | undefined> {
+  /**
+   * Which principal the environment's key belongs to (asked once, with whoami); `view` names
+   * the faucet to ask, else the store is read for it.
+   */
+  function envPrincipal(view?: ProfileView): Promise<Principal | undefined> {
     if (envApiKey === undefined || envApiKey === "") return Promise.resolve(undefined);
     envIdentity ??= (async () => {
-      const identity = await (await client()).whoami(envApiKey);
+      const faucetClient = view === undefined ? await client() : clientOf(view);
+      const identity = await faucetClient.whoami(envApiKey);
       envOperator = operatorRecordPrincipal(
         identity.type === "operator" ? identity.id : identity.operatorId,
       );
@@ -235,9 +258,9 @@ export function createRekey(options: RekeyOptions): Rekey {
     return envIdentity;
   }
 
-  async function envKey(principal: Principal): Promise<string | undefined> {
+  async function envKey(principal: Principal, view?: ProfileView): Promise<string | undefined> {
     if (envApiKey === undefined || envApiKey === "") return undefined;
-    const seeded = await envPrincipal().catch(() => undefined);
+    const seeded = await envPrincipal(view).catch(() => undefined);
     return seeded && samePrincipal(seeded, principal) ? envApiKey : undefined;
   }
 
@@ -254,9 +277,10 @@ export function createRekey(options: RekeyOptions): Rekey {
     storeRetryMs:
       options.storeRetryMs ??
       (Number(env.REKEY_STORE_RETRY_MS) > 0 ? Number(env.REKEY_STORE_RETRY_MS) : 60_000),
-    client,
-    baseUrl,
+    client: clientOf,
+    baseUrl: (view) => baseUrlOf(view.profile),
     readView,
+    viewOf: snapshotView,
     envKey,
     invalidateKeys: () => keyProviderRef.invalidate(),
   };
@@ -278,9 +302,13 @@ export function createRekey(options: RekeyOptions): Rekey {
    * Delivers a committed, verified rotation's key to the principal's targets. Never throws: a
    * delivery that cannot run now stays stale in the store, for `status`, `doctor` and a retry.
    */
-  async function deliverRotation(recordId: string): Promise<DeliveryOutcome[] | undefined> {
+  async function deliverRotation(
+    recordId: string,
+    known?: StoreSnapshot,
+  ): Promise<DeliveryOutcome[] | undefined> {
     try {
-      const record = (await store.read()).data.principals[recordId];
+      // The rotation's last write tells whether there are targets: no read for the usual none.
+      const record = (known ?? (await store.read())).data.principals[recordId];
       if (!record?.deliveries?.length) return undefined;
       return await deliverRecord(deliveryJournal, recordId);
     } catch {
@@ -295,10 +323,11 @@ export function createRekey(options: RekeyOptions): Rekey {
    * store. Concurrent callers share one pass.
    */
   async function resolveLeftovers(): Promise<PendingResolution[]> {
-    const pending = pendingIn(await readView());
+    const view = await readView();
+    const pending = pendingIn(view);
     const results: PendingResolution[] = [];
     for (const recordPrincipal of pending) {
-      const resolution = await resolveIntent(context, recordPrincipal);
+      const resolution = await resolveIntent(context, view.faucet, recordPrincipal);
       if (resolution) results.push(resolution);
     }
     return results;
@@ -333,7 +362,7 @@ export function createRekey(options: RekeyOptions): Rekey {
 
   /** The principal a view acts as: its own when it holds a key, else the env seed's. */
   async function activeIn(view: ProfileView): Promise<Principal | undefined> {
-    return storedActiveIn(view) ?? envPrincipal();
+    return storedActiveIn(view) ?? envPrincipal(view);
   }
 
   async function activePrincipal(): Promise<Principal | undefined> {
@@ -358,11 +387,12 @@ export function createRekey(options: RekeyOptions): Rekey {
     principal: Principal,
     view?: ProfileView,
   ): Promise<{ key: string; fingerprint: string }> {
-    const stored = storedKeyOf(view ?? (await readView()), principal);
+    const seen = view ?? (await readView());
+    const stored = storedKeyOf(seen, principal);
     if (stored) return { key: stored.key, fingerprint: stored.fingerprint };
-    const seeded = await envKey(principal);
+    const seeded = await envKey(principal, seen);
     if (seeded !== undefined) return { key: seeded, fingerprint: fingerprint(seeded) };
-    throwIfLost(view ?? (await readView()), principal);
+    throwIfLost(seen, principal);
     throw missingKeyError(principal, profileName);
   }
 
@@ -378,7 +408,7 @@ export function createRekey(options: RekeyOptions): Rekey {
   async function recordPrincipalIn(view: ProfileView, principal: Principal): Promise<string> {
     const known = recordPrincipalOf(view, principal);
     if (known !== undefined) return known;
-    await envPrincipal().catch(() => undefined);
+    await envPrincipal(view).catch(() => undefined);
     if (envOperator !== undefined) return envOperator;
     throw missingKeyError(principal, profileName);
   }
@@ -524,8 +554,7 @@ export function createRekey(options: RekeyOptions): Rekey {
   }
 
   function cooldownRemaining(until: string | undefined): number {
-    if (until === undefined) return 0;
-    return Math.max(0, Math.ceil((Date.parse(until) - clock.now()) / 1000));
+    return secondsUntil(until, clock.now());
   }
 
   function toResult(
@@ -554,13 +583,15 @@ export function createRekey(options: RekeyOptions): Rekey {
   async function rotateKey(request: RotateRequest = {}): Promise<RotationResult | RotationPlan> {
     // The key as the caller saw it, read before waiting on anything: if another process's
     // rotation finishes while this call waits (for its lock, or to resolve its intent), this
-    // call returns that rotation instead of rotating a second time.
-    const seen = await readView();
-    const seenTarget = request.target ?? activePrincipalOf(seen);
-    const seenFingerprint = seenTarget ? storedKeyOf(seen, seenTarget)?.fingerprint : undefined;
-    const resolvedNothing = pendingIn(seen).length === 0;
-    await ensureResolved(seen);
-    const view = resolvedNothing ? seen : await readView();
+    // call returns that rotation instead of rotating a second time (checked under the lock).
+    const seen =
+      request.requestId === undefined ? undefined : idempotentBases.get(request.requestId);
+    const first = seen === undefined ? await readView() : snapshotView(seen);
+    const seenTarget = request.target ?? activePrincipalOf(first);
+    const seenFingerprint = seenTarget ? storedKeyOf(first, seenTarget)?.fingerprint : undefined;
+    const resolvedNothing = pendingIn(first).length === 0;
+    await ensureResolved(first);
+    const view = resolvedNothing ? first : await readView();
     const actor = request.actor ?? (await requireActive(view));
     const target = request.target ?? actor;
     if (actor.kind === "agent" && !samePrincipal(actor, target)) {
@@ -585,10 +616,11 @@ export function createRekey(options: RekeyOptions): Rekey {
       (seenTarget && seenFingerprint && samePrincipal(seenTarget, target)
         ? seenFingerprint
         : targetFingerprint);
-    const cooldownSource = recordOf(view, target)?.cooldownUntil;
-    const currentCooldown = cooldownRemaining(cooldownSource) > 0 ? cooldownSource : undefined;
-    const minutes = cooldownMinutes(target);
     if (request.dryRun) {
+      const cooldownSource = recordOf(view, target)?.cooldownUntil;
+      const currentCooldown =
+        secondsUntil(cooldownSource, clock.now()) > 0 ? cooldownSource : undefined;
+      const minutes = cooldownMinutes(target);
       return {
         dryRun: true,
         principal: target,
@@ -607,53 +639,27 @@ export function createRekey(options: RekeyOptions): Rekey {
     const flightKey = recordIdOf(view.faucet, targetRecord);
     const inFlight = rotationFlights.running(flightKey);
     if (inFlight) return toResult(await inFlight, true, request.reveal);
-    // Another process rotated the key this call saw while it waited (to resolve that rotation's
-    // intent): that rotation is this call's answer, and its fresh cooldown no reason to refuse.
-    const rotatedMeanwhile = targetStored?.lastRotation;
-    if (
-      targetStored !== undefined &&
-      rotatedMeanwhile !== undefined &&
-      ((request.requestId !== undefined && rotatedMeanwhile.requestId === request.requestId) ||
-        (expectedFingerprint !== targetStored.fingerprint &&
-          rotatedMeanwhile.oldFingerprint === expectedFingerprint))
-    ) {
-      const rotation = { principal: target, record: rotatedMeanwhile, apiKey: targetStored.key };
-      // The caller's own request_id: its own rotation, finished by whoever resolved it.
-      const own =
-        request.requestId !== undefined && rotatedMeanwhile.requestId === request.requestId;
-      return toResult({ ...rotation, shared: !own }, !own, request.reveal);
-    }
-    if (currentCooldown !== undefined && !request.force) {
-      const seconds = cooldownRemaining(currentCooldown);
-      throw new RekeyError(
-        "COOLDOWN_ACTIVE",
-        `${capitalized(principalLabel(target))} was rotated recently; its withdrawal cooldown runs until ${currentCooldown} (${formatDuration(seconds)} left)`,
-        {
-          hint: `Rotating again now would restart the ${minutes}-minute withdrawal block. Wait ${formatDuration(seconds)}, or force it deliberately.`,
-          details: {
-            cooldownUntil: currentCooldown,
-            retryAfterSeconds: seconds,
-            principal: principalLabel(target),
-          },
-        },
-      );
-    }
     // The journal entry written before the upstream call doubles as the writability preflight:
-    // a store that cannot take it stops the rotation before the faucet is asked.
+    // a store that cannot take it stops the rotation before the faucet is asked. The cooldown
+    // and "rotated meanwhile" are checked under the lock, on the store as it is then.
     const rotation = await rotationFlights.run(flightKey, () =>
       rotateUnderLock(context, {
+        view,
         target,
         actor,
         targetRecord,
         actorRecord,
         expectedFingerprint,
         requestId: request.requestId,
+        force: request.force,
         signal: request.signal,
       }),
     );
     const result = toResult(rotation, rotation.shared, request.reveal);
     // After commit and verify: the rotation stands whatever its deliveries do.
-    const deliveries = rotation.shared ? undefined : await deliverRotation(flightKey);
+    const deliveries = rotation.shared
+      ? undefined
+      : await deliverRotation(flightKey, rotation.snapshot);
     return deliveries === undefined ? result : { ...result, deliveries };
   }
 
@@ -1338,8 +1344,8 @@ export function createRekey(options: RekeyOptions): Rekey {
         const scope =
           options.scope === undefined ? principalScope : `${principalScope}\n${options.scope}`;
         const slot = idempotencySlot(scope, idempotencyKey);
-        const replay = async () => {
-          const record = (await store.read()).data.idempotency[slot];
+        const replay = (snapshot: StoreSnapshot) => {
+          const record = snapshot.data.idempotency[slot];
           if (!record || Date.parse(record.expiresAt) <= clock.now()) return undefined;
           if (record.requestHash !== requestDigest) {
             throw new RekeyError(
@@ -1354,25 +1360,28 @@ export function createRekey(options: RekeyOptions): Rekey {
           if (record.pendingRequestId !== undefined) return undefined;
           return { status: record.status, body: record.body as never, replayed: true };
         };
-        const first = await replay();
+        // The view's snapshot answers a replay without taking the lock.
+        const first = replay(view.snapshot);
         if (first) return first;
         const lock = await store.lock(`idempotency.${slot}`, {
           leaseMs: context.lockLeaseMs,
           waitMs: context.lockWaitMs,
         });
         try {
-          const again = await replay();
+          const locked = await store.read();
+          const again = replay(locked);
           if (again) return again;
           // Recorded as pending before anything runs: a retry after a crash finds the
           // request_id and asks for that rotation again, which returns it once journaled.
-          const pending = (await store.read()).data.idempotency[slot];
+          const pending = locked.data.idempotency[slot];
           const requestId =
             pending?.requestHash === requestDigest && pending.pendingRequestId !== undefined
               ? pending.pendingRequestId
               : randomUUID();
+          let base = locked;
           if (pending?.pendingRequestId !== requestId) {
             const startedAt = clock.now();
-            await updateStore(store, (draft) => {
+            ({ snapshot: base } = await updateStoreFrom(store, locked, (draft) => {
               draft.idempotency[slot] = {
                 requestHash: requestDigest,
                 createdAt: new Date(startedAt).toISOString(),
@@ -1381,9 +1390,12 @@ export function createRekey(options: RekeyOptions): Rekey {
                 body: null,
                 pendingRequestId: requestId,
               };
-            });
+            }));
           }
           let outcome: { status: number; body: unknown };
+          // The run's rotation starts from the snapshot just read and written under this lock,
+          // as its caller saw the store, instead of reading it again.
+          idempotentBases.set(requestId, base);
           try {
             outcome = await run({ requestId });
           } catch (error) {
@@ -1395,6 +1407,8 @@ export function createRekey(options: RekeyOptions): Rekey {
                 delete draft.idempotency[slot];
             }).catch(() => {});
             throw error;
+          } finally {
+            idempotentBases.delete(requestId);
           }
           const now = clock.now();
           await updateStore(store, (draft) => {

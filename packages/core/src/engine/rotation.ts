@@ -1,4 +1,6 @@
 import { randomUUID } from "node:crypto";
+import type { FaucetClient } from "../client/index.js";
+import { sleep } from "../clock.js";
 import { isRekeyError, RekeyError } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
 import {
@@ -16,6 +18,7 @@ import type {
   PrincipalRecord,
   RotationIntent,
   RotationRecord,
+  StoreSnapshot,
 } from "../store/types.js";
 import { type KillPoint, killPoint } from "../testing/kill-points.js";
 import { type EngineContext, type RotationStep, rotationLockName } from "./context.js";
@@ -24,21 +27,26 @@ import {
   principalOfRecord,
   profileIn,
   recordIn,
+  type SnapshotView,
   setKey,
   updateStore,
+  updateStoreFrom,
   writableRecord,
 } from "./principal-records.js";
 import { findRescueFile, removeRescueFile, writeRescueFile } from "./rescue.js";
+import { cooldownActiveError, rotatedMeanwhile, secondsUntil } from "./rotation-checks.js";
 import type { PendingResolution } from "./types.js";
 
 /** A rotation as the engine hands it back, raw key included; the facade strips it. */
 export interface CompletedRotation {
   principal: Principal;
-  record: RotationRecord;
+  record: DeepReadonly<RotationRecord>;
   apiKey: string;
   shared: boolean;
   /** Set when the audit entry could not be appended: the journal keeps it owed. */
   auditError?: unknown;
+  /** The last snapshot the rotation read or wrote, when it knows it (saves a read after). */
+  snapshot?: StoreSnapshot;
 }
 
 /**
@@ -48,6 +56,8 @@ export interface CompletedRotation {
 const RESERVE_CHARS = 2048;
 
 export interface RotationParams {
+  /** The caller's view, read before taking the lock: it names the faucet and its URL. */
+  view: ProfileView;
   target: Principal;
   actor: Principal;
   /** The target's record principal ("operator:12", "agent:7"). */
@@ -58,6 +68,8 @@ export interface RotationParams {
   expectedFingerprint: string | undefined;
   /** A caller-chosen request_id (an idempotent retry), else a new one. */
   requestId?: string | undefined;
+  /** Rotate even while the principal's withdrawal cooldown runs. */
+  force?: boolean | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -166,56 +178,55 @@ function keyFor(
 ): Promise<string | undefined> {
   const stored = recordAt(view, recordPrincipal)?.key;
   if (stored !== undefined) return Promise.resolve(stored);
-  return context.envKey(principalOfRecord(recordPrincipal));
+  return context.envKey(principalOfRecord(recordPrincipal), view);
+}
+
+/** Takes the rotation lock of a record principal on the view's faucet. */
+function lockRecord(context: EngineContext, faucet: string, recordPrincipal: string) {
+  return context.store.lock(rotationLockName(recordIdOf(faucet, recordPrincipal)), {
+    leaseMs: context.lockLeaseMs,
+    waitMs: context.lockWaitMs,
+  });
 }
 
 /**
  * Runs one rotation under the principal's store lock: journal, upstream call, atomic store,
- * verify, clear, audit. Returns another caller's rotation instead when the key changed since
- * the caller read it.
+ * verify, clear, audit. The store is read once, under the lock; each write starts from the
+ * snapshot the one before wrote. Returns another caller's rotation instead when the key
+ * changed since the caller read it (see rotation-checks.ts).
  */
 export async function rotateUnderLock(
   context: EngineContext,
   params: RotationParams,
 ): Promise<CompletedRotation> {
   const { target, targetRecord } = params;
-  const faucet = (await context.readView()).faucet;
-  const lock = await context.store.lock(rotationLockName(recordIdOf(faucet, targetRecord)), {
-    leaseMs: context.lockLeaseMs,
-    waitMs: context.lockWaitMs,
-  });
+  const { faucet } = params.view;
+  const lock = await lockRecord(context, faucet, targetRecord);
   try {
     // A holder that crashed while we waited may have left an intent: resolve it first.
     let view = await context.readView();
     if (recordAt(view, targetRecord)?.intent) {
-      await resolveIntentLocked(context, targetRecord);
+      await resolveIntentLocked(context, view, targetRecord);
       view = await context.readView();
     }
     const current = recordAt(view, targetRecord);
-    // An idempotent retry of a rotation that is done (its journal resolved above): its result.
-    if (
-      params.requestId !== undefined &&
-      current?.key !== undefined &&
-      current.lastRotation?.requestId === params.requestId
-    ) {
+    const meanwhile = rotatedMeanwhile(current, params.expectedFingerprint, params.requestId);
+    if (meanwhile) {
       return {
         principal: target,
-        record: current.lastRotation,
-        apiKey: current.key,
-        shared: false,
+        record: meanwhile.record,
+        apiKey: meanwhile.apiKey,
+        shared: !meanwhile.own,
+        snapshot: view.snapshot,
       };
     }
+    const cooldownUntil = current?.cooldownUntil;
     if (
-      current?.key !== undefined &&
-      current.fingerprint !== params.expectedFingerprint &&
-      current.lastRotation
+      !params.force &&
+      cooldownUntil !== undefined &&
+      secondsUntil(cooldownUntil, context.clock.now()) > 0
     ) {
-      return {
-        principal: target,
-        record: current.lastRotation,
-        apiKey: current.key,
-        shared: true,
-      };
+      throw cooldownActiveError(target, cooldownUntil, context.clock.now());
     }
     const actorKey = await keyFor(context, view, params.actorRecord);
     if (!actorKey)
@@ -237,8 +248,8 @@ export async function rotateUnderLock(
       // The journal write takes the space the key will: a store that takes it takes the key.
       reserve: "0".repeat(RESERVE_CHARS),
     };
-    const baseUrl = await context.baseUrl();
-    await updateStore(context.store, (draft) => {
+    const baseUrl = context.baseUrl(view);
+    const journaled = await updateStoreFrom(context.store, view.snapshot, (draft) => {
       const profile = profileIn(draft, context.profileName, baseUrl);
       // A profile first written by a rotation (its key came from the environment) points at
       // the principal that rotated.
@@ -255,7 +266,7 @@ export async function rotateUnderLock(
     });
     await step(context, "intent-written", target);
 
-    const client = await context.client();
+    const client = context.client(view);
     let reply: { apiKey: string; cooldownUntil?: string | undefined };
     try {
       reply =
@@ -271,7 +282,7 @@ export async function rotateUnderLock(
             });
     } catch (error) {
       if (!outcomeUnknown(error)) {
-        await clearIntent(context, faucet, targetRecord);
+        await clearIntent(context, faucet, targetRecord, journaled.snapshot);
         await audit(context, {
           principal: targetRecord,
           action: "rotate",
@@ -283,7 +294,7 @@ export async function rotateUnderLock(
         throw error;
       }
       // The server may have rotated: find out now, while we still hold the lock.
-      const resolution = await resolveIntentLocked(context, targetRecord);
+      const resolution = await resolveIntentLocked(context, await context.readView(), targetRecord);
       if (resolution.outcome === "not_rotated") throw error;
       const after = recordAt(await context.readView(), targetRecord);
       if (after?.key === undefined || !after.lastRotation) throw error;
@@ -291,9 +302,20 @@ export async function rotateUnderLock(
     }
     await step(context, "upstream-replied", target);
 
-    const record = await storeRotatedKey(context, faucet, target, intent, reply);
+    // The new key is asked `whoami` while it is written: the two round trips overlap. Its
+    // answer is used (and its step reported) only once the key is stored.
+    const verifying = verifyKey(client, target, reply.apiKey);
+    const stored = await storeRotatedKey(
+      context,
+      faucet,
+      target,
+      intent,
+      reply,
+      journaled.snapshot,
+    );
+    const { record } = stored;
     await step(context, "key-stored", target);
-    const verified = await verifyKey(context, target, reply.apiKey);
+    const verified = await verifying;
     await step(context, "verified", target);
     const finalRecord = { ...record, verified };
     // Audited while the journal still holds the rotation: a kill or a failed append here
@@ -317,12 +339,25 @@ export async function rotateUnderLock(
         apiKey: reply.apiKey,
         shared: false,
         auditError: error,
+        snapshot: stored.snapshot,
       };
     }
     await step(context, "audited", target);
-    await finishIntent(context, faucet, targetRecord, finalRecord);
+    const finished = await finishIntent(
+      context,
+      faucet,
+      targetRecord,
+      finalRecord,
+      stored.snapshot,
+    );
     await step(context, "intent-cleared", target);
-    return { principal: target, record: finalRecord, apiKey: reply.apiKey, shared: false };
+    return {
+      principal: target,
+      record: finalRecord,
+      apiKey: reply.apiKey,
+      shared: false,
+      snapshot: finished,
+    };
   } finally {
     await lock.release();
   }
@@ -342,7 +377,8 @@ async function storeRotatedKey(
   target: Principal,
   intent: DeepReadonly<RotationIntent>,
   reply: { apiKey: string; cooldownUntil?: string | undefined },
-): Promise<RotationRecord> {
+  base?: StoreSnapshot,
+): Promise<{ record: RotationRecord; snapshot: StoreSnapshot }> {
   const rotatedAt = new Date(context.clock.now()).toISOString();
   const cooldownUntil =
     reply.cooldownUntil ??
@@ -357,8 +393,9 @@ async function storeRotatedKey(
     surface: intent.surface,
   };
   const write = () =>
-    updateStore(
+    updateStoreFrom(
       context.store,
+      base,
       (draft) => {
         const stored = recordIn(draft, faucet, intent.principal);
         setKey(stored, {
@@ -387,18 +424,18 @@ async function storeRotatedKey(
       requestId: intent.requestId,
       lastRotation: record,
     });
-  const started = Date.now();
+  const started = context.clock.now();
   let rescuePath: string | undefined;
   let lastError: unknown;
   for (let attempt = 0; ; attempt++) {
     try {
-      await write();
+      const { snapshot } = await write();
       if (rescuePath !== undefined) await removeRescueFile(rescuePath);
-      return record;
+      return { record, snapshot };
     } catch (error) {
       lastError = error;
     }
-    const elapsed = Date.now() - started;
+    const elapsed = context.clock.now() - started;
     if (
       rescuePath === undefined &&
       (elapsed >= RESCUE_AFTER_MS || elapsed >= context.storeRetryMs)
@@ -408,7 +445,7 @@ async function storeRotatedKey(
     }
     if (elapsed >= context.storeRetryMs) break;
     const wait = Math.min(5_000, 100 * 2 ** attempt, context.storeRetryMs - elapsed);
-    await new Promise((resolve) => setTimeout(resolve, Math.max(10, wait)));
+    await sleep(context.clock, Math.max(10, wait));
   }
   const where =
     rescuePath === undefined
@@ -436,12 +473,12 @@ const RESCUE_AFTER_MS = 3_000;
 
 /** `whoami` with the new key must answer as the rotated principal. */
 async function verifyKey(
-  context: EngineContext,
+  client: FaucetClient,
   target: Principal,
   apiKey: string,
 ): Promise<boolean> {
   try {
-    const identity = await (await context.client()).whoami(apiKey);
+    const identity = await client.whoami(apiKey);
     return target.kind === "operator"
       ? identity.type === "operator"
       : identity.type === "agent" && identity.id === target.agentId;
@@ -451,14 +488,17 @@ async function verifyKey(
   }
 }
 
+/** Clears a finished rotation's journal; resolves with the snapshot written. */
 async function finishIntent(
   context: EngineContext,
   faucet: string,
   targetRecord: string,
   record: RotationRecord,
-): Promise<void> {
-  await updateStore(
+  base?: StoreSnapshot,
+): Promise<StoreSnapshot> {
+  const written = await updateStoreFrom(
     context.store,
+    base,
     (draft) => {
       const stored = writableRecord(draft, faucet, targetRecord);
       if (!stored) return;
@@ -467,14 +507,16 @@ async function finishIntent(
     },
     () => context.invalidateKeys(),
   );
+  return written.snapshot;
 }
 
 async function clearIntent(
   context: EngineContext,
   faucet: string,
   targetRecord: string,
+  base?: StoreSnapshot,
 ): Promise<void> {
-  await updateStore(context.store, (draft) => {
+  await updateStoreFrom(context.store, base, (draft) => {
     const stored = writableRecord(draft, faucet, targetRecord);
     if (stored) delete stored.intent;
   });
@@ -488,16 +530,14 @@ async function clearIntent(
  */
 export async function resolveIntent(
   context: EngineContext,
+  faucet: string,
   targetRecord: string,
 ): Promise<PendingResolution | undefined> {
-  const faucet = (await context.readView()).faucet;
-  const lock = await context.store.lock(rotationLockName(recordIdOf(faucet, targetRecord)), {
-    leaseMs: context.lockLeaseMs,
-    waitMs: context.lockWaitMs,
-  });
+  const lock = await lockRecord(context, faucet, targetRecord);
   try {
-    const record = recordAt(await context.readView(), targetRecord);
-    if (record?.intent) return await resolveIntentLocked(context, targetRecord);
+    const view = await context.readView();
+    const record = recordAt(view, targetRecord);
+    if (record?.intent) return await resolveIntentLocked(context, view, targetRecord);
     if (record?.keyLost && !record.keyLost.audited) {
       await settleKeyLost(context, faucet, targetRecord, record.keyLost);
       const target = principalOfRecord(targetRecord);
@@ -536,12 +576,15 @@ async function settleKeyLost(
   });
 }
 
-/** The recovery procedure; the caller holds the principal's rotation lock. */
+/**
+ * The recovery procedure; the caller holds the principal's rotation lock and read `view`
+ * under it.
+ */
 async function resolveIntentLocked(
   context: EngineContext,
+  view: SnapshotView,
   targetRecord: string,
 ): Promise<PendingResolution> {
-  const view = await context.readView();
   const { faucet } = view;
   const stored = recordAt(view, targetRecord);
   const intent = stored?.intent;
@@ -551,11 +594,11 @@ async function resolveIntentLocked(
   const actor = principalOfRecord(intent.actor);
   const label = principalLabel(target);
   const base = { principal: target, label, requestId: intent.requestId };
-  const client = await context.client();
+  const client = context.client(view);
 
   /** Verifies a stored key, writes the rotation's entry if owed, clears the journal. */
-  const finish = async (record: RotationRecord, apiKey: string) => {
-    const verified = await verifyKey(context, target, apiKey);
+  const finish = async (record: RotationRecord, apiKey: string, written: StoreSnapshot) => {
+    const verified = await verifyKey(client, target, apiKey);
     await auditOnce(context, {
       principal: targetRecord,
       action: "resolve",
@@ -566,12 +609,12 @@ async function resolveIntentLocked(
       requestId: intent.requestId,
     });
     killPoint("resolve.recovered-audited");
-    await finishIntent(context, faucet, targetRecord, { ...record, verified });
+    await finishIntent(context, faucet, targetRecord, { ...record, verified }, written);
   };
 
   if (intent.phase === "stored" && stored.key !== undefined && stored.fingerprint !== undefined) {
     // The new key reached the store; verification, the audit entry and clean-up were left.
-    const verified = await verifyKey(context, target, stored.key);
+    const verified = await verifyKey(client, target, stored.key);
     await auditOnce(context, {
       principal: targetRecord,
       action: "resolve",
@@ -582,8 +625,14 @@ async function resolveIntentLocked(
     });
     killPoint("resolve.stored-audited");
     if (stored.lastRotation)
-      await finishIntent(context, faucet, targetRecord, { ...stored.lastRotation, verified });
-    else await clearIntent(context, faucet, targetRecord);
+      await finishIntent(
+        context,
+        faucet,
+        targetRecord,
+        { ...stored.lastRotation, verified },
+        view.snapshot,
+      );
+    else await clearIntent(context, faucet, targetRecord, view.snapshot);
     killPoint("resolve.stored-cleared");
     return { ...base, outcome: "verified", newFingerprint: stored.fingerprint };
   }
@@ -591,12 +640,16 @@ async function resolveIntentLocked(
   // A key the store refused earlier waits in a rescue file: it is the rotation's new key.
   const rescued = await findRescueFile(context.rescueDir, faucet, intent.requestId);
   if (rescued) {
-    const record = await storeRotatedKey(context, faucet, target, intent, {
-      apiKey: rescued.file.key,
-      cooldownUntil: rescued.file.lastRotation?.cooldownUntil,
-    });
+    const { record, snapshot } = await storeRotatedKey(
+      context,
+      faucet,
+      target,
+      intent,
+      { apiKey: rescued.file.key, cooldownUntil: rescued.file.lastRotation?.cooldownUntil },
+      view.snapshot,
+    );
     killPoint("resolve.replay-stored");
-    await finish(record, rescued.file.key);
+    await finish(record, rescued.file.key, snapshot);
     await removeRescueFile(rescued.path);
     return { ...base, outcome: "recovered", newFingerprint: record.newFingerprint };
   }
@@ -605,7 +658,7 @@ async function resolveIntentLocked(
   const oldKey =
     stored.key !== undefined && stored.fingerprint === intent.oldFingerprint
       ? stored.key
-      : await matchingEnvKey(context, target, intent.oldFingerprint);
+      : await matchingEnvKey(context, view, target, intent.oldFingerprint);
   if (oldKey) {
     try {
       await client.whoami(oldKey);
@@ -617,7 +670,7 @@ async function resolveIntentLocked(
         requestId: intent.requestId,
       });
       killPoint("resolve.not-rotated-audited");
-      await clearIntent(context, faucet, targetRecord);
+      await clearIntent(context, faucet, targetRecord, view.snapshot);
       return { ...base, outcome: "not_rotated" };
     } catch (error) {
       if (!isRekeyError(error, "UNAUTHORIZED")) throw unresolved(label, error);
@@ -640,9 +693,16 @@ async function resolveIntentLocked(
       killPoint("resolve.replayed");
       // An operator's replay to a faucet without request_id support rotates the agent again:
       // that still ends with a working stored key, which is the point.
-      const record = await storeRotatedKey(context, faucet, target, intent, reply);
+      const { record, snapshot } = await storeRotatedKey(
+        context,
+        faucet,
+        target,
+        intent,
+        reply,
+        view.snapshot,
+      );
       killPoint("resolve.replay-stored");
-      await finish(record, reply.apiKey);
+      await finish(record, reply.apiKey, snapshot);
       return { ...base, outcome: "recovered", newFingerprint: record.newFingerprint };
     } catch (error) {
       if (!isRekeyError(error, "UNAUTHORIZED", "FORBIDDEN", "NOT_FOUND"))
@@ -707,9 +767,10 @@ function unresolved(label: string, cause: unknown): RekeyError {
 
 async function matchingEnvKey(
   context: EngineContext,
+  view: ProfileView,
   principal: Principal,
   fp: string,
 ): Promise<string | undefined> {
-  const key = await context.envKey(principal);
+  const key = await context.envKey(principal, view);
   return key !== undefined && fingerprint(key) === fp ? key : undefined;
 }
