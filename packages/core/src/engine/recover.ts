@@ -1,20 +1,19 @@
 import { randomUUID } from "node:crypto";
 import { RekeyError } from "../errors.js";
-import { fingerprint } from "../fingerprint.js";
-import { cooldownMinutes, OPERATOR } from "../principal.js";
+import { OPERATOR } from "../principal.js";
 import { operatorRecordPrincipal, recordIdOf } from "../store/record-ids.js";
+import type { RotationIntent } from "../store/types.js";
 import { killPoint } from "../testing/kill-points.js";
 import { rotationLockName } from "./context.js";
 import {
   profileIn,
   recordIn,
   recordOf,
-  setKey,
   storedKeyOf,
-  updateStore,
+  updateStoreFrom,
   writableRecord,
 } from "./principal-records.js";
-import { audit, prepareAudit } from "./rotation.js";
+import { audit, finishIntent, prepareAudit, storeIssuedKey, verifyKey } from "./rotation.js";
 import type { Session } from "./session.js";
 import type { Rekey, RotationResult } from "./types.js";
 
@@ -26,11 +25,8 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
     surface,
     clock,
     readView,
-    baseUrl,
-    client,
     context,
     deliverRotation,
-    keyProvider,
     withLock,
     profileLockName,
     toResult,
@@ -61,7 +57,7 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
         // Journaled like a rotation: the faucet invalidates the old key, so a process killed
         // before the new one is stored leaves an intent that the next run resolves (into a
         // loud KEY_LOST with the way back, the recovery code), never a dead key said nothing of.
-        const journal =
+        const journal: RotationIntent | undefined =
           view.operator !== undefined && old !== undefined && !recordOf(view, OPERATOR)?.intent
             ? {
                 requestId: randomUUID(),
@@ -69,53 +65,34 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
                 actor: view.operator,
                 oldFingerprint: old.fingerprint,
                 startedAt: new Date(clock.now()).toISOString(),
-                phase: "requested" as const,
+                phase: "requested",
                 surface,
               }
             : undefined;
+        let base = view.snapshot;
         if (journal) {
-          await updateStore(store, (draft) => {
+          ({ snapshot: base } = await updateStoreFrom(store, base, (draft) => {
             const stored = writableRecord(draft, view.faucet, journal.principal);
             if (stored) stored.intent = { ...journal };
-          });
+          }));
         }
-        const reply = await (await client()).recover(code, {});
+        const faucetClient = context.client(view);
+        const reply = await faucetClient.recover(code, {});
         killPoint("recover.upstream-replied");
         const recordPrincipal = operatorRecordPrincipal(reply.operatorId);
-        const now = new Date(clock.now()).toISOString();
-        const record = {
+        const url = context.baseUrl(view);
+        // From here on, the path of a rotation: whoami asks about the new key while it is
+        // stored (retried, with a rescue file if the store refuses it), then the audit entry,
+        // then the journal is cleared.
+        const verifying = verifyKey(faucetClient, OPERATOR, reply.apiKey);
+        const stored = await storeIssuedKey(context, view.faucet, OPERATOR, journal, reply, base, {
+          recordPrincipal,
+          source: "recover",
           requestId: "recover",
           oldFingerprint: view.operator === recordPrincipal ? (old?.fingerprint ?? "none") : "none",
-          newFingerprint: fingerprint(reply.apiKey),
-          rotatedAt: now,
-          cooldownUntil:
-            reply.cooldownUntil ??
-            new Date(clock.now() + cooldownMinutes(OPERATOR) * 60_000).toISOString(),
-          verified: false,
-          surface,
-        };
-        const url = await baseUrl();
-        await updateStore(
-          store,
-          (draft) => {
-            const stored = recordIn(draft, url, recordPrincipal);
-            setKey(stored, {
-              key: reply.apiKey,
-              fingerprint: record.newFingerprint,
-              savedAt: now,
-              source: "recover",
-            });
-            stored.operatorId = reply.operatorId;
-            stored.lastRotation = record;
-            stored.cooldownUntil = record.cooldownUntil;
-            if (journal) {
-              // Kept (phase stored) until the audit entry is written; another account's
-              // recovery leaves the old record's journal to be resolved on its own.
-              const journaled = writableRecord(draft, url, journal.principal);
-              if (journaled?.intent?.requestId === journal.requestId) {
-                if (journal.principal === recordPrincipal) journaled.intent.phase = "stored";
-              }
-            }
+          alsoChange: (draft) => {
+            const recovered = recordIn(draft, url, recordPrincipal);
+            recovered.operatorId = reply.operatorId;
             const profile = profileIn(draft, profileName, url);
             const pointed =
               profile.operator === undefined
@@ -124,21 +101,10 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
             // The profile follows the recovered account when it had none, or only a lost key.
             if (pointed?.key === undefined) profile.operator = recordPrincipal;
           },
-          () => keyProvider.invalidate(),
-        );
+        });
+        const { record } = stored;
         killPoint("recover.key-stored");
-        let verified = false;
-        try {
-          verified = (await (await client()).whoami(reply.apiKey)).type === "operator";
-        } catch {
-          verified = false;
-        }
-        if (verified) {
-          await updateStore(store, (draft) => {
-            const stored = writableRecord(draft, url, recordPrincipal);
-            if (stored?.lastRotation?.requestId === "recover") stored.lastRotation.verified = true;
-          });
-        }
+        const verified = await verifying;
         await audit(context, {
           principal: recordPrincipal,
           action: "recover",
@@ -149,23 +115,18 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
           ...(journal === undefined ? {} : { requestId: journal.requestId }),
         });
         killPoint("recover.audited");
-        if (journal) {
-          await updateStore(store, (draft) => {
-            const journaled = writableRecord(draft, url, journal.principal);
-            if (
-              journaled?.intent?.requestId === journal.requestId &&
-              journaled.intent.phase === "stored"
-            )
-              delete journaled.intent;
+        const finalRecord = { ...record, verified };
+        if (journal !== undefined && journal.principal === recordPrincipal) {
+          await finishIntent(context, view.faucet, recordPrincipal, finalRecord, stored.snapshot);
+        } else if (verified) {
+          await updateStoreFrom(store, stored.snapshot, (draft) => {
+            const recovered = writableRecord(draft, url, recordPrincipal);
+            if (recovered?.lastRotation?.requestId === "recover")
+              recovered.lastRotation.verified = true;
           });
         }
         return toResult(
-          {
-            principal: OPERATOR,
-            record: { ...record, verified },
-            apiKey: reply.apiKey,
-            shared: false,
-          },
+          { principal: OPERATOR, record: finalRecord, apiKey: reply.apiKey, shared: false },
           false,
           false,
         );

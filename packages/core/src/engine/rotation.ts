@@ -18,6 +18,7 @@ import type {
   PrincipalRecord,
   RotationIntent,
   RotationRecord,
+  StoreData,
   StoreSnapshot,
 } from "../store/types.js";
 import { type KillPoint, killPoint } from "../testing/kill-points.js";
@@ -305,14 +306,7 @@ export async function rotateUnderLock(
     // The new key is asked `whoami` while it is written: the two round trips overlap. Its
     // answer is used (and its step reported) only once the key is stored.
     const verifying = verifyKey(client, target, reply.apiKey);
-    const stored = await storeRotatedKey(
-      context,
-      faucet,
-      target,
-      intent,
-      reply,
-      journaled.snapshot,
-    );
+    const stored = await storeIssuedKey(context, faucet, target, intent, reply, journaled.snapshot);
     const { record } = stored;
     await step(context, "key-stored", target);
     const verified = await verifying;
@@ -364,64 +358,94 @@ export async function rotateUnderLock(
 }
 
 /**
- * Writes the new key, its cooldown and the rotation record in one atomic update. The old key
- * is already dead, so a refusing store is retried with backoff for `storeRetryMs`; after the
- * first few seconds of refusals the key is also written to a rescue file outside the store
- * (once), so that neither a store that stays broken nor the end of this process loses it.
+ * Where an issued key goes and how it is recorded, when that is not simply the journaled
+ * rotation's: a recovery stores the account the faucet answered for, as source "recover".
+ */
+export interface IssuedKey {
+  /** The record the key belongs to. */
+  recordPrincipal: string;
+  source: "rotate" | "recover";
+  /** The request_id of the rotation record kept on it. */
+  requestId: string;
+  oldFingerprint: string;
+  /** More changes to make in the same write (a recovery points the profile at the account). */
+  alsoChange?: (draft: StoreData) => void;
+}
+
+/**
+ * Writes the new key, its cooldown and the rotation record in one atomic update, and marks
+ * the journal `stored`. The old key is already dead, so a refusing store is retried with
+ * backoff (on the context's clock) for `storeRetryMs`; after the first few seconds of refusals
+ * the key is also written to a rescue file outside the store (once), so that neither a store
+ * that stays broken nor the end of this process loses it. A rotation and a recovery both
+ * store their key here.
  * @throws RekeyError STORE_UNAVAILABLE when the store never accepts the write: the intent stays
  * journaled and the error names the rescue file (`rekey rescue import`).
  */
-async function storeRotatedKey(
+export async function storeIssuedKey(
   context: EngineContext,
   faucet: string,
   target: Principal,
-  intent: DeepReadonly<RotationIntent>,
+  intent: DeepReadonly<RotationIntent> | undefined,
   reply: { apiKey: string; cooldownUntil?: string | undefined },
   base?: StoreSnapshot,
+  issued: IssuedKey | undefined = intent && {
+    recordPrincipal: intent.principal,
+    source: "rotate",
+    requestId: intent.requestId,
+    oldFingerprint: intent.oldFingerprint,
+  },
 ): Promise<{ record: RotationRecord; snapshot: StoreSnapshot }> {
+  if (issued === undefined) throw new RekeyError("INTERNAL", "A key was issued for nothing");
   const rotatedAt = new Date(context.clock.now()).toISOString();
   const cooldownUntil =
     reply.cooldownUntil ??
     new Date(context.clock.now() + cooldownMinutes(target) * 60_000).toISOString();
   const record: RotationRecord = {
-    requestId: intent.requestId,
-    oldFingerprint: intent.oldFingerprint,
+    requestId: issued.requestId,
+    oldFingerprint: issued.oldFingerprint,
     newFingerprint: fingerprint(reply.apiKey),
     rotatedAt,
     cooldownUntil,
     verified: false,
-    surface: intent.surface,
+    surface: intent?.surface ?? context.surface,
   };
   const write = () =>
     updateStoreFrom(
       context.store,
       base,
       (draft) => {
-        const stored = recordIn(draft, faucet, intent.principal);
+        const stored = recordIn(draft, faucet, issued.recordPrincipal);
         setKey(stored, {
           key: reply.apiKey,
           fingerprint: record.newFingerprint,
           savedAt: rotatedAt,
-          source: "rotate",
+          source: issued.source,
         });
         stored.lastRotation = record;
         stored.cooldownUntil = cooldownUntil;
         delete stored.keyLost;
-        if (stored.intent) {
-          stored.intent.phase = "stored";
-          delete stored.intent.reserve;
+        // The journal is kept (phase stored) until the audit entry is written. A recovery that
+        // found another account leaves the old record's journal to be resolved on its own.
+        if (intent !== undefined && intent.principal === issued.recordPrincipal) {
+          const journaled = stored.intent;
+          if (journaled?.requestId === intent.requestId) {
+            journaled.phase = "stored";
+            delete journaled.reserve;
+          }
         }
+        issued.alsoChange?.(draft);
       },
       () => context.invalidateKeys(),
     );
   const rescue = () =>
     writeRescueFile(context.rescueDir, {
       faucet,
-      principal: intent.principal,
+      principal: issued.recordPrincipal,
       key: reply.apiKey,
-      source: "rotate",
+      source: issued.source,
       savedAt: rotatedAt,
-      requestId: intent.requestId,
+      ...(intent === undefined ? {} : { requestId: intent.requestId }),
       lastRotation: record,
     });
   const started = context.clock.now();
@@ -472,7 +496,7 @@ async function storeRotatedKey(
 const RESCUE_AFTER_MS = 3_000;
 
 /** `whoami` with the new key must answer as the rotated principal. */
-async function verifyKey(
+export async function verifyKey(
   client: FaucetClient,
   target: Principal,
   apiKey: string,
@@ -489,7 +513,7 @@ async function verifyKey(
 }
 
 /** Clears a finished rotation's journal; resolves with the snapshot written. */
-async function finishIntent(
+export async function finishIntent(
   context: EngineContext,
   faucet: string,
   targetRecord: string,
@@ -640,7 +664,7 @@ async function resolveIntentLocked(
   // A key the store refused earlier waits in a rescue file: it is the rotation's new key.
   const rescued = await findRescueFile(context.rescueDir, faucet, intent.requestId);
   if (rescued) {
-    const { record, snapshot } = await storeRotatedKey(
+    const { record, snapshot } = await storeIssuedKey(
       context,
       faucet,
       target,
@@ -693,7 +717,7 @@ async function resolveIntentLocked(
       killPoint("resolve.replayed");
       // An operator's replay to a faucet without request_id support rotates the agent again:
       // that still ends with a working stored key, which is the point.
-      const { record, snapshot } = await storeRotatedKey(
+      const { record, snapshot } = await storeIssuedKey(
         context,
         faucet,
         target,
