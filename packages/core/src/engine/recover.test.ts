@@ -46,7 +46,7 @@ describe("recover", () => {
     fixture = await startEngineFixture();
     let recoveryCode = "";
     await fixture.rekey().register({
-      onRecoveryCode: (code) => {
+      onRecoveryCode: async (code) => {
         recoveryCode = code;
       },
     });
@@ -76,7 +76,7 @@ describe("recover", () => {
     let recoveryCode = "";
     const rekey = fixture.rekey();
     await rekey.register({
-      onRecoveryCode: (code) => {
+      onRecoveryCode: async (code) => {
         recoveryCode = code;
       },
     });
