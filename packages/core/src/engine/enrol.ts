@@ -15,7 +15,7 @@ import {
   updateStore,
 } from "./principal-records.js";
 import { writeRescueFile } from "./rescue.js";
-import { audit, prepareAudit } from "./rotation.js";
+import { audit, prepareAudit } from "./rotation-steps.js";
 import type { Session } from "./session.js";
 import type { Identity, Rekey } from "./types.js";
 

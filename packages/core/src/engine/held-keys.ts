@@ -9,7 +9,7 @@ import {
   updateStore,
   writableRecord,
 } from "./principal-records.js";
-import { audit } from "./rotation.js";
+import { audit } from "./rotation-steps.js";
 import type { Session } from "./session.js";
 import type { KeyCheck, Rekey } from "./types.js";
 

@@ -3,7 +3,7 @@ import { RekeyError } from "../errors.js";
 import { idempotencySlot, recordIdOf, scopePrefix } from "../store/record-ids.js";
 import type { StoreSnapshot } from "../store/types.js";
 import { updateStore, updateStoreFrom } from "./principal-records.js";
-import { outcomeUnknown } from "./rotation.js";
+import { outcomeUnknown } from "./rotation-steps.js";
 import type { Session } from "./session.js";
 import { createSingleFlight } from "./single-flight.js";
 import type { Rekey } from "./types.js";

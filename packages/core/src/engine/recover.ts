@@ -13,7 +13,7 @@ import {
   updateStoreFrom,
   writableRecord,
 } from "./principal-records.js";
-import { audit, finishIntent, prepareAudit, storeIssuedKey, verifyKey } from "./rotation.js";
+import { audit, finishIntent, prepareAudit, storeIssuedKey, verifyKey } from "./rotation-steps.js";
 import type { Session } from "./session.js";
 import type { Rekey, RotationResult } from "./types.js";
 

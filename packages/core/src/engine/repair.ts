@@ -14,7 +14,7 @@ import {
   writableRecord,
 } from "./principal-records.js";
 import { readRescueFile, removeRescueFile } from "./rescue.js";
-import { audit, prepareAudit } from "./rotation.js";
+import { audit, prepareAudit } from "./rotation-steps.js";
 import type { Session } from "./session.js";
 import type { Rekey } from "./types.js";
 

@@ -40,7 +40,8 @@ import {
 } from "./principal-records.js";
 import type { RekeyOptions } from "./rekey-options.js";
 import { rescueDirOf } from "./rescue.js";
-import { type CompletedRotation, keyLostError, resolveIntent } from "./rotation.js";
+import { keyLostError, resolveIntent } from "./resolve-intent.js";
+import type { CompletedRotation } from "./rotation.js";
 import { secondsUntil } from "./rotation-checks.js";
 import type { PendingResolution, RotationResult } from "./types.js";
 
