@@ -10,6 +10,11 @@ export interface TestClock extends Clock {
   advance(ms: number): void;
   /** Puts the clock at `ms` milliseconds since the epoch. */
   set(ms: number): void;
+  /**
+   * "Waits" `ms`: moves the clock forward by it and yields to the event loop once, so code that
+   * retries or backs off on this clock (rekey's engine) costs a test no real time.
+   */
+  sleep(ms: number): Promise<void>;
 }
 
 /** The wall clock. */
@@ -31,6 +36,10 @@ export function createTestClock(startMs: number = DEFAULT_TEST_CLOCK_START_MS): 
     },
     set: (ms) => {
       currentMs = requireFinite(ms);
+    },
+    sleep: async (ms) => {
+      currentMs += requireFinite(Math.max(0, ms));
+      await new Promise((resolve) => setImmediate(resolve));
     },
   };
 }

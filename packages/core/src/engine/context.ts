@@ -1,8 +1,8 @@
 import type { FaucetClient } from "../client/index.js";
 import type { Clock } from "../clock.js";
 import type { Principal } from "../principal.js";
-import type { CredentialStore, ReadOptions, Surface } from "../store/types.js";
-import type { ProfileView } from "./principal-records.js";
+import type { CredentialStore, ReadOptions, StoreSnapshot, Surface } from "../store/types.js";
+import type { ProfileView, SnapshotView } from "./principal-records.js";
 
 /** The steps of a rotation, in order; test hooks may stop the engine after any of them. */
 export type RotationStep =
@@ -39,14 +39,22 @@ export interface EngineContext {
   rescueDir: string;
   /** How long a rotation keeps retrying a store that refuses the new key before giving up. */
   storeRetryMs: number;
-  /** The faucet client for the profile's base URL. */
-  client(): Promise<FaucetClient>;
-  /** The profile's base URL (existing profile's, or the configured one for a new profile). */
-  baseUrl(): Promise<string>;
+  /** The faucet client for the base URL of the profile in `view` (no store read). */
+  client(view: ProfileView): FaucetClient;
+  /**
+   * The base URL of the profile in `view` (existing profile's, or the configured one for a new
+   * profile). @throws RekeyError CONFIG_INVALID when another URL was asked for.
+   */
+  baseUrl(view: ProfileView): string;
   /** Reads the store once and resolves the profile in it (faucet, operator, acting principal). */
-  readView(options?: ReadOptions): Promise<ProfileView>;
-  /** The read-only seed from REKEY_API_KEY / LIGHTNING_WALLET_API_KEY, when it is this principal's. */
-  envKey(principal: Principal): Promise<string | undefined>;
+  readView(options?: ReadOptions): Promise<SnapshotView>;
+  /** Resolves the profile in a snapshot the engine already holds (one it wrote), without a read. */
+  viewOf(snapshot: StoreSnapshot): SnapshotView;
+  /**
+   * The read-only seed from REKEY_API_KEY / LIGHTNING_WALLET_API_KEY, when it is this
+   * principal's; `view` names the faucet to ask whose it is (else the store is read for it).
+   */
+  envKey(principal: Principal, view?: ProfileView): Promise<string | undefined>;
   /** Drops cached keys after this process wrote the store. */
   invalidateKeys(): void;
 }

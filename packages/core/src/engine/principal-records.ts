@@ -12,7 +12,7 @@ import type {
   StoredKey,
   StoreSnapshot,
 } from "../store/types.js";
-import { writeInBatch } from "./write-batch.js";
+import { type Written, writeInBatch } from "./write-batch.js";
 
 /**
  * A profile as one snapshot resolves it: its faucet, the operator whose agents it manages and
@@ -29,6 +29,11 @@ export interface ProfileView {
   readonly operator: string | undefined;
   /** The record principal this view acts as ("agent:7", "operator:12"), when known. */
   readonly actsAs: string | undefined;
+}
+
+/** A view of one snapshot the engine read or wrote: the snapshot is the base of its next write. */
+export interface SnapshotView extends ProfileView {
+  readonly snapshot: StoreSnapshot;
 }
 
 /** Overrides of a view: `--as`, and an operator learnt from the environment's key. */
@@ -222,7 +227,22 @@ export async function updateStore<T>(
   mutate: (draft: StoreData) => T,
   afterWrite?: (snapshot: StoreSnapshot) => void,
 ): Promise<T> {
-  return writeInBatch(store, mutate, afterWrite);
+  return (await writeInBatch(store, mutate, afterWrite)).value;
+}
+
+/**
+ * {@link updateStore} starting from `base`, a snapshot the caller has just read or written,
+ * instead of reading again: compare-and-set proves it still current, or hands back the one
+ * that replaced it (and `mutate` runs again on that). Resolves with the snapshot written, the
+ * base of the caller's next write.
+ */
+export function updateStoreFrom<T>(
+  store: CredentialStore,
+  base: StoreSnapshot | undefined,
+  mutate: (draft: StoreData) => T,
+  afterWrite?: (snapshot: StoreSnapshot) => void,
+): Promise<Written<T>> {
+  return writeInBatch(store, mutate, afterWrite, base);
 }
 
 /** @throws RekeyError NOT_FOUND naming what to do when the principal has no key. */

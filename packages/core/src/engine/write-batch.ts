@@ -6,13 +6,26 @@ import { draftOf } from "./principal-records.js";
 interface PendingChange {
   mutate: (draft: StoreData) => unknown;
   afterWrite: ((snapshot: StoreSnapshot) => void) | undefined;
-  resolve: (result: unknown) => void;
+  resolve: (written: Written<unknown>) => void;
   reject: (error: unknown) => void;
 }
 
 interface WriteQueue {
   pending: PendingChange[];
   writing: boolean;
+  /**
+   * The newest snapshot this process has seen of the store: one a caller read and passed as
+   * `base`, or one a compare-and-set returned. The next write is tried on it without reading
+   * first: compare-and-set checks the version, so a snapshot another process has since replaced
+   * only costs a refused attempt, which returns the current one to try again on.
+   */
+  latest: StoreSnapshot | undefined;
+}
+
+/** What a write returns: the value `mutate` returned, and the snapshot written. */
+export interface Written<T> {
+  value: T;
+  snapshot: StoreSnapshot;
 }
 
 /** Attempts at one write before a store that keeps conflicting is reported. */
@@ -37,17 +50,19 @@ export function writeInBatch<T>(
   store: CredentialStore,
   mutate: (draft: StoreData) => T,
   afterWrite?: (snapshot: StoreSnapshot) => void,
-): Promise<T> {
+  base?: StoreSnapshot,
+): Promise<Written<T>> {
   let queue = queues.get(store);
   if (queue === undefined) {
-    queue = { pending: [], writing: false };
+    queue = { pending: [], writing: false, latest: undefined };
     queues.set(store, queue);
   }
-  const written = new Promise<T>((resolve, reject) => {
+  if (base !== undefined) noteSnapshot(queue, base);
+  const written = new Promise<Written<T>>((resolve, reject) => {
     queue.pending.push({
       mutate,
       afterWrite,
-      resolve: resolve as (result: unknown) => void,
+      resolve: resolve as (written: Written<unknown>) => void,
       reject,
     });
   });
@@ -55,26 +70,41 @@ export function writeInBatch<T>(
   return written;
 }
 
+/** Keeps the newer of the queue's snapshot and `snapshot`. */
+function noteSnapshot(queue: WriteQueue, snapshot: StoreSnapshot): void {
+  if (queue.latest === undefined || snapshot.version >= queue.latest.version) {
+    queue.latest = snapshot;
+  }
+}
+
 /** Writes what is pending, batch after batch, until nothing is. */
 async function drain(store: CredentialStore, queue: WriteQueue): Promise<void> {
   queue.writing = true;
   try {
-    while (queue.pending.length > 0) await writeTogether(store, queue.pending.splice(0));
+    while (queue.pending.length > 0) await writeTogether(store, queue, queue.pending.splice(0));
   } finally {
     queue.writing = false;
   }
 }
 
 /** Writes `batch` as one compare-and-set, settling each caller's promise. Throws nothing. */
-async function writeTogether(store: CredentialStore, batch: PendingChange[]): Promise<void> {
+async function writeTogether(
+  store: CredentialStore,
+  queue: WriteQueue,
+  batch: PendingChange[],
+): Promise<void> {
   let live = batch;
   for (let attempt = 0; attempt < MAX_ATTEMPTS && live.length > 0; attempt++) {
     let snapshot: StoreSnapshot;
-    try {
-      snapshot = await store.read();
-    } catch (error) {
-      for (const change of live) change.reject(error);
-      return;
+    if (queue.latest !== undefined) {
+      snapshot = queue.latest;
+    } else {
+      try {
+        snapshot = await store.read();
+      } catch (error) {
+        for (const change of live) change.reject(error);
+        return;
+      }
     }
     const draft = draftOf(snapshot.data);
     const results: unknown[] = [];
@@ -98,21 +128,28 @@ async function writeTogether(store: CredentialStore, batch: PendingChange[]): Pr
     try {
       outcome = await store.compareAndSet(snapshot.version, draft);
     } catch (error) {
+      // Whatever the store did, the next write starts from a fresh read.
+      queue.latest = undefined;
       for (const change of live) change.reject(error);
       return;
     }
     if (outcome.ok) {
+      noteSnapshot(queue, outcome.snapshot);
       for (const [index, change] of live.entries()) {
         try {
           change.afterWrite?.(outcome.snapshot);
-          change.resolve(results[index]);
+          change.resolve({ value: results[index], snapshot: outcome.snapshot });
         } catch (error) {
           change.reject(error);
         }
       }
       return;
     }
-    // Another process won; back off a little so a crowd of writers spreads out.
+    // Another process won: its snapshot is the next attempt's base. The first refusal is
+    // retried at once (the snapshot was only one this process had seen, not a race lost);
+    // later ones back off a little so a crowd of writers spreads out.
+    queue.latest = outcome.current;
+    if (attempt === 0) continue;
     await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * (attempt + 1)));
   }
   const contended = new RekeyError(

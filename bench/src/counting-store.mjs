@@ -1,0 +1,90 @@
+/**
+ * A credential store that counts what a benchmark asks of it (reads, compare-and-set writes,
+ * locks, audit appends) and passes everything to the real store it wraps; and a counter of
+ * fsync calls made by this process while it is switched on. For printing operations per
+ * rotation beside the times; the counts are asserted in core's store-operations test.
+ */
+import { open } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export class CountingStore {
+  constructor(inner) {
+    this.inner = inner;
+    this.counts = zero();
+  }
+  get kind() {
+    return this.inner.kind;
+  }
+  get location() {
+    return this.inner.location;
+  }
+  reset() {
+    this.counts = zero();
+  }
+  read(options) {
+    this.counts.reads++;
+    return this.inner.read(options);
+  }
+  compareAndSet(version, data) {
+    this.counts.writes++;
+    return this.inner.compareAndSet(version, data);
+  }
+  lock(name, options) {
+    this.counts.locks++;
+    return this.inner.lock(name, options);
+  }
+  appendAudit(event) {
+    this.counts.auditAppends++;
+    return this.inner.appendAudit(event);
+  }
+  readAudit() {
+    return this.inner.readAudit();
+  }
+  watch(listener) {
+    return this.inner.watch(listener);
+  }
+  checkWritable() {
+    return this.inner.checkWritable();
+  }
+  prepareAudit() {
+    return this.inner.prepareAudit?.() ?? Promise.resolve({});
+  }
+  health() {
+    return this.inner.health();
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+function zero() {
+  return { reads: 0, writes: 0, locks: 0, auditAppends: 0, fsyncs: 0 };
+}
+
+/**
+ * Counts `FileHandle#sync` and `#datasync` calls (every fsync the file store makes) while
+ * `work` runs; the methods are put back after.
+ */
+export async function countFsyncs(work) {
+  const probe = await open(join(tmpdir(), `rekey-bench-fsync-probe-${process.pid}`), "w");
+  const prototype = Object.getPrototypeOf(probe);
+  await probe.close();
+  const originals = { sync: prototype.sync, datasync: prototype.datasync };
+  let fsyncs = 0;
+  prototype.sync = function sync(...args) {
+    fsyncs++;
+    return originals.sync.apply(this, args);
+  };
+  prototype.datasync = function datasync(...args) {
+    fsyncs++;
+    return originals.datasync.apply(this, args);
+  };
+  try {
+    await work();
+  } finally {
+    prototype.sync = originals.sync;
+    prototype.datasync = originals.datasync;
+  }
+  return fsyncs;
+}

@@ -1,0 +1,93 @@
+import { readdir } from "node:fs/promises";
+import { afterEach, describe, expect, it } from "vitest";
+import { RekeyError } from "../errors.js";
+import type { CredentialStore } from "../store/types.js";
+import { type EngineFixture, intentsIn, startEngineFixture } from "./engine.test-helper.js";
+
+let fixture: EngineFixture | undefined;
+afterEach(async () => {
+  await fixture?.close();
+  fixture = undefined;
+});
+
+/** `store`, refusing every compare-and-set after the first `allowed` (a disk that fills up). */
+function fillingStore(store: CredentialStore, allowed: number) {
+  let writes = 0;
+  let refusing = true;
+  const filling: CredentialStore = {
+    kind: store.kind,
+    location: store.location,
+    read: (options) => store.read(options),
+    lock: (name, options) => store.lock(name, options),
+    appendAudit: (event) => store.appendAudit(event),
+    readAudit: () => store.readAudit(),
+    watch: (listener) => store.watch(listener),
+    checkWritable: () => store.checkWritable(),
+    health: () => store.health(),
+    close: async () => {},
+    compareAndSet: async (version, data) => {
+      writes++;
+      if (refusing && writes > allowed) {
+        throw new RekeyError("STORE_UNAVAILABLE", "ENOSPC: no space left on device");
+      }
+      return store.compareAndSet(version, data);
+    },
+  };
+  return {
+    store: filling,
+    repair() {
+      refusing = false;
+    },
+  };
+}
+
+describe("recover", () => {
+  it("goes the way of a rotation: a store that refuses the recovered key leaves it in a rescue file and the journal, never nowhere", async () => {
+    fixture = await startEngineFixture();
+    let recoveryCode = "";
+    await fixture.rekey().register({
+      onRecoveryCode: async (code) => {
+        recoveryCode = code;
+      },
+    });
+    // The journal entry is written; the recovered key is refused.
+    const filling = fillingStore(fixture.store, 1);
+    const recovering = fixture.rekey({ store: filling.store, storeRetryMs: 300 });
+    const error = await recovering.recover(recoveryCode).then(
+      () => undefined,
+      (caught: unknown) => caught as RekeyError,
+    );
+    expect(error).toMatchObject({ code: "STORE_UNAVAILABLE" });
+    expect(String(error?.details.rescueFile).startsWith(fixture.rescueDir)).toBe(true);
+    expect(await intentsIn(fixture.store)).toHaveLength(1);
+
+    filling.repair();
+    const next = fixture.rekey();
+    const [resolution] = await next.resolvePending();
+    expect(resolution?.outcome).toBe("recovered");
+    await expect(next.whoami()).resolves.toMatchObject({ type: "operator" });
+    expect(await intentsIn(fixture.store)).toEqual([]);
+    expect(await readdir(fixture.rescueDir)).toEqual([]);
+    expect((await next.status()).lastRotation).toMatchObject({ verified: true });
+  });
+
+  it("records the recovery as the rotation it is: journal cleared, verified, audited once", async () => {
+    fixture = await startEngineFixture();
+    let recoveryCode = "";
+    const rekey = fixture.rekey();
+    await rekey.register({
+      onRecoveryCode: async (code) => {
+        recoveryCode = code;
+      },
+    });
+    const result = await rekey.recover(recoveryCode);
+    expect(result).toMatchObject({ verified: true, shared: false });
+    expect(Date.parse(result.cooldownUntil) - fixture.clock.now()).toBe(60 * 60_000);
+    expect(await intentsIn(fixture.store)).toEqual([]);
+    const status = await rekey.status();
+    expect(status.fingerprint).toBe(result.newFingerprint);
+    expect(status.lastRotation).toMatchObject({ requestId: "recover", verified: true });
+    const entries = (await rekey.history()).filter((entry) => entry.action === "recover");
+    expect(entries).toHaveLength(1);
+  });
+});

@@ -1,0 +1,129 @@
+import { RekeyError } from "../errors.js";
+import { OPERATOR, principalLabel } from "../principal.js";
+import { recordIdOf } from "../store/record-ids.js";
+import { rotationLockName } from "./context.js";
+import {
+  activePrincipalOf,
+  principalOfRecord,
+  profileIn,
+  recordIn,
+  recordOf,
+  recordPrincipalOf,
+  setKey,
+  updateStore,
+  writableRecord,
+} from "./principal-records.js";
+import { readRescueFile, removeRescueFile } from "./rescue.js";
+import { audit, prepareAudit } from "./rotation-steps.js";
+import type { Session } from "./session.js";
+import type { Rekey } from "./types.js";
+
+/** What `doctor --repair` and `rescue import` do: finish journals, acknowledge losses, take keys back. */
+export function createRepair(
+  session: Session,
+): Pick<Rekey, "resolvePending" | "acknowledgeKeyLost" | "importRescue"> {
+  const {
+    profileName,
+    store,
+    readView,
+    defaultUrl,
+    context,
+    resolveLeftovers,
+    keyProvider,
+    withLock,
+  } = session;
+  return {
+    async resolvePending() {
+      // doctor --repair: a torn audit tail is moved aside (and audited) first.
+      await prepareAudit(context);
+      return resolveLeftovers();
+    },
+
+    async acknowledgeKeyLost(principal) {
+      const view = await readView();
+      const target = principal ?? activePrincipalOf(view) ?? OPERATOR;
+      const recordPrincipal = recordPrincipalOf(view, target);
+      const lost = recordOf(view, target)?.keyLost;
+      if (recordPrincipal === undefined || !lost) {
+        throw new RekeyError(
+          "NOT_FOUND",
+          `No lost key is recorded for the ${principalLabel(target)}`,
+          {
+            details: { principal: principalLabel(target) },
+          },
+        );
+      }
+      return withLock(rotationLockName(recordIdOf(view.faucet, recordPrincipal)), async () => {
+        // The loss stays in the audit log; the record goes once its entry is written.
+        await prepareAudit(context);
+        if (!lost.audited) await resolveLeftovers();
+        await audit(context, {
+          principal: recordPrincipal,
+          action: "acknowledge",
+          outcome: "key_lost",
+          oldFingerprint: lost.oldFingerprint,
+          requestId: lost.requestId,
+          errorCode: "KEY_LOST",
+        });
+        await updateStore(store, (draft) => {
+          const record = writableRecord(draft, view.faucet, recordPrincipal);
+          if (record?.keyLost?.requestId === lost.requestId) delete record.keyLost;
+        });
+        return { requestId: lost.requestId, label: principalLabel(target) };
+      });
+    },
+
+    async importRescue(path) {
+      const file = await readRescueFile(path);
+      const view = await readView();
+      if (file.faucet !== view.faucet) {
+        throw new RekeyError(
+          "CONFIG_INVALID",
+          `The rescue file holds a key for ${file.faucet}, not this profile's faucet ${view.faucet}`,
+          { hint: "Import it with the profile of that faucet (--profile)." },
+        );
+      }
+      const target = principalOfRecord(file.principal);
+      await withLock(rotationLockName(recordIdOf(view.faucet, file.principal)), async () => {
+        await store.checkWritable();
+        await prepareAudit(context);
+        await updateStore(
+          store,
+          (draft) => {
+            const record = recordIn(draft, view.faucet, file.principal);
+            setKey(record, {
+              key: file.key,
+              fingerprint: file.fingerprint,
+              savedAt: file.savedAt,
+              source: file.source,
+            });
+            if (file.operatorId !== undefined) record.operatorId = file.operatorId;
+            if (file.lastRotation) {
+              record.lastRotation = file.lastRotation;
+              record.cooldownUntil = file.lastRotation.cooldownUntil;
+            }
+            // The journaled rotation this key came from is finished by it.
+            if (file.requestId !== undefined && record.intent?.requestId === file.requestId)
+              delete record.intent;
+            const profile = profileIn(draft, profileName, view.profile?.baseUrl ?? defaultUrl());
+            if (file.source === "register" && profile.operator === undefined)
+              profile.operator = file.principal;
+          },
+          () => keyProvider.invalidate(),
+        );
+        await audit(context, {
+          principal: file.principal,
+          action: "import",
+          outcome: "success",
+          newFingerprint: file.fingerprint,
+          ...(file.requestId === undefined ? {} : { requestId: file.requestId }),
+          ...(file.lastRotation === undefined
+            ? {}
+            : { cooldownUntil: file.lastRotation.cooldownUntil }),
+        });
+      });
+      await removeRescueFile(path);
+      return { label: principalLabel(target), fingerprint: file.fingerprint };
+    },
+  };
+}

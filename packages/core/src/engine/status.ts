@@ -1,0 +1,114 @@
+import { deliveryStatusOf } from "../delivery/delivery-journal.js";
+import { isRekeyError, RekeyError } from "../errors.js";
+import { fingerprint } from "../fingerprint.js";
+import { OPERATOR, principalLabel, samePrincipal } from "../principal.js";
+import { keyScheduleOf } from "../schedule/policies.js";
+import { activePrincipalOf, recordOf, storedKeyOf } from "./principal-records.js";
+import type { Session } from "./session.js";
+import type { KeyStatus, Rekey } from "./types.js";
+
+/** `status`: what a principal's record says (key, cooldown, journal, loss, deliveries, schedule). */
+export function createStatus(session: Session): Pick<Rekey, "status"> {
+  const {
+    profileName,
+    actAs,
+    store,
+    clock,
+    readView,
+    baseUrlOf,
+    envPrincipal,
+    envKey,
+    pendingIn,
+    ensureResolved,
+    storedActiveIn,
+    cooldownRemaining,
+  } = session;
+  return {
+    async status(principal, options = {}) {
+      // One read serves the whole status unless an unfinished rotation must be resolved first.
+      let view = await readView({ maxAgeMs: options.maxAgeMs });
+      if (pendingIn(view).length > 0) {
+        const resolveError = await ensureResolved(view).then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        // A lost key is reported where it is found; an unreachable faucet leaves the intent
+        // to be shown as an unfinished rotation.
+        if (isRekeyError(resolveError, "KEY_LOST")) throw resolveError;
+        view = await readView();
+      }
+      // No await when the store answers: status endpoints call this on every poll.
+      const actor = storedActiveIn(view) ?? (await envPrincipal());
+      const target = principal ?? actor ?? activePrincipalOf(view) ?? OPERATOR;
+      // An agent session sees its own status only, as with rotateKey.
+      if (actor?.kind === "agent" && !samePrincipal(actor, target)) {
+        throw new RekeyError(
+          "FORBIDDEN",
+          `An agent can read only its own status, not the ${principalLabel(target)}'s`,
+          { details: { principal: principalLabel(target) } },
+        );
+      }
+      const record = recordOf(view, target);
+      const stored = storedKeyOf(view, target);
+      const seeded = stored ? undefined : await envKey(target);
+      if (!view.profile && record === undefined && seeded === undefined) {
+        throw new RekeyError(
+          "NOT_FOUND",
+          actAs === undefined
+            ? `Profile "${profileName}" does not exist in ${store.location}`
+            : `No record of ${actAs} on ${view.faucet}`,
+          {
+            hint: "Run `rekey register` or `rekey login` (or `rekey profiles list` to see what exists).",
+            details: { principal: principalLabel(target), missing: "profile" },
+          },
+        );
+      }
+      if (principal?.kind === "agent" && record === undefined && seeded === undefined) {
+        throw new RekeyError(
+          "NOT_FOUND",
+          `No record of the ${principalLabel(principal)} in profile "${profileName}"`,
+          {
+            hint: "Create it with `rekey agents create`, or rotate its key as its operator to store one.",
+            details: { principal: principalLabel(principal) },
+          },
+        );
+      }
+      const intent = record?.intent;
+      const cooldownUntil = record?.cooldownUntil;
+      const remaining = cooldownRemaining(cooldownUntil);
+      return {
+        principal: target,
+        label: principalLabel(target),
+        profile: profileName,
+        baseUrl: baseUrlOf(view.profile),
+        hasKey: stored !== undefined || seeded !== undefined,
+        keySource: stored ? "store" : seeded !== undefined ? "env" : undefined,
+        fingerprint:
+          stored?.fingerprint ?? (seeded === undefined ? undefined : fingerprint(seeded)),
+        name: record?.name,
+        savedAt: stored?.savedAt,
+        keyAgeSeconds: stored
+          ? Math.max(0, Math.floor((clock.now() - Date.parse(stored.savedAt)) / 1000))
+          : undefined,
+        lastRotation: record?.lastRotation,
+        cooldownUntil: remaining > 0 ? cooldownUntil : undefined,
+        cooldownRemainingSeconds: remaining,
+        pendingRotation: intent
+          ? { requestId: intent.requestId, startedAt: intent.startedAt, phase: intent.phase }
+          : undefined,
+        keyLost:
+          record?.keyLost && stored === undefined
+            ? {
+                requestId: record.keyLost.requestId,
+                oldFingerprint: record.keyLost.oldFingerprint,
+                lostAt: record.keyLost.lostAt,
+                recovery: record.keyLost.recovery,
+              }
+            : undefined,
+        deliveries: record?.deliveries ? deliveryStatusOf(record) : undefined,
+        store: { kind: store.kind, location: store.location },
+        schedule: record === undefined ? undefined : keyScheduleOf(record, clock.now()),
+      } satisfies KeyStatus;
+    },
+  };
+}

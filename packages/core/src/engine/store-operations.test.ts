@@ -1,0 +1,70 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { agent } from "../principal.js";
+import { CountingStore } from "../testing/counting-store.js";
+import { type EngineFixture, startEngineFixture } from "./engine.test-helper.js";
+import type { Rekey, RotationResult } from "./types.js";
+
+/**
+ * What one rotation asks of the store, counted by a real file store wrapped in a counter: the
+ * principal is read once before the lock and once under it, each write starts from the
+ * snapshot the one before wrote, and nothing re-reads the profile to learn a URL. (Counts,
+ * not times: the time is bench/src/rotation.bench.mjs's.)
+ */
+let fixture: EngineFixture;
+let counting: CountingStore;
+let rekey: Rekey;
+beforeEach(async () => {
+  fixture = await startEngineFixture({ store: "file" });
+  counting = new CountingStore(fixture.store);
+  rekey = fixture.rekey({ store: counting });
+  await rekey.register({ name: "ops" });
+});
+afterEach(async () => {
+  await fixture.close();
+});
+
+/** Runs `work` and returns what it asked of the store. */
+async function countsOf(work: () => Promise<unknown>) {
+  counting.reset();
+  await work();
+  return counting.snapshot();
+}
+
+describe("store operations per rotation", () => {
+  it("an operator rotation reads the store twice, writes three times and takes one lock", async () => {
+    const counts = await countsOf(() => rekey.rotateKey({ force: true }));
+    // Journal, key, journal cleared: each one compare-and-set that succeeds first time.
+    expect(counts).toMatchObject({ reads: 2, writes: 3, locks: 1, auditAppends: 1 });
+  });
+
+  it("an agent rotation by agent_id costs the same", async () => {
+    const created = await rekey.createAgent({ name: "worker" });
+    const counts = await countsOf(() => rekey.rotateKey({ target: agent(created.agentId) }));
+    expect(counts).toMatchObject({ reads: 2, writes: 3, locks: 1, auditAppends: 1 });
+  });
+
+  it("a rotation through withIdempotency reads three times: once more, under its own lock", async () => {
+    const run = async ({ requestId }: { requestId: string }) => {
+      const result = (await rekey.rotateKey({ requestId, force: true })) as RotationResult;
+      return { status: 200, body: { newFingerprint: result.newFingerprint } };
+    };
+    const counts = await countsOf(() => rekey.withIdempotency("deploy-1", "{}", run));
+    // Pending record, journal, key, journal cleared, the reply remembered.
+    expect(counts).toMatchObject({ reads: 3, writes: 5, locks: 2, auditAppends: 1 });
+    // Its replay answers from one read, with no lock and no write.
+    const replay = await countsOf(() => rekey.withIdempotency("deploy-1", "{}", run));
+    expect(replay).toMatchObject({ reads: 1, writes: 0, locks: 0, auditAppends: 0 });
+  });
+
+  it("a rotation refused for its cooldown writes nothing", async () => {
+    await rekey.rotateKey({ force: true });
+    let refusal: unknown;
+    const counts = await countsOf(() =>
+      rekey.rotateKey().catch((error: unknown) => {
+        refusal = error;
+      }),
+    );
+    expect(refusal).toMatchObject({ code: "COOLDOWN_ACTIVE" });
+    expect(counts).toMatchObject({ reads: 2, writes: 0, auditAppends: 0 });
+  });
+});
