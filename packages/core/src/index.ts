@@ -1,4 +1,27 @@
-export * from "./client/index.js";
+/**
+ * The public API of @rekey/core: what the CLI, the MCP server, the HTTP endpoint and a library
+ * user need (createRekey, the stores, the key provider, errors, the JSON vocabulary, schedules,
+ * delivery). What a credential store implementation needs (the store document's schemas and
+ * migrations, the audit chain, key sealing) is `@rekey/core/store-kit`; the test harness is
+ * `@rekey/core/testing`. Everything else is internal and may change in any release.
+ */
+export {
+  type AgentSummary,
+  type CallOptions,
+  type CreateAgentResult,
+  createFaucetClient,
+  type FaucetClient,
+  type FaucetClientOptions,
+  type FaucetReply,
+  type FundAgentResult,
+  type RawCallOptions,
+  type RecoverResult,
+  type RegisterResult,
+  type RotationReply,
+  type WhoamiResult,
+  type WithdrawResult,
+} from "./client/faucet-client.js";
+export { closeAllDispatchers } from "./client/transport.js";
 export { type Clock, isoAt, systemClock } from "./clock.js";
 export { COOLDOWN_MINUTES, type CooldownMinutes } from "./cooldowns.js";
 export {
@@ -6,17 +29,11 @@ export {
   startDeliveryFinisher,
 } from "./delivery/delivery-finisher.js";
 export {
-  type DeliveryJournalContext,
   type DeliveryOutcome,
   type DeliveryStatus,
-  deliverRecord,
-  deliveryBackoffMs,
   deliveryStatusOf,
-  finishDeliveries,
 } from "./delivery/delivery-journal.js";
 export type { DeliveryEnvironment, DeliveryPayload } from "./delivery/delivery-payload.js";
-export { setDotenvVariable } from "./delivery/dotenv-target.js";
-export { updatedLightningWalletFile } from "./delivery/lightning-wallet-target.js";
 export {
   DELIVERY_KINDS,
   type DeliveryKind,
@@ -38,7 +55,7 @@ export { formatDuration } from "./duration.js";
 export type { DeliveryStep, EngineHooks, RotationStep } from "./engine/context.js";
 export { createRekey, type RekeyOptions } from "./engine/create-rekey.js";
 export type { DeliveryOperations } from "./engine/deliveries.js";
-export { openCredentialStore, type UrlStoreOpener } from "./engine/open-store.js";
+export { openCredentialStore } from "./engine/open-store.js";
 export {
   currentProfileName,
   listProfiles,
@@ -58,26 +75,89 @@ export {
   rotateAgents,
 } from "./engine/rotate-agents.js";
 export { listAgentsAsSession } from "./engine/session-agents.js";
-export * from "./engine/types.js";
+export type * from "./engine/types.js";
 export { type ErrorAudience, type ErrorFacts, errorFacts } from "./error-facts.js";
-export * from "./errors.js";
+export {
+  ERROR_CODES,
+  type ErrorCode,
+  isRekeyError,
+  RekeyError,
+  type RekeyErrorDetails,
+  type RekeyErrorOptions,
+  redactKeys,
+  toRekeyError,
+} from "./errors.js";
 export { fingerprint } from "./fingerprint.js";
-export * from "./lightning-wallet.js";
+export {
+  type LightningWalletCredentials,
+  lightningWalletCredentialsPath,
+  parseLightningWalletCredentials,
+} from "./lightning-wallet.js";
 export { isLoopbackHost } from "./loopback.js";
-export * from "./principal.js";
-export * from "./schedule/index.js";
+export {
+  agent,
+  agentIdSchema,
+  MAX_ID,
+  OPERATOR,
+  type Principal,
+  parsePrincipalKey,
+  principalKey,
+  principalLabel,
+  samePrincipal,
+} from "./principal.js";
+export {
+  createScheduler,
+  createWebhookNotifier,
+  type DueOutcome,
+  type DueReport,
+  describePolicy,
+  keyScheduleOf,
+  listRotationPolicies,
+  type PolicyScope,
+  type PolicyStatus,
+  type PolicyTarget,
+  type RotateDueOptions,
+  type RotationPolicyInput,
+  rotateDue,
+  SCHEDULE_EVENT_TYPES,
+  type ScheduleEvent,
+  type ScheduleEventSink,
+  type ScheduleEventType,
+  type Scheduler,
+  type SchedulerOptions,
+  type SchedulerTick,
+  setRotationPolicy,
+  type WebhookNotifierOptions,
+  type WebhookSigner,
+} from "./schedule/index.js";
 export {
   applyServerLimits,
   DEFAULT_SERVER_LIMITS,
   type ServerLimits,
   serverCreationOptions,
 } from "./server-limits.js";
-export * from "./store/index.js";
-export * from "./store/types.js";
+export { type AuditChainVerdict, verifyAuditChain } from "./store/audit-chain.js";
+export {
+  formatMasterKey,
+  type MasterKey,
+  parseMasterKey,
+  type RekeyMasterResult,
+  readKeyFile,
+  rekeyMaster,
+} from "./store/encryption/index.js";
+export {
+  AUDIT_FILE,
+  CREDENTIALS_FILE,
+  createFileStore,
+  type FileStoreOptions,
+} from "./store/file-store.js";
+export { createMemoryStore, type MemoryStoreOptions } from "./store/memory-store.js";
+export { faucetIdOf } from "./store/record-ids.js";
+export { assertNoPasswordInArgument } from "./store/store-spec.js";
+export type * from "./store/types.js";
 export {
   KILL_AT_ENV,
   KILL_POINTS,
   type KillPoint,
-  killPoint,
 } from "./testing/kill-points.js";
 export * from "./vocabulary.js";

@@ -1,6 +1,6 @@
+import { type DeepReadonly, RekeyError, type StoreData } from "@rekey/core";
 import {
   canonicalJson,
-  type DeepReadonly,
   deepFreeze,
   describeIssues,
   IDEMPOTENCY_SLOT_PATTERN,
@@ -9,9 +9,7 @@ import {
   migrateStoreData,
   principalRecordSchema,
   type RecordSealer,
-  RekeyError,
-  type StoreData,
-} from "@rekey/core";
+} from "@rekey/core/store-kit";
 
 /**
  * Core's store document as rows: one per principal record, one per idempotency record, and

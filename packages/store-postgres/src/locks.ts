@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
-import { type LockOptions, RekeyError, type StoreLock } from "@rekey/core";
+import { RekeyError } from "@rekey/core";
+import type { LockOptions, StoreLock } from "@rekey/core/store-kit";
 import pg from "pg";
 import { errorCodeOf, storeUnavailable } from "./connection.js";
 

@@ -2,12 +2,12 @@ import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import {
   isRekeyError,
-  openSealedBackup,
   parseMasterKey,
   type RekeyError,
   type StoreData,
   verifyAuditChain,
 } from "@rekey/core";
+import { openSealedBackup } from "@rekey/core/store-kit";
 import { describeStoreContract, sampleStoreData } from "@rekey/core/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import {

@@ -1,34 +1,36 @@
 import { performance } from "node:perf_hooks";
 import {
   type AuditEntry,
+  type CredentialStore,
+  type DeepReadonly,
+  type MasterKey,
+  type PrincipalRecord,
+  RekeyError,
+  type StoreData,
+} from "@rekey/core";
+import {
   type AuditEventInput,
   assertWritableAuditEntry,
   assertWritableStoreData,
   auditEntrySchema,
   ClearSealer,
   type CompareAndSetResult,
-  type CredentialStore,
   chainAuditEntry,
-  type DeepReadonly,
   deepFreeze,
   describeIssues,
   emptyStoreData,
   frozenCopy,
   keysThatDoNotOpen,
   type LockOptions,
-  type MasterKey,
   type MasterKeyEnv,
   migrateStoreData,
-  type PrincipalRecord,
   type ReadOptions,
   RecordSealer,
-  RekeyError,
-  type StoreData,
   type StoreEncryption,
   type StoreHealth,
   type StoreLock,
   type StoreSnapshot,
-} from "@rekey/core";
+} from "@rekey/core/store-kit";
 import pg from "pg";
 import { parsePostgresUrl, storeUnavailable } from "./connection.js";
 import { connectionBudget } from "./connection-budget.js";

@@ -1,18 +1,17 @@
+import { type MasterKey, RekeyError } from "@rekey/core";
 import {
   countClearKeys,
   explicitKeySource,
   isSealedBackup,
   type KeyRing,
   loadConfiguredMasterKey,
-  type MasterKey,
   type MasterKeyEnv,
   newStoreId,
   openSealedBackup,
   RecordSealer,
-  RekeyError,
   type StoreEncryption,
   sealBackup,
-} from "@rekey/core";
+} from "@rekey/core/store-kit";
 import type pg from "pg";
 import type { RekeySql } from "./sql.js";
 

@@ -1,4 +1,5 @@
-import { RekeyError, type UrlStoreOpener } from "@rekey/core";
+import { RekeyError } from "@rekey/core";
+import type { UrlStoreOpener } from "@rekey/core/store-kit";
 
 /** True when loading the store failed because the `pg` package is not installed. */
 function isPgMissing(error: unknown): boolean {
