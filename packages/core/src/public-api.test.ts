@@ -1,0 +1,118 @@
+import { describe, expect, it } from "vitest";
+
+// The main entry is what apps and library users may rely on; what only a store implementation
+// needs lives in `@rekey/core/store-kit`. A new export here is a decision, not an accident: this
+// list changes with it (and a changeset says so).
+describe("@rekey/core's public API", () => {
+  it("exports from the main entry only what applications use", async () => {
+    const main = await import("./index.js");
+    expect(Object.keys(main).sort()).toEqual([
+      "AUDIT_FILE",
+      "COOLDOWN_MINUTES",
+      "CREDENTIALS_FILE",
+      "DEFAULT_AGENT_ROTATION_CONCURRENCY",
+      "DEFAULT_SERVER_LIMITS",
+      "DEFAULT_WEBHOOK_TOLERANCE_SECONDS",
+      "DELIVERY_KINDS",
+      "ERROR_CODES",
+      "KILL_AT_ENV",
+      "KILL_POINTS",
+      "MAX_AGENT_ROTATION_CONCURRENCY",
+      "MAX_ID",
+      "OPERATOR",
+      "RekeyError",
+      "SCHEDULE_EVENT_TYPES",
+      "WEBHOOK_SIGNATURE_HEADER",
+      "agent",
+      "agentIdSchema",
+      "agentListSchema",
+      "agentListView",
+      "agentSchema",
+      "agentView",
+      "applyServerLimits",
+      "assertNoPasswordInArgument",
+      "closeAllDispatchers",
+      "createFaucetClient",
+      "createFileStore",
+      "createMemoryStore",
+      "createRekey",
+      "createScheduler",
+      "createWebhookNotifier",
+      "currentProfileName",
+      "deliveryOutcomeSchema",
+      "deliveryOutcomeView",
+      "deliveryStatusOf",
+      "deliveryStatusSchema",
+      "deliveryStatusView",
+      "describePolicy",
+      "describeTarget",
+      "errorFacts",
+      "errorSchema",
+      "errorView",
+      "faucetIdOf",
+      "fingerprint",
+      "formatDuration",
+      "formatMasterKey",
+      "identitySchema",
+      "identityView",
+      "isLoopbackHost",
+      "isRekeyError",
+      "isoAt",
+      "keyScheduleOf",
+      "keyStatusSchema",
+      "keyStatusView",
+      "lightningWalletCredentialsPath",
+      "listAgentsAsSession",
+      "listProfiles",
+      "listRotationPolicies",
+      "openCredentialStore",
+      "parseLightningWalletCredentials",
+      "parseMasterKey",
+      "parsePrincipalKey",
+      "planAgentRotation",
+      "principalKey",
+      "principalLabel",
+      "principalSchema",
+      "principalView",
+      "readKeyFile",
+      "redactKeys",
+      "rekeyMaster",
+      "removeProfile",
+      "renameProfile",
+      "rotateAgents",
+      "rotateDue",
+      "rotationPlanSchema",
+      "rotationPlanView",
+      "rotationSchema",
+      "rotationView",
+      "samePrincipal",
+      "serverCreationOptions",
+      "setRotationPolicy",
+      "showProfile",
+      "signWebhook",
+      "startDeliveryFinisher",
+      "systemClock",
+      "toRekeyError",
+      "useProfile",
+      "verifyAuditChain",
+      "verifyWebhookSignature",
+      "webhookEventOf",
+    ]);
+  });
+
+  it("keeps store internals out of the main entry and in @rekey/core/store-kit", async () => {
+    const main: Record<string, unknown> = await import("./index.js");
+    const kit: Record<string, unknown> = await import("./store-kit.js");
+    for (const name of [
+      "migrateStoreData",
+      "storeDataSchema",
+      "chainAuditEntry",
+      "RecordSealer",
+      "deepFreeze",
+      "emptyStoreData",
+    ]) {
+      expect(main[name], name).toBeUndefined();
+      expect(kit[name], name).toBeDefined();
+    }
+  });
+});
