@@ -170,34 +170,50 @@ export interface components {
     schemas: {
         RotateResponse: components["schemas"]["RotationResult"] | components["schemas"]["RotationPlan"];
         RotationResult: {
-            /** @enum {boolean} */
+            /**
+             * @description false: the key was rotated (true in a plan).
+             * @enum {boolean}
+             */
             dry_run: false;
             principal: components["schemas"]["Principal"];
-            /** @example agent 7 */
+            /** @description The principal for a person: "operator" or "agent 7". */
             label: string;
+            /** @description Fingerprint of the key this rotation replaced, which stopped working at once. */
             old_fingerprint: string;
-            /** @description Fingerprint of the new key. */
+            /** @description Fingerprint of the new key, now in the credential store. */
             fingerprint: string;
+            /** @description ISO-8601 UTC instant. */
             rotated_at: string;
+            /** @description When the withdrawal cooldown this rotation started ends. */
             cooldown_until: string;
-            cooldown_minutes: number;
+            /** @description Length of the withdrawal cooldown a rotation starts: 60 minutes for the operator, 30 for an agent. */
+            cooldown_minutes: 60 | 30;
+            /** @description The new key answered whoami as the same principal. */
             verified: boolean;
-            /** @description Another caller did this rotation; its result is returned. */
+            /** @description Another caller had just rotated this key; this is that rotation's result. */
             shared: boolean;
+            /** @description Id of this rotation in the audit log (`rekey history`) and the faucet's logs. */
             request_id: string;
-            /** @description The deliveries of the new key to the principal's targets, when it has any. */
             deliveries?: components["schemas"]["DeliveryOutcome"][];
         };
         Principal: {
-            /** @enum {string} */
+            /**
+             * @description An operator, or one of its agents.
+             * @enum {string}
+             */
             kind: "operator" | "agent";
+            /** @description The agent's id at the faucet; present exactly when kind is agent. */
             agent_id?: number;
         };
         DeliveryOutcome: {
-            /** @example lightning-wallet-1 */
+            /** @description The delivery target's id, e.g. "lightning-wallet-1". */
             target: string;
-            /** @enum {string} */
+            /**
+             * @description The kind of target.
+             * @enum {string}
+             */
             kind: "lightning-wallet" | "dotenv" | "exec" | "store" | "webhook";
+            /** @description Where: a file, a command, a store or a URL. */
             description: string;
             /**
              * @description delivered now; failed now (the rotation still stands; retried with back-off); current: held it already; deferred: backing off.
@@ -206,41 +222,66 @@ export interface components {
             status: "delivered" | "failed" | "current" | "deferred";
             /** @description Fingerprint of the key delivered. */
             fingerprint: string;
+            /** @description Why the delivery failed: a rekey error code and message. */
             error?: {
+                /** @description The rekey error code of the failure. */
                 code: string;
+                /** @description The failure's message (key-free). */
                 message: string;
             };
+            /** @description When the next attempt is due. */
             next_attempt_at?: string;
         };
         RotationPlan: {
-            /** @enum {boolean} */
+            /**
+             * @description true: a plan; nothing was rotated.
+             * @enum {boolean}
+             */
             dry_run: true;
             principal: components["schemas"]["Principal"];
+            /** @description The principal for a person: "operator" or "agent 7". */
             label: string;
             /** @description Fingerprint of the current key. */
             fingerprint: string;
-            /** @enum {string} */
+            /**
+             * @description The faucet action a rotation would call.
+             * @enum {string}
+             */
             action: "regenerate_operator_key" | "regenerate_agent_key";
-            cooldown_minutes: number;
+            /** @description Length of the withdrawal cooldown a rotation starts: 60 minutes for the operator, 30 for an agent. */
+            cooldown_minutes: 60 | 30;
+            /** @description When the cooldown would end if the key rotated now. */
             cooldown_would_end_at: string;
+            /** @description The cooldown running now, if any. */
             current_cooldown_until?: string;
+            /** @description A rotation now would be refused (COOLDOWN_ACTIVE). */
             blocked_by_cooldown: boolean;
         };
         Problem: {
+            /** @description One of @rekey/core's error codes, e.g. COOLDOWN_ACTIVE. */
+            code: string;
+            /** @description What happened (key-free). */
+            message: string;
+            /** @description The next step for whoever made the call. */
+            hint?: string;
+            principal?: components["schemas"]["Principal"];
+            /** @description When the withdrawal cooldown ends. */
+            cooldown_until?: string;
+            /** @description Seconds of that cooldown left. */
+            cooldown_remaining_seconds?: number;
+            /** @description Seconds before a retry may succeed. */
+            retry_after_seconds?: number;
+            /** @description KEY_LOST: how to get back in. */
+            recovery?: string;
+            /** @description INVALID_INPUT: which fields were rejected. */
+            issues?: string[];
             /** @example urn:rekey:error:cooldown-active */
             type: string;
             title: string;
             status: number;
+            /** @description The same text as `message`. */
             detail: string;
-            /** @description One of @rekey/core's error codes. */
-            code: string;
-            hint?: string;
             request_id?: string;
-            cooldown_until?: string;
-            retry_after_seconds?: number;
-            recovery?: string;
-            principal?: string;
-            issues?: string[];
         };
         RotateRequest: {
             /** @description An agent of the operator; omitted: the profile's active principal. */
@@ -252,72 +293,144 @@ export interface components {
         };
         Status: {
             principal: components["schemas"]["Principal"];
+            /** @description The principal for a person: "operator" or "agent 7". */
             label: string;
+            /** @description The credential profile. */
             profile: string;
+            /** @description The faucet's URL. */
             base_url: string;
+            /** @description Whether a key is available for this principal. */
             has_key: boolean;
-            /** @enum {string} */
+            /**
+             * @description Where the key comes from: the credential store, or REKEY_API_KEY (env).
+             * @enum {string}
+             */
             key_source?: "store" | "env";
+            /** @description A key's public fingerprint (fp:…); never the key itself. */
             fingerprint?: string;
+            /** @description The principal's name at the faucet. */
             name?: string;
+            /** @description When the key was stored. */
             saved_at?: string;
+            /** @description Seconds since the key was stored. */
             key_age_seconds?: number;
+            /** @description The last completed rotation of this key. */
             last_rotation?: {
+                /** @description Id of that rotation in the audit log (`rekey history`). */
                 request_id: string;
+                /** @description Fingerprint of the key that rotation replaced. */
                 old_fingerprint: string;
+                /** @description Fingerprint of the key that rotation issued. */
                 new_fingerprint: string;
+                /** @description When that rotation happened. */
                 rotated_at: string;
+                /** @description When the cooldown that rotation started ends (or ended). */
                 cooldown_until: string;
+                /** @description The issued key answered whoami as the same principal. */
                 verified: boolean;
+                /** @description Which front end rotated it: cli, mcp, http or library. */
                 surface: string;
             };
+            /** @description When the running withdrawal cooldown ends. */
             cooldown_until?: string;
+            /** @description Seconds of withdrawal cooldown left; 0 when none runs. */
             cooldown_remaining_seconds: number;
+            /** @description A rotation that started and is not finished yet; the next call resolves it. */
             pending_rotation?: {
+                /** @description Id of the unfinished rotation (its request_id upstream). */
                 request_id: string;
+                /** @description When it started. */
                 started_at: string;
-                /** @enum {string} */
+                /**
+                 * @description requested: the faucet was asked; stored: the new key is stored, not verified.
+                 * @enum {string}
+                 */
                 phase: "requested" | "stored";
             };
+            /** @description KEY_LOST: the key was rotated but its successor never reached the store. */
             key_lost?: {
+                /** @description The rotation that lost the key. */
                 request_id: string;
+                /** @description Fingerprint of the key the faucet invalidated. */
                 old_fingerprint: string;
+                /** @description When the loss was recorded. */
                 lost_at: string;
+                /** @description How to get back in. */
                 recovery: string;
             };
             /** @description The principal's delivery targets, when it has any. */
             deliveries?: {
+                /** @description The delivery target's id, e.g. "lightning-wallet-1". */
                 target: string;
-                kind: string;
+                /**
+                 * @description The kind of target.
+                 * @enum {string}
+                 */
+                kind: "lightning-wallet" | "dotenv" | "exec" | "store" | "webhook";
+                /** @description Where: a file, a command, a store or a URL. */
                 description: string;
                 /**
                  * @description current: holds the key; stale: an older one; failing: the last attempt failed.
                  * @enum {string}
                  */
                 state: "current" | "stale" | "failing";
+                /** @description Fingerprint of the key it holds. */
                 delivered_fingerprint?: string;
+                /** @description When the last attempt ended. */
                 at?: string;
+                /** @description Why the delivery failed: a rekey error code and message. */
                 error?: {
+                    /** @description The rekey error code of the failure. */
                     code: string;
+                    /** @description The failure's message (key-free). */
                     message: string;
                 };
+                /** @description When the next attempt is due. */
                 next_attempt_at?: string;
             }[];
+            /** @description The rotation policy and where the key stands against it, when one is set. */
+            schedule?: {
+                /** @description The rotation policy, e.g. "max-age 30d window daily 02:00-04:00". */
+                policy: string;
+                /** @description When the key reaches its max-age. */
+                due_at: string;
+                /** @description When a scheduled run rotates it next; absent: no window opens in nine days. */
+                next_rotation_at?: string;
+                /** @description Whether the policy's window is open now. */
+                in_window: boolean;
+                /** @description The key is due for its scheduled rotation now. */
+                due: boolean;
+                /** @description Past its scheduled rotation plus grace: tell the user. */
+                overdue: boolean;
+            };
+            /** @description The credential store. */
             store: {
+                /** @description The kind of store: "file", "postgres" or "memory". */
                 kind: string;
+                /** @description Where it is (a directory or a URL without a password). */
                 location: string;
             };
         };
         Agents: {
+            /** @description The operator's agents, with each stored key's fingerprint and cooldown. */
             agents: {
-                id: number;
+                /** @description The agent's id at the faucet. */
+                agent_id: number;
+                /** @description The agent's name at the faucet (untrusted text). */
                 name: string;
+                /** @description The agent's balance in satoshis. */
                 balance_sats: number;
+                /** @description Whether the faucet lists the agent as active. */
                 is_active: boolean;
+                /** @description Whether the credential store holds a key for this agent. */
                 has_key: boolean;
+                /** @description Fingerprint of the stored key, if any. */
                 fingerprint?: string;
+                /** @description When the agent's withdrawal cooldown ends. */
                 cooldown_until?: string;
+                /** @description Seconds of the agent's withdrawal cooldown left; 0 when none runs. */
                 cooldown_remaining_seconds: number;
+                /** @description The agent's last rotation the store knows of. */
                 last_rotated_at?: string;
             }[];
         };
