@@ -4,11 +4,11 @@ import {
   deepFreeze,
   describeIssues,
   IDEMPOTENCY_SLOT_PATTERN,
-  idempotencyRecordSchema,
   isFiledUnderOwnId,
   migrateStoreData,
   principalRecordSchema,
   type RecordSealer,
+  storedIdempotencyRecordSchema,
 } from "@rekey/core/store-kit";
 
 /**
@@ -214,7 +214,8 @@ function checkPrincipal(id: string, data: unknown, source: string) {
 }
 
 function checkIdempotency(slot: string, data: unknown, source: string) {
-  const parsed = idempotencyRecordSchema.safeParse(data);
+  // Records the previous rekey wrote are translated here (see storedIdempotencyRecordSchema).
+  const parsed = storedIdempotencyRecordSchema.safeParse(data);
   if (!parsed.success || !IDEMPOTENCY_SLOT_PATTERN.test(slot)) {
     throw new RekeyError(
       "STORE_CORRUPT",

@@ -165,6 +165,51 @@ if (postgresUrl === "") {
       expect(await store.read()).toEqual({ version: 2, data: sampleStoreData("two") });
     });
 
+    it("reads idempotency rows the previous rekey wrote (an HTTP status and body) as outcomes", async () => {
+      const schema = newSchema();
+      const store = open(schema);
+      const [pendingSlot, doneSlot] = ["a".repeat(48), "b".repeat(48)];
+      const times = {
+        requestHash: "c".repeat(64),
+        createdAt: "2026-12-01T00:00:00.000Z",
+        expiresAt: "2026-12-02T00:00:00.000Z",
+      };
+      await store.checkWritable(); // creates the tables
+      // The rows as the previous rekey wrote them: 202 and a pendingRequestId while it ran.
+      const previous = {
+        [pendingSlot]: { ...times, status: 202, body: null, pendingRequestId: "request-1" },
+        [doneSlot]: { ...times, status: 200, body: { fingerprint: "fp", rotated: true } },
+      };
+      await store.compareAndSet(0, sampleStoreData("one"));
+      for (const [slot, data] of Object.entries(previous)) {
+        await adminQuery(
+          `WITH turn AS (UPDATE "${schema}".store_meta SET version = version + 1 WHERE id = 1
+             RETURNING version)
+           INSERT INTO "${schema}".idempotency (slot, version, data)
+           VALUES ($1, (SELECT version FROM turn), $2)`,
+          [slot, JSON.stringify(data)],
+        );
+      }
+      const reader = open(schema);
+      const read = await reader.read();
+      expect(read.data.idempotency).toEqual({
+        [pendingSlot]: { ...times, state: "pending", requestId: "request-1" },
+        [doneSlot]: { ...times, state: "done", result: { fingerprint: "fp", rotated: true } },
+      });
+      // The pending one finishing is written in the new shape; the other row is left as it was.
+      const next = structuredClone(read.data) as StoreData;
+      next.idempotency[pendingSlot] = { ...times, state: "done", result: { fingerprint: "fp2" } };
+      expect((await reader.compareAndSet(read.version, next)).ok).toBe(true);
+      const { rows } = await adminQuery(
+        `SELECT slot, data FROM "${schema}".idempotency ORDER BY slot`,
+      );
+      expect(rows).toEqual([
+        { slot: pendingSlot, data: { ...times, state: "done", result: { fingerprint: "fp2" } } },
+        { slot: doneSlot, data: previous[doneSlot] },
+      ]);
+      expect((await open(schema).read()).data).toEqual(next);
+    });
+
     it("reports a row that is not a store document as STORE_CORRUPT, and leaves it as it is", async () => {
       const schema = newSchema();
       const store = open(schema);

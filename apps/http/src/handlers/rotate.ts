@@ -56,7 +56,7 @@ export function registerRotateRoute(
           // This process changed a key, or may have: the next status poll renders afresh.
           statusBodies.clear();
         }
-        return { status: 200, body: presentRotation(outcome) };
+        return presentRotation(outcome);
       };
       try {
         const answer = await answerOnce({
@@ -87,7 +87,7 @@ export function registerRotateRoute(
         }
         return c.json(
           response,
-          200,
+          answer.status,
           answer.replayed ? { ...v1Headers(c), "idempotent-replayed": "true" } : v1Headers(c),
         );
       } catch (thrown) {

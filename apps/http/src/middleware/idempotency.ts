@@ -14,11 +14,13 @@ export function idempotencyHash(body: Record<string, unknown>, tokenName: string
 
 /**
  * Runs `run` once per (token, Idempotency-Key): a repeat with the same body gets the first
- * answer back (`replayed`), one with another body is refused by core. Without a key, or for a
- * dry run (which changes nothing, so repeating it is harmless), `run` simply runs: it neither
- * claims nor stores a slot. Slots are the token's own, and capped per token.
+ * answer back (`replayed`), one with another body is refused by core (422, see problem.ts).
+ * Without a key, or for a dry run (which changes nothing, so repeating it is harmless), `run`
+ * simply runs: it neither claims nor stores a slot. Slots are the token's own, and capped per
+ * token. Core remembers the body only; the status is HTTP's: a remembered outcome is a
+ * successful rotation, answered 200 whether fresh or replayed.
  */
-export function answerOnce<T>(options: {
+export async function answerOnce<T>(options: {
   rekey: Rekey;
   idempotencyKey: string | undefined;
   /** False for requests that change nothing (dry runs). */
@@ -26,16 +28,17 @@ export function answerOnce<T>(options: {
   body: Record<string, unknown>;
   tokenName: string;
   maxRecords: number;
-  run: (attempt?: { requestId: string }) => Promise<{ status: number; body: T }>;
-}): Promise<{ status: number; body: T; replayed: boolean }> {
+  run: (attempt?: { requestId: string }) => Promise<T>;
+}): Promise<{ status: 200; body: T; replayed: boolean }> {
   const { idempotencyKey, run } = options;
   if (idempotencyKey === undefined || !options.changesState) {
-    return run().then((answer) => ({ ...answer, replayed: false }));
+    return { status: 200, body: await run(), replayed: false };
   }
-  return options.rekey.withIdempotency(
+  const { result, replayed } = await options.rekey.withIdempotency(
     idempotencyKey,
     idempotencyHash(options.body, options.tokenName),
     run,
     { scope: options.tokenName, maxRecords: options.maxRecords },
   );
+  return { status: 200, body: result, replayed };
 }

@@ -11,14 +11,13 @@ import type { Rekey } from "./types.js";
 /** How long a remembered reply is kept. */
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 
-/** `withIdempotency`: one request under one key runs once; its reply is remembered 24 hours. */
+/**
+ * `withIdempotency`: one request under one key runs once; its outcome is remembered 24 hours.
+ * It remembers a JSON result, not a reply: a front end maps outcomes to its own status codes.
+ */
 export function createIdempotency(session: Session): Pick<Rekey, "withIdempotency"> {
   const { profileName, store, clock, idempotentBases, readView, context } = session;
-  const idempotencyFlights = createSingleFlight<{
-    status: number;
-    body: unknown;
-    replayed: boolean;
-  }>();
+  const idempotencyFlights = createSingleFlight<{ result: unknown; replayed: boolean }>();
   return {
     async withIdempotency(idempotencyKey, requestHash, run, options = {}) {
       if (!/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
@@ -61,8 +60,8 @@ export function createIdempotency(session: Session): Pick<Rekey, "withIdempotenc
             );
           }
           // Pending: a run that never finished (a crash); it runs again with its request_id.
-          if (record.pendingRequestId !== undefined) return undefined;
-          return { status: record.status, body: record.body as never, replayed: true };
+          if (record.state === "pending") return undefined;
+          return { result: record.result, replayed: true };
         };
         // The view's snapshot answers a replay without taking the lock.
         const first = replay(view.snapshot);
@@ -79,35 +78,35 @@ export function createIdempotency(session: Session): Pick<Rekey, "withIdempotenc
           // request_id and asks for that rotation again, which returns it once journaled.
           const pending = locked.data.idempotency[slot];
           const requestId =
-            pending?.requestHash === requestDigest && pending.pendingRequestId !== undefined
-              ? pending.pendingRequestId
+            pending?.requestHash === requestDigest && pending.state === "pending"
+              ? pending.requestId
               : randomUUID();
           let base = locked;
-          if (pending?.pendingRequestId !== requestId) {
+          if (pending?.state !== "pending" || pending.requestId !== requestId) {
             const startedAt = clock.now();
             ({ snapshot: base } = await updateStoreFrom(store, locked, (draft) => {
               draft.idempotency[slot] = {
                 requestHash: requestDigest,
                 createdAt: new Date(startedAt).toISOString(),
                 expiresAt: new Date(startedAt + IDEMPOTENCY_TTL_MS).toISOString(),
-                status: 202,
-                body: null,
-                pendingRequestId: requestId,
+                state: "pending",
+                requestId,
               };
             }));
           }
-          let outcome: { status: number; body: unknown };
+          let result: unknown;
           // The run's rotation starts from the snapshot just read and written under this lock,
           // as its caller saw the store, instead of reading it again.
           idempotentBases.set(requestId, base);
           try {
-            outcome = await run({ requestId });
+            result = await run({ requestId });
           } catch (error) {
             // A definite failure frees the key for a retry; the pending record stays while
             // the outcome is unknown, so the retry asks for the same rotation.
             if (outcomeUnknown(error)) throw error;
             await updateStore(store, (draft) => {
-              if (draft.idempotency[slot]?.pendingRequestId === requestId)
+              const record = draft.idempotency[slot];
+              if (record?.state === "pending" && record.requestId === requestId)
                 delete draft.idempotency[slot];
             }).catch(() => {});
             throw error;
@@ -133,11 +132,11 @@ export function createIdempotency(session: Session): Pick<Rekey, "withIdempotenc
               requestHash: requestDigest,
               createdAt: new Date(now).toISOString(),
               expiresAt: new Date(now + IDEMPOTENCY_TTL_MS).toISOString(),
-              status: outcome.status,
-              body: outcome.body,
+              state: "done",
+              result,
             };
           });
-          return { ...outcome, replayed: false };
+          return { result, replayed: false };
         } finally {
           await lock.release();
         }

@@ -68,22 +68,19 @@ describe("withIdempotency", () => {
     const run = async () => {
       runs++;
       const result = await rekey.rotateKey({ force: true });
-      return {
-        status: 200,
-        body: { fingerprint: "newFingerprint" in result ? result.newFingerprint : "" },
-      };
+      return { fingerprint: "newFingerprint" in result ? result.newFingerprint : "" };
     };
     const replies = await Promise.all(
       Array.from({ length: 20 }, () => rekey.withIdempotency("key-1", "hash-a", run)),
     );
     expect(runs).toBe(1);
     expect(fixture.sandbox.stats().rotations).toBe(1);
-    expect(new Set(replies.map((reply) => JSON.stringify(reply.body))).size).toBe(1);
+    expect(new Set(replies.map((reply) => JSON.stringify(reply.result))).size).toBe(1);
     expect(replies.filter((reply) => !reply.replayed)).toHaveLength(1);
 
     const restarted = fixture.rekey({ surface: "http" });
     const again = await restarted.withIdempotency("key-1", "hash-a", run);
-    expect(again).toMatchObject({ replayed: true, body: replies[0]?.body });
+    expect(again).toMatchObject({ replayed: true, result: replies[0]?.result });
     await expect(restarted.withIdempotency("key-1", "hash-b", run)).rejects.toMatchObject({
       code: "IDEMPOTENCY_KEY_REUSED",
     });
@@ -97,16 +94,16 @@ describe("withIdempotency", () => {
   it("keeps each scope's slots apart and at most maxRecords of them", async () => {
     const rekey = fixture.rekey({ surface: "http" });
     await rekey.register({});
-    const answer = (body: string) => async () => ({ status: 200, body });
+    const answer = (result: string) => async () => result;
     await rekey.withIdempotency("deploy-1", "hash-a", answer("a"), { scope: "token-a" });
     // Another scope's request under the same key is its own, not a reuse of token-a's.
     const other = await rekey.withIdempotency("deploy-1", "hash-b", answer("b"), {
       scope: "token-b",
     });
-    expect(other).toEqual({ status: 200, body: "b", replayed: false });
+    expect(other).toEqual({ result: "b", replayed: false });
     expect(
       await rekey.withIdempotency("deploy-1", "hash-a", answer("x"), { scope: "token-a" }),
-    ).toEqual({ status: 200, body: "a", replayed: true });
+    ).toEqual({ result: "a", replayed: true });
 
     for (let index = 0; index < 5; index++) {
       fixture.clock.advance(1000);
@@ -120,9 +117,9 @@ describe("withIdempotency", () => {
     expect(slots).toHaveLength(4);
     expect(
       await rekey.withIdempotency("deploy-1", "hash-a", answer("x"), { scope: "token-a" }),
-    ).toMatchObject({ body: "a", replayed: true });
+    ).toMatchObject({ result: "a", replayed: true });
     expect(
       await rekey.withIdempotency("flood-4", "h", answer("x"), { scope: "token-b", maxRecords: 3 }),
-    ).toMatchObject({ body: "4", replayed: true });
+    ).toMatchObject({ result: "4", replayed: true });
   });
 });

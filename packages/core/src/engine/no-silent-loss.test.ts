@@ -210,21 +210,19 @@ describe("6. an Idempotency-Key survives a crash", () => {
       });
       const rotate =
         (rekey: ReturnType<EngineFixture["rekey"]>) => (attempt: { requestId: string }) =>
-          rekey
-            .rotateKey({ requestId: attempt.requestId })
-            .then((result) => ({ status: 200, body: result.newFingerprint }));
+          rekey.rotateKey({ requestId: attempt.requestId }).then((result) => result.newFingerprint);
       expect(
         await settle(crashing.withIdempotency("deploy-1", "{}", rotate(crashing))),
       ).toBeInstanceOf(Crash);
       const next = fixture.rekey();
       const retried = await next.withIdempotency("deploy-1", "{}", rotate(next));
-      expect(retried.status).toBe(200);
-      expect(retried.body).toBe((await storedKey(fixture.store, "operator"))?.fingerprint);
+      expect(retried.replayed).toBe(false);
+      expect(retried.result).toBe((await storedKey(fixture.store, "operator"))?.fingerprint);
       expect(fixture.sandbox.stats().rotations).toBe(1);
       // And now it is a plain replay.
       expect(await next.withIdempotency("deploy-1", "{}", rotate(next))).toMatchObject({
         replayed: true,
-        body: retried.body,
+        result: retried.result,
       });
     },
   );

@@ -78,14 +78,14 @@ describe("single flight", () => {
     const run = async () => {
       runs++;
       const result = await rekey.rotateKey({ force: true });
-      return { status: 200, body: "newFingerprint" in result ? result.newFingerprint : "" };
+      return "newFingerprint" in result ? result.newFingerprint : "";
     };
     const replies = await Promise.all(
       Array.from({ length: 30 }, () => rekey.withIdempotency("same-key", "same-body", run)),
     );
     expect(runs).toBe(1);
     expect(fixture.sandbox.stats().rotations).toBe(1);
-    expect(new Set(replies.map((reply) => reply.body)).size).toBe(1);
+    expect(new Set(replies.map((reply) => reply.result)).size).toBe(1);
     expect(replies.filter((reply) => !reply.replayed)).toHaveLength(1);
     const idempotencyLocks = Object.entries(counting.most()).filter(([name]) =>
       name.startsWith("idempotency."),
@@ -102,12 +102,12 @@ describe("single flight", () => {
       Array.from({ length: 30 }, (_, index) =>
         rekey.withIdempotency(`key-${index}`, "same-body", async () => {
           const result = await rekey.rotateKey();
-          return { status: 200, body: "newFingerprint" in result ? result.newFingerprint : "" };
+          return "newFingerprint" in result ? result.newFingerprint : "";
         }),
       ),
     );
     expect(fixture.sandbox.stats().rotations).toBe(1);
-    expect(new Set(replies.map((reply) => reply.body)).size).toBe(1);
+    expect(new Set(replies.map((reply) => reply.result)).size).toBe(1);
     const rotationLocks = Object.entries(counting.most()).filter(([name]) =>
       name.startsWith("rotate."),
     );

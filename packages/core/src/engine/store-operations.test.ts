@@ -46,7 +46,7 @@ describe("store operations per rotation", () => {
   it("a rotation through withIdempotency reads three times: once more, under its own lock", async () => {
     const run = async ({ requestId }: { requestId: string }) => {
       const result = (await rekey.rotateKey({ requestId, force: true })) as RotationResult;
-      return { status: 200, body: { newFingerprint: result.newFingerprint } };
+      return { newFingerprint: result.newFingerprint };
     };
     const counts = await countsOf(() => rekey.withIdempotency("deploy-1", "{}", run));
     // Pending record, journal, key, journal cleared, the reply remembered.

@@ -310,7 +310,10 @@ export interface Rekey extends DeliveryOperations {
   rotateKey(request?: RotateRequest): Promise<RotationResult | RotationPlan>;
   /**
    * Runs `run` once per idempotency key for 24 hours: a repeat with the same `requestHash` gets
-   * the stored reply; another hash is IDEMPOTENCY_KEY_REUSED. Kept in the store, so it holds
+   * the stored result (`replayed`); another hash is IDEMPOTENCY_KEY_REUSED. The result must be
+   * JSON; it carries no transport status (front ends map outcomes to theirs). A run that throws
+   * a definite failure is forgotten, so a retry runs again; one whose outcome is unknown stays
+   * pending. Kept in the store, so it holds
    * across restarts and replicas. `scope` (e.g. a bearer token's name) gives a caller slots of
    * its own; `maxRecords` then keeps at most that many of the scope's records, oldest dropped.
    * `run` gets a `request_id` recorded (as pending) before it runs: a rotation it starts should
@@ -320,9 +323,9 @@ export interface Rekey extends DeliveryOperations {
   withIdempotency<T>(
     idempotencyKey: string,
     requestHash: string,
-    run: (attempt: { requestId: string }) => Promise<{ status: number; body: T }>,
+    run: (attempt: { requestId: string }) => Promise<T>,
     options?: { scope?: string; maxRecords?: number },
-  ): Promise<{ status: number; body: T; replayed: boolean }>;
+  ): Promise<{ result: T; replayed: boolean }>;
   /** Asks the faucet about every key this profile's records hold (doctor). */
   checkKeys(): Promise<KeyCheck[]>;
   /**

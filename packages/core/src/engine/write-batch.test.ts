@@ -43,8 +43,8 @@ const record = (name: string) => (draft: StoreData) => {
     requestHash: createHash("sha256").update(name).digest("hex"),
     createdAt: "2026-12-02T00:00:00.000Z",
     expiresAt: "2026-12-03T00:00:00.000Z",
-    status: 200,
-    body: name,
+    state: "done",
+    result: name,
   };
   return name;
 };

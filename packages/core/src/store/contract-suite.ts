@@ -221,12 +221,14 @@ export function describeStoreContract(
           requestHash: "a".repeat(64),
           createdAt: "2025-01-01T00:00:00.000Z",
           expiresAt: "2025-01-02T00:00:00.000Z",
-          status: 200,
-          body,
+          state: "done",
+          result: body,
         };
         await store.compareAndSet(0, data);
-        const read = (await (await another()).read()).data.idempotency;
-        expect(JSON.stringify(read[SLOT]?.body)).toBe(JSON.stringify(body));
+        const read = (await (await another()).read()).data.idempotency[SLOT];
+        expect(JSON.stringify(read?.state === "done" ? read.result : undefined)).toBe(
+          JSON.stringify(body),
+        );
       });
 
       it("keeps what it stores: a write copies its input, and reads are deep-frozen", async () => {

@@ -81,15 +81,17 @@ const record = fc
     ...(key ?? {}),
   }));
 
-const idempotency = fc.record({
-  requestHash: hex64,
-  createdAt: iso,
-  expiresAt: iso,
-  status: fc.integer({ min: 100, max: 599 }),
-  // A body is a response as it went over the wire, so generate it as JSON.parse returns it:
-  // fc.jsonValue may produce -0, which no JSON text can carry (it reads back as 0).
-  body: fc.jsonValue({ maxDepth: 3 }).map((value) => JSON.parse(JSON.stringify(value))),
-});
+const idempotencyBase = { requestHash: hex64, createdAt: iso, expiresAt: iso };
+const idempotency = fc.oneof(
+  fc.record({ ...idempotencyBase, state: fc.constant("pending" as const), requestId: text }),
+  fc.record({
+    ...idempotencyBase,
+    state: fc.constant("done" as const),
+    // A result is JSON, so generate it as JSON.parse returns it: fc.jsonValue may produce -0,
+    // which no JSON text can carry (it reads back as 0).
+    result: fc.jsonValue({ maxDepth: 3 }).map((value) => JSON.parse(JSON.stringify(value))),
+  }),
+);
 
 const profile = fc.record(
   {

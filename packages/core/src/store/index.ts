@@ -60,6 +60,7 @@ export {
   principalRecordSchema,
   profileSchema,
   storeDataSchema,
+  storedIdempotencyRecordSchema,
 } from "./schema.js";
 export { assertNoPasswordInArgument, storeSpecHasPassword } from "./store-spec.js";
 export * from "./types.js";

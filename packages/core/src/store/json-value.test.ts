@@ -29,7 +29,10 @@ describe("jsonValueSchema", () => {
       const store = createFileStore({ dir, env: {} });
       const { data } = await store.read();
       await store.close();
-      expect(JSON.stringify(data.idempotency["a".repeat(48)]?.body)).toBe('{"__proto__":null}');
+      const record = data.idempotency["a".repeat(48)];
+      expect(JSON.stringify(record?.state === "done" ? record.result : undefined)).toBe(
+        '{"__proto__":null}',
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

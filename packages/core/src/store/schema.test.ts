@@ -64,6 +64,38 @@ describe("store schema", () => {
     const invalid = withOperator({ fingerprint: "" });
     expect(codeOf(() => assertWritableStoreData(invalid as never))).toBe("INTERNAL");
   });
+
+  describe("idempotency records", () => {
+    const times = {
+      requestHash: "c".repeat(64),
+      createdAt: "2026-12-01T00:00:00.000Z",
+      expiresAt: "2026-12-02T00:00:00.000Z",
+    };
+    const withRecords = (idempotency: Record<string, unknown>) => ({
+      ...sampleStoreData("x"),
+      idempotency,
+    });
+    const previous = {
+      ["a".repeat(48)]: { ...times, status: 202, body: null, pendingRequestId: "request-1" },
+      ["b".repeat(48)]: { ...times, status: 200, body: { rotated: true } },
+    };
+
+    it("reads those the previous rekey wrote (an HTTP status and body) as outcomes", () => {
+      expect(migrateStoreData(withRecords(previous)).idempotency).toEqual({
+        ["a".repeat(48)]: { ...times, state: "pending", requestId: "request-1" },
+        ["b".repeat(48)]: { ...times, state: "done", result: { rotated: true } },
+      });
+    });
+
+    it("never writes the previous shape, nor a status beside an outcome", () => {
+      expect(codeOf(() => assertWritableStoreData(withRecords(previous) as never))).toBe(
+        "INTERNAL",
+      );
+      const mixed = { ["b".repeat(48)]: { ...times, state: "done", result: null, status: 200 } };
+      expect(codeOf(() => assertWritableStoreData(withRecords(mixed) as never))).toBe("INTERNAL");
+      expect(codeOf(() => migrateStoreData(withRecords(mixed)))).toBe("STORE_CORRUPT");
+    });
+  });
 });
 
 function withOperator(overrides: Record<string, unknown>) {

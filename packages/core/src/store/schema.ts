@@ -121,15 +121,54 @@ export const principalRecordSchema = z
     { message: "a key needs its fingerprint, savedAt and source" },
   );
 
-/** Schema of an IdempotencyRecord; `body` must be JSON. */
-export const idempotencyRecordSchema = z.strictObject({
+const idempotencyRecordBase = {
   requestHash: z.string().regex(/^[0-9a-f]{64}$/),
   createdAt: isoUtc,
   expiresAt: isoUtc,
-  status: z.number().int().min(100).max(599),
-  body: jsonValueSchema,
-  pendingRequestId: nonEmpty.optional(),
-});
+};
+
+/** Schema of an IdempotencyRecord as this rekey writes it; a `result` must be JSON. */
+export const idempotencyRecordSchema = z.discriminatedUnion("state", [
+  z.strictObject({
+    ...idempotencyRecordBase,
+    state: z.literal("pending"),
+    requestId: nonEmpty,
+  }),
+  z.strictObject({
+    ...idempotencyRecordBase,
+    state: z.literal("done"),
+    result: jsonValueSchema,
+  }),
+]);
+
+/**
+ * An idempotency record as the previous rekey wrote it: an HTTP reply (`status`, `body`), with
+ * status 202 and a `pendingRequestId` while it ran. Read and translated, never written.
+ */
+const legacyIdempotencyRecordSchema = z
+  .strictObject({
+    ...idempotencyRecordBase,
+    status: z.number().int().min(100).max(599),
+    body: jsonValueSchema,
+    pendingRequestId: nonEmpty.optional(),
+  })
+  .transform(({ status: _status, body, pendingRequestId, ...base }) =>
+    // The status never reached a client: the one caller answered every replay with 200.
+    pendingRequestId === undefined
+      ? { ...base, state: "done" as const, result: body }
+      : { ...base, state: "pending" as const, requestId: pendingRequestId },
+  );
+
+/**
+ * Schema of an IdempotencyRecord as a store reads it: the current shape, or the previous one
+ * translated on read. No schema version step: the old shape maps one to one onto the new,
+ * records live 24 hours, and each store (a file's document, PostgreSQL's rows) reads records
+ * through this one schema, so translating here serves all of them without rewriting a store.
+ */
+export const storedIdempotencyRecordSchema = z.union([
+  idempotencyRecordSchema,
+  legacyIdempotencyRecordSchema,
+]);
 
 /** Schema of a Profile: a view naming records, holding no key. */
 export const profileSchema = z.strictObject({
@@ -148,7 +187,10 @@ export const storeDataSchema = z
     principals: z.record(z.string().regex(RECORD_ID_PATTERN), principalRecordSchema),
     profiles: z.record(z.string().regex(PROFILE_NAME_PATTERN), profileSchema),
     currentProfile: z.string().regex(PROFILE_NAME_PATTERN).optional(),
-    idempotency: z.record(z.string().regex(IDEMPOTENCY_SLOT_PATTERN), idempotencyRecordSchema),
+    idempotency: z.record(
+      z.string().regex(IDEMPOTENCY_SLOT_PATTERN),
+      storedIdempotencyRecordSchema,
+    ),
   })
   .refine(
     (data) =>

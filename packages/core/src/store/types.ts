@@ -144,21 +144,31 @@ export interface RotationIntent {
   reserve?: string;
 }
 
-/** A remembered reply for an idempotency key (HTTP `Idempotency-Key`), held 24 hours. */
-export interface IdempotencyRecord {
-  /** SHA-256 of the canonical request body: the same key with another body is refused. */
+/**
+ * What one operation under an idempotency key came to, held 24 hours: `pending` while it runs
+ * (or after a crash cut it short), `done` with its JSON result. No transport's status code: a
+ * front end maps the outcome to its own (HTTP in apps/http).
+ */
+export type IdempotencyRecord = IdempotencyRecordBase &
+  (
+    | {
+        state: "pending";
+        /**
+         * The `request_id` of its rotation, recorded before it runs: a retry after a crash
+         * finds it and asks for that rotation again (which returns it, once journaled or done).
+         */
+        requestId: string;
+      }
+    | { state: "done"; result: unknown }
+  );
+
+interface IdempotencyRecordBase {
+  /** SHA-256 of the canonical request: the same key with another request is refused. */
   requestHash: string;
   /** ISO-8601 UTC. */
   createdAt: string;
   /** ISO-8601 UTC. */
   expiresAt: string;
-  status: number;
-  body: unknown;
-  /**
-   * Set while the request runs: the `request_id` of its rotation. A retry after a crash finds
-   * it and asks for that rotation again (which returns it, once journaled or done).
-   */
-  pendingRequestId?: string;
 }
 
 /**

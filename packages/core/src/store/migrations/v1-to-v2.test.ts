@@ -142,10 +142,10 @@ describe("migration of schema-1 stores written by rekey 0.1", () => {
     let ran = 0;
     const replay = await rekey.withIdempotency("deploy-2026-12-01", '{"force":false}', async () => {
       ran += 1;
-      return { status: 200, body: {} };
+      return {};
     });
     expect(ran).toBe(0);
-    expect(replay).toMatchObject({ status: 200, replayed: true, body: { rotated: true } });
+    expect(replay).toMatchObject({ replayed: true, result: { rotated: true } });
     expect(laid.sandbox.stats().rotations).toBe(0);
     await rekey.close();
   });

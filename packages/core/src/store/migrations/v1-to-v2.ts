@@ -181,8 +181,12 @@ export function migrateV1ToV2(v1: z.infer<typeof storeDataV1Schema>): StoreDataV
     // key's hash and gains the acting principal's scope.
     const acting = actsAs ?? operator;
     const scope = acting ? recordIdOf(faucet, acting) : `profile:${profileName}`;
-    for (const [slot, record] of Object.entries(profile.idempotency)) {
-      idempotency[scopePrefix(scope) + slot] = record;
+    // A remembered reply becomes a remembered result, as schema 2's are read (see
+    // storedIdempotencyRecordSchema): the status is HTTP's, and apps/http answers it.
+    for (const [slot, { status: _status, body, ...record }] of Object.entries(
+      profile.idempotency,
+    )) {
+      idempotency[scopePrefix(scope) + slot] = { ...record, state: "done", result: body };
     }
   }
   return { schemaVersion: 2, principals, profiles, idempotency };
