@@ -443,6 +443,11 @@ describe("login and recover read secrets from stdin or a hidden prompt", () => {
     const result = await harness.run(["recover"], { stdin: wrong });
     expect(result.code).toBe(3);
     expect(result.stderr).not.toContain(wrong);
+    // The hint is about the code the user gave, not about a rotated key.
+    const refused = await harness.runJson(["recover"], { stdin: wrong });
+    const { error } = errorDocument.parse(JSON.parse(refused.stderr));
+    expect(error.hint).toMatch(/recovery code/);
+    expect(error.hint).not.toMatch(/rotated|key from the store/);
   });
 });
 
