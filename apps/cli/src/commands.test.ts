@@ -448,6 +448,13 @@ describe("login and recover read secrets from stdin or a hidden prompt", () => {
     const { error } = errorDocument.parse(JSON.parse(refused.stderr));
     expect(error.hint).toMatch(/recovery code/);
     expect(error.hint).not.toMatch(/rotated|key from the store/);
+    // A refusal is definite: nothing is left for the next command to resolve, and the audit
+    // log says what happened (it said "resolve not_rotated" on the next command instead).
+    const status = statusDocument.parse((await harness.runJson(["status"])).json);
+    expect(status.pending_rotation).toBeUndefined();
+    const { entries } = historyDocument.parse((await harness.runJson(["history"])).json);
+    expect(entries.at(-1)).toMatchObject({ action: "recover", outcome: "failure" });
+    expect(entries.filter((entry) => entry.action === "resolve")).toEqual([]);
   });
 });
 
