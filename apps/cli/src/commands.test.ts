@@ -39,8 +39,8 @@ describe("register", () => {
     const result = await harness.runJson(["register", "--recovery-code-file", file]);
     expect(result.code).toBe(0);
     const document = registerDocument.parse(result.json);
-    expect(document.recoveryCode).toBeUndefined();
-    expect(document.recoveryCodeFile).toBe(file);
+    expect(document.recovery_code).toBeUndefined();
+    expect(document.recovery_code_file).toBe(file);
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     expect((await readFile(file, "utf8")).trim()).toMatch(/^lfr_/);
     expectNoSecrets(result.stdout, result.stderr);
@@ -74,7 +74,7 @@ describe("register", () => {
     );
     const shown = await harness.runJson(["register", "--profile", "json", "--show-recovery-code"]);
     expect(shown.code).toBe(0);
-    expect(registerDocument.parse(shown.json).recoveryCode).toMatch(/^lfr_/);
+    expect(registerDocument.parse(shown.json).recovery_code).toMatch(/^lfr_/);
   });
 
   it("never overwrites an existing recovery code file", async () => {
@@ -139,7 +139,7 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
   it("creates and lists agents", async () => {
     const created = await harness.runJson(["agents", "create", "alpha", "--budget", "5000"]);
     expect(created.code).toBe(0);
-    agentId = agentsCreateDocument.parse(created.json).agentId;
+    agentId = agentsCreateDocument.parse(created.json).agent_id;
     await harness.run(["agents", "create", "beta"]);
     const listed = await harness.runJson(["agents"]);
     const document = agentsListDocument.parse(listed.json);
@@ -443,6 +443,18 @@ describe("login and recover read secrets from stdin or a hidden prompt", () => {
     const result = await harness.run(["recover"], { stdin: wrong });
     expect(result.code).toBe(3);
     expect(result.stderr).not.toContain(wrong);
+    // The hint is about the code the user gave, not about a rotated key.
+    const refused = await harness.runJson(["recover"], { stdin: wrong });
+    const { error } = errorDocument.parse(JSON.parse(refused.stderr));
+    expect(error.hint).toMatch(/recovery code/);
+    expect(error.hint).not.toMatch(/rotated|key from the store/);
+    // A refusal is definite: nothing is left for the next command to resolve, and the audit
+    // log says what happened (it said "resolve not_rotated" on the next command instead).
+    const status = statusDocument.parse((await harness.runJson(["status"])).json);
+    expect(status.pending_rotation).toBeUndefined();
+    const { entries } = historyDocument.parse((await harness.runJson(["history"])).json);
+    expect(entries.at(-1)).toMatchObject({ action: "recover", outcome: "failure" });
+    expect(entries.filter((entry) => entry.action === "resolve")).toEqual([]);
   });
 });
 

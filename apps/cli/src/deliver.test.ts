@@ -142,7 +142,7 @@ describe("rekey deliver", () => {
 
   it("rotate --all-agents lists each agent's deliveries", async () => {
     const created = await harness.runJson(["agents", "create", "fleet-1"]);
-    const agentId = String((created.json as { agentId: number }).agentId);
+    const agentId = String((created.json as { agent_id: number }).agent_id);
     const envFile = join(harness.dir, `agent-${agentId}.env`);
     await writeFile(envFile, "LIGHTNING_WALLET_API_KEY=old\n", { mode: 0o600 });
     expect(

@@ -19,10 +19,12 @@ export const errorDocument = z.strictObject({
 });
 
 export const registerDocument = envelope("register", {
-  operatorId: z.number().int().positive(),
+  principal: vocabulary.principalSchema.strict(),
+  label: z.literal("operator"),
+  operator_id: z.number().int().positive(),
   fingerprint,
-  recoveryCodeFile: z.string().optional(),
-  recoveryCode: z.string().optional(),
+  recovery_code_file: z.string().optional(),
+  recovery_code: z.string().optional(),
 }).strict();
 
 const recordPrincipal = z.string().regex(/^(operator|agent):\d+$/);
@@ -117,7 +119,9 @@ export const agentsListDocument = envelope("agents list", {
 }).strict();
 
 export const agentsCreateDocument = envelope("agents create", {
-  agentId: z.number().int().positive(),
+  principal: vocabulary.principalSchema.strict(),
+  label: z.string().regex(/^agent \d+$/),
+  agent_id: z.number().int().positive(),
   name: z.string(),
   fingerprint,
 }).strict();

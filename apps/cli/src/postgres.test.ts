@@ -116,7 +116,7 @@ describe.skipIf(postgresUrl === "")("the built rekey binary on a PostgreSQL stor
         env: operatorEnv,
         bin,
       });
-      const agentId = String((JSON.parse(created.stdout) as { agentId: number }).agentId);
+      const agentId = String((JSON.parse(created.stdout) as { agent_id: number }).agent_id);
       const added = await runBinary(["deliver", "add", "--agent", agentId, "store", agentStore], {
         env: operatorEnv,
         bin,

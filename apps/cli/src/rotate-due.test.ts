@@ -144,7 +144,7 @@ describe("rekey policy and rekey rotate --due", () => {
 
   it("a due rotation whose key a delivery target could not take is listed and fails the run", async () => {
     const created = await harness.runJson(["agents", "create", "gamma"]);
-    const gamma = String((created.json as { agentId: number }).agentId);
+    const gamma = String((created.json as { agent_id: number }).agent_id);
     const down = join(harness.dir, "consumer-down");
     const script = `process.stdin.resume();process.stdin.on("end",()=>process.exit(require("fs").existsSync(${JSON.stringify(down)})?3:0))`;
     const added = await harness.run([

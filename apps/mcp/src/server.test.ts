@@ -432,6 +432,20 @@ describe("read-only tools", () => {
     expect(textOf(result)).toMatch(/This session acts as operator "test operator"/);
   });
 
+  it("an argument it does not take (dry_run) is refused, and the key is not rotated", async () => {
+    const session = await world.connect();
+    const before = await world.storedKey("default");
+    const result = await session.call("rotate_api_key", { dry_run: true });
+    expect(errorOf(result)).toMatchObject({ code: "INVALID_INPUT" });
+    expect(textOf(result)).toMatch(/dry_run/);
+    expect(errorOf(result).hint).toMatch(/no dry run/);
+    expect(errorOf(result).hint).toMatch(/get_key_status/);
+    expect(await world.storedKey("default")).toBe(before);
+    const { tools } = await session.client.listTools();
+    const rotate = tools.find((tool) => tool.name === "rotate_api_key");
+    expect(rotate?.inputSchema.additionalProperties).toBe(false);
+  });
+
   it("an unknown agent id is NOT_FOUND with a pointer to list_agents", async () => {
     const session = await world.connect();
     const result = await session.call("rotate_api_key", { agent_id: 999_999 });

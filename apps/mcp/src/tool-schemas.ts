@@ -32,6 +32,17 @@ export const agentIdInput = {
     .meta({ ...agentIdJsonSchema, description: AGENT_ID_DESCRIPTION }),
 };
 
+/**
+ * `rotate_api_key`'s input: `agent_id` and nothing else. Advertised with
+ * `additionalProperties: false`, but other arguments are kept (not stripped, as a plain shape
+ * would) so the handler can refuse them with INVALID_INPUT: a model that passes
+ * `dry_run: true` must not get a rotation it took for a plan.
+ */
+export const rotateInput = z
+  .object(agentIdInput)
+  .catchall(z.unknown())
+  .meta({ additionalProperties: false });
+
 // Outputs are core's JSON vocabulary (docs/json-vocabulary.md), the shapes the CLI's --json and
 // the HTTP endpoint use too, plus what only a tool result says (`session_switched`, `message`).
 

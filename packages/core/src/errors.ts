@@ -57,6 +57,11 @@ export interface RekeyErrorDetails {
   operation?: "list_agents";
   /** Which request fields were rejected, for INVALID_INPUT. */
   issues?: string[];
+  /**
+   * INVALID_INPUT: arguments the call does not take. Refused rather than ignored, so a caller
+   * who believes it asked for a dry run is not given a rotation.
+   */
+  unexpected?: string[];
   [key: string]: unknown;
 }
 

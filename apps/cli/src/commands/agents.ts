@@ -1,4 +1,4 @@
-import { agentListView, formatDuration } from "@rekey/core";
+import { agent, agentListView, formatDuration, principalLabel, principalView } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { formatFields, formatTable } from "../output.js";
 import { parseSats } from "./input.js";
@@ -50,7 +50,13 @@ export async function runAgentsCreate(
   );
   context.output.result(
     "agents create",
-    { agentId: created.agentId, name: created.name, fingerprint: created.fingerprint },
+    {
+      principal: principalView(agent(created.agentId)),
+      label: principalLabel(agent(created.agentId)),
+      agent_id: created.agentId,
+      name: created.name,
+      fingerprint: created.fingerprint,
+    },
     () =>
       [
         `${context.output.colors.green("created")} agent ${created.agentId} "${created.name}"`,

@@ -75,10 +75,12 @@ export async function runRegister(
   output.result(
     "register",
     {
-      operatorId: registered.operatorId,
+      principal: { kind: "operator" },
+      label: "operator",
+      operator_id: registered.operatorId,
       fingerprint: registered.fingerprint,
-      ...(path === undefined ? {} : { recoveryCodeFile: path }),
-      ...(showInJson ? { recoveryCode: registered.recoveryCode } : {}),
+      ...(path === undefined ? {} : { recovery_code_file: path }),
+      ...(showInJson ? { recovery_code: registered.recoveryCode } : {}),
     },
     () => {
       const { colors } = output;

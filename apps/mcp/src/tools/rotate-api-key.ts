@@ -3,11 +3,12 @@ import {
   agent,
   COOLDOWN_MINUTES,
   principalKey,
+  RekeyError,
   type RotationResult,
   rotationView,
 } from "@rekey/core";
 import { toolResult } from "../render.js";
-import { agentIdInput, rotateOutput } from "../tool-schemas.js";
+import { rotateInput, rotateOutput } from "../tool-schemas.js";
 import type { ToolContext } from "./context.js";
 
 // Same name, input and facts as the public lightning-wallet-mcp tool, plus what rekey does
@@ -56,7 +57,7 @@ export function registerRotateApiKey(server: McpServer, deps: ToolContext): void
     {
       title: "Rotate API key",
       description: DESCRIPTION,
-      inputSchema: agentIdInput,
+      inputSchema: rotateInput,
       outputSchema: rotateOutput,
       annotations: {
         title: "Rotate API key",
@@ -66,8 +67,19 @@ export function registerRotateApiKey(server: McpServer, deps: ToolContext): void
         openWorldHint: true,
       },
     },
-    async ({ agent_id }) => {
+    async ({ agent_id, ...others }) => {
       try {
+        const unexpected = Object.keys(others);
+        if (unexpected.length > 0) {
+          throw new RekeyError(
+            "INVALID_INPUT",
+            `rotate_api_key takes only agent_id; not ${unexpected.map((name) => JSON.stringify(name.slice(0, 40))).join(", ")}`,
+            {
+              hint: "rotate_api_key has no dry run; `rekey rotate --dry-run` shows the plan.",
+              details: { unexpected: unexpected.map((name) => name.slice(0, 40)) },
+            },
+          );
+        }
         const target = agent_id === undefined ? undefined : agent(agent_id);
         // `force` is deliberately not offered: a model must not restart a cooldown.
         const result = await deps.rekey.rotateKey({ target, reveal: deps.revealKeys });

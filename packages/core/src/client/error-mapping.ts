@@ -54,6 +54,9 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   UPSTREAM_INVALID_RESPONSE: "The faucet sent a reply rekey cannot use; check the API URL.",
 };
 
+const RECOVER_REFUSED_HINT =
+  "The faucet did not accept this recovery code, and nothing was changed. Pass the operator's code exactly as `rekey register` gave it (the file holds only the code).";
+
 /** The hint rekey shows for an error code that came from the faucet, if it has one. */
 export function hintFor(code: ErrorCode): string | undefined {
   return HINTS[code];
@@ -140,7 +143,9 @@ export function faucetFailureError(reply: unknown, context: FailureContext): Rek
     code === "INTERNAL"
       ? `The faucet failed ${context.action} with an unrecognised error: ${reason}`
       : `The faucet refused ${context.action}: ${reason}`;
-  const hint = hintFor(code);
+  // `recover` sends a recovery code, not a key: the key hint would send the user to the store.
+  const hint =
+    code === "UNAUTHORIZED" && context.action === "recover" ? RECOVER_REFUSED_HINT : hintFor(code);
   return new RekeyError(code, message, { details, ...(hint === undefined ? {} : { hint }) });
 }
 

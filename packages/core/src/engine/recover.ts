@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { RekeyError } from "../errors.js";
+import { isRekeyError, RekeyError } from "../errors.js";
 import { OPERATOR } from "../principal.js";
 import { operatorRecordPrincipal, recordIdOf } from "../store/record-ids.js";
 import type { RotationIntent } from "../store/types.js";
@@ -13,7 +13,15 @@ import {
   updateStoreFrom,
   writableRecord,
 } from "./principal-records.js";
-import { audit, finishIntent, prepareAudit, storeIssuedKey, verifyKey } from "./rotation-steps.js";
+import {
+  audit,
+  clearIntent,
+  finishIntent,
+  outcomeUnknown,
+  prepareAudit,
+  storeIssuedKey,
+  verifyKey,
+} from "./rotation-steps.js";
 import type { Session } from "./session.js";
 import type { Rekey, RotationResult } from "./types.js";
 
@@ -77,7 +85,25 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
           }));
         }
         const faucetClient = context.client(view);
-        const reply = await faucetClient.recover(code, {});
+        let reply: Awaited<ReturnType<typeof faucetClient.recover>>;
+        try {
+          reply = await faucetClient.recover(code, {});
+        } catch (error) {
+          // A definite refusal (a wrong code) changed nothing upstream: clear the journal now,
+          // as a refused rotation does, instead of leaving it for the next command to resolve.
+          // An unknown outcome keeps it: the faucet may have issued a key.
+          if (journal === undefined || outcomeUnknown(error)) throw error;
+          await clearIntent(context, view.faucet, journal.principal, base);
+          await audit(context, {
+            principal: journal.principal,
+            action: "recover",
+            outcome: "failure",
+            oldFingerprint: journal.oldFingerprint,
+            requestId: journal.requestId,
+            errorCode: isRekeyError(error) ? error.code : "INTERNAL",
+          });
+          throw error;
+        }
         killPoint("recover.upstream-replied");
         const recordPrincipal = operatorRecordPrincipal(reply.operatorId);
         const url = context.baseUrl(view);
