@@ -112,8 +112,10 @@ async function main(front: StdioFront | undefined): Promise<void> {
     const server = createMcpServer(deps);
     const transport = front?.handOver(deserializeMessage) ?? new StdioServerTransport();
     stop = () => server.close();
-    // The host closing stdin ends the session.
-    process.stdin.once("end", () => void shutdown());
+    // The host closing stdin ends the session (through the front: once what it sent before
+    // closing is answered; stdin may have ended while the server loaded).
+    if (front === undefined) process.stdin.once("end", () => void shutdown());
+    else front.onInputEnd(() => void shutdown());
     await server.connect(transport);
   } else {
     const configured = await configuredToken(options);
