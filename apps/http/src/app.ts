@@ -150,6 +150,7 @@ export function createHttpService(deps: HttpAppDeps): HttpService {
         logger,
         streams: eventStreams,
         verifyToken,
+        keysChanged: () => statusBodies.clear(),
       }),
     );
   }
