@@ -313,6 +313,12 @@ describe("createHttpApp", () => {
       const problem = await expectProblem(unknown, 400, "INVALID_INPUT");
       expect(JSON.stringify(problem.issues)).toContain("forse");
 
+      // A key pasted as a field name is named in zod's issue: the problem body redacts it.
+      const pasted = `lf_${"Zx9".repeat(10)}`;
+      const keyAsField = await harness.call("POST", "/v1/rotate", { body: { [pasted]: true } });
+      const keyProblem = await expectProblem(keyAsField, 400, "INVALID_INPUT");
+      expect(JSON.stringify(keyProblem)).not.toContain(pasted);
+
       const wrongType = await harness.call("POST", "/v1/rotate", { body: { agent_id: "7" } });
       await expectProblem(wrongType, 400, "INVALID_INPUT");
 

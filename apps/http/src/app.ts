@@ -61,6 +61,11 @@ export interface HttpService {
   app: OpenAPIHono<AppEnv>;
   /** Give to `listen` (server.ts): see middleware/polled-fast-path.ts. */
   polledFastPath: PolledFastPath;
+  /**
+   * Tell it when something else in this process (the scheduler) changed a key: the next status
+   * poll renders afresh.
+   */
+  keysChanged(): void;
 }
 
 const DEFAULT_BODY_LIMIT = 16 * 1024;
@@ -150,6 +155,7 @@ export function createHttpService(deps: HttpAppDeps): HttpService {
         logger,
         streams: eventStreams,
         verifyToken,
+        keysChanged: () => statusBodies.clear(),
       }),
     );
   }
@@ -168,5 +174,5 @@ export function createHttpService(deps: HttpAppDeps): HttpService {
     logger,
     healthyText: JSON.stringify(HEALTHY_BODY),
   });
-  return { app, polledFastPath };
+  return { app, polledFastPath, keysChanged: () => statusBodies.clear() };
 }

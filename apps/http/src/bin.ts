@@ -123,9 +123,10 @@ async function main(argv: string[]): Promise<void> {
           intervalMs: config.scheduler.intervalMs,
           notify: config.scheduler.notify,
           publish: (event) => events.publish(event),
+          keysChanged: () => keysChanged(),
         });
   const metrics = createHttpMetrics(systemClock);
-  const { app, polledFastPath } = createHttpService({
+  const { app, polledFastPath, keysChanged } = createHttpService({
     rekey,
     events,
     ...(sessions === undefined

@@ -94,6 +94,8 @@ export interface Harness extends Faucet {
   polledFastPath: HttpService["polledFastPath"];
   /** The event source behind `/v1/events`, on the harness's store. */
   events: EventHub;
+  /** The service's `keysChanged` (app.ts), for a scheduler wired to this app. */
+  keysChanged: () => void;
   /** The console's sessions (with `console: true`). */
   sessions: SessionStore;
   tokens: { status: TestToken; rotate: TestToken; release: TestToken; reader: TestToken };
@@ -145,7 +147,7 @@ export async function startHarness(
   });
   const events = createEventHub({ store, clock });
   const sessions = createSessionStore(clock);
-  const { app, polledFastPath } = createHttpService({
+  const { app, polledFastPath, keysChanged } = createHttpService({
     rekey,
     events,
     ...(options.console === true ? { console: { store, sessions, secureCookie: false } } : {}),
@@ -162,6 +164,7 @@ export async function startHarness(
     store,
     app,
     polledFastPath,
+    keysChanged,
     events,
     sessions,
     tokens,

@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { createRekey, openCredentialStore, setRotationPolicy } from "@rekey/core";
 import { afterEach, describe, expect, it } from "vitest";
 import type { HubEvent } from "./events/event-hub.js";
-import { type Faucet, startFaucet } from "./harness.test-helper.js";
+import { type Faucet, startFaucet, startHarness } from "./harness.test-helper.js";
 import { createLogger } from "./logger.js";
 import { createHttpScheduler } from "./scheduler.js";
 
@@ -101,5 +101,44 @@ describe("rekey-http's scheduler: events, notifications, metrics", () => {
     await schedule.scheduler.tick();
     expect(schedule.renderMetrics()).toMatch(/^rekey_keys_overdue 0$/m);
     expect(schedule.recentEvents().at(-1)).toMatchObject({ type: "rotation.succeeded" });
+  });
+
+  it("a scheduled rotation shows in the next GET /v1/status at once, even with status bodies kept", async () => {
+    const harness = await startHarness({ app: { statusMaxAgeMs: 60_000 } });
+    cleanups.push(() => harness.close());
+    const clock = harness.clock ?? { now: Date.now };
+    await harness.rekey.createAgent({ name: "bot" });
+    await setRotationPolicy(
+      {
+        store: harness.store,
+        profileName: "default",
+        baseUrl: await harness.rekey.baseUrl(),
+        clock,
+      },
+      { kind: "agent", agentId: 1 },
+      { maxAge: "1h", grace: "1h" },
+    );
+    const schedule = createHttpScheduler({
+      rekey: harness.rekey,
+      store: harness.store,
+      clock,
+      logger: createLogger({ level: "silent" }),
+      intervalMs: 60_000,
+      keysChanged: harness.keysChanged,
+    });
+    cleanups.push(() => schedule.scheduler.stop());
+    const poll = async () =>
+      (
+        (await (
+          await harness.call("GET", "/v1/status?agent_id=1", { token: harness.tokens.status })
+        ).json()) as { fingerprint?: string }
+      ).fingerprint;
+    const before = await poll();
+    harness.clock?.advance(2 * HOUR);
+    await schedule.scheduler.tick();
+    expect(schedule.recentEvents().at(-1)).toMatchObject({ type: "rotation.succeeded" });
+    const after = (await harness.rekey.status({ kind: "agent", agentId: 1 })).fingerprint;
+    expect(after).not.toBe(before);
+    expect(await poll()).toBe(after);
   });
 });

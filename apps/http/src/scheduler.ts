@@ -41,6 +41,8 @@ export interface HttpSchedulerDeps {
   notify?: { url: string; secret: string } | undefined;
   /** Sends a live event to `/v1/events` (the event hub's `publish`). */
   publish?: (event: Omit<HubEvent, "id" | "seq">) => void;
+  /** Called after a rotation, done or failed (it may have changed a key): the status cache. */
+  keysChanged?: () => void;
 }
 
 /**
@@ -101,6 +103,9 @@ export function createHttpScheduler(deps: HttpSchedulerDeps): HttpScheduler {
     : undefined;
 
   function record(event: ScheduleEvent, notify: boolean): void {
+    if (event.type === "rotation.succeeded" || event.type === "rotation.failed") {
+      deps.keysChanged?.();
+    }
     recent.push(event);
     if (recent.length > RECENT_EVENTS) recent.shift();
     eventCounts.set(event.type, (eventCounts.get(event.type) ?? 0) + 1);

@@ -107,6 +107,49 @@ describe("rekey-mcp over stdio (the built binary)", () => {
     expect(stderr).toMatch(/rotate_api_key: rotated operator/);
     expectNoSecrets(JSON.stringify([rotated, whoami]) + stderr);
   });
+  // Without arguments the start-up front answers the handshake; --store skips the front.
+  it.each([
+    ["through the start-up front", () => []],
+    ["through the SDK's stdio transport (--store)", () => ["--store", world.dir]],
+  ])(
+    "answers a tool call written before stdin closes (a host piping its requests), then exits: %s",
+    async (_how, args) => {
+      const child = spawn(process.execPath, [bin, ...args()], {
+        env: childEnv(),
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      children.push(child);
+      let stdout = "";
+      child.stdout?.on("data", (chunk: Buffer) => {
+        stdout += chunk.toString();
+      });
+      const lines = [
+        {
+          jsonrpc: "2.0",
+          id: 1,
+          method: "initialize",
+          params: {
+            protocolVersion: "2025-06-18",
+            capabilities: {},
+            clientInfo: { name: "pipe", version: "0" },
+          },
+        },
+        { jsonrpc: "2.0", method: "notifications/initialized" },
+        { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "whoami", arguments: {} } },
+      ];
+      // One write and the end at once: stdin ends while the server is still loading.
+      child.stdin?.end(lines.map((line) => `${JSON.stringify(line)}\n`).join(""));
+      const [code] = await once(child, "exit");
+      const replies = stdout
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line) as { id?: unknown; result?: { isError?: boolean } });
+      expect(replies.map((reply) => reply.id)).toEqual([1, 2]);
+      expect(replies[1]?.result?.isError).not.toBe(true);
+      expect(code).toBe(0);
+      expectNoSecrets(stdout);
+    },
+  );
 });
 
 describe("rekey-mcp --as (the built binary)", () => {

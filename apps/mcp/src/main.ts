@@ -19,6 +19,7 @@ import {
   toRekeyError,
 } from "@rekey/core";
 import { postgresUrlStores } from "@rekey/store-postgres/url-stores";
+import { countingAnswers } from "./answers-before-end.js";
 import { type McpOptions, parseOptions, USAGE } from "./options.js";
 import { createMcpServer } from "./server.js";
 import type { StdioFront } from "./stdio-front.js";
@@ -110,11 +111,17 @@ async function main(front: StdioFront | undefined): Promise<void> {
   let stop: () => Promise<void>;
   if (options.transport.kind === "stdio") {
     const server = createMcpServer(deps);
-    const transport = front?.handOver(deserializeMessage) ?? new StdioServerTransport();
     stop = () => server.close();
-    // The host closing stdin ends the session.
-    process.stdin.once("end", () => void shutdown());
-    await server.connect(transport);
+    // The host closing stdin ends the session, once what it sent before closing is answered
+    // (through the front, stdin may have ended while the server loaded).
+    if (front === undefined) {
+      const counted = countingAnswers(new StdioServerTransport());
+      process.stdin.once("end", () => counted.whenAnswered(() => void shutdown()));
+      await server.connect(counted.transport);
+    } else {
+      front.onInputEnd(() => void shutdown());
+      await server.connect(front.handOver(deserializeMessage));
+    }
   } else {
     const configured = await configuredToken(options);
     const generated = configured === undefined ? await generatedToken(env) : undefined;

@@ -22,6 +22,11 @@ export interface StdioFront {
    * one line as the SDK's own stdio transport does.
    */
   handOver(deserialize: (line: string) => JSONRPCMessage): Transport;
+  /**
+   * Calls `listener` (once, on a later turn) when stdin has ended and the server has answered
+   * every request it was handed: the host closed its end, and nothing it asked for is left.
+   */
+  onInputEnd(listener: () => void): void;
 }
 
 /**
@@ -58,6 +63,16 @@ export function startStdioFront(handshake: Handshake, load: () => void): StdioFr
   let deserialize: ((line: string) => JSONRPCMessage) | undefined;
   let dropReplyTo: string | number | undefined;
   let loading = false;
+  // Requests handed to the server and not answered yet, by id.
+  const unanswered = new Set<unknown>();
+  let inputEnded = false;
+  let endListener: (() => void) | undefined;
+  const maybeEnd = () => {
+    if (!inputEnded || transport === undefined || unanswered.size > 0) return;
+    const listener = endListener;
+    endListener = undefined;
+    if (listener !== undefined) setImmediate(listener);
+  };
 
   const startLoading = () => {
     if (loading) return;
@@ -82,6 +97,7 @@ export function startStdioFront(handshake: Handshake, load: () => void): StdioFr
       transport.onerror?.(error instanceof Error ? error : new Error(String(error)));
       return;
     }
+    if ("method" in message && "id" in message) unanswered.add(message.id);
     transport.onmessage?.(message);
   };
 
@@ -127,7 +143,12 @@ export function startStdioFront(handshake: Handshake, load: () => void): StdioFr
     if (buffer.length > MAX_BUFFER_BYTES) buffer = undefined;
   };
   const onEnd = () => {
-    if (transport === undefined) process.exit(0);
+    // A host that only probed the handshake: nothing is waiting for the server.
+    if (transport === undefined && waiting.length === 0) process.exit(0);
+    // Lines (a tool call) sent before the end are answered first: a host that writes its
+    // requests and closes stdin (a pipe) still gets every reply.
+    inputEnded = true;
+    maybeEnd();
   };
   stdin.on("data", onData);
   stdin.once("end", onEnd);
@@ -142,8 +163,11 @@ export function startStdioFront(handshake: Handshake, load: () => void): StdioFr
           for (const line of [replayInitialize, replayInitialized, ...waiting.splice(0)]) {
             if (line !== undefined) deliver(line);
           }
+          maybeEnd();
         },
         async send(message) {
+          const answers = "id" in message && !("method" in message);
+          if (answers) unanswered.delete(message.id);
           if (
             dropReplyTo !== undefined &&
             "id" in message &&
@@ -152,9 +176,11 @@ export function startStdioFront(handshake: Handshake, load: () => void): StdioFr
           ) {
             // The reply to the replayed `initialize`: the host already has the front's.
             dropReplyTo = undefined;
+            maybeEnd();
             return;
           }
           await write(message);
+          if (answers) maybeEnd();
         },
         async close() {
           stdin.off("data", onData);
@@ -164,6 +190,10 @@ export function startStdioFront(handshake: Handshake, load: () => void): StdioFr
         },
       };
       return handedOver;
+    },
+    onInputEnd(listener) {
+      endListener = listener;
+      maybeEnd();
     },
   };
 }

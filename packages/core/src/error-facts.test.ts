@@ -6,6 +6,16 @@ import { errorView } from "./vocabulary.js";
 const now = Date.parse("2026-12-02T12:00:00.000Z");
 
 describe("errorFacts", () => {
+  it("redacts a key in the issues as in the message (zod names a field it does not know)", () => {
+    const key = `lf_${"A1b2".repeat(8)}`;
+    const refused = new RekeyError("INVALID_INPUT", `Unrecognized key: "${key}"`, {
+      details: { issues: [`Unrecognized key: "${key}"`] },
+    });
+    const facts = errorFacts(refused, now);
+    expect(JSON.stringify(facts)).not.toContain(key);
+    expect(facts.issues).toEqual(['Unrecognized key: "lf_…[redacted]"']);
+  });
+
   it("reads a cooldown once: until, seconds left on the thrower's clock, retry-after, principal", () => {
     const refused = new RekeyError("COOLDOWN_ACTIVE", "Agent 7 is inside its cooldown", {
       hint: "Wait, or pass --force.",

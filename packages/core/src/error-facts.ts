@@ -67,7 +67,10 @@ export function errorFacts(
     principal: principalOf(details.principal),
     recovery: typeof details.recovery === "string" ? redactKeys(details.recovery) : undefined,
     issues: Array.isArray(details.issues)
-      ? details.issues.filter((issue): issue is string => typeof issue === "string")
+      ? details.issues
+          .filter((issue): issue is string => typeof issue === "string")
+          // zod names an unrecognised field in its issue: a key sent as a field name.
+          .map(redactKeys)
       : undefined,
   };
 }

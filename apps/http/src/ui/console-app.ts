@@ -51,6 +51,8 @@ export interface ConsoleDeps extends ConsoleOptions {
   streams: EventStreams | undefined;
   /** The API's bearer-token check: a token typed into the login form signs in with its scopes. */
   verifyToken(authorization: string | undefined): AuthenticatedToken | undefined;
+  /** Called when the console changed a key, or may have: the status cache forgets its bodies. */
+  keysChanged(): void;
 }
 
 const COOKIE = "rekey_session";
@@ -77,7 +79,7 @@ function slugOf(principal: Principal): string {
 }
 
 export function createConsoleApp(deps: ConsoleDeps): Hono {
-  const { rekey, store, sessions, clock, logger } = deps;
+  const { rekey, store, sessions, clock, logger, keysChanged } = deps;
   const app = new Hono();
 
   app.use(async (c, next) => {
@@ -353,7 +355,13 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
             409,
           );
         }
-        const result = await rekey.rotateKey({ target: rotationTarget(row) });
+        let result: Awaited<ReturnType<typeof rekey.rotateKey>>;
+        try {
+          result = await rekey.rotateKey({ target: rotationTarget(row) });
+        } finally {
+          // As the API's rotate route: this process's own rotation shows in the next status poll.
+          keysChanged();
+        }
         logger.info(
           {
             token_name: session.grant.name,

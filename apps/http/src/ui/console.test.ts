@@ -24,7 +24,13 @@ let agentId: number;
 const restricted = makeToken("one-agent", ["status", "rotate"], ["agent:1"]);
 
 beforeEach(async () => {
-  harness = await startHarness({ console: true, extraTokens: [restricted] });
+  // Status bodies kept a minute: a poll after a console rotation shows it only if the console
+  // tells the status cache.
+  harness = await startHarness({
+    console: true,
+    extraTokens: [restricted],
+    app: { statusMaxAgeMs: 60_000 },
+  });
   agentId = (await harness.rekey.createAgent({ name: "alpha" })).agentId;
   await harness.rekey.createAgent({ name: "beta" });
 });
@@ -143,6 +149,13 @@ describe("rotating from the console", () => {
   it("names the plan and the cooldown first, rotates on the confirmed form, and shows the new fingerprint", async () => {
     const { cookie } = await signIn(harness.tokens.rotate.raw);
     const before = await harness.rekey.status(agent(agentId));
+    const poll = async () =>
+      (await (
+        await harness.call("GET", `/v1/status?agent_id=${agentId}`, {
+          token: harness.tokens.status,
+        })
+      ).json()) as { fingerprint?: string };
+    expect((await poll()).fingerprint).toBe(before.fingerprint);
     const confirm = await (await get(`/ui/principals/agent-${agentId}/rotate`, cookie)).text();
     expect(confirm).toContain("30-minute withdrawal cooldown");
     expect(confirm).toContain(before.fingerprint ?? "missing");
@@ -153,6 +166,8 @@ describe("rotating from the console", () => {
     expect(done.status).toBe(303);
     const after = await harness.rekey.status(agent(agentId));
     expect(after.fingerprint).not.toBe(before.fingerprint);
+    // The API's status shows this process's console rotation at once.
+    expect((await poll()).fingerprint).toBe(after.fingerprint);
     const page = await (await get(done.headers.get("location") ?? "", cookie)).text();
     expect(page).toContain(`Rotated: the new key <code>${after.fingerprint}</code>`);
     expect(page).toContain('data-chain="verified"');

@@ -92,4 +92,69 @@ describe("node's HTTP client under the faucet client's limits", () => {
     }
     expect(connections).toBe(1);
   });
+
+  it("a never-ending body: cut at 1 MiB, a rotation's outcome unknown, the next call on a new connection", async () => {
+    let calls = 0;
+    const host = await listen(
+      createServer((_request, response) => {
+        calls += 1;
+        if (calls > 1) return void response.end('{"success":true}');
+        response.writeHead(200, { "content-type": "application/json" });
+        const chunk = Buffer.alloc(64 * 1024, 0x20);
+        const pump = () => {
+          while (!response.destroyed && response.write(chunk));
+          if (!response.destroyed) response.once("drain", pump);
+        };
+        pump();
+      }),
+    );
+    const error = await expectRekeyError(
+      sendJson(options(`http://${host}/ai-agents/api`, { action: "regenerate_operator_key" })),
+      "UPSTREAM_INVALID_RESPONSE",
+    );
+    expect(error.details.outcomeUnknown).toBe(true);
+    const next = await sendJson(options(`http://${host}/ai-agents/api`));
+    expect(next.text).toBe('{"success":true}');
+  });
+
+  it("a reply that trickles a byte at a time: the request timeout ends it, outcome unknown", async () => {
+    const host = await listen(
+      createServer((_request, response) => {
+        response.writeHead(200, { "content-type": "application/json" });
+        const timer = setInterval(() => response.write(" "), 20);
+        response.once("close", () => clearInterval(timer));
+      }),
+    );
+    const started = Date.now();
+    const error = await expectRekeyError(
+      sendJson(
+        options(`http://${host}/ai-agents/api`, {
+          action: "regenerate_operator_key",
+          requestTimeoutMs: 300,
+        }),
+      ),
+      "UPSTREAM_TIMEOUT",
+    );
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(error.details.outcomeUnknown).toBe(true);
+  });
+
+  it("a redirect is not followed: the 3xx comes back as it is, to one server", async () => {
+    let elsewhere = 0;
+    const other = await listen(
+      createServer((_request, response) => {
+        elsewhere += 1;
+        response.end("{}");
+      }),
+    );
+    const host = await listen(
+      createServer((_request, response) => {
+        response.writeHead(307, { location: `http://${other}/steal` });
+        response.end();
+      }),
+    );
+    const reply = await sendJson(options(`http://${host}/ai-agents/api`));
+    expect(reply.status).toBe(307);
+    expect(elsewhere).toBe(0);
+  });
 });
