@@ -27,11 +27,12 @@ describe.skipIf(postgresUrl === "")("the built rekey binary on a PostgreSQL stor
   };
 
   beforeAll(async () => {
-    // The first rotation is answered 3 s late (committed at once): long enough for a second
-    // host to start and find it in flight.
+    // The first rotation is answered 6 s late (committed at once): long enough for a second
+    // host to start (a cold process and a PostgreSQL connection, seconds on a loaded 2-core
+    // machine) and find it in flight, rather than after it, in its cooldown.
     sandbox = await startSandbox({
       port: 0,
-      faults: [{ action: "regenerate_operator_key", nth: 1, kind: "delay", delayMs: 3000 }],
+      faults: [{ action: "regenerate_operator_key", nth: 1, kind: "delay", delayMs: 6000 }],
     });
     dir = await mkdtemp(join(tmpdir(), "rekey-cli-pg-"));
     bin = await installBuiltCli(dir, { withPg: true });
