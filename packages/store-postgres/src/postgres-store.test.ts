@@ -19,7 +19,7 @@ import {
   openStore,
   postgresUrl,
 } from "./postgres.test-helper.js";
-import type { PostgresStore } from "./postgres-store.js";
+import { createPostgresStore, type PostgresStore } from "./postgres-store.js";
 import { TEST_MASTER_KEY_ENV } from "./testing/master-key.js";
 
 async function rejection(promise: Promise<unknown>): Promise<RekeyError> {
@@ -304,6 +304,26 @@ if (postgresUrl === "") {
       expect(rows[0].text).not.toContain('"lf_');
       const key = parseMasterKey(TEST_MASTER_KEY_ENV.REKEY_MASTER_KEY, "test");
       expect(JSON.parse(openSealedBackup(rows[0].text, [key], "backup"))).toEqual(fixture.data);
+    });
+
+    it("seals a store in clear that many handles open at once, each open succeeding", async () => {
+      // Every handle's first open seals the rows and creates the migration backup table; two
+      // unguarded CREATE TABLE IF NOT EXISTS racing fail one open on PostgreSQL's catalog.
+      for (let round = 0; round < 3; round += 1) {
+        const schema = newSchema();
+        const clear = createPostgresStore({
+          url: postgresUrl,
+          schema,
+          env: TEST_MASTER_KEY_ENV,
+          sealKeys: false,
+        });
+        await clear.compareAndSet(0, sampleStoreData("clear"));
+        await clear.close();
+        const reads = await Promise.all(Array.from({ length: 8 }, () => open(schema).read()));
+        expect(reads.map((read) => read.data)).toEqual(reads.map(() => sampleStoreData("clear")));
+        const { rows } = await adminQuery(`SELECT data::text AS text FROM "${schema}".principals`);
+        for (const row of rows) expect(row.text).not.toMatch(/"lfr?_/);
+      }
     });
 
     it("reports a principal row that is not a record as STORE_CORRUPT, and leaves it as it is", async () => {

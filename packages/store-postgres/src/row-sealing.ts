@@ -134,6 +134,28 @@ export async function recordSealedUnder(
   await pool.query(update, [keyId ?? null]);
 }
 
+/**
+ * Creates the migration backup table under the set-up lock. Handles opening one store at once
+ * all seal it; two `CREATE TABLE IF NOT EXISTS` racing fail one of them on PostgreSQL's catalog
+ * (23505 on pg_type), so they take turns, and the second finds the table there.
+ * @throws pg errors.
+ */
+async function createMigrationBackup(pool: pg.Pool, sql: RekeySql): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN");
+    await client.query("SELECT pg_advisory_xact_lock(hashtext($1), 0)", [sql.lockNamespace]);
+    await client.query(sql.createMigrationBackup);
+    await client.query("COMMIT");
+    client.release();
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    // A connection that failed mid-transaction is not given back to the pool.
+    client.release(true);
+    throw error;
+  }
+}
+
 async function sealRowsOnce(pool: pg.Pool, sql: RekeySql, sealer: RecordSealer): Promise<number> {
   const toReseal = await pool.query(sql.anyToReseal, [`rk1:${sealer.keyring.current.id}:%`]);
   const { rows } = (toReseal.rows[0] as { needed: boolean }).needed
@@ -151,7 +173,7 @@ async function sealRowsOnce(pool: pg.Pool, sql: RekeySql, sealer: RecordSealer):
       await pool.query(sql.resealPrincipal, [row.id, row.version, resealed]);
     } else {
       if (!backupReady) {
-        await pool.query(sql.createMigrationBackup);
+        await createMigrationBackup(pool, sql);
         backupReady = true;
       }
       await pool.query(sql.resealPrincipalWithBackup, [
