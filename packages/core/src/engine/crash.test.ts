@@ -1,12 +1,13 @@
 import { stat } from "node:fs/promises";
 import { afterEach, describe, expect, it } from "vitest";
-import { isRekeyError, RekeyError } from "../errors.js";
+import { isRekeyError, type RekeyError } from "../errors.js";
 import { agent } from "../principal.js";
 import type { CredentialStore } from "../store/types.js";
 import type { RotationStep } from "./context.js";
 import {
   type EngineFixture,
   intentOf,
+  refusingWrites,
   startEngineFixture,
   storedKey,
 } from "./engine.test-helper.js";
@@ -175,22 +176,7 @@ function createFlakyStore(store: CredentialStore): {
   failWrites(on: boolean): void;
 } {
   let failing = false;
-  const flaky: CredentialStore = {
-    kind: store.kind,
-    location: store.location,
-    read: () => store.read(),
-    lock: (name, options) => store.lock(name, options),
-    appendAudit: (event) => store.appendAudit(event),
-    readAudit: () => store.readAudit(),
-    watch: (listener) => store.watch(listener),
-    checkWritable: () => store.checkWritable(),
-    health: () => store.health(),
-    close: async () => {},
-    compareAndSet: async (version, data) => {
-      if (failing) throw new RekeyError("STORE_UNAVAILABLE", "ENOSPC: no space left on device");
-      return store.compareAndSet(version, data);
-    },
-  };
+  const flaky = refusingWrites(store, () => failing);
   return {
     store: flaky,
     failWrites(on) {

@@ -8,6 +8,7 @@ import {
   startSandbox,
 } from "@rekey/sandbox";
 import { createFaucetClient, type FaucetClient } from "../client/index.js";
+import { RekeyError } from "../errors.js";
 import { agent, OPERATOR } from "../principal.js";
 import { createFileStore } from "../store/file-store.js";
 import { createMemoryStore } from "../store/memory-store.js";
@@ -100,4 +101,27 @@ async function viewIn(store: CredentialStore, profile: string) {
 
 function toPrincipal(principal: "operator" | number) {
   return principal === "operator" ? OPERATOR : agent(principal);
+}
+
+/**
+ * `store`, refusing each compare-and-set with ENOSPC while `refuses()` says so (a disk that fills
+ * up on cue, which the real stores cannot be made to do); everything else goes to `store`.
+ */
+export function refusingWrites(store: CredentialStore, refuses: () => boolean): CredentialStore {
+  return {
+    kind: store.kind,
+    location: store.location,
+    read: (options) => store.read(options),
+    lock: (name, options) => store.lock(name, options),
+    appendAudit: (event) => store.appendAudit(event),
+    readAudit: () => store.readAudit(),
+    watch: (listener) => store.watch(listener),
+    checkWritable: () => store.checkWritable(),
+    health: () => store.health(),
+    close: async () => {},
+    compareAndSet: async (version, data) => {
+      if (refuses()) throw new RekeyError("STORE_UNAVAILABLE", "ENOSPC: no space left on device");
+      return store.compareAndSet(version, data);
+    },
+  };
 }

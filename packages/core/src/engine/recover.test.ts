@@ -1,8 +1,13 @@
 import { readdir } from "node:fs/promises";
 import { afterEach, describe, expect, it } from "vitest";
-import { RekeyError } from "../errors.js";
+import type { RekeyError } from "../errors.js";
 import type { CredentialStore } from "../store/types.js";
-import { type EngineFixture, intentsIn, startEngineFixture } from "./engine.test-helper.js";
+import {
+  type EngineFixture,
+  intentsIn,
+  refusingWrites,
+  startEngineFixture,
+} from "./engine.test-helper.js";
 
 let fixture: EngineFixture | undefined;
 afterEach(async () => {
@@ -14,25 +19,10 @@ afterEach(async () => {
 function fillingStore(store: CredentialStore, allowed: number) {
   let writes = 0;
   let refusing = true;
-  const filling: CredentialStore = {
-    kind: store.kind,
-    location: store.location,
-    read: (options) => store.read(options),
-    lock: (name, options) => store.lock(name, options),
-    appendAudit: (event) => store.appendAudit(event),
-    readAudit: () => store.readAudit(),
-    watch: (listener) => store.watch(listener),
-    checkWritable: () => store.checkWritable(),
-    health: () => store.health(),
-    close: async () => {},
-    compareAndSet: async (version, data) => {
-      writes++;
-      if (refusing && writes > allowed) {
-        throw new RekeyError("STORE_UNAVAILABLE", "ENOSPC: no space left on device");
-      }
-      return store.compareAndSet(version, data);
-    },
-  };
+  const filling = refusingWrites(store, () => {
+    writes++;
+    return refusing && writes > allowed;
+  });
   return {
     store: filling,
     repair() {
