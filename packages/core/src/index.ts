@@ -5,22 +5,8 @@
  * migrations, the audit chain, key sealing) is `@rekey/core/store-kit`; the test harness is
  * `@rekey/core/testing`. Everything else is internal and may change in any release.
  */
-export {
-  type AgentSummary,
-  type CallOptions,
-  type CreateAgentResult,
-  createFaucetClient,
-  type FaucetClient,
-  type FaucetClientOptions,
-  type FaucetReply,
-  type FundAgentResult,
-  type RawCallOptions,
-  type RecoverResult,
-  type RegisterResult,
-  type RotationReply,
-  type WhoamiResult,
-  type WithdrawResult,
-} from "./client/faucet-client.js";
+export type * from "./client/faucet-client.js";
+export { createFaucetClient } from "./client/faucet-client.js";
 export { closeAllDispatchers } from "./client/transport.js";
 export { type Clock, isoAt, systemClock } from "./clock.js";
 export { COOLDOWN_MINUTES, type CooldownMinutes } from "./cooldowns.js";
