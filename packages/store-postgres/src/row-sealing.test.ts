@@ -69,6 +69,20 @@ if (postgresUrl === "") {
       (await adminQuery(`SELECT id, data::text AS text FROM "${schema}".principals ORDER BY id`))
         .rows as { id: string; text: string }[];
 
+    /** `schema` as rekey c8484b6 wrote it: schema 2, {@link twoPrincipals}' rows in clear. */
+    const writeSchema2Store = async (schema: string) => {
+      await open(schema).compareAndSet(0, twoPrincipals());
+      for (const [id, record] of Object.entries(twoPrincipals().principals)) {
+        await adminQuery(`UPDATE "${schema}".principals SET data = $2 WHERE id = $1`, [
+          id,
+          JSON.stringify(record),
+        ]);
+      }
+      await adminQuery(
+        `UPDATE "${schema}".store_meta SET data = (data::jsonb || '{"schemaVersion": 2}')::json`,
+      );
+    };
+
     it("refuses to open without an explicit master key source, saying which to set", () => {
       let error: unknown;
       try {
@@ -124,17 +138,7 @@ if (postgresUrl === "") {
 
     it("seals a schema-2 store row by row on first open, keeping every key", async () => {
       const schema = newSchema();
-      await open(schema).compareAndSet(0, twoPrincipals());
-      // Back to what rekey c8484b6 wrote: schema 2, rows in clear.
-      for (const [id, record] of Object.entries(twoPrincipals().principals)) {
-        await adminQuery(`UPDATE "${schema}".principals SET data = $2 WHERE id = $1`, [
-          id,
-          JSON.stringify(record),
-        ]);
-      }
-      await adminQuery(
-        `UPDATE "${schema}".store_meta SET data = (data::jsonb || '{"schemaVersion": 2}')::json`,
-      );
+      await writeSchema2Store(schema);
       const clear = open(schema);
       const health = await clear.health();
       // Opening sealed it already: health runs after the set-up.
@@ -149,17 +153,7 @@ if (postgresUrl === "") {
 
     it("keeps each migrated row's pre-migration form sealed in a backup table, and restores from it", async () => {
       const schema = newSchema();
-      await open(schema).compareAndSet(0, twoPrincipals());
-      // Back to what rekey c8484b6 wrote: schema 2, rows in clear.
-      for (const [id, record] of Object.entries(twoPrincipals().principals)) {
-        await adminQuery(`UPDATE "${schema}".principals SET data = $2 WHERE id = $1`, [
-          id,
-          JSON.stringify(record),
-        ]);
-      }
-      await adminQuery(
-        `UPDATE "${schema}".store_meta SET data = (data::jsonb || '{"schemaVersion": 2}')::json`,
-      );
+      await writeSchema2Store(schema);
       const migrated = open(schema);
       await migrated.read();
       const backupRows = (
