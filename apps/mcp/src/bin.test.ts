@@ -208,6 +208,37 @@ describe("rekey-mcp start-up", () => {
     expect(stderr).toContain("rekey login --profile empty");
   });
 
+  it("answers every tool call with why the store did not open, instead of ending the session", async () => {
+    // A PostgreSQL store without a master key source: opening it fails, after the stdio
+    // front has already answered the handshake. The database is never reached.
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [bin],
+      env: childEnv({ REKEY_STORE: "postgres://rekey:hunter2@127.0.0.1:9/rekey" }),
+      stderr: "pipe",
+    });
+    let stderr = "";
+    transport.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const client = new Client({ name: "startup-test", version: "0.0.0" });
+    await client.connect(transport);
+    expect((await client.listTools()).tools.map((tool) => tool.name)).toContain("rotate_api_key");
+    for (const name of ["get_key_status", "rotate_api_key"]) {
+      const result = (await client.callTool({ name, arguments: {} })) as CallToolResult;
+      expect(result.isError).toBe(true);
+      const text = result.content
+        .map((block) => (block.type === "text" ? block.text : ""))
+        .join("");
+      expect(text).toMatch(/^STORE_LOCKED: A PostgreSQL store needs a master key/);
+      expect(text).toContain("REKEY_MASTER_KEY_FILE");
+      expect(text).not.toContain("hunter2");
+    }
+    await client.close();
+    expect(stderr).toContain("STORE_LOCKED");
+    expect(stderr).not.toContain("hunter2");
+  });
+
   it("says nothing of the kind when the profile holds a key", async () => {
     const transport = new StdioClientTransport({
       command: process.execPath,

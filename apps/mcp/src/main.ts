@@ -23,6 +23,7 @@ import { countingAnswers } from "./answers-before-end.js";
 import { type McpOptions, parseOptions, USAGE } from "./options.js";
 import { createMcpServer } from "./server.js";
 import type { StdioFront } from "./stdio-front.js";
+import { unopenedStore } from "./unopened-store.js";
 
 import { VERSION as version } from "./version.js";
 
@@ -85,7 +86,16 @@ async function main(front: StdioFront | undefined): Promise<void> {
     spec: options.store,
     env,
     urlStores: postgresUrlStores,
+  }).catch((error: unknown) => {
+    // Over stdio a host has seen (or is about to see) the tools: answer each call with why
+    // the store did not open rather than end the session. Over HTTP, fail at start.
+    if (options.transport.kind !== "stdio") throw error;
+    const refused = toRekeyError(error);
+    log(`${refused.code}: ${refused.message}${refused.hint ? `\n  ${refused.hint}` : ""}`);
+    log("every tool call will fail with this error until rekey-mcp is restarted");
+    return unopenedStore(refused, "not opened");
   });
+  const storeOpened = store.kind !== "unopened";
   const rekey = createRekey({
     store,
     surface: "mcp",
@@ -97,14 +107,16 @@ async function main(front: StdioFront | undefined): Promise<void> {
         openCredentialStore({ spec: location, env, urlStores: postgresUrlStores }),
     },
   });
-  await warnWhenNoKey(rekey, options.profile);
+  if (storeOpened) await warnWhenNoKey(rekey, options.profile);
   // Deliveries left by killed processes, and those of rotations made elsewhere.
-  const stopDeliveries = startDeliveryFinisher({
-    finish: () => rekey.finishDeliveries(),
-    watch: (listener) => store.watch(listener),
-    onError: (error) =>
-      log(`finishing deliveries failed (${toRekeyError(error).code}); will retry`),
-  });
+  const stopDeliveries = storeOpened
+    ? startDeliveryFinisher({
+        finish: () => rekey.finishDeliveries(),
+        watch: (listener) => store.watch(listener),
+        onError: (error) =>
+          log(`finishing deliveries failed (${toRekeyError(error).code}); will retry`),
+      })
+    : () => Promise.resolve();
   const deps = { rekey, revealKeys: options.revealKeys, log, version };
   if (options.revealKeys) log("REKEY_MCP_REVEAL_KEYS is on: rotate_api_key returns raw keys");
 
