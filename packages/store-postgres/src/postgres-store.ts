@@ -30,6 +30,7 @@ import {
   type StoreHealth,
   type StoreLock,
   type StoreSnapshot,
+  type WriteOptions,
 } from "@rekey/core/store-kit";
 import pg from "pg";
 import { parsePostgresUrl, storeUnavailable } from "./connection.js";
@@ -225,7 +226,11 @@ export class PostgresStore implements CredentialStore {
    * @throws RekeyError INTERNAL when `data` does not match the store schema; STORE_UNAVAILABLE;
    *   STORE_CORRUPT (while reading the current snapshot after a conflict).
    */
-  async compareAndSet(expectedVersion: number, data: StoreData): Promise<CompareAndSetResult> {
+  async compareAndSet(
+    expectedVersion: number,
+    data: StoreData,
+    options: WriteOptions = {},
+  ): Promise<CompareAndSetResult> {
     this.assertOpen();
     // A frozen copy, sharing the records the caller's draft shares with a snapshot: the
     // stored snapshot is never the caller's object.
@@ -247,7 +252,7 @@ export class PostgresStore implements CredentialStore {
     const writtenAt = performance.now();
     let version: number;
     try {
-      version = await this.writeChanges(expectedVersion, base, changes);
+      version = await this.writeChanges(expectedVersion, base, changes, options.durable !== false);
     } catch (error) {
       if (error instanceof WriteConflict) return { ok: false, current: await this.read() };
       throw error;
@@ -263,6 +268,7 @@ export class PostgresStore implements CredentialStore {
     expectedVersion: number,
     base: RowSnapshot,
     changes: ReturnType<typeof diffDocument>,
+    durable: boolean,
   ): Promise<number> {
     return this.transaction(
       "write",
@@ -314,6 +320,10 @@ export class PostgresStore implements CredentialStore {
         return version;
       },
       WriteConflict,
+      // Not durable: the commit does not wait for its WAL to reach the disk. A crash may lose
+      // it (the rows stay as the commit before left them), never half-apply it; and the WAL is
+      // one sequence, so the next durable commit of any session flushes this one first.
+      durable ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit = off",
     );
   }
 
@@ -632,6 +642,7 @@ export class PostgresStore implements CredentialStore {
     action: string,
     work: (client: pg.PoolClient) => Promise<T>,
     passThrough?: abstract new (...args: never[]) => Error,
+    begin = "BEGIN",
   ) {
     let client: pg.PoolClient;
     try {
@@ -648,7 +659,7 @@ export class PostgresStore implements CredentialStore {
     };
     client.on("error", lost);
     try {
-      await client.query("BEGIN");
+      await client.query(begin);
       const result = await work(client);
       await client.query("COMMIT");
       return result;

@@ -175,6 +175,12 @@ export function isTempFileFor(target: string, name: string): boolean {
  * `stillWanted`, called last thing before the rename, may call the write off: it then returns
  * false, having removed the temp file and left `target` as it was.
  *
+ * `durable: false` skips the directory's fsync, and only that: the rename may then be undone
+ * by a power cut (the directory names the previous file again, whole, as its own write left
+ * it), but never torn. The temp file's fsync stays: without it a filesystem that does not
+ * order a rename after the renamed file's data (XFS, ext4 mounted noauto_da_alloc) can keep
+ * the rename and lose the data, leaving an empty or partial file in place of the store.
+ *
  * @throws RekeyError STORE_UNAVAILABLE on any failure (ENOSPC, EACCES, EROFS...); the temp file
  *   is removed and `target` is left as it was.
  */
@@ -182,6 +188,7 @@ export async function writeFileAtomic(
   target: string,
   content: string | Uint8Array,
   stillWanted: () => boolean = () => true,
+  { durable = true }: { durable?: boolean } = {},
 ): Promise<boolean> {
   const dir = dirname(target);
   const temp = join(dir, `.${basename(target)}.${randomBytes(6).toString("hex")}.tmp`);
@@ -202,6 +209,7 @@ export async function writeFileAtomic(
     await unlink(temp).catch(() => {});
     throw storeUnavailable("write", target, error);
   }
+  if (!durable) return true;
   try {
     await syncDir(dir);
   } catch (error) {

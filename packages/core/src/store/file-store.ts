@@ -64,6 +64,7 @@ import {
   type StoreHealth,
   type StoreLock,
   type StoreSnapshot,
+  type WriteOptions,
 } from "./types.js";
 
 /**
@@ -241,7 +242,11 @@ export class FileStore implements CredentialStore {
    * @throws RekeyError STORE_CORRUPT (the current file is unreadable: it is left untouched);
    *   STORE_UNAVAILABLE (cannot lock or write); INTERNAL (`data` does not match the schema).
    */
-  async compareAndSet(expectedVersion: number, data: StoreData): Promise<CompareAndSetResult> {
+  async compareAndSet(
+    expectedVersion: number,
+    data: StoreData,
+    options: WriteOptions = {},
+  ): Promise<CompareAndSetResult> {
     this.assertOpen();
     const validated = assertWritableStoreData(data);
     await ensurePrivateDir(this.dir);
@@ -273,10 +278,13 @@ export class FileStore implements CredentialStore {
         !held.compromised && currentIdentity(this.credentialsPath) === identity;
       let written: boolean;
       try {
+        // Not durable: no directory fsync (see writeFileAtomic). A later durable write, whose
+        // rename follows this one's in the same directory, makes both durable.
         written = await writeFileAtomic(
           this.credentialsPath,
           serializeSnapshot(next, sealer),
           unchanged,
+          { durable: options.durable !== false },
         );
       } finally {
         // Even after a failed write (the rename may have happened): a read with maxAgeMs must
