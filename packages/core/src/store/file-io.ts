@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { BigIntStats, Stats } from "node:fs";
-import { constants } from "node:fs";
+import { constants, lstatSync } from "node:fs";
 import { lstat, mkdir, open, readdir, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { RekeyError } from "../errors.js";
@@ -120,6 +120,20 @@ export async function assertPrivateDir(dir: string): Promise<void> {
  *   symbolic link, belongs to another user, or is open to other users.
  */
 export async function ensurePrivateDir(dir: string): Promise<void> {
+  // The directory exists on every call but a store's first: one synchronous lstat (a few
+  // microseconds, no I/O for a cached inode) instead of mkdir and lstat through libuv's thread
+  // pool, which a rotation paid on each of its writes, its audit append and its lock. Any
+  // other answer (missing, not a directory, an error) takes the full path below.
+  let stats: Stats | undefined;
+  try {
+    stats = lstatSync(dir, { throwIfNoEntry: false });
+  } catch {
+    stats = undefined;
+  }
+  if (stats?.isDirectory()) {
+    assertPrivate(dir, stats, true);
+    return;
+  }
   try {
     await mkdir(dir, { recursive: true, mode: DIR_MODE });
   } catch (error) {
