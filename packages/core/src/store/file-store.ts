@@ -27,8 +27,6 @@ import {
 } from "./encryption/index.js";
 import {
   assertPrivate,
-  assertPrivateDir,
-  DIR_MODE,
   ensurePrivateDir,
   errnoCode,
   isTempFileFor,
