@@ -26,9 +26,9 @@ export class CountingStore {
     this.counts.reads++;
     return this.inner.read(options);
   }
-  compareAndSet(version, data) {
+  compareAndSet(version, data, options) {
     this.counts.writes++;
-    return this.inner.compareAndSet(version, data);
+    return this.inner.compareAndSet(version, data, options);
   }
   lock(name, options) {
     this.counts.locks++;

@@ -209,6 +209,15 @@ export function sqlFor(schema: string) {
     lockAuditLog: `LOCK TABLE ${auditLog} IN SHARE ROW EXCLUSIVE MODE`,
     lastAuditEntry: `SELECT entry FROM ${auditLog} ORDER BY seq DESC LIMIT 1`,
     appendAudit: `INSERT INTO ${auditLog} (seq, entry) VALUES ($1, $2)`,
+    /**
+     * One statement, no table lock: appends entry $2 as seq $1 only if the log's last entry is
+     * still the one whose hash is $3 (the one this handle appended last); a racing appender
+     * that took seq $1 first makes it insert nothing (the primary key), as does any other last
+     * entry. Zero rows: the caller appends under the lock instead.
+     */
+    appendAuditAfter: `INSERT INTO ${auditLog} (seq, entry)
+      SELECT $1, $2 WHERE (SELECT entry->>'hash' FROM ${auditLog} ORDER BY seq DESC LIMIT 1) = $3
+      ON CONFLICT (seq) DO NOTHING`,
     readAudit: `SELECT entry FROM ${auditLog} ORDER BY seq`,
 
     /** Write probes that change nothing: they fail as a real write would (privileges, standby). */

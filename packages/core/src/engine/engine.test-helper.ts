@@ -119,9 +119,9 @@ export function refusingWrites(store: CredentialStore, refuses: () => boolean): 
     checkWritable: () => store.checkWritable(),
     health: () => store.health(),
     close: async () => {},
-    compareAndSet: async (version, data) => {
+    compareAndSet: async (version, data, options) => {
       if (refuses()) throw new RekeyError("STORE_UNAVAILABLE", "ENOSPC: no space left on device");
-      return store.compareAndSet(version, data);
+      return store.compareAndSet(version, data, options);
     },
   };
 }

@@ -11,6 +11,7 @@ import type {
   StoreData,
   StoredKey,
   StoreSnapshot,
+  WriteOptions,
 } from "../store/types.js";
 import { type Written, writeInBatch } from "./write-batch.js";
 
@@ -241,8 +242,9 @@ export function updateStoreFrom<T>(
   base: StoreSnapshot | undefined,
   mutate: (draft: StoreData) => T,
   afterWrite?: (snapshot: StoreSnapshot) => void,
+  options?: WriteOptions,
 ): Promise<Written<T>> {
-  return writeInBatch(store, mutate, afterWrite, base);
+  return writeInBatch(store, mutate, afterWrite, base, options);
 }
 
 /** @throws RekeyError NOT_FOUND naming what to do when the principal has no key. */

@@ -300,7 +300,15 @@ export async function verifyKey(
   }
 }
 
-/** Clears a finished rotation's journal; resolves with the snapshot written. */
+/**
+ * Clears a finished rotation's journal; resolves with the snapshot written. The caller has
+ * stored the key (journal phase `stored`, written durably) and appended the audit entry
+ * (durably) first. So this write is not made durable (`durable: false`: no directory fsync on
+ * the file store, an asynchronous commit on PostgreSQL): a crash or power cut that loses it
+ * leaves the `stored` journal, which the next run resolves (verify, `auditOnce` finds the
+ * entry and writes none, clear again); the key and the entry are already on disk. What a lost
+ * clear takes with it is the `verified` flag, which that resolution measures again.
+ */
 export async function finishIntent(
   context: EngineContext,
   faucet: string,
@@ -318,6 +326,7 @@ export async function finishIntent(
       if (stored.lastRotation?.requestId === record.requestId) stored.lastRotation = record;
     },
     () => context.invalidateKeys(),
+    { durable: false },
   );
   return written.snapshot;
 }

@@ -1,3 +1,5 @@
+import { open } from "node:fs/promises";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { agent } from "../principal.js";
 import { CountingStore } from "../testing/counting-store.js";
@@ -23,11 +25,35 @@ afterEach(async () => {
   await fixture.close();
 });
 
-/** Runs `work` and returns what it asked of the store. */
+/**
+ * Runs `work` and returns what it asked of the store, and how many fsyncs the file store made
+ * meanwhile (every `FileHandle#sync`/`#datasync` of this process, counted and passed on).
+ */
 async function countsOf(work: () => Promise<unknown>) {
+  const probe = await open(join(fixture.dir, ".fsync-probe"), "w");
+  const prototype = Object.getPrototypeOf(probe) as {
+    sync: (...args: unknown[]) => Promise<void>;
+    datasync: (...args: unknown[]) => Promise<void>;
+  };
+  await probe.close();
+  const { sync, datasync } = prototype;
+  let fsyncs = 0;
+  prototype.sync = function (this: unknown, ...args: unknown[]) {
+    fsyncs++;
+    return sync.apply(this, args);
+  };
+  prototype.datasync = function (this: unknown, ...args: unknown[]) {
+    fsyncs++;
+    return datasync.apply(this, args);
+  };
   counting.reset();
-  await work();
-  return counting.snapshot();
+  try {
+    await work();
+  } finally {
+    prototype.sync = sync;
+    prototype.datasync = datasync;
+  }
+  return { ...counting.snapshot(), fsyncs };
 }
 
 describe("store operations per rotation", () => {
@@ -35,12 +61,16 @@ describe("store operations per rotation", () => {
     const counts = await countsOf(() => rekey.rotateKey({ force: true }));
     // Journal, key, journal cleared: each one compare-and-set that succeeds first time.
     expect(counts).toMatchObject({ reads: 2, writes: 3, locks: 1, auditAppends: 1 });
+    // The journal and the key: file and directory each; the audit append: the file; the
+    // journal's clearing: the file only (no directory fsync: a lost rename leaves the stored
+    // journal, which the next run finishes). Was 7, with the clearing's directory fsync.
+    expect(counts.fsyncs).toBe(6);
   });
 
   it("an agent rotation by agent_id costs the same", async () => {
     const created = await rekey.createAgent({ name: "worker" });
     const counts = await countsOf(() => rekey.rotateKey({ target: agent(created.agentId) }));
-    expect(counts).toMatchObject({ reads: 2, writes: 3, locks: 1, auditAppends: 1 });
+    expect(counts).toMatchObject({ reads: 2, writes: 3, locks: 1, auditAppends: 1, fsyncs: 6 });
   });
 
   it("a rotation through withIdempotency reads three times: once more, under its own lock", async () => {
@@ -50,10 +80,10 @@ describe("store operations per rotation", () => {
     };
     const counts = await countsOf(() => rekey.withIdempotency("deploy-1", "{}", run));
     // Pending record, journal, key, journal cleared, the reply remembered.
-    expect(counts).toMatchObject({ reads: 3, writes: 5, locks: 2, auditAppends: 1 });
+    expect(counts).toMatchObject({ reads: 3, writes: 5, locks: 2, auditAppends: 1, fsyncs: 10 });
     // Its replay answers from one read, with no lock and no write.
     const replay = await countsOf(() => rekey.withIdempotency("deploy-1", "{}", run));
-    expect(replay).toMatchObject({ reads: 1, writes: 0, locks: 0, auditAppends: 0 });
+    expect(replay).toMatchObject({ reads: 1, writes: 0, locks: 0, auditAppends: 0, fsyncs: 0 });
   });
 
   it("a rotation refused for its cooldown writes nothing", async () => {
@@ -65,6 +95,6 @@ describe("store operations per rotation", () => {
       }),
     );
     expect(refusal).toMatchObject({ code: "COOLDOWN_ACTIVE" });
-    expect(counts).toMatchObject({ reads: 2, writes: 0, auditAppends: 0 });
+    expect(counts).toMatchObject({ reads: 2, writes: 0, auditAppends: 0, fsyncs: 0 });
   });
 });

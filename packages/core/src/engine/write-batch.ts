@@ -1,11 +1,13 @@
 import { RekeyError } from "../errors.js";
-import type { CredentialStore, StoreData, StoreSnapshot } from "../store/types.js";
+import type { CredentialStore, StoreData, StoreSnapshot, WriteOptions } from "../store/types.js";
 import { draftOf } from "./principal-records.js";
 
 /** One caller's change, waiting for the next write of its store. */
 interface PendingChange {
   mutate: (draft: StoreData) => unknown;
   afterWrite: ((snapshot: StoreSnapshot) => void) | undefined;
+  /** False when the caller can lose this change to a crash (see WriteOptions.durable). */
+  durable: boolean;
   resolve: (written: Written<unknown>) => void;
   reject: (error: unknown) => void;
 }
@@ -51,6 +53,7 @@ export function writeInBatch<T>(
   mutate: (draft: StoreData) => T,
   afterWrite?: (snapshot: StoreSnapshot) => void,
   base?: StoreSnapshot,
+  options: WriteOptions = {},
 ): Promise<Written<T>> {
   let queue = queues.get(store);
   if (queue === undefined) {
@@ -62,6 +65,7 @@ export function writeInBatch<T>(
     queue.pending.push({
       mutate,
       afterWrite,
+      durable: options.durable !== false,
       resolve: resolve as (written: Written<unknown>) => void,
       reject,
     });
@@ -126,7 +130,13 @@ async function writeTogether(
     }
     let outcome: Awaited<ReturnType<CredentialStore["compareAndSet"]>>;
     try {
-      outcome = await store.compareAndSet(snapshot.version, draft);
+      // One change that must be durable makes the whole batch durable.
+      const durable = live.some((change) => change.durable);
+      outcome = await store.compareAndSet(
+        snapshot.version,
+        draft,
+        durable ? undefined : { durable: false },
+      );
     } catch (error) {
       // Whatever the store did, the next write starts from a fresh read.
       queue.latest = undefined;

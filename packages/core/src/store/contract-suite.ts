@@ -337,6 +337,17 @@ export function describeStoreContract(
         expect(verifyAuditChain(read)).toEqual({ ok: true, count: 3 });
       });
 
+      it("chains to the log's real last entry when another handle appended in between", async () => {
+        // Each handle may remember the entry it appended last (to skip reading the log's tail):
+        // what it remembers must never be chained to once another handle has appended after it.
+        const second = await another();
+        const appenders = [store, store, second, store, second, second, store];
+        for (const appender of appenders) await appender.appendAudit(auditEvent("success"));
+        const read = await store.readAudit();
+        expect(read.map((entry) => entry.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+        expect(verifyAuditChain(read)).toEqual({ ok: true, count: 7 });
+      });
+
       it("keeps the chain whole under concurrent appends", async () => {
         const second = await another();
         await Promise.all(

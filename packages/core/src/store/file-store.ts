@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
-import { type BigIntStats, constants, lstatSync, type Stats } from "node:fs";
-import { type FileHandle, lstat, mkdir, readdir, rename } from "node:fs/promises";
+import { type BigIntStats, constants, fstatSync, lstatSync, type Stats } from "node:fs";
+import { type FileHandle, lstat, readdir, rename } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { z } from "zod";
@@ -27,8 +27,6 @@ import {
 } from "./encryption/index.js";
 import {
   assertPrivate,
-  assertPrivateDir,
-  DIR_MODE,
   ensurePrivateDir,
   errnoCode,
   isTempFileFor,
@@ -64,6 +62,7 @@ import {
   type StoreHealth,
   type StoreLock,
   type StoreSnapshot,
+  type WriteOptions,
 } from "./types.js";
 
 /**
@@ -195,6 +194,11 @@ export class FileStore implements CredentialStore {
   private keyring: KeyRing | undefined;
   /** Seals and opens this store's records (one store id), remembering what it did. */
   private sealer: RecordSealer | undefined;
+  /**
+   * The audit entry this handle appended last and the log's identity right after (fsynced):
+   * while the log keeps that identity, no other process appended or changed it.
+   */
+  private lastAppended: { entry: AuditEntry; identity: string } | undefined;
   /** Counts this handle's writes: a parse that raced one is not kept. */
   private writes = 0;
 
@@ -241,7 +245,11 @@ export class FileStore implements CredentialStore {
    * @throws RekeyError STORE_CORRUPT (the current file is unreadable: it is left untouched);
    *   STORE_UNAVAILABLE (cannot lock or write); INTERNAL (`data` does not match the schema).
    */
-  async compareAndSet(expectedVersion: number, data: StoreData): Promise<CompareAndSetResult> {
+  async compareAndSet(
+    expectedVersion: number,
+    data: StoreData,
+    options: WriteOptions = {},
+  ): Promise<CompareAndSetResult> {
     this.assertOpen();
     const validated = assertWritableStoreData(data);
     await ensurePrivateDir(this.dir);
@@ -271,20 +279,27 @@ export class FileStore implements CredentialStore {
       // before the rename; what is left is a stall of seconds inside that one system call.
       const unchanged = () =>
         !held.compromised && currentIdentity(this.credentialsPath) === identity;
+      // The sweep of crashed writes' temp files (a directory listing) runs while the write
+      // waits on its fsync, instead of after it. It removes only files past their grace, so
+      // never this write's own temp file; it throws nothing.
+      const swept = this.removeOrphanTempFiles();
       let written: boolean;
       try {
+        // Not durable: no directory fsync (see writeFileAtomic). A later durable write, whose
+        // rename follows this one's in the same directory, makes both durable.
         written = await writeFileAtomic(
           this.credentialsPath,
           serializeSnapshot(next, sealer),
           unchanged,
+          { durable: options.durable !== false },
         );
       } finally {
         // Even after a failed write (the rename may have happened): a read with maxAgeMs must
         // not answer from the old parse once this handle has written.
         this.forgetParse();
+        await swept;
       }
       if (!written) return { ok: false, current: await this.readSnapshot() };
-      await this.removeOrphanTempFiles();
       // Still under the write lock, the file is the one just renamed into place: keep what was
       // written as its parse, so the next read (the caller's, usually) does not parse it again.
       const writtenIdentity = currentIdentity(this.credentialsPath);
@@ -316,13 +331,9 @@ export class FileStore implements CredentialStore {
     this.assertOpen();
     await ensurePrivateDir(this.dir);
     const locksDir = join(this.dir, "locks");
-    try {
-      await mkdir(locksDir, { mode: DIR_MODE });
-    } catch (error) {
-      if (errnoCode(error) !== "EEXIST") throw storeUnavailable("create", locksDir, error);
-    }
-    // An existing `locks` may be a link planted to make lock files appear elsewhere.
-    await assertPrivateDir(locksDir);
+    // An existing `locks` may be a link planted to make lock files appear elsewhere: checked
+    // (lstat) on every lock, created 0700 when missing.
+    await ensurePrivateDir(locksDir);
     let held: HeldFileLock;
     try {
       held = await acquireFileLock({
@@ -358,25 +369,44 @@ export class FileStore implements CredentialStore {
     this.assertOpen();
     await ensurePrivateDir(this.dir);
     return this.withWriteLock(async () => {
-      const last = await this.readLastAuditEntry();
-      const entry = chainAuditEntry(last, event);
-      assertWritableAuditEntry(entry);
+      // One open for reading the last entry and appending after it. The fstats are on the
+      // open descriptor (an inode in memory: synchronous, no I/O).
+      let handle: FileHandle;
       try {
-        const handle = await openNoFollow(
+        handle = await openNoFollow(
           this.auditPath,
-          constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT,
+          constants.O_RDWR | constants.O_APPEND | constants.O_CREAT,
         );
-        try {
-          await handle.appendFile(`${JSON.stringify(entry)}\n`, "utf8");
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
       } catch (error) {
         if (error instanceof RekeyError) throw error;
         throw storeUnavailable("append to", this.auditPath, error);
       }
-      return entry;
+      try {
+        const before = fstatSync(handle.fd, { bigint: true });
+        assertPrivate(this.auditPath, before, false);
+        // The entry this handle appended last, while the file is the one it left (no other
+        // process appended since): the log's tail need not be read again to chain to it.
+        const known = this.lastAppended;
+        const last =
+          known !== undefined && known.identity === fileIdentity(before)
+            ? known.entry
+            : await this.lastAuditEntryOf(handle, before);
+        const entry = chainAuditEntry(last, event);
+        assertWritableAuditEntry(entry);
+        this.lastAppended = undefined;
+        await handle.appendFile(`${JSON.stringify(entry)}\n`, "utf8");
+        await handle.sync();
+        this.lastAppended = {
+          entry,
+          identity: fileIdentity(fstatSync(handle.fd, { bigint: true })),
+        };
+        return entry;
+      } catch (error) {
+        if (error instanceof RekeyError) throw error;
+        throw storeUnavailable("append to", this.auditPath, error);
+      } finally {
+        await handle.close();
+      }
     });
   }
 
@@ -391,6 +421,10 @@ export class FileStore implements CredentialStore {
   async prepareAudit(): Promise<{ movedAside?: string }> {
     this.assertOpen();
     await ensurePrivateDir(this.dir);
+    // The log is still the file this handle's last append left (fsynced, ending in a whole
+    // line, opened for appending; same inode, size, times, so same mode): nothing to check.
+    const known = this.lastAppended;
+    if (known !== undefined && known.identity === currentIdentity(this.auditPath)) return {};
     // The common case without the store's write lock (every rotation asks, and lock traffic
     // slows the readers that share it): a whole last line and a log that opens for appending.
     // An append in flight can look torn from here: the lock decides before anything is moved.
@@ -958,6 +992,20 @@ export class FileStore implements CredentialStore {
    */
   private async readLastAuditEntry(): Promise<AuditEntry | undefined> {
     const tail = await this.readPrivateFileTail(this.auditPath, AUDIT_TAIL_BYTES);
+    return this.lastAuditEntryIn(tail);
+  }
+
+  /** {@link readLastAuditEntry} through a handle already open on the log (`stats`: its fstat). */
+  private async lastAuditEntryOf(
+    handle: FileHandle,
+    stats: BigIntStats,
+  ): Promise<AuditEntry | undefined> {
+    return this.lastAuditEntryIn(await readTail(handle, stats, AUDIT_TAIL_BYTES));
+  }
+
+  private async lastAuditEntryIn(
+    tail: { text: string; whole: boolean } | undefined,
+  ): Promise<AuditEntry | undefined> {
     if (tail === undefined || tail.text.length === 0) return undefined;
     if (!tail.text.endsWith("\n")) {
       throw new RekeyError("STORE_CORRUPT", `${this.auditPath} ends with a torn line`, {
@@ -979,15 +1027,7 @@ export class FileStore implements CredentialStore {
     path: string,
     maxBytes: number,
   ): Promise<{ text: string; whole: boolean } | undefined> {
-    return this.withPrivateFile(path, async (handle, stats) => {
-      const size = Number(stats.size);
-      const length = Math.min(size, maxBytes);
-      const buffer = Buffer.alloc(length);
-      await handle.read(buffer, 0, length, size - length);
-      // A multi-byte character cut at the start is garbled, but that part precedes the last
-      // line and is thrown away.
-      return { text: buffer.toString("utf8"), whole: length === size };
-    });
+    return this.withPrivateFile(path, (handle, stats) => readTail(handle, stats, maxBytes));
   }
 
   /** Removes temp files of interrupted writes, past their grace. Call under the write lock. */
@@ -1104,6 +1144,21 @@ const AUDIT_TAIL_BYTES = 64 * 1024;
 /** Which file, and which version of it: device, inode, size and change times in nanoseconds. */
 function fileIdentity(stats: BigIntStats): string {
   return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeNs}:${stats.ctimeNs}`;
+}
+
+/** The last `maxBytes` of an open file of `stats`'s size, and whether that is all of it. */
+async function readTail(
+  handle: FileHandle,
+  stats: BigIntStats,
+  maxBytes: number,
+): Promise<{ text: string; whole: boolean }> {
+  const size = Number(stats.size);
+  const length = Math.min(size, maxBytes);
+  const buffer = Buffer.alloc(length);
+  await handle.read(buffer, 0, length, size - length);
+  // A multi-byte character cut at the start is garbled, but that part precedes the last line
+  // and is thrown away.
+  return { text: buffer.toString("utf8"), whole: length === size };
 }
 
 /** The identity of the file a read would see now. */

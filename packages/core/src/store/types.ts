@@ -221,6 +221,19 @@ export interface StoreSnapshot {
 }
 
 /** Options of {@link CredentialStore.read}. */
+/** Options of {@link CredentialStore.compareAndSet}. */
+export interface WriteOptions {
+  /**
+   * `false`: the write may be lost by a crash or power cut that follows it (the store then
+   * holds the write before it), but never torn, and every reader sees it once it resolves.
+   * Only for a write whose loss the next run repairs by itself: the engine passes it for the
+   * write that clears a finished rotation's journal (phase `stored`, audit entry appended):
+   * a lost clear leaves that journal, and resolving it writes no second entry (`auditOnce`).
+   * Default true: durable before it resolves. A store may always write durably.
+   */
+  durable?: boolean;
+}
+
 export interface ReadOptions {
   /**
    * Accept a snapshot this store handle confirmed current at most `maxAgeMs` ago (default 0:
@@ -332,7 +345,11 @@ export interface CredentialStore {
   /** The current snapshot, or with `maxAgeMs` one confirmed current at most that long ago. */
   read(options?: ReadOptions): Promise<StoreSnapshot>;
   /** Writes `data` if the stored version is still `expectedVersion`; the new version is +1. */
-  compareAndSet(expectedVersion: number, data: StoreData): Promise<CompareAndSetResult>;
+  compareAndSet(
+    expectedVersion: number,
+    data: StoreData,
+    options?: WriteOptions,
+  ): Promise<CompareAndSetResult>;
   /** Takes an exclusive lease on `name`, waiting up to `waitMs`. */
   lock(name: string, options: LockOptions): Promise<StoreLock>;
   /** Appends an entry to the audit log, computing `seq`, `prevHash` and `hash`. */

@@ -9,6 +9,7 @@ import type {
   StoreHealth,
   StoreLock,
   StoreSnapshot,
+  WriteOptions,
 } from "../store/types.js";
 
 /** How often each store operation was called. */
@@ -52,9 +53,13 @@ export class CountingStore implements CredentialStore {
     return this.inner.read(options);
   }
 
-  compareAndSet(expectedVersion: number, data: StoreData): Promise<CompareAndSetResult> {
+  compareAndSet(
+    expectedVersion: number,
+    data: StoreData,
+    options?: WriteOptions,
+  ): Promise<CompareAndSetResult> {
     this.counts.writes++;
-    return this.inner.compareAndSet(expectedVersion, data);
+    return this.inner.compareAndSet(expectedVersion, data, options);
   }
 
   lock(name: string, options: LockOptions): Promise<StoreLock> {

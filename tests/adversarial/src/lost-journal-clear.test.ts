@@ -1,0 +1,159 @@
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  type CredentialStore,
+  createFileStore,
+  createRekey,
+  type RotationResult,
+  type StoreData,
+  verifyAuditChain,
+  type WriteOptions,
+} from "@rekey/core";
+import { startSandbox } from "@rekey/sandbox";
+import { createPostgresStore } from "@rekey/store-postgres";
+import { dropPostgresSchema, TEST_MASTER_KEY_ENV } from "@rekey/store-postgres/testing";
+import { afterEach, describe, expect, inject, it } from "vitest";
+
+/**
+ * The write that clears a finished rotation's journal is not made durable (no directory fsync
+ * on the file store, an asynchronous commit on PostgreSQL): a power cut may lose it. This plays
+ * that loss on the real stores: the store is put back as it was before that write (the file's
+ * bytes; PostgreSQL's rows), which is what the disk holds when the rename or the commit did not
+ * reach it. The next run must find the `stored` journal and finish it with exactly one audit
+ * entry for the rotation, and that entry must have been on the log before the clearing write.
+ */
+
+const pgUrl = inject("postgresUrl");
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+interface StoreKind {
+  open(): CredentialStore;
+  /** What the disk holds now, to put back after a power cut. */
+  capture(store: CredentialStore): Promise<() => Promise<void>>;
+}
+
+async function fileKind(): Promise<StoreKind> {
+  const dir = await mkdtemp(join(tmpdir(), "rekey-lost-clear-"));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, "credentials.json");
+  return {
+    open: () => createFileStore({ dir, env: {} }),
+    async capture() {
+      const bytes = await readFile(path);
+      // The directory names the previous file again: its bytes, as they were.
+      return () => writeFile(path, bytes, { mode: 0o600 });
+    },
+  };
+}
+
+async function postgresKind(): Promise<StoreKind> {
+  const schema = `lost_clear_${Date.now().toString(36)}`;
+  cleanups.push(() => dropPostgresSchema(pgUrl, schema));
+  const open = () => createPostgresStore({ url: pgUrl, schema, env: TEST_MASTER_KEY_ENV });
+  return {
+    open,
+    async capture(store) {
+      const { data } = await store.read();
+      // The rows as the last durable commit left them, written back through another handle.
+      return async () => {
+        const other = open();
+        try {
+          const current = await other.read();
+          const back = await other.compareAndSet(current.version, data as StoreData);
+          if (!back.ok) throw new Error("the rows changed under the test");
+        } finally {
+          await other.close();
+        }
+      };
+    },
+  };
+}
+
+/** `store`, noting the state before each write that may be lost, and what the log held then. */
+function losingClears(store: CredentialStore, kind: StoreKind) {
+  const lossy: { restore: () => Promise<void>; auditedBefore: string[] }[] = [];
+  const wrapped: CredentialStore = {
+    kind: store.kind,
+    location: store.location,
+    read: (options) => store.read(options),
+    async compareAndSet(version: number, data: StoreData, options?: WriteOptions) {
+      if (options?.durable === false) {
+        const auditedBefore = (await store.readAudit()).flatMap((entry) =>
+          entry.action === "rotate" && entry.outcome === "success" && entry.requestId
+            ? [entry.requestId]
+            : [],
+        );
+        lossy.push({ restore: await kind.capture(store), auditedBefore });
+      }
+      return store.compareAndSet(version, data, options);
+    },
+    lock: (name, options) => store.lock(name, options),
+    appendAudit: (event) => store.appendAudit(event),
+    readAudit: () => store.readAudit(),
+    watch: (listener) => store.watch(listener),
+    checkWritable: () => store.checkWritable(),
+    prepareAudit: () => store.prepareAudit?.() ?? Promise.resolve({}),
+    health: () => store.health(),
+    close: () => store.close(),
+  };
+  return { wrapped, lossy };
+}
+
+const kinds: [string, () => Promise<StoreKind>][] = [["file", fileKind]];
+if (pgUrl !== "") kinds.push(["postgres", postgresKind]);
+
+describe.each(kinds)("a lost journal-clearing write (%s store)", (_name, makeKind) => {
+  it("is finished by the next run: journal cleared, verified, audited once", async () => {
+    const sandbox = await startSandbox({ port: 0 });
+    cleanups.push(() => sandbox.close());
+    const kind = await makeKind();
+    const env = { ...TEST_MASTER_KEY_ENV };
+    const engineOn = (store: CredentialStore) => {
+      const rekey = createRekey({ store, surface: "library", baseUrl: sandbox.url, env });
+      cleanups.push(() => rekey.close());
+      return rekey;
+    };
+
+    const first = kind.open();
+    cleanups.push(() => first.close());
+    const { wrapped, lossy } = losingClears(first, kind);
+    const rotating = engineOn(wrapped);
+    await rotating.register({});
+    const rotated = (await rotating.rotateKey({ force: true })) as RotationResult;
+    // The rotation cleared its journal with one write that may be lost, after its entry was
+    // on the log.
+    expect(lossy).toHaveLength(1);
+    expect(lossy[0]?.auditedBefore).toContain(rotated.requestId);
+    expect((await rotating.status()).pendingRotation).toBeUndefined();
+
+    // Power cut: the clearing write never reached the disk.
+    await lossy[0]?.restore();
+
+    const store = kind.open();
+    cleanups.push(() => store.close());
+    const journals = Object.values((await store.read()).data.principals).flatMap((record) =>
+      record.intent === undefined ? [] : [record.intent],
+    );
+    expect(journals).toEqual([
+      expect.objectContaining({ requestId: rotated.requestId, phase: "stored" }),
+    ]);
+    // The next run resolves what it finds before it answers anything (here: status).
+    const next = engineOn(store);
+    const status = await next.status();
+    expect(status.pendingRotation).toBeUndefined();
+    expect(status.fingerprint).toBe(rotated.newFingerprint);
+    expect(status.lastRotation).toMatchObject({ verified: true });
+    await expect(next.whoami()).resolves.toMatchObject({ fingerprint: rotated.newFingerprint });
+
+    const entries = await store.readAudit();
+    const ofRotation = entries.filter((entry) => entry.requestId === rotated.requestId);
+    expect(ofRotation).toHaveLength(1);
+    expect(ofRotation[0]).toMatchObject({ action: "rotate", outcome: "success" });
+    expect(verifyAuditChain(entries).ok).toBe(true);
+    expect(sandbox.stats().rotations).toBe(1);
+  });
+});
