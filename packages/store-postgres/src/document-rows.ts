@@ -93,16 +93,11 @@ export function assembleSnapshot(
     incremental ? previous.data.principals : {},
     incremental ? previous.rows.principals : new Map(),
     row.principals,
-    (id, data) => {
-      // Checked with its keys sealed, each left sealed until something reads it: a read of a
-      // thousand rows decrypts nothing (see `RecordSealer.openLazily`).
-      const record = sealer.openLazily(id, checkPrincipal(id, data, source));
-      // Written back unchanged, the row keeps its ciphertext: no sealing, no new bytes.
-      if (typeof data === "object" && data !== null) {
-        sealer.remember(record, data as Record<string, unknown>);
-      }
-      return record;
-    },
+    // Checked with its keys sealed, each left sealed (as data) until something opens it: a
+    // read of a thousand rows decrypts nothing, and a row written back unchanged keeps its
+    // ciphertext (see `RecordSealer.leaveSealed`).
+    (id, data) =>
+      sealer.leaveSealed(id, checkPrincipal(id, data, source), data as Record<string, unknown>),
   );
   const [idempotency, idempotencyVersions] = applyRows(
     incremental ? previous.data.idempotency : {},

@@ -2,6 +2,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { publicClientKey } from "../delivery/public-client.test-helper.js";
+import { openKey } from "../store/encryption/sealed-key.js";
 import type { DeliveryStep, RotationStep } from "./context.js";
 import { type EngineFixture, startEngineFixture, storedKey } from "./engine.test-helper.js";
 import { runRotationChild } from "./rotate-child.test-helper.js";
@@ -76,9 +77,9 @@ describe("kill -9 during delivery", () => {
       expect(after.deliveries?.map((target) => target.state)).toEqual(["current", "current"]);
       expect(publicClientKey({ LIGHTNING_WALLET_HOME: home }, "/")?.apiKey).toBe(current?.key);
       expect(await readFile(envFile, "utf8")).toBe(
-        `# service\nLIGHTNING_WALLET_API_KEY=${current?.key}\n`,
+        `# service\nLIGHTNING_WALLET_API_KEY=${openKey(current?.key ?? "")}\n`,
       );
-      await expect(fixture.client.whoami(current?.key ?? "")).resolves.toMatchObject({
+      await expect(fixture.client.whoami(openKey(current?.key ?? ""))).resolves.toMatchObject({
         type: "operator",
       });
       expect(await next.verifyHistory()).toMatchObject({ ok: true });

@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { publicClientKey } from "../delivery/public-client.test-helper.js";
 import { agent, OPERATOR } from "../principal.js";
 import { verifyAuditChain } from "../store/audit-chain.js";
+import { openKey } from "../store/encryption/sealed-key.js";
 import { type EngineFixture, startEngineFixture, storedKey } from "./engine.test-helper.js";
 
 let fixture: EngineFixture;
@@ -53,7 +54,7 @@ describe("delivery after rotation", () => {
         fingerprint: rotated.newFingerprint,
       }),
     ]);
-    const operatorKey = (await storedKey(fixture.store, "operator"))?.key ?? "";
+    const operatorKey = openKey((await storedKey(fixture.store, "operator"))?.key ?? "");
     expect(publicClientKey({ LIGHTNING_WALLET_HOME: home }, "/")?.apiKey).toBe(operatorKey);
     await expect(fixture.client.whoami(operatorKey)).resolves.toMatchObject({ type: "operator" });
 

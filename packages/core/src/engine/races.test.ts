@@ -1,6 +1,7 @@
 // Two processes (two store handles on one directory) racing on the operator's key.
 import { afterEach, describe, expect, it } from "vitest";
 import { isRekeyError } from "../errors.js";
+import { openKey } from "../store/encryption/sealed-key.js";
 import { createFileStore, type FileStore } from "../store/file-store.js";
 import { type EngineFixture, startEngineFixture, storedKey } from "./engine.test-helper.js";
 import type { RotationResult } from "./types.js";
@@ -79,7 +80,7 @@ describe("recover", () => {
     await rotation;
     const stored = await storedKey(fixture.store, "operator");
     expect(stored?.fingerprint).toBe(recovered.newFingerprint);
-    expect((await fixture.client.whoami(stored?.key ?? "")).type).toBe("operator");
+    expect((await fixture.client.whoami(openKey(stored?.key ?? ""))).type).toBe("operator");
   });
 });
 

@@ -56,3 +56,21 @@ export function markDisposable<T extends object>(value: T): T {
   disposable.add(value);
   return value;
 }
+
+/**
+ * A writable deep copy of frozen store data (a record a draft changes), in place of
+ * `structuredClone`, which would turn a key left sealed by a read (`SealedKey`, frozen and
+ * immutable) into an empty object: those are shared, not copied. Store data is plain JSON
+ * otherwise. Throws nothing.
+ */
+export function thawedCopy<T>(value: DeepReadonly<T>): T {
+  if (typeof value !== "object" || value === null) return value as T;
+  if (Array.isArray(value)) return value.map((child) => thawedCopy(child)) as T;
+  if (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null) {
+    return value as T;
+  }
+  // `fromEntries`, not assignments: a key named "__proto__" stays a key (see frozenCopy).
+  return Object.fromEntries(
+    Object.entries(value).map(([key, child]) => [key, thawedCopy(child)]),
+  ) as T;
+}
