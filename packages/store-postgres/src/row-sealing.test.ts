@@ -1,7 +1,13 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promisify } from "node:util";
-import { isRekeyError, parseMasterKey, type RekeyError, type StoreData } from "@rekey/core";
+import {
+  isRekeyError,
+  openKey,
+  parseMasterKey,
+  type RekeyError,
+  type StoreData,
+} from "@rekey/core";
 import { sampleStoreData } from "@rekey/core/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { adminQuery, dropSchema, freshSchema, postgresUrl } from "./postgres.test-helper.js";
@@ -286,7 +292,7 @@ if (postgresUrl === "") {
       const snapshot = await store.read();
       for (const row of swapped) {
         const record = snapshot.data.principals[row.id];
-        expect(() => record?.key).toThrow(/does not decrypt/);
+        expect(() => openKey(record?.key ?? "")).toThrow(/does not decrypt/);
       }
       const health = await store.health();
       expect(health.ok).toBe(false);

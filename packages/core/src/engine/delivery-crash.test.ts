@@ -63,7 +63,7 @@ describe("kill -9 during delivery", () => {
       for (const target of status.deliveries ?? []) {
         const held = heldBy[target.target as keyof typeof heldBy];
         if (target.state === "current")
-          expect(held, `${step}: ${target.target}`).toBe(current?.key);
+          expect(held, `${step}: ${target.target}`).toBe(openKey(current?.key ?? ""));
         else expect(["stale", "failing"]).toContain(target.state);
       }
       // The second target was never reached: reported stale, not current.
@@ -75,7 +75,9 @@ describe("kill -9 during delivery", () => {
       await next.deliver();
       const after = await next.status();
       expect(after.deliveries?.map((target) => target.state)).toEqual(["current", "current"]);
-      expect(publicClientKey({ LIGHTNING_WALLET_HOME: home }, "/")?.apiKey).toBe(current?.key);
+      expect(publicClientKey({ LIGHTNING_WALLET_HOME: home }, "/")?.apiKey).toBe(
+        openKey(current?.key ?? ""),
+      );
       expect(await readFile(envFile, "utf8")).toBe(
         `# service\nLIGHTNING_WALLET_API_KEY=${openKey(current?.key ?? "")}\n`,
       );

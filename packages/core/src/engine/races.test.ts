@@ -120,7 +120,7 @@ describe("login", () => {
     const operators = Object.values(data.principals).filter((record) =>
       record.principal.startsWith("operator:"),
     );
-    expect(operators.map((record) => record.key).sort()).toEqual(
+    expect(operators.map((record) => openKey(record.key ?? "")).sort()).toEqual(
       [first.apiKey, second.apiKey].sort(),
     );
     const pointed = data.profiles.default?.operator;
@@ -137,7 +137,7 @@ describe("login", () => {
     race = { fixture, other: createFileStore({ dir: fixture.dir, env: {} }) };
     const rekey = fixture.rekey();
     await rekey.register({});
-    const oldKey = (await storedKey(fixture.store, "operator"))?.key as string;
+    const oldKey = openKey((await storedKey(fixture.store, "operator"))?.key ?? "");
     const login = fixture.rekey({ store: race.other, profile: "copy" }).login(oldKey);
     while ((fixture.sandbox.stats().calls.whoami ?? 0) === 0) {
       await new Promise((resolve) => setTimeout(resolve, 5));
@@ -159,7 +159,7 @@ describe("two profiles on one principal", () => {
     const operator = fixture.rekey();
     await operator.register({});
     const { agentId } = await operator.createAgent({ name: "w" });
-    const agentKey = (await storedKey(fixture.store, agentId))?.key as string;
+    const agentKey = openKey((await storedKey(fixture.store, agentId))?.key ?? "");
     const asAgent = fixture.rekey({ store: other, profile: "agent" });
     await asAgent.login(agentKey);
     const before = fixture.sandbox.stats().rotations;

@@ -64,7 +64,7 @@ describe("rotateKey", () => {
     const rekey = fixture.rekey();
     await rekey.register({});
     const result = (await rekey.rotateKey({ reveal: true })) as RotationResult;
-    expect(result.apiKey).toBe((await storedKey(fixture.store, "operator"))?.key);
+    expect(result.apiKey).toBe(openKey((await storedKey(fixture.store, "operator"))?.key ?? ""));
   });
 
   it("an operator rotates its agent: stored under the agent, the operator stays active, 30-minute cooldown", async () => {
@@ -79,7 +79,9 @@ describe("rotateKey", () => {
     expect((await storedKey(fixture.store, created.agentId))?.fingerprint).toBe(
       result.newFingerprint,
     );
-    expect((await storedKey(fixture.store, "operator"))?.key).toBe(operatorBefore?.key);
+    expect(openKey((await storedKey(fixture.store, "operator"))?.key ?? "")).toBe(
+      openKey(operatorBefore?.key ?? ""),
+    );
     expect(await rekey.activePrincipal()).toEqual(OPERATOR);
     expect(fixture.sandbox.stats().rotationsByAction).toMatchObject({ regenerate_agent_key: 1 });
   });
