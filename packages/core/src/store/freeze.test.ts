@@ -46,7 +46,7 @@ describe("thawedCopy", () => {
     });
     const copy = thawedCopy(frozen) as {
       record: { key: unknown; alternates: { key: unknown; profile: string }[] };
-      body: unknown;
+      body: object;
     };
     expect(copy).toEqual(frozen);
     expect(Object.isFrozen(copy.record) || Object.isFrozen(copy.record.alternates)).toBe(false);
