@@ -225,7 +225,7 @@ export class RecordSealer implements SealedKeyOpener {
    * `structuredClone`) by this sealer when it is of this store.
    * @throws RekeyError as {@link openKey}.
    */
-  protected clearKeyOf(key: RecordKey): string {
+  clearKeyOf(key: RecordKey): string {
     if (typeof key === "string" || key instanceof SealedKey) return openKey(key);
     const copy: SealedKeyData = key;
     return copy.store === this.storeId ? this.openSealedKey(copy) : openKey(key);
