@@ -10,6 +10,7 @@ import {
   createRekey,
   OPERATOR,
   openCredentialStore,
+  openKey,
   type Rekey,
 } from "@rekey/core";
 import {
@@ -95,7 +96,7 @@ export async function startWorld(
   const rememberSecrets = async () => {
     const { data } = await store.read();
     for (const record of Object.values(data.principals)) {
-      if (record.key !== undefined) seen.secrets.add(record.key);
+      if (record.key !== undefined) seen.secrets.add(openKey(record.key));
     }
   };
 

@@ -126,10 +126,13 @@ export { type AuditChainVerdict, verifyAuditChain } from "./store/audit-chain.js
 export {
   formatMasterKey,
   type MasterKey,
+  openKey,
   parseMasterKey,
+  type RecordKey,
   type RekeyMasterResult,
   readKeyFile,
   rekeyMaster,
+  type SealedKey,
 } from "./store/encryption/index.js";
 export {
   AUDIT_FILE,

@@ -1,5 +1,6 @@
 import { afterEach, expect } from "vitest";
 import { FileStore } from "./store/file-store.js";
+import { installSealedKeyEquality } from "./store/sealed-key-equality.js";
 import { storeFilesHoldingRawKeys } from "./testing/keys-at-rest.js";
 
 /**
@@ -9,6 +10,8 @@ import { storeFilesHoldingRawKeys } from "./testing/keys-at-rest.js";
  * scan the directories their tests remove: `installKeysAtRestScan` in `testing/`.)
  */
 const found: string[] = [];
+// Reads leave keys sealed (`SealedKey`): tests compare them by what they open to.
+installSealedKeyEquality();
 function scan(dir: string): void {
   found.push(...storeFilesHoldingRawKeys(dir));
 }

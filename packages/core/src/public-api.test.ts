@@ -66,6 +66,7 @@ describe("@rekey/core's public API", () => {
       "listProfiles",
       "listRotationPolicies",
       "openCredentialStore",
+      "openKey",
       "parseLightningWalletCredentials",
       "parseMasterKey",
       "parsePrincipalKey",

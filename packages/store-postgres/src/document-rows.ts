@@ -7,6 +7,7 @@ import {
   isFiledUnderOwnId,
   migrateStoreData,
   principalRecordSchema,
+  type RecordKey,
   type RecordSealer,
   storedIdempotencyRecordSchema,
 } from "@rekey/core/store-kit";
@@ -93,16 +94,11 @@ export function assembleSnapshot(
     incremental ? previous.data.principals : {},
     incremental ? previous.rows.principals : new Map(),
     row.principals,
-    (id, data) => {
-      // Checked with its keys sealed, each left sealed until something reads it: a read of a
-      // thousand rows decrypts nothing (see `RecordSealer.openLazily`).
-      const record = sealer.openLazily(id, checkPrincipal(id, data, source));
-      // Written back unchanged, the row keeps its ciphertext: no sealing, no new bytes.
-      if (typeof data === "object" && data !== null) {
-        sealer.remember(record, data as Record<string, unknown>);
-      }
-      return record;
-    },
+    // Checked with its keys sealed, each left sealed (as data) until something opens it: a
+    // read of a thousand rows decrypts nothing, and a row written back unchanged keeps its
+    // ciphertext (see `RecordSealer.leaveSealed`).
+    (id, data) =>
+      sealer.leaveSealed(id, checkPrincipal(id, data, source), data as Record<string, unknown>),
   );
   const [idempotency, idempotencyVersions] = applyRows(
     incremental ? previous.data.idempotency : {},
@@ -166,12 +162,19 @@ export function diffDocument(
       next.principals,
       base?.rows.principals,
       (id, record) => sealer.sealedJson(id, record as object),
+      (before, record) =>
+        canonicalJson(before) === canonicalJson(record) ||
+        // The same key read sealed (here) and held in clear (what a handle wrote) is the same
+        // record: not a row to rewrite.
+        canonicalJson(withKeysInClear(before, sealer)) ===
+          canonicalJson(withKeysInClear(record, sealer)),
     ),
     idempotency: diffRecords(
       baseData?.idempotency ?? {},
       next.idempotency,
       base?.rows.idempotency,
       (_slot, record) => JSON.stringify(record),
+      (before, record) => canonicalJson(before) === canonicalJson(record),
     ),
   };
 }
@@ -181,6 +184,7 @@ function diffRecords(
   next: Record<string, unknown>,
   versions: ReadonlyMap<string, number> | undefined,
   serialize: (id: string, record: unknown) => string,
+  same: (before: unknown, record: unknown) => boolean,
 ): RowChange[] {
   const changes: RowChange[] = [];
   for (const [id, record] of Object.entries(next)) {
@@ -191,7 +195,7 @@ function diffRecords(
     if (before === undefined) changes.push({ id, baseVersion: undefined, data: text });
     // Compared canonically: the same record may list its fields in another order (as read
     // back through the schema, or as the caller built it).
-    else if (canonicalJson(before) !== canonicalJson(record)) {
+    else if (!same(before, record)) {
       changes.push({ id, baseVersion: versions?.get(id), data: text });
     }
   }
@@ -199,6 +203,30 @@ function diffRecords(
     if (!(id in next)) changes.push({ id, baseVersion: versions?.get(id), data: null });
   }
   return changes;
+}
+
+/**
+ * A principal record with its keys as what they open to, for comparing a record whose key was
+ * read sealed (a `SealedKey`, or a `structuredClone` of one) with one holding it in clear.
+ * Keys are opened once per ciphertext.
+ * @throws RekeyError STORE_CORRUPT / STORE_LOCKED / INTERNAL, as `openKey`.
+ */
+function withKeysInClear(record: unknown, sealer: RecordSealer): unknown {
+  if (typeof record !== "object" || record === null) return record;
+  const plain = record as { key?: RecordKey; alternates?: readonly { key?: RecordKey }[] };
+  const sealed = (key: RecordKey | undefined) => key !== undefined && typeof key !== "string";
+  if (!sealed(plain.key) && !plain.alternates?.some((entry) => sealed(entry.key))) return record;
+  return {
+    ...plain,
+    ...(plain.key === undefined ? {} : { key: sealer.clearKeyOf(plain.key) }),
+    ...(plain.alternates === undefined
+      ? {}
+      : {
+          alternates: plain.alternates.map((entry) =>
+            entry.key === undefined ? entry : { ...entry, key: sealer.clearKeyOf(entry.key) },
+          ),
+        }),
+  };
 }
 
 function checkPrincipal(id: string, data: unknown, source: string) {

@@ -1,7 +1,14 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promisify } from "node:util";
-import { isRekeyError, parseMasterKey, type RekeyError, type StoreData } from "@rekey/core";
+import {
+  isRekeyError,
+  openKey,
+  parseMasterKey,
+  type RekeyError,
+  type StoreData,
+} from "@rekey/core";
+import { SealedKey } from "@rekey/core/store-kit";
 import { sampleStoreData } from "@rekey/core/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { adminQuery, dropSchema, freshSchema, postgresUrl } from "./postgres.test-helper.js";
@@ -115,6 +122,43 @@ if (postgresUrl === "") {
         clearKeys: 0,
         keySource: "REKEY_MASTER_KEY",
       });
+    });
+
+    it("a read leaves each key sealed, as data; a copy written back keeps every row as it was", async () => {
+      const schema = newSchema();
+      await open(schema).compareAndSet(0, twoPrincipals());
+      const before = await rowsOf(schema);
+      const store = open(schema);
+      const snapshot = await store.read();
+      for (const row of before) {
+        const record = snapshot.data.principals[row.id];
+        // Data, not an accessor (no per-record getter): nothing is decrypted by a read.
+        expect(Object.getOwnPropertyDescriptor(record, "key")?.get).toBeUndefined();
+        expect(record?.key).toBeInstanceOf(SealedKey);
+        expect((record?.key as SealedKey | undefined)?.sealed).toBe(JSON.parse(row.text).key);
+        expect(KEYS).toContain(openKey(record?.key ?? ""));
+      }
+      // A structuredClone (the documented way to change a snapshot) written back: the rows'
+      // ciphertexts are unchanged, and only the record that changed is written.
+      const next = structuredClone(snapshot.data) as StoreData;
+      const [changedId] = Object.keys(next.principals) as [string];
+      next.principals[changedId] = {
+        ...(next.principals[changedId] as StoreData["principals"][string]),
+        name: "renamed",
+      };
+      expect((await store.compareAndSet(snapshot.version, next)).ok).toBe(true);
+      const after = await rowsOf(schema);
+      for (const [index, row] of after.entries()) {
+        const was = before[index];
+        expect(JSON.parse(row.text).key).toBe(JSON.parse(was?.text ?? "{}").key);
+        if (row.id !== changedId) expect(row.text).toBe(was?.text);
+      }
+      const expected = twoPrincipals();
+      expected.principals[changedId] = {
+        ...(expected.principals[changedId] as StoreData["principals"][string]),
+        name: "renamed",
+      };
+      expect(await open(schema).read()).toEqual({ version: snapshot.version + 1, data: expected });
     });
 
     it("the suites' scan of a dropped schema catches a raw key planted in a row", async () => {
@@ -286,7 +330,7 @@ if (postgresUrl === "") {
       const snapshot = await store.read();
       for (const row of swapped) {
         const record = snapshot.data.principals[row.id];
-        expect(() => record?.key).toThrow(/does not decrypt/);
+        expect(() => openKey(record?.key ?? "")).toThrow(/does not decrypt/);
       }
       const health = await store.health();
       expect(health.ok).toBe(false);

@@ -2,6 +2,8 @@ import type { Clock } from "../clock.js";
 import type { DeliveryStep } from "../engine/context.js";
 import { updateStore } from "../engine/principal-records.js";
 import { isRekeyError, RekeyError, redactKeys, toRekeyError } from "../errors.js";
+import { openKey } from "../store/encryption/sealed-key.js";
+import { thawedCopy } from "../store/freeze.js";
 import type {
   AuditEventInput,
   CredentialStore,
@@ -130,7 +132,7 @@ async function setState(
   await updateStore(context.store, (draft) => {
     const frozen = draft.principals[recordId];
     if (!frozen?.deliveries?.some((target) => target.id === targetId)) return;
-    const record = Object.isFrozen(frozen) ? structuredClone(frozen) : frozen;
+    const record = Object.isFrozen(frozen) ? thawedCopy(frozen) : frozen;
     draft.principals[recordId] = record;
     const target = record.deliveries?.find((candidate) => candidate.id === targetId);
     if (target) target.state = state;
@@ -195,7 +197,7 @@ export async function deliverRecord(
       const target = record?.deliveries?.find((candidate) => candidate.id === id);
       if (!record || !target || record.key === undefined || record.fingerprint === undefined)
         continue;
-      const held = { ...record, key: record.key, fingerprint: record.fingerprint };
+      const held = { ...record, key: openKey(record.key), fingerprint: record.fingerprint };
       outcomes.push(await deliverOne(context, recordId, held, target, options));
     }
     return outcomes;

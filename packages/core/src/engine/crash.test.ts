@@ -2,6 +2,7 @@ import { stat } from "node:fs/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { isRekeyError, type RekeyError } from "../errors.js";
 import { agent } from "../principal.js";
+import { openKey } from "../store/encryption/sealed-key.js";
 import type { CredentialStore } from "../store/types.js";
 import type { RotationStep } from "./context.js";
 import {
@@ -58,7 +59,7 @@ describe.each([true, false])("crash recovery (request_id honoured: %s)", (reques
     expect(status.pendingRotation).toBeUndefined();
     expect(status.fingerprint).toBe(old?.fingerprint);
     expect(fixture.sandbox.stats().rotations).toBe(0);
-    await expect(fixture.client.whoami(old?.key ?? "")).resolves.toMatchObject({
+    await expect(fixture.client.whoami(openKey(old?.key ?? ""))).resolves.toMatchObject({
       type: "operator",
     });
     expect((await next.history()).at(-1)).toMatchObject({
@@ -74,7 +75,7 @@ describe.each([true, false])("crash recovery (request_id honoured: %s)", (reques
     const old = await storedKey(fixture.store, "operator");
     expect(await settle(crashing.rotateKey())).toBeInstanceOf(Crash);
     expect(fixture.sandbox.stats().rotations).toBe(1);
-    await expect(fixture.client.whoami(old?.key ?? "")).rejects.toMatchObject({
+    await expect(fixture.client.whoami(openKey(old?.key ?? ""))).rejects.toMatchObject({
       code: "UNAUTHORIZED",
     });
 
@@ -84,7 +85,7 @@ describe.each([true, false])("crash recovery (request_id honoured: %s)", (reques
       expect(status.pendingRotation).toBeUndefined();
       expect(status.fingerprint).not.toBe(old?.fingerprint);
       const recovered = await storedKey(fixture.store, "operator");
-      await expect(fixture.client.whoami(recovered?.key ?? "")).resolves.toMatchObject({
+      await expect(fixture.client.whoami(openKey(recovered?.key ?? ""))).resolves.toMatchObject({
         type: "operator",
       });
       expect(fixture.sandbox.stats().rotations).toBe(1);
@@ -158,7 +159,7 @@ describe.each([true, false])("crash recovery (request_id honoured: %s)", (reques
     const [resolution] = await next.resolvePending();
     expect(resolution?.outcome).toBe("recovered");
     const stored = await storedKey(fixture.store, agentId);
-    await expect(fixture.client.whoami(stored?.key ?? "")).resolves.toMatchObject({
+    await expect(fixture.client.whoami(openKey(stored?.key ?? ""))).resolves.toMatchObject({
       type: "agent",
       id: agentId,
     });

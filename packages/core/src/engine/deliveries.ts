@@ -11,6 +11,7 @@ import type { DeliveryTarget, DeliveryTargetSpec } from "../delivery/target-sche
 import { newDeliveryTarget } from "../delivery/target-spec.js";
 import { RekeyError } from "../errors.js";
 import type { Principal } from "../principal.js";
+import { thawedCopy } from "../store/freeze.js";
 import type { CredentialStore, StoreData } from "../store/types.js";
 import { updateStore } from "./principal-records.js";
 
@@ -132,7 +133,7 @@ export function createDeliveryOperations(
           hint: "List them with `rekey deliver list`.",
         });
       }
-      const record = structuredClone(frozen);
+      const record = thawedCopy(frozen);
       record.deliveries = record.deliveries?.filter((target) => target.id !== id);
       if (record.deliveries?.length === 0) delete record.deliveries;
       draft.principals[recordId] = record;
@@ -154,7 +155,7 @@ export function createDeliveryOperations(
         const frozen = draft.principals[recordId];
         if (!frozen)
           throw new RekeyError("NOT_FOUND", `No record of ${principalOf(recordId)} in the store`);
-        const record = structuredClone(frozen);
+        const record = thawedCopy(frozen);
         const target = newDeliveryTarget(spec, (record.deliveries ?? []) as DeliveryTarget[]);
         refuseSharedPlace(target, journal.store, draft, recordId);
         record.deliveries = [...(record.deliveries ?? []), target];

@@ -2,6 +2,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { publicClientKey } from "../delivery/public-client.test-helper.js";
+import { openKey } from "../store/encryption/sealed-key.js";
 import type { DeliveryStep, RotationStep } from "./context.js";
 import { type EngineFixture, startEngineFixture, storedKey } from "./engine.test-helper.js";
 import { runRotationChild } from "./rotate-child.test-helper.js";
@@ -62,7 +63,7 @@ describe("kill -9 during delivery", () => {
       for (const target of status.deliveries ?? []) {
         const held = heldBy[target.target as keyof typeof heldBy];
         if (target.state === "current")
-          expect(held, `${step}: ${target.target}`).toBe(current?.key);
+          expect(held, `${step}: ${target.target}`).toBe(openKey(current?.key ?? ""));
         else expect(["stale", "failing"]).toContain(target.state);
       }
       // The second target was never reached: reported stale, not current.
@@ -74,11 +75,13 @@ describe("kill -9 during delivery", () => {
       await next.deliver();
       const after = await next.status();
       expect(after.deliveries?.map((target) => target.state)).toEqual(["current", "current"]);
-      expect(publicClientKey({ LIGHTNING_WALLET_HOME: home }, "/")?.apiKey).toBe(current?.key);
-      expect(await readFile(envFile, "utf8")).toBe(
-        `# service\nLIGHTNING_WALLET_API_KEY=${current?.key}\n`,
+      expect(publicClientKey({ LIGHTNING_WALLET_HOME: home }, "/")?.apiKey).toBe(
+        openKey(current?.key ?? ""),
       );
-      await expect(fixture.client.whoami(current?.key ?? "")).resolves.toMatchObject({
+      expect(await readFile(envFile, "utf8")).toBe(
+        `# service\nLIGHTNING_WALLET_API_KEY=${openKey(current?.key ?? "")}\n`,
+      );
+      await expect(fixture.client.whoami(openKey(current?.key ?? ""))).resolves.toMatchObject({
         type: "operator",
       });
       expect(await next.verifyHistory()).toMatchObject({ ok: true });

@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { publicClientKey } from "../delivery/public-client.test-helper.js";
 import { agent, OPERATOR } from "../principal.js";
 import { verifyAuditChain } from "../store/audit-chain.js";
+import { openKey } from "../store/encryption/sealed-key.js";
 import { type EngineFixture, startEngineFixture, storedKey } from "./engine.test-helper.js";
 
 let fixture: EngineFixture;
@@ -42,7 +43,7 @@ describe("delivery after rotation", () => {
     expect(added).toMatchObject({ target: "lightning-wallet-1", outcome: { status: "delivered" } });
     await rekey.addDeliveryTarget({ kind: "lightning-wallet", path: file }, agent(agentId));
     expect(publicClientKey({ LIGHTNING_WALLET_HOME: home }, "/")?.apiKey).toBe(
-      (await storedKey(fixture.store, "operator"))?.key,
+      openKey((await storedKey(fixture.store, "operator"))?.key ?? ""),
     );
 
     const rotated = await rekey.rotateKey();
@@ -53,7 +54,7 @@ describe("delivery after rotation", () => {
         fingerprint: rotated.newFingerprint,
       }),
     ]);
-    const operatorKey = (await storedKey(fixture.store, "operator"))?.key ?? "";
+    const operatorKey = openKey((await storedKey(fixture.store, "operator"))?.key ?? "");
     expect(publicClientKey({ LIGHTNING_WALLET_HOME: home }, "/")?.apiKey).toBe(operatorKey);
     await expect(fixture.client.whoami(operatorKey)).resolves.toMatchObject({ type: "operator" });
 
@@ -61,7 +62,9 @@ describe("delivery after rotation", () => {
     expect(agentRotated.deliveries?.[0]).toMatchObject({ status: "delivered" });
     const written = JSON.parse(await readFile(file, "utf8"));
     expect(written.operator.api_key).toBe(operatorKey);
-    expect(written.agent.api_key).toBe((await storedKey(fixture.store, agentId))?.key);
+    expect(written.agent.api_key).toBe(
+      openKey((await storedKey(fixture.store, agentId))?.key ?? ""),
+    );
     expect(written.active).toBe("operator");
 
     // Every step is in the audit log with the principal and fingerprints, never a key.
@@ -91,7 +94,7 @@ describe("delivery after rotation", () => {
   it("a failed delivery never undoes or hides the rotation: failing in status, backed off, retried", async () => {
     const rekey = fixture.rekey();
     await rekey.register({});
-    const oldKey = (await storedKey(fixture.store, "operator"))?.key;
+    const oldKey = openKey((await storedKey(fixture.store, "operator"))?.key ?? "");
     const target = await receiver("svc");
     await rekey.addDeliveryTarget({ kind: "exec", command: target.command });
     await target.setDown(true);
@@ -124,7 +127,7 @@ describe("delivery after rotation", () => {
     expect(await fixture.rekey().finishDeliveries()).toEqual([
       expect.objectContaining({ status: "delivered", fingerprint: rotated.newFingerprint }),
     ]);
-    expect(await target.received()).toEqual([oldKey, stored?.key]);
+    expect(await target.received()).toEqual([oldKey, openKey(stored?.key ?? "")]);
     expect((await rekey.status()).deliveries?.[0]?.state).toBe("current");
   });
 
@@ -142,7 +145,7 @@ describe("delivery after rotation", () => {
     expect(retried).toEqual([
       expect.objectContaining({ status: "delivered", fingerprint: second.newFingerprint }),
     ]);
-    const newest = (await storedKey(fixture.store, "operator"))?.key;
+    const newest = openKey((await storedKey(fixture.store, "operator"))?.key ?? "");
     expect(await target.received()).toEqual([...first, newest]);
     // Nothing left to do: a second retry reports it current and delivers nothing.
     expect(await rekey.deliver()).toEqual([expect.objectContaining({ status: "current" })]);

@@ -1,6 +1,7 @@
 import { isRekeyError, RekeyError } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
 import { agent, OPERATOR, principalLabel } from "../principal.js";
+import { openKey } from "../store/encryption/sealed-key.js";
 import { faucetIdOf, operatorRecordPrincipal, recordIdOf } from "../store/record-ids.js";
 import type { AuditEventInput, KeySource, StoreData } from "../store/types.js";
 import { killPoint } from "../testing/kill-points.js";
@@ -231,10 +232,11 @@ export function createEnrolment(
             ),
           );
         }
-        if (existing?.key !== undefined && existing.key !== key) {
+        const storedKey = existing?.key === undefined ? undefined : openKey(existing.key);
+        if (existing !== undefined && storedKey !== undefined && storedKey !== key) {
           // Someone rotated elsewhere and this is the new key: adopt it only if the stored one
           // is dead, so a working key is never replaced.
-          if (await keyIsAlive(existing.key)) {
+          if (await keyIsAlive(storedKey)) {
             throw new RekeyError(
               "CONFIG_INVALID",
               `The store holds another working key for the ${principalLabel(principal)} (${recordPrincipal}): ${existing.fingerprint}; the key given (${fp}) was not stored`,

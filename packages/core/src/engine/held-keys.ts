@@ -1,5 +1,6 @@
 import { isRekeyError, RekeyError } from "../errors.js";
 import { principalLabel } from "../principal.js";
+import { openKey } from "../store/encryption/sealed-key.js";
 import { faucetIdOf, RECORD_PRINCIPAL_PATTERN, recordIdOf } from "../store/record-ids.js";
 import { rotationLockName } from "./context.js";
 import {
@@ -37,7 +38,7 @@ export function createHeldKeys(
           let alive: boolean | undefined;
           let error: string | undefined;
           try {
-            alive = await keyIsAlive(candidate.key);
+            alive = await keyIsAlive(openKey(candidate.key));
           } catch (cause) {
             error = toMessage(cause);
           }
@@ -63,10 +64,11 @@ export function createHeldKeys(
         await withLock(rotationLockName(id), async () => {
           const fresh = (await store.read()).data.principals[id];
           if (!fresh?.alternates?.length) return;
-          const currentAlive = fresh.key === undefined ? false : await keyIsAlive(fresh.key);
+          const currentAlive =
+            fresh.key === undefined ? false : await keyIsAlive(openKey(fresh.key));
           const alive: (typeof fresh.alternates)[number][] = [];
           for (const alternate of fresh.alternates) {
-            if (await keyIsAlive(alternate.key)) alive.push(alternate);
+            if (await keyIsAlive(openKey(alternate.key))) alive.push(alternate);
           }
           const adopt = currentAlive ? undefined : alive[0];
           await updateStore(
@@ -145,7 +147,7 @@ export function createHeldKeys(
         const alive =
           record.key === undefined
             ? false
-            : await keyIsAlive(record.key).catch((error: unknown) => {
+            : await keyIsAlive(openKey(record.key)).catch((error: unknown) => {
                 if (forgetOptions.confirmLive === true) return true;
                 throw error;
               });

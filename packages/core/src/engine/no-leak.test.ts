@@ -1,6 +1,7 @@
 import { afterEach, expect, it } from "vitest";
 import { isRekeyError } from "../errors.js";
 import { agent } from "../principal.js";
+import { openKey } from "../store/encryption/sealed-key.js";
 import type { DeepReadonly, StoreData } from "../store/types.js";
 import { type EngineFixture, startEngineFixture } from "./engine.test-helper.js";
 
@@ -13,7 +14,7 @@ afterEach(async () => {
 /** Every raw secret the store has ever held during the scenario. */
 function secretsIn(data: DeepReadonly<StoreData>, into: Set<string>): void {
   for (const record of Object.values(data.principals)) {
-    if (record.key !== undefined) into.add(record.key);
+    if (record.key !== undefined) into.add(openKey(record.key));
   }
 }
 

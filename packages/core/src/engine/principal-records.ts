@@ -1,6 +1,6 @@
 import { RekeyError } from "../errors.js";
 import { agent, OPERATOR, type Principal, principalLabel } from "../principal.js";
-import { markDisposable } from "../store/freeze.js";
+import { markDisposable, thawedCopy } from "../store/freeze.js";
 import { faucetIdOf, recordIdOf } from "../store/record-ids.js";
 import type {
   CredentialStore,
@@ -164,7 +164,7 @@ export function writableRecord(
   const id = recordIdOf(faucet, recordPrincipal);
   const existing = draft.principals[id];
   if (existing === undefined || !Object.isFrozen(existing)) return existing;
-  const copy = structuredClone(existing);
+  const copy = thawedCopy(existing);
   draft.principals[id] = copy;
   return copy;
 }

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { openKey } from "../store/encryption/sealed-key.js";
 import { type EngineFixture, startEngineFixture, storedKey } from "./engine.test-helper.js";
 import { runRotationChild, runRotationChildrenAtOnce } from "./rotate-child.test-helper.js";
 
@@ -73,7 +74,7 @@ describe("rotations in separate processes sharing a file store", () => {
       expect(raw).toBeTypeOf("object");
       const stored = await storedKey(fixture.store, "operator");
       expect(stored?.fingerprint).toBe(results[0]?.newFingerprint);
-      await expect(fixture.client.whoami(stored?.key ?? "")).resolves.toMatchObject({
+      await expect(fixture.client.whoami(openKey(stored?.key ?? ""))).resolves.toMatchObject({
         type: "operator",
       });
     }

@@ -1,6 +1,7 @@
 // Two processes (two store handles on one directory) racing on the operator's key.
 import { afterEach, describe, expect, it } from "vitest";
 import { isRekeyError } from "../errors.js";
+import { openKey } from "../store/encryption/sealed-key.js";
 import { createFileStore, type FileStore } from "../store/file-store.js";
 import { type EngineFixture, startEngineFixture, storedKey } from "./engine.test-helper.js";
 import type { RotationResult } from "./types.js";
@@ -79,7 +80,7 @@ describe("recover", () => {
     await rotation;
     const stored = await storedKey(fixture.store, "operator");
     expect(stored?.fingerprint).toBe(recovered.newFingerprint);
-    expect((await fixture.client.whoami(stored?.key ?? "")).type).toBe("operator");
+    expect((await fixture.client.whoami(openKey(stored?.key ?? ""))).type).toBe("operator");
   });
 });
 
@@ -119,7 +120,7 @@ describe("login", () => {
     const operators = Object.values(data.principals).filter((record) =>
       record.principal.startsWith("operator:"),
     );
-    expect(operators.map((record) => record.key).sort()).toEqual(
+    expect(operators.map((record) => openKey(record.key ?? "")).sort()).toEqual(
       [first.apiKey, second.apiKey].sort(),
     );
     const pointed = data.profiles.default?.operator;
@@ -136,7 +137,7 @@ describe("login", () => {
     race = { fixture, other: createFileStore({ dir: fixture.dir, env: {} }) };
     const rekey = fixture.rekey();
     await rekey.register({});
-    const oldKey = (await storedKey(fixture.store, "operator"))?.key as string;
+    const oldKey = openKey((await storedKey(fixture.store, "operator"))?.key ?? "");
     const login = fixture.rekey({ store: race.other, profile: "copy" }).login(oldKey);
     while ((fixture.sandbox.stats().calls.whoami ?? 0) === 0) {
       await new Promise((resolve) => setTimeout(resolve, 5));
@@ -158,7 +159,7 @@ describe("two profiles on one principal", () => {
     const operator = fixture.rekey();
     await operator.register({});
     const { agentId } = await operator.createAgent({ name: "w" });
-    const agentKey = (await storedKey(fixture.store, agentId))?.key as string;
+    const agentKey = openKey((await storedKey(fixture.store, agentId))?.key ?? "");
     const asAgent = fixture.rekey({ store: other, profile: "agent" });
     await asAgent.login(agentKey);
     const before = fixture.sandbox.stats().rotations;

@@ -1,6 +1,7 @@
 import { isRekeyError, RekeyError } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
 import { capitalized, type Principal, principalLabel, samePrincipal } from "../principal.js";
+import { openKey } from "../store/encryption/sealed-key.js";
 import type { DeepReadonly, KeyLostRecord, RotationRecord, StoreSnapshot } from "../store/types.js";
 import { killPoint } from "../testing/kill-points.js";
 import type { EngineContext } from "./context.js";
@@ -118,7 +119,7 @@ export async function resolveIntentLocked(
 
   if (intent.phase === "stored" && stored.key !== undefined && stored.fingerprint !== undefined) {
     // The new key reached the store; verification, the audit entry and clean-up were left.
-    const verified = await verifyKey(client, target, stored.key);
+    const verified = await verifyKey(client, target, openKey(stored.key));
     await auditOnce(context, {
       principal: targetRecord,
       action: "resolve",
@@ -161,7 +162,7 @@ export async function resolveIntentLocked(
   // Probe the old key: if it still works, the rotation never happened.
   const oldKey =
     stored.key !== undefined && stored.fingerprint === intent.oldFingerprint
-      ? stored.key
+      ? openKey(stored.key)
       : await matchingEnvKey(context, view, target, intent.oldFingerprint);
   if (oldKey) {
     try {

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isRekeyError, type RekeyError } from "../errors.js";
 import { agent, OPERATOR } from "../principal.js";
+import { openKey } from "../store/encryption/sealed-key.js";
 import { createFileStore } from "../store/file-store.js";
 import {
   type EngineFixture,
@@ -45,10 +46,10 @@ describe("rotateKey", () => {
     expect(result.shared).toBe(false);
     expect(result.apiKey).toBeUndefined();
     expect(Date.parse(result.cooldownUntil) - fixture.clock.now()).toBe(60 * 60_000);
-    await expect(fixture.client.whoami(after?.key ?? "")).resolves.toMatchObject({
+    await expect(fixture.client.whoami(openKey(after?.key ?? ""))).resolves.toMatchObject({
       type: "operator",
     });
-    await expectCode(fixture.client.whoami(before?.key ?? ""), "UNAUTHORIZED");
+    await expectCode(fixture.client.whoami(openKey(before?.key ?? "")), "UNAUTHORIZED");
     expect(await intentsIn(fixture.store)).toEqual([]);
     const history = await rekey.history();
     expect(history.at(-1)).toMatchObject({
@@ -63,7 +64,7 @@ describe("rotateKey", () => {
     const rekey = fixture.rekey();
     await rekey.register({});
     const result = (await rekey.rotateKey({ reveal: true })) as RotationResult;
-    expect(result.apiKey).toBe((await storedKey(fixture.store, "operator"))?.key);
+    expect(result.apiKey).toBe(openKey((await storedKey(fixture.store, "operator"))?.key ?? ""));
   });
 
   it("an operator rotates its agent: stored under the agent, the operator stays active, 30-minute cooldown", async () => {
@@ -78,7 +79,9 @@ describe("rotateKey", () => {
     expect((await storedKey(fixture.store, created.agentId))?.fingerprint).toBe(
       result.newFingerprint,
     );
-    expect((await storedKey(fixture.store, "operator"))?.key).toBe(operatorBefore?.key);
+    expect(openKey((await storedKey(fixture.store, "operator"))?.key ?? "")).toBe(
+      openKey(operatorBefore?.key ?? ""),
+    );
     expect(await rekey.activePrincipal()).toEqual(OPERATOR);
     expect(fixture.sandbox.stats().rotationsByAction).toMatchObject({ regenerate_agent_key: 1 });
   });
@@ -88,7 +91,7 @@ describe("rotateKey", () => {
     await operator.register({});
     const first = await operator.createAgent({ name: "a" });
     const second = await operator.createAgent({ name: "b" });
-    const agentKey = (await storedKey(fixture.store, first.agentId))?.key ?? "";
+    const agentKey = openKey((await storedKey(fixture.store, first.agentId))?.key ?? "");
     const agentSession = fixture.rekey({ profile: "agent" });
     await agentSession.login(agentKey);
 
@@ -108,7 +111,7 @@ describe("rotateKey", () => {
     const second = await operator.createAgent({ name: "b" });
     // The same profile holds the operator and both agents; the session acts as the first agent.
     const agentSession = fixture.rekey();
-    await agentSession.login((await storedKey(fixture.store, first.agentId))?.key ?? "", {
+    await agentSession.login(openKey((await storedKey(fixture.store, first.agentId))?.key ?? ""), {
       makeActive: true,
     });
     expect(await agentSession.activePrincipal()).toEqual(agent(first.agentId));
@@ -225,7 +228,7 @@ describe("rotateKey", () => {
     const result = (await rekey.rotateKey()) as RotationResult;
     const stored = await storedKey(fixture.store, "operator");
     expect(stored?.fingerprint).toBe(result.newFingerprint);
-    await expect(fixture.client.whoami(stored?.key ?? "")).resolves.toMatchObject({
+    await expect(fixture.client.whoami(openKey(stored?.key ?? ""))).resolves.toMatchObject({
       type: "operator",
     });
     expect(fixture.sandbox.stats().rotations).toBe(1);

@@ -1,6 +1,7 @@
 import { formatDuration } from "../duration.js";
 import { RekeyError } from "../errors.js";
 import { capitalized, cooldownMinutes, type Principal, principalLabel } from "../principal.js";
+import { openKey } from "../store/encryption/sealed-key.js";
 import type { DeepReadonly, PrincipalRecord, RotationRecord } from "../store/types.js";
 
 /** A rotation another caller finished since this one read the key: this call's answer. */
@@ -25,10 +26,10 @@ export function rotatedMeanwhile(
   const last = current?.lastRotation;
   if (current?.key === undefined || last === undefined) return undefined;
   if (requestId !== undefined && last.requestId === requestId) {
-    return { record: last, apiKey: current.key, own: true };
+    return { record: last, apiKey: openKey(current.key), own: true };
   }
   if (current.fingerprint !== expectedFingerprint) {
-    return { record: last, apiKey: current.key, own: false };
+    return { record: last, apiKey: openKey(current.key), own: false };
   }
   return undefined;
 }

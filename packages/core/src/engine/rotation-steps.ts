@@ -3,6 +3,7 @@ import { sleep } from "../clock.js";
 import { isRekeyError, RekeyError } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
 import { capitalized, cooldownMinutes, type Principal, principalLabel } from "../principal.js";
+import { openKey } from "../store/encryption/sealed-key.js";
 import { recordIdOf } from "../store/record-ids.js";
 import type {
   AuditEventInput,
@@ -133,7 +134,14 @@ export function keyFor(
   recordPrincipal: string,
 ): Promise<string | undefined> {
   const stored = recordAt(view, recordPrincipal)?.key;
-  if (stored !== undefined) return Promise.resolve(stored);
+  if (stored !== undefined) {
+    // Opened here, where the key is used (a read leaves it sealed): a failure rejects.
+    try {
+      return Promise.resolve(openKey(stored));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
   return context.envKey(principalOfRecord(recordPrincipal), view);
 }
 

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { isRekeyError, RekeyError } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
 import { type Principal, principalLabel, samePrincipal } from "../principal.js";
+import { openKey } from "../store/encryption/sealed-key.js";
 import type {
   DeepReadonly,
   RotationIntent,
@@ -172,7 +173,12 @@ export async function rotateUnderLock(
       if (resolution.outcome === "not_rotated") throw error;
       const after = recordAt(await context.readView(), targetRecord);
       if (after?.key === undefined || !after.lastRotation) throw error;
-      return { principal: target, record: after.lastRotation, apiKey: after.key, shared: false };
+      return {
+        principal: target,
+        record: after.lastRotation,
+        apiKey: openKey(after.key),
+        shared: false,
+      };
     }
     await step(context, "upstream-replied", target);
 

@@ -16,6 +16,7 @@ import {
   principalLabel,
   samePrincipal,
 } from "../principal.js";
+import { openKey } from "../store/encryption/sealed-key.js";
 import {
   operatorRecordPrincipal,
   RECORD_PRINCIPAL_PATTERN,
@@ -294,7 +295,7 @@ export function createSession(options: RekeyOptions) {
   ): Promise<{ key: string; fingerprint: string }> {
     const seen = view ?? (await readView());
     const stored = storedKeyOf(seen, principal);
-    if (stored) return { key: stored.key, fingerprint: stored.fingerprint };
+    if (stored) return { key: openKey(stored.key), fingerprint: stored.fingerprint };
     const seeded = await envKey(principal, seen);
     if (seeded !== undefined) return { key: seeded, fingerprint: fingerprint(seeded) };
     throwIfLost(seen, principal);

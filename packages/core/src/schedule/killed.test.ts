@@ -8,6 +8,7 @@ import {
   startEngineFixture,
   storedKey,
 } from "../engine/engine.test-helper.js";
+import { openKey } from "../store/encryption/sealed-key.js";
 import { setRotationPolicy } from "./policies.js";
 import { rotateDue } from "./rotate-due.js";
 
@@ -76,7 +77,9 @@ describe("a scheduler process killed in the middle of a due rotation", () => {
       expect(after.results[0]?.result).toBe(step === "intent-written" ? "rotated" : "not_due");
       expect(rotations()).toBe(1);
       const key = await storedKey(fixture.store, 1);
-      await expect(fixture.client.whoami(key?.key ?? "")).resolves.toMatchObject({ type: "agent" });
+      await expect(fixture.client.whoami(openKey(key?.key ?? ""))).resolves.toMatchObject({
+        type: "agent",
+      });
     },
     30_000,
   );

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { type EngineFixture, startEngineFixture, storedKey } from "../engine/engine.test-helper.js";
 import { updateStore, writableRecord } from "../engine/principal-records.js";
+import { openKey } from "../store/encryption/sealed-key.js";
 import { faucetIdOf, recordIdOf } from "../store/record-ids.js";
 import type { ScheduleEvent } from "./events.js";
 import { listRotationPolicies, setRotationPolicy } from "./policies.js";
@@ -97,7 +98,7 @@ describe("rotateDue", () => {
     const history = await world.rekey.history();
     expect(history.filter((entry) => entry.action === "rotate")).toHaveLength(50 * 365);
     const last = await storedKey(world.fixture.store, 50);
-    await expect(world.fixture.client.whoami(last?.key ?? "")).resolves.toMatchObject({
+    await expect(world.fixture.client.whoami(openKey(last?.key ?? ""))).resolves.toMatchObject({
       type: "agent",
     });
   }, 180_000);
@@ -232,14 +233,14 @@ describe("rotateDue", () => {
       fixture.clock.advance(HOUR);
     }
     expect((await storedKey(fixture.store, 1))?.fingerprint).toBe(before?.fingerprint);
-    await expect(fixture.client.whoami(before?.key ?? "")).resolves.toMatchObject({
+    await expect(fixture.client.whoami(openKey(before?.key ?? ""))).resolves.toMatchObject({
       type: "agent",
     });
     const types = sink.events.map((event) => event.type);
     expect(types.filter((type) => type === "rotation.failed")).toHaveLength(24);
     // Overdue from 12 hours past the due time: reported on each of the last 12 runs.
     expect(types.filter((type) => type === "key.overdue")).toHaveLength(12);
-    expect(JSON.stringify(sink.events)).not.toContain(before?.key ?? "-");
+    expect(JSON.stringify(sink.events)).not.toContain(openKey(before?.key ?? "-"));
 
     const back = await rotateDue({
       rekey,

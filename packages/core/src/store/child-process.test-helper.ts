@@ -31,6 +31,7 @@ const SOURCES = [
   "store/encryption/record-sealer.ts",
   "store/encryption/rekey-master.ts",
   "store/encryption/sealed-backup.ts",
+  "store/encryption/sealed-key.ts",
   "store/encryption/sealed-secret.ts",
   "store/audit-chain.ts",
   "store/file-io.ts",

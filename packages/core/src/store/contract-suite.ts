@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isRekeyError } from "../errors.js";
 import { verifyAuditChain } from "./audit-chain.js";
+import { installSealedKeyEquality } from "./sealed-key-equality.js";
 import {
   type AuditEventInput,
   type CredentialStore,
@@ -114,6 +115,9 @@ export function describeStoreContract(
   name: string,
   factory: () => Promise<StoreContractFixture>,
 ): void {
+  // A store that seals keys at rest reads them back sealed: "what was written" is what each
+  // key opens to.
+  installSealedKeyEquality();
   describe(`${name}: credential store contract`, () => {
     let fixture: StoreContractFixture;
     let store: CredentialStore;

@@ -1240,7 +1240,6 @@ export function parseCredentialsDocument(
   const storeId = envelope.data.sealing?.storeId;
   const document = envelope.data.data;
   let sealer: RecordSealer | undefined;
-  let storedRecords: Record<string, unknown> | undefined;
   if (fileSchemaVersion >= 3 && fileSchemaVersion <= STORE_SCHEMA_VERSION) {
     if (storeId === undefined) throw corrupt("is encrypted (schema 3) but names no store id");
     const principals = (document as { principals?: unknown }).principals;
@@ -1254,30 +1253,20 @@ export function parseCredentialsDocument(
       if (sealer === undefined) {
         throw new RekeyError("STORE_LOCKED", `${path} is encrypted and no master key was given`);
       }
-      storedRecords = principals as Record<string, unknown>;
     }
   }
   // Checked with its keys still sealed (a sealed key is a non-empty string like a clear one),
-  // then each key left sealed until something reads it: a read decrypts nothing.
+  // then each key left sealed, as data, until something opens it: a read decrypts nothing.
   const migrated = migrateStoreData(document, path);
   if (sealer !== undefined) {
-    const open = sealer;
-    (migrated as { principals: StoreData["principals"] }).principals = Object.fromEntries(
-      Object.entries(migrated.principals).map(([id, record]) => [
-        id,
-        open.openLazily(id, record as unknown as Record<string, unknown>),
-      ]),
-    ) as unknown as StoreData["principals"];
-  }
-  const data = deepFreeze(migrated);
-  if (sealer !== undefined && storedRecords !== undefined) {
-    for (const [id, record] of Object.entries(data.principals)) {
-      const stored = storedRecords[id];
-      if (typeof stored === "object" && stored !== null) {
-        sealer.remember(record, stored as Record<string, unknown>);
-      }
+    const principals = migrated.principals as unknown as Record<string, Record<string, unknown>>;
+    const stored = (document as { principals: Record<string, Record<string, unknown>> }).principals;
+    for (const id in principals) {
+      const record = principals[id];
+      if (record !== undefined) sealer.leaveSealed(id, record, stored[id]);
     }
   }
+  const data = deepFreeze(migrated);
   return {
     snapshot: { version: envelope.data.version, data },
     fileSchemaVersion,

@@ -56,3 +56,38 @@ export function markDisposable<T extends object>(value: T): T {
   disposable.add(value);
   return value;
 }
+
+/**
+ * A writable deep copy of frozen store data (a record a draft changes), in place of
+ * `structuredClone`, which would turn a key left sealed by a read (`SealedKey`, frozen and
+ * immutable) into an empty object: those are shared, not copied. Store data is plain JSON
+ * otherwise. Throws nothing.
+ */
+export function thawedCopy<T>(value: DeepReadonly<T>): T {
+  if (typeof value !== "object" || value === null) return value as T;
+  if (Array.isArray(value)) {
+    const items: unknown[] = new Array(value.length);
+    for (let index = 0; index < value.length; index += 1) items[index] = thawedCopy(value[index]);
+    return items as T;
+  }
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) return value as T;
+  const source = value as Record<string, unknown>;
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.keys(source)) {
+    const child = thawedCopy(source[key]);
+    // An assignment to "__proto__" (valid JSON, e.g. in a remembered response body) would set
+    // the copy's prototype instead of keeping the key (see frozenCopy).
+    if (key === "__proto__") {
+      Object.defineProperty(copy, key, {
+        value: child,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    } else {
+      copy[key] = child;
+    }
+  }
+  return copy as T;
+}

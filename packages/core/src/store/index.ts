@@ -14,6 +14,7 @@ export {
   formatMasterKey,
   holdsSealedKeys,
   isSealedBackup,
+  isSealedKey,
   type KeyRing,
   keyIdOf,
   keysThatDoNotOpen,
@@ -21,13 +22,17 @@ export {
   type MasterKey,
   type MasterKeyEnv,
   newStoreId,
+  openKey,
   openSealedBackup,
   parseMasterKey,
+  type RecordKey,
   RecordSealer,
   type RekeyMasterResult,
   type ResealableStore,
   readKeyFile,
   rekeyMaster,
+  SealedKey,
+  type SealedKeyOpener,
   sealBackup,
   sealedKeyId,
 } from "./encryption/index.js";
@@ -40,7 +45,7 @@ export {
   resolveStoreDir,
   type StoreDirEnv,
 } from "./file-store.js";
-export { deepFreeze, frozenCopy } from "./freeze.js";
+export { deepFreeze, frozenCopy, thawedCopy } from "./freeze.js";
 export { createMemoryStore, MemoryStore, type MemoryStoreOptions } from "./memory-store.js";
 export {
   faucetIdOf,

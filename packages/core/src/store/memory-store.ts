@@ -1,7 +1,7 @@
 import { type Clock, systemClock } from "../clock.js";
 import { RekeyError } from "../errors.js";
 import { chainAuditEntry } from "./audit-chain.js";
-import { deepFreeze, frozenCopy } from "./freeze.js";
+import { deepFreeze, frozenCopy, thawedCopy } from "./freeze.js";
 import { assertWritableStoreData } from "./schema.js";
 import {
   type AuditEntry,
@@ -64,7 +64,7 @@ export class MemoryStore implements CredentialStore {
     this.clock = options.clock ?? systemClock;
     this.snapshot = deepFreeze({
       version: options.initial === undefined ? 0 : 1,
-      data: structuredClone(
+      data: thawedCopy(
         options.initial === undefined ? emptyStoreData() : assertWritableStoreData(options.initial),
       ),
     });

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { deliveryTargetSchema } from "../delivery/target-schema.js";
 import { RekeyError } from "../errors.js";
+import { isSealedKey, type RecordKey } from "./encryption/sealed-key.js";
 import { jsonValueSchema } from "./json-value.js";
 import { migrateV1ToV2, storeDataV1Schema } from "./migrations/v1-to-v2.js";
 import { migrateV2ToV3 } from "./migrations/v2-to-v3.js";
@@ -84,8 +85,17 @@ export const rotationPolicySchema = z.strictObject({
   setAt: isoUtc,
 });
 
+/**
+ * A record's key: a non-empty string (in clear, or sealed as stored), or a key a read left
+ * sealed (`SealedKey`, or a `structuredClone` of one) in a draft's changed record.
+ */
+const recordKey = z.custom<RecordKey>(
+  (value) => (typeof value === "string" && value.length > 0) || isSealedKey(value),
+  "expected a non-empty key",
+);
+
 const keyFields = {
-  key: nonEmpty,
+  key: recordKey,
   fingerprint: nonEmpty,
   savedAt: isoUtc,
   source: keySource,

@@ -7,3 +7,4 @@ export {
   type StoreContractFixture,
   sampleStoreData,
 } from "./contract-suite.js";
+export { installSealedKeyEquality, sealedKeyEquals } from "./sealed-key-equality.js";

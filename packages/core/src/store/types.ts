@@ -8,6 +8,7 @@
  */
 
 import type { DeliveryTarget } from "../delivery/target-schema.js";
+import type { RecordKey, SealedKey } from "./encryption/sealed-key.js";
 
 /** Which front end did something, for the audit log. */
 export type Surface = "cli" | "mcp" | "http" | "library";
@@ -46,9 +47,12 @@ export interface RotationPolicy {
   setAt: string;
 }
 
-/** The key fields of a principal record; all present, or none. `key` is the raw secret. */
+/**
+ * The key fields of a principal record; all present, or none. `key` is the secret, in clear or
+ * left sealed by the read that produced the record: `openKey` gives it in clear.
+ */
 export interface KeyFields {
-  key: string;
+  key: RecordKey;
   fingerprint: string;
   /** ISO-8601 UTC: when this key was stored. */
   savedAt: string;
@@ -78,8 +82,11 @@ export interface PrincipalRecord {
   name?: string;
   /** The operator account: the operator's own id, or the id of the operator owning an agent. */
   operatorId?: number;
-  /** The current key (with fingerprint, savedAt, source), absent when none is held. */
-  key?: string;
+  /**
+   * The current key (with fingerprint, savedAt, source), absent when none is held. In clear or
+   * sealed (a store that seals keys at rest leaves them sealed on read): read it with `openKey`.
+   */
+  key?: RecordKey;
   fingerprint?: string;
   savedAt?: string;
   source?: KeySource;
@@ -186,7 +193,8 @@ export interface Profile {
 
 /**
  * The format of the store document. 3: every key sealed at rest (see `store/encryption/`);
- * the document as callers see it is the same as in 2, keys opened.
+ * the document as callers see it is the same as in 2, but for keys a read leaves sealed
+ * (`SealedKey`, opened by `openKey`).
  */
 export const STORE_SCHEMA_VERSION = 3;
 
@@ -203,11 +211,13 @@ export interface StoreData {
 
 /** A consistent read of the whole store. `version` 0 means nothing was ever written. */
 /** `T` with every property and array read-only, all the way down. */
-export type DeepReadonly<T> = T extends readonly (infer Item)[]
-  ? readonly DeepReadonly<Item>[]
-  : T extends object
-    ? { readonly [Key in keyof T]: DeepReadonly<T[Key]> }
-    : T;
+export type DeepReadonly<T> = T extends SealedKey
+  ? T
+  : T extends readonly (infer Item)[]
+    ? readonly DeepReadonly<Item>[]
+    : T extends object
+      ? { readonly [Key in keyof T]: DeepReadonly<T[Key]> }
+      : T;
 
 /**
  * One version of the store document. Stores hand the same snapshot to every reader until the

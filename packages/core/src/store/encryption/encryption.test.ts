@@ -17,9 +17,11 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isRekeyError } from "../../errors.js";
 import { sampleStoreData } from "../contract-suite.js";
 import { createFileStore, type FileStore } from "../file-store.js";
-import type { StoreData } from "../types.js";
+import { thawedCopy } from "../freeze.js";
+import type { PrincipalRecord, StoreData } from "../types.js";
 import { keyIdOf, parseMasterKey } from "./master-key.js";
 import { rekeyMaster } from "./rekey-master.js";
+import { openKey, type RecordKey, SealedKey } from "./sealed-key.js";
 import { openSecret, sealSecret } from "./sealed-secret.js";
 
 let root: string;
@@ -155,9 +157,11 @@ describe("the file store's keys at rest", () => {
   // every key, so it shows there before a rotation needs it.
 
   /** The error reading `record`'s key throws (undefined when it opens). */
-  function keyError(record: { key?: string } | undefined): (Error & { code?: string }) | undefined {
+  function keyError(
+    record: { key?: RecordKey } | undefined,
+  ): (Error & { code?: string }) | undefined {
     try {
-      void record?.key;
+      if (record?.key !== undefined) openKey(record.key);
       return undefined;
     } catch (error) {
       return error as Error & { code?: string };
@@ -179,7 +183,9 @@ describe("the file store's keys at rest", () => {
     const error = keyError(snapshot.data.principals[tamperedId]);
     expect(isRekeyError(error) && error.code).toBe("STORE_CORRUPT");
     expect(error?.message).toContain(`record ${tamperedId} does not decrypt`);
-    expect(snapshot.data.principals[intactId]?.key).toBe(data.principals[intactId]?.key);
+    expect(openKey(snapshot.data.principals[intactId]?.key ?? "")).toBe(
+      data.principals[intactId]?.key,
+    );
     const health = await store.health();
     expect(health.ok).toBe(false);
     expect(health.problems.join("\n")).toContain(`record ${tamperedId} does not decrypt`);
@@ -239,18 +245,77 @@ describe("the file store's keys at rest", () => {
     expect((await store.health()).ok).toBe(false);
   });
 
-  it("a status read opens no key; every key still opens, once, when read", async () => {
+  it("a status read opens no key: each stays sealed, as data, and opens where it is used", async () => {
     const data = twoPrincipals();
     await open().compareAndSet(0, data);
+    const text = await readFile(credentials(), "utf8");
     const snapshot = await open().read();
     for (const [id, record] of Object.entries(snapshot.data.principals)) {
+      // Data, not an accessor: records keep V8's fast shape, and nothing opens on a walk.
       const descriptor = Object.getOwnPropertyDescriptor(record, "key");
-      expect(descriptor?.get, id).toBeTypeOf("function");
+      expect(descriptor?.get, id).toBeUndefined();
+      expect(record.key).toBeInstanceOf(SealedKey);
+      const sealed = record.key as SealedKey;
+      expect(sealed.place).toBe(`${id}#key`);
+      expect(text).toContain(sealed.sealed);
       expect(record.fingerprint).toBe(data.principals[id]?.fingerprint);
-      expect(record.key).toBe(data.principals[id]?.key);
-      expect(Object.isFrozen(record)).toBe(true);
+      expect(openKey(sealed)).toBe(data.principals[id]?.key);
+      expect(Object.isFrozen(record) && Object.isFrozen(sealed)).toBe(true);
     }
-    expect(JSON.parse(JSON.stringify(snapshot.data))).toEqual(data);
+    // Whatever serialises or copies a snapshot sees the sealed form, never a key.
+    const shown = JSON.stringify(snapshot.data);
+    const copied = JSON.stringify(structuredClone(snapshot.data));
+    for (const record of Object.values(data.principals)) {
+      expect(shown).not.toContain(record.key);
+      expect(copied).not.toContain(record.key);
+    }
+  });
+
+  it("a record copied with structuredClone or thawedCopy and written back keeps its ciphertext", async () => {
+    const data = twoPrincipals();
+    await open().compareAndSet(0, data);
+    const store = open();
+    const snapshot = await store.read();
+    const [cloned, thawed] = Object.keys(data.principals) as [string, string];
+    const before = await readFile(credentials(), "utf8");
+    const next = structuredClone(snapshot.data) as StoreData;
+    next.principals[cloned] = { ...(next.principals[cloned] as PrincipalRecord), name: "a" };
+    next.principals[thawed] = {
+      ...thawedCopy(snapshot.data.principals[thawed] as PrincipalRecord),
+      name: "b",
+    };
+    expect((await store.compareAndSet(snapshot.version, next)).ok).toBe(true);
+    const after = await readFile(credentials(), "utf8");
+    for (const [id, record] of Object.entries(snapshot.data.principals)) {
+      expect(after, id).toContain((record.key as SealedKey).sealed);
+    }
+    expect(after).not.toBe(before);
+    expect((await open().read()).data.principals).toEqual({
+      [cloned]: { ...data.principals[cloned], name: "a" },
+      [thawed]: { ...data.principals[thawed], name: "b" },
+    });
+    // Only a copy made without its opener cannot be opened where it is: it says so.
+    const copy = structuredClone(snapshot.data.principals[cloned]?.key) as RecordKey;
+    expect(() => openKey(copy)).toThrow(/structuredClone/);
+  });
+
+  it("a key moved to another place in a draft is opened and sealed for its new place", async () => {
+    const data = twoPrincipals();
+    await open().compareAndSet(0, data);
+    const store = open();
+    const snapshot = await store.read();
+    const [first, second] = Object.keys(data.principals) as [string, string];
+    const next = structuredClone(snapshot.data) as StoreData;
+    // The first record's key, as sealed data, moved to the second record (a swap a draft may
+    // make, as settling alternates does): it must not be written with its old place's AAD.
+    (next.principals[second] as PrincipalRecord).key = snapshot.data.principals[first]?.key;
+    (next.principals[second] as PrincipalRecord).fingerprint =
+      snapshot.data.principals[first]?.fingerprint;
+    expect((await store.compareAndSet(snapshot.version, next)).ok).toBe(true);
+    const reread = (await open().read()).data.principals;
+    expect(keyError(reread[second])).toBeUndefined();
+    expect(openKey(reread[second]?.key ?? "")).toBe(data.principals[first]?.key);
+    expect((await store.health()).ok).toBe(true);
   });
 
   it("a truncated key file is STORE_LOCKED, and the store is left as it was", async () => {

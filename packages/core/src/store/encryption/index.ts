@@ -23,4 +23,11 @@ export {
   rekeyMaster,
 } from "./rekey-master.js";
 export { isSealedBackup, openSealedBackup, sealBackup } from "./sealed-backup.js";
+export {
+  isSealedKey,
+  openKey,
+  type RecordKey,
+  SealedKey,
+  type SealedKeyOpener,
+} from "./sealed-key.js";
 export { isSealed, openSecret, sealedKeyId, sealSecret } from "./sealed-secret.js";

@@ -1,7 +1,16 @@
 import { randomUUID } from "node:crypto";
 import { isRekeyError, RekeyError } from "../../errors.js";
-import { deepFreeze } from "../freeze.js";
 import type { MasterKey } from "./master-key.js";
+import {
+  isSealedKey,
+  openKey,
+  placeOf,
+  type RecordKey,
+  recordIdOfPlace,
+  SealedKey,
+  type SealedKeyData,
+  type SealedKeyOpener,
+} from "./sealed-key.js";
 import { isSealed, openSecret, sealedKeyId, sealSecret } from "./sealed-secret.js";
 
 /**
@@ -13,9 +22,11 @@ import { isSealed, openSecret, sealedKeyId, sealSecret } from "./sealed-secret.j
  * Sealing is the expensive part of a write and opening of a read, so both are remembered:
  * a record object sealed once is not sealed again (records of a snapshot are frozen), and a
  * ciphertext opened once is not opened again. And a read opens no key at all
- * ({@link openLazily}): a record's key is opened when something reads it (a rotation, a
- * delivery, the key provider), not for a `status` that shows fingerprints. A cold `status`
- * of a thousand agents opened a thousand keys, twice the time of the same store in clear.
+ * ({@link leaveSealed}): a record holds its key as a `SealedKey`, opened by `openKey` where a
+ * key is used (a rotation, a delivery, the key provider), not for a `status` that shows
+ * fingerprints. A cold `status` of a thousand agents opened a thousand keys, twice the time of
+ * the same store in clear; a getter per record that opened on first read still cost half as
+ * much again (an accessor defined per object takes it out of V8's fast shapes).
  */
 
 /** The master keys a store accepts: `current` seals; every one of `accepted` opens. */
@@ -40,7 +51,7 @@ const KEY_ID_END = 20;
 const COLON = 0x3a;
 
 /** One store's sealing of records, under one key ring. */
-export class RecordSealer {
+export class RecordSealer implements SealedKeyOpener {
   private readonly opened = new Map<string, string>();
   private readonly sealedRecords = new WeakMap<object, RawRecord>();
   private readonly sealedTexts = new WeakMap<object, { id: string; text: string }>();
@@ -53,9 +64,12 @@ export class RecordSealer {
     private readonly source: string,
   ) {
     this.acceptedIds = new Set(keyring.accepted.map((key) => key.id));
+    this.currentPrefix = `rk1:${keyring.current.id}:`;
   }
 
   private readonly acceptedIds: ReadonlySet<string>;
+  /** How every ciphertext sealed under the current master key starts. */
+  private readonly currentPrefix: string;
 
   /**
    * The record as stored, its keys sealed under the current master key. A frozen record
@@ -67,12 +81,12 @@ export class RecordSealer {
     if (known !== undefined) return known;
     const plain = record as RawRecord;
     const sealed: RawRecord = { ...plain };
-    if (typeof plain.key === "string") sealed.key = this.seal(plain.key, `${id}#key`);
+    if (plain.key !== undefined) sealed.key = this.sealedText(plain.key as RecordKey, id, -1);
     if (Array.isArray(plain.alternates)) {
       sealed.alternates = plain.alternates.map((alternate: RawRecord, index) =>
-        typeof alternate.key === "string"
-          ? { ...alternate, key: this.seal(alternate.key, `${id}#alternate:${index}`) }
-          : alternate,
+        alternate.key === undefined
+          ? alternate
+          : { ...alternate, key: this.sealedText(alternate.key as RecordKey, id, index) },
       );
     }
     if (Object.isFrozen(record)) this.sealedRecords.set(record, sealed);
@@ -104,11 +118,22 @@ export class RecordSealer {
   }
 
   /**
-   * Remembers that `plain` (a frozen record read back) is stored as `sealed`, so writing it
-   * again costs no encryption and leaves its ciphertext unchanged. Throws nothing.
+   * The ciphertext of `key` at its place in record `id`: a key read sealed from this store at
+   * this very place, under the current master key, is written back as it was read (no
+   * encryption, the same bytes); any other is sealed (opened first when it was sealed for
+   * another place, store or master key). Throws as {@link openKey} for such a key.
    */
-  remember(plain: object, sealed: RawRecord): void {
-    if (!this.needsResealing(sealed)) this.sealedRecords.set(plain, sealed);
+  private sealedText(key: RecordKey, id: string, slot: number): string {
+    const place = placeOf(id, slot);
+    if (typeof key === "string") return this.seal(key, place);
+    if (
+      key.store === this.storeId &&
+      key.place === place &&
+      key.sealed.startsWith(this.currentPrefix)
+    ) {
+      return key.sealed;
+    }
+    return this.seal(this.clearKeyOf(key), place);
   }
 
   /**
@@ -136,39 +161,45 @@ export class RecordSealer {
   }
 
   /**
-   * A checked stored record, frozen where it stands, its keys left sealed until read: reading
-   * `key` (or an alternate's) opens it once, and throws there if it does not open. What needs
+   * A checked stored record with each sealed key replaced, where it stands, by a
+   * {@link SealedKey}: data that opens on {@link openKey}, so a read decrypts nothing. What needs
    * no decryption is checked now, so a locked store is still refused on read: each sealed key's
    * form, and that the master key it names was given. `checked` must be the caller's own (a
    * parse result nobody else holds): it is changed in place, which costs a thousand-record read
-   * far less than copying each record.
+   * far less than copying each record. Returns it.
+   *
+   * `stored`, the record as it was read (before the schema check), is remembered as its stored
+   * form while every key in it is sealed under the current master key: written back unchanged,
+   * the record keeps its bytes (field order and ciphertexts) and costs no encryption.
    *
    * @throws RekeyError STORE_LOCKED (a key sealed under a master key not given);
-   *   STORE_CORRUPT (a sealed key that is not one). Reading a key later throws STORE_CORRUPT
+   *   STORE_CORRUPT (a sealed key that is not one). Opening a key later throws STORE_CORRUPT
    *   when it was changed, or moved from another record or store.
    */
-  openLazily(id: string, checked: RawRecord): RawRecord {
+  leaveSealed(id: string, checked: RawRecord, stored?: RawRecord): RawRecord {
+    let current = true;
+    const key = checked.key;
+    if (typeof key === "string") {
+      if (isSealed(key)) checked.key = this.sealedKey(key, id, -1);
+      current = key.startsWith(this.currentPrefix);
+    }
     const alternates = checked.alternates;
     if (Array.isArray(alternates)) {
       for (let index = 0; index < alternates.length; index += 1) {
         const entry = alternates[index] as unknown;
         if (typeof entry !== "object" || entry === null) continue;
-        // An alternate's other fields are strings: freezing the entry freezes all of it.
-        this.openKeyLazily(entry as RawRecord, id, `${id}#alternate:${index}`);
-        Object.freeze(entry);
+        const alternate = entry as RawRecord;
+        if (typeof alternate.key !== "string") continue;
+        current &&= alternate.key.startsWith(this.currentPrefix);
+        if (isSealed(alternate.key)) alternate.key = this.sealedKey(alternate.key, id, index);
       }
     }
-    // Everything but the key frozen first (while the record is still a plain object, which is
-    // cheaper to walk), then the key's getter, then the record.
-    for (const field in checked) if (field !== "key") deepFreeze(checked[field]);
-    this.openKeyLazily(checked, id, `${id}#key`);
-    return Object.freeze(checked);
+    if (stored !== undefined && current) this.sealedRecords.set(checked, stored);
+    return checked;
   }
 
-  /** Replaces `target.key`, when sealed, by a getter that opens it on first read. */
-  private openKeyLazily(target: RawRecord, id: string, place: string): void {
-    const sealed = target.key;
-    if (typeof sealed !== "string" || !isSealed(sealed)) return;
+  /** A sealed key of record `id`, checked as far as it can be without decrypting it. */
+  private sealedKey(sealed: string, id: string, slot: number): SealedKey {
     // `rk1:<16 hex>:…`: the key id is read by position (a regex per key is measurable here);
     // the rest of the form is checked where the key is opened.
     const keyId = sealed.charCodeAt(KEY_ID_END) === COLON ? sealed.slice(4, KEY_ID_END) : "";
@@ -177,20 +208,32 @@ export class RecordSealer {
         ? this.notOpening(id, "malformed")
         : this.locked(id, keyId);
     }
-    let opened: string | undefined;
-    Object.defineProperty(target, "key", {
-      enumerable: true,
-      configurable: false,
-      get: () => {
-        opened ??= this.open(sealed, id, place);
-        return opened;
-      },
-    });
+    return new SealedKey(sealed, this, placeOf(id, slot));
+  }
+
+  /**
+   * The key in clear of a key this sealer left sealed ({@link leaveSealed}), opened once per
+   * ciphertext.
+   * @throws RekeyError STORE_LOCKED / STORE_CORRUPT, as {@link openRecord}.
+   */
+  openSealedKey(key: SealedKeyData): string {
+    return this.open(key.sealed, recordIdOfPlace(key.place), key.place);
+  }
+
+  /**
+   * `key` in clear: a sealed key is opened by what read it, or (a copy made by
+   * `structuredClone`) by this sealer when it is of this store.
+   * @throws RekeyError as {@link openKey}.
+   */
+  clearKeyOf(key: RecordKey): string {
+    if (typeof key === "string" || key instanceof SealedKey) return openKey(key);
+    const copy: SealedKeyData = key;
+    return copy.store === this.storeId ? this.openSealedKey(copy) : openKey(key);
   }
 
   /** True when a stored record holds a key in clear or under another key than the current. */
   needsResealing(stored: RawRecord): boolean {
-    const prefix = `rk1:${this.keyring.current.id}:`;
+    const prefix = this.currentPrefix;
     const keys = [
       stored.key,
       ...(Array.isArray(stored.alternates)
@@ -249,9 +292,9 @@ export class RecordSealer {
 }
 
 /**
- * Opens every key of `principals` (records of a snapshot, keys opened lazily): what `doctor`
- * runs, since a read no longer opens them. Returns one problem per record whose key does not
- * open (changed, swapped, from another store), key-free.
+ * Opens every key of `principals` (records of a snapshot, keys left sealed by the read): what
+ * `doctor` runs, since a read no longer opens them. Returns one problem per record whose key
+ * does not open (changed, swapped, from another store), key-free.
  *
  * @throws RekeyError STORE_LOCKED (it stops there: no key of the store opens).
  */
@@ -261,9 +304,11 @@ export function keysThatDoNotOpen(principals: Readonly<Record<string, unknown>>)
     if (typeof record !== "object" || record === null) continue;
     const stored = record as RawRecord;
     try {
-      void stored.key;
+      if (stored.key instanceof SealedKey) openKey(stored.key);
       if (Array.isArray(stored.alternates)) {
-        for (const alternate of stored.alternates as RawRecord[]) void alternate?.key;
+        for (const alternate of stored.alternates as RawRecord[]) {
+          if (alternate?.key instanceof SealedKey) openKey(alternate.key);
+        }
       }
     } catch (error) {
       if (!isRekeyError(error) || error.code !== "STORE_CORRUPT") throw error;
@@ -310,6 +355,24 @@ export function holdsSealedKeys(records: Iterable<unknown>): boolean {
  */
 export class ClearSealer extends RecordSealer {
   override sealRecord(_id: string, record: object): RawRecord {
-    return record as RawRecord;
+    const plain = record as RawRecord;
+    const alternates = Array.isArray(plain.alternates) ? (plain.alternates as RawRecord[]) : [];
+    if (!isSealedKey(plain.key) && !alternates.some((entry) => isSealedKey(entry?.key))) {
+      return plain;
+    }
+    // Keys this handle read sealed (before it was asked to write in clear): opened.
+    return {
+      ...plain,
+      ...(plain.key === undefined ? {} : { key: this.clearKeyOf(plain.key as RecordKey) }),
+      ...(Array.isArray(plain.alternates)
+        ? {
+            alternates: alternates.map((entry) =>
+              entry?.key === undefined
+                ? entry
+                : { ...entry, key: this.clearKeyOf(entry.key as RecordKey) },
+            ),
+          }
+        : {}),
+    };
   }
 }

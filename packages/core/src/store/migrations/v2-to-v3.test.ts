@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { createTestClock, type RunningSandbox, startSandbox } from "@rekey/sandbox";
 import { afterEach, describe, expect, it } from "vitest";
 import { createRekey } from "../../engine/create-rekey.js";
-import { openSealedBackup, readKeyFile } from "../encryption/index.js";
+import { openKey, openSealedBackup, readKeyFile } from "../encryption/index.js";
 import { createFileStore, type FileStore } from "../file-store.js";
 
 // Stores written by rekey at c8484b6 (schema 2, keys in clear), each with the sandbox state it
@@ -82,7 +82,7 @@ describe("migration of schema-2 stores (keys in clear) written by rekey c8484b6"
     expect(JSON.parse(onDisk).data.schemaVersion).toBe(3);
     // The keys read back are the ones the clear store held.
     for (const record of Object.values(snapshot.data.principals)) {
-      expect(laid.original).toContain(`"key":"${record.key}"`);
+      expect(laid.original).toContain(`"key":"${openKey(record.key ?? "")}"`);
     }
     const backup = await readFile(join(laid.dir, "credentials.schema-2.json"), "utf8");
     expect(backup).not.toMatch(RAW_KEY);
