@@ -93,6 +93,11 @@ export async function bundleApp({ appUrl, entryPoints, define = {}, format = "es
           outExtension: { ".js": ".cjs" },
           // vm.Script has no module loader behind import(): every import() must be a require().
           supported: { "dynamic-import": false },
+          // Node reads and V8 scans the whole file on every start, code cache or not: 1.0 MB
+          // instead of 1.57 MB. Names stay (no identifier minification), so stack traces still
+          // name their functions.
+          minifyWhitespace: true,
+          minifySyntax: true,
         }
       : {
           format: "esm",
