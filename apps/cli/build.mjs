@@ -32,6 +32,8 @@ await build({
     __REKEY_VERSION__: JSON.stringify(version),
     __REKEY_BUNDLE_HASH__: JSON.stringify(bundleHash),
   },
+  // Its import()s become modules of this file, evaluated only when reached (not for --version).
+  supported: { "dynamic-import": false },
   banner: { js: "#!/usr/bin/env node" },
   legalComments: "none",
   logLevel: "warning",

@@ -104,6 +104,28 @@ describe("the built rekey binary", () => {
     };
     const version = await evaluatedModules(["--version"]);
     expect(version.scripts).toEqual(["rekey.cjs"]);
+    // ... and loads no node built-in that a CommonJS file printing one line does not.
+    const builtinsLoaded = async (script: string, args: string[]) => {
+      const report = join(await mkdtemp(join(dir, "builtins-")), "loaded.json");
+      const preload = join(dirname(report), "preload.cjs");
+      await writeFile(
+        preload,
+        `process.on("exit", () => require("node:fs").writeFileSync(${JSON.stringify(report)}, JSON.stringify(process.moduleLoadList)));`,
+      );
+      const result = await runBinary(args, {
+        bin: script,
+        env: { NODE_OPTIONS: `--require ${preload}` },
+      });
+      expect(result.code).toBe(0);
+      return (JSON.parse(await readFile(report, "utf8")) as string[]).filter((name) =>
+        name.startsWith("NativeModule "),
+      );
+    };
+    const printer = join(dir, "print-a-line.cjs");
+    await writeFile(printer, 'process.stdout.write("0.0.0\\n");');
+    const bare = new Set(await builtinsLoaded(printer, []));
+    const forVersion = await builtinsLoaded(bin, ["--version"]);
+    expect(forVersion.filter((name) => !bare.has(name))).toEqual([]);
 
     const help = await evaluatedModules(["--help"]);
     expect(help.scripts.sort()).toEqual(["cli.cjs", "rekey.cjs"]);
