@@ -111,15 +111,18 @@ describe("the CLI's V8 code cache", () => {
     expect(await readdir(cacheDir())).toEqual([]);
   });
 
-  it("removes the caches of other builds and node versions when it writes its own", async () => {
+  it("removes the caches of other builds and node versions, and stale temp files, when it writes its own", async () => {
     await mkdir(cacheDir(), { mode: 0o700 });
     const foreign = join(cacheDir(), "cli-0123456789abcdef-v0.0.0-x64.v8cache");
     await writeFile(foreign, "an older build's cache", { mode: 0o600 });
+    const leftover = join(cacheDir(), "cli-0123456789abcdef-v0.0.0-x64.v8cache.4242.tmp");
+    await writeFile(leftover, "a write killed before its rename", { mode: 0o600 });
     const unrelated = join(cacheDir(), "notes.txt");
     await writeFile(unrelated, "kept", { mode: 0o600 });
     await help();
-    const files = await cacheFiles();
+    const files = await readdir(cacheDir());
     expect(files).toContain("notes.txt");
+    expect(files.filter((name) => name.endsWith(".tmp"))).toEqual([]);
     expect(files).not.toContain("cli-0123456789abcdef-v0.0.0-x64.v8cache");
     expect(files.filter((name) => name.endsWith(".v8cache"))).toHaveLength(1);
   });

@@ -27,7 +27,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { createRequire, wrap } from "node:module";
+import { createRequire } from "node:module";
 import { dirname, isAbsolute, join } from "node:path";
 import { Script } from "node:vm";
 
@@ -129,11 +129,11 @@ function writeCacheFile(location: CodeCacheLocation, data: Buffer): void {
   try {
     writeFileSync(temporary, Buffer.concat([sha256(data), data]), { mode: 0o600, flag: "wx" });
     renameSync(temporary, location.file);
+    // Older builds' caches, and temp files a process killed mid-write left behind.
     for (const name of readdirSync(location.directory)) {
       const path = join(location.directory, name);
-      if (name.startsWith(CACHE_PREFIX) && name.endsWith(CACHE_SUFFIX) && path !== location.file) {
-        rmSync(path, { force: true });
-      }
+      const ours = name.startsWith(CACHE_PREFIX) && /\.v8cache(\.\d+\.tmp)?$/.test(name);
+      if (ours && path !== location.file) rmSync(path, { force: true });
     }
   } catch {
     rmSync(temporary, { force: true });
@@ -154,7 +154,9 @@ export function runWithCodeCache(
   const source = readFileSync(bundlePath, "utf8");
   const writable = location !== undefined && privateDirectory(location.directory);
   const cachedData = writable ? readCacheFile(location.file) : undefined;
-  const script = new Script(wrap(source), { filename: bundlePath, cachedData });
+  // The function node wraps a CommonJS file in; on the first line, so line numbers stay.
+  const wrapped = `(function (exports, require, module, __filename, __dirname) { ${source}\n});`;
+  const script = new Script(wrapped, { filename: bundlePath, cachedData });
   if (writable && (cachedData === undefined || script.cachedDataRejected === true)) {
     process.once("exit", () => {
       try {
