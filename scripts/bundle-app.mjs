@@ -2,7 +2,8 @@
 // entry with every dependency inside (core, the sandbox, zod, commander, the MCP SDK,
 // hono, pino, ...), so an installed app needs no other package at runtime and `npm i -g` pulls
 // nothing from the registry. `splitting` keeps every `await import(...)` a lazy chunk, so a
-// program loads only what the command it runs needs.
+// program loads only what the command it runs needs; the CLI is one CommonJS file instead
+// (`format: "cjs"`) whose modules are evaluated on first use, for its V8 code cache.
 //
 // One package stays outside: `pg`, an optional peer dependency of each app, imported only when
 // a `postgres://` store is opened (store-postgres loads it lazily). Bundling it would put a
