@@ -24,7 +24,7 @@ import {
 import { summarize } from "./runner.mjs";
 
 const ROTATIONS = 15;
-const CLI = new URL("../../apps/cli/dist/bin.js", import.meta.url).pathname;
+const CLI = new URL("../../apps/cli/dist/rekey.cjs", import.meta.url).pathname;
 const WATCHER = new URL("./fixtures/key-watcher.mjs", import.meta.url).pathname;
 const now = () => performance.timeOrigin + performance.now();
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 import { homedir } from "node:os";
 import { isatty } from "node:tty";
 import type { CliDeps } from "./context.js";
@@ -82,6 +81,8 @@ if (args.length === 1 && (args[0] === "--version" || args[0] === "-v")) {
       throw error;
     });
   }
-  const { runCli } = await import("./program.js");
-  process.exitCode = await runCli(deps, args);
+  // No top-level await: the bundle is CommonJS (dist/cli.cjs, for the code cache).
+  void import("./program.js").then(async ({ runCli }) => {
+    process.exitCode = await runCli(deps, args);
+  });
 }

@@ -65,8 +65,8 @@ describe("the built rekey binary", () => {
       await readFile(join(dirname(dirname(bin)), "package.json"), "utf8"),
     ) as { version: string };
     expect(version.stdout).toBe(`${packageVersion}\n`);
-    // The ES module entry answers the same when run directly.
-    expect((await runBinary(["-v"], { bin: join(dirname(bin), "bin.js") })).stdout).toBe(
+    // The bundle answers the same when run directly, without the launcher.
+    expect((await runBinary(["-v"], { bin: join(dirname(bin), "cli.cjs") })).stdout).toBe(
       `${packageVersion}\n`,
     );
     const help = await runBinary(["--help"], { bin });
@@ -74,45 +74,80 @@ describe("the built rekey binary", () => {
     expect(help.stdout).toContain("Examples:");
   });
 
-  it("--version loads one small file; --help loads commander but no core, zod or pg", async () => {
-    const meta = JSON.parse(await readFile(join(BIN_PATH, "..", "meta.json"), "utf8")) as {
-      outputs: Record<
-        string,
-        { imports: Array<{ path: string; kind: string }>; inputs: Record<string, unknown> }
-      >;
+  it("--version runs the launcher alone; --help evaluates commander but no core, zod or pg", async () => {
+    // V8's coverage (NODE_V8_COVERAGE) counts the calls of every function: in the CommonJS bundle
+    // each module is a function named for its source path, run on first use.
+    const evaluatedModules = async (args: string[]) => {
+      const coverage = await mkdtemp(join(dir, "coverage-"));
+      const result = await runBinary(args, { bin, env: { NODE_V8_COVERAGE: coverage } });
+      expect(result.code).toBe(0);
+      const scripts: string[] = [];
+      const modules: string[] = [];
+      for (const name of await readdir(coverage)) {
+        const report = JSON.parse(await readFile(join(coverage, name), "utf8")) as {
+          result: Array<{
+            url: string;
+            functions: Array<{ functionName: string; ranges: Array<{ count: number }> }>;
+          }>;
+        };
+        for (const script of report.result) {
+          if (!script.url.startsWith("file:")) continue;
+          scripts.push(script.url.slice(script.url.lastIndexOf("/") + 1));
+          for (const fn of script.functions) {
+            if ((fn.ranges[0]?.count ?? 0) > 0 && /\.[cm]?[jt]s$/.test(fn.functionName)) {
+              modules.push(fn.functionName);
+            }
+          }
+        }
+      }
+      return { scripts, modules };
     };
-    // Everything a chunk loads before its code runs: its inputs plus its static imports'.
-    const eagerInputs = (output: string, seen = new Set<string>()): string[] => {
-      if (seen.has(output)) return [];
-      seen.add(output);
-      const chunk = meta.outputs[output];
-      return [
-        ...Object.keys(chunk?.inputs ?? {}),
-        ...(chunk?.imports ?? [])
-          .filter((entry) => entry.kind === "import-statement")
-          .flatMap((entry) => [entry.path, ...eagerInputs(entry.path, seen)]),
-      ];
+    const version = await evaluatedModules(["--version"]);
+    expect(version.scripts).toEqual(["rekey.cjs"]);
+    // ... and loads no node built-in that a CommonJS file printing one line does not.
+    const builtinsLoaded = async (script: string, args: string[]) => {
+      const report = join(await mkdtemp(join(dir, "builtins-")), "loaded.json");
+      const preload = join(dirname(report), "preload.cjs");
+      await writeFile(
+        preload,
+        `process.on("exit", () => require("node:fs").writeFileSync(${JSON.stringify(report)}, JSON.stringify(process.moduleLoadList)));`,
+      );
+      const result = await runBinary(args, {
+        bin: script,
+        env: { NODE_OPTIONS: `--require ${preload}` },
+      });
+      expect(result.code).toBe(0);
+      return (JSON.parse(await readFile(report, "utf8")) as string[]).filter((name) =>
+        name.startsWith("NativeModule "),
+      );
     };
-    const sources = eagerInputs("dist/bin.js").filter((path) => !/^(node:|dist\/)/.test(path));
-    expect(sources.sort()).toEqual(["src/bin.ts", "src/version.ts"]);
-    const programChunk = Object.keys(meta.outputs).find((output) =>
-      Object.keys(meta.outputs[output]?.inputs ?? {}).includes("src/program.ts"),
-    );
-    expect(programChunk).toBeDefined();
-    const forHelp = eagerInputs(programChunk ?? "");
-    expect(forHelp.some((path) => path.includes("commander"))).toBe(true);
+    const printer = join(dir, "print-a-line.cjs");
+    await writeFile(printer, 'process.stdout.write("0.0.0\\n");');
+    const bare = new Set(await builtinsLoaded(printer, []));
+    const forVersion = await builtinsLoaded(bin, ["--version"]);
+    expect(forVersion.filter((name) => !bare.has(name))).toEqual([]);
+
+    const help = await evaluatedModules(["--help"]);
+    expect(help.scripts.sort()).toEqual(["cli.cjs", "rekey.cjs"]);
+    expect(help.modules.some((path) => path.includes("/commander/"))).toBe(true);
+    expect(help.modules).toContain("src/program.ts");
     // Bundled core and sandbox appear under their workspace paths.
     const lazyOnly =
-      /@rekey\/core|packages\/core|packages\/sandbox|packages\/store-postgres|\/pg\/|zod|src\/commands\//;
+      /@rekey\/core|packages\/core|packages\/sandbox|packages\/store-postgres|\/pg\/|\/zod\/|src\/commands\//;
     // Core's duration formatter and cooldown lengths are the exceptions: leaf modules with no
     // imports, which every front end shares (the `@rekey/core/duration` and `/cooldowns` subpaths).
     const shared = /packages\/core\/dist\/(duration|cooldowns)\.js$/;
-    expect(forHelp.filter((path) => lazyOnly.test(path) && !shared.test(path))).toEqual([]);
-    expect(forHelp.filter((path) => shared.test(path))).toHaveLength(2);
-    // ... and they are inside dist/: some chunk holds each of them.
-    const bundled = Object.values(meta.outputs).flatMap((output) => Object.keys(output.inputs));
+    expect(help.modules.filter((path) => lazyOnly.test(path) && !shared.test(path))).toEqual([]);
+    expect(help.modules.filter((path) => shared.test(path))).toHaveLength(2);
+  });
+
+  it("bundles core, the sandbox and zod (English messages only), and leaves pg outside", async () => {
+    const meta = JSON.parse(await readFile(join(BIN_PATH, "..", "meta.json"), "utf8")) as {
+      outputs: Record<string, { inputs: Record<string, unknown> }>;
+    };
+    const bundled = Object.keys(meta.outputs["dist/cli.cjs"]?.inputs ?? {});
     const workspace = ["packages/core/", "packages/sandbox/", "packages/store-postgres/"];
-    for (const inside of [...workspace, "/zod/"]) {
+    for (const inside of [...workspace, "/zod/", "/commander/"]) {
       expect(bundled.some((path) => path.includes(inside))).toBe(true);
     }
     // Requests go through node:http; zod's messages are the English ones only.
@@ -310,7 +345,7 @@ describe("the built rekey binary", () => {
   it("the demo runs every step to the end and says each thing once", {
     timeout: 60_000,
   }, async () => {
-    const demo = await runBinary([], { bin: join(dirname(bin), "demo.js") });
+    const demo = await runBinary([], { bin: join(dirname(bin), "demo.cjs") });
     expect(demo.stderr).toBe("");
     expect(demo.code).toBe(0);
     expect(demo.stdout).toContain("demo finished: every step behaved as expected.");

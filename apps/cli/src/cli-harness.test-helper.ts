@@ -135,13 +135,14 @@ export async function registerOperator(harness: CliHarness): Promise<string> {
   return file;
 }
 
-export const BIN_PATH = fileURLToPath(new URL("../dist/bin.js", import.meta.url));
+/** The built command: the launcher that answers --version and runs dist/cli.cjs. */
+export const BIN_PATH = fileURLToPath(new URL("../dist/rekey.cjs", import.meta.url));
 
 /**
  * Installs the built CLI as a package manager would (package.json and dist/, nothing else) in
  * `<dir>/node_modules/@rekey/cli`, away from this repository's node_modules: whatever dist/
  * fails to bundle cannot be found from there. Returns the installed command: the file its
- * package.json names as the `rekey` bin (the CommonJS launcher, which loads dist/bin.js).
+ * package.json names as the `rekey` bin (the CommonJS launcher, which runs dist/cli.cjs).
  */
 export async function installBuiltCli(
   dir: string,
@@ -169,7 +170,7 @@ export async function installBuiltCli(
   return join(packageDir, manifest.bin.rekey);
 }
 
-/** Runs the built binary (`bin`, default dist/bin.js) as a child process. */
+/** Runs the built binary (`bin`, default dist/rekey.cjs) as a child process. */
 export function runBinary(
   args: string[],
   options: { env?: Record<string, string | undefined>; stdin?: string; bin?: string } = {},

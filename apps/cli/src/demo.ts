@@ -3,13 +3,13 @@
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
 import { COOLDOWN_MINUTES, createFaucetClient, fingerprint } from "@rekey/core";
 import { startSandbox } from "@rekey/sandbox";
 import { type ChildRun, runNodeScript } from "./run-child.js";
 
-const binPath = fileURLToPath(new URL("./bin.js", import.meta.url));
+// The demo is dist/demo.cjs (a CommonJS bundle, run as a script): the command is beside it.
+const binPath = join(dirname(process.argv[1] ?? "."), "rekey.cjs");
 
 function runRekey(args: string[], env: Record<string, string | undefined>): Promise<ChildRun> {
   return runNodeScript(binPath, args, { env });

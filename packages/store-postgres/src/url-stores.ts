@@ -1,11 +1,16 @@
 import { RekeyError } from "@rekey/core";
 import type { UrlStoreOpener } from "@rekey/core/store-kit";
 
-/** True when loading the store failed because the `pg` package is not installed. */
+/**
+ * True when loading the store failed because the `pg` package is not installed: an ES module
+ * import says ERR_MODULE_NOT_FOUND, a require() (the CLI is one CommonJS bundle) MODULE_NOT_FOUND.
+ */
 function isPgMissing(error: unknown): boolean {
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
   return (
-    code === "ERR_MODULE_NOT_FOUND" && typeof message === "string" && /['"]pg['"]/.test(message)
+    (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND") &&
+    typeof message === "string" &&
+    /['"]pg['"]/.test(message)
   );
 }
 

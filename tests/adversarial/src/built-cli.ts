@@ -11,7 +11,7 @@ const cliPackage = createRequire(import.meta.url).resolve("@rekey/cli/package.js
  * of it elsewhere, so that a long run is not disturbed by a rebuild of the working tree.
  */
 export const REKEY_BIN =
-  process.env.REKEY_ADVERSARIAL_BIN ?? join(dirname(cliPackage), "dist", "bin.js");
+  process.env.REKEY_ADVERSARIAL_BIN ?? join(dirname(cliPackage), "dist", "rekey.cjs");
 
 /** One finished run of the built CLI. */
 export interface CliRun {
