@@ -119,6 +119,8 @@ describe("@rekey/core's public API", () => {
       "rotationSchema",
       "rotationView",
       "samePrincipal",
+      "scheduleEventSchema",
+      "scheduleEventView",
       "serverCreationOptions",
       "setRotationPolicy",
       "showProfile",

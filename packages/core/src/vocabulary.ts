@@ -17,6 +17,7 @@ import type {
 } from "./engine/types.js";
 import type { ErrorFacts } from "./error-facts.js";
 import { MAX_ID, type Principal } from "./principal.js";
+import { SCHEDULE_EVENT_TYPES, type ScheduleEvent } from "./schedule/events.js";
 import type { PolicyStatus } from "./schedule/policies.js";
 import { describePolicy } from "./schedule/policy.js";
 import type { DueReport } from "./schedule/rotate-due.js";
@@ -1036,5 +1037,38 @@ export function profileView(profile: ProfileSummary): ProfileSummaryView {
     current: profile.current,
     has_key: profile.hasKey,
     principals: profile.principals.map(recordPrincipalView),
+  });
+}
+
+/** What the scheduler tells `/v1/events` (`key.overdue`, `rotation.failed`, ...): key-free. */
+export const scheduleEventSchema = z.object({
+  type: z.enum(SCHEDULE_EVENT_TYPES),
+  at: instant,
+  faucet: z.string().describe("Which faucet the principal's record belongs to."),
+  ...recordShape,
+  old_fingerprint: fingerprint.optional(),
+  new_fingerprint: fingerprint.optional(),
+  cooldown_until: instant.optional(),
+  overdue_at: instant.optional().describe("key.overdue: when it became overdue."),
+  target: z.string().optional().describe("delivery.failed: the delivery target's id."),
+  error_code: z.string().optional().describe("Failures: the rekey error code."),
+  message: z.string().optional().describe("Failures: what happened (key-free)."),
+});
+
+export type ScheduleEventView = z.infer<typeof scheduleEventSchema>;
+
+export function scheduleEventView(event: ScheduleEvent): ScheduleEventView {
+  return defined({
+    type: event.type,
+    at: event.at,
+    faucet: event.faucet,
+    ...recordPrincipalView(event.principal),
+    old_fingerprint: event.oldFingerprint,
+    new_fingerprint: event.newFingerprint,
+    cooldown_until: event.cooldownUntil,
+    overdue_at: event.overdueAt,
+    target: event.target,
+    error_code: event.errorCode,
+    message: event.message,
   });
 }
