@@ -276,7 +276,7 @@ describe("the built rekey binary", () => {
     );
     expect(imported.code).toBe(0);
     const document = importDocument.parse(JSON.parse(imported.stdout));
-    expect(document.recoveryCodeSkipped).toBe(true);
+    expect(document.recovery_code_skipped).toBe(true);
     expect(document.results).toEqual([
       expect.objectContaining({
         entry: "operator",

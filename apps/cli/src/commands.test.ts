@@ -15,7 +15,9 @@ import {
   errorDocument,
   historyDocument,
   loginDocument,
+  masterRekeyDocument,
   planDocument,
+  recordOf,
   recoverDocument,
   registerDocument,
   rotationDocument,
@@ -303,7 +305,7 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
     const document = historyDocument.parse(result.json);
     expect(document.verification).toEqual({ ok: true, count: document.entries.length });
     const successes = document.entries.filter((entry) => entry.outcome === "success");
-    expect(successes.map((entry) => `${entry.action} ${entry.principal}`)).toEqual([
+    expect(successes.map((entry) => `${entry.action} ${recordOf(entry)}`)).toEqual([
       "register operator:1",
       "create_agent agent:1",
       "create_agent agent:2",
@@ -319,11 +321,14 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
       historyDocument.parse((await harness.runJson(["history", ...args])).json).entries;
     const operator = await shown(["--principal", "operator"]);
     expect(operator.length).toBeGreaterThan(0);
-    expect(operator.every((entry) => entry.principal === "operator:1")).toBe(true);
+    expect(
+      operator.every((entry) => entry.principal.kind === "operator" && entry.operator_id === 1),
+    ).toBe(true);
     expect(await shown(["--principal", "operator:1"])).toEqual(operator);
     const oneAgent = await shown(["--principal", String(agentId)]);
-    expect(oneAgent.map((entry) => entry.principal)).toContain(`agent:${agentId}`);
-    expect(oneAgent.every((entry) => entry.principal === `agent:${agentId}`)).toBe(true);
+    const agentPrincipal = { kind: "agent", agent_id: agentId };
+    expect(oneAgent.map((entry) => entry.principal)).toContainEqual(agentPrincipal);
+    expect(oneAgent.every((entry) => entry.principal.agent_id === agentId)).toBe(true);
     expect(await shown(["--limit", "2"])).toEqual(all.slice(-2));
     expect(await shown(["--since", "1d"])).toEqual(all);
     expect(await shown(["--since", "2099-01-01"])).toEqual([]);
@@ -363,11 +368,20 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
     const oldKey = await readFile(join(harness.home, "master.key"), "utf8");
     const rekeyed = await harness.runJson(["store", "rekey-master", "--new-key", "generate"]);
     expect(rekeyed.code).toBe(0);
-    expect(rekeyed.json).toMatchObject({ command: "store rekey-master" });
+    const moved = masterRekeyDocument.parse(rekeyed.json);
+    // doctor --json names the same master key, in the vocabulary's words (store_health too).
+    const doctor = doctorDocument.parse((await harness.runJson(["doctor"])).json);
+    expect(doctor.health.store.encryption).toMatchObject({
+      state: "encrypted",
+      clear_keys: 0,
+      key_id: moved.key_id,
+    });
+    const status = statusDocument.parse((await harness.runJson(["status"])).json);
+    expect(status.store_health.encryption).toEqual(doctor.health.store.encryption);
     expect(await readFile(join(harness.home, "master.key"), "utf8")).not.toBe(oldKey);
     expect((await harness.run(["status"])).code).toBe(0);
-    const history = await harness.runJson(["history"]);
-    expect(JSON.stringify(history.json)).toContain("rekey_master");
+    const history = historyDocument.parse((await harness.runJson(["history"])).json);
+    expect(history.entries.map((entry) => entry.action)).toContain("rekey_master");
     const refused = await harness.run(["store", "rekey-master", "--new-key", "lf_not_a_source"]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain("file:PATH, env:VARIABLE or generate");

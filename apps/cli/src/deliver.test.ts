@@ -12,6 +12,7 @@ import {
 import { targetSpecOf } from "./commands/deliver.js";
 import {
   allAgentsDocument,
+  deliverAddDocument,
   deliverListDocument,
   deliverRunDocument,
   doctorDocument,
@@ -38,9 +39,10 @@ describe("rekey deliver", () => {
   it("adds the lightning-wallet file, and rotate rewrites it: the public client keeps working", async () => {
     const added = await harness.runJson(["deliver", "add", "lightning-wallet"]);
     expect(added.code, added.stderr).toBe(0);
-    expect(added.json).toMatchObject({
+    expect(deliverAddDocument.parse(added.json)).toMatchObject({
+      principal: { kind: "operator" },
       target: "lightning-wallet-1",
-      outcome: { status: "delivered" },
+      delivery: { status: "delivered" },
     });
     const home = join(harness.dir, ".lightning-wallet");
 
@@ -61,7 +63,7 @@ describe("rekey deliver", () => {
 
     const listed = deliverListDocument.parse((await harness.runJson(["deliver", "list"])).json);
     expect(listed.targets).toEqual([
-      expect.objectContaining({ state: "current", deliveredFingerprint: document.fingerprint }),
+      expect.objectContaining({ state: "current", delivered_fingerprint: document.fingerprint }),
     ]);
     const human = await harness.run(["rotate", "--yes", "--force"]);
     expect(human.stdout).toMatch(

@@ -67,8 +67,8 @@ describe("rekey import lightning-wallet, then rotations (the acceptance path)", 
     expect(imported.code, imported.stderr).toBe(0);
     expect(imported.json).toMatchObject({
       results: [
-        { entry: "operator", result: "imported", deliveryTarget: "lightning-wallet-1" },
-        { entry: "agent", result: "imported", deliveryTarget: "lightning-wallet-1" },
+        { entry: "operator", result: "imported", delivery_target: "lightning-wallet-1" },
+        { entry: "agent", result: "imported", delivery_target: "lightning-wallet-1" },
       ],
     });
     const status = await harness.runJson(["status"], { env });

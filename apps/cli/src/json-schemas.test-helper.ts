@@ -4,10 +4,6 @@ import { z } from "zod";
 // The documented `--json` shapes (README "JSON output"). Tests parse real output with these,
 // strictly where a stray field could be a leak.
 
-const principal = z.union([
-  z.object({ kind: z.literal("operator") }),
-  z.object({ kind: z.literal("agent"), agentId: z.number().int().positive() }),
-]);
 const fingerprint = z.string().regex(/^fp:[0-9a-f]{12}$/);
 const isoInstant = z.string().datetime({ offset: true });
 const envelope = <T extends z.ZodRawShape>(command: string, shape: T) =>
@@ -27,91 +23,67 @@ export const registerDocument = envelope("register", {
   recovery_code: z.string().optional(),
 }).strict();
 
-const recordPrincipal = z.string().regex(/^(operator|agent):\d+$/);
+const strictDelivery = vocabulary.deliveryOutcomeSchema.strict();
+const strictDeliveryStatus = vocabulary.deliveryStatusSchema.strict();
+const strictPrincipal = vocabulary.principalSchema.strict();
 
 export const loginDocument = envelope("login", {
-  principal,
-  label: z.string(),
+  ...vocabulary.loginSchema.shape,
+  principal: strictPrincipal,
   fingerprint,
-  record: recordPrincipal,
-  inProfile: z.boolean(),
-  identity: z.object({ type: z.enum(["operator", "agent"]), id: z.number(), name: z.string() }),
+  identity: vocabulary.identitySchema.strict(),
 }).strict();
 
-const deliveryOutcome = z.strictObject({
-  target: z.string().regex(/^[a-z-]+-\d+$/),
-  kind: z.enum(["lightning-wallet", "dotenv", "exec", "store", "webhook"]),
-  description: z.string(),
-  status: z.enum(["delivered", "failed", "current", "deferred"]),
-  fingerprint,
-  error: z.strictObject({ code: z.string(), message: z.string() }).optional(),
-  nextAttemptAt: isoInstant.optional(),
-});
-const deliveryStatus = z.strictObject({
-  target: z.string(),
-  kind: z.string(),
-  description: z.string(),
-  state: z.enum(["current", "stale", "failing"]),
-  deliveredFingerprint: fingerprint.optional(),
-  at: isoInstant.optional(),
-  error: z.strictObject({ code: z.string(), message: z.string() }).optional(),
-  nextAttemptAt: isoInstant.optional(),
-});
-
 export const deliverListDocument = envelope("deliver list", {
-  principal: z.string(),
-  targets: z.array(deliveryStatus),
+  ...vocabulary.deliveryTargetsSchema.shape,
+  principal: strictPrincipal,
+  targets: z.array(strictDeliveryStatus),
+}).strict();
+
+export const deliverAddDocument = envelope("deliver add", {
+  principal: strictPrincipal,
+  label: z.string(),
+  operator_id: z.number().int().positive().optional(),
+  target: z.string(),
+  delivery: strictDelivery.optional(),
 }).strict();
 
 export const deliverRunDocument = (command: "deliver test" | "deliver retry") =>
-  envelope(command, { deliveries: z.array(deliveryOutcome) }).strict();
+  envelope(command, { deliveries: z.array(strictDelivery) }).strict();
 
 export const statusDocument = envelope("status", {
   ...vocabulary.keyStatusSchema.shape,
   identity: vocabulary.identitySchema.strict().optional(),
   identity_error: z.strictObject({ code: z.string(), message: z.string() }).optional(),
-  store_health: z.object({ ok: z.boolean(), problems: z.array(z.string()) }),
+  store_health: vocabulary.storeHealthSchema.strict(),
 }).strict();
 
 export const planDocument = envelope("rotate", vocabulary.rotationPlanSchema.shape).strict();
 
 export const rotationDocument = envelope("rotate", {
   ...vocabulary.rotationSchema.shape,
-  deliveries: z.array(vocabulary.deliveryOutcomeSchema.strict()).optional(),
+  deliveries: z.array(strictDelivery).optional(),
 }).strict();
 
 export const recoverDocument = rotationDocument.extend({ command: z.literal("recover") });
 
-const agentOutcome = z.strictObject({
-  agent_id: z.number().int().positive(),
-  name: z.string(),
-  result: z.enum(["rotated", "already_rotated", "failed"]),
-  old_fingerprint: fingerprint.optional(),
-  fingerprint: fingerprint.optional(),
-  cooldown_until: isoInstant.optional(),
-  error: z.object({ code: z.string(), message: z.string() }).optional(),
-  api_key: z.string().optional(),
-  deliveries: z.array(vocabulary.deliveryOutcomeSchema.strict()).optional(),
-});
-
 export const allAgentsDocument = envelope("rotate", {
-  dry_run: z.literal(false),
-  all_agents: z.literal(true),
-  results: z.array(agentOutcome),
+  ...vocabulary.agentRotationsSchema.shape,
+  results: z.array(
+    vocabulary.agentRotationOutcomeSchema
+      .extend({
+        principal: strictPrincipal,
+        old_fingerprint: fingerprint.optional(),
+        fingerprint: fingerprint.optional(),
+        deliveries: z.array(strictDelivery).optional(),
+      })
+      .strict(),
+  ),
 }).strict();
 
 export const allAgentsPlanDocument = envelope("rotate", {
-  dry_run: z.literal(true),
-  all_agents: z.literal(true),
-  agents: z.array(
-    z.strictObject({
-      agent_id: z.number(),
-      name: z.string(),
-      fingerprint: fingerprint.optional(),
-      action: z.enum(["rotate", "skip_already_rotated"]),
-      cooldown_until: isoInstant.optional(),
-    }),
-  ),
+  ...vocabulary.agentRotationPlanSchema.shape,
+  agents: z.array(vocabulary.agentRotationPlanSchema.shape.agents.element.strict()),
 }).strict();
 
 export const agentsListDocument = envelope("agents list", {
@@ -119,159 +91,109 @@ export const agentsListDocument = envelope("agents list", {
 }).strict();
 
 export const agentsCreateDocument = envelope("agents create", {
-  principal: vocabulary.principalSchema.strict(),
+  principal: strictPrincipal,
   label: z.string().regex(/^agent \d+$/),
   agent_id: z.number().int().positive(),
   name: z.string(),
   fingerprint,
 }).strict();
 
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
+
 export const historyDocument = envelope("history", {
   entries: z.array(
-    z.object({
-      seq: z.number().int(),
-      at: isoInstant,
-      surface: z.enum(["cli", "mcp", "http", "library"]),
-      principal: z.string(),
-      action: z.string(),
-      outcome: z.string(),
-      hash: z.string().regex(/^[0-9a-f]{64}$/),
-      prevHash: z.string().regex(/^[0-9a-f]{64}$/),
-    }),
+    vocabulary.auditEntrySchema
+      .extend({ principal: strictPrincipal, at: isoInstant, hash: hex64, prev_hash: hex64 })
+      .strict(),
   ),
-  verification: z
-    .union([
-      z.object({ ok: z.literal(true), count: z.number() }),
-      z.object({
-        ok: z.literal(false),
-        count: z.number(),
-        brokenAt: z.number(),
-        reason: z.string(),
-      }),
-    ])
-    .optional(),
+  verification: vocabulary.auditVerificationSchema.strict().optional(),
 }).strict();
+
+const strictPolicy = vocabulary.policyStatusSchema
+  .extend({
+    principal: strictPrincipal,
+    rules: vocabulary.policyStatusSchema.shape.rules.strict(),
+    schedule: vocabulary.policyStatusSchema.shape.schedule.unwrap().strict().optional(),
+  })
+  .strict();
 
 export const doctorDocument = envelope("doctor", {
-  ok: z.boolean(),
-  health: z.object({
-    ok: z.boolean(),
-    store: z.object({ ok: z.boolean(), problems: z.array(z.string()) }),
-    upstream: z.object({ ok: z.boolean(), baseUrl: z.string() }),
-  }),
-  keys: z.array(
-    z.strictObject({
-      principal: recordPrincipal,
-      label: z.string(),
-      fingerprint,
-      current: z.boolean(),
-      alive: z.boolean().optional(),
-      error: z.string().optional(),
-    }),
-  ),
-  pendingRotation: z.object({ requestId: z.string(), phase: z.string() }).optional(),
-  resolutions: z.array(z.object({ label: z.string(), outcome: z.string() })).optional(),
-  settled: z.array(z.object({ principal: recordPrincipal, alive: z.boolean() })).optional(),
+  ...vocabulary.doctorReportSchema.shape,
+  keys: z.array(vocabulary.keyCheckSchema.extend({ principal: strictPrincipal }).strict()),
+  settled: z
+    .array(vocabulary.keyCheckSchema.extend({ principal: strictPrincipal }).strict())
+    .optional(),
   deliveries: z.array(
-    z.strictObject({
-      principal: recordPrincipal,
-      faucet: z.string(),
-      targets: z.array(deliveryStatus),
-    }),
+    vocabulary.doctorReportSchema.shape.deliveries.element
+      .extend({ principal: strictPrincipal, targets: z.array(strictDeliveryStatus) })
+      .strict(),
   ),
-  overdue: z.array(
-    z.strictObject({
-      principal: recordPrincipal,
-      fingerprint: fingerprint.optional(),
-      dueAt: isoInstant.optional(),
-      overdueAt: isoInstant.optional(),
-    }),
-  ),
+  overdue: z.array(strictPolicy),
 }).strict();
 
-const rotationPolicy = z.strictObject({
-  maxAgeSeconds: z.number().int().positive(),
-  window: z.string().optional(),
-  jitterSeconds: z.number().int().optional(),
-  graceSeconds: z.number().int().optional(),
-  setAt: isoInstant,
-});
-
 export const policyDocument = envelope("policy", {
-  action: z.enum(["set", "list", "clear"]),
-  policies: z.array(
-    z.strictObject({
-      principal: recordPrincipal,
-      label: z.string(),
-      fingerprint: fingerprint.optional(),
-      savedAt: isoInstant.optional(),
-      policy: rotationPolicy,
-      due: z
-        .strictObject({
-          dueAt: isoInstant,
-          nextRotationAt: isoInstant.optional(),
-          inWindow: z.boolean(),
-          due: z.boolean(),
-          overdueAt: isoInstant,
-          overdue: z.boolean(),
-        })
-        .optional(),
-    }),
-  ),
+  ...vocabulary.policyListSchema.shape,
+  policies: z.array(strictPolicy),
 }).strict();
 
 export const dueDocument = envelope("rotate", {
-  due: z.literal(true),
-  dryRun: z.boolean(),
-  checkedAt: isoInstant,
-  nextRotationAt: isoInstant.optional(),
+  ...vocabulary.dueReportSchema.shape,
+  checked_at: isoInstant,
   results: z.array(
-    z.strictObject({
-      principal: recordPrincipal,
-      label: z.string(),
-      result: z.enum([
-        "rotated",
-        "shared",
-        "would_rotate",
-        "not_due",
-        "skipped_cooldown",
-        "skipped_unfinished",
-        "no_key",
-        "failed",
-      ]),
-      oldFingerprint: fingerprint.optional(),
-      newFingerprint: fingerprint.optional(),
-      cooldownUntil: isoInstant.optional(),
-      nextRotationAt: isoInstant.optional(),
-      overdue: z.boolean(),
-      error: z.strictObject({ code: z.string(), message: z.string() }).optional(),
-      deliveries: z.array(deliveryOutcome).optional(),
-    }),
+    vocabulary.dueOutcomeSchema
+      .extend({ principal: strictPrincipal, deliveries: z.array(strictDelivery).optional() })
+      .strict(),
   ),
 }).strict();
 
 export const importDocument = envelope("import lightning-wallet", {
-  file: z.string(),
-  recoveryCodeSkipped: z.boolean(),
+  ...vocabulary.walletImportSchema.shape,
   results: z.array(
-    z.strictObject({
-      entry: z.enum(["operator", "agent"]),
-      result: z.enum(["imported", "failed"]),
-      principal: principal.optional(),
-      label: z.string().optional(),
-      fingerprint: fingerprint.optional(),
-      name: z.string().optional(),
-      record: recordPrincipal.optional(),
-      inProfile: z.boolean().optional(),
-      deliveryTarget: z.string().optional(),
-      error: z.object({ code: z.string(), message: z.string() }).optional(),
-    }),
+    vocabulary.walletImportSchema.shape.results.element
+      .extend({ principal: strictPrincipal.optional() })
+      .strict(),
   ),
 }).strict();
 
-export const withdrawDocument = envelope("withdraw", {
-  amountSats: z.number(),
-  feeSats: z.number(),
-  newBalance: z.number(),
-  paymentHash: z.string(),
+export const withdrawDocument = envelope("withdraw", vocabulary.withdrawalSchema.shape).strict();
+
+/**
+ * "operator:1", "agent:7" or "operator": the record a vocabulary principal (with its
+ * `operator_id`) names, for short assertions.
+ */
+export function recordOf(view: {
+  principal: { kind: "operator" | "agent"; agent_id?: number | undefined };
+  operator_id?: number | undefined;
+}): string {
+  if (view.principal.kind === "agent") return `agent:${view.principal.agent_id}`;
+  return view.operator_id === undefined ? "operator" : `operator:${view.operator_id}`;
+}
+
+const strictRecord = z.strictObject({
+  principal: vocabulary.principalSchema.strict(),
+  label: z.string(),
+  operator_id: z.number().int().positive().optional(),
+});
+
+export const forgetDocument = envelope("forget", {
+  ...vocabulary.forgetSchema.shape,
+  principal: vocabulary.principalSchema.strict(),
 }).strict();
+
+export const profilesListDocument = envelope("profiles list", {
+  profiles: z.array(
+    vocabulary.profileSchema
+      .extend({ acts_as: strictRecord.optional(), principals: z.array(strictRecord) })
+      .strict(),
+  ),
+}).strict();
+
+export const profilesRemoveDocument = envelope("profiles remove", {
+  removed: z.string(),
+  kept_records: z.array(strictRecord),
+}).strict();
+
+export const masterRekeyDocument = envelope(
+  "store rekey-master",
+  vocabulary.masterRekeySchema.shape,
+).strict();

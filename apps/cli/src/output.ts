@@ -10,7 +10,8 @@ export interface TextSink {
 
 /**
  * Version of every `--json` document this CLI prints; bumped only on a breaking change.
- * 2: status, rotate, recover, agents list and errors use core's JSON vocabulary.
+ * 2: core's JSON vocabulary (`@rekey/core/vocabulary`): status, rotate, recover, agents list
+ * and errors first, then every other command's document (docs/json-vocabulary.md).
  */
 export const JSON_SCHEMA_VERSION = 2;
 

@@ -4,7 +4,15 @@ import { createFaucetClient } from "@rekey/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type CliHarness, registerOperator, startCliHarness } from "./cli-harness.test-helper.js";
 import { exitCodeFor } from "./exit-codes.js";
-import { doctorDocument, errorDocument, historyDocument } from "./json-schemas.test-helper.js";
+import {
+  doctorDocument,
+  errorDocument,
+  forgetDocument,
+  historyDocument,
+  profilesListDocument,
+  profilesRemoveDocument,
+  recordOf,
+} from "./json-schemas.test-helper.js";
 
 // The three ways a key was dropped or left stale by keeping keys per profile (issue "One
 // principal, one record"), each ending with every stored key alive upstream.
@@ -73,16 +81,16 @@ describe("login and import never drop another principal's key", () => {
     // --replace repoints the profile; the first operator's record and key stay.
     await ok(["login", "--replace"], { stdin: other.apiKey });
     const shown = await ok(["profiles", "show"]);
-    expect(shown.profile).toMatchObject({ operator: `operator:${other.operatorId}` });
+    expect(shown.profile).toMatchObject({ operator_id: other.operatorId });
     const doctor = doctorDocument.parse(await ok(["--as", "operator:1", "doctor"]));
-    expect(doctor.keys.filter((check) => check.principal === "operator:1")).toEqual([
+    expect(doctor.keys.filter((check) => check.operator_id === 1)).toEqual([
       expect.objectContaining({ fingerprint: before.fingerprint, alive: true, current: true }),
     ]);
     // The old operator's agents are no longer this profile's: rotating one is refused by the
     // faucet as another operator's, and acting as the first operator still works.
     expect((await ok(["--as", "operator:1", "agents"])).agents).toHaveLength(1);
     const history = historyDocument.parse(await ok(["history"]));
-    expect(history.entries.map((entry) => `${entry.action} ${entry.principal}`)).toContain(
+    expect(history.entries.map((entry) => `${entry.action} ${recordOf(entry)}`)).toContain(
       `repoint operator:${other.operatorId}`,
     );
   });
@@ -111,13 +119,15 @@ describe("login and import never drop another principal's key", () => {
       expect.objectContaining({
         entry: "agent",
         result: "imported",
-        record: `agent:${stranger.agentId}`,
-        inProfile: false,
+        principal: { kind: "agent", agent_id: stranger.agentId },
+        in_profile: false,
       }),
     ]);
     // It is not one of this profile's agents, and it acts as it only when asked.
     const mine = await ok(["profiles", "show"]);
-    expect(mine.profile).toMatchObject({ principals: ["operator:1"] });
+    expect(mine.profile).toMatchObject({
+      principals: [{ principal: { kind: "operator" }, label: "operator", operator_id: 1 }],
+    });
     const asStranger = await ok(["--as", `agent:${stranger.agentId}`, "status"]);
     expect(asStranger).toMatchObject({ label: `agent ${stranger.agentId}`, has_key: true });
   });
@@ -178,17 +188,22 @@ describe("profiles and forget", () => {
     await registerOperator(harness);
     await ok(["agents", "create", "w"]);
     await ok(["--profile", "ag", "login"], { stdin: await revealAgentKey(1) });
-    const listed = await ok(["profiles"]);
+    const listed = profilesListDocument.parse(await ok(["profiles"]));
     expect(listed.profiles).toEqual([
-      expect.objectContaining({ name: "ag", actsAs: "agent:1" }),
-      expect.objectContaining({ name: "default", operator: "operator:1", current: false }),
+      expect.objectContaining({
+        name: "ag",
+        acts_as: { principal: { kind: "agent", agent_id: 1 }, label: "agent 1" },
+      }),
+      expect.objectContaining({ name: "default", operator_id: 1, current: false }),
     ]);
     await ok(["profiles", "use", "ag"]);
     expect((await ok(["status"])).label).toBe("agent 1");
     await ok(["profiles", "rename", "ag", "worker"]);
     expect((await ok(["status"])).profile).toBe("worker");
-    const removed = await ok(["profiles", "remove", "worker"]);
-    expect(removed.keptRecords).toEqual(["agent:1"]);
+    const removed = profilesRemoveDocument.parse(await ok(["profiles", "remove", "worker"]));
+    expect(removed.kept_records).toEqual([
+      { principal: { kind: "agent", agent_id: 1 }, label: "agent 1" },
+    ]);
     expect((await ok(["status", "--agent", "1"])).has_key).toBe(true);
     const missing = await refused(["--profile", "worker", "status"]);
     expect(missing.code).toBe(exitCodeFor("NOT_FOUND"));
@@ -203,16 +218,22 @@ describe("profiles and forget", () => {
     expect(unconfirmed.error.hint).toContain("--yes");
     expect((await ok(["status", "--agent", "1"])).has_key).toBe(true);
     const fingerprint = (await ok(["status", "--agent", "1"])).fingerprint;
-    const forgot = await ok(["forget", "agent:1"], {
-      terminal: { stdin: true, stderr: true },
-      confirmations: [true],
+    const forgot = forgetDocument.parse(
+      await ok(["forget", "agent:1"], {
+        terminal: { stdin: true, stderr: true },
+        confirmations: [true],
+      }),
+    );
+    expect(forgot).toMatchObject({
+      principal: { kind: "agent", agent_id: 1 },
+      fingerprint,
+      was_alive: true,
     });
-    expect(forgot).toMatchObject({ principal: "agent:1", fingerprint, wasAlive: true });
     const history = (await ok(["history"])) as { entries: Record<string, unknown>[] };
     expect(history.entries.at(-1)).toMatchObject({
       action: "forget",
-      principal: "agent:1",
-      oldFingerprint: fingerprint,
+      principal: { kind: "agent", agent_id: 1 },
+      old_fingerprint: fingerprint,
     });
     expect((await refused(["status", "--agent", "1"])).error.code).toBe("NOT_FOUND");
   });
@@ -233,7 +254,7 @@ describe("what a review found", () => {
     const refusedLogin = await refused(["--profile", "ag", "login"], { stdin: other.apiKey });
     expect(refusedLogin.error.code).toBe("CONFIG_INVALID");
     const shown = await ok(["profiles", "show", "ag"]);
-    expect(shown.profile).toMatchObject({ actsAs: "agent:1" });
+    expect(shown.profile).toMatchObject({ acts_as: { principal: { kind: "agent", agent_id: 1 } } });
     expect((shown.profile as { operator?: string }).operator).not.toBe(
       `operator:${other.operatorId}`,
     );
@@ -259,8 +280,8 @@ describe("what a review found", () => {
     await registerOperator(harness);
     await ok(["agents", "create", "w"]);
     await harness.sandbox.close();
-    const forgot = await ok(["forget", "agent:1", "--yes"]);
-    expect(forgot).toMatchObject({ principal: "agent:1" });
+    const forgot = forgetDocument.parse(await ok(["forget", "agent:1", "--yes"]));
+    expect(forgot).toMatchObject({ principal: { kind: "agent", agent_id: 1 } });
   });
 
   it("import reports another account's key as stored beside the profile, not as failed", async () => {
@@ -284,10 +305,11 @@ describe("what a review found", () => {
     expect(imported.results).toEqual([
       expect.objectContaining({
         result: "imported",
-        record: `operator:${other.operatorId}`,
-        inProfile: false,
+        principal: { kind: "operator" },
+        operator_id: other.operatorId,
+        in_profile: false,
       }),
     ]);
-    expect((await ok(["profiles", "show"])).profile).toMatchObject({ operator: "operator:1" });
+    expect((await ok(["profiles", "show"])).profile).toMatchObject({ operator_id: 1 });
   });
 });

@@ -46,6 +46,11 @@ describe("rekey rotate --all-agents, interrupted and resumed", () => {
     const document = allAgentsDocument.parse(result.json);
     const byResult = (kind: string) => document.results.filter((entry) => entry.result === kind);
     expect(byResult("rotated")).toHaveLength(2);
+    // Each outcome names its principal the one way the vocabulary does.
+    for (const entry of document.results) {
+      expect(entry.principal).toEqual({ kind: "agent", agent_id: entry.agent_id });
+      expect(entry.label).toBe(`agent ${entry.agent_id}`);
+    }
     expect(byResult("failed")).toHaveLength(1);
     expect(byResult("failed")[0]?.error?.code).toMatch(/^UPSTREAM_/);
     expect(result.code).toBe(6);

@@ -67,8 +67,8 @@ describe("rekey policy and rekey rotate --due", () => {
     ]);
     expect(set.code).toBe(0);
     expect(policyDocument.parse(set.json).policies.map((entry) => entry.principal)).toEqual([
-      "agent:1",
-      "agent:2",
+      { kind: "agent", agent_id: 1 },
+      { kind: "agent", agent_id: 2 },
     ]);
     const list = await harness.run(["policy", "list"]);
     expect(list.stdout).toContain("max-age 1d, window Mon-Fri 02:00-04:00 Europe/Berlin");
@@ -89,17 +89,17 @@ describe("rekey policy and rekey rotate --due", () => {
   it("rotates nothing before the time, then exactly the due keys, once", async () => {
     const early = await harness.runJson(["rotate", "--due"]);
     expect(early.code).toBe(0);
-    expect(dueDocument.parse(early.json)).toMatchObject({ due: true, dryRun: false });
+    expect(dueDocument.parse(early.json)).toMatchObject({ due: true, dry_run: false });
     expect(agentRotations()).toBe(0);
 
     clock.set(Date.parse("2026-01-07T01:05:00Z"));
     const plan = await harness.runJson(["rotate", "--due", "--dry-run"]);
     expect(plan.code).toBe(0);
     expect(dueDocument.parse(plan.json)).toMatchObject({
-      dryRun: true,
+      dry_run: true,
       results: [
-        { principal: "agent:1", result: "would_rotate" },
-        { principal: "agent:2", result: "would_rotate" },
+        { label: "agent 1", result: "would_rotate" },
+        { label: "agent 2", result: "would_rotate" },
       ],
     });
     expect(agentRotations()).toBe(0);
@@ -108,8 +108,8 @@ describe("rekey policy and rekey rotate --due", () => {
     expect(run.code).toBe(0);
     expect(dueDocument.parse(run.json)).toMatchObject({
       results: [
-        { principal: "agent:1", result: "rotated", nextRotationAt: "2026-01-08T01:00:00.000Z" },
-        { principal: "agent:2", result: "rotated" },
+        { label: "agent 1", result: "rotated", next_rotation_at: "2026-01-08T01:00:00.000Z" },
+        { label: "agent 2", result: "rotated" },
       ],
     });
     expect(run.stdout).not.toMatch(RAW_SECRET);
@@ -132,7 +132,7 @@ describe("rekey policy and rekey rotate --due", () => {
     expect(doctor.code).toBe(11);
     expect(doctorDocument.parse(doctor.json)).toMatchObject({
       ok: false,
-      overdue: [{ principal: "agent:1" }, { principal: "agent:2" }],
+      overdue: [{ label: "agent 1" }, { label: "agent 2" }],
     });
     // Monday's window: rotated, and all is well again.
     clock.set(Date.parse("2026-01-12T01:30:00Z"));
@@ -168,7 +168,7 @@ describe("rekey policy and rekey rotate --due", () => {
     expect(run.code).not.toBe(0);
     const outcome = dueDocument
       .parse(run.json)
-      .results.find((result) => result.principal === `agent:${gamma}`);
+      .results.find((result) => result.principal.agent_id === Number(gamma));
     expect(outcome).toMatchObject({
       result: "rotated",
       deliveries: [expect.objectContaining({ target: "exec-1", status: "failed" })],

@@ -2,6 +2,7 @@ import { createHmac } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createRekey, openCredentialStore, setRotationPolicy } from "@rekey/core";
+import { scheduleEventSchema } from "@rekey/core/vocabulary";
 import { afterEach, describe, expect, it } from "vitest";
 import type { HubEvent } from "./events/event-hub.js";
 import { type Faucet, startFaucet, startHarness } from "./harness.test-helper.js";
@@ -88,6 +89,12 @@ describe("rekey-http's scheduler: events, notifications, metrics", () => {
       "rotation.failed",
     ]);
     expect(published[2]).toMatchObject({ principal: { kind: "agent", agentId: 1 } });
+    // Its data on /v1/events is the vocabulary's schedule event, as strict as its schema.
+    expect(scheduleEventSchema.strict().parse(published[2]?.data)).toMatchObject({
+      type: "key.overdue",
+      principal: { kind: "agent", agent_id: 1 },
+      label: "agent 1",
+    });
     await expect.poll(() => hook.received.length).toBe(4);
     expect(hook.received.every((entry) => entry.signed)).toBe(true);
     const metrics = schedule.renderMetrics();

@@ -12,6 +12,7 @@ import {
   type ScheduleEventSink,
   type Scheduler,
   type SchedulerTick,
+  scheduleEventView,
   signWebhook,
   WEBHOOK_SIGNATURE_HEADER,
   type WebhookSigner,
@@ -118,7 +119,8 @@ export function createHttpScheduler(deps: HttpSchedulerDeps): HttpScheduler {
         principal: event.principal.startsWith("agent:")
           ? agent(Number(event.principal.slice("agent:".length)))
           : OPERATOR,
-        data: { ...event },
+        // The vocabulary's words, as the audit events beside it; webhooks get the event itself.
+        data: scheduleEventView(event),
       });
     }
     // Sent in the background: a slow receiver must not hold up the next rotation.

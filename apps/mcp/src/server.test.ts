@@ -228,6 +228,8 @@ describe("rotate_api_key", () => {
       expect(refused.code, tool).toBe("NOT_FOUND");
       expect(refused.hint, tool).not.toMatch(/list_agents/);
       expect(refused.hint, tool).toMatch(/holds no key/);
+      // The message says what the hint does (no key yet), not only that a profile is missing.
+      expect(refused.message, tool).toMatch(/no key/i);
     }
   });
 

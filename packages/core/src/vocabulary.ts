@@ -1,16 +1,27 @@
 import { z } from "zod";
 import { COOLDOWN_MINUTES } from "./cooldowns.js";
 import type { DeliveryOutcome, DeliveryStatus } from "./delivery/delivery-journal.js";
+import type { ProfileSummary } from "./engine/profiles.js";
+import type { AgentRotationOutcome } from "./engine/rotate-agents.js";
 import type {
   AgentStatus,
+  AuditEntry,
+  AuditVerification,
+  HealthReport,
   Identity,
+  KeyCheck,
   KeyStatus,
+  PendingResolution,
   RotationPlan,
   RotationResult,
 } from "./engine/types.js";
 import type { ErrorFacts } from "./error-facts.js";
 import { MAX_ID, type Principal } from "./principal.js";
+import { SCHEDULE_EVENT_TYPES, type ScheduleEvent } from "./schedule/events.js";
+import type { PolicyStatus } from "./schedule/policies.js";
 import { describePolicy } from "./schedule/policy.js";
+import type { DueReport } from "./schedule/rotate-due.js";
+import type { StoreHealth } from "./store/types.js";
 
 /**
  * The one JSON vocabulary of rekey's front ends: the CLI's `--json`, the MCP tools'
@@ -447,5 +458,617 @@ export function errorView(facts: ErrorFacts): ErrorView {
     retry_after_seconds: facts.retryAfterSeconds,
     recovery: facts.recovery,
     issues: facts.issues,
+  });
+}
+
+// The shapes of the maintenance commands: history, doctor and health, policies, scheduled
+// runs, deliveries, login and import. Core names the principal of a stored record by a string
+// ("operator:12", "agent:7", "operator"); here it is the principal object like everywhere else,
+// with `operator_id` beside it when the record names its operator's id.
+
+/** The account of a stored record: its principal, its label and, for an operator, its id. */
+const recordShape = {
+  principal: principalSchema,
+  label,
+  operator_id: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .describe("Operators: the operator's id at the faucet, when the store records it."),
+};
+
+const recordError = z
+  .object({ code: z.string(), message: z.string() })
+  .describe("Why it failed: a rekey error code and a key-free message.");
+
+/** One entry of the hash-chained audit log (`rekey history`, HTTP `/v1/events`). */
+export const auditEntrySchema = z.object({
+  seq: z.number().int().positive().describe("Position in the log, from 1."),
+  at: instant,
+  surface: z.enum(["cli", "mcp", "http", "library"]).describe("Which front end acted."),
+  profile: z.string().describe("The profile the action was taken in."),
+  ...recordShape,
+  action: z
+    .enum([
+      "rotate",
+      "recover",
+      "register",
+      "login",
+      "create_agent",
+      "import",
+      "resolve",
+      "adopt",
+      "forget",
+      "migrate",
+      "repoint",
+      "acknowledge",
+      "repair",
+      "deliver",
+      "rekey_master",
+    ])
+    .describe("What was done."),
+  outcome: z
+    .enum(["success", "failure", "recovered", "not_rotated", "key_lost", "pending"])
+    .describe("How it ended; a delivery is pending, then success or failure."),
+  old_fingerprint: fingerprint.optional().describe("The key before the action."),
+  new_fingerprint: fingerprint.optional().describe("The key after the action."),
+  cooldown_until: instant.optional().describe("The withdrawal cooldown a rotation started."),
+  request_id: z.string().optional().describe("The rotation's request id (also the faucet's)."),
+  error_code: z.string().optional().describe("A failure's rekey error code."),
+  delivery_target: z.string().optional().describe("Deliveries: the target's id and description."),
+  prev_hash: z.string().describe("SHA-256 hex of the previous entry (64 zeros for the first)."),
+  hash: z.string().describe("SHA-256 hex of this entry: the log's hash chain."),
+});
+
+/** The audit log check of `rekey history --verify`. */
+export const auditVerificationSchema = z.object({
+  ok: z.boolean().describe("The hash chain is intact."),
+  count: z.number().int().describe("Entries checked."),
+  broken_at: z.number().int().optional().describe("The first entry that breaks the chain."),
+  reason: z.string().optional().describe("Why it breaks there."),
+});
+
+/** `rekey history`: audit log entries, and the chain check when asked for. */
+export const historySchema = z.object({
+  entries: z.array(auditEntrySchema),
+  verification: auditVerificationSchema.optional(),
+});
+
+/** The credential store's health (key-free). */
+export const storeHealthSchema = z.object({
+  ok: z.boolean().describe("No problem found."),
+  kind: z.string().describe('The kind of store: "file", "postgres" or "memory".'),
+  location: z.string().describe("Where it is (a directory or a URL without a password)."),
+  problems: z.array(z.string()).describe("Problems found (file modes, leftovers), key-free."),
+  encryption: z
+    .object({
+      state: z
+        .enum(["encrypted", "clear"])
+        .describe("encrypted: every stored key is sealed; clear: some are not (yet)."),
+      clear_keys: z.number().int().describe("How many keys are stored in clear."),
+      key_id: z.string().optional().describe("The id of the master key that seals new writes."),
+      key_source: z
+        .string()
+        .optional()
+        .describe("Where that master key comes from: a variable's name or a file path."),
+    })
+    .optional()
+    .describe("Whether the keys are sealed at rest (stores that keep them on disk)."),
+});
+
+/** Whether the store reads and the faucet answers (`rekey doctor`). */
+export const healthSchema = z.object({
+  ok: z.boolean().describe("The store and the faucet are healthy."),
+  store: storeHealthSchema.extend({
+    readable: z.boolean().describe("The credential document reads (leftovers aside)."),
+  }),
+  upstream: z.object({
+    ok: z.boolean().describe("The faucet answered."),
+    base_url: z.string().describe("The faucet's URL."),
+    error: z.string().optional().describe("Why it did not answer."),
+  }),
+});
+
+/** What the faucet says of one stored key (`rekey doctor`). */
+export const keyCheckSchema = z.object({
+  ...recordShape,
+  fingerprint,
+  current: z
+    .boolean()
+    .describe("The record's current key (false: one the migration kept beside it)."),
+  alive: z
+    .boolean()
+    .optional()
+    .describe("true: the faucet accepts it; false: it rejects it; absent: not asked."),
+  error: z.string().optional().describe("Why the faucet could not be asked."),
+});
+
+/** What resolving an unfinished rotation found (`rekey doctor --repair`). */
+export const pendingResolutionSchema = z.object({
+  principal: principalSchema,
+  label,
+  request_id: z.string().describe("The unfinished rotation."),
+  outcome: z
+    .enum(["recovered", "not_rotated", "verified", "key_lost"])
+    .describe(
+      "recovered: its key is now stored; not_rotated: it never happened; verified: finished; key_lost: see KEY_LOST.",
+    ),
+  new_fingerprint: fingerprint.optional(),
+});
+
+/** A stored record's delivery targets and where each stands. */
+export const deliveryTargetsSchema = z.object({
+  ...recordShape,
+  targets: z.array(deliveryStatusSchema),
+});
+
+/** A principal's rotation policy and where its key stands against it (`rekey policy`). */
+export const policyStatusSchema = z.object({
+  ...recordShape,
+  fingerprint: fingerprint.optional().describe("The current key, if the record holds one."),
+  saved_at: instant.optional().describe("When the current key was stored."),
+  policy: z
+    .string()
+    .describe('The policy as status shows it, e.g. "max-age 30d, window daily 02:00-04:00".'),
+  rules: z
+    .object({
+      max_age_seconds: z.number().int().positive().describe("Rotate once the key is this old."),
+      window: z.string().optional().describe("When rotations may run."),
+      jitter_seconds: z.number().int().optional().describe("Spread of rotations in the window."),
+      grace_seconds: z.number().int().optional().describe("How late counts as overdue."),
+      set_at: instant.describe("When the policy was set."),
+    })
+    .describe("The policy's parts."),
+  schedule: z
+    .object({
+      due_at: instant.describe("When the key reaches its max-age."),
+      next_rotation_at: instant
+        .optional()
+        .describe("When a scheduled run rotates it next; absent: no window opens in nine days."),
+      in_window: z.boolean().describe("Whether the policy's window is open now."),
+      due: z.boolean().describe("Due for its scheduled rotation now."),
+      overdue_at: instant.describe("When it counts as overdue: due plus grace."),
+      overdue: z.boolean().describe("Past its scheduled rotation plus grace."),
+    })
+    .optional()
+    .describe("Where the key stands; absent when the record holds no key."),
+});
+
+/** `rekey policy set|list|clear`. */
+export const policyListSchema = z.object({
+  action: z.enum(["set", "list", "clear"]),
+  policies: z.array(policyStatusSchema),
+});
+
+const rotationOutcome = {
+  old_fingerprint: fingerprint.optional().describe("The key before."),
+  fingerprint: fingerprint.optional().describe("The new key, when it was rotated."),
+  cooldown_until: instant.optional().describe("The withdrawal cooldown running or started."),
+  error: recordError.optional(),
+  deliveries: z.array(deliveryOutcomeSchema).optional(),
+};
+
+/** One principal of a scheduled run (`rekey rotate --due`). */
+export const dueOutcomeSchema = z.object({
+  ...recordShape,
+  result: z
+    .enum([
+      "rotated",
+      "shared",
+      "would_rotate",
+      "not_due",
+      "skipped_cooldown",
+      "skipped_unfinished",
+      "no_key",
+      "failed",
+    ])
+    .describe("shared: another process rotated it meanwhile; would_rotate: a dry run's answer."),
+  ...rotationOutcome,
+  next_rotation_at: instant.optional().describe("The next scheduled rotation, if not now."),
+  overdue: z.boolean().describe("Past its scheduled rotation plus grace, and not rotated now."),
+});
+
+/** A scheduled run's report (`rekey rotate --due`). */
+export const dueReportSchema = z.object({
+  due: z.literal(true),
+  dry_run: z.boolean(),
+  checked_at: instant,
+  next_rotation_at: instant.optional().describe("The earliest next scheduled rotation."),
+  results: z.array(dueOutcomeSchema),
+});
+
+/** One agent of `rekey rotate --all-agents`. */
+export const agentRotationOutcomeSchema = z.object({
+  principal: principalSchema,
+  label,
+  agent_id: z.number().int().positive(),
+  name: z.string().describe("The agent's name at the faucet (untrusted text)."),
+  result: z
+    .enum(["rotated", "already_rotated", "failed"])
+    .describe("already_rotated: inside a cooldown, skipped."),
+  ...rotationOutcome,
+  api_key: z.string().optional().describe("The new raw key: only with --reveal."),
+});
+
+/** `rekey rotate --all-agents`. */
+export const agentRotationsSchema = z.object({
+  dry_run: z.literal(false),
+  all_agents: z.literal(true),
+  results: z.array(agentRotationOutcomeSchema),
+});
+
+/** `rekey rotate --all-agents --dry-run`. */
+export const agentRotationPlanSchema = z.object({
+  dry_run: z.literal(true),
+  all_agents: z.literal(true),
+  agents: z.array(
+    z.object({
+      principal: principalSchema,
+      label,
+      agent_id: z.number().int().positive(),
+      name: z.string(),
+      fingerprint: fingerprint.optional(),
+      action: z.enum(["rotate", "skip_already_rotated"]),
+      cooldown_until: instant.optional(),
+    }),
+  ),
+});
+
+/** `rekey doctor`: every check, and what `--repair` did. */
+export const doctorReportSchema = z.object({
+  ok: z.boolean().describe("No problem remains."),
+  health: healthSchema,
+  keys: z.array(keyCheckSchema),
+  deliveries: z.array(deliveryTargetsSchema.extend({ faucet: z.string() })),
+  overdue: z.array(policyStatusSchema),
+  pending_rotation: keyStatusSchema.shape.pending_rotation
+    .unwrap()
+    .extend({ principal: principalSchema, label })
+    .optional(),
+  key_lost: keyStatusSchema.shape.key_lost
+    .unwrap()
+    .extend({ principal: principalSchema, label })
+    .optional(),
+  resolutions: z.array(pendingResolutionSchema).optional(),
+  settled: z.array(keyCheckSchema).optional(),
+});
+
+/** `rekey login`: the key stored and whose it is. */
+export const loginSchema = z.object({
+  principal: principalSchema,
+  label,
+  operator_id: recordShape.operator_id,
+  fingerprint,
+  in_profile: z
+    .boolean()
+    .describe("false: stored beside this profile (another operator's); act as it with --as."),
+  identity: identitySchema,
+});
+
+/** `rekey import lightning-wallet`. */
+export const walletImportSchema = z.object({
+  file: z.string().describe("The lightning-wallet credentials file."),
+  recovery_code_skipped: z.boolean().describe("The file holds a recovery code; rekey left it."),
+  results: z.array(
+    z.object({
+      entry: z.enum(["operator", "agent"]).describe("Which key of the file."),
+      result: z.enum(["imported", "failed"]),
+      principal: principalSchema.optional(),
+      label: label.optional(),
+      operator_id: recordShape.operator_id,
+      fingerprint: fingerprint.optional(),
+      name: z.string().optional(),
+      in_profile: z.boolean().optional(),
+      delivery_target: z.string().optional().describe("The delivery target added (--deliver)."),
+      error: recordError.optional(),
+    }),
+  ),
+});
+
+export type AuditEntryView = z.infer<typeof auditEntrySchema>;
+export type HistoryView = z.infer<typeof historySchema>;
+export type StoreHealthView = z.infer<typeof storeHealthSchema>;
+export type HealthView = z.infer<typeof healthSchema>;
+export type KeyCheckView = z.infer<typeof keyCheckSchema>;
+export type PendingResolutionView = z.infer<typeof pendingResolutionSchema>;
+export type DeliveryTargetsView = z.infer<typeof deliveryTargetsSchema>;
+export type PolicyStatusView = z.infer<typeof policyStatusSchema>;
+export type DueReportView = z.infer<typeof dueReportSchema>;
+export type AgentRotationOutcomeView = z.infer<typeof agentRotationOutcomeSchema>;
+export type DoctorReportView = z.infer<typeof doctorReportSchema>;
+export type LoginView = z.infer<typeof loginSchema>;
+export type WalletImportView = z.infer<typeof walletImportSchema>;
+
+/**
+ * A stored record's principal ("operator", "operator:12", "agent:7") in the vocabulary:
+ * the principal object, its label and the operator's id when the record names one.
+ */
+export function recordPrincipalView(recordPrincipal: string): {
+  principal: PrincipalView;
+  label: string;
+  operator_id?: number;
+} {
+  const agentId = /^agent:(\d+)$/.exec(recordPrincipal)?.[1];
+  if (agentId !== undefined) {
+    return { principal: { kind: "agent", agent_id: Number(agentId) }, label: `agent ${agentId}` };
+  }
+  const operatorId = /^operator:(\d+)$/.exec(recordPrincipal)?.[1];
+  return defined({
+    principal: { kind: "operator" as const },
+    label: "operator",
+    operator_id: operatorId === undefined ? undefined : Number(operatorId),
+  });
+}
+
+export function auditEntryView(entry: AuditEntry): AuditEntryView {
+  return defined({
+    seq: entry.seq,
+    at: entry.at,
+    surface: entry.surface,
+    profile: entry.profile,
+    ...recordPrincipalView(entry.principal),
+    action: entry.action,
+    outcome: entry.outcome,
+    old_fingerprint: entry.oldFingerprint,
+    new_fingerprint: entry.newFingerprint,
+    cooldown_until: entry.cooldownUntil,
+    request_id: entry.requestId,
+    error_code: entry.errorCode,
+    delivery_target: entry.deliveryTarget,
+    prev_hash: entry.prevHash,
+    hash: entry.hash,
+  });
+}
+
+export function historyView(
+  entries: AuditEntry[],
+  verification?: AuditVerification | undefined,
+): HistoryView {
+  return defined({
+    entries: entries.map(auditEntryView),
+    verification:
+      verification &&
+      defined({
+        ok: verification.ok,
+        count: verification.count,
+        broken_at: verification.ok ? undefined : verification.brokenAt,
+        reason: verification.ok ? undefined : verification.reason,
+      }),
+  });
+}
+
+export function storeHealthView(health: StoreHealth): StoreHealthView {
+  const encryption = health.encryption;
+  return defined({
+    ok: health.ok,
+    kind: health.kind,
+    location: health.location,
+    problems: [...health.problems],
+    encryption:
+      encryption &&
+      defined({
+        state: encryption.state,
+        clear_keys: encryption.clearKeys,
+        key_id: encryption.keyId,
+        key_source: encryption.keySource,
+      }),
+  });
+}
+
+export function healthView(report: HealthReport): HealthView {
+  return {
+    ok: report.ok,
+    store: { ...storeHealthView(report.store), readable: report.store.readable },
+    upstream: defined({
+      ok: report.upstream.ok,
+      base_url: report.upstream.baseUrl,
+      error: report.upstream.error,
+    }),
+  };
+}
+
+export function keyCheckView(check: KeyCheck): KeyCheckView {
+  return defined({
+    ...recordPrincipalView(check.principal),
+    fingerprint: check.fingerprint,
+    current: check.current,
+    alive: check.alive,
+    error: check.error,
+  });
+}
+
+export function pendingResolutionView(resolution: PendingResolution): PendingResolutionView {
+  return defined({
+    principal: principalView(resolution.principal),
+    label: resolution.label,
+    request_id: resolution.requestId,
+    outcome: resolution.outcome,
+    new_fingerprint: resolution.newFingerprint,
+  });
+}
+
+export function deliveryTargetsView(listed: {
+  principal: string;
+  targets: DeliveryStatus[];
+}): DeliveryTargetsView {
+  return {
+    ...recordPrincipalView(listed.principal),
+    targets: listed.targets.map(deliveryStatusView),
+  };
+}
+
+export function policyStatusView(status: PolicyStatus): PolicyStatusView {
+  const { policy, due } = status;
+  return defined({
+    ...recordPrincipalView(status.principal),
+    fingerprint: status.fingerprint,
+    saved_at: status.savedAt,
+    policy: describePolicy(policy),
+    rules: defined({
+      max_age_seconds: policy.maxAgeSeconds,
+      window: policy.window,
+      jitter_seconds: policy.jitterSeconds,
+      grace_seconds: policy.graceSeconds,
+      set_at: policy.setAt,
+    }),
+    schedule:
+      due &&
+      defined({
+        due_at: due.dueAt,
+        next_rotation_at: due.nextRotationAt,
+        in_window: due.inWindow,
+        due: due.due,
+        overdue_at: due.overdueAt,
+        overdue: due.overdue,
+      }),
+  });
+}
+
+export function dueReportView(report: DueReport): DueReportView {
+  return defined({
+    due: true as const,
+    dry_run: report.dryRun,
+    checked_at: report.checkedAt,
+    next_rotation_at: report.nextRotationAt,
+    results: report.results.map((outcome) =>
+      defined({
+        ...recordPrincipalView(outcome.principal),
+        result: outcome.result,
+        old_fingerprint: outcome.oldFingerprint,
+        fingerprint: outcome.newFingerprint,
+        cooldown_until: outcome.cooldownUntil,
+        error: outcome.error && { code: outcome.error.code, message: outcome.error.message },
+        deliveries: outcome.deliveries?.map(deliveryOutcomeView),
+        next_rotation_at: outcome.nextRotationAt,
+        overdue: outcome.overdue,
+      }),
+    ),
+  });
+}
+
+/**
+ * One agent of a bulk rotation. As with {@link rotationView}, the raw key is copied only when
+ * the caller passes `revealKey`.
+ */
+export function agentRotationOutcomeView(
+  outcome: AgentRotationOutcome,
+  options: { revealKey?: boolean } = {},
+): AgentRotationOutcomeView {
+  return defined({
+    principal: { kind: "agent" as const, agent_id: outcome.agentId },
+    label: `agent ${outcome.agentId}`,
+    agent_id: outcome.agentId,
+    name: outcome.name,
+    result: outcome.result,
+    old_fingerprint: outcome.oldFingerprint,
+    fingerprint: outcome.newFingerprint,
+    cooldown_until: outcome.cooldownUntil,
+    error: outcome.error && { code: outcome.error.code, message: outcome.error.message },
+    deliveries: outcome.deliveries?.map(deliveryOutcomeView),
+    api_key: options.revealKey === true ? outcome.apiKey : undefined,
+  });
+}
+
+// The small commands' shapes: forget, acknowledge, rescue import, withdraw, the master key,
+// profiles, and the local servers the CLI starts.
+
+/** `rekey forget`: the record removed. */
+export const forgetSchema = z.object({
+  ...recordShape,
+  fingerprint: fingerprint.optional().describe("The key removed with it, if any."),
+  was_alive: z.boolean().describe("The faucet still accepted that key."),
+});
+
+/** `rekey acknowledge`: the recorded key loss acknowledged. */
+export const acknowledgementSchema = z.object({
+  label,
+  request_id: z.string().describe("The rotation that lost the key."),
+});
+
+/** `rekey rescue import`: the key of a rescue file, now stored. */
+export const rescueImportSchema = z.object({ label, fingerprint });
+
+/** `rekey withdraw`. */
+export const withdrawalSchema = z.object({
+  amount_sats: z.number().describe("Paid out, in satoshis."),
+  fee_sats: z.number().describe("The fee, in satoshis."),
+  balance_sats: z.number().describe("The balance after it, in satoshis."),
+  payment_hash: z.string(),
+});
+
+/** `rekey store rekey-master`: key ids only, never a key. */
+export const masterRekeySchema = z.object({
+  key_id: z.string().describe("The master key every record is now sealed under."),
+  previous_key_id: z.string().optional().describe("The one that sealed new writes before."),
+  records: z.number().int().describe("Records sealed again."),
+  kept_at: z.string().optional().describe("Where rekey keeps the new key, when it made it."),
+});
+
+const recordRef = z.object(recordShape);
+
+/** A profile: a named view of a faucet, an operator and the principal it acts as. */
+export const profileSchema = z.object({
+  name: z.string(),
+  base_url: z.string().describe("The faucet's URL."),
+  operator_id: recordShape.operator_id.describe("The operator whose agents it manages."),
+  acts_as: recordRef.optional().describe("The principal it acts as; its operator when unset."),
+  current: z.boolean().describe("The store's current profile (`rekey profiles use`)."),
+  has_key: z.boolean().describe("The principal it acts as holds a key."),
+  principals: z.array(recordRef).describe("The records this profile sees on its faucet."),
+});
+
+/** `rekey profiles remove`: the records (and keys) that stay in the store. */
+export const profileRemovalSchema = z.object({
+  removed: z.string(),
+  kept_records: z.array(recordRef),
+});
+
+export type ProfileSummaryView = z.infer<typeof profileSchema>;
+
+export function profileView(profile: ProfileSummary): ProfileSummaryView {
+  const operatorId =
+    profile.operator === undefined ? undefined : recordPrincipalView(profile.operator).operator_id;
+  return defined({
+    name: profile.name,
+    base_url: profile.baseUrl,
+    operator_id: operatorId,
+    acts_as: profile.actsAs === undefined ? undefined : recordPrincipalView(profile.actsAs),
+    current: profile.current,
+    has_key: profile.hasKey,
+    principals: profile.principals.map(recordPrincipalView),
+  });
+}
+
+/** What the scheduler tells `/v1/events` (`key.overdue`, `rotation.failed`, ...): key-free. */
+export const scheduleEventSchema = z.object({
+  type: z.enum(SCHEDULE_EVENT_TYPES),
+  at: instant,
+  faucet: z.string().describe("Which faucet the principal's record belongs to."),
+  ...recordShape,
+  old_fingerprint: fingerprint.optional(),
+  new_fingerprint: fingerprint.optional(),
+  cooldown_until: instant.optional(),
+  overdue_at: instant.optional().describe("key.overdue: when it became overdue."),
+  target: z.string().optional().describe("delivery.failed: the delivery target's id."),
+  error_code: z.string().optional().describe("Failures: the rekey error code."),
+  message: z.string().optional().describe("Failures: what happened (key-free)."),
+});
+
+export type ScheduleEventView = z.infer<typeof scheduleEventSchema>;
+
+export function scheduleEventView(event: ScheduleEvent): ScheduleEventView {
+  return defined({
+    type: event.type,
+    at: event.at,
+    faucet: event.faucet,
+    ...recordPrincipalView(event.principal),
+    old_fingerprint: event.oldFingerprint,
+    new_fingerprint: event.newFingerprint,
+    cooldown_until: event.cooldownUntil,
+    overdue_at: event.overdueAt,
+    target: event.target,
+    error_code: event.errorCode,
+    message: event.message,
   });
 }

@@ -11,7 +11,10 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import {
   agentListSchema,
   agentSchema,
+  auditEntrySchema,
   errorSchema,
+  healthSchema,
+  historySchema,
   keyStatusSchema,
   rotationSchema,
 } from "@rekey/core/vocabulary";
@@ -89,7 +92,52 @@ async function httpPost(path: string, body: unknown) {
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
-async function startHttp(): Promise<{ url: string; stop(): Promise<void> }> {
+/**
+ * The audit events `/v1/events` replays after the entry `afterSeq` (its id is
+ * `<seq>-<16 hex of its hash>`), until `count` have arrived.
+ */
+async function httpAuditEvents(
+  after: { seq: number; hash: string },
+  count: number,
+): Promise<unknown[]> {
+  const abort = new AbortController();
+  const response = await fetch(`${http.url}/v1/events`, {
+    headers: {
+      authorization: `Bearer ${token}`,
+      "last-event-id": `${after.seq}-${after.hash.slice(0, 16)}`,
+    },
+    signal: abort.signal,
+  });
+  expect(response.status).toBe(200);
+  const reader = (response.body ?? new ReadableStream()).getReader();
+  const decoder = new TextDecoder();
+  const events: unknown[] = [];
+  let text = "";
+  try {
+    while (events.length < count) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+      let end = text.indexOf("\n\n");
+      while (end !== -1) {
+        const block = text.slice(0, end);
+        text = text.slice(end + 2);
+        end = text.indexOf("\n\n");
+        // Audit-log events carry an id; live ones (cooldown.ended) do not.
+        if (!/^id: /m.test(block)) continue;
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (data !== undefined) events.push(JSON.parse(data));
+      }
+    }
+  } finally {
+    abort.abort();
+  }
+  return events;
+}
+
+async function startHttp(
+  extraEnv: Record<string, string> = {},
+): Promise<{ url: string; stop(): Promise<void> }> {
   const tokens = JSON.stringify([
     {
       name: "vocabulary",
@@ -98,7 +146,7 @@ async function startHttp(): Promise<{ url: string; stop(): Promise<void> }> {
     },
   ]);
   const child = spawn(process.execPath, [await binOf("@rekey/http"), "--port", "0"], {
-    env: { ...env, REKEY_HTTP_TOKENS: tokens },
+    env: { ...env, ...extraEnv, REKEY_HTTP_TOKENS: tokens },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
@@ -268,6 +316,85 @@ describe("one JSON vocabulary across the CLI, MCP and HTTP", () => {
       });
       expect(facts.retry_after_seconds).toBeGreaterThan(59 * 60 - 30);
       expect(facts.hint).toEqual(expect.any(String));
+    }
+  });
+
+  it("history: the CLI's entries and HTTP's audit events are the same entries in one shape", async () => {
+    const history = await cli(["history", "--verify"]);
+    expect(history.code).toBe(0);
+    const { entries, verification } = historySchema.strict().parse(shared(history.json));
+    expect(verification).toEqual({ ok: true, count: entries.length });
+    const [first, ...rest] = entries.map((entry) => auditEntrySchema.strict().parse(entry));
+    if (first === undefined) throw new Error("the audit log is empty");
+    // Everything after the first entry, replayed by rekey-http from the same log.
+    const replayed = (await httpAuditEvents(first, rest.length)).map((event) =>
+      auditEntrySchema.strict().parse(event),
+    );
+    expect(replayed).toEqual(rest);
+    // The rotations of the first test, by all three front ends, name their principal one way.
+    const rotations = rest.filter(
+      (entry) => entry.action === "rotate" && entry.outcome === "success",
+    );
+    expect(rotations.map((entry) => [entry.surface, entry.principal])).toEqual([
+      ["cli", { kind: "agent", agent_id: 1 }],
+      ["mcp", { kind: "agent", agent_id: 2 }],
+      ["http", { kind: "operator" }],
+    ]);
+  });
+
+  it("health: doctor's report and HTTP's /readyz agree on the store and the faucet", async () => {
+    const doctor = await cli(["doctor"]);
+    const { health } = doctor.json as { health: unknown };
+    const report = healthSchema.strict().parse(health);
+    const ready = await fetch(`${http.url}/readyz`);
+    const body = (await ready.json()) as { store: { ok: boolean }; upstream: { ok: boolean } };
+    // /readyz (no token) says only whether each answers; doctor says where and why.
+    expect(body.store.ok).toBe(report.store.readable);
+    expect(body.upstream.ok).toBe(report.upstream.ok);
+    expect(report).toMatchObject({ store: { ok: true }, upstream: { ok: true } });
+  });
+
+  it("a profile with no key yet: the same error facts, saying so and how to store one", async () => {
+    const emptyEnv = { ...env, REKEY_PROFILE: "empty" };
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [await binOf("@rekey/mcp")],
+      env: emptyEnv,
+      stderr: "pipe",
+    });
+    const emptyMcp = new Client({ name: "vocabulary-test-empty", version: "0.0.0" });
+    await emptyMcp.connect(transport);
+    const emptyHttp = await startHttp({ REKEY_PROFILE: "empty" });
+    try {
+      const viaCli = await cli(["--profile", "empty", "status"]);
+      const viaMcp = (await emptyMcp.callTool({
+        name: "get_key_status",
+        arguments: {},
+      })) as CallToolResult;
+      const viaHttp = await fetch(`${emptyHttp.url}/v1/status`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(viaCli.code).toBe(4);
+      expect(viaHttp.status).toBe(404);
+      const fromCli = errorSchema.strict().parse((viaCli.json as { error: unknown }).error);
+      const fromMcp = errorSchema.strict().parse(mcpError(viaMcp));
+      const {
+        detail: _detail,
+        request_id: _id,
+        ...problem
+      } = (await viaHttp.json()) as Record<string, unknown>;
+      const fromHttp = errorSchema.strict().parse(shared(problem));
+      for (const facts of [fromCli, fromMcp, fromHttp]) {
+        expect(facts.code).toBe("NOT_FOUND");
+        expect(facts.message).toMatch(/^Profile "empty" holds no key yet/);
+        // How to get one: a person is told the commands, a model to ask for them.
+        expect(facts.hint).toMatch(/rekey register/);
+      }
+      expect(fromMcp.message).toBe(fromCli.message);
+      expect(fromHttp.message).toBe(fromCli.message);
+    } finally {
+      await emptyMcp.close();
+      await emptyHttp.stop();
     }
   });
 });

@@ -1,6 +1,13 @@
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
-import type { DeliveryOutcome, DeliveryStatus, DeliveryTargetSpec } from "@rekey/core";
+import {
+  type DeliveryOutcome,
+  type DeliveryStatus,
+  type DeliveryTargetSpec,
+  deliveryOutcomeView,
+  deliveryTargetsView,
+  recordPrincipalView,
+} from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { exitCodeFor } from "../exit-codes.js";
 import { type Colors, formatTable, type TimeFormat } from "../output.js";
@@ -95,7 +102,12 @@ export async function runDeliverAdd(
     path: context.deps.env.PATH,
   });
   const added = await context.withRekey(({ rekey }) => rekey.addDeliveryTarget(spec, principal));
-  context.output.result("deliver add", { ...added }, () => {
+  const payload = {
+    ...recordPrincipalView(added.principal),
+    target: added.target,
+    ...(added.outcome === undefined ? {} : { delivery: deliveryOutcomeView(added.outcome) }),
+  };
+  context.output.result("deliver add", payload, () => {
     const { colors } = context.output;
     const head = `${colors.green("added")} ${added.target} for ${added.principal}`;
     return added.outcome ? `${head}\n${outcomeLines([added.outcome], colors)}` : head;
@@ -109,7 +121,7 @@ export async function runDeliverList(
 ): Promise<void> {
   const principal = parseAgentOption(options.agent);
   const listed = await context.withRekey(({ rekey }) => rekey.listDeliveryTargets(principal));
-  context.output.result("deliver list", { ...listed }, () =>
+  context.output.result("deliver list", deliveryTargetsView(listed), () =>
     listed.targets.length === 0
       ? `no delivery targets for ${listed.principal} (add one with rekey deliver add)`
       : deliveryTable(listed.targets, context.output.colors, context.output.time),
@@ -125,7 +137,7 @@ export async function runDeliverRemove(
   const removed = await context.withRekey(({ rekey }) => rekey.removeDeliveryTarget(id, principal));
   context.output.result(
     "deliver remove",
-    { ...removed },
+    { ...recordPrincipalView(removed.principal), target: removed.target },
     () => `${context.output.colors.green("removed")} ${removed.target} of ${removed.principal}`,
   );
 }
@@ -145,8 +157,11 @@ export async function runDeliverNow(
       force: command === "test",
     }),
   );
-  context.output.result(`deliver ${command}`, { deliveries: outcomes }, () =>
-    outcomes.length === 0 ? "no delivery targets" : outcomeLines(outcomes, context.output.colors),
+  context.output.result(
+    `deliver ${command}`,
+    { deliveries: outcomes.map(deliveryOutcomeView) },
+    () =>
+      outcomes.length === 0 ? "no delivery targets" : outcomeLines(outcomes, context.output.colors),
   );
   exitOnFailure(context, outcomes);
 }

@@ -1,12 +1,19 @@
 import {
   type DeliveryStatus,
+  type DoctorReportView,
+  deliveryTargetsView,
   type HealthReport,
+  healthView,
   isRekeyError,
   type KeyCheck,
   type KeyStatus,
+  keyCheckView,
   listRotationPolicies,
   type PendingResolution,
   type PolicyStatus,
+  pendingResolutionView,
+  policyStatusView,
+  principalView,
 } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { EXIT_CHECK_FAILED } from "../exit-codes.js";
@@ -74,17 +81,7 @@ export async function runDoctor(
     overdue.length === 0;
   context.output.result(
     "doctor",
-    {
-      ok,
-      health,
-      keys,
-      deliveries,
-      overdue: overdue.map(overduePayload),
-      ...(pending === undefined ? {} : { pendingRotation: { label: status?.label, ...pending } }),
-      ...(keyLost === undefined ? {} : { keyLost: { label: status?.label, ...keyLost } }),
-      ...(resolutions === undefined ? {} : { resolutions }),
-      ...(settled === undefined ? {} : { settled }),
-    },
+    doctorPayload({ ok, health, status, keys, deliveries, overdue, resolutions, settled }),
     () =>
       renderDoctor(
         health,
@@ -217,12 +214,54 @@ function encryptionLine(
   ];
 }
 
-/** An overdue key in doctor's JSON: who, which key, since when. */
-function overduePayload(policy: PolicyStatus) {
+/** Doctor's `--json`: core's vocabulary (`doctorReportSchema`, docs/json-vocabulary.md). */
+function doctorPayload(report: {
+  ok: boolean;
+  health: HealthReport;
+  status: KeyStatus | undefined;
+  keys: KeyCheck[];
+  deliveries: { principal: string; faucet: string; targets: DeliveryStatus[] }[];
+  overdue: PolicyStatus[];
+  resolutions: PendingResolution[] | undefined;
+  settled: KeyCheck[] | undefined;
+}): DoctorReportView {
+  const { status } = report;
+  const owner = status && { principal: principalView(status.principal), label: status.label };
+  const pending = status?.pendingRotation;
+  const lost = status?.keyLost;
   return {
-    principal: policy.principal,
-    fingerprint: policy.fingerprint,
-    dueAt: policy.due?.dueAt,
-    overdueAt: policy.due?.overdueAt,
+    ok: report.ok,
+    health: healthView(report.health),
+    keys: report.keys.map(keyCheckView),
+    deliveries: report.deliveries.map((record) => ({
+      ...deliveryTargetsView(record),
+      faucet: record.faucet,
+    })),
+    overdue: report.overdue.map(policyStatusView),
+    ...(owner && pending
+      ? {
+          pending_rotation: {
+            ...owner,
+            request_id: pending.requestId,
+            started_at: pending.startedAt,
+            phase: pending.phase,
+          },
+        }
+      : {}),
+    ...(owner && lost
+      ? {
+          key_lost: {
+            ...owner,
+            request_id: lost.requestId,
+            old_fingerprint: lost.oldFingerprint,
+            lost_at: lost.lostAt,
+            recovery: lost.recovery,
+          },
+        }
+      : {}),
+    ...(report.resolutions === undefined
+      ? {}
+      : { resolutions: report.resolutions.map(pendingResolutionView) }),
+    ...(report.settled === undefined ? {} : { settled: report.settled.map(keyCheckView) }),
   };
 }

@@ -1,4 +1,4 @@
-import { isRekeyError } from "@rekey/core";
+import { isRekeyError, recordPrincipalView } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 
 /**
@@ -27,7 +27,11 @@ export async function runForget(
   });
   context.output.result(
     "forget",
-    result,
+    {
+      ...recordPrincipalView(result.principal),
+      ...(result.fingerprint === undefined ? {} : { fingerprint: result.fingerprint }),
+      was_alive: result.wasAlive,
+    },
     () =>
       `${context.output.colors.green("forgot")} ${result.principal}${result.fingerprint ? ` (${result.fingerprint}${result.wasAlive ? ", still accepted by the faucet" : ""})` : ""}`,
   );

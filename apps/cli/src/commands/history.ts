@@ -1,4 +1,4 @@
-import { agent, principalKey, RekeyError } from "@rekey/core";
+import { agent, historyView, principalKey, RekeyError } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { formatTable } from "../output.js";
 
@@ -97,40 +97,36 @@ export async function runHistory(
     verification: verify ? await rekey.verifyHistory() : undefined,
   }));
   const { colors } = context.output;
-  context.output.result(
-    "history",
-    { entries, ...(verification === undefined ? {} : { verification }) },
-    () => {
-      const lines =
-        entries.length === 0
-          ? ["The audit log is empty."]
-          : [
-              formatTable(
-                ["seq", "at", "surface", "profile", "principal", "action", "outcome", "key"],
-                entries.map((entry) => [
-                  String(entry.seq),
-                  context.output.time(entry.at),
-                  entry.surface,
-                  entry.profile,
-                  entry.principal,
-                  entry.action,
-                  entry.errorCode === undefined
-                    ? entry.outcome
-                    : `${entry.outcome} (${entry.errorCode})`,
-                  entry.newFingerprint === undefined
-                    ? (entry.oldFingerprint ?? "-")
-                    : entry.oldFingerprint === undefined
-                      ? `${entry.newFingerprint} (new)`
-                      : `${entry.oldFingerprint} -> ${entry.newFingerprint}`,
-                ]),
-              ),
-            ];
-      if (verification?.ok === true) {
-        lines.push(colors.green(`hash chain intact (${verification.count} entries)`));
-      }
-      return lines.join("\n");
-    },
-  );
+  context.output.result("history", historyView(entries, verification), () => {
+    const lines =
+      entries.length === 0
+        ? ["The audit log is empty."]
+        : [
+            formatTable(
+              ["seq", "at", "surface", "profile", "principal", "action", "outcome", "key"],
+              entries.map((entry) => [
+                String(entry.seq),
+                context.output.time(entry.at),
+                entry.surface,
+                entry.profile,
+                entry.principal,
+                entry.action,
+                entry.errorCode === undefined
+                  ? entry.outcome
+                  : `${entry.outcome} (${entry.errorCode})`,
+                entry.newFingerprint === undefined
+                  ? (entry.oldFingerprint ?? "-")
+                  : entry.oldFingerprint === undefined
+                    ? `${entry.newFingerprint} (new)`
+                    : `${entry.oldFingerprint} -> ${entry.newFingerprint}`,
+              ]),
+            ),
+          ];
+    if (verification?.ok === true) {
+      lines.push(colors.green(`hash chain intact (${verification.count} entries)`));
+    }
+    return lines.join("\n");
+  });
   if (verification !== undefined && !verification.ok) {
     throw new RekeyError(
       "STORE_CORRUPT",

@@ -6,8 +6,11 @@ import {
   type Principal,
   parseLightningWalletCredentials,
   principalLabel,
+  principalView,
   RekeyError,
+  recordPrincipalView,
   toRekeyError,
+  type WalletImportView,
 } from "@rekey/core";
 import type { CommandContext, RekeySession } from "../context.js";
 import { exitCodeFor } from "../exit-codes.js";
@@ -100,7 +103,7 @@ export async function runImportLightningWallet(
   const { colors } = context.output;
   context.output.result(
     "import lightning-wallet",
-    { file: path, results: outcomes, recoveryCodeSkipped: credentials.hasRecoveryCode },
+    importPayload(path, outcomes, credentials.hasRecoveryCode),
     () => {
       const lines = [
         `Imported from ${path}:`,
@@ -236,4 +239,36 @@ async function readJson(path: string): Promise<unknown> {
       hint: "Expected the lightning-wallet credentials.json format (version 1).",
     });
   }
+}
+
+/** The `--json` of an import: core's vocabulary (`walletImportSchema`). */
+function importPayload(
+  file: string,
+  outcomes: ImportOutcome[],
+  recoveryCodeSkipped: boolean,
+): WalletImportView {
+  return {
+    file,
+    recovery_code_skipped: recoveryCodeSkipped,
+    results: outcomes.map((outcome) => {
+      const owner =
+        outcome.record !== undefined
+          ? recordPrincipalView(outcome.record)
+          : outcome.principal === undefined
+            ? {}
+            : { principal: principalView(outcome.principal), label: outcome.label };
+      return Object.fromEntries(
+        Object.entries({
+          entry: outcome.entry,
+          result: outcome.result,
+          ...owner,
+          fingerprint: outcome.fingerprint,
+          name: outcome.name,
+          in_profile: outcome.inProfile,
+          delivery_target: outcome.deliveryTarget,
+          error: outcome.error,
+        }).filter(([, value]) => value !== undefined),
+      ) as WalletImportView["results"][number];
+    }),
+  };
 }

@@ -1,4 +1,4 @@
-import { principalLabel } from "@rekey/core";
+import { identityView, principalLabel, recordPrincipalView } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { formatFields } from "../output.js";
 import { readSecret } from "./input.js";
@@ -21,12 +21,10 @@ export async function runLogin(
   context.output.result(
     "login",
     {
-      principal: result.principal,
-      label,
+      ...recordPrincipalView(result.recordPrincipal),
       fingerprint: result.fingerprint,
-      record: result.recordPrincipal,
-      inProfile: result.inProfile,
-      identity: result.identity,
+      in_profile: result.inProfile,
+      identity: identityView({ ...result.identity, fingerprint: result.fingerprint }),
     },
     () =>
       [

@@ -4,6 +4,7 @@ import {
   type PolicyScope,
   type PolicyStatus,
   type PolicyTarget,
+  policyStatusView,
   RekeyError,
   setRotationPolicy,
 } from "@rekey/core";
@@ -71,7 +72,7 @@ function printPolicies(
   statuses: PolicyStatus[],
   action: "set" | "list",
 ): void {
-  output.result(command, { action, policies: statuses }, () => {
+  output.result(command, { action, policies: statuses.map(policyStatusView) }, () => {
     if (statuses.length === 0) return "No rotation policies (set one with rekey policy set).";
     const { colors, time } = output;
     return formatTable(

@@ -1,6 +1,8 @@
 import {
   listProfiles,
   type ProfileSummary,
+  profileView,
+  recordPrincipalView,
   removeProfile,
   renameProfile,
   showProfile,
@@ -15,7 +17,7 @@ import { formatFields, formatTable } from "../output.js";
  */
 export async function runProfilesList(context: CommandContext): Promise<void> {
   const profiles = await context.withRekey(({ store }) => listProfiles(store));
-  context.output.result("profiles list", { profiles }, () =>
+  context.output.result("profiles list", { profiles: profiles.map(profileView) }, () =>
     profiles.length === 0
       ? "No profiles yet: `rekey register` or `rekey login` makes one."
       : formatTable(
@@ -40,7 +42,9 @@ export async function runProfilesShow(context: CommandContext, name?: string): P
   const profile = await context.withRekey(({ rekey, store }) =>
     showProfile(store, name ?? rekey.profileName),
   );
-  context.output.result("profiles show", { profile }, () => renderProfile(profile));
+  context.output.result("profiles show", { profile: profileView(profile) }, () =>
+    renderProfile(profile),
+  );
 }
 
 /**
@@ -71,17 +75,20 @@ export async function runProfilesRename(
  */
 export async function runProfilesRemove(context: CommandContext, name: string): Promise<void> {
   const kept = await context.withRekey(({ store }) => removeProfile(store, name));
-  context.output.result("profiles remove", { removed: name, keptRecords: kept }, () =>
-    [
-      `Removed profile "${name}".`,
-      ...(kept.length === 0
-        ? []
-        : [
-            context.output.colors.dim(
-              `The records of ${kept.join(", ")} and their keys stay in the store (\`rekey forget\` removes one).`,
-            ),
-          ]),
-    ].join("\n"),
+  context.output.result(
+    "profiles remove",
+    { removed: name, kept_records: kept.map(recordPrincipalView) },
+    () =>
+      [
+        `Removed profile "${name}".`,
+        ...(kept.length === 0
+          ? []
+          : [
+              context.output.colors.dim(
+                `The records of ${kept.join(", ")} and their keys stay in the store (\`rekey forget\` removes one).`,
+              ),
+            ]),
+      ].join("\n"),
   );
 }
 

@@ -10,7 +10,7 @@ export async function runRescueImport(context: CommandContext, file: string): Pr
   const result = await context.withRekey(({ rekey }) => rekey.importRescue(file));
   context.output.result(
     "rescue import",
-    result,
+    { label: result.label, fingerprint: result.fingerprint },
     () => `${context.output.colors.green("imported")} ${result.label} key ${result.fingerprint}`,
   );
 }
@@ -28,7 +28,7 @@ export async function runAcknowledge(
   const result = await context.withRekey(({ rekey }) => rekey.acknowledgeKeyLost(principal));
   context.output.result(
     "acknowledge",
-    result,
+    { label: result.label, request_id: result.requestId },
     () => `acknowledged the lost ${result.label} key (rotation ${result.requestId})`,
   );
 }

@@ -1,4 +1,4 @@
-import { type DueOutcome, type DueReport, rotateDue } from "@rekey/core";
+import { type DueOutcome, type DueReport, dueReportView, rotateDue } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { EXIT_OVERDUE, exitCodeFor } from "../exit-codes.js";
 import { formatTable, type Output } from "../output.js";
@@ -37,7 +37,7 @@ export async function runRotateDue(
       progress.stop();
     }
   });
-  output.result("rotate", { due: true, ...report }, () => renderDueReport(report, output));
+  output.result("rotate", dueReportView(report), () => renderDueReport(report, output));
   // A rotation whose key a target could not take leaves that consumer on the dead key: as
   // loud, for cron, as a rotation that failed.
   const failure =

@@ -1,13 +1,16 @@
 import {
   type AgentRotationOutcome,
   type AgentStatus,
+  agent,
+  agentRotationOutcomeView,
   COOLDOWN_MINUTES,
   DEFAULT_AGENT_ROTATION_CONCURRENCY,
-  deliveryOutcomeView,
   formatDuration,
   isRekeyError,
   MAX_AGENT_ROTATION_CONCURRENCY,
   planAgentRotation,
+  principalLabel,
+  principalView,
   RekeyError,
   type RotationPlan,
   type RotationResult,
@@ -158,23 +161,6 @@ function renderResult(result: RotationResult, output: Output): string {
   return lines.join("\n");
 }
 
-/** An agent's outcome in the JSON vocabulary (docs/json-vocabulary.md). */
-function agentOutcomeView(outcome: AgentRotationOutcome): Record<string, unknown> {
-  return Object.fromEntries(
-    Object.entries({
-      agent_id: outcome.agentId,
-      name: outcome.name,
-      result: outcome.result,
-      old_fingerprint: outcome.oldFingerprint,
-      fingerprint: outcome.newFingerprint,
-      cooldown_until: outcome.cooldownUntil,
-      error: outcome.error,
-      api_key: outcome.apiKey,
-      deliveries: outcome.deliveries?.map(deliveryOutcomeView),
-    }).filter(([, value]) => value !== undefined),
-  );
-}
-
 async function rotateAllAgents(
   context: CommandContext,
   flags: RotateFlags,
@@ -194,6 +180,8 @@ async function rotateAllAgents(
           dry_run: true,
           all_agents: true,
           agents: agents.map((entry) => ({
+            principal: principalView(agent(entry.id)),
+            label: principalLabel(agent(entry.id)),
             agent_id: entry.id,
             name: entry.name,
             fingerprint: entry.fingerprint,
@@ -230,7 +218,13 @@ async function rotateAllAgents(
     }
     output.result(
       "rotate",
-      { dry_run: false, all_agents: true, results: outcomes.map(agentOutcomeView) },
+      {
+        dry_run: false,
+        all_agents: true,
+        results: outcomes.map((outcome) =>
+          agentRotationOutcomeView(outcome, { revealKey: flags.reveal }),
+        ),
+      },
       () => renderSummary(outcomes, flags.reveal, output),
     );
     const firstFailure = outcomes.find((outcome) => outcome.result === "failed");

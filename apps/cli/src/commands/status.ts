@@ -6,6 +6,7 @@ import {
   isRekeyError,
   type KeyStatus,
   keyStatusView,
+  storeHealthView,
 } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { EXIT_CODES } from "../exit-codes.js";
@@ -46,7 +47,7 @@ export async function runStatus(
       ...keyStatusView(status),
       ...(identity === undefined ? {} : { identity: identityView(identity) }),
       ...(identityError === undefined ? {} : { identity_error: identityError }),
-      store_health: storeHealth,
+      store_health: storeHealthView(storeHealth),
     },
     () =>
       renderStatus(

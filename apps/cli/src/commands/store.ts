@@ -17,10 +17,10 @@ export async function runStoreRekeyMaster(
   context.output.result(
     "store rekey-master",
     {
-      keyId: result.keyId,
-      previousKeyId: result.previousKeyId,
+      key_id: result.keyId,
+      ...(result.previousKeyId === undefined ? {} : { previous_key_id: result.previousKeyId }),
       records: result.records,
-      keptAt: result.keptAt,
+      ...(result.keptAt === undefined ? {} : { kept_at: result.keptAt }),
     },
     () =>
       [

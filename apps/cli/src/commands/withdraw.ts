@@ -16,7 +16,13 @@ export async function runWithdraw(
   const result = await context.withRekey(({ rekey }) =>
     rekey.withdraw({ amountSats, ...(principal === undefined ? {} : { principal }) }),
   );
-  context.output.result("withdraw", { ...result }, () =>
+  const payload = {
+    amount_sats: result.amountSats,
+    fee_sats: result.feeSats,
+    balance_sats: result.newBalance,
+    payment_hash: result.paymentHash,
+  };
+  context.output.result("withdraw", payload, () =>
     [
       `${context.output.colors.green("withdrew")} ${result.amountSats} sats`,
       formatFields([

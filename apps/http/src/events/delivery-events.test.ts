@@ -69,11 +69,13 @@ describe("GET /v1/events and deliveries", () => {
           );
         }
       }
-      expect(outcomes.map((event) => [event.data.principal, event.data.outcome])).toEqual([
-        ["operator:1", "pending"],
-        ["operator:1", "success"],
-        ["operator:1", "pending"],
-        ["operator:1", "failure"],
+      expect(
+        outcomes.map((event) => [event.data.principal, event.data.operator_id, event.data.outcome]),
+      ).toEqual([
+        [{ kind: "operator" }, 1, "pending"],
+        [{ kind: "operator" }, 1, "success"],
+        [{ kind: "operator" }, 1, "pending"],
+        [{ kind: "operator" }, 1, "failure"],
       ]);
       expect(outcomes[3]?.data.error_code).toBe("UPSTREAM_UNAVAILABLE");
       expect(outcomes.every((event) => typeof event.id === "string")).toBe(true);

@@ -1,11 +1,13 @@
 import {
   type AuditEntry,
   agent,
+  auditEntryView,
   type Clock,
   type CredentialStore,
   faucetIdOf,
   OPERATOR,
   type Principal,
+  recordPrincipalView,
 } from "@rekey/core";
 
 /**
@@ -111,14 +113,12 @@ export function eventTypeOf(action: string): string {
   return "audit";
 }
 
-const snakeCase = (name: string) => name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
-
-/** An audit entry as an event: every field, snake_cased like the rest of the API. */
+/**
+ * An audit entry as an event: its data is the entry in core's vocabulary (`auditEntryView`),
+ * the shape `rekey history --json` prints.
+ */
 export function auditEvent(entry: AuditEntry, faucet?: string): HubEvent {
-  const data: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(entry)) {
-    if (value !== undefined) data[snakeCase(name)] = value;
-  }
+  const data = auditEntryView(entry);
   return {
     type: eventTypeOf(entry.action),
     id: eventIdOf(entry),
@@ -207,7 +207,7 @@ export function createEventHub(options: EventHubOptions): EventHub {
             principal: principalOfEntry(record.principal),
             faucet: record.faucet,
             data: {
-              principal: record.principal,
+              ...recordPrincipalView(record.principal),
               ...(record.name === undefined ? {} : { name: record.name }),
               ...(record.fingerprint === undefined ? {} : { fingerprint: record.fingerprint }),
               cooldown_until: record.cooldownUntil,

@@ -9,6 +9,7 @@ import {
   type Rekey,
   systemClock,
 } from "@rekey/core";
+import { auditEntrySchema } from "@rekey/core/vocabulary";
 import { startSandbox } from "@rekey/sandbox";
 import { createPostgresStore } from "@rekey/store-postgres";
 import { dropPostgresSchema, TEST_MASTER_KEY_ENV } from "@rekey/store-postgres/testing";
@@ -141,10 +142,12 @@ describe("GET /v1/events", () => {
 
     const record = await served.rekey.status(agent(agentId));
     const last = (await served.store.readAudit()).at(-1);
-    expect(event.data).toMatchObject({
+    // The entry as `rekey history --json` shows it: core's vocabulary, nothing more.
+    expect(auditEntrySchema.strict().parse(event.data)).toMatchObject({
       action: "rotate",
       outcome: "success",
-      principal: `agent:${agentId}`,
+      principal: { kind: "agent", agent_id: agentId },
+      label: `agent ${agentId}`,
       surface: "cli",
       new_fingerprint: record.fingerprint,
     });
@@ -165,7 +168,7 @@ describe("GET /v1/events", () => {
       "last-event-id": afterAlpha === undefined ? "" : eventIdOf(afterAlpha),
     });
     const replayed = await resumed.next((event) => event.type === "rotation");
-    expect(replayed.data.principal).toBe(`agent:${beta}`);
+    expect(replayed.data.label).toBe(`agent ${beta}`);
     expect(resumed.events.map((event) => event.id)).toEqual(
       log.slice(afterAlpha?.seq).map(eventIdOf),
     );
@@ -177,7 +180,7 @@ describe("GET /v1/events", () => {
     // Live events follow a replay without a gap or a repeat.
     await served.rekey.rotateKey({ target: agent(alpha), force: true });
     const live = await resumed.next(
-      (event) => event.type === "rotation" && event.data.principal === `agent:${alpha}`,
+      (event) => event.type === "rotation" && event.data.label === `agent ${alpha}`,
     );
     expect(live.data.seq).toBe(log.length + 1);
     expect(new Set(resumed.events.map((event) => event.id)).size).toBe(resumed.events.length);
@@ -226,7 +229,7 @@ describe("GET /v1/events", () => {
     await served.rekey.rotateKey({ target: agent(beta) });
     await served.rekey.rotateKey({ target: agent(alpha) });
     await restricted.next((event) => event.type === "rotation");
-    expect(restricted.events.map((event) => event.data.principal)).toEqual([`agent:${alpha}`]);
+    expect(restricted.events.map((event) => event.data.label)).toEqual([`agent ${alpha}`]);
   });
 });
 
@@ -270,7 +273,8 @@ describe("cooldown.ended", () => {
       const stream = readEvents(response);
       const ended = await stream.next((event) => event.type === "cooldown.ended", 3000);
       expect(ended.data).toMatchObject({
-        principal: `agent:${created.agentId}`,
+        principal: { kind: "agent", agent_id: created.agentId },
+        label: `agent ${created.agentId}`,
         fingerprint: rotated.newFingerprint,
         cooldown_until: rotated.cooldownUntil,
       });

@@ -50,7 +50,7 @@ export const CONSOLE_JS = `"use strict";
   };
   const events = new EventSource("/ui/events");
   const describe = (type, data) => {
-    const who = data.principal || "a principal";
+    const who = data.label || "a principal";
     if (type === "rotation") return "Updated: " + who + " rotated (" + data.outcome + ").";
     if (type === "cooldown.ended") return "Updated: the cooldown of " + who + " ended.";
     if (type === "delivery") return "Updated: a delivery for " + who + ".";

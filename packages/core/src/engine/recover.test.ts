@@ -76,8 +76,26 @@ describe("recover", () => {
     expect(await intentsIn(fixture.store)).toEqual([]);
     const status = await rekey.status();
     expect(status.fingerprint).toBe(result.newFingerprint);
-    expect(status.lastRotation).toMatchObject({ requestId: "recover", verified: true });
+    // A request id like a rotation's, the same in the result, the record and the audit log.
+    expect(result.requestId).toMatch(
+      /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+    );
+    expect(status.lastRotation).toMatchObject({ requestId: result.requestId, verified: true });
     const entries = (await rekey.history()).filter((entry) => entry.action === "recover");
     expect(entries).toHaveLength(1);
+    expect(entries[0]?.requestId).toBe(result.requestId);
+  });
+
+  it("gives a recovery into an empty store a request id too, as in its audit entry", async () => {
+    fixture = await startEngineFixture();
+    // Registered elsewhere: this store holds no key, so there is nothing to journal.
+    const { recoveryCode } = await fixture.client.register({});
+    const rekey = fixture.rekey();
+    const result = await rekey.recover(recoveryCode);
+    expect(result.requestId).not.toBe("recover");
+    expect(result.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect((await rekey.status()).lastRotation?.requestId).toBe(result.requestId);
+    const [entry] = (await rekey.history()).filter((item) => item.action === "recover");
+    expect(entry?.requestId).toBe(result.requestId);
   });
 });

@@ -62,13 +62,16 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
         // and the audit log its entry.
         await store.checkWritable();
         await prepareAudit(context);
+        // Like a rotation's: the id of this recovery in the audit log, the stored record's
+        // last rotation and the faucet's logs, journaled or not.
+        const requestId = randomUUID();
         // Journaled like a rotation: the faucet invalidates the old key, so a process killed
         // before the new one is stored leaves an intent that the next run resolves (into a
         // loud KEY_LOST with the way back, the recovery code), never a dead key said nothing of.
         const journal: RotationIntent | undefined =
           view.operator !== undefined && old !== undefined && !recordOf(view, OPERATOR)?.intent
             ? {
-                requestId: randomUUID(),
+                requestId,
                 principal: view.operator,
                 actor: view.operator,
                 oldFingerprint: old.fingerprint,
@@ -87,7 +90,7 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
         const faucetClient = context.client(view);
         let reply: Awaited<ReturnType<typeof faucetClient.recover>>;
         try {
-          reply = await faucetClient.recover(code, {});
+          reply = await faucetClient.recover(code, { requestId });
         } catch (error) {
           // A definite refusal (a wrong code) changed nothing upstream: clear the journal now,
           // as a refused rotation does, instead of leaving it for the next command to resolve.
@@ -114,7 +117,7 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
         const stored = await storeIssuedKey(context, view.faucet, OPERATOR, journal, reply, base, {
           recordPrincipal,
           source: "recover",
-          requestId: "recover",
+          requestId,
           oldFingerprint: view.operator === recordPrincipal ? (old?.fingerprint ?? "none") : "none",
           alsoChange: (draft) => {
             const recovered = recordIn(draft, url, recordPrincipal);
@@ -138,7 +141,7 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
           oldFingerprint: record.oldFingerprint,
           newFingerprint: record.newFingerprint,
           cooldownUntil: record.cooldownUntil,
-          ...(journal === undefined ? {} : { requestId: journal.requestId }),
+          requestId,
         });
         killPoint("recover.audited");
         const finalRecord = { ...record, verified };
@@ -147,7 +150,7 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
         } else if (verified) {
           await updateStoreFrom(store, stored.snapshot, (draft) => {
             const recovered = writableRecord(draft, url, recordPrincipal);
-            if (recovered?.lastRotation?.requestId === "recover")
+            if (recovered?.lastRotation?.requestId === requestId)
               recovered.lastRotation.verified = true;
           });
         }

@@ -55,7 +55,7 @@ export function createStatus(session: Session): Pick<Rekey, "status"> {
         throw new RekeyError(
           "NOT_FOUND",
           actAs === undefined
-            ? `Profile "${profileName}" does not exist in ${store.location}`
+            ? `Profile "${profileName}" holds no key yet: it does not exist in ${store.location}`
             : `No record of ${actAs} on ${view.faucet}`,
           {
             hint: "Run `rekey register` or `rekey login` (or `rekey profiles list` to see what exists).",
