@@ -213,6 +213,24 @@ describe("rotateKey", () => {
     await expect(again.whoami()).resolves.toMatchObject({ type: "operator" });
   });
 
+  it("acting as a principal the store does not hold never falls back to the environment's key of another", async () => {
+    // `--as agent:99` (or REKEY_AS) with the operator's key in LIGHTNING_WALLET_API_KEY: the
+    // session acted as the operator, so an agent's MCP session could rotate the operator key.
+    const operatorKey = (await fixture.client.register({})).apiKey;
+    await fixture.rekey().login(operatorKey);
+    const asAgent = fixture.rekey({
+      actAs: "agent:99",
+      env: { REKEY_API_KEY: operatorKey },
+    });
+    expect(await asAgent.activePrincipal()).toBeUndefined();
+    const status = await asAgent.status();
+    expect(status.principal).toEqual(agent(99));
+    expect(status.hasKey).toBe(false);
+    await expectCode(asAgent.whoami(), "NOT_FOUND");
+    await expectCode(asAgent.rotateKey({ force: true }), "NOT_FOUND");
+    expect(fixture.sandbox.stats().rotations).toBe(0);
+  });
+
   it("a rotation reply without a key is never a success: the engine recovers the key by request_id", async () => {
     await fixture.close();
     fixture = await startEngineFixture({
