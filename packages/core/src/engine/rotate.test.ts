@@ -193,6 +193,20 @@ describe("rotateKey", () => {
     expect(fixture.sandbox.stats().calls.register ?? 0).toBe(0);
   });
 
+  it("registers nothing upstream when the store's master key source gives no key", async () => {
+    // An empty store with a broken source (a truncated REKEY_MASTER_KEY, a failing
+    // REKEY_MASTER_KEY_CMD): the account was created, then its key and recovery code went to a
+    // rescue file in clear, reported as STORE_UNAVAILABLE.
+    const locked = fixture.rekey({
+      store: createFileStore({
+        dir: join(fixture.dir, "locked"),
+        env: { REKEY_MASTER_KEY: "dG9vLXNob3J0" },
+      }),
+    });
+    await expectCode(locked.register({}), "STORE_LOCKED");
+    expect(fixture.sandbox.stats().calls.register ?? 0).toBe(0);
+  });
+
   it("never sends a key to another URL than the one it was saved for", async () => {
     const rekey = fixture.rekey();
     await rekey.register({});
