@@ -23,13 +23,17 @@ export function createHeldKeys(
       const view = await readView();
       const checks: KeyCheck[] = [];
       for (const record of recordsOfView(view)) {
+        // Keys are opened when read: one that does not decrypt (STORE_CORRUPT: changed, or moved
+        // from another record) is this candidate's error, not the end of every check (doctor).
         const candidates = [
-          ...(record.key === undefined
+          ...(!("key" in record)
             ? []
-            : [{ fingerprint: record.fingerprint as string, key: record.key, current: true }]),
+            : [
+                { fingerprint: record.fingerprint as string, key: () => record.key, current: true },
+              ]),
           ...(record.alternates ?? []).map((alternate) => ({
             fingerprint: alternate.fingerprint,
-            key: alternate.key,
+            key: () => alternate.key,
             current: false,
           })),
         ];
@@ -37,7 +41,9 @@ export function createHeldKeys(
           let alive: boolean | undefined;
           let error: string | undefined;
           try {
-            alive = await keyIsAlive(candidate.key);
+            const key = candidate.key();
+            if (key === undefined) continue;
+            alive = await keyIsAlive(key);
           } catch (cause) {
             error = toMessage(cause);
           }
