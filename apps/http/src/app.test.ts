@@ -333,6 +333,15 @@ describe("createHttpApp", () => {
       expect(harness.sandbox.stats().rotations).toBe(0);
     });
 
+    it("refuses a query string instead of rotating the active principal (agent_id goes in the body)", async () => {
+      // GET /v1/status and /v1/keys/current take agent_id in the query: the same habit on
+      // POST /v1/rotate was ignored, and the operator's key was rotated instead of agent 7's.
+      const response = await harness.call("POST", "/v1/rotate?agent_id=7", { body: {} });
+      const problem = await expectProblem(response, 400, "INVALID_INPUT");
+      expect(JSON.stringify(problem)).toContain("agent_id");
+      expect(harness.sandbox.stats().rotations).toBe(0);
+    });
+
     it("rejects a body over 16 KiB with 413", async () => {
       const response = await harness.call("POST", "/v1/rotate", {
         rawBody: JSON.stringify({ dry_run: true, padding: "x".repeat(17 * 1024) }),

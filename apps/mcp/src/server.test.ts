@@ -448,6 +448,18 @@ describe("read-only tools", () => {
     expect(rotate?.inputSchema.additionalProperties).toBe(false);
   });
 
+  it("get_key_status refuses an argument it does not take instead of answering for this session", async () => {
+    // `agentId` (a model's camelCase slip) was dropped: the operator's status came back as if it
+    // were the agent's.
+    const session = await world.connect();
+    const result = await session.call("get_key_status", { agentId: 7 });
+    expect(errorOf(result)).toMatchObject({ code: "INVALID_INPUT" });
+    expect(textOf(result)).toMatch(/agentId/);
+    const { tools } = await session.client.listTools();
+    const status = tools.find((tool) => tool.name === "get_key_status");
+    expect(status?.inputSchema.additionalProperties).toBe(false);
+  });
+
   it("an unknown agent id is NOT_FOUND with a pointer to list_agents", async () => {
     const session = await world.connect();
     const result = await session.call("rotate_api_key", { agent_id: 999_999 });

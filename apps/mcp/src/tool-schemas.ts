@@ -43,6 +43,16 @@ export const rotateInput = z
   .catchall(z.unknown())
   .meta({ additionalProperties: false });
 
+/**
+ * `get_key_status`'s input: `agent_id` and nothing else, kept and refused like
+ * {@link rotateInput}'s: a model that writes `agentId` must not get this session's status
+ * back as if it were the agent's.
+ */
+export const statusInput = z
+  .object(agentIdInput)
+  .catchall(z.unknown())
+  .meta({ additionalProperties: false });
+
 // Outputs are core's JSON vocabulary (docs/json-vocabulary.md), the shapes the CLI's --json and
 // the HTTP endpoint use too, plus what only a tool result says (`session_switched`, `message`).
 

@@ -1,7 +1,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { agent, formatDuration, type KeyStatus, keyStatusView } from "@rekey/core";
+import { agent, formatDuration, type KeyStatus, keyStatusView, RekeyError } from "@rekey/core";
 import { toolResult } from "../render.js";
-import { agentIdInput, keyStatusOutput } from "../tool-schemas.js";
+import { keyStatusOutput, statusInput } from "../tool-schemas.js";
 import type { ToolContext } from "./context.js";
 
 function headline(status: KeyStatus): string {
@@ -36,12 +36,23 @@ export function registerGetKeyStatus(server: McpServer, deps: ToolContext): void
       title: "Key status",
       description:
         "Show the fingerprint, age, last rotation, remaining withdrawal cooldown, any unfinished rotation and the scheduled rotation (schedule.next_rotation_at) of this session's key, or of one agent's key (agent_id, operators only). Never shows the key itself.",
-      inputSchema: agentIdInput,
+      inputSchema: statusInput,
       outputSchema: keyStatusOutput,
       annotations: { title: "Key status", readOnlyHint: true, openWorldHint: false },
     },
-    async ({ agent_id }) => {
+    async ({ agent_id, ...others }) => {
       try {
+        const unexpected = Object.keys(others);
+        if (unexpected.length > 0) {
+          throw new RekeyError(
+            "INVALID_INPUT",
+            `get_key_status takes only agent_id; not ${unexpected.map((name) => JSON.stringify(name.slice(0, 40))).join(", ")}`,
+            {
+              hint: "Call it again with agent_id (an agent's key, operators only) or no arguments at all (this session's own key).",
+              details: { unexpected: unexpected.map((name) => name.slice(0, 40)) },
+            },
+          );
+        }
         const status = await deps.rekey.status(
           agent_id === undefined ? undefined : agent(agent_id),
         );

@@ -196,6 +196,20 @@ describe("rotateKey", () => {
     expect(fixture.sandbox.stats().calls.register ?? 0).toBe(0);
   });
 
+  it("registers nothing upstream when the store's master key source gives no key", async () => {
+    // An empty store with a broken source (a truncated REKEY_MASTER_KEY, a failing
+    // REKEY_MASTER_KEY_CMD): the account was created, then its key and recovery code went to a
+    // rescue file in clear, reported as STORE_UNAVAILABLE.
+    const locked = fixture.rekey({
+      store: createFileStore({
+        dir: join(fixture.dir, "locked"),
+        env: { REKEY_MASTER_KEY: "dG9vLXNob3J0" },
+      }),
+    });
+    await expectCode(locked.register({}), "STORE_LOCKED");
+    expect(fixture.sandbox.stats().calls.register ?? 0).toBe(0);
+  });
+
   it("never sends a key to another URL than the one it was saved for", async () => {
     const rekey = fixture.rekey();
     await rekey.register({});
@@ -214,6 +228,24 @@ describe("rotateKey", () => {
     expect(status.keySource).toBe("store");
     expect(status.fingerprint).toBe(result.newFingerprint);
     await expect(again.whoami()).resolves.toMatchObject({ type: "operator" });
+  });
+
+  it("acting as a principal the store does not hold never falls back to the environment's key of another", async () => {
+    // `--as agent:99` (or REKEY_AS) with the operator's key in LIGHTNING_WALLET_API_KEY: the
+    // session acted as the operator, so an agent's MCP session could rotate the operator key.
+    const operatorKey = (await fixture.client.register({})).apiKey;
+    await fixture.rekey().login(operatorKey);
+    const asAgent = fixture.rekey({
+      actAs: "agent:99",
+      env: { REKEY_API_KEY: operatorKey },
+    });
+    expect(await asAgent.activePrincipal()).toBeUndefined();
+    const status = await asAgent.status();
+    expect(status.principal).toEqual(agent(99));
+    expect(status.hasKey).toBe(false);
+    await expectCode(asAgent.whoami(), "NOT_FOUND");
+    await expectCode(asAgent.rotateKey({ force: true }), "NOT_FOUND");
+    expect(fixture.sandbox.stats().rotations).toBe(0);
   });
 
   it("a rotation reply without a key is never a success: the engine recovers the key by request_id", async () => {

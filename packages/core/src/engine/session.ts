@@ -145,16 +145,21 @@ export function createSession(options: RekeyOptions) {
 
   /**
    * Which principal the environment's key belongs to (asked once, with whoami); `view` names
-   * the faucet to ask, else the store is read for it.
+   * the faucet to ask, else the store is read for it. A session told whom to act as (`actAs`)
+   * takes the key only when it is that principal's: an agent's session with the operator's
+   * key in its environment (LIGHTNING_WALLET_API_KEY) must not act as the operator.
    */
   function envPrincipal(view?: ProfileView): Promise<Principal | undefined> {
     if (envApiKey === undefined || envApiKey === "") return Promise.resolve(undefined);
     envIdentity ??= (async () => {
       const faucetClient = view === undefined ? await client() : clientOf(view);
       const identity = await faucetClient.whoami(envApiKey);
-      envOperator = operatorRecordPrincipal(
+      const operator = operatorRecordPrincipal(
         identity.type === "operator" ? identity.id : identity.operatorId,
       );
+      const seed = identity.type === "operator" ? operator : `agent:${identity.id}`;
+      if (actAs !== undefined && actAs !== seed) return undefined;
+      envOperator = operator;
       return identity.type === "operator" ? OPERATOR : agent(identity.id);
     })().catch((error: unknown) => {
       // An unreachable faucet now must not hide the seed for the life of the process.

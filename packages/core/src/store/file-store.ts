@@ -511,6 +511,14 @@ export class FileStore implements CredentialStore {
     this.assertOpen();
     await ensurePrivateDir(this.dir);
     await probeWritable(this.dir);
+    // A store that cannot seal cannot take a key either: a broken key source (a truncated
+    // REKEY_MASTER_KEY, a failing REKEY_MASTER_KEY_CMD) is STORE_LOCKED here, before the faucet
+    // issues a key (register) that would otherwise only reach a rescue file. As in
+    // compareAndSet, a key is made only for a store that has none yet.
+    if ((await this.loadKeyring(false)) === undefined) {
+      await this.readSnapshotWithIdentity(false);
+      await this.loadKeyring(true);
+    }
     await this.withWriteLock(() => this.removeOrphanTempFiles());
   }
 
