@@ -20,7 +20,15 @@ afterEach(async () => {
 const restricted = makeToken("agent-only", ["status"], ["agent:*"]);
 
 async function start(logLevel?: string) {
-  harness = await startHarness({ extraTokens: [restricted], ...(logLevel ? { logLevel } : {}) });
+  harness = await startHarness({
+    extraTokens: [restricted],
+    // A minute, not the default 100 ms: a repeated poll must find the body fresh however slow
+    // a loaded machine is between two requests (the cache ages on the real monotonic clock),
+    // and the poll after this server's own rotation must be re-rendered because the rotation
+    // cleared the cache, not because it aged out.
+    app: { statusMaxAgeMs: 60_000 },
+    ...(logLevel ? { logLevel } : {}),
+  });
   const current = harness;
   let appCalls = 0;
   server = await listen({
