@@ -387,6 +387,30 @@ describe("an operator's day: status, agents, rotate, withdraw, history", () => {
     expect(refused.stderr).toContain("file:PATH, env:VARIABLE or generate");
   });
 
+  it("doctor flags a configured master key the store was not sealed with, before a write makes it the only one", async () => {
+    // The store's own master.key sealed every key; a REKEY_MASTER_KEY the user never meant
+    // (a typo, another store's variable) still reads it, and the next write would re-seal
+    // everything under it. doctor reads only: it must say so and fail, and change nothing.
+    const credentials = join(harness.home, "credentials.json");
+    const before = await readFile(credentials, "utf8");
+    const stray = { REKEY_MASTER_KEY: Buffer.alloc(32, 7).toString("base64") };
+    const flagged = await harness.run(["doctor"], { env: stray });
+    expect(flagged.code).toBe(11);
+    expect(flagged.stdout).toMatch(
+      /master key:\s+FAILED \d+ key\(s\) sealed under another master key/,
+    );
+    expect(flagged.stdout).toContain("REKEY_MASTER_KEY is not the key you mean to keep");
+    const json = doctorDocument.parse((await harness.runJson(["doctor"], { env: stray })).json);
+    expect(json.ok).toBe(false);
+    expect(json.health.store.encryption?.under_other_keys).toBeGreaterThan(0);
+    expect(await readFile(credentials, "utf8")).toBe(before);
+    // Without the stray key, nothing is flagged.
+    const clean = await harness.runJson(["doctor"]);
+    expect(
+      doctorDocument.parse(clean.json).health.store.encryption?.under_other_keys,
+    ).toBeUndefined();
+  });
+
   it("doctor exits 11 when the faucet cannot be reached", async () => {
     const result = await harness.run([
       "doctor",

@@ -552,6 +552,13 @@ export const storeHealthSchema = z.object({
         .string()
         .optional()
         .describe("Where that master key comes from: a variable's name or a file path."),
+      under_other_keys: z
+        .number()
+        .int()
+        .optional()
+        .describe(
+          "How many keys are sealed under another master key than key_id (the next write seals them under key_id).",
+        ),
     })
     .optional()
     .describe("Whether the keys are sealed at rest (stores that keep them on disk)."),
@@ -852,6 +859,7 @@ export function storeHealthView(health: StoreHealth): StoreHealthView {
         clear_keys: encryption.clearKeys,
         key_id: encryption.keyId,
         key_source: encryption.keySource,
+        under_other_keys: encryption.underOtherKeys,
       }),
   });
 }

@@ -74,6 +74,7 @@ export async function runDoctor(
   );
   const ok =
     health.ok &&
+    (health.store.encryption?.underOtherKeys ?? 0) === 0 &&
     pending === undefined &&
     keyLost === undefined &&
     keyProblems.length === 0 &&
@@ -204,7 +205,7 @@ function encryptionLine(
     encryption.keyId === undefined
       ? ""
       : ` (master key ${encryption.keyId} from ${encryption.keySource ?? "?"})`;
-  return [
+  const lines: [string, string][] = [
     [
       "keys at rest",
       encryption.state === "encrypted"
@@ -212,6 +213,16 @@ function encryptionLine(
         : `${check(false)} ${encryption.clearKeys} key(s) in clear${key}`,
     ],
   ];
+  // A configured key the store was not sealed with (a typo, another store's variable) would
+  // silently become the only key that opens it at the next write: say so while both open it.
+  const others = encryption.underOtherKeys ?? 0;
+  if (others > 0) {
+    lines.push([
+      "master key",
+      `${check(false)} ${others} key(s) sealed under another master key than ${encryption.keyId ?? "?"}: the next write seals them under it, and then only it opens them. If ${encryption.keySource ?? "it"} is not the key you mean to keep, unset it before anything writes; to move on purpose, run \`rekey store rekey-master --new-key env:VARIABLE\` (or file:PATH).`,
+    ]);
+  }
+  return lines;
 }
 
 /** Doctor's `--json`: core's vocabulary (`doctorReportSchema`, docs/json-vocabulary.md). */

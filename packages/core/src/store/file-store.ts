@@ -10,6 +10,7 @@ import { chainAuditEntry } from "./audit-chain.js";
 import {
   ClearSealer,
   countClearKeys,
+  countKeysSealedUnderOthers,
   explicitKeySource,
   GENERATED_KEY_FILE,
   holdsSealedKeys,
@@ -589,8 +590,16 @@ export class FileStore implements CredentialStore {
     } catch {
       // Unreadable: health reports it as STORE_CORRUPT; nothing to count here.
     }
-    const clearKeys = countClearKeys(Object.values(raw.data?.principals ?? {}));
-    return { state: clearKeys === 0 ? "encrypted" : "clear", clearKeys, ...source };
+    const records = Object.values(raw.data?.principals ?? {});
+    const clearKeys = countClearKeys(records);
+    const underOtherKeys =
+      keyring === undefined ? 0 : countKeysSealedUnderOthers(records, keyring.current.id);
+    return {
+      state: clearKeys === 0 ? "encrypted" : "clear",
+      clearKeys,
+      ...source,
+      ...(underOtherKeys === 0 ? {} : { underOtherKeys }),
+    };
   }
 
   /**

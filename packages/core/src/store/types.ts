@@ -339,6 +339,12 @@ export interface StoreEncryption {
   keyId?: string;
   /** Where that key comes from: an environment variable's name or a file path. */
   keySource?: string;
+  /**
+   * How many keys are sealed under another master key than `keyId` (one still accepted, such
+   * as the store's own `master.key` once a key source is configured): the next write seals
+   * them under `keyId`, after which only `keyId` opens them.
+   */
+  underOtherKeys?: number;
 }
 
 /**

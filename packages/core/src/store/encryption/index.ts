@@ -11,6 +11,7 @@ export { formatMasterKey, keyIdOf, type MasterKey, parseMasterKey } from "./mast
 export {
   ClearSealer,
   countClearKeys,
+  countKeysSealedUnderOthers,
   holdsSealedKeys,
   type KeyRing,
   keysThatDoNotOpen,

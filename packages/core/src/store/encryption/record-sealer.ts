@@ -334,6 +334,28 @@ export function countClearKeys(records: Iterable<unknown>): number {
   return clear;
 }
 
+/**
+ * How many sealed keys of stored records name a master key other than `keyId`: keys that a
+ * previous key (still accepted) sealed, which the next write seals again under `keyId`.
+ * Throws nothing.
+ */
+export function countKeysSealedUnderOthers(records: Iterable<unknown>, keyId: string): number {
+  const current = `rk1:${keyId}:`;
+  const other = (key: unknown) =>
+    typeof key === "string" && isSealed(key) && !key.startsWith(current);
+  let count = 0;
+  for (const record of records) {
+    if (typeof record !== "object" || record === null) continue;
+    const stored = record as RawRecord;
+    if (other(stored.key)) count += 1;
+    if (Array.isArray(stored.alternates)) {
+      for (const alternate of stored.alternates as RawRecord[])
+        if (other(alternate?.key)) count += 1;
+    }
+  }
+  return count;
+}
+
 /** True when any of the stored records holds a sealed key. Throws nothing. */
 export function holdsSealedKeys(records: Iterable<unknown>): boolean {
   for (const record of records) {
