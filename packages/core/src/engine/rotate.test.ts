@@ -180,8 +180,11 @@ describe("rotateKey", () => {
     await expectCode(empty.rotateKey(), "NOT_FOUND");
     const rekey = fixture.rekey();
     await rekey.register({});
+    const principalsBefore = Object.keys((await fixture.store.read()).data.principals);
     await expectCode(rekey.rotateKey({ target: agent(424242) }), "NOT_FOUND");
     expect(await intentsIn(fixture.store)).toEqual([]);
+    // The refused agent leaves no empty record behind (`rekey profiles show` listed it).
+    expect(Object.keys((await fixture.store.read()).data.principals)).toEqual(principalsBefore);
     expect((await rekey.history()).at(-1)).toMatchObject({
       outcome: "failure",
       errorCode: "NOT_FOUND",

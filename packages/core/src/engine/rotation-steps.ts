@@ -339,14 +339,30 @@ export async function finishIntent(
   return written.snapshot;
 }
 
+/**
+ * Clears a journal the faucet definitely refused. `dropCreated`: the record was made by the
+ * journal's own write (an agent named by id that the store did not hold); a refusal (an agent
+ * of another operator, one that does not exist) leaves nothing of it behind.
+ */
 export async function clearIntent(
   context: EngineContext,
   faucet: string,
   targetRecord: string,
   base?: StoreSnapshot,
+  dropCreated = false,
 ): Promise<void> {
   await updateStoreFrom(context.store, base, (draft) => {
     const stored = writableRecord(draft, faucet, targetRecord);
-    if (stored) delete stored.intent;
+    if (!stored) return;
+    delete stored.intent;
+    if (dropCreated && stored.key === undefined && holdsOnlyIdentity(stored)) {
+      delete draft.principals[recordIdOf(faucet, targetRecord)];
+    }
   });
 }
+
+/** Nothing in a record but what names it (the journal's write adds the operator id). */
+function holdsOnlyIdentity(record: object): boolean {
+  return Object.keys(record).every((field) => IDENTITY_FIELDS.has(field));
+}
+const IDENTITY_FIELDS = new Set(["faucet", "principal", "operatorId"]);

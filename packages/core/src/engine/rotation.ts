@@ -124,6 +124,10 @@ export async function rotateUnderLock(
       reserve: "0".repeat(RESERVE_CHARS),
     };
     const baseUrl = context.baseUrl(view);
+    const createdByJournal =
+      target.kind === "agent" &&
+      !samePrincipal(params.actor, target) &&
+      recordAt(view, targetRecord) === undefined;
     const journaled = await updateStoreFrom(context.store, view.snapshot, (draft) => {
       const profile = profileIn(draft, context.profileName, baseUrl);
       // A profile first written by a rotation (its key came from the environment) points at
@@ -157,7 +161,7 @@ export async function rotateUnderLock(
             });
     } catch (error) {
       if (!outcomeUnknown(error)) {
-        await clearIntent(context, faucet, targetRecord, journaled.snapshot);
+        await clearIntent(context, faucet, targetRecord, journaled.snapshot, createdByJournal);
         await audit(context, {
           principal: targetRecord,
           action: "rotate",
