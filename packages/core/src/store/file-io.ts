@@ -44,8 +44,8 @@ export function currentUid(): number | undefined {
 
 /** What {@link privacyProblem} looks at: `lstat`'s view, so a link is seen as a link. */
 type PrivacyStats =
-  | Pick<Stats, "mode" | "uid" | "isSymbolicLink">
-  | Pick<BigIntStats, "mode" | "uid" | "isSymbolicLink">;
+  | Pick<Stats, "mode" | "uid" | "isSymbolicLink" | "isDirectory">
+  | Pick<BigIntStats, "mode" | "uid" | "isSymbolicLink" | "isDirectory">;
 
 /**
  * Like ssh's StrictModes: a store path that is a symbolic link, belongs to another user, or
@@ -79,9 +79,17 @@ export function privacyProblem(
  *   group or others (see {@link privacyProblem}).
  */
 export function assertPrivate(path: string, stats: PrivacyStats, isDir: boolean): void {
+  // A file where the store's directory should be: its mode is not the problem (REKEY_HOME
+  // or --store names a file, say credentials.json itself).
+  if (isDir && !stats.isDirectory() && !stats.isSymbolicLink()) {
+    throw new RekeyError("STORE_UNAVAILABLE", `${path} is not a directory`, {
+      hint: "Point REKEY_HOME (or --store) at the store's directory, not at a file.",
+      details: { path },
+    });
+  }
   const problem = privacyProblem(path, stats, isDir);
   if (problem !== undefined) {
-    throw new RekeyError("STORE_UNAVAILABLE", `Refusing to use ${problem}`, {
+    throw new RekeyError("STORE_UNAVAILABLE", `Refusing to use the store: ${problem}`, {
       hint: stats.isSymbolicLink()
         ? "Point REKEY_HOME (or --store) at the real directory, and keep no links inside it."
         : Number(stats.uid) !== currentUid()
@@ -107,6 +115,7 @@ export async function assertPrivateDir(dir: string): Promise<void> {
   }
   if (!stats.isDirectory() && !stats.isSymbolicLink()) {
     throw new RekeyError("STORE_UNAVAILABLE", `${dir} is not a directory`, {
+      hint: "Point REKEY_HOME (or --store) at the store's directory, not at a file.",
       details: { path: dir },
     });
   }
@@ -137,6 +146,8 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
   try {
     await mkdir(dir, { recursive: true, mode: DIR_MODE });
   } catch (error) {
+    // Something that is not a directory is already there: say what, as a read does.
+    if (errnoCode(error) === "EEXIST") await assertPrivateDir(dir);
     throw storeUnavailable("create the directory", dir, error);
   }
   await assertPrivateDir(dir);

@@ -241,6 +241,20 @@ describe("file store", () => {
     });
   });
 
+  it("names a file given as the store's directory as such, not as a mode to chmod", async () => {
+    // REKEY_HOME=~/.rekey/credentials.json (the file, not its directory), mode 644.
+    const file = join(root, "not-a-dir");
+    await writeFile(file, "{}", { mode: 0o644 });
+    const misplaced = createFileStore({ dir: file });
+    for (const operation of [() => misplaced.read(), () => misplaced.checkWritable()]) {
+      const error = await expectCode(operation(), "STORE_UNAVAILABLE");
+      expect(error.message).toBe(`${file} is not a directory`);
+      expect((error as { hint?: string }).hint).toContain("REKEY_HOME");
+      expect(`${error.message} ${(error as { hint?: string }).hint}`).not.toContain("chmod");
+    }
+    expect(await readFile(file, "utf8")).toBe("{}");
+  });
+
   describe("ownership (ssh StrictModes)", () => {
     // Tests run as root here; elsewhere a file cannot be given to another user.
     const isRoot = process.getuid?.() === 0;
