@@ -16,12 +16,12 @@ import type {
   RotationResult,
 } from "./engine/types.js";
 import type { ErrorFacts } from "./error-facts.js";
-import { MAX_ID, type Principal } from "./principal.js";
+import { MAX_ID, type Principal, principalLabel } from "./principal.js";
 import { SCHEDULE_EVENT_TYPES, type ScheduleEvent } from "./schedule/events.js";
 import type { PolicyStatus } from "./schedule/policies.js";
 import { describePolicy } from "./schedule/policy.js";
 import type { DueReport } from "./schedule/rotate-due.js";
-import type { StoreHealth } from "./store/types.js";
+import { AUDIT_ACTIONS, AUDIT_OUTCOMES, type StoreHealth } from "./store/types.js";
 
 /**
  * The one JSON vocabulary of rekey's front ends: the CLI's `--json`, the MCP tools'
@@ -417,7 +417,7 @@ export function identityView(identity: Identity & { fingerprint: string }): Iden
     identity.type === "operator" ? { kind: "operator" } : { kind: "agent", agentId: identity.id };
   return defined({
     principal: principalView(principal),
-    label: identity.type === "operator" ? "operator" : `agent ${identity.id}`,
+    label: principalLabel(principal),
     id: identity.id,
     name: identity.name,
     balance_sats: identity.balanceSats,
@@ -489,27 +489,9 @@ export const auditEntrySchema = z.object({
   surface: z.enum(["cli", "mcp", "http", "library"]).describe("Which front end acted."),
   profile: z.string().describe("The profile the action was taken in."),
   ...recordShape,
-  action: z
-    .enum([
-      "rotate",
-      "recover",
-      "register",
-      "login",
-      "create_agent",
-      "import",
-      "resolve",
-      "adopt",
-      "forget",
-      "migrate",
-      "repoint",
-      "acknowledge",
-      "repair",
-      "deliver",
-      "rekey_master",
-    ])
-    .describe("What was done."),
+  action: z.enum(AUDIT_ACTIONS).describe("What was done."),
   outcome: z
-    .enum(["success", "failure", "recovered", "not_rotated", "key_lost", "pending"])
+    .enum(AUDIT_OUTCOMES)
     .describe("How it ended; a delivery is pending, then success or failure."),
   old_fingerprint: fingerprint.optional().describe("The key before the action."),
   new_fingerprint: fingerprint.optional().describe("The key after the action."),
@@ -798,7 +780,8 @@ export function recordPrincipalView(recordPrincipal: string): {
 } {
   const agentId = /^agent:(\d+)$/.exec(recordPrincipal)?.[1];
   if (agentId !== undefined) {
-    return { principal: { kind: "agent", agent_id: Number(agentId) }, label: `agent ${agentId}` };
+    const principal: Principal = { kind: "agent", agentId: Number(agentId) };
+    return { principal: principalView(principal), label: principalLabel(principal) };
   }
   const operatorId = /^operator:(\d+)$/.exec(recordPrincipal)?.[1];
   return defined({
@@ -963,9 +946,10 @@ export function agentRotationOutcomeView(
   outcome: AgentRotationOutcome,
   options: { revealKey?: boolean } = {},
 ): AgentRotationOutcomeView {
+  const principal: Principal = { kind: "agent", agentId: outcome.agentId };
   return defined({
-    principal: { kind: "agent" as const, agent_id: outcome.agentId },
-    label: `agent ${outcome.agentId}`,
+    principal: principalView(principal),
+    label: principalLabel(principal),
     agent_id: outcome.agentId,
     name: outcome.name,
     result: outcome.result,

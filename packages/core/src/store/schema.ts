@@ -6,7 +6,13 @@ import { jsonValueSchema } from "./json-value.js";
 import { migrateV1ToV2, storeDataV1Schema } from "./migrations/v1-to-v2.js";
 import { migrateV2ToV3 } from "./migrations/v2-to-v3.js";
 import { isFiledUnderOwnId, RECORD_PRINCIPAL_PATTERN } from "./record-ids.js";
-import { type AuditEntry, STORE_SCHEMA_VERSION, type StoreData } from "./types.js";
+import {
+  AUDIT_ACTIONS,
+  AUDIT_OUTCOMES,
+  type AuditEntry,
+  STORE_SCHEMA_VERSION,
+  type StoreData,
+} from "./types.js";
 
 /**
  * The zod schema of {@link StoreData}, used on everything a store reads back.
@@ -215,24 +221,8 @@ export const auditEntrySchema = z.strictObject({
   surface,
   profile: z.string(),
   principal: z.string(),
-  action: z.enum([
-    "rotate",
-    "recover",
-    "register",
-    "login",
-    "create_agent",
-    "import",
-    "resolve",
-    "adopt",
-    "forget",
-    "migrate",
-    "repoint",
-    "acknowledge",
-    "repair",
-    "deliver",
-    "rekey_master",
-  ]),
-  outcome: z.enum(["success", "failure", "recovered", "not_rotated", "key_lost", "pending"]),
+  action: z.enum(AUDIT_ACTIONS),
+  outcome: z.enum(AUDIT_OUTCOMES),
   oldFingerprint: z.string().optional(),
   newFingerprint: z.string().optional(),
   cooldownUntil: isoUtc.optional(),

@@ -277,6 +277,37 @@ export interface LockOptions {
 }
 
 /** One audit log entry, chained to the previous one by SHA-256. */
+/** What an audit entry records was done; the store's schema and the JSON vocabulary take it from here. */
+export const AUDIT_ACTIONS = [
+  "rotate",
+  "recover",
+  "register",
+  "login",
+  "create_agent",
+  "import",
+  "resolve",
+  "adopt",
+  "forget",
+  "migrate",
+  "repoint",
+  "acknowledge",
+  "repair",
+  "deliver",
+  "rekey_master",
+] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+/** How an audited action ended; a delivery is `pending`, then `success` or `failure`. */
+export const AUDIT_OUTCOMES = [
+  "success",
+  "failure",
+  "recovered",
+  "not_rotated",
+  "key_lost",
+  "pending",
+] as const;
+export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
+
 export interface AuditEntry {
   seq: number;
   /** ISO-8601 UTC. */
@@ -285,24 +316,9 @@ export interface AuditEntry {
   profile: string;
   /** The principal: "operator", "operator:12" or "agent:7". */
   principal: string;
-  action:
-    | "rotate"
-    | "recover"
-    | "register"
-    | "login"
-    | "create_agent"
-    | "import"
-    | "resolve"
-    | "adopt"
-    | "forget"
-    | "migrate"
-    | "repoint"
-    | "acknowledge"
-    | "repair"
-    | "deliver"
-    | "rekey_master";
+  action: AuditAction;
   /** For `deliver`: `pending` when a delivery starts, then `success` or `failure`. */
-  outcome: "success" | "failure" | "recovered" | "not_rotated" | "key_lost" | "pending";
+  outcome: AuditOutcome;
   oldFingerprint?: string;
   newFingerprint?: string;
   cooldownUntil?: string;
