@@ -41,6 +41,29 @@ function expectNoSecrets(text: string): void {
   for (const secret of seen.secrets) expect(text.includes(secret)).toBe(false);
 }
 
+/**
+ * A real MCP client on the built binary over stdio (`rekey-mcp ARGS`, the world's store plus
+ * `env`); `stderr()` is what the server has written there so far.
+ */
+async function connectStdio(
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<{ client: Client; stderr: () => string }> {
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [bin, ...args],
+    env: childEnv(env),
+    stderr: "pipe",
+  });
+  let stderr = "";
+  transport.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const client = new Client({ name: "rekey-mcp-test", version: "0.0.0" });
+  await client.connect(transport);
+  return { client, stderr: () => stderr };
+}
+
 /** Starts `rekey-mcp --http ...` and waits for the URL it logs on stderr. */
 async function startHttp(
   args: string[],
@@ -65,18 +88,7 @@ async function startHttp(
 
 describe("rekey-mcp over stdio (the built binary)", () => {
   it("lists the tools, rotates into the store, and never writes a key to stdout or stderr", async () => {
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [bin],
-      env: childEnv(),
-      stderr: "pipe",
-    });
-    let stderr = "";
-    transport.stderr?.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const client = new Client({ name: "stdio-test", version: "0.0.0" });
-    await client.connect(transport);
+    const { client, stderr } = await connectStdio();
     expect(client.getServerVersion()).toMatchObject({ name: "rekey", version: "0.1.0" });
 
     const { tools } = await client.listTools();
@@ -104,8 +116,8 @@ describe("rekey-mcp over stdio (the built binary)", () => {
     });
 
     await client.close();
-    expect(stderr).toMatch(/rotate_api_key: rotated operator/);
-    expectNoSecrets(JSON.stringify([rotated, whoami]) + stderr);
+    expect(stderr()).toMatch(/rotate_api_key: rotated operator/);
+    expectNoSecrets(JSON.stringify([rotated, whoami]) + stderr());
   });
   // Without arguments the start-up front answers the handshake; --store skips the front.
   it.each([
@@ -155,14 +167,7 @@ describe("rekey-mcp over stdio (the built binary)", () => {
 describe("rekey-mcp --as (the built binary)", () => {
   it("runs as an agent created with `rekey agents create`, sharing its record with the operator", async () => {
     const { agentId } = await world.setup.createAgent({ name: "worker" });
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [bin, "--as", `agent:${agentId}`],
-      env: childEnv(),
-      stderr: "pipe",
-    });
-    const client = new Client({ name: "as-agent-test", version: "0.0.0" });
-    await client.connect(transport);
+    const { client } = await connectStdio(["--as", `agent:${agentId}`]);
     const whoami = (await client.callTool({ name: "whoami", arguments: {} })) as CallToolResult;
     expect(whoami.structuredContent).toMatchObject({
       principal: { kind: "agent", agent_id: agentId },
@@ -187,42 +192,22 @@ describe("rekey-mcp --as (the built binary)", () => {
 
 describe("rekey-mcp start-up", () => {
   it("warns on stderr when the profile holds no key, naming the command that stores one", async () => {
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [bin, "--profile", "empty"],
-      env: childEnv(),
-      stderr: "pipe",
-    });
-    let stderr = "";
-    transport.stderr?.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const client = new Client({ name: "startup-test", version: "0.0.0" });
-    await client.connect(transport);
+    const { client, stderr } = await connectStdio(["--profile", "empty"]);
     // The warning comes once the handshake is over, without any tool call.
-    for (let waited = 0; waited < 5000 && !stderr.includes("holds no key"); waited += 20) {
+    for (let waited = 0; waited < 5000 && !stderr().includes("holds no key"); waited += 20) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     await client.close();
-    expect(stderr).toMatch(/warning: profile "empty" holds no key/);
-    expect(stderr).toContain("rekey login --profile empty");
+    expect(stderr()).toMatch(/warning: profile "empty" holds no key/);
+    expect(stderr()).toContain("rekey login --profile empty");
   });
 
   it("answers every tool call with why the store did not open, instead of ending the session", async () => {
     // A PostgreSQL store without a master key source: opening it fails, after the stdio
     // front has already answered the handshake. The database is never reached.
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [bin],
-      env: childEnv({ REKEY_STORE: "postgres://rekey:hunter2@127.0.0.1:9/rekey" }),
-      stderr: "pipe",
+    const { client, stderr } = await connectStdio([], {
+      REKEY_STORE: "postgres://rekey:hunter2@127.0.0.1:9/rekey",
     });
-    let stderr = "";
-    transport.stderr?.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const client = new Client({ name: "startup-test", version: "0.0.0" });
-    await client.connect(transport);
     expect((await client.listTools()).tools.map((tool) => tool.name)).toContain("rotate_api_key");
     for (const name of ["get_key_status", "rotate_api_key"]) {
       const result = (await client.callTool({ name, arguments: {} })) as CallToolResult;
@@ -235,26 +220,15 @@ describe("rekey-mcp start-up", () => {
       expect(text).not.toContain("hunter2");
     }
     await client.close();
-    expect(stderr).toContain("STORE_LOCKED");
-    expect(stderr).not.toContain("hunter2");
+    expect(stderr()).toContain("STORE_LOCKED");
+    expect(stderr()).not.toContain("hunter2");
   });
 
   it("says nothing of the kind when the profile holds a key", async () => {
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [bin],
-      env: childEnv(),
-      stderr: "pipe",
-    });
-    let stderr = "";
-    transport.stderr?.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const client = new Client({ name: "startup-test", version: "0.0.0" });
-    await client.connect(transport);
+    const { client, stderr } = await connectStdio();
     await client.listTools();
     await client.close();
-    expect(stderr).not.toContain("holds no key");
+    expect(stderr()).not.toContain("holds no key");
   });
 });
 
@@ -266,14 +240,7 @@ describe.skipIf(postgresUrl === "")("rekey-mcp on a PostgreSQL store (the built 
   afterAll(() => dropPostgresSchema(postgresUrl, schema));
 
   const connect = async () => {
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [bin],
-      env: childEnv({ REKEY_STORE: storeUrl, ...TEST_MASTER_KEY_ENV }),
-      stderr: "pipe",
-    });
-    const client = new Client({ name: "pg-test", version: "0.0.0" });
-    await client.connect(transport);
+    const { client } = await connectStdio([], { REKEY_STORE: storeUrl, ...TEST_MASTER_KEY_ENV });
     return client;
   };
 
