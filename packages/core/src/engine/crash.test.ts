@@ -6,9 +6,12 @@ import { openKey } from "../store/encryption/sealed-key.js";
 import type { CredentialStore } from "../store/types.js";
 import type { RotationStep } from "./context.js";
 import {
+  Crash,
+  crashingAt,
   type EngineFixture,
   intentOf,
   refusingWrites,
+  settle,
   startEngineFixture,
   storedKey,
 } from "./engine.test-helper.js";
@@ -20,28 +23,11 @@ import type { RotationResult } from "./types.js";
  * is released, which a dead process's lease also is); a second engine on the same store plays
  * the next process. The child-process tests in `processes.test.ts` kill a real process too.
  */
-class Crash extends Error {}
-
 let fixture: EngineFixture | undefined;
 afterEach(async () => {
   await fixture?.close();
   fixture = undefined;
 });
-
-function crashingAt(step: RotationStep) {
-  return {
-    afterStep(current: RotationStep) {
-      if (current === step) throw new Crash(`crashed after ${step}`);
-    },
-  };
-}
-
-async function settle(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    (value) => value,
-    (error: unknown) => error,
-  );
-}
 
 describe.each([true, false])("crash recovery (request_id honoured: %s)", (requestIdSupport) => {
   it("crash before the upstream call: the rotation never happened, the old key stays", async () => {

@@ -13,6 +13,7 @@ import { agent, OPERATOR } from "../principal.js";
 import { createFileStore } from "../store/file-store.js";
 import { createMemoryStore } from "../store/memory-store.js";
 import type { CredentialStore } from "../store/types.js";
+import type { RotationStep } from "./context.js";
 import { createRekey, type RekeyOptions } from "./create-rekey.js";
 import { recordOf, storedKeyOf, viewOf } from "./principal-records.js";
 import type { Rekey } from "./types.js";
@@ -124,4 +125,27 @@ export function refusingWrites(store: CredentialStore, refuses: () => boolean): 
       return store.compareAndSet(version, data, options);
     },
   };
+}
+
+/**
+ * Thrown by {@link crashingAt}'s hook: the engine stops right after a step without any clean-up
+ * of the store (only the lock is released, as a dead process's lease is), as a kill would.
+ */
+export class Crash extends Error {}
+
+/** Engine hooks that crash a rotation right after `step`. */
+export function crashingAt(step: RotationStep): { afterStep(current: RotationStep): void } {
+  return {
+    afterStep(current: RotationStep) {
+      if (current === step) throw new Crash(`crashed after ${step}`);
+    },
+  };
+}
+
+/** What a promise settled with: its value, or the error it rejected with. */
+export function settle(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    (value) => value,
+    (error: unknown) => error,
+  );
 }

@@ -3,7 +3,13 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createFileStore } from "../store/file-store.js";
 import type { IdempotencyRecord } from "../store/types.js";
-import { type EngineFixture, startEngineFixture, storedKey } from "./engine.test-helper.js";
+import {
+  Crash,
+  crashingAt,
+  type EngineFixture,
+  startEngineFixture,
+  storedKey,
+} from "./engine.test-helper.js";
 
 /**
  * Idempotency records as the previous rekey wrote them: an HTTP reply (`status`, `body`), with
@@ -55,14 +61,7 @@ describe("idempotency records the previous rekey wrote (file store)", () => {
   it("a pending one left by a crash: the retry gets that rotation, not a second one", async () => {
     fixture = await startEngineFixture({ store: "file" });
     await fixture.rekey().register({});
-    class Crash extends Error {}
-    const crashing = fixture.rekey({
-      hooks: {
-        afterStep(step) {
-          if (step === "key-stored") throw new Crash("killed");
-        },
-      },
-    });
+    const crashing = fixture.rekey({ hooks: crashingAt("key-stored") });
     await expect(
       crashing.withIdempotency("deploy-1", "{}", rotate(crashing)),
     ).rejects.toBeInstanceOf(Crash);

@@ -5,7 +5,14 @@ import { isRekeyError, RekeyError } from "../errors.js";
 import { verifyAuditChain } from "../store/audit-chain.js";
 import { AUDIT_FILE } from "../store/file-store.js";
 import type { AuditEventInput, CredentialStore, StoreData } from "../store/types.js";
-import { type EngineFixture, startEngineFixture, storedKey } from "./engine.test-helper.js";
+import {
+  Crash,
+  crashingAt,
+  type EngineFixture,
+  settle,
+  startEngineFixture,
+  storedKey,
+} from "./engine.test-helper.js";
 
 /**
  * Issue 11, one test per defect: each failed on the engine before the fix. The stores here are
@@ -18,13 +25,6 @@ afterEach(async () => {
   await fixture?.close();
   fixture = undefined;
 });
-
-async function settle(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    (value) => value,
-    (error: unknown) => error,
-  );
-}
 
 /** The real store; `appendAudit` fails while `refuse` says so (a blocked or full log). */
 function withFailingAudit(
@@ -200,14 +200,7 @@ describe("6. an Idempotency-Key survives a crash", () => {
     async (requestIdSupport) => {
       fixture = await startEngineFixture({ store: "file", sandbox: { requestIdSupport } });
       await fixture.rekey().register({});
-      class Crash extends Error {}
-      const crashing = fixture.rekey({
-        hooks: {
-          afterStep(step) {
-            if (step === "key-stored") throw new Crash("killed");
-          },
-        },
-      });
+      const crashing = fixture.rekey({ hooks: crashingAt("key-stored") });
       const rotate =
         (rekey: ReturnType<EngineFixture["rekey"]>) => (attempt: { requestId: string }) =>
           rekey.rotateKey({ requestId: attempt.requestId }).then((result) => result.newFingerprint);
