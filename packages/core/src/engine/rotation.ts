@@ -77,6 +77,10 @@ export async function rotateUnderLock(
   const { target, targetRecord } = params;
   const { faucet } = params.view;
   const lock = await lockRecord(context, faucet, targetRecord);
+  // The audit append in flight, if any: the lock is held until it settles, so that whoever
+  // takes the lock next (a resolution after a failure below) finds the entry or none, never
+  // one still being written.
+  let auditing: Promise<{ error: unknown } | undefined> | undefined;
   try {
     // A holder that crashed while we waited may have left an intent: resolve it first.
     let view = await context.readView();
@@ -186,28 +190,33 @@ export async function rotateUnderLock(
     }
     await step(context, "upstream-replied", target);
 
-    // The new key is asked `whoami` while it is written: the two round trips overlap. Its
-    // answer is used (and its step reported) only once the key is stored.
+    // The new key is asked `whoami` while it is written, and again while its audit entry is
+    // appended: the round trip overlaps both writes. Its answer is used (and its step reported)
+    // only once the key is stored. The entry does not depend on the answer (it records the
+    // rotation, not the check), so it need not wait for it.
     const verifying = verifyKey(client, target, reply.apiKey);
     const stored = await storeIssuedKey(context, faucet, target, intent, reply, journaled.snapshot);
     const { record } = stored;
     await step(context, "key-stored", target);
+    // Audited while the journal still holds the rotation: a kill or a failed append here
+    // leaves the journal, and whoever resolves it writes the entry (once: see auditOnce).
+    auditing = audit(context, {
+      principal: targetRecord,
+      action: "rotate",
+      outcome: "success",
+      oldFingerprint,
+      newFingerprint: record.newFingerprint,
+      cooldownUntil: record.cooldownUntil,
+      requestId: intent.requestId,
+    }).then(
+      () => undefined,
+      (error: unknown) => ({ error }),
+    );
     const verified = await verifying;
     await step(context, "verified", target);
     const finalRecord = { ...record, verified };
-    // Audited while the journal still holds the rotation: a kill or a failed append here
-    // leaves the journal, and whoever resolves it writes the entry (once: see auditOnce).
-    try {
-      await audit(context, {
-        principal: targetRecord,
-        action: "rotate",
-        outcome: "success",
-        oldFingerprint,
-        newFingerprint: record.newFingerprint,
-        cooldownUntil: record.cooldownUntil,
-        requestId: intent.requestId,
-      });
-    } catch (error) {
+    const auditFailure = await auditing;
+    if (auditFailure !== undefined) {
       // The key is stored and works; the entry is owed. The journal stays (phase stored) and
       // the next run that resolves it appends the entry: reported, not dropped.
       return {
@@ -215,7 +224,7 @@ export async function rotateUnderLock(
         record: finalRecord,
         apiKey: reply.apiKey,
         shared: false,
-        auditError: error,
+        auditError: auditFailure.error,
         snapshot: stored.snapshot,
       };
     }
@@ -236,6 +245,7 @@ export async function rotateUnderLock(
       snapshot: finished,
     };
   } finally {
+    await auditing;
     await lock.release();
   }
 }

@@ -1,3 +1,4 @@
+import * as fs from "node:fs";
 import { lock as lockFile } from "proper-lockfile";
 
 /**
@@ -29,6 +30,40 @@ export class FileLockTimeout extends Error {
   override readonly name = "FileLockTimeout";
 }
 
+/**
+ * A callback-style call made synchronously, its callback called on the next tick (never
+ * before the caller returns, as an asynchronous call would).
+ */
+function deferredCallback<A extends unknown[], R>(call: (...args: A) => R) {
+  return (...args: [...A, (error: Error | null, result?: R) => void]) => {
+    const callback = args.pop() as (error: Error | null, result?: R) => void;
+    let result: R | undefined;
+    let failure: Error | null = null;
+    try {
+      result = call(...(args as unknown as A));
+    } catch (error) {
+      failure = error as Error;
+    }
+    process.nextTick(callback, failure, result);
+  };
+}
+
+/**
+ * The filesystem proper-lockfile is given: its mkdir, stat, utimes and rmdir of one local
+ * directory take microseconds made synchronously, where each hop through libuv's thread pool
+ * (graceful-fs, its default) costs tens of them on a busy event loop; a rotation takes five
+ * locks, three calls each. One object for the process: proper-lockfile caches the filesystem's
+ * mtime precision on it.
+ */
+const syncFs = {
+  ...fs,
+  mkdir: deferredCallback(fs.mkdirSync),
+  rmdir: deferredCallback(fs.rmdirSync),
+  stat: deferredCallback(fs.statSync),
+  utimes: deferredCallback(fs.utimesSync),
+  realpath: deferredCallback(fs.realpathSync),
+};
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -46,6 +81,7 @@ export async function acquireFileLock(options: AcquireFileLockOptions): Promise<
       const release = await lockFile(options.lockPath, {
         // The lock directory itself is the lock; there is no file to resolve.
         realpath: false,
+        fs: syncFs,
         lockfilePath: options.lockPath,
         stale: Math.max(options.staleMs, MIN_STALE_MS),
         retries: 0,
