@@ -53,22 +53,41 @@ async function post(body) {
 /** An engine on `store`, registered, and its rotation (forced past the cooldown it restarts). */
 async function engineOn(store, name) {
   const counting = new CountingStore(store);
-  const rekey = createRekey({ store: counting, surface: "library", baseUrl: sandbox.url, env: {} });
+  // Milliseconds from the rotation's start (or the step before) to each step the engine
+  // reports, for the rotations printCounts makes: where the time goes, step by step.
+  const steps = { on: false, last: 0, times: {} };
+  const afterStep = (step) => {
+    const now = performance.now();
+    if (steps.on) (steps.times[step] ??= []).push(now - steps.last);
+    steps.last = now;
+  };
+  const rekey = createRekey({
+    store: counting,
+    surface: "library",
+    baseUrl: sandbox.url,
+    env: {},
+    hooks: { afterStep },
+  });
   cleanups.push(
     () => rekey.close(),
     () => store.close(),
   );
   await rekey.register({ name });
-  return { rekey, counting, rotate: () => rekey.rotateKey({ force: true }) };
+  return { rekey, counting, steps, rotate: () => rekey.rotateKey({ force: true }) };
 }
 
 /** Prints what one rotation asks of the store, averaged over a few. */
 async function printCounts(kind, engine) {
   await engine.rotate();
   engine.counting.reset();
+  engine.steps.on = true;
   const fsyncs = await countFsyncs(async () => {
-    for (let round = 0; round < COUNTED_ROTATIONS; round += 1) await engine.rotate();
+    for (let round = 0; round < COUNTED_ROTATIONS; round += 1) {
+      engine.steps.last = performance.now();
+      await engine.rotate();
+    }
   });
+  engine.steps.on = false;
   const per = (count) => (count / COUNTED_ROTATIONS).toFixed(1);
   const { reads, writes, locks, auditAppends } = engine.counting.counts;
   // A PostgreSQL store's fsyncs are the server's: this process makes none.
@@ -76,6 +95,12 @@ async function printCounts(kind, engine) {
   console.log(
     `${kind} store, per rotation: ${per(reads)} reads, ${per(writes)} writes, ` +
       `${per(auditAppends)} audit appends${synced}, ${per(locks)} locks`,
+  );
+  const median = (values) => summarize(values).median.toFixed(2);
+  console.log(
+    `  ms to each step, median: ${Object.entries(engine.steps.times)
+      .map(([step, times]) => `${step} ${median(times)}`)
+      .join(", ")}`,
   );
 }
 
