@@ -33,7 +33,7 @@ import {
   type WriteOptions,
 } from "@rekey/core/store-kit";
 import pg from "pg";
-import { parsePostgresUrl, storeUnavailable } from "./connection.js";
+import { errorCodeOf, parsePostgresUrl, storeUnavailable } from "./connection.js";
 import { connectionBudget } from "./connection-budget.js";
 import {
   assembleSnapshot,
@@ -53,7 +53,13 @@ import {
   sealRows,
   sealRowsOnOpen,
 } from "./row-sealing.js";
-import { type RekeySql, sqlFor } from "./sql.js";
+import {
+  oneStatementWrite,
+  type RekeySql,
+  sqlFor,
+  WRITE_CONFLICT,
+  type WriteShape,
+} from "./sql.js";
 
 /** Options of {@link createPostgresStore}. */
 export interface PostgresStoreOptions {
@@ -103,6 +109,14 @@ const EMPTY_SNAPSHOT: RowSnapshot = {
 const KEPT_SNAPSHOTS = 16;
 /** Tombstones of deleted rows are purged this many versions after the delete. */
 const TOMBSTONE_VERSIONS = 1000;
+
+/** Writes of at most this many rows go in one statement (see `writeChanges`). */
+const ONE_STATEMENT_ROWS = 8;
+
+interface RowsByKind {
+  updates: RowChange[];
+  inserts: RowChange[];
+}
 
 /** A write that lost a compare-and-set on some row: rolled back, reported as a conflict. */
 class WriteConflict extends Error {}
@@ -206,7 +220,7 @@ export class PostgresStore implements CredentialStore {
     await this.ensureSetUp();
     const askedAt = performance.now();
     const known = latest?.snapshot.version ?? -1;
-    const { rows } = await this.query("read", this.sql.read, [known]);
+    const { rows } = await this.query("read", this.sql.read, [known], "rekey_read");
     const row = rows[0] as ReadRow | undefined;
     const snapshot =
       row === undefined
@@ -265,8 +279,66 @@ export class PostgresStore implements CredentialStore {
     return { ok: true, snapshot: publicSnapshot(snapshot) };
   }
 
-  /** One transaction: take the write turn, then each changed row by compare-and-set. */
+  /**
+   * Writes `changes`: in one statement (one round trip) when the store exists and the write is
+   * small, as every write of a rotation is; otherwise in a transaction.
+   */
   private async writeChanges(
+    expectedVersion: number,
+    base: RowSnapshot,
+    changes: ReturnType<typeof diffDocument>,
+    durable: boolean,
+  ): Promise<number> {
+    const rows = changes.principals.length + changes.idempotency.length;
+    if (expectedVersion === 0 || rows > ONE_STATEMENT_ROWS) {
+      return this.writeInTransaction(expectedVersion, base, changes, durable);
+    }
+    const [principals, idempotency] = [changes.principals, changes.idempotency].map((list) => ({
+      updates: list.filter((change) => change.baseVersion !== undefined),
+      inserts: list.filter((change) => change.baseVersion === undefined),
+    })) as [RowsByKind, RowsByKind];
+    const shape: WriteShape = {
+      meta: changes.meta !== undefined,
+      principals: { updates: principals.updates.length, inserts: principals.inserts.length },
+      idempotency: { updates: idempotency.updates.length, inserts: idempotency.inserts.length },
+      durable,
+    };
+    const values: unknown[] = [];
+    if (changes.meta !== undefined) values.push(changes.meta, base.rows.metaVersion);
+    for (const { updates, inserts } of [principals, idempotency]) {
+      for (const change of updates) values.push(change.id, change.baseVersion, change.data);
+      for (const change of inserts) values.push(change.id, change.data);
+    }
+    let version: number;
+    try {
+      const { rows: written } = await this.pool.query({
+        // Prepared once per connection and shape: the server plans it once, not on each write.
+        name: `rekey_write_${shape.meta ? 1 : 0}_${shape.principals.updates}_${shape.principals.inserts}_${shape.idempotency.updates}_${shape.idempotency.inserts}_${durable ? 1 : 0}`,
+        text: oneStatementWrite(this.sql, shape),
+        values,
+      });
+      const row = written[0] as { version: string } | undefined;
+      if (row === undefined) throw new WriteConflict();
+      version = Number(row.version);
+    } catch (error) {
+      if (error instanceof WriteConflict || errorCodeOf(error) === WRITE_CONFLICT) {
+        throw new WriteConflict();
+      }
+      throw storeUnavailable("write", this.location, error);
+    }
+    if (version % TOMBSTONE_VERSIONS === 0) {
+      // Outside the write: a purge that a crash skips waits for the next thousand versions.
+      await this.transaction("write", async (client) => {
+        for (const statement of this.sql.purgeTombstones) {
+          await client.query(statement, [version - TOMBSTONE_VERSIONS]);
+        }
+      });
+    }
+    return version;
+  }
+
+  /** One transaction: take the write turn, then each changed row by compare-and-set. */
+  private async writeInTransaction(
     expectedVersion: number,
     base: RowSnapshot,
     changes: ReturnType<typeof diffDocument>,
@@ -361,6 +433,7 @@ export class PostgresStore implements CredentialStore {
         "append to the audit log of",
         this.sql.appendAuditAfter,
         [entry.seq, JSON.stringify(entry), known.hash],
+        "rekey_append_audit",
       );
       if (rowCount === 1) {
         this.lastAppended = entry;
@@ -651,9 +724,15 @@ export class PostgresStore implements CredentialStore {
     await client.query(this.sql.retireLegacy);
   }
 
-  private async query(action: string, text: string, values?: unknown[]): Promise<pg.QueryResult> {
+  /** `name`: prepare it once per connection (the server parses and plans it once). */
+  private async query(
+    action: string,
+    text: string,
+    values?: unknown[],
+    name?: string,
+  ): Promise<pg.QueryResult> {
     try {
-      return await this.pool.query(text, values);
+      return await this.pool.query(name === undefined ? { text, values } : { name, text, values });
     } catch (error) {
       throw storeUnavailable(action, this.location, error);
     }
