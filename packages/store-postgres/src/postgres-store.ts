@@ -110,6 +110,13 @@ const KEPT_SNAPSHOTS = 16;
 /** Tombstones of deleted rows are purged this many versions after the delete. */
 const TOMBSTONE_VERSIONS = 1000;
 
+/**
+ * Begins a transaction whose commit does not wait for its WAL to reach the disk. A crash may
+ * lose it (the rows stay as the commit before left them), never half-apply it; and the WAL is
+ * one sequence, so the next durable commit of any session flushes this one first.
+ */
+const ASYNCHRONOUS_BEGIN = "BEGIN; SET LOCAL synchronous_commit = off";
+
 /** Writes of at most this many rows go in one statement (see `writeChanges`). */
 const ONE_STATEMENT_ROWS = 8;
 
@@ -167,6 +174,10 @@ export class PostgresStore implements CredentialStore {
   private listenRetry: NodeJS.Timeout | undefined;
   /** The highest version listeners were told about: one write, one notification. */
   private notifiedVersion = -1;
+  /** The text of each one-statement write by its prepared statement's name. */
+  private readonly writeStatements = new Map<string, string>();
+  /** The snapshot this handle's last write left (see `journaledByThisHandle`). */
+  private lastWritten: RowSnapshot | undefined;
   /** The audit entry this handle committed last: the next append tries to chain to it directly. */
   private lastAppended: AuditEntry | undefined;
   private closed = false;
@@ -274,6 +285,7 @@ export class PostgresStore implements CredentialStore {
       throw error;
     }
     const snapshot = afterWrite(base, version, validated, changes);
+    this.lastWritten = snapshot;
     this.remember(snapshot, writtenAt);
     this.notify(snapshot.version);
     return { ok: true, snapshot: publicSnapshot(snapshot) };
@@ -309,14 +321,16 @@ export class PostgresStore implements CredentialStore {
       for (const change of updates) values.push(change.id, change.baseVersion, change.data);
       for (const change of inserts) values.push(change.id, change.data);
     }
+    // Prepared once per connection and shape: the server plans it once, not on each write.
+    const name = `rekey_write_${shape.meta ? 1 : 0}_${shape.principals.updates}_${shape.principals.inserts}_${shape.idempotency.updates}_${shape.idempotency.inserts}_${durable ? 1 : 0}`;
+    let text = this.writeStatements.get(name);
+    if (text === undefined) {
+      text = oneStatementWrite(this.sql, shape);
+      this.writeStatements.set(name, text);
+    }
     let version: number;
     try {
-      const { rows: written } = await this.pool.query({
-        // Prepared once per connection and shape: the server plans it once, not on each write.
-        name: `rekey_write_${shape.meta ? 1 : 0}_${shape.principals.updates}_${shape.principals.inserts}_${shape.idempotency.updates}_${shape.idempotency.inserts}_${durable ? 1 : 0}`,
-        text: oneStatementWrite(this.sql, shape),
-        values,
-      });
+      const { rows: written } = await this.pool.query({ name, text, values });
       const row = written[0] as { version: string } | undefined;
       if (row === undefined) throw new WriteConflict();
       version = Number(row.version);
@@ -397,7 +411,7 @@ export class PostgresStore implements CredentialStore {
       // Not durable: the commit does not wait for its WAL to reach the disk. A crash may lose
       // it (the rows stay as the commit before left them), never half-apply it; and the WAL is
       // one sequence, so the next durable commit of any session flushes this one first.
-      durable ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit = off",
+      durable ? "BEGIN" : ASYNCHRONOUS_BEGIN,
     );
   }
 
@@ -426,31 +440,60 @@ export class PostgresStore implements CredentialStore {
     // commit). Any other last entry, or a racing appender, falls through to the lock.
     const known = this.lastAppended;
     this.lastAppended = undefined;
+    const durable = !this.journaledByThisHandle(event);
     if (known !== undefined) {
       const entry = chainAuditEntry(known, event);
       assertWritableAuditEntry(entry);
       const { rowCount } = await this.query(
         "append to the audit log of",
-        this.sql.appendAuditAfter,
+        durable ? this.sql.appendAuditAfter : this.sql.appendAuditAfterAsynchronously,
         [entry.seq, JSON.stringify(entry), known.hash],
-        "rekey_append_audit",
+        durable ? "rekey_append_audit" : "rekey_append_audit_async",
       );
       if (rowCount === 1) {
         this.lastAppended = entry;
         return entry;
       }
     }
-    const entry = await this.transaction("append to the audit log of", async (client) => {
-      await client.query(this.sql.lockAuditLog);
-      const { rows } = await client.query(this.sql.lastAuditEntry);
-      const last = rows[0] === undefined ? undefined : this.parseAuditEntry(rows[0].entry, "last");
-      const entry = chainAuditEntry(last, event);
-      assertWritableAuditEntry(entry);
-      await client.query(this.sql.appendAudit, [entry.seq, JSON.stringify(entry)]);
-      return entry;
-    });
+    const entry = await this.transaction(
+      "append to the audit log of",
+      async (client) => {
+        await client.query(this.sql.lockAuditLog);
+        const { rows } = await client.query(this.sql.lastAuditEntry);
+        const last =
+          rows[0] === undefined ? undefined : this.parseAuditEntry(rows[0].entry, "last");
+        const entry = chainAuditEntry(last, event);
+        assertWritableAuditEntry(entry);
+        await client.query(this.sql.appendAudit, [entry.seq, JSON.stringify(entry)]);
+        return entry;
+      },
+      undefined,
+      durable ? "BEGIN" : ASYNCHRONOUS_BEGIN,
+    );
     this.lastAppended = entry;
     return entry;
+  }
+
+  /**
+   * Whether `event` is the entry of a rotation whose journal this handle's last write left in
+   * phase `stored` (the key stored, durably: that write was). Such an entry is committed
+   * without waiting for its WAL to reach the disk (one flush fewer per rotation), and that
+   * loses nothing: the WAL is one sequence, so a crash that loses the entry loses every later
+   * commit too, the journal's clearing included, and whoever resolves the journal writes the
+   * entry (core's `auditOnce`). The rotation holds its lock from that write to the clearing,
+   * so nobody else clears the journal meanwhile. Any other entry is committed durably.
+   */
+  private journaledByThisHandle(event: AuditEventInput): boolean {
+    const requestId = event.requestId;
+    const written = this.lastWritten;
+    if (requestId === undefined || written === undefined) return false;
+    for (const id in written.data.principals) {
+      const intent = written.data.principals[id]?.intent;
+      if (intent?.requestId === requestId) {
+        return intent.phase === "stored" && intent.principal === event.principal;
+      }
+    }
+    return false;
   }
 
   /** @throws RekeyError STORE_CORRUPT (an entry is unreadable); STORE_UNAVAILABLE. */

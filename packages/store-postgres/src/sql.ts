@@ -218,6 +218,13 @@ export function sqlFor(schema: string) {
     appendAuditAfter: `INSERT INTO ${auditLog} (seq, entry)
       SELECT $1, $2 WHERE (SELECT entry->>'hash' FROM ${auditLog} ORDER BY seq DESC LIMIT 1) = $3
       ON CONFLICT (seq) DO NOTHING`,
+    /** {@link appendAuditAfter} committed without waiting for the WAL flush (SET LOCAL). */
+    appendAuditAfterAsynchronously: `WITH asynchronous AS (
+        SELECT set_config('synchronous_commit', 'off', true))
+      INSERT INTO ${auditLog} (seq, entry)
+      SELECT $1, $2 FROM asynchronous
+      WHERE (SELECT entry->>'hash' FROM ${auditLog} ORDER BY seq DESC LIMIT 1) = $3
+      ON CONFLICT (seq) DO NOTHING`,
     readAudit: `SELECT entry FROM ${auditLog} ORDER BY seq`,
 
     /** Write probes that change nothing: they fail as a real write would (privileges, standby). */
