@@ -284,7 +284,8 @@ export class PostgresStore implements CredentialStore {
       if (error instanceof WriteConflict) return { ok: false, current: await this.read() };
       throw error;
     }
-    const snapshot = afterWrite(base, version, validated, changes);
+    const written = withWrittenKeysSealed(validated, changes, this.rowSealer());
+    const snapshot = afterWrite(base, version, written, changes);
     this.lastWritten = snapshot;
     this.remember(snapshot, writtenAt);
     this.notify(snapshot.version);
@@ -921,6 +922,44 @@ function makeView(snapshot: RowSnapshot): StoreSnapshot {
   const view = Object.freeze({ version: snapshot.version, data: snapshot.data });
   snapshotViews.set(snapshot, view);
   return view;
+}
+
+/**
+ * `data` with each principal record this write sealed holding its keys as the ciphertexts it
+ * wrote (`SealedKey`s, as a read leaves them) instead of in clear. The handle's next write of
+ * the record (a rotation writes it three times) then writes them back as they are instead of
+ * sealing them again; the record's sealed form is the one the diff remembered, so this seals
+ * nothing either.
+ */
+function withWrittenKeysSealed(
+  data: StoreData,
+  changes: ReturnType<typeof diffDocument>,
+  sealer: RecordSealer,
+): StoreData {
+  let principals: StoreData["principals"] | undefined;
+  for (const change of changes.principals) {
+    const record = data.principals[change.id];
+    if (change.data === null || record === undefined || !holdsKeyInClear(record)) continue;
+    const stored = sealer.sealRecord(change.id, record);
+    const copy: Record<string, unknown> = { ...stored };
+    if (Array.isArray(stored.alternates)) {
+      copy.alternates = stored.alternates.map((entry: unknown) =>
+        typeof entry === "object" && entry !== null ? { ...entry } : entry,
+      );
+    }
+    principals ??= { ...data.principals };
+    principals[change.id] = deepFreeze(
+      sealer.leaveSealed(change.id, copy, stored),
+    ) as unknown as PrincipalRecord;
+  }
+  return principals === undefined ? data : (deepFreeze({ ...data, principals }) as StoreData);
+}
+
+function holdsKeyInClear(record: DeepReadonly<PrincipalRecord>): boolean {
+  return (
+    typeof record.key === "string" ||
+    (record.alternates ?? []).some((alternate) => typeof alternate.key === "string")
+  );
 }
 
 /** The snapshot a successful write leaves: `data` at `version`, changed rows at `version`. */
