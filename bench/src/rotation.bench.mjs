@@ -76,22 +76,49 @@ async function engineOn(store, name) {
   return { rekey, counting, steps, rotate: () => rekey.rotateKey({ force: true }) };
 }
 
+/**
+ * Counts the statements node-postgres sends while `work` runs (each is one round trip: the
+ * client sends a statement only once the one before was answered). `pg` undefined: none.
+ */
+async function countStatements(pg, work) {
+  if (pg === undefined) {
+    await work();
+    return 0;
+  }
+  const query = pg.Client.prototype.query;
+  let count = 0;
+  pg.Client.prototype.query = function (...args) {
+    count += 1;
+    return query.apply(this, args);
+  };
+  try {
+    await work();
+  } finally {
+    pg.Client.prototype.query = query;
+  }
+  return count;
+}
+
 /** Prints what one rotation asks of the store, averaged over a few. */
-async function printCounts(kind, engine) {
+async function printCounts(kind, engine, pg) {
   await engine.rotate();
   engine.counting.reset();
   engine.steps.on = true;
+  let statements = 0;
   const fsyncs = await countFsyncs(async () => {
-    for (let round = 0; round < COUNTED_ROTATIONS; round += 1) {
-      engine.steps.last = performance.now();
-      await engine.rotate();
-    }
+    statements = await countStatements(pg, async () => {
+      for (let round = 0; round < COUNTED_ROTATIONS; round += 1) {
+        engine.steps.last = performance.now();
+        await engine.rotate();
+      }
+    });
   });
   engine.steps.on = false;
   const per = (count) => (count / COUNTED_ROTATIONS).toFixed(1);
   const { reads, writes, locks, auditAppends } = engine.counting.counts;
-  // A PostgreSQL store's fsyncs are the server's: this process makes none.
-  const synced = kind === "file" ? `, ${per(fsyncs)} fsyncs` : "";
+  // A PostgreSQL store's fsyncs are the server's: this process makes none. Its statements
+  // include those of the lock session.
+  const synced = kind === "file" ? `, ${per(fsyncs)} fsyncs` : `, ${per(statements)} statements`;
   console.log(
     `${kind} store, per rotation: ${per(reads)} reads, ${per(writes)} writes, ` +
       `${per(auditAppends)} audit appends${synced}, ${per(locks)} locks`,
@@ -205,9 +232,9 @@ try {
       createPostgresStore({ url: server.url, env: TEST_MASTER_KEY_ENV }),
       "bench-pg",
     );
-    await printCounts("PostgreSQL", postgres);
     // pg is store-postgres's dependency, not the bench's: the floor's own connection.
     const pg = createRequire(import.meta.resolve("@rekey/store-postgres"))("pg");
+    await printCounts("PostgreSQL", postgres, pg);
     const client = new pg.Client({ connectionString: server.url });
     await client.connect();
     cleanups.push(() => client.end());

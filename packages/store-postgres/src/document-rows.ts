@@ -154,7 +154,9 @@ export function diffDocument(
 ): DocumentChanges {
   const baseData = base?.data;
   const meta = metaOf(next);
-  const same = baseData !== undefined && canonicalJson(metaOf(baseData)) === canonicalJson(meta);
+  const same =
+    baseData !== undefined &&
+    (sameMeta(baseData, next) || canonicalJson(metaOf(baseData)) === canonicalJson(meta));
   return {
     meta: same ? undefined : JSON.stringify(meta),
     principals: diffRecords(
@@ -162,12 +164,7 @@ export function diffDocument(
       next.principals,
       base?.rows.principals,
       (id, record) => sealer.sealedJson(id, record as object),
-      (before, record) =>
-        canonicalJson(before) === canonicalJson(record) ||
-        // The same key read sealed (here) and held in clear (what a handle wrote) is the same
-        // record: not a row to rewrite.
-        canonicalJson(withKeysInClear(before, sealer)) ===
-          canonicalJson(withKeysInClear(record, sealer)),
+      (before, record) => sameRecord(before, record, sealer),
     ),
     idempotency: diffRecords(
       baseData?.idempotency ?? {},
@@ -205,28 +202,84 @@ function diffRecords(
   return changes;
 }
 
+/** The same meta row at a glance: a draft copies the profiles map, not the profiles in it. */
+function sameMeta(a: DeepReadonly<StoreData>, b: StoreData): boolean {
+  return (
+    a.schemaVersion === b.schemaVersion &&
+    a.currentProfile === b.currentProfile &&
+    sameMembers(a.profiles, b.profiles)
+  );
+}
+
+/** True when two objects have the same members, each the very same value (no deep look). */
+function sameMembers(a: object, b: object): boolean {
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  const [x, y] = [a as Fields, b as Fields];
+  return keys.every((key) => key in y && x[key] === y[key]);
+}
+
+type Fields = Record<string, unknown>;
+
 /**
- * A principal record with its keys as what they open to, for comparing a record whose key was
- * read sealed (a `SealedKey`, or a `structuredClone` of one) with one holding it in clear.
- * Keys are opened once per ciphertext.
+ * Whether two principal records are the same as canonical JSON, where a key read sealed (a
+ * `SealedKey`, or a `structuredClone` of one) and the same key held in clear (what a handle
+ * wrote) are the same: not a row to rewrite. Member by member, so a record that changed
+ * (a rotation's every write) is told apart at its first different member, and keys are
+ * opened (once per ciphertext) only when everything before them was the same.
  * @throws RekeyError STORE_CORRUPT / STORE_LOCKED / INTERNAL, as `openKey`.
  */
-function withKeysInClear(record: unknown, sealer: RecordSealer): unknown {
-  if (typeof record !== "object" || record === null) return record;
-  const plain = record as { key?: RecordKey; alternates?: readonly { key?: RecordKey }[] };
-  const sealed = (key: RecordKey | undefined) => key !== undefined && typeof key !== "string";
-  if (!sealed(plain.key) && !plain.alternates?.some((entry) => sealed(entry.key))) return record;
-  return {
-    ...plain,
-    ...(plain.key === undefined ? {} : { key: sealer.clearKeyOf(plain.key) }),
-    ...(plain.alternates === undefined
-      ? {}
-      : {
-          alternates: plain.alternates.map((entry) =>
-            entry.key === undefined ? entry : { ...entry, key: sealer.clearKeyOf(entry.key) },
-          ),
-        }),
-  };
+function sameRecord(before: unknown, record: unknown, sealer: RecordSealer): boolean {
+  if (!isObject(before) || !isObject(record)) {
+    return canonicalJson(before) === canonicalJson(record);
+  }
+  return sameFields(before, record, (a, b, name) => {
+    if (name === "key") return sameKey(a, b, sealer);
+    if (name !== "alternates" || !Array.isArray(a) || !Array.isArray(b)) return undefined;
+    return (
+      a.length === b.length &&
+      a.every((entry, index) => {
+        const other = b[index];
+        if (!isObject(entry) || !isObject(other)) {
+          return canonicalJson(entry) === canonicalJson(other);
+        }
+        return sameFields(entry, other, (x, y, member) =>
+          member === "key" ? sameKey(x, y, sealer) : undefined,
+        );
+      })
+    );
+  });
+}
+
+/**
+ * Compares member by member (`undefined` members count as absent, as in canonical JSON);
+ * `special` answers for a member it knows, undefined for canonical JSON.
+ */
+function sameFields(
+  a: Fields,
+  b: Fields,
+  special: (x: unknown, y: unknown, name: string) => boolean | undefined,
+): boolean {
+  for (const name of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    const [x, y] = [a[name], b[name]];
+    if (x === y) continue;
+    if (x === undefined || y === undefined) return false;
+    const answer = special(x, y, name) ?? canonicalJson(x) === canonicalJson(y);
+    if (!answer) return false;
+  }
+  return true;
+}
+
+/** The same key: the same JSON, or the same key once opened (keys in clear are strings). */
+function sameKey(a: unknown, b: unknown, sealer: RecordSealer): boolean {
+  if (canonicalJson(a) === canonicalJson(b)) return true;
+  const opens = (key: unknown) => typeof key === "string" || isObject(key);
+  if (!opens(a) || !opens(b)) return false;
+  return sealer.clearKeyOf(a as RecordKey) === sealer.clearKeyOf(b as RecordKey);
+}
+
+function isObject(value: unknown): value is Fields {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function checkPrincipal(id: string, data: unknown, source: string) {

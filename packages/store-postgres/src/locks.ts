@@ -37,6 +37,13 @@ type RefCountedClient = pg.Client & { ref(): void; unref(): void };
 
 const TRY_LOCK = "SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS taken";
 const UNLOCK = "SELECT pg_advisory_unlock(hashtext($1), hashtext($2))";
+// The same, setting the session's idle_session_timeout ($3) in the same statement (one round
+// trip instead of two). The setting comes first: the lock is never held without it.
+const SET_AND_TRY_LOCK = `SELECT set_config('idle_session_timeout', $3, false),
+  pg_try_advisory_lock(hashtext($1), hashtext($2)) AS taken`;
+const UNLOCK_AND_SET = `SELECT pg_advisory_unlock(hashtext($1), hashtext($2)),
+  set_config('idle_session_timeout', $3, false)`;
+const SET_IDLE_TIMEOUT = "SELECT set_config('idle_session_timeout', $1, false)";
 
 /**
  * All the locks of one store handle on a single PostgreSQL session, so that a process needs one
@@ -89,8 +96,9 @@ export class LockSession {
     let session: Session;
     try {
       session = await this.open();
-      // Before trying: a process that stalls right after taking the lock must lose it.
-      this.applyLeases(session);
+      // The timeout goes with the first try (see `tryLock`): a process that stalls right after
+      // taking the lock must lose it.
+      this.applyLeases(session, false);
       let delayMs = POLL_MIN_MS;
       while (!(await this.tryLock(session, name))) {
         const remainingMs = deadline - performance.now();
@@ -199,16 +207,36 @@ export class LockSession {
     return session;
   }
 
+  /** Tries `name` once, setting the session's idle timeout in the same statement if it must. */
   private async tryLock(session: Session, name: string): Promise<boolean> {
-    const { rows } = await query(session, TRY_LOCK, [this.options.namespace, name]);
-    return (rows[0] as { taken: boolean }).taken;
+    const values = [this.options.namespace, name];
+    const timeout = this.timeoutToSet(session);
+    try {
+      const { rows } = await (timeout === undefined
+        ? query(session, TRY_LOCK, values)
+        : query(session, SET_AND_TRY_LOCK, [...values, timeout]));
+      return (rows[0] as { taken: boolean }).taken;
+    } catch (error) {
+      if (timeout === undefined || !this.unknownSetting(error)) throw error;
+      const { rows } = await query(session, TRY_LOCK, values);
+      return (rows[0] as { taken: boolean }).taken;
+    }
   }
 
   private async unlock(session: Session, name: string): Promise<void> {
     // A lost or closed session already freed the lock (and a newer one never had it).
     if (session.broken || this.closed) return;
+    const values = [this.options.namespace, name];
     try {
-      await query(session, UNLOCK, [this.options.namespace, name]);
+      const timeout = this.timeoutToSet(session);
+      try {
+        await (timeout === undefined
+          ? query(session, UNLOCK, values)
+          : query(session, UNLOCK_AND_SET, [...values, timeout]));
+      } catch (error) {
+        if (timeout === undefined || !this.unknownSetting(error)) throw error;
+        await query(session, UNLOCK, values);
+      }
     } catch {
       // Whether the server still holds it is unknown; the next holder of this process would
       // re-enter it unseen. Ending the session frees it for sure (and this process's others:
@@ -245,22 +273,46 @@ export class LockSession {
     }
   }
 
+  /** The shortest lease held or being taken, in ms (0: none). */
+  private shortestLease(): number {
+    return this.leases.size === 0 ? 0 : Math.min(...this.leases.values());
+  }
+
   /**
-   * Sets the session's `idle_session_timeout` to the shortest lease held or being taken (none
-   * when there is none), and keeps the session busy meanwhile. Queries run in the order sent,
-   * so the last setting asked for is the one in force.
+   * The `idle_session_timeout` the session needs (the shortest lease held or being taken, none
+   * when there is none) when that is not the one last asked for, marked as asked for: the
+   * caller sends it. Queries run in the order sent, so the last setting asked for is the one
+   * in force.
    */
-  private applyLeases(session: Session): void {
-    if (session.broken) return;
-    const shortest = this.leases.size === 0 ? 0 : Math.min(...this.leases.values());
+  private timeoutToSet(session: Session): string | undefined {
+    if (this.noIdleTimeout) return undefined;
+    const shortest = this.shortestLease();
     const idleTimeoutMs = shortest === 0 ? 0 : Math.max(1, Math.ceil(shortest));
-    if (idleTimeoutMs !== session.idleTimeoutMs && !this.noIdleTimeout) {
-      session.idleTimeoutMs = idleTimeoutMs;
-      query(session, "SELECT set_config('idle_session_timeout', $1, false)", [
-        `${idleTimeoutMs}ms`,
-      ]).catch((error: unknown) => {
-        // Before PostgreSQL 14 only the connection's end frees a lock.
-        if (errorCodeOf(error) === UNDEFINED_OBJECT) this.noIdleTimeout = true;
+    if (idleTimeoutMs === session.idleTimeoutMs) return undefined;
+    session.idleTimeoutMs = idleTimeoutMs;
+    return `${idleTimeoutMs}ms`;
+  }
+
+  /** Before PostgreSQL 14 there is no idle_session_timeout: only the connection's end frees a
+   * lock. True (and remembered) when `error` says so. */
+  private unknownSetting(error: unknown): boolean {
+    if (errorCodeOf(error) !== UNDEFINED_OBJECT) return false;
+    this.noIdleTimeout = true;
+    return true;
+  }
+
+  /**
+   * Keeps the session's `idle_session_timeout` at the shortest lease held or being taken
+   * (`sendTimeout` false: the caller's next statement sets it), and keeps the session busy
+   * meanwhile.
+   */
+  private applyLeases(session: Session, sendTimeout = true): void {
+    if (session.broken) return;
+    const shortest = this.shortestLease();
+    const timeout = sendTimeout ? this.timeoutToSet(session) : undefined;
+    if (timeout !== undefined) {
+      query(session, SET_IDLE_TIMEOUT, [timeout]).catch((error: unknown) => {
+        this.unknownSetting(error);
       });
     }
     const everyMs = Math.max(10, Math.floor(shortest / 3));

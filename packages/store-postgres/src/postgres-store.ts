@@ -33,7 +33,7 @@ import {
   type WriteOptions,
 } from "@rekey/core/store-kit";
 import pg from "pg";
-import { parsePostgresUrl, storeUnavailable } from "./connection.js";
+import { errorCodeOf, parsePostgresUrl, storeUnavailable } from "./connection.js";
 import { connectionBudget } from "./connection-budget.js";
 import {
   assembleSnapshot,
@@ -53,7 +53,13 @@ import {
   sealRows,
   sealRowsOnOpen,
 } from "./row-sealing.js";
-import { type RekeySql, sqlFor } from "./sql.js";
+import {
+  oneStatementWrite,
+  type RekeySql,
+  sqlFor,
+  WRITE_CONFLICT,
+  type WriteShape,
+} from "./sql.js";
 
 /** Options of {@link createPostgresStore}. */
 export interface PostgresStoreOptions {
@@ -104,6 +110,21 @@ const KEPT_SNAPSHOTS = 16;
 /** Tombstones of deleted rows are purged this many versions after the delete. */
 const TOMBSTONE_VERSIONS = 1000;
 
+/**
+ * Begins a transaction whose commit does not wait for its WAL to reach the disk. A crash may
+ * lose it (the rows stay as the commit before left them), never half-apply it; and the WAL is
+ * one sequence, so the next durable commit of any session flushes this one first.
+ */
+const ASYNCHRONOUS_BEGIN = "BEGIN; SET LOCAL synchronous_commit = off";
+
+/** Writes of at most this many rows go in one statement (see `writeChanges`). */
+const ONE_STATEMENT_ROWS = 8;
+
+interface RowsByKind {
+  updates: RowChange[];
+  inserts: RowChange[];
+}
+
 /** A write that lost a compare-and-set on some row: rolled back, reported as a conflict. */
 class WriteConflict extends Error {}
 
@@ -153,6 +174,10 @@ export class PostgresStore implements CredentialStore {
   private listenRetry: NodeJS.Timeout | undefined;
   /** The highest version listeners were told about: one write, one notification. */
   private notifiedVersion = -1;
+  /** The text of each one-statement write by its prepared statement's name. */
+  private readonly writeStatements = new Map<string, string>();
+  /** The snapshot this handle's last write left (see `journaledByThisHandle`). */
+  private lastWritten: RowSnapshot | undefined;
   /** The audit entry this handle committed last: the next append tries to chain to it directly. */
   private lastAppended: AuditEntry | undefined;
   private closed = false;
@@ -206,7 +231,7 @@ export class PostgresStore implements CredentialStore {
     await this.ensureSetUp();
     const askedAt = performance.now();
     const known = latest?.snapshot.version ?? -1;
-    const { rows } = await this.query("read", this.sql.read, [known]);
+    const { rows } = await this.query("read", this.sql.read, [known], "rekey_read");
     const row = rows[0] as ReadRow | undefined;
     const snapshot =
       row === undefined
@@ -259,14 +284,76 @@ export class PostgresStore implements CredentialStore {
       if (error instanceof WriteConflict) return { ok: false, current: await this.read() };
       throw error;
     }
-    const snapshot = afterWrite(base, version, validated, changes);
+    const written = withWrittenKeysSealed(validated, changes, this.rowSealer());
+    const snapshot = afterWrite(base, version, written, changes);
+    this.lastWritten = snapshot;
     this.remember(snapshot, writtenAt);
     this.notify(snapshot.version);
     return { ok: true, snapshot: publicSnapshot(snapshot) };
   }
 
-  /** One transaction: take the write turn, then each changed row by compare-and-set. */
+  /**
+   * Writes `changes`: in one statement (one round trip) when the store exists and the write is
+   * small, as every write of a rotation is; otherwise in a transaction.
+   */
   private async writeChanges(
+    expectedVersion: number,
+    base: RowSnapshot,
+    changes: ReturnType<typeof diffDocument>,
+    durable: boolean,
+  ): Promise<number> {
+    const rows = changes.principals.length + changes.idempotency.length;
+    if (expectedVersion === 0 || rows > ONE_STATEMENT_ROWS) {
+      return this.writeInTransaction(expectedVersion, base, changes, durable);
+    }
+    const [principals, idempotency] = [changes.principals, changes.idempotency].map((list) => ({
+      updates: list.filter((change) => change.baseVersion !== undefined),
+      inserts: list.filter((change) => change.baseVersion === undefined),
+    })) as [RowsByKind, RowsByKind];
+    const shape: WriteShape = {
+      meta: changes.meta !== undefined,
+      principals: { updates: principals.updates.length, inserts: principals.inserts.length },
+      idempotency: { updates: idempotency.updates.length, inserts: idempotency.inserts.length },
+      durable,
+    };
+    const values: unknown[] = [];
+    if (changes.meta !== undefined) values.push(changes.meta, base.rows.metaVersion);
+    for (const { updates, inserts } of [principals, idempotency]) {
+      for (const change of updates) values.push(change.id, change.baseVersion, change.data);
+      for (const change of inserts) values.push(change.id, change.data);
+    }
+    // Prepared once per connection and shape: the server plans it once, not on each write.
+    const name = `rekey_write_${shape.meta ? 1 : 0}_${shape.principals.updates}_${shape.principals.inserts}_${shape.idempotency.updates}_${shape.idempotency.inserts}_${durable ? 1 : 0}`;
+    let text = this.writeStatements.get(name);
+    if (text === undefined) {
+      text = oneStatementWrite(this.sql, shape);
+      this.writeStatements.set(name, text);
+    }
+    let version: number;
+    try {
+      const { rows: written } = await this.pool.query({ name, text, values });
+      const row = written[0] as { version: string } | undefined;
+      if (row === undefined) throw new WriteConflict();
+      version = Number(row.version);
+    } catch (error) {
+      if (error instanceof WriteConflict || errorCodeOf(error) === WRITE_CONFLICT) {
+        throw new WriteConflict();
+      }
+      throw storeUnavailable("write", this.location, error);
+    }
+    if (version % TOMBSTONE_VERSIONS === 0) {
+      // Outside the write: a purge that a crash skips waits for the next thousand versions.
+      await this.transaction("write", async (client) => {
+        for (const statement of this.sql.purgeTombstones) {
+          await client.query(statement, [version - TOMBSTONE_VERSIONS]);
+        }
+      });
+    }
+    return version;
+  }
+
+  /** One transaction: take the write turn, then each changed row by compare-and-set. */
+  private async writeInTransaction(
     expectedVersion: number,
     base: RowSnapshot,
     changes: ReturnType<typeof diffDocument>,
@@ -325,7 +412,7 @@ export class PostgresStore implements CredentialStore {
       // Not durable: the commit does not wait for its WAL to reach the disk. A crash may lose
       // it (the rows stay as the commit before left them), never half-apply it; and the WAL is
       // one sequence, so the next durable commit of any session flushes this one first.
-      durable ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit = off",
+      durable ? "BEGIN" : ASYNCHRONOUS_BEGIN,
     );
   }
 
@@ -354,30 +441,60 @@ export class PostgresStore implements CredentialStore {
     // commit). Any other last entry, or a racing appender, falls through to the lock.
     const known = this.lastAppended;
     this.lastAppended = undefined;
+    const durable = !this.journaledByThisHandle(event);
     if (known !== undefined) {
       const entry = chainAuditEntry(known, event);
       assertWritableAuditEntry(entry);
       const { rowCount } = await this.query(
         "append to the audit log of",
-        this.sql.appendAuditAfter,
+        durable ? this.sql.appendAuditAfter : this.sql.appendAuditAfterAsynchronously,
         [entry.seq, JSON.stringify(entry), known.hash],
+        durable ? "rekey_append_audit" : "rekey_append_audit_async",
       );
       if (rowCount === 1) {
         this.lastAppended = entry;
         return entry;
       }
     }
-    const entry = await this.transaction("append to the audit log of", async (client) => {
-      await client.query(this.sql.lockAuditLog);
-      const { rows } = await client.query(this.sql.lastAuditEntry);
-      const last = rows[0] === undefined ? undefined : this.parseAuditEntry(rows[0].entry, "last");
-      const entry = chainAuditEntry(last, event);
-      assertWritableAuditEntry(entry);
-      await client.query(this.sql.appendAudit, [entry.seq, JSON.stringify(entry)]);
-      return entry;
-    });
+    const entry = await this.transaction(
+      "append to the audit log of",
+      async (client) => {
+        await client.query(this.sql.lockAuditLog);
+        const { rows } = await client.query(this.sql.lastAuditEntry);
+        const last =
+          rows[0] === undefined ? undefined : this.parseAuditEntry(rows[0].entry, "last");
+        const entry = chainAuditEntry(last, event);
+        assertWritableAuditEntry(entry);
+        await client.query(this.sql.appendAudit, [entry.seq, JSON.stringify(entry)]);
+        return entry;
+      },
+      undefined,
+      durable ? "BEGIN" : ASYNCHRONOUS_BEGIN,
+    );
     this.lastAppended = entry;
     return entry;
+  }
+
+  /**
+   * Whether `event` is the entry of a rotation whose journal this handle's last write left in
+   * phase `stored` (the key stored, durably: that write was). Such an entry is committed
+   * without waiting for its WAL to reach the disk (one flush fewer per rotation), and that
+   * loses nothing: the WAL is one sequence, so a crash that loses the entry loses every later
+   * commit too, the journal's clearing included, and whoever resolves the journal writes the
+   * entry (core's `auditOnce`). The rotation holds its lock from that write to the clearing,
+   * so nobody else clears the journal meanwhile. Any other entry is committed durably.
+   */
+  private journaledByThisHandle(event: AuditEventInput): boolean {
+    const requestId = event.requestId;
+    const written = this.lastWritten;
+    if (requestId === undefined || written === undefined) return false;
+    for (const id in written.data.principals) {
+      const intent = written.data.principals[id]?.intent;
+      if (intent?.requestId === requestId) {
+        return intent.phase === "stored" && intent.principal === event.principal;
+      }
+    }
+    return false;
   }
 
   /** @throws RekeyError STORE_CORRUPT (an entry is unreadable); STORE_UNAVAILABLE. */
@@ -651,9 +768,15 @@ export class PostgresStore implements CredentialStore {
     await client.query(this.sql.retireLegacy);
   }
 
-  private async query(action: string, text: string, values?: unknown[]): Promise<pg.QueryResult> {
+  /** `name`: prepare it once per connection (the server parses and plans it once). */
+  private async query(
+    action: string,
+    text: string,
+    values?: unknown[],
+    name?: string,
+  ): Promise<pg.QueryResult> {
     try {
-      return await this.pool.query(text, values);
+      return await this.pool.query(name === undefined ? { text, values } : { name, text, values });
     } catch (error) {
       throw storeUnavailable(action, this.location, error);
     }
@@ -799,6 +922,44 @@ function makeView(snapshot: RowSnapshot): StoreSnapshot {
   const view = Object.freeze({ version: snapshot.version, data: snapshot.data });
   snapshotViews.set(snapshot, view);
   return view;
+}
+
+/**
+ * `data` with each principal record this write sealed holding its keys as the ciphertexts it
+ * wrote (`SealedKey`s, as a read leaves them) instead of in clear. The handle's next write of
+ * the record (a rotation writes it three times) then writes them back as they are instead of
+ * sealing them again; the record's sealed form is the one the diff remembered, so this seals
+ * nothing either.
+ */
+function withWrittenKeysSealed(
+  data: StoreData,
+  changes: ReturnType<typeof diffDocument>,
+  sealer: RecordSealer,
+): StoreData {
+  let principals: StoreData["principals"] | undefined;
+  for (const change of changes.principals) {
+    const record = data.principals[change.id];
+    if (change.data === null || record === undefined || !holdsKeyInClear(record)) continue;
+    const stored = sealer.sealRecord(change.id, record);
+    const copy: Record<string, unknown> = { ...stored };
+    if (Array.isArray(stored.alternates)) {
+      copy.alternates = stored.alternates.map((entry: unknown) =>
+        typeof entry === "object" && entry !== null ? { ...entry } : entry,
+      );
+    }
+    principals ??= { ...data.principals };
+    principals[change.id] = deepFreeze(
+      sealer.leaveSealed(change.id, copy, stored),
+    ) as unknown as PrincipalRecord;
+  }
+  return principals === undefined ? data : (deepFreeze({ ...data, principals }) as StoreData);
+}
+
+function holdsKeyInClear(record: DeepReadonly<PrincipalRecord>): boolean {
+  return (
+    typeof record.key === "string" ||
+    (record.alternates ?? []).some((alternate) => typeof alternate.key === "string")
+  );
 }
 
 /** The snapshot a successful write leaves: `data` at `version`, changed rows at `version`. */

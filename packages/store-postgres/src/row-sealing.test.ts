@@ -161,6 +161,36 @@ if (postgresUrl === "") {
       expect(await open(schema).read()).toEqual({ version: snapshot.version + 1, data: expected });
     });
 
+    it("a handle's next write of a record whose key it wrote in clear keeps the ciphertext it wrote", async () => {
+      const schema = newSchema();
+      const store = open(schema);
+      const written = await store.compareAndSet(0, twoPrincipals());
+      if (!written.ok) throw new Error("the first write conflicted");
+      const before = await rowsOf(schema);
+      // The snapshot it hands back holds the keys as written (sealed, as a read leaves them).
+      for (const row of before) {
+        const key = written.snapshot.data.principals[row.id]?.key;
+        expect(key).toBeInstanceOf(SealedKey);
+        expect((key as SealedKey).sealed).toBe(JSON.parse(row.text).key);
+        expect(KEYS).toContain(openKey(key ?? ""));
+      }
+      // A rotation writes its record again from that snapshot: sealed again, the ciphertext
+      // would change (a new nonce); it must be the bytes already stored.
+      const next = structuredClone(written.snapshot.data) as StoreData;
+      for (const id of Object.keys(next.principals)) {
+        next.principals[id] = {
+          ...(next.principals[id] as StoreData["principals"][string]),
+          name: "renamed",
+        };
+      }
+      expect((await store.compareAndSet(written.snapshot.version, next)).ok).toBe(true);
+      const after = await rowsOf(schema);
+      expect(after.map((row) => JSON.parse(row.text).key)).toEqual(
+        before.map((row) => JSON.parse(row.text).key),
+      );
+      expect(after.map((row) => JSON.parse(row.text).name)).toEqual(["renamed", "renamed"]);
+    });
+
     it("the suites' scan of a dropped schema catches a raw key planted in a row", async () => {
       const schema = newSchema();
       await open(schema).compareAndSet(0, twoPrincipals());

@@ -218,6 +218,13 @@ export function sqlFor(schema: string) {
     appendAuditAfter: `INSERT INTO ${auditLog} (seq, entry)
       SELECT $1, $2 WHERE (SELECT entry->>'hash' FROM ${auditLog} ORDER BY seq DESC LIMIT 1) = $3
       ON CONFLICT (seq) DO NOTHING`,
+    /** {@link appendAuditAfter} committed without waiting for the WAL flush (SET LOCAL). */
+    appendAuditAfterAsynchronously: `WITH asynchronous AS (
+        SELECT set_config('synchronous_commit', 'off', true))
+      INSERT INTO ${auditLog} (seq, entry)
+      SELECT $1, $2 FROM asynchronous
+      WHERE (SELECT entry->>'hash' FROM ${auditLog} ORDER BY seq DESC LIMIT 1) = $3
+      ON CONFLICT (seq) DO NOTHING`,
     readAudit: `SELECT entry FROM ${auditLog} ORDER BY seq`,
 
     /** Write probes that change nothing: they fail as a real write would (privileges, standby). */
@@ -228,6 +235,70 @@ export function sqlFor(schema: string) {
     ],
   };
 }
+
+/** What a one-statement write changes (see {@link oneStatementWrite}). */
+export interface WriteShape {
+  /** The meta row's data too, by compare-and-set on its `meta_version`. */
+  readonly meta: boolean;
+  /** Rows of each table, updates (delete: data NULL) first, then inserts. */
+  readonly principals: { readonly updates: number; readonly inserts: number };
+  readonly idempotency: { readonly updates: number; readonly inserts: number };
+  /** false: the commit does not wait for its WAL to reach the disk. */
+  readonly durable: boolean;
+}
+
+/**
+ * One compare-and-set write as a single autocommitted statement (one round trip, where a
+ * transaction of BEGIN, the version bump, each row, COMMIT takes one each). Parameters, in
+ * order: [meta data, expected meta_version] when `meta`; then per principal update (key,
+ * expected version, data), per principal insert (key, data), and the same for idempotency.
+ * Returns one row (`version`, the new store version) when every row was written; no row when
+ * the meta row was not at the expected `meta_version`; and it fails with division by zero
+ * (SQLSTATE 22012, {@link WRITE_CONFLICT}) when any other row was not as expected, which rolls
+ * the whole statement back.
+ *
+ * Every row write joins `turn`, the bump of the store's version: the row lock on the meta row
+ * is taken before any other row's (the row writes need the new version), so writers are
+ * serialised in the same order as in the transaction. A row another writer changed meanwhile
+ * is rechecked against its newest version (READ COMMITTED) and fails the compare-and-set.
+ */
+export function oneStatementWrite(sql: RekeySql, shape: WriteShape): string {
+  let next = 1;
+  const param = (cast: string) => `$${next++}::${cast}`;
+  const turnSet = shape.meta
+    ? `, data = ${param("json")}, meta_version = version + 1 WHERE id = 1 AND meta_version = ${param("bigint")}`
+    : " WHERE id = 1";
+  const parts = [
+    `turn AS (UPDATE ${sql.meta} SET version = version + 1, updated_at = now()${turnSet} RETURNING version)`,
+  ];
+  const tables = [
+    [sql.principals, "id", shape.principals],
+    [sql.idempotency, "slot", shape.idempotency],
+  ] as const;
+  for (const [table, key, counts] of tables) {
+    for (let i = 0; i < counts.updates; i++) {
+      const [id, expected, data] = [param("text"), param("bigint"), param("json")];
+      parts.push(`w${parts.length} AS (UPDATE ${table} AS r SET data = ${data}, version = t.version
+        FROM turn t WHERE r.${key} = ${id} AND r.version = ${expected} RETURNING 1)`);
+    }
+    for (let i = 0; i < counts.inserts; i++) {
+      const [id, data] = [param("text"), param("json")];
+      parts.push(`w${parts.length} AS (INSERT INTO ${table} (${key}, version, data)
+        SELECT ${id}, t.version, ${data} FROM turn t
+        ON CONFLICT (${key}) DO UPDATE SET data = EXCLUDED.data, version = EXCLUDED.version
+        WHERE ${table}.data IS NULL RETURNING 1)`);
+    }
+  }
+  const writes = parts.slice(1).map((_, index) => `(SELECT count(*) FROM w${index + 1})`);
+  const written = writes.length === 0 ? "1" : `1 / (${writes.join(" + ")} = ${writes.length})::int`;
+  // set_config(..., true) is SET LOCAL: it holds until this statement's own commit.
+  const asynchronous = shape.durable ? "" : `, set_config('synchronous_commit', 'off', true)`;
+  return `WITH ${parts.join(",\n")}
+    SELECT t.version, ${written} AS written${asynchronous} FROM turn t`;
+}
+
+/** SQLSTATE of a one-statement write whose compare-and-set failed (see oneStatementWrite). */
+export const WRITE_CONFLICT = "22012";
 
 /**
  * The two writes of a table of records: `update` ($1: key, $2: expected version, $3: new

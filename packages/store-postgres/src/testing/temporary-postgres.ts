@@ -82,12 +82,23 @@ async function waitUntilAccepting(url: string, server: ChildProcess, log: () => 
  * account.
  */
 export async function startTemporaryPostgres(
-  options: { bin?: string | undefined; durable?: boolean } = {},
+  options: {
+    bin?: string | undefined;
+    durable?: boolean;
+    /** More server settings (`-c name=value`), after those `durable` implies. */
+    settings?: Record<string, string>;
+  } = {},
 ): Promise<TemporaryPostgres> {
   const bin = options.bin ?? findPostgresBin();
-  const durability = options.durable
-    ? []
-    : ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"];
+  const durability = [
+    ...(options.durable
+      ? []
+      : ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]),
+    ...Object.entries(options.settings ?? {}).flatMap(([name, value]) => [
+      "-c",
+      `${name}=${value}`,
+    ]),
+  ];
   if (bin === undefined) {
     throw new Error("PostgreSQL's server programs (initdb, postgres) were not found");
   }
