@@ -460,6 +460,29 @@ describe("read-only tools", () => {
     expect(status?.inputSchema.additionalProperties).toBe(false);
   });
 
+  it.each([
+    // A model that wants one agent's details may pass agent_id to list_agents, or ask whoami
+    // about an agent: both answered as if the argument had not been given.
+    ["list_agents", { agent_id: 1 }, "agent_id"],
+    ["whoami", { agent_id: 7 }, "agent_id"],
+    ["whoami", { verbose: true }, "verbose"],
+  ])("%s refuses an argument it does not take (%o)", async (tool, args, name) => {
+    const session = await world.connect();
+    const result = await session.call(tool, args);
+    expect(errorOf(result)).toMatchObject({ code: "INVALID_INPUT" });
+    expect(textOf(result)).toContain(`${tool} takes no arguments; not "${name}"`);
+    expect(errorOf(result).hint).toMatch(/no arguments/);
+  });
+
+  it("advertises additionalProperties: false on every tool's input", async () => {
+    const session = await world.connect();
+    const { tools } = await session.client.listTools();
+    expect(tools).toHaveLength(4);
+    for (const tool of tools) {
+      expect(tool.inputSchema.additionalProperties, tool.name).toBe(false);
+    }
+  });
+
   it("an unknown agent id is NOT_FOUND with a pointer to list_agents", async () => {
     const session = await world.connect();
     const result = await session.call("rotate_api_key", { agent_id: 999_999 });
