@@ -491,6 +491,29 @@ describe("read-only tools", () => {
   });
 });
 
+describe("--as a principal the store holds no key for", () => {
+  it("every tool says the store holds no key for it, instead of answering as the operator", async () => {
+    const { agentId } = await world.setup.createAgent({ name: "worker" });
+    const session = await world.connect({ actAs: `agent:${agentId + 1}` });
+    for (const [tool, args] of [
+      ["get_key_status", {}],
+      ["get_key_status", { agent_id: agentId }],
+      ["whoami", {}],
+      ["list_agents", {}],
+      ["rotate_api_key", {}],
+      ["rotate_api_key", { agent_id: agentId }],
+    ] as const) {
+      const result = await session.call(tool, args);
+      expect(errorOf(result), tool).toMatchObject({ code: "NOT_FOUND" });
+      expect(textOf(result), tool).toContain(
+        `The store holds no key for agent ${agentId + 1} on ${world.sandbox.url}`,
+      );
+      expect(errorOf(result).hint, tool).toMatch(/REKEY_AS/);
+    }
+    expect(world.sandbox.stats().rotations).toBe(0);
+  });
+});
+
 // Runs last in this file: every result above went through `session.call`.
 describe("secrets", () => {
   it("no tool result in this suite carries a raw key, except api_key when reveal is on", () => {
