@@ -1,7 +1,14 @@
 import { readFileSync } from "node:fs";
 import { ERROR_CODES } from "@rekey/core";
 import { describe, expect, it } from "vitest";
-import { EXIT_CHECK_FAILED, EXIT_CODES, EXIT_USAGE, exitCodeFor } from "./exit-codes.js";
+import {
+  EXIT_CHECK_FAILED,
+  EXIT_CODES,
+  EXIT_COMMAND_NOT_EXECUTABLE,
+  EXIT_COMMAND_NOT_FOUND,
+  EXIT_USAGE,
+  exitCodeFor,
+} from "./exit-codes.js";
 
 describe("exit codes", () => {
   it("maps every core error code to a non-zero exit code", () => {
@@ -26,5 +33,7 @@ describe("exit codes", () => {
     const exits = rows.map((row) => Number(/^\| (\d+)/.exec(row)?.[1]));
     expect(exits).toContain(EXIT_USAGE);
     expect(exits).toContain(EXIT_CHECK_FAILED);
+    expect(exits).toContain(EXIT_COMMAND_NOT_FOUND);
+    expect(exits).toContain(EXIT_COMMAND_NOT_EXECUTABLE);
   });
 });

@@ -14,6 +14,14 @@ export const EXIT_CHECK_FAILED = 11;
  */
 export const EXIT_OVERDUE = 12;
 
+/** `rekey run`: the command is not found (ENOENT), as `env`, `nohup` and shells exit. */
+export const EXIT_COMMAND_NOT_FOUND = 127;
+/**
+ * `rekey run`: the command is found but cannot be executed (permission denied, a directory, not
+ * an executable format), as `env`, `nohup` and shells exit.
+ */
+export const EXIT_COMMAND_NOT_EXECUTABLE = 126;
+
 /**
  * The process exit code for each core error code. Exhaustive on purpose: a new code in
  * `@rekey/core` fails the build here until it is mapped (and documented in the README table).

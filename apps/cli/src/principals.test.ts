@@ -313,3 +313,43 @@ describe("what a review found", () => {
     expect((await ok(["profiles", "show"])).profile).toMatchObject({ operator_id: 1 });
   });
 });
+
+describe("--as a principal the store holds no key for", () => {
+  it("every command says so plainly (NOT_FOUND, exit 4), instead of answering as the operator or as a profile without a key", async () => {
+    await registerOperator(harness);
+    await ok(["agents", "create", "w"]);
+    const rotationsBefore = harness.sandbox.stats().rotations;
+    // `status` said "key: none (run rekey register…)" and exited 0; `agents` and `status
+    // --agent 1` answered as the operator; `rotate` said the profile holds no key.
+    for (const command of [
+      ["status"],
+      ["status", "--agent", "1"],
+      ["rotate", "--yes"],
+      ["rotate", "--agent", "1", "--yes"],
+      ["agents"],
+      ["agents", "create", "v"],
+      ["withdraw", "--amount", "1"],
+      ["doctor"],
+      ["run", "--", "true"],
+      ["policy", "list"],
+      ["rotate", "--due", "--dry-run"],
+    ]) {
+      const result = await refused(["--as", "agent:9", ...command]);
+      expect(result.code, command.join(" ")).toBe(exitCodeFor("NOT_FOUND"));
+      expect(result.error.code, command.join(" ")).toBe("NOT_FOUND");
+      expect(result.error.message, command.join(" ")).toBe(
+        `The store holds no key for agent 9 on ${harness.sandbox.url}`,
+      );
+      expect(result.error.hint, command.join(" ")).toMatch(/rekey agents/);
+      expect(result.error.hint, command.join(" ")).toMatch(/rekey login/);
+    }
+    // REKEY_AS is the same setting; an operator id the store does not hold too.
+    const fromEnv = await refused(["status"], { env: { REKEY_AS: "agent:9" } });
+    expect(fromEnv.error.message).toContain("holds no key for agent 9");
+    const operator = await refused(["--as", "operator:77", "status"]);
+    expect(operator.code).toBe(exitCodeFor("NOT_FOUND"));
+    expect(operator.error.message).toContain("holds no key for operator 77");
+    expect(harness.sandbox.stats().rotations).toBe(rotationsBefore);
+    expect((await ok(["agents"])).agents).toHaveLength(1);
+  });
+});

@@ -1,6 +1,7 @@
 // The subpath, not the package: --help loads this module and must not load core.
 import { COOLDOWN_MINUTES } from "@rekey/core/cooldowns";
 import { Argument, Command, CommanderError, Option } from "commander";
+import { CommandNotRun } from "./command-not-run.js";
 import { COMPLETION_SHELLS, type CompletionShell, completionScript } from "./completion.js";
 import type { CliDeps, CommandContext, GlobalOptions } from "./context.js";
 import { EXIT_CANCELLED, EXIT_OK, EXIT_USAGE, exitCodeFor } from "./exit-codes.js";
@@ -436,7 +437,8 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
       "after",
       [
         "\nThe key goes in the command's environment, never on its command line. Signals sent to",
-        "rekey are passed to the command, and rekey exits with the command's exit code.",
+        "rekey are passed to the command, and rekey exits with the command's exit code: 127 when",
+        "the command is not found, 126 when it cannot be executed (as env and shells exit).",
         examples(
           "rekey run -- npx -y lightning-wallet-mcp",
           "rekey run --agent 7 -- node agent.js",
@@ -660,7 +662,8 @@ function outputFor(
 /**
  * Runs the CLI on `args` (without the node and script paths) and returns the exit code.
  * The one place that turns errors into exit codes: commander usage errors are 2, Ctrl-C at a prompt 130, a
- * RekeyError maps through {@link exitCodeFor}, anything else is INTERNAL (1).
+ * command `rekey run` cannot start 127 or 126 ({@link CommandNotRun}), a RekeyError maps through
+ * {@link exitCodeFor}, anything else is INTERNAL (1).
  */
 export async function runCli(deps: CliDeps, args: string[]): Promise<number> {
   let exitCode = EXIT_OK;
@@ -698,11 +701,11 @@ export async function runCli(deps: CliDeps, args: string[]): Promise<number> {
       return EXIT_USAGE;
     }
     const { errorFacts, errorView, redactKeys, toRekeyError } = await import("@rekey/core");
-    const rekeyError = toRekeyError(error);
+    const rekeyError = toRekeyError(error instanceof CommandNotRun ? error.error : error);
     output.error(errorView(errorFacts(rekeyError, deps.clock.now())));
     if (flags.verbose && rekeyError.cause instanceof Error && rekeyError.cause.stack) {
       deps.stderr.write(`${redactKeys(rekeyError.cause.stack)}\n`);
     }
-    return exitCodeFor(rekeyError.code);
+    return error instanceof CommandNotRun ? error.exitCode : exitCodeFor(rekeyError.code);
   }
 }

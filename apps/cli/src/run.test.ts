@@ -92,7 +92,7 @@ describe("rekey run", () => {
     expect((await running).code).toBe(7);
   });
 
-  it("refuses a missing command, a bad variable or signal, and a command that does not exist", async () => {
+  it("refuses a missing command, a bad variable or a bad signal", async () => {
     expect((await harness.run(["run"])).code).toBe(2);
     expect((await harness.run(["run", "--env", "1X", "--", "true"])).stderr).toContain(
       "is not a variable name",
@@ -100,8 +100,34 @@ describe("rekey run", () => {
     expect((await harness.run(["run", "--signal", "NOPE", "--", "true"])).stderr).toContain(
       "is not a signal",
     );
-    const missing = await harness.run(["run", "--", "/nonexistent/cmd"]);
-    expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain("ENOENT");
+  });
+
+  it("exits 127 when the command is not found and 126 when it cannot be executed, as env and shells do", async () => {
+    for (const command of ["/nonexistent/cmd", "rekey-no-such-command"]) {
+      const missing = await harness.run(["run", "--", command, "arg"]);
+      expect(missing.code, command).toBe(127);
+      expect(missing.stderr, command).toContain(`Command not found: ${command}`);
+      expect(missing.stderr, command).toContain("PATH");
+      expect(missing.stderr, command).not.toMatch(/\n\s+at /);
+    }
+    const script = join(harness.dir, "not-executable.sh");
+    await writeFile(script, "echo hi\n", { mode: 0o644 });
+    const cases = [
+      [script, "permission denied"],
+      [harness.dir, "permission denied"],
+      [join(script, "below"), "not a directory"],
+    ] as const;
+    for (const [command, reason] of cases) {
+      const refused = await harness.run(["run", "--", command]);
+      expect(refused.code, command).toBe(126);
+      expect(refused.stderr, command).toContain(`Cannot execute ${command}: ${reason}`);
+      expect(refused.stderr, command).not.toMatch(/\n\s+at /);
+    }
+    // --json: the same error, as the error document (its code from core's set).
+    const json = await harness.run(["--json", "run", "--", "/nonexistent/cmd"]);
+    expect(json.code).toBe(127);
+    expect(JSON.parse(json.stderr)).toMatchObject({
+      error: { code: "INVALID_INPUT", message: "Command not found: /nonexistent/cmd" },
+    });
   });
 });

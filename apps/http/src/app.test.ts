@@ -166,6 +166,47 @@ describe("createHttpApp", () => {
     });
   });
 
+  describe("query parameters", () => {
+    it("refuses a misspelled agent_id instead of answering for the active principal", async () => {
+      // `?agentid=1` was dropped: the operator's status came back as if it were agent 1's.
+      for (const [path, token] of [
+        ["/v1/status?agentid=1", harness.tokens.status],
+        ["/v1/status?agent_id=1&verbose=1", harness.tokens.status],
+        ["/v1/keys/current?agentId=1", harness.tokens.reader],
+      ] as const) {
+        const response = await harness.call("GET", path, { token });
+        const problem = await expectProblem(response, 400, "INVALID_INPUT");
+        const name = /[?&](agentid|verbose|agentId)=/.exec(path)?.[1] ?? "";
+        expect(problem.detail, path).toContain(`"${name}"`);
+        expect(problem.hint, path).toMatch(/agent_id/);
+        expect(problem.issues, path).toEqual([`${name}: not a query parameter of this route`]);
+      }
+    });
+
+    it("refuses any query parameter on a route that takes none", async () => {
+      for (const [path, token] of [
+        ["/v1/agents?agent_id=1", harness.tokens.status],
+        ["/v1/events?since=3", harness.tokens.status],
+        ["/healthz?verbose", null],
+        ["/readyz?full=1", null],
+        ["/metrics?name=x", null],
+        ["/openapi.json?format=yaml", null],
+      ] as const) {
+        const response = await harness.call("GET", path, { token });
+        // An event stream answered 200 would stay open: close it.
+        if (response.status === 200) await response.body?.cancel();
+        const problem = await expectProblem(response, 400, "INVALID_INPUT");
+        expect(problem.detail, path).toMatch(/takes no query parameters/);
+        expect(problem.hint, path).toMatch(/Remove the query/);
+      }
+      // A bare `?` carries no parameter: nothing to refuse.
+      expect((await harness.call("GET", "/healthz?", { token: null })).status).toBe(200);
+      expect(
+        (await harness.call("GET", "/v1/status?", { token: harness.tokens.status })).status,
+      ).toBe(200);
+    });
+  });
+
   describe("X-Request-Id", () => {
     it("names every response's request: the caller's id when valid, else a fresh one", async () => {
       const echoed = await harness.call("GET", "/v1/status", {

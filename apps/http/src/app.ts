@@ -114,7 +114,7 @@ export function createHttpService(deps: HttpAppDeps): HttpService {
       if (!result.success) throw invalidInput(result.error);
     },
   });
-  app.use(createRequestMiddleware({ auth, logger, metricsNeedToken }));
+  app.use(createRequestMiddleware({ auth, logger, problem, metricsNeedToken }));
   app.onError(createErrorHandler(logger, problem));
   app.notFound(createNotFoundHandler(problem));
 

@@ -386,6 +386,35 @@ describe("rekey-http (built bin)", () => {
     expect(await stopBin(bin)).toBe(0);
   });
 
+  it("--as a principal the store holds no key for: every route says so (404 NOT_FOUND), none answers as the operator", async () => {
+    faucet = await startFaucet({ testClock: false });
+    const store = await openCredentialStore({ spec: faucet.dir, env: {} });
+    const operator = createRekey({ store, surface: "library", env: {} });
+    const { agentId } = await operator.createAgent({ name: "service" });
+    await operator.close();
+    await store.close();
+    const stranger = agentId + 1;
+    const bin = await startBin(faucet, ["--as", `agent:${stranger}`]);
+    for (const [method, path, token, body] of [
+      ["GET", "/v1/status", monitor.raw, undefined],
+      ["GET", `/v1/status?agent_id=${agentId}`, monitor.raw, undefined],
+      ["GET", "/v1/agents", monitor.raw, undefined],
+      ["GET", "/v1/keys/current", reader.raw, undefined],
+      ["GET", `/v1/keys/current?agent_id=${agentId}`, reader.raw, undefined],
+      ["POST", "/v1/rotate", deploy.raw, {}],
+      ["POST", "/v1/rotate", deploy.raw, { agent_id: agentId }],
+    ] as const) {
+      const response = await call(bin, method, path, { token, body });
+      expect(response.status, `${method} ${path}`).toBe(404);
+      const problem = (await response.json()) as { code: string; detail: string };
+      expect(problem.code, `${method} ${path}`).toBe("NOT_FOUND");
+      expect(problem.detail, `${method} ${path}`).toMatch(
+        new RegExp(`^The store holds no key for agent ${stranger} on http://127\\.0\\.0\\.1:`),
+      );
+    }
+    expect(await stopBin(bin)).toBe(0);
+  });
+
   it("refuses to start without tokens, with a message and exit code 2", async () => {
     faucet = await startFaucet({ testClock: false });
     const spawned = spawnBin(["--port", "0"], { REKEY_STORE: faucet.dir });

@@ -1,4 +1,4 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute, type RouteConfig, z } from "@hono/zod-openapi";
 import {
   agentIdQuery,
   agentsResponseSchema,
@@ -65,7 +65,11 @@ const upstreamProblems = {
   504: problem("UPSTREAM_TIMEOUT: the faucet did not answer in time."),
 };
 
-const badAgentId = problem("INVALID_INPUT: `agent_id` is not a positive whole number.");
+const badAgentId = problem(
+  "INVALID_INPUT: `agent_id` is not a positive whole number, or the query names another parameter (refused, not ignored).",
+);
+/** Routes without parameters refuse a query rather than ignore it (see ROUTE_QUERIES). */
+const queryRefused = { 400: problem("INVALID_INPUT: a query parameter; this route takes none.") };
 const noSuchPrincipal = problem(
   "NOT_FOUND: no key is held for the principal, or the agent is not one of this operator's.",
 );
@@ -91,7 +95,9 @@ export const rotateRoute = createRoute({
         schema: { type: "string", enum: ["true"] },
       },
     }),
-    400: problem("Malformed JSON, unknown fields or invalid values."),
+    400: problem(
+      "Malformed JSON, unknown fields or invalid values, or a query string (the fields go in the body).",
+    ),
     ...authProblems,
     404: problem("NOT_FOUND: the agent is not one of this operator's."),
     409: problem("COOLDOWN_ACTIVE, ROTATION_IN_PROGRESS (both with Retry-After) or KEY_LOST.", {
@@ -135,6 +141,7 @@ export const agentsRoute = createRoute({
   security: bearer,
   responses: {
     200: json("The agents, with what the store holds for each.", agentsResponseSchema),
+    ...queryRefused,
     ...authProblems,
     429: problem("RATE_LIMITED: too many faucet-bound requests for this token (with Retry-After)."),
     ...storeProblems,
@@ -183,6 +190,7 @@ export const eventsRoute = createRoute({
       description: "The event stream; it stays open.",
       content: { "text/event-stream": { schema: z.string() } },
     },
+    ...queryRefused,
     ...authProblems,
     404: problem("This server has no event source (an app built without one)."),
     429: problem("Too many event streams are open (per server, or for this token).", {
@@ -202,6 +210,7 @@ export const healthzRoute = createRoute({
   security: open,
   responses: {
     200: json("The process is alive.", healthzResponseSchema),
+    ...queryRefused,
   },
 });
 
@@ -216,6 +225,7 @@ export const readyzRoute = createRoute({
   security: open,
   responses: {
     200: json("Ready.", readyzResponseSchema),
+    ...queryRefused,
     503: json("Not ready; the log says why.", readyzResponseSchema),
   },
 });
@@ -234,20 +244,55 @@ export const metricsRoute = createRoute({
       headers: { "X-Request-Id": requestIdHeader },
       content: { "text/plain": { schema: z.string() } },
     },
+    ...queryRefused,
   },
 });
 
+const API_ROUTES: readonly RouteConfig[] = [
+  rotateRoute,
+  statusRoute,
+  agentsRoute,
+  currentKeyRoute,
+  eventsRoute,
+  healthzRoute,
+  readyzRoute,
+  metricsRoute,
+];
+
 /** Every path the app serves and its methods: a known path with another method is a 405. */
 export const ROUTE_METHODS: ReadonlyMap<string, readonly string[]> = new Map([
-  ...[
-    rotateRoute,
-    statusRoute,
-    agentsRoute,
-    currentKeyRoute,
-    eventsRoute,
-    healthzRoute,
-    readyzRoute,
-    metricsRoute,
-  ].map((route) => [route.path, [route.method.toUpperCase()]] as const),
+  ...API_ROUTES.map((route) => [route.path, [route.method.toUpperCase()]] as const),
   ["/openapi.json", ["GET"]],
+]);
+
+/** What a path takes in its query, and what to tell a caller who sent something else. */
+export interface QueryParameters {
+  method: string;
+  /** The parameter names: those of the route's zod query schema, which the document lists. */
+  names: readonly string[];
+  hint: string;
+}
+
+const NO_QUERY_HINT = "Remove the query: this route takes no parameters.";
+/** The habit of GET /v1/status carried over to the POST, where the body holds the fields. */
+const ROTATE_QUERY_HINT =
+  'agent_id, dry_run and force go in the JSON body, e.g. {"agent_id": 7}; nothing was rotated.';
+
+/**
+ * Every path's query parameters. Any other name is refused (validation.ts) rather than ignored:
+ * `GET /v1/status?agentid=7` answered for the operator as if no parameter had been given.
+ */
+export const ROUTE_QUERIES: ReadonlyMap<string, QueryParameters> = new Map([
+  ...API_ROUTES.map((route) => {
+    const query = route.request?.query;
+    const names = query instanceof z.ZodObject ? Object.keys(query.shape) : [];
+    const hint =
+      route === rotateRoute
+        ? ROTATE_QUERY_HINT
+        : names.length > 0
+          ? `Send only ${names.join(" or ")} (see /openapi.json), or no query at all.`
+          : NO_QUERY_HINT;
+    return [route.path, { method: route.method.toUpperCase(), names, hint }] as const;
+  }),
+  ["/openapi.json", { method: "GET", names: [], hint: NO_QUERY_HINT }],
 ]);

@@ -460,11 +460,57 @@ describe("read-only tools", () => {
     expect(status?.inputSchema.additionalProperties).toBe(false);
   });
 
+  it.each([
+    // A model that wants one agent's details may pass agent_id to list_agents, or ask whoami
+    // about an agent: both answered as if the argument had not been given.
+    ["list_agents", { agent_id: 1 }, "agent_id"],
+    ["whoami", { agent_id: 7 }, "agent_id"],
+    ["whoami", { verbose: true }, "verbose"],
+  ])("%s refuses an argument it does not take (%o)", async (tool, args, name) => {
+    const session = await world.connect();
+    const result = await session.call(tool, args);
+    expect(errorOf(result)).toMatchObject({ code: "INVALID_INPUT" });
+    expect(textOf(result)).toContain(`${tool} takes no arguments; not "${name}"`);
+    expect(errorOf(result).hint).toMatch(/no arguments/);
+  });
+
+  it("advertises additionalProperties: false on every tool's input", async () => {
+    const session = await world.connect();
+    const { tools } = await session.client.listTools();
+    expect(tools).toHaveLength(4);
+    for (const tool of tools) {
+      expect(tool.inputSchema.additionalProperties, tool.name).toBe(false);
+    }
+  });
+
   it("an unknown agent id is NOT_FOUND with a pointer to list_agents", async () => {
     const session = await world.connect();
     const result = await session.call("rotate_api_key", { agent_id: 999_999 });
     expect(errorOf(result)).toMatchObject({ code: "NOT_FOUND" });
     expect(errorOf(result).hint).toMatch(/list_agents/);
+  });
+});
+
+describe("--as a principal the store holds no key for", () => {
+  it("every tool says the store holds no key for it, instead of answering as the operator", async () => {
+    const { agentId } = await world.setup.createAgent({ name: "worker" });
+    const session = await world.connect({ actAs: `agent:${agentId + 1}` });
+    for (const [tool, args] of [
+      ["get_key_status", {}],
+      ["get_key_status", { agent_id: agentId }],
+      ["whoami", {}],
+      ["list_agents", {}],
+      ["rotate_api_key", {}],
+      ["rotate_api_key", { agent_id: agentId }],
+    ] as const) {
+      const result = await session.call(tool, args);
+      expect(errorOf(result), tool).toMatchObject({ code: "NOT_FOUND" });
+      expect(textOf(result), tool).toContain(
+        `The store holds no key for agent ${agentId + 1} on ${world.sandbox.url}`,
+      );
+      expect(errorOf(result).hint, tool).toMatch(/REKEY_AS/);
+    }
+    expect(world.sandbox.stats().rotations).toBe(0);
   });
 });
 

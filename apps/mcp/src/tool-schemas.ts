@@ -33,25 +33,29 @@ export const agentIdInput = {
 };
 
 /**
- * `rotate_api_key`'s input: `agent_id` and nothing else. Advertised with
- * `additionalProperties: false`, but other arguments are kept (not stripped, as a plain shape
- * would) so the handler can refuse them with INVALID_INPUT: a model that passes
- * `dry_run: true` must not get a rotation it took for a plan.
+ * `agent_id` and nothing else, advertised with `additionalProperties: false`, but other
+ * arguments are kept (not stripped, as a plain shape would) so the handler can refuse them
+ * with INVALID_INPUT (unexpected-arguments.ts): a model that passes `dry_run: true` to
+ * rotate_api_key must not get a rotation it took for a plan, nor one that writes `agentId` to
+ * get_key_status this session's status back as if it were the agent's.
  */
-export const rotateInput = z
+const agentIdOnlyInput = z
   .object(agentIdInput)
   .catchall(z.unknown())
   .meta({ additionalProperties: false });
 
+/** `rotate_api_key`'s input: see {@link agentIdOnlyInput}. */
+export const rotateInput = agentIdOnlyInput;
+
+/** `get_key_status`'s input: see {@link agentIdOnlyInput}. */
+export const statusInput = agentIdOnlyInput;
+
 /**
- * `get_key_status`'s input: `agent_id` and nothing else, kept and refused like
- * {@link rotateInput}'s: a model that writes `agentId` must not get this session's status
- * back as if it were the agent's.
+ * The input of `list_agents` and `whoami`: nothing, and anything given is kept to be refused
+ * like {@link agentIdOnlyInput}'s extras. Without an input schema the SDK drops the arguments:
+ * `whoami { agent_id: 7 }` answered for this session as if it were the agent.
  */
-export const statusInput = z
-  .object(agentIdInput)
-  .catchall(z.unknown())
-  .meta({ additionalProperties: false });
+export const noInput = z.object({}).catchall(z.unknown()).meta({ additionalProperties: false });
 
 // Outputs are core's JSON vocabulary (docs/json-vocabulary.md), the shapes the CLI's --json and
 // the HTTP endpoint use too, plus what only a tool result says (`session_switched`, `message`).

@@ -54,12 +54,17 @@ export interface World {
   /** The test's own handle on profile "default" (surface "library"). */
   setup: Rekey;
   /** A Rekey on this world's store and clock. */
-  rekey(profile?: string): Rekey;
+  rekey(profile?: string, actAs?: string): Rekey;
   /** The raw key the store holds for a principal of a profile (test-only peek). */
   storedKey(profile: string, agentId?: number): Promise<string | undefined>;
   /** Reads every key in the store into `seen.secrets`. */
   rememberSecrets(): Promise<void>;
-  connect(options?: { profile?: string; revealKeys?: boolean }): Promise<McpSession>;
+  /** `actAs`: the principal the session acts as (rekey-mcp's `--as`). */
+  connect(options?: {
+    profile?: string;
+    revealKeys?: boolean;
+    actAs?: string;
+  }): Promise<McpSession>;
   close(): Promise<void>;
 }
 
@@ -78,11 +83,12 @@ export async function startWorld(
     urlStores: postgresUrlStores,
   });
   const closers: (() => Promise<void>)[] = [];
-  const rekey = (profile = "default") => {
+  const rekey = (profile = "default", actAs?: string) => {
     const made = createRekey({
       store,
       surface: "mcp",
       profile,
+      ...(actAs === undefined ? {} : { actAs }),
       baseUrl: sandbox.url,
       clock,
       env: {},
@@ -118,7 +124,7 @@ export async function startWorld(
     },
     rememberSecrets,
     async connect(options = {}) {
-      const sessionRekey = rekey(options.profile);
+      const sessionRekey = rekey(options.profile, options.actAs);
       const revealKeys = options.revealKeys ?? false;
       const server = createMcpServer({ rekey: sessionRekey, revealKeys, version: "test" });
       const client = new Client({ name: "rekey-mcp-test", version: "0.0.0" });

@@ -497,7 +497,7 @@ export interface operations {
                     "application/json": components["schemas"]["RotateResponse"];
                 };
             };
-            /** @description Malformed JSON, unknown fields or invalid values. */
+            /** @description Malformed JSON, unknown fields or invalid values, or a query string (the fields go in the body). */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -653,7 +653,7 @@ export interface operations {
                     "application/json": components["schemas"]["Status"];
                 };
             };
-            /** @description INVALID_INPUT: `agent_id` is not a positive whole number. */
+            /** @description INVALID_INPUT: `agent_id` is not a positive whole number, or the query names another parameter (refused, not ignored). */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -732,6 +732,16 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Agents"];
+                };
+            };
+            /** @description INVALID_INPUT: a query parameter; this route takes none. */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or unknown bearer token. */
@@ -828,7 +838,7 @@ export interface operations {
                     "application/json": components["schemas"]["CurrentKey"];
                 };
             };
-            /** @description INVALID_INPUT: `agent_id` is not a positive whole number. */
+            /** @description INVALID_INPUT: `agent_id` is not a positive whole number, or the query names another parameter (refused, not ignored). */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -909,6 +919,16 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": string;
+                };
+            };
+            /** @description INVALID_INPUT: a query parameter; this route takes none. */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or unknown bearer token. */
@@ -993,6 +1013,16 @@ export interface operations {
                     "application/json": components["schemas"]["Alive"];
                 };
             };
+            /** @description INVALID_INPUT: a query parameter; this route takes none. */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     getReadiness: {
@@ -1012,6 +1042,16 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            /** @description INVALID_INPUT: a query parameter; this route takes none. */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not ready; the log says why. */
@@ -1043,6 +1083,16 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+            /** @description INVALID_INPUT: a query parameter; this route takes none. */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };

@@ -111,9 +111,11 @@ const NO_KEY_IN_SESSION =
  */
 const MODEL_HINTS: Record<ErrorCode, ModelHint> = {
   INVALID_INPUT: (error) =>
-    Array.isArray(error.details.unexpected)
-      ? "Call it again with agent_id or no arguments at all: it takes nothing else, and there is no dry run: rotate_api_key rotates at once. get_key_status shows the key and its cooldown without changing anything."
-      : `Fix the arguments: agent_id is a positive whole number (at most ${MAX_ID}); omit it to act on this session's own key.`,
+    Array.isArray(error.details.accepted) && error.details.accepted.length === 0
+      ? "Call it again with no arguments: it takes none. get_key_status takes agent_id for one agent's key."
+      : Array.isArray(error.details.unexpected)
+        ? "Call it again with agent_id or no arguments at all: it takes nothing else, and there is no dry run: rotate_api_key rotates at once. get_key_status shows the key and its cooldown without changing anything."
+        : `Fix the arguments: agent_id is a positive whole number (at most ${MAX_ID}); omit it to act on this session's own key.`,
   UNAUTHORIZED: () =>
     "The faucet rejected the stored key. Do not retry: ask the user to check the key with `rekey status` and `rekey doctor`, or to log in again with `rekey login`.",
   FORBIDDEN: (error) => {

@@ -62,6 +62,8 @@ export interface RekeyErrorDetails {
    * who believes it asked for a dry run is not given a rotation.
    */
   unexpected?: string[];
+  /** INVALID_INPUT with `unexpected`: the arguments the call does take (none: empty). */
+  accepted?: string[];
   [key: string]: unknown;
 }
 

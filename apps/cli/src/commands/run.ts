@@ -1,7 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { constants } from "node:os";
 import { type KeyProvider, type Principal, RekeyError } from "@rekey/core";
+import { CommandNotRun } from "../command-not-run.js";
 import type { CommandContext } from "../context.js";
+import { EXIT_COMMAND_NOT_EXECUTABLE, EXIT_COMMAND_NOT_FOUND } from "../exit-codes.js";
 import { parseAgentOption } from "./input.js";
 
 /**
@@ -11,7 +13,8 @@ import { parseAgentOption } from "./input.js";
  * changes (a rotation here, in another process or on another replica of a shared store)
  * restarts the command with the new key, or sends it a signal. Signals sent to rekey reach the
  * command; rekey exits with the command's exit code (128+n for a signal), like `doppler run
- * --watch`. The key is never on the command's argv.
+ * --watch`, or 127 / 126 when it is not found / cannot be executed. The key is never on the
+ * command's argv.
  */
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
@@ -103,21 +106,15 @@ function superviseCommand(run: Supervision): Promise<number> {
       }
       env[run.variable] = current.key;
       const [file = "", ...args] = run.command;
-      const started = spawn(file, args, { env, stdio: "inherit" });
+      let started: ChildProcess;
+      try {
+        started = spawn(file, args, { env, stdio: "inherit" });
+      } catch (error) {
+        // Some failures (ENOTDIR) are thrown at once rather than emitted.
+        throw commandNotRun(file, error);
+      }
       child = started;
-      started.on("error", (error) => {
-        finish(() =>
-          reject(
-            new RekeyError(
-              "INVALID_INPUT",
-              `Cannot run ${file}: ${(error as NodeJS.ErrnoException).code ?? error.message}`,
-              {
-                hint: "Check the command's name and PATH.",
-              },
-            ),
-          ),
-        );
-      });
+      started.on("error", (error) => finish(() => reject(commandNotRun(file, error))));
       started.on("exit", (code, exitSignal) => {
         if (child !== started || restarting) return;
         const status = code ?? 128 + (exitSignal ? (constants.signals[exitSignal] ?? 0) : 0);
@@ -160,6 +157,46 @@ function superviseCommand(run: Supervision): Promise<number> {
     };
     start().catch((error: unknown) => finish(() => reject(error)));
   });
+}
+
+/** Why the system could not execute a file, in words, by errno code (others are named as is). */
+const CANNOT_EXECUTE: Record<string, string> = {
+  EACCES: "permission denied (not an executable file, or a directory)",
+  EPERM: "operation not permitted",
+  ENOEXEC: "not an executable format",
+  EISDIR: "is a directory",
+  ENOTDIR: "not a directory (a part of the path is a file)",
+  ELOOP: "too many symbolic links",
+  ENAMETOOLONG: "the name is too long",
+  ETXTBSY: "the file is busy (being written)",
+};
+
+/**
+ * The refusal of a command that could not be started: not found (ENOENT) exits 127, anything
+ * else 126, as `env` does. The message names the command (never its arguments, nor the key in
+ * its environment) and the reason, without a stack.
+ */
+function commandNotRun(file: string, thrown: unknown): CommandNotRun {
+  const code = (thrown as NodeJS.ErrnoException | null)?.code;
+  const name = file.slice(0, 200);
+  if (code === "ENOENT") {
+    return new CommandNotRun(
+      new RekeyError("INVALID_INPUT", `Command not found: ${name}`, {
+        hint: "Check its name, or give its path: a name without a slash is looked up in PATH.",
+      }),
+      EXIT_COMMAND_NOT_FOUND,
+    );
+  }
+  const reason =
+    (code === undefined ? undefined : CANNOT_EXECUTE[code]) ??
+    code ??
+    (thrown instanceof Error ? thrown.message : String(thrown));
+  return new CommandNotRun(
+    new RekeyError("INVALID_INPUT", `Cannot execute ${name}: ${reason}`, {
+      hint: "Give the path of an executable file (chmod +x, with a #! line for a script).",
+    }),
+    EXIT_COMMAND_NOT_EXECUTABLE,
+  );
 }
 
 function stopChild(child: ChildProcess | undefined): Promise<void> {

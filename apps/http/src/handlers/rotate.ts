@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { OpenAPIHono } from "@hono/zod-openapi";
-import { agent, OPERATOR, type Rekey, RekeyError, toRekeyError } from "@rekey/core";
+import { agent, OPERATOR, type Rekey, toRekeyError } from "@rekey/core";
 import type { MiddlewareHandler } from "hono";
 import { type AppEnv, v1Headers } from "../http-env.js";
 import type { HttpMetrics } from "../metrics.js";
@@ -28,15 +28,6 @@ export function registerRotateRoute(
   app.openapi(
     { ...rotateRoute, middleware: [auth.requireScope("rotate"), parts.limitBody] as const },
     async (c) => {
-      // GET /v1/status and /v1/keys/current take agent_id in the query; here it would be
-      // ignored and the active principal (the operator) rotated instead of the agent meant.
-      if (c.req.url.includes("?")) {
-        throw new RekeyError(
-          "INVALID_INPUT",
-          "POST /v1/rotate takes no query parameters: agent_id, dry_run and force go in the JSON body",
-          { hint: 'Send them as the body, e.g. {"agent_id": 7}; nothing was rotated.' },
-        );
-      }
       const body = c.req.valid("json");
       const idempotencyKey = c.req.valid("header")["idempotency-key"];
       if (body.force === true) {

@@ -1,7 +1,8 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { agent, formatDuration, type KeyStatus, keyStatusView, RekeyError } from "@rekey/core";
+import { agent, formatDuration, type KeyStatus, keyStatusView } from "@rekey/core";
 import { toolResult } from "../render.js";
 import { keyStatusOutput, statusInput } from "../tool-schemas.js";
+import { refuseUnexpectedArguments } from "../unexpected-arguments.js";
 import type { ToolContext } from "./context.js";
 
 function headline(status: KeyStatus): string {
@@ -42,17 +43,12 @@ export function registerGetKeyStatus(server: McpServer, deps: ToolContext): void
     },
     async ({ agent_id, ...others }) => {
       try {
-        const unexpected = Object.keys(others);
-        if (unexpected.length > 0) {
-          throw new RekeyError(
-            "INVALID_INPUT",
-            `get_key_status takes only agent_id; not ${unexpected.map((name) => JSON.stringify(name.slice(0, 40))).join(", ")}`,
-            {
-              hint: "Call it again with agent_id (an agent's key, operators only) or no arguments at all (this session's own key).",
-              details: { unexpected: unexpected.map((name) => name.slice(0, 40)) },
-            },
-          );
-        }
+        refuseUnexpectedArguments(
+          "get_key_status",
+          ["agent_id"],
+          others,
+          "Call it again with agent_id (an agent's key, operators only) or no arguments at all (this session's own key).",
+        );
         const status = await deps.rekey.status(
           agent_id === undefined ? undefined : agent(agent_id),
         );

@@ -3,12 +3,12 @@ import {
   agent,
   COOLDOWN_MINUTES,
   principalKey,
-  RekeyError,
   type RotationResult,
   rotationView,
 } from "@rekey/core";
 import { toolResult } from "../render.js";
 import { rotateInput, rotateOutput } from "../tool-schemas.js";
+import { refuseUnexpectedArguments } from "../unexpected-arguments.js";
 import type { ToolContext } from "./context.js";
 
 // Same name, input and facts as the public lightning-wallet-mcp tool, plus what rekey does
@@ -69,17 +69,12 @@ export function registerRotateApiKey(server: McpServer, deps: ToolContext): void
     },
     async ({ agent_id, ...others }) => {
       try {
-        const unexpected = Object.keys(others);
-        if (unexpected.length > 0) {
-          throw new RekeyError(
-            "INVALID_INPUT",
-            `rotate_api_key takes only agent_id; not ${unexpected.map((name) => JSON.stringify(name.slice(0, 40))).join(", ")}`,
-            {
-              hint: "rotate_api_key has no dry run; `rekey rotate --dry-run` shows the plan.",
-              details: { unexpected: unexpected.map((name) => name.slice(0, 40)) },
-            },
-          );
-        }
+        refuseUnexpectedArguments(
+          "rotate_api_key",
+          ["agent_id"],
+          others,
+          "rotate_api_key has no dry run; `rekey rotate --dry-run` shows the plan.",
+        );
         const target = agent_id === undefined ? undefined : agent(agent_id);
         // `force` is deliberately not offered: a model must not restart a cooldown.
         const result = await deps.rekey.rotateKey({ target, reveal: deps.revealKeys });

@@ -247,6 +247,30 @@ export function updateStoreFrom<T>(
   return writeInBatch(store, mutate, afterWrite, base, options);
 }
 
+/**
+ * True unless `actAs` (`--as`, REKEY_AS) names a principal for which the view's store holds
+ * neither a key nor a recorded loss (whose KEY_LOST says how to get the key back).
+ */
+export function actAsHeldIn(view: ProfileView, actAs: string | undefined): boolean {
+  if (actAs === undefined) return true;
+  const record = view.data.principals[recordIdOf(view.faucet, actAs)];
+  return record?.key !== undefined || record?.keyLost !== undefined;
+}
+
+/**
+ * The refusal of every operation of a session told to act as a principal (`--as agent:9`) the
+ * store holds no key for on the profile's faucet: rather than an answer as a profile without a
+ * key ("run rekey register"), or, where the operator's key serves, as the operator.
+ * `missing: "profile"`: the session itself holds no key.
+ */
+export function unheldActAsError(actAs: string, baseUrl: string): RekeyError {
+  const named = actAs.replace(":", " ");
+  return new RekeyError("NOT_FOUND", `The store holds no key for ${named} on ${baseUrl}`, {
+    hint: `Check the principal given to --as (or REKEY_AS): \`rekey agents\` lists the operator's agents and which keys the store holds, \`rekey profiles show\` the principals seen; \`rekey login\` stores ${named}'s key.`,
+    details: { principal: principalOfRecord(actAs), missing: "profile" },
+  });
+}
+
 /** @throws RekeyError NOT_FOUND naming what to do when the principal has no key. */
 export function missingKeyError(principal: Principal, profileName: string): RekeyError {
   const label = principalLabel(principal);

@@ -242,13 +242,30 @@ describe("rotateKey", () => {
       actAs: "agent:99",
       env: { REKEY_API_KEY: operatorKey },
     });
-    expect(await asAgent.activePrincipal()).toBeUndefined();
-    const status = await asAgent.status();
-    expect(status.principal).toEqual(agent(99));
-    expect(status.hasKey).toBe(false);
-    await expectCode(asAgent.whoami(), "NOT_FOUND");
-    await expectCode(asAgent.rotateKey({ force: true }), "NOT_FOUND");
+    // Nor does any operation act as the operator, or as a profile without a key: each says the
+    // store holds no key for agent 99.
+    for (const operation of [
+      () => asAgent.activePrincipal(),
+      () => asAgent.status(),
+      () => asAgent.status(OPERATOR),
+      () => asAgent.whoami(),
+      () => asAgent.listAgents(),
+      () => asAgent.keyProvider.current(OPERATOR),
+      () => asAgent.rotateKey({ force: true }),
+      () => asAgent.rotateKey({ target: OPERATOR, force: true }),
+    ]) {
+      const error = await expectCode(operation(), "NOT_FOUND");
+      expect(error.message).toBe(`The store holds no key for agent 99 on ${fixture.sandbox.url}`);
+      expect(error.details).toMatchObject({ principal: agent(99), missing: "profile" });
+    }
     expect(fixture.sandbox.stats().rotations).toBe(0);
+    // With agent 99's own key in the environment, the session acts as it.
+    const { apiKey: agentKey, agentId } = await fixture.client.createAgent(operatorKey, {
+      name: "w",
+    });
+    const seeded = fixture.rekey({ actAs: `agent:${agentId}`, env: { REKEY_API_KEY: agentKey } });
+    expect(await seeded.activePrincipal()).toEqual(agent(agentId));
+    expect((await seeded.status()).keySource).toBe("env");
   });
 
   it("a rotation reply without a key is never a success: the engine recovers the key by request_id", async () => {

@@ -28,6 +28,7 @@ import { killPoint } from "../testing/kill-points.js";
 import type { DeliveryStep, EngineContext } from "./context.js";
 import { createKeyProvider } from "./key-provider.js";
 import {
+  actAsHeldIn,
   activePrincipalOf,
   missingKeyError,
   type ProfileView,
@@ -37,6 +38,7 @@ import {
   recordsOfView,
   type SnapshotView,
   storedKeyOf,
+  unheldActAsError,
   viewOf,
 } from "./principal-records.js";
 import type { RekeyOptions } from "./rekey-options.js";
@@ -273,7 +275,28 @@ export function createSession(options: RekeyOptions) {
 
   /** The principal a view acts as: its own when it holds a key, else the env seed's. */
   async function activeIn(view: ProfileView): Promise<Principal | undefined> {
-    return storedActiveIn(view) ?? envPrincipal(view);
+    return storedActiveIn(view) ?? seededActiveIn(view);
+  }
+
+  /**
+   * The env seed's principal, for a view whose acting principal holds no stored key.
+   * @throws RekeyError NOT_FOUND when `actAs` names a principal the store holds no key for.
+   */
+  async function seededActiveIn(view: ProfileView): Promise<Principal | undefined> {
+    await requireActAsHeld(view);
+    return envPrincipal(view);
+  }
+
+  /**
+   * `actAs` (`--as`, REKEY_AS) names whom every operation of this session acts as. When the
+   * store holds no key for it on the profile's faucet, and the environment's key is not its,
+   * nothing can act as it: every operation is refused (see unheldActAsError).
+   * @throws RekeyError NOT_FOUND (`missing: "profile"`: the session itself holds no key)
+   */
+  async function requireActAsHeld(view: ProfileView): Promise<void> {
+    if (actAs === undefined || actAsHeldIn(view, actAs)) return;
+    if ((await envPrincipal(view)) !== undefined) return;
+    throw unheldActAsError(actAs, view.profile?.baseUrl ?? defaultUrl());
   }
 
   async function activePrincipal(): Promise<Principal | undefined> {
@@ -299,6 +322,9 @@ export function createSession(options: RekeyOptions) {
     view?: ProfileView,
   ): Promise<{ key: string; fingerprint: string }> {
     const seen = view ?? (await readView());
+    // A key of another principal (the operator's, for `--as agent:9 agents`) is not handed
+    // out for a session acting as one the store does not hold.
+    if (actAs !== undefined && !storedActiveIn(seen)) await requireActAsHeld(seen);
     const stored = storedKeyOf(seen, principal);
     if (stored) return { key: openKey(stored.key), fingerprint: stored.fingerprint };
     const seeded = await envKey(principal, seen);
@@ -418,6 +444,7 @@ export function createSession(options: RekeyOptions) {
     pendingIn,
     ensureResolved,
     storedActiveIn,
+    seededActiveIn,
     activePrincipal,
     requireActive,
     currentKey,

@@ -16,7 +16,7 @@ export function createStatus(session: Session): Pick<Rekey, "status"> {
     clock,
     readView,
     baseUrlOf,
-    envPrincipal,
+    seededActiveIn,
     envKey,
     pendingIn,
     ensureResolved,
@@ -38,7 +38,7 @@ export function createStatus(session: Session): Pick<Rekey, "status"> {
         view = await readView();
       }
       // No await when the store answers: status endpoints call this on every poll.
-      const actor = storedActiveIn(view) ?? (await envPrincipal());
+      const actor = storedActiveIn(view) ?? (await seededActiveIn(view));
       const target = principal ?? actor ?? activePrincipalOf(view) ?? OPERATOR;
       // An agent session sees its own status only, as with rotateKey.
       if (actor?.kind === "agent" && !samePrincipal(actor, target)) {

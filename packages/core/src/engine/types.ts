@@ -248,7 +248,10 @@ export interface Rekey extends DeliveryOperations {
   readonly surface: Surface;
   /** The faucet URL of this profile. */
   baseUrl(): Promise<string>;
-  /** The principal this profile acts as by default, or undefined when it holds no key. */
+  /**
+   * The principal this profile acts as by default, or undefined when it holds no key.
+   * @throws RekeyError NOT_FOUND when `actAs` names a principal the store holds no key for.
+   */
   activePrincipal(): Promise<Principal | undefined>;
 
   /** Registers a new operator and stores its key. The recovery code is returned once, never stored. */

@@ -1,8 +1,10 @@
 import type { Clock } from "../clock.js";
 import {
+  actAsHeldIn,
   type ProfileView,
   principalOfRecord,
   recordsOfView,
+  unheldActAsError,
   updateStore,
   viewOf,
   writableRecord,
@@ -133,9 +135,15 @@ function statusOf(
   };
 }
 
+/** @throws RekeyError NOT_FOUND when `--as` names a principal the store holds no key for. */
 async function readScope(scope: PolicyScope): Promise<ProfileView> {
   const snapshot = await scope.store.read();
-  return viewOf(snapshot.data, scope.profileName, scope.baseUrl, { actAs: scope.actAs });
+  const view = viewOf(snapshot.data, scope.profileName, scope.baseUrl, { actAs: scope.actAs });
+  // A policy lives in a stored record: a key only in the environment has none to hold it.
+  if (scope.actAs !== undefined && !actAsHeldIn(view, scope.actAs)) {
+    throw unheldActAsError(scope.actAs, scope.baseUrl);
+  }
+  return view;
 }
 
 function targetRecords(view: ProfileView, target: PolicyTarget): DeepReadonly<PrincipalRecord>[] {

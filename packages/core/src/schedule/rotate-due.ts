@@ -75,11 +75,15 @@ export interface RotateDueOptions {
  * unfinished rotation are skipped (reported, not rotated). Each rotation names the key it saw,
  * so a key another process rotated meanwhile comes back `shared` instead of rotated twice.
  * Failures are reported per principal and as events; nothing here throws for one principal.
- * @throws RekeyError STORE_* when the store cannot be read at all.
+ * @throws RekeyError STORE_* when the store cannot be read at all; NOT_FOUND when `actAs` names a
+ *   principal the store holds no key for.
  */
 export async function rotateDue(options: RotateDueOptions): Promise<DueReport> {
   const { rekey, store, clock } = options;
   const dryRun = options.dryRun === true;
+  // `--as` naming a principal the store holds no key for: NOT_FOUND, as every operation says,
+  // rather than a report of no policies.
+  if (options.actAs !== undefined) await rekey.activePrincipal();
   const snapshot = await store.read();
   const view = viewOf(snapshot.data, rekey.profileName, await rekey.baseUrl(), {
     actAs: options.actAs,
