@@ -243,7 +243,7 @@ const MIGRATIONS: Record<
   (raw: Record<string, unknown>, source: string) => Record<string, unknown>
 > = {
   1: (raw, source) => {
-    const parsed = storeDataV1Schema.safeParse(raw);
+    const parsed = storeDataV1Schema().safeParse(raw);
     if (!parsed.success) {
       throw new RekeyError(
         "STORE_CORRUPT",
