@@ -24,8 +24,16 @@ import { build } from "esbuild";
  *   `/^\p{RGI_Emoji}$/v` literal (V8 builds the emoji set while compiling the module): ~50 ms
  *   before `rekey status` prints a line. Both serve only non-ASCII text, which its ASCII fast
  *   path never sends them, so the bundle builds each on first use.
+ * - commander requires `node:child_process` at load, for executable subcommands, which rekey
+ *   does not have: the bundle requires it on first spawn (~1 ms of node's own modules, with
+ *   dgram and net's socket list, on every command).
  * The build fails if a dependency changes so that a cut no longer applies.
  */
+const LAZY_COMMANDER_CHILD_PROCESS = [
+  "const childProcess = require('node:child_process');",
+  "const childProcess = { spawn: (...spawnArgs) => require('node:child_process').spawn(...spawnArgs) };",
+];
+
 const LAZY_STRING_WIDTH = [
   [
     "const segmenter = new Intl.Segmenter();",
@@ -56,6 +64,14 @@ export const startupCuts = {
         source = source.replace(eager, () => lazy);
       }
       return { contents: source, loader: "js" };
+    });
+    build.onLoad({ filter: /[\\/]commander[\\/]lib[\\/]command\.js$/ }, async (args) => {
+      const source = await readFile(args.path, "utf8");
+      const [eager, lazy] = LAZY_COMMANDER_CHILD_PROCESS;
+      if (source.split(eager).length !== 2 || source.split("childProcess.").length !== 4) {
+        throw new Error(`${args.path}: no longer uses \`${eager}\` as rekey expects`);
+      }
+      return { contents: source.replace(eager, () => lazy), loader: "js" };
     });
   },
 };
