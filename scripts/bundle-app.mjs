@@ -170,7 +170,10 @@ export function barrelImports(packageNames) {
           last = match.index + match[0].length;
         }
         if (last === 0) return undefined;
-        return { contents: rewritten + source.slice(last), loader: args.path.endsWith(".ts") ? "ts" : "js" };
+        return {
+          contents: rewritten + source.slice(last),
+          loader: args.path.endsWith(".ts") ? "ts" : "js",
+        };
       });
     },
   };
