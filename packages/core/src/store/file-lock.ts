@@ -35,7 +35,9 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 // a command which only reads the store (`rekey status`) never needs.
 let lockFileModule: Promise<typeof lock> | undefined;
 function loadLockFile(): Promise<typeof lock> {
-  lockFileModule ??= import("proper-lockfile").then((module) => module.lock);
+  // Through `default` (module.exports, a CommonJS package): esbuild's ES module chunks of it
+  // export nothing else, where node's own import also finds `lock` by name.
+  lockFileModule ??= import("proper-lockfile").then((module) => module.default.lock);
   return lockFileModule;
 }
 
