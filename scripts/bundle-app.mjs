@@ -11,6 +11,7 @@
 import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { isBuiltin } from "node:module";
 import { dirname, join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
 
 /**
@@ -23,8 +24,16 @@ import { build } from "esbuild";
  *   `/^\p{RGI_Emoji}$/v` literal (V8 builds the emoji set while compiling the module): ~50 ms
  *   before `rekey status` prints a line. Both serve only non-ASCII text, which its ASCII fast
  *   path never sends them, so the bundle builds each on first use.
+ * - commander requires `node:child_process` at load, for executable subcommands, which rekey
+ *   does not have: the bundle requires it on first spawn (~1 ms of node's own modules, with
+ *   dgram and net's socket list, on every command).
  * The build fails if a dependency changes so that a cut no longer applies.
  */
+const LAZY_COMMANDER_CHILD_PROCESS = [
+  "const childProcess = require('node:child_process');",
+  "const childProcess = { spawn: (...spawnArgs) => require('node:child_process').spawn(...spawnArgs) };",
+];
+
 const LAZY_STRING_WIDTH = [
   [
     "const segmenter = new Intl.Segmenter();",
@@ -56,8 +65,119 @@ export const startupCuts = {
       }
       return { contents: source, loader: "js" };
     });
+    build.onLoad({ filter: /[\\/]commander[\\/]lib[\\/]command\.js$/ }, async (args) => {
+      const source = await readFile(args.path, "utf8");
+      const [eager, lazy] = LAZY_COMMANDER_CHILD_PROCESS;
+      if (source.split(eager).length !== 2 || source.split("childProcess.").length !== 4) {
+        throw new Error(`${args.path}: no longer uses \`${eager}\` as rekey expects`);
+      }
+      return { contents: source.replace(eager, () => lazy), loader: "js" };
+    });
   },
 };
+
+/**
+ * Where each name a barrel module (a package's index) exports is defined: name -> { file, name }.
+ * Follows `export { a as b } from "./x.js"` and `export * from "./y.js"` down to the module
+ * that declares the name, and reads each module's runtime exports by importing it (type exports
+ * have none, and an app under `verbatimModuleSyntax` imports them with `type`).
+ */
+async function definitionsOf(file, seen = new Map()) {
+  const known = seen.get(file);
+  if (known !== undefined) return known;
+  const definitions = new Map();
+  seen.set(file, definitions);
+  const source = await readFile(file, "utf8");
+  for (const match of source.matchAll(/export\s*\{([^}]*)\}\s*from\s*"(\.[^"]+)"/g)) {
+    const target = resolve(dirname(file), match[2]);
+    const inner = await definitionsOf(target, seen);
+    for (const specifier of match[1].split(",")) {
+      const [name, alias = name] = specifier.trim().split(/\s+as\s+/);
+      if (name === "" || name.startsWith("type ")) continue;
+      definitions.set(alias, inner.get(name) ?? { file: target, name });
+    }
+  }
+  for (const match of source.matchAll(/export\s*\*\s*from\s*"(\.[^"]+)"/g)) {
+    const inner = await definitionsOf(resolve(dirname(file), match[1]), seen);
+    for (const [name, definition] of inner) {
+      if (!definitions.has(name)) definitions.set(name, definition);
+    }
+  }
+  for (const name of Object.keys(await import(pathToFileURL(file).href))) {
+    if (!definitions.has(name)) definitions.set(name, { file, name });
+  }
+  return definitions;
+}
+
+/**
+ * Imports from a barrel package (`@rekey/core`) go straight to the modules that define the
+ * names. In the CommonJS bundle each module is evaluated on first use, but evaluating an index
+ * evaluates every module it re-exports: `rekey status`, importing two functions from
+ * `@rekey/core`, evaluated 89 of core's modules (the scheduler, luxon, every delivery target, the
+ * JSON vocabulary's zod schemas), 10-20 ms of a ~150 ms command (bench/README.md, "Cold start").
+ * Source code still imports the package; only the bundle's wiring changes. Dynamic imports and
+ * `import type` stay as they are; a name the barrel does not export fails the build.
+ */
+export function barrelImports(packageNames) {
+  return {
+    name: "rekey-barrel-imports",
+    setup(build) {
+      const barrels = new Map();
+      const definitionsFor = async (packageName, resolveDir) => {
+        let loading = barrels.get(packageName);
+        if (loading === undefined) {
+          loading = build
+            .resolve(packageName, { kind: "import-statement", resolveDir })
+            .then((resolved) => {
+              if (resolved.errors.length > 0) throw new Error(`cannot resolve ${packageName}`);
+              return definitionsOf(resolved.path);
+            });
+          barrels.set(packageName, loading);
+        }
+        return loading;
+      };
+      const pattern = new RegExp(
+        `import\\s*\\{([^}]*)\\}\\s*from\\s*"(${packageNames.map((name) => name.replace(/[/.]/g, "\\$&")).join("|")})";?`,
+        "g",
+      );
+      build.onLoad({ filter: /\.(ts|js)$/ }, async (args) => {
+        if (args.path.includes("node_modules")) return undefined;
+        const source = await readFile(args.path, "utf8");
+        if (!packageNames.some((name) => source.includes(`"${name}"`))) return undefined;
+        const resolveDir = dirname(args.path);
+        let rewritten = "";
+        let last = 0;
+        for (const match of source.matchAll(pattern)) {
+          const definitions = await definitionsFor(match[2], resolveDir);
+          const byFile = new Map();
+          for (const raw of match[1].split(",")) {
+            const specifier = raw.trim();
+            // Types are erased from the bundle; only values need a module.
+            if (specifier === "" || specifier.startsWith("type ")) continue;
+            const [name, local = name] = specifier.split(/\s+as\s+/);
+            const definition = definitions.get(name);
+            if (definition === undefined) {
+              throw new Error(`${args.path}: ${match[2]} exports no value named ${name}`);
+            }
+            const names = byFile.get(definition.file) ?? [];
+            names.push(definition.name === local ? local : `${definition.name} as ${local}`);
+            byFile.set(definition.file, names);
+          }
+          const imports = [...byFile].map(
+            ([file, names]) => `import { ${names.join(", ")} } from ${JSON.stringify(file)};`,
+          );
+          rewritten += source.slice(last, match.index) + imports.join(" ");
+          last = match.index + match[0].length;
+        }
+        if (last === 0) return undefined;
+        return {
+          contents: rewritten + source.slice(last),
+          loader: args.path.endsWith(".ts") ? "ts" : "js",
+        };
+      });
+    },
+  };
+}
 
 /** Packages an app imports at runtime without bundling them: optional peers only. */
 export const OPTIONAL_PEERS = ["pg"];
@@ -76,7 +196,13 @@ const REQUIRE_SHIM =
  * apps/cli/src/code-cache.ts).
  * Throws when a chunk imports a package other than a node built-in or an optional peer.
  */
-export async function bundleApp({ appUrl, entryPoints, define = {}, format = "esm" }) {
+export async function bundleApp({
+  appUrl,
+  entryPoints,
+  define = {},
+  format = "esm",
+  barrels = [],
+}) {
   const manifest = JSON.parse(await readFile(new URL("package.json", appUrl), "utf8"));
   const dist = new URL("dist/", appUrl);
   await rm(dist, { recursive: true, force: true });
@@ -108,7 +234,7 @@ export async function bundleApp({ appUrl, entryPoints, define = {}, format = "es
           banner: { js: REQUIRE_SHIM },
         }),
     external: OPTIONAL_PEERS,
-    plugins: [startupCuts],
+    plugins: barrels.length > 0 ? [barrelImports(barrels), startupCuts] : [startupCuts],
     metafile: true,
     legalComments: "none",
     logLevel: "warning",

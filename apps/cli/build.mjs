@@ -13,6 +13,8 @@ await bundleApp({
   appUrl,
   entryPoints: { cli: "src/bin.ts", demo: "src/demo.ts" },
   format: "cjs",
+  // Each command evaluates the core modules it uses, not all of core (scripts/bundle-app.mjs).
+  barrels: ["@rekey/core"],
 });
 
 // The launcher keys the code cache by the bundle's hash, computed here once rather than on

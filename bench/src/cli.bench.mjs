@@ -10,7 +10,8 @@
  *   (`NODE_DISABLE_COMPILE_CACHE=1`: a first run, or a cache directory that cannot be written).
  * Uses the built command as installed (apps/cli/dist/rekey.cjs, the CommonJS launcher that runs
  * dist/cli.cjs): `pnpm bench` builds first. The code cache goes to the temp home's
- * XDG_CACHE_HOME, not the user's.
+ * XDG_CACHE_HOME, not the user's. `REKEY_CLI_BENCH_BIN=<dir>/rekey.cjs` runs it against another
+ * build (a copy of apps/cli/dist from before a change).
  */
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -20,7 +21,9 @@ import { fileURLToPath } from "node:url";
 import { startSandbox } from "@rekey/sandbox";
 import { compare, timeCommand } from "./runner.mjs";
 
-const BIN = fileURLToPath(new URL("../../apps/cli/dist/rekey.cjs", import.meta.url));
+const BIN =
+  process.env.REKEY_CLI_BENCH_BIN ??
+  fileURLToPath(new URL("../../apps/cli/dist/rekey.cjs", import.meta.url));
 
 export default async function benchCli() {
   if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run pnpm build first`);

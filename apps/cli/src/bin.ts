@@ -8,6 +8,16 @@ import { VERSION } from "./version.js";
 
 const args = process.argv.slice(2);
 
+// zod compiles a parser for each object schema (`new Function`) on the schema's first parse. A
+// server parsing the same shapes for hours gains from it; a command parses each shape once or
+// twice, and the code cache cannot keep generated code: jitless parsing made `rekey status` 5-9%
+// faster (bench/README.md, "Cold start"). zod reads the setting when it builds a schema, so it
+// is set here, before any is built; zod shares its config through this global by design
+// (`z.config()` writes the same object).
+const zodGlobal = globalThis as { __zod_globalConfig?: { jitless?: boolean } };
+zodGlobal.__zod_globalConfig ??= {};
+zodGlobal.__zod_globalConfig.jitless = true;
+
 const env: Record<string, string | undefined> = { ...process.env };
 // isatty() on the descriptors, not process.stdin.isTTY: touching process.stdin builds a stream.
 const terminal = { stdin: isatty(0), stdout: isatty(1), stderr: isatty(2) };

@@ -1,24 +1,28 @@
 import { z } from "zod";
 import { RekeyError } from "./errors.js";
+import { lazily } from "./lazily.js";
 
 /**
  * The credentials file kept by the public `lightning-wallet-mcp` server and `lw` CLI
  * (`$LIGHTNING_WALLET_HOME/credentials.json`, default `~/.lightning-wallet/credentials.json`).
  */
-const entrySchema = z.object({
-  api_key: z.string().min(8).max(512),
-  id: z.union([z.number().int(), z.string()]).optional().nullable(),
-  name: z.string().max(200).optional().nullable(),
-  recovery_code: z.string().optional().nullable(),
-  saved_at: z.string().optional().nullable(),
-});
+// Built on first use: only an import or a delivery to that file reads it.
+const fileSchema = lazily(() => {
+  const entrySchema = z.object({
+    api_key: z.string().min(8).max(512),
+    id: z.union([z.number().int(), z.string()]).optional().nullable(),
+    name: z.string().max(200).optional().nullable(),
+    recovery_code: z.string().optional().nullable(),
+    saved_at: z.string().optional().nullable(),
+  });
 
-const fileSchema = z.object({
-  version: z.literal(1),
-  api_url: z.string().optional().nullable(),
-  active: z.enum(["operator", "agent"]).optional().nullable(),
-  operator: entrySchema.optional().nullable(),
-  agent: entrySchema.optional().nullable(),
+  return z.object({
+    version: z.literal(1),
+    api_url: z.string().optional().nullable(),
+    active: z.enum(["operator", "agent"]).optional().nullable(),
+    operator: entrySchema.optional().nullable(),
+    agent: entrySchema.optional().nullable(),
+  });
 });
 
 export interface LightningWalletCredentials {
@@ -45,7 +49,7 @@ export function lightningWalletCredentialsPath(
  * @throws RekeyError INVALID_INPUT for anything else than that format (never echoing a key).
  */
 export function parseLightningWalletCredentials(json: unknown): LightningWalletCredentials {
-  const parsed = fileSchema.safeParse(json);
+  const parsed = fileSchema().safeParse(json);
   if (!parsed.success) {
     throw new RekeyError("INVALID_INPUT", "Not a lightning-wallet credentials file (version 1)", {
       details: {

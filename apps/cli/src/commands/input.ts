@@ -2,11 +2,16 @@ import { agent, type Principal, RekeyError } from "@rekey/core";
 import { z } from "zod";
 import type { CommandContext } from "../context.js";
 
-const satsSchema = z.coerce
-  .number({ error: "must be a number" })
-  .int("must be a whole number of sats")
-  .nonnegative("must not be negative")
-  .max(Number.MAX_SAFE_INTEGER, "is too large");
+// The schemas here are built on first use: most commands (`rekey status`) parse neither, and
+// every zod schema costs start-up time (bench/README.md, "Cold start").
+function buildSatsSchema() {
+  return z.coerce
+    .number({ error: "must be a number" })
+    .int("must be a whole number of sats")
+    .nonnegative("must not be negative")
+    .max(Number.MAX_SAFE_INTEGER, "is too large");
+}
+let satsSchema: ReturnType<typeof buildSatsSchema> | undefined;
 
 /**
  * Parses a sats amount from the command line.
@@ -14,6 +19,7 @@ const satsSchema = z.coerce
  */
 export function parseSats(value: unknown, option: string): number {
   const text = typeof value === "string" ? value.trim() : "";
+  satsSchema ??= buildSatsSchema();
   const parsed = /^\d+$/.test(text) ? satsSchema.safeParse(text) : satsSchema.safeParse(Number.NaN);
   if (!parsed.success) {
     throw new RekeyError(
@@ -36,11 +42,14 @@ export function parseAgentOption(value: unknown): Principal | undefined {
 
 // A key or recovery code is one printable token; anything else on stdin is a mistake
 // (a file with several lines, binary data), refused rather than guessed at.
-const secretSchema = z
-  .string()
-  .min(1, "is empty")
-  .max(1024, "is too long")
-  .regex(/^[\x21-\x7e]+$/, "must be a single token of printable characters");
+function buildSecretSchema() {
+  return z
+    .string()
+    .min(1, "is empty")
+    .max(1024, "is too long")
+    .regex(/^[\x21-\x7e]+$/, "must be a single token of printable characters");
+}
+let secretSchema: ReturnType<typeof buildSecretSchema> | undefined;
 
 /**
  * Reads a secret: all of stdin when it is piped, else a hidden prompt. Never from argv.
@@ -51,6 +60,7 @@ export async function readSecret(context: CommandContext, what: string): Promise
   const raw = fromStdin
     ? await context.deps.readStdin()
     : await context.deps.promptSecret(`${what[0]?.toUpperCase()}${what.slice(1)}:`);
+  secretSchema ??= buildSecretSchema();
   const parsed = secretSchema.safeParse(raw.trim());
   if (!parsed.success) {
     throw new RekeyError(

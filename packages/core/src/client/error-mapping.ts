@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { Clock } from "../clock.js";
 import { type ErrorCode, RekeyError, type RekeyErrorDetails } from "../errors.js";
+import { lazily } from "../lazily.js";
 
 /**
  * The sandbox's machine-readable `code` on every `success:false` reply, mapped to ours.
@@ -84,22 +85,25 @@ export function scrubSecrets(text: string, secrets: readonly string[]): string {
     : scrubbed;
 }
 
-const optionalText = z.string().optional().catch(undefined);
-const failureSchema = z.object({
-  error: optionalText,
-  message: optionalText,
-  code: optionalText,
-  cooldown_until: optionalText,
-  seconds_remaining: z
-    .union([
-      z.number(),
-      z
-        .string()
-        .regex(/^\d+(\.\d+)?$/)
-        .transform(Number),
-    ])
-    .optional()
-    .catch(undefined),
+// Built on the first refusal: most commands never read one.
+const failureSchema = lazily(() => {
+  const optionalText = z.string().optional().catch(undefined);
+  return z.object({
+    error: optionalText,
+    message: optionalText,
+    code: optionalText,
+    cooldown_until: optionalText,
+    seconds_remaining: z
+      .union([
+        z.number(),
+        z
+          .string()
+          .regex(/^\d+(\.\d+)?$/)
+          .transform(Number),
+      ])
+      .optional()
+      .catch(undefined),
+  });
 });
 
 /** What a business failure is about, for the error's message and details. */
@@ -119,9 +123,13 @@ export interface FailureContext {
  * COOLDOWN_ACTIVE carries `details.cooldownUntil` and `details.retryAfterSeconds`.
  */
 export function faucetFailureError(reply: unknown, context: FailureContext): RekeyError {
-  const parsed = failureSchema.safeParse(typeof reply === "object" && reply !== null ? reply : {});
+  const parsed = failureSchema().safeParse(
+    typeof reply === "object" && reply !== null ? reply : {},
+  );
   // Every field falls back on its own, so this only fails for a non-object, handled above.
-  const failure: Partial<z.output<typeof failureSchema>> = parsed.success ? parsed.data : {};
+  const failure: Partial<z.output<ReturnType<typeof failureSchema>>> = parsed.success
+    ? parsed.data
+    : {};
   const rawText = failure.error ?? failure.message ?? "";
   const text = scrubSecrets(rawText, context.secrets);
   const upstreamCode = failure.code;

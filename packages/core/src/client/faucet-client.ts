@@ -329,7 +329,7 @@ export function createFaucetClient(options: FaucetClientOptions): FaucetClient {
   const amountOf = (value: unknown, what: string) => checkInput(amountInput, value, what);
 
   function toRotationReply(
-    reply: z.output<typeof rotationReply>,
+    reply: z.output<ReturnType<typeof rotationReply>>,
     requestId: string | undefined,
   ): RotationReply {
     return {
@@ -350,13 +350,13 @@ export function createFaucetClient(options: FaucetClientOptions): FaucetClient {
       if (input.name !== undefined) body.name = input.name;
       if (input.email !== undefined) body.email = input.email;
       const reply = await call("register", body, { ...STATE_CHANGING, signal });
-      return parseReply(registerReply, reply, "register", false);
+      return parseReply(registerReply(), reply, "register", false);
     },
 
-    whoami: (apiKey, { signal } = {}) => readWithKey("whoami", whoamiReply, apiKey, signal),
+    whoami: (apiKey, { signal } = {}) => readWithKey("whoami", whoamiReply(), apiKey, signal),
 
     getBalance: (apiKey, { signal } = {}) =>
-      readWithKey("get_balance", balanceReply, apiKey, signal),
+      readWithKey("get_balance", balanceReply(), apiKey, signal),
 
     async createAgent(apiKey, input) {
       const { signal } = input;
@@ -366,11 +366,11 @@ export function createFaucetClient(options: FaucetClientOptions): FaucetClient {
         body.budget_limit_sats = amountOf(input.budgetLimitSats, "budget limit");
       }
       const reply = await call("create_agent", body, { ...STATE_CHANGING, signal });
-      return parseReply(createAgentReply, reply, "create_agent", false);
+      return parseReply(createAgentReply(), reply, "create_agent", false);
     },
 
     listAgents: (apiKey, { signal } = {}) =>
-      readWithKey("list_agents", listAgentsReply, apiKey, signal),
+      readWithKey("list_agents", listAgentsReply(), apiKey, signal),
 
     async fundAgent(apiKey, input) {
       const { signal } = input;
@@ -380,7 +380,7 @@ export function createFaucetClient(options: FaucetClientOptions): FaucetClient {
         amount_sats: amountOf(input.amountSats, "amount"),
       };
       const reply = await call("fund_agent", body, { ...STATE_CHANGING, signal });
-      return parseReply(fundAgentReply, reply, "fund_agent", false);
+      return parseReply(fundAgentReply(), reply, "fund_agent", false);
     },
 
     async regenerateOperatorKey(apiKey, input = {}) {
@@ -389,7 +389,7 @@ export function createFaucetClient(options: FaucetClientOptions): FaucetClient {
       const body: Record<string, unknown> = withKey(apiKey);
       if (requestId !== undefined) body.request_id = requestId;
       const reply = await call("regenerate_operator_key", body, { ...STATE_CHANGING, signal });
-      const parsed = parseReply(rotationReply, reply, "regenerate_operator_key", false);
+      const parsed = parseReply(rotationReply(), reply, "regenerate_operator_key", false);
       return toRotationReply(parsed, requestId);
     },
 
@@ -402,7 +402,7 @@ export function createFaucetClient(options: FaucetClientOptions): FaucetClient {
       };
       if (requestId !== undefined) body.request_id = requestId;
       const reply = await call("regenerate_agent_key", body, { ...STATE_CHANGING, signal });
-      const parsed = parseReply(rotationReply, reply, "regenerate_agent_key", false);
+      const parsed = parseReply(rotationReply(), reply, "regenerate_agent_key", false);
       return toRotationReply(parsed, requestId);
     },
 
@@ -414,7 +414,7 @@ export function createFaucetClient(options: FaucetClientOptions): FaucetClient {
       };
       if (requestId !== undefined) body.request_id = requestId;
       const reply = await call("recover", body, { ...STATE_CHANGING, signal });
-      const parsed = parseReply(recoverReply, reply, "recover", false);
+      const parsed = parseReply(recoverReply(), reply, "recover", false);
       return {
         operatorId: parsed.operatorId,
         apiKey: parsed.apiKey,
@@ -432,19 +432,19 @@ export function createFaucetClient(options: FaucetClientOptions): FaucetClient {
         throw new RekeyError("INVALID_INPUT", "withdraw needs an invoice or an amount");
       }
       const reply = await call("withdraw", body, { ...STATE_CHANGING, signal });
-      return parseReply(withdrawReply, reply, "withdraw", false);
+      return parseReply(withdrawReply(), reply, "withdraw", false);
     },
 
     async sandboxCredit(apiKey, amountSats, { signal } = {}) {
       const body = { ...withKey(apiKey), amount_sats: amountOf(amountSats, "amount") };
       const reply = await call("sandbox_credit", body, { ...STATE_CHANGING, signal });
-      return parseReply(balanceReply, reply, "sandbox_credit", false);
+      return parseReply(balanceReply(), reply, "sandbox_credit", false);
     },
 
     async sandboxAdvanceClock(seconds, { signal } = {}) {
       const body = { seconds: amountOf(seconds, "seconds") };
       const reply = await call("sandbox_advance_clock", body, { ...STATE_CHANGING, signal });
-      return parseReply(clockReply, reply, "sandbox_advance_clock", false);
+      return parseReply(clockReply(), reply, "sandbox_advance_clock", false);
     },
   };
 }

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { RekeyError } from "../errors.js";
 import type { DeliveryPayload } from "./delivery-payload.js";
 import { DEFAULT_DELIVERY_TIMEOUT_MS } from "./target-schema.js";
@@ -20,7 +19,7 @@ const KEY_VARIABLES = ["REKEY_API_KEY", "LIGHTNING_WALLET_API_KEY"];
  *   kept in the error: the command holds the key, and masking the key cannot catch it encoded
  *   (base64, a Basic auth header), while the error is stored and shown to status readers.
  */
-export function deliverToExec(
+export async function deliverToExec(
   command: readonly string[],
   payload: DeliveryPayload,
   parentEnv: Record<string, string | undefined>,
@@ -35,6 +34,8 @@ export function deliverToExec(
   }
   env.REKEY_PRINCIPAL = payload.principal;
   env.REKEY_FINGERPRINT = payload.fingerprint;
+  // Loaded here, not at import: every command that opens a store loads this module, few run one.
+  const { spawn } = await import("node:child_process");
   return new Promise((resolve, reject) => {
     // Its own process group, so a timeout kills what it started too.
     const child = spawn(file, args, { env, stdio: ["pipe", "ignore", "ignore"], detached: true });

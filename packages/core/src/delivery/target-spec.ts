@@ -30,7 +30,7 @@ export function newDeliveryTarget(
     .filter((target) => target.kind === kind)
     .map((target) => Number(target.id.slice(kind.length + 1)));
   const id = `${kind}-${Math.max(0, ...taken) + 1}`;
-  const parsed = deliveryTargetSchema.safeParse({ ...(spec as object), id });
+  const parsed = deliveryTargetSchema().safeParse({ ...(spec as object), id });
   if (!parsed.success) {
     throw new RekeyError(
       "INVALID_INPUT",

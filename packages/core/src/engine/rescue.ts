@@ -14,23 +14,27 @@ import { rotationRecordSchema } from "../store/schema.js";
  * `rekey rescue import` (and the next resolution of the rotation) brings it back.
  */
 
-const rescueFileSchema = z.strictObject({
-  rescueVersion: z.literal(1),
-  faucet: z.string().min(1),
-  /** The record principal ("operator:12", "agent:7"). */
-  principal: z.string().min(1),
-  key: z.string().min(1),
-  fingerprint: z.string().min(1),
-  source: z.enum(["register", "login", "create", "rotate", "recover", "import"]),
-  savedAt: z.iso.datetime(),
-  requestId: z.string().optional(),
-  lastRotation: rotationRecordSchema.optional(),
-  /** register: the account's recovery code, kept with its key. */
-  recoveryCode: z.string().optional(),
-  operatorId: z.number().int().nonnegative().optional(),
-});
+// Built on first use: only reading a rescue file needs it.
+function buildRescueFileSchema() {
+  return z.strictObject({
+    rescueVersion: z.literal(1),
+    faucet: z.string().min(1),
+    /** The record principal ("operator:12", "agent:7"). */
+    principal: z.string().min(1),
+    key: z.string().min(1),
+    fingerprint: z.string().min(1),
+    source: z.enum(["register", "login", "create", "rotate", "recover", "import"]),
+    savedAt: z.iso.datetime(),
+    requestId: z.string().optional(),
+    lastRotation: rotationRecordSchema.optional(),
+    /** register: the account's recovery code, kept with its key. */
+    recoveryCode: z.string().optional(),
+    operatorId: z.number().int().nonnegative().optional(),
+  });
+}
+let rescueFileSchema: ReturnType<typeof buildRescueFileSchema> | undefined;
 
-export type RescueFile = z.infer<typeof rescueFileSchema>;
+export type RescueFile = z.infer<ReturnType<typeof buildRescueFileSchema>>;
 
 /**
  * The rescue directory: REKEY_RESCUE_DIR, else `$XDG_STATE_HOME/rekey/rescue` (default
@@ -105,6 +109,7 @@ export async function readRescueFile(path: string): Promise<RescueFile> {
   } catch {
     raw = undefined;
   }
+  rescueFileSchema ??= buildRescueFileSchema();
   const parsed = rescueFileSchema.safeParse(raw);
   if (!parsed.success || fingerprint(parsed.data.key) !== parsed.data.fingerprint) {
     throw new RekeyError("INVALID_INPUT", `${path} is not a rekey rescue file`);

@@ -18,6 +18,7 @@ const SOURCES = [
   "errors.ts",
   "clock.ts",
   "fingerprint.ts",
+  "lazily.ts",
   "delivery/target-schema.ts",
   "store/types.ts",
   "store/json-value.ts",

@@ -1,5 +1,5 @@
 import * as fs from "node:fs";
-import { lock as lockFile } from "proper-lockfile";
+import type { lock } from "proper-lockfile";
 
 /**
  * Cross-process mutual exclusion on top of proper-lockfile: a lock is a directory created with
@@ -66,6 +66,16 @@ const syncFs = {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+// Loaded on the first lock: with graceful-fs, signal-exit and node's assert under it, ~3 ms that
+// a command which only reads the store (`rekey status`) never needs.
+let lockFileModule: Promise<typeof lock> | undefined;
+function loadLockFile(): Promise<typeof lock> {
+  // Through `default` (module.exports, a CommonJS package): esbuild's ES module chunks of it
+  // export nothing else, where node's own import also finds `lock` by name.
+  lockFileModule ??= import("proper-lockfile").then((module) => module.default.lock);
+  return lockFileModule;
+}
+
 /**
  * Takes the lock at `lockPath`, retrying while another holder has it, for up to `waitMs`.
  *
@@ -76,6 +86,7 @@ export async function acquireFileLock(options: AcquireFileLockOptions): Promise<
   const deadline = Date.now() + options.waitMs;
   const state = { compromised: false, released: false };
   let pauseMs = 5;
+  const lockFile = await loadLockFile();
   for (;;) {
     try {
       const release = await lockFile(options.lockPath, {

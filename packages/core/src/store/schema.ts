@@ -123,7 +123,7 @@ export const principalRecordSchema = z
     intent: rotationIntentSchema.optional(),
     alternates: z.array(z.strictObject({ ...keyFields, profile: z.string() })).optional(),
     keyLost: keyLostRecordSchema.optional(),
-    deliveries: z.array(deliveryTargetSchema).max(64).optional(),
+    deliveries: z.array(z.lazy(deliveryTargetSchema)).max(64).optional(),
     policy: rotationPolicySchema.optional(),
   })
   .refine(
@@ -243,7 +243,7 @@ const MIGRATIONS: Record<
   (raw: Record<string, unknown>, source: string) => Record<string, unknown>
 > = {
   1: (raw, source) => {
-    const parsed = storeDataV1Schema.safeParse(raw);
+    const parsed = storeDataV1Schema().safeParse(raw);
     if (!parsed.success) {
       throw new RekeyError(
         "STORE_CORRUPT",

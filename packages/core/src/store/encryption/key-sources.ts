@@ -1,4 +1,3 @@
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { link, unlink } from "node:fs/promises";
@@ -138,7 +137,9 @@ export async function loadGeneratedKeyFile(
 }
 
 /** Runs the key command through the shell; its stdout is the key. */
-function runKeyCommand(command: string): Promise<MasterKey> {
+async function runKeyCommand(command: string): Promise<MasterKey> {
+  // Loaded here, not at import: only a store whose key comes from a command runs one.
+  const { execFile } = await import("node:child_process");
   return new Promise((resolve, reject) => {
     execFile(
       "/bin/sh",

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { RekeyError } from "../../errors.js";
+import { lazily } from "../../lazily.js";
 import { jsonValueSchema } from "../json-value.js";
 import { faucetIdOf, operatorRecordPrincipal, recordIdOf, scopePrefix } from "../record-ids.js";
 import type { PrincipalRecord, Profile, RotationIntent, StoreData } from "../types.js";
@@ -13,58 +14,64 @@ import type { PrincipalRecord, Profile, RotationIntent, StoreData } from "../typ
  * settles with the faucet.
  */
 
-const isoUtc = z.iso.datetime();
-const surface = z.enum(["cli", "mcp", "http", "library"]);
-const v1PrincipalKey = z.string().regex(/^(operator|agent:[1-9]\d{0,9})$/);
-const v1RotationRecord = z.strictObject({
-  requestId: z.string().min(1),
-  oldFingerprint: z.string().min(1),
-  newFingerprint: z.string().min(1),
-  rotatedAt: isoUtc,
-  cooldownUntil: isoUtc,
-  verified: z.boolean(),
-  surface,
-});
-const v1StoredKey = z.strictObject({
-  key: z.string().min(1),
-  fingerprint: z.string().min(1),
-  savedAt: isoUtc,
-  source: z.enum(["register", "login", "create", "rotate", "recover", "import"]),
-  name: z.string().optional(),
-  operatorId: z.number().int().nonnegative().optional(),
-  lastRotation: v1RotationRecord.optional(),
-  cooldownUntil: isoUtc.optional(),
-});
-const v1Intent = z.strictObject({
-  requestId: z.string().min(1),
-  principal: v1PrincipalKey,
-  actor: v1PrincipalKey,
-  oldFingerprint: z.string().min(1),
-  startedAt: isoUtc,
-  phase: z.enum(["requested", "stored"]),
-  surface,
-});
-const v1Idempotency = z.strictObject({
-  requestHash: z.string().regex(/^[0-9a-f]{64}$/),
-  createdAt: isoUtc,
-  expiresAt: isoUtc,
-  status: z.number().int().min(100).max(599),
-  body: jsonValueSchema,
-});
-const v1Profile = z.strictObject({
-  baseUrl: z.url(),
-  active: v1PrincipalKey,
-  operator: v1StoredKey.optional(),
-  agents: z.record(z.string().regex(/^[1-9]\d{0,9}$/), v1StoredKey),
-  intents: z.record(v1PrincipalKey, v1Intent),
-  idempotency: z.record(z.string().regex(/^[0-9a-f]{32}$/), v1Idempotency),
-});
+// Built on first use: only a store still at schema 1 is parsed with it.
+function buildStoreDataV1Schema() {
+  const isoUtc = z.iso.datetime();
+  const surface = z.enum(["cli", "mcp", "http", "library"]);
+  const v1PrincipalKey = z.string().regex(/^(operator|agent:[1-9]\d{0,9})$/);
+  const v1RotationRecord = z.strictObject({
+    requestId: z.string().min(1),
+    oldFingerprint: z.string().min(1),
+    newFingerprint: z.string().min(1),
+    rotatedAt: isoUtc,
+    cooldownUntil: isoUtc,
+    verified: z.boolean(),
+    surface,
+  });
+  const v1StoredKey = z.strictObject({
+    key: z.string().min(1),
+    fingerprint: z.string().min(1),
+    savedAt: isoUtc,
+    source: z.enum(["register", "login", "create", "rotate", "recover", "import"]),
+    name: z.string().optional(),
+    operatorId: z.number().int().nonnegative().optional(),
+    lastRotation: v1RotationRecord.optional(),
+    cooldownUntil: isoUtc.optional(),
+  });
+  const v1Intent = z.strictObject({
+    requestId: z.string().min(1),
+    principal: v1PrincipalKey,
+    actor: v1PrincipalKey,
+    oldFingerprint: z.string().min(1),
+    startedAt: isoUtc,
+    phase: z.enum(["requested", "stored"]),
+    surface,
+  });
+  const v1Idempotency = z.strictObject({
+    requestHash: z.string().regex(/^[0-9a-f]{64}$/),
+    createdAt: isoUtc,
+    expiresAt: isoUtc,
+    status: z.number().int().min(100).max(599),
+    body: jsonValueSchema,
+  });
+  const v1Profile = z.strictObject({
+    baseUrl: z.url(),
+    active: v1PrincipalKey,
+    operator: v1StoredKey.optional(),
+    agents: z.record(z.string().regex(/^[1-9]\d{0,9}$/), v1StoredKey),
+    intents: z.record(v1PrincipalKey, v1Intent),
+    idempotency: z.record(z.string().regex(/^[0-9a-f]{32}$/), v1Idempotency),
+  });
+  return z.strictObject({
+    schemaVersion: z.literal(1),
+    profiles: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/), v1Profile),
+  });
+}
+
 /** The schema-1 document, as rekey 0.1 wrote it. */
-export const storeDataV1Schema = z.strictObject({
-  schemaVersion: z.literal(1),
-  profiles: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/), v1Profile),
-});
-type StoredKeyV1 = z.infer<typeof v1StoredKey>;
+export const storeDataV1Schema = lazily(buildStoreDataV1Schema);
+type StoreDataV1 = z.infer<ReturnType<typeof buildStoreDataV1Schema>>;
+type StoredKeyV1 = NonNullable<StoreDataV1["profiles"][string]["operator"]>;
 
 /** A schema-2 document: today's shape, keys in clear. */
 export type StoreDataV2 = Omit<StoreData, "schemaVersion"> & { schemaVersion: 2 };
@@ -74,7 +81,7 @@ export type StoreDataV2 = Omit<StoreData, "schemaVersion"> & { schemaVersion: 2 
  * @throws RekeyError STORE_CORRUPT when two profiles hold unfinished rotations of one principal
  *   (finish them first with the rekey that wrote the store: nothing is changed).
  */
-export function migrateV1ToV2(v1: z.infer<typeof storeDataV1Schema>): StoreDataV2 {
+export function migrateV1ToV2(v1: StoreDataV1): StoreDataV2 {
   const principals: Record<string, PrincipalRecord> = {};
   const profiles: Record<string, Profile> = {};
   const idempotency: StoreData["idempotency"] = {};
