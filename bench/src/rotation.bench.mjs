@@ -58,7 +58,10 @@ async function engineOn(store, name) {
   const steps = { on: false, last: 0, times: {} };
   const afterStep = (step) => {
     const now = performance.now();
-    if (steps.on) (steps.times[step] ??= []).push(now - steps.last);
+    if (steps.on) {
+      steps.times[step] ??= [];
+      steps.times[step].push(now - steps.last);
+    }
     steps.last = now;
   };
   const rekey = createRekey({
