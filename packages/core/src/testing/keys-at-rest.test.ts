@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   installKeysAtRestScan,
+  RAW_KEY,
   storeFilesHoldingRawKeys,
   takeRawKeysAtRest,
 } from "./keys-at-rest.js";
@@ -58,5 +59,15 @@ describe("the raw-key scan", () => {
     const sealed = await plantedTree(false);
     await rm(sealed.root, { recursive: true, force: true });
     expect(takeRawKeysAtRest()).toEqual([]);
+  });
+
+  it("finds a key standing alone, not the same characters inside a sealed key's ciphertext", () => {
+    const key = rawKey();
+    expect(RAW_KEY.test(JSON.stringify({ key }))).toBe(true);
+    expect(RAW_KEY.test(`KEY=${key}\n`)).toBe(true);
+    // base64url ciphertext holding "lf_" and 43 more base64url characters, as one sealed store
+    // in a few hundred does by chance: "-lf_…" and "…lf_…x" are not a key.
+    expect(RAW_KEY.test(`"rk1:ab-${key}"`)).toBe(false);
+    expect(RAW_KEY.test(`"rk1:${key}Qx"`)).toBe(false);
   });
 });

@@ -11,8 +11,12 @@ import { afterAll, afterEach, expect } from "vitest";
  * before it goes (so what child processes wrote is seen too), with {@link installKeysAtRestScan}.
  */
 
-/** A key or recovery code the sandbox issues: `lf_`/`lfr_` then 43 base64url characters. */
-export const RAW_KEY = /\blfr?_[A-Za-z0-9_-]{43}\b/;
+/**
+ * A key or recovery code the sandbox issues: `lf_`/`lfr_` then 43 base64url characters, standing
+ * alone. Bounded by non-base64url characters (not `\b`): a sealed key's base64url ciphertext
+ * holds `lf_` and 43 more such characters by chance, about once in a few hundred stores.
+ */
+export const RAW_KEY = /(?<![A-Za-z0-9_-])lfr?_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/;
 
 /**
  * rekey's own files in a store directory: credentials (and the backups a migration keeps,

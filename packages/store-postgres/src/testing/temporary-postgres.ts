@@ -176,9 +176,10 @@ export async function queryPostgres(
 /**
  * A key or recovery code the sandbox issues, as a PostgreSQL regular expression: core's
  * `RAW_KEY` (`@rekey/core/testing`, which this module cannot import: benchmarks use it,
- * outside vitest).
+ * outside vitest). Bounded the same way: a sealed row's base64url ciphertext holds `lf_` and 43
+ * more such characters by chance.
  */
-const RAW_KEY_PATTERN = "lfr?_[A-Za-z0-9_-]{43}";
+const RAW_KEY_PATTERN = "(^|[^A-Za-z0-9_-])lfr?_[A-Za-z0-9_-]{43}($|[^A-Za-z0-9_-])";
 
 /**
  * Drops `schema` and everything in it (a test's store), connecting as `url`'s user. First it
