@@ -80,7 +80,7 @@ function refuseAnotherKey(
   if (owner !== undefined) {
     throw refuse(
       path,
-      `its ${slot} entry holds the key of ${owner} (${fp}), not ${payload.principal}'s; overwriting it would lose that key`,
+      `its ${slot} entry holds the key of ${owner} (${fp}), not ${payload.principal}'s; overwriting it would lose that key (it is delivered with --as ${owner})`,
       `Deliver ${owner}'s key to it instead (rekey --as ${owner} deliver add lightning-wallet ${path}), and ${payload.principal}'s to a file of its own (LIGHTNING_WALLET_HOME per principal).`,
     );
   }
