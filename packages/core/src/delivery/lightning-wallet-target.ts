@@ -86,7 +86,7 @@ function refuseAnotherKey(
   }
   throw refuse(
     path,
-    `its ${slot} entry holds a key rekey does not know as ${payload.principal}'s (${fp}); overwriting it could lose another account's key`,
+    `its ${slot} entry holds a key rekey does not know as ${payload.principal}'s (${fp}); overwriting it could lose another account's key (import the file first to tell whose it is)`,
     `Import the file first (rekey import lightning-wallet --file ${path}) so rekey knows whose key it is, or remove the ${slot} entry if that key is no longer used.`,
   );
 }
