@@ -173,11 +173,18 @@ export async function installBuiltCli(
 /** Runs the built binary (`bin`, default dist/rekey.cjs) as a child process. */
 export function runBinary(
   args: string[],
-  options: { env?: Record<string, string | undefined>; stdin?: string; bin?: string } = {},
+  options: {
+    env?: Record<string, string | undefined>;
+    stdin?: string;
+    bin?: string;
+    /** The directory it runs in (relative paths on its command line are against it). */
+    cwd?: string;
+  } = {},
 ): Promise<CliRun> {
   return runNodeScript(options.bin ?? BIN_PATH, args, {
     env: { PATH: process.env.PATH, NO_COLOR: "1", ...options.env },
     stdin: options.stdin ?? "",
+    cwd: options.cwd,
   });
 }
 

@@ -2,7 +2,12 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createFaucetClient } from "@rekey/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type CliHarness, RAW_SECRET, startCliHarness } from "./cli-harness.test-helper.js";
+import {
+  type CliHarness,
+  RAW_SECRET,
+  registerOperator,
+  startCliHarness,
+} from "./cli-harness.test-helper.js";
 
 let harness: CliHarness;
 beforeEach(async () => {
@@ -123,5 +128,100 @@ describe("rekey import lightning-wallet, then rotations (the acceptance path)", 
     );
     const listed = await harness.runJson(["deliver", "list"]);
     expect(listed.json).toMatchObject({ targets: [] });
+  });
+});
+
+describe("a lightning-wallet file holding another operator's key", () => {
+  /** Operator 1 acts in the profile; the file holds Alice's (operator 2's) key with no id. */
+  async function alicesFile() {
+    await registerOperator(harness);
+    const client = createFaucetClient({ baseUrl: harness.sandbox.url });
+    const alice = await client.register({ name: "Alice" });
+    const home = join(harness.dir, "lwh");
+    await mkdir(home, { mode: 0o700 });
+    const file = join(home, "credentials.json");
+    const text = `${JSON.stringify(
+      {
+        version: 1,
+        active: "operator",
+        operator: {
+          api_key: alice.apiKey,
+          recovery_code: alice.recoveryCode,
+          saved_at: "2026-01-01T00:00:00.000Z",
+        },
+      },
+      null,
+      2,
+    )}\n`;
+    await writeFile(file, text, { mode: 0o600 });
+    return { file, text, alice };
+  }
+
+  it("deliver add refuses to overwrite it (CONFIG_INVALID, hint), keeps no target, and the key stays", async () => {
+    const { file, text } = await alicesFile();
+    const added = await harness.run(["deliver", "add", "lightning-wallet", file]);
+    expect(added.code).toBe(2);
+    expect(added.stderr).toMatch(
+      /error: Refusing to deliver to .*credentials\.json: .*\(CONFIG_INVALID\)/,
+    );
+    expect(added.stderr).toContain("hint:");
+    expect(`${added.stdout}${added.stderr}`).not.toMatch(RAW_SECRET);
+    expect(await readFile(file, "utf8")).toBe(text);
+    expect((await harness.runJson(["deliver", "list"])).json).toMatchObject({ targets: [] });
+  });
+
+  it("import files it beside the profile and advises --as; its advice and --deliver keep Alice's key in the file", async () => {
+    const { file, text, alice } = await alicesFile();
+    const imported = await harness.run([
+      "import",
+      "lightning-wallet",
+      "--file",
+      file,
+      "--no-deliver",
+    ]);
+    expect(imported.code, imported.stderr).toBe(0);
+    expect(imported.stdout).toContain(`rekey --as operator:2 deliver add lightning-wallet ${file}`);
+    expect(imported.stdout).not.toMatch(/rekey deliver add lightning-wallet/);
+    expect(imported.stdout).not.toMatch(RAW_SECRET);
+    // The key column shows its fingerprint, not "-".
+    const status = await harness.runJson(["--as", "operator:2", "status"]);
+    const aliceFingerprint = (status.json as { fingerprint: string }).fingerprint;
+    expect(imported.stdout).toContain(aliceFingerprint);
+
+    // The advice as a user might misread it (without --as) is refused, naming the owner.
+    const misread = await harness.run(["deliver", "add", "lightning-wallet", file]);
+    expect(misread.code).toBe(2);
+    expect(misread.stderr).toContain("holds the key of operator:2");
+    expect(await readFile(file, "utf8")).toBe(text);
+
+    // --deliver adds the file as operator 2's target; the file still holds Alice's key.
+    const delivering = await harness.runJson([
+      "import",
+      "lightning-wallet",
+      "--file",
+      file,
+      "--deliver",
+    ]);
+    expect(delivering.code, delivering.stderr).toBe(0);
+    expect(delivering.json).toMatchObject({
+      results: [
+        {
+          entry: "operator",
+          result: "imported",
+          in_profile: false,
+          fingerprint: aliceFingerprint,
+          delivery_target: "lightning-wallet-1",
+        },
+      ],
+    });
+    expect(JSON.parse(await readFile(file, "utf8")).operator.api_key).toBe(alice.apiKey);
+    expect((await harness.runJson(["deliver", "list"])).json).toMatchObject({ targets: [] });
+    expect((await harness.runJson(["--as", "operator:2", "deliver", "list"])).json).toMatchObject({
+      targets: [{ target: "lightning-wallet-1", state: "current" }],
+    });
+    // Asked again, --deliver says why it added nothing rather than staying silent.
+    const again = await harness.run(["import", "lightning-wallet", "--file", file, "--deliver"]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/operator: not added as a delivery target: .*lightning-wallet-1/);
   });
 });

@@ -14,11 +14,16 @@ export interface ChildRun {
 export function runNodeScript(
   script: string,
   args: string[],
-  options: { env: Record<string, string | undefined>; stdin?: string | undefined },
+  options: {
+    env: Record<string, string | undefined>;
+    stdin?: string | undefined;
+    cwd?: string | undefined;
+  },
 ): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [script, ...args], {
       env: options.env,
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
       stdio: [options.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     });
     let stdout = "";

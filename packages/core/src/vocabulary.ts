@@ -565,6 +565,10 @@ export const walletImportSchema = z.object({
       name: z.string().optional(),
       in_profile: z.boolean().optional(),
       delivery_target: z.string().optional().describe("The delivery target added (--deliver)."),
+      delivery_refused: z
+        .string()
+        .optional()
+        .describe("Why --deliver added no target for this key (the refusal's message)."),
       error: recordError.optional(),
     }),
   ),

@@ -46,7 +46,11 @@ export function targetSpecOf(
     }
     case "store": {
       const location = args[0] ?? "";
-      return { kind, location: location.includes("://") ? location : resolve(location) };
+      if (location.includes("://")) return { kind, location };
+      // `file:DIR` names DIR, as --store and REKEY_STORE take it: resolved as it stands it
+      // would be a directory called `file:DIR` under this one.
+      const dir = location.startsWith("file:") ? location.slice("file:".length) : location;
+      return { kind, location: dir === "" ? "" : resolve(dir) };
     }
     case "webhook":
       return {

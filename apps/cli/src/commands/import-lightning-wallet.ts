@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import {
+  fingerprint,
   isRekeyError,
   lightningWalletCredentialsPath,
   type Principal,
@@ -29,6 +30,8 @@ interface ImportOutcome {
   inProfile?: boolean | undefined;
   /** The delivery target added for this file, when one was. */
   deliveryTarget?: string | undefined;
+  /** Why the file was not added as a target although asked (`--deliver`). */
+  deliveryRefused?: string | undefined;
   error?: { code: string; message: string } | undefined;
 }
 
@@ -70,10 +73,9 @@ export async function runImportLightningWallet(
           name: imported.identity.name,
           record: imported.recordPrincipal,
           inProfile: imported.inProfile,
-          deliveryTarget:
-            deliver && imported.inProfile
-              ? await addFileTarget(rekey, path, imported.principal)
-              : undefined,
+          ...(deliver && imported.inProfile
+            ? await addFileTarget(rekey, path, imported.principal)
+            : {}),
         });
       } catch (error) {
         const rekeyError = toRekeyError(error);
@@ -86,6 +88,7 @@ export async function runImportLightningWallet(
             record: storedAs,
             inProfile: false,
             name: found.name,
+            fingerprint: fingerprint(found.apiKey),
           });
           continue;
         }
@@ -99,6 +102,19 @@ export async function runImportLightningWallet(
     }
     return results;
   });
+  if (deliver) {
+    // A key filed beside the profile is delivered as its own principal (`--as`), in a session
+    // of its own: the profile's principal must never be written over another account's key.
+    for (const outcome of outcomes) {
+      if (outcome.result !== "imported" || outcome.inProfile !== false || !outcome.record) continue;
+      const session = await context.deps.openRekey({ ...context.globals, as: outcome.record });
+      try {
+        Object.assign(outcome, await addFileTarget(session.rekey, path));
+      } finally {
+        await session.close();
+      }
+    }
+  }
 
   const { colors } = context.output;
   context.output.result(
@@ -124,11 +140,17 @@ export async function runImportLightningWallet(
       ];
       for (const outcome of outcomes) {
         if (outcome.error) lines.push(colors.red(`${outcome.entry}: ${outcome.error.message}`));
+        if (outcome.deliveryRefused)
+          lines.push(
+            colors.yellow(
+              `${outcome.entry}: not added as a delivery target: ${outcome.deliveryRefused}`,
+            ),
+          );
       }
       const targets = outcomes.filter((outcome) => outcome.deliveryTarget !== undefined);
       if (targets.length > 0) {
         lines.push(
-          `New keys of ${targets.map((outcome) => outcome.label ?? outcome.entry).join(" and ")} will be written to ${path} after each rotation (rekey deliver list).`,
+          `New keys of ${targets.map((outcome) => outcome.label ?? outcome.record ?? outcome.entry).join(" and ")} will be written to ${path} after each rotation (rekey deliver list).`,
         );
       } else if (!deliver && outcomes.some((outcome) => outcome.result === "imported")) {
         lines.push(
@@ -136,9 +158,11 @@ export async function runImportLightningWallet(
             `This file will keep the old key after a rotation: add it as a delivery target of each imported key (${outcomes
               .filter((outcome) => outcome.result === "imported")
               .map((outcome) =>
-                outcome.principal?.kind === "agent"
-                  ? `rekey deliver add --agent ${outcome.principal.agentId} lightning-wallet ${path}`
-                  : `rekey deliver add lightning-wallet ${path}`,
+                outcome.inProfile === false && outcome.record !== undefined
+                  ? `rekey --as ${outcome.record} deliver add lightning-wallet ${path}`
+                  : outcome.principal?.kind === "agent"
+                    ? `rekey deliver add --agent ${outcome.principal.agentId} lightning-wallet ${path}`
+                    : `rekey deliver add lightning-wallet ${path}`,
               )
               .join("; ")}), or import again with --deliver.`,
           ),
@@ -174,17 +198,22 @@ async function wantsDelivery(
   );
 }
 
-/** Adds the file as a lightning-wallet target of a principal; undefined when it could not be. */
+/**
+ * Adds the file as a lightning-wallet target of a principal (default: the session's); when it
+ * cannot be, why, for the user to see.
+ */
 async function addFileTarget(
   rekey: RekeySession["rekey"],
   path: string,
-  principal: Principal,
-): Promise<string | undefined> {
+  principal?: Principal,
+): Promise<{ deliveryTarget: string } | { deliveryRefused: string }> {
   try {
-    return (await rekey.addDeliveryTarget({ kind: "lightning-wallet", path }, principal)).target;
+    const added = await rekey.addDeliveryTarget({ kind: "lightning-wallet", path }, principal);
+    return { deliveryTarget: added.target };
   } catch (error) {
     // Already a target (a second import), or a file rekey refuses to write: the import stands.
-    if (isRekeyError(error, "INVALID_INPUT", "CONFIG_INVALID")) return undefined;
+    if (isRekeyError(error, "INVALID_INPUT", "CONFIG_INVALID"))
+      return { deliveryRefused: error.message };
     throw error;
   }
 }
@@ -266,6 +295,7 @@ function importPayload(
           name: outcome.name,
           in_profile: outcome.inProfile,
           delivery_target: outcome.deliveryTarget,
+          delivery_refused: outcome.deliveryRefused,
           error: outcome.error,
         }).filter(([, value]) => value !== undefined),
       ) as WalletImportView["results"][number];

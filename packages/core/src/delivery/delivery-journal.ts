@@ -13,6 +13,7 @@ import type {
 } from "../store/types.js";
 import { deliverToTarget } from "./deliver-to-target.js";
 import type { DeliveryEnvironment, DeliveryPayload } from "./delivery-payload.js";
+import { heldFingerprintsOf, keyOwnersBeside } from "./known-keys.js";
 import { type DeliveryState, type DeliveryTarget, describeTarget } from "./target-schema.js";
 
 /**
@@ -141,8 +142,11 @@ async function setState(
 
 function payloadOf(
   record: DeepReadonly<PrincipalRecord> & { key: string; fingerprint: string },
+  keyOwners: Record<string, string>,
 ): DeliveryPayload {
   return {
+    heldFingerprints: heldFingerprintsOf(record),
+    keyOwners,
     key: record.key,
     fingerprint: record.fingerprint,
     principal: record.principal,
@@ -193,12 +197,14 @@ export async function deliverRecord(
     const outcomes: DeliveryOutcome[] = [];
     for (const id of options.only === undefined ? ids : [options.only]) {
       // Read again for each target: a rotation may have committed a newer key meanwhile.
-      const record = (await context.store.read()).data.principals[recordId];
+      const { data } = await context.store.read();
+      const record = data.principals[recordId];
       const target = record?.deliveries?.find((candidate) => candidate.id === id);
       if (!record || !target || record.key === undefined || record.fingerprint === undefined)
         continue;
       const held = { ...record, key: openKey(record.key), fingerprint: record.fingerprint };
-      outcomes.push(await deliverOne(context, recordId, held, target, options));
+      const owners = keyOwnersBeside(data, recordId);
+      outcomes.push(await deliverOne(context, recordId, held, owners, target, options));
     }
     return outcomes;
   } finally {
@@ -210,6 +216,7 @@ async function deliverOne(
   context: DeliveryJournalContext,
   recordId: string,
   record: DeepReadonly<PrincipalRecord> & { key: string; fingerprint: string },
+  keyOwners: Record<string, string>,
   target: DeepReadonly<DeliveryTarget>,
   options: DeliverOptions,
 ): Promise<DeliveryOutcome> {
@@ -263,7 +270,11 @@ async function deliverOne(
   await auditDelivery(context, { ...auditBase, outcome: "pending" });
   await context.afterStep?.("delivery-pending", record.principal);
   try {
-    await deliverToTarget(target as DeliveryTarget, payloadOf(record), context.environment);
+    await deliverToTarget(
+      target as DeliveryTarget,
+      payloadOf(record, keyOwners),
+      context.environment,
+    );
   } catch (error) {
     const facts = errorFacts(error, record.key);
     const failedAt = context.clock.now();

@@ -15,6 +15,14 @@ export interface DeliveryPayload {
   /** The rotation that issued the key, when one did. */
   rotation?: DeepReadonly<RotationRecord> | undefined;
   cooldownUntil?: string | undefined;
+  /**
+   * Fingerprints of keys the store knows this principal held (the one its last rotation
+   * replaced, its alternates, those its targets received): a file entry holding one of them
+   * is this principal's to overwrite.
+   */
+  heldFingerprints?: readonly string[] | undefined;
+  /** Other principals of the store by the fingerprints of their keys ("fp" → "operator:2"). */
+  keyOwners?: Readonly<Record<string, string>> | undefined;
 }
 
 /** What writers may need from outside: passed in, so tests use real ones without mocks. */

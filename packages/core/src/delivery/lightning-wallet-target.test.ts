@@ -22,8 +22,15 @@ const clock = { now: () => Date.parse("2026-12-02T12:00:00.000Z") };
 const newOperatorKey = `lf_${"N".repeat(43)}`;
 const newAgentKey = `lf_${"A".repeat(43)}`;
 
-function payload(key: string, principal: string): DeliveryPayload {
-  return { key, fingerprint: fingerprint(key), principal, faucet: "http://127.0.0.1:4000/api" };
+/** `held`: the keys the store knows the principal had (the file's old key, when it is its). */
+function payload(key: string, principal: string, held: string[] = []): DeliveryPayload {
+  return {
+    key,
+    fingerprint: fingerprint(key),
+    principal,
+    faucet: "http://127.0.0.1:4000/api",
+    heldFingerprints: held.map(fingerprint),
+  };
 }
 
 async function refusal(run: Promise<unknown>): Promise<string> {
@@ -69,7 +76,11 @@ describe("the lightning-wallet target", () => {
       future_field: [1, 2, 3],
     };
     await writeFile(file, `${JSON.stringify(original, null, 2)}\n`, { mode: 0o600 });
-    await deliverToLightningWallet(file, payload(newOperatorKey, "operator:12"), { clock });
+    await deliverToLightningWallet(
+      file,
+      payload(newOperatorKey, "operator:12", [original.operator.api_key]),
+      { clock },
+    );
     const written = JSON.parse(await readFile(file, "utf8"));
     expect(written).toEqual({
       ...original,
@@ -83,7 +94,13 @@ describe("the lightning-wallet target", () => {
     expect(await readFile(file, "utf8")).toBe(`${JSON.stringify(written, null, 2)}\n`);
     // active is "agent": the client still uses the agent's key; after an agent delivery, the new one.
     expect(publicClientKey({}, root)?.apiKey).toBe(original.agent.api_key);
-    await deliverToLightningWallet(file, payload(newAgentKey, "agent:7"), { clock });
+    await deliverToLightningWallet(
+      file,
+      payload(newAgentKey, "agent:7", [original.agent.api_key]),
+      {
+        clock,
+      },
+    );
     expect(publicClientKey({ LIGHTNING_WALLET_HOME: home }, "/nowhere")).toEqual({
       apiKey: newAgentKey,
       type: "agent",
@@ -118,7 +135,48 @@ describe("the lightning-wallet target", () => {
       JSON.stringify({ version: 1, operator: { api_key: "lf_old_old_old", saved_at: "x" } }),
       { mode: 0o600 },
     );
-    await deliverToLightningWallet(file, payload(newOperatorKey, "operator:12"), { clock });
+    await deliverToLightningWallet(
+      file,
+      payload(newOperatorKey, "operator:12", ["lf_old_old_old"]),
+      { clock },
+    );
+    expect(publicClientKey({}, root)?.apiKey).toBe(newOperatorKey);
+  });
+
+  it("refuses an entry holding another principal's key, judged by the key (no id in the entry), and keeps that key", async () => {
+    const alicesKey = `lf_${"z".repeat(43)}`;
+    const alice = {
+      version: 1,
+      active: "operator",
+      operator: { api_key: alicesKey, recovery_code: `lfr_${"c".repeat(40)}`, saved_at: "x" },
+    };
+    const text = `${JSON.stringify(alice, null, 2)}\n`;
+    await writeFile(file, text, { mode: 0o600 });
+    const ours = payload(newOperatorKey, "operator:1", [`lf_${"p".repeat(43)}`]);
+    // A key the store holds for another principal: named, by fingerprint only.
+    const named = await refusal(
+      deliverToLightningWallet(
+        file,
+        { ...ours, keyOwners: { [fingerprint(alicesKey)]: "operator:2" } },
+        { clock },
+      ),
+    );
+    expect(named).toMatch(/^CONFIG_INVALID: .*holds the key of operator:2/);
+    expect(named).toContain(fingerprint(alicesKey));
+    expect(named).not.toContain(alicesKey);
+    // A key the store does not know at all: refused too (it may be someone's only copy).
+    expect(await refusal(deliverToLightningWallet(file, ours, { clock }))).toMatch(
+      /^CONFIG_INVALID: .*a key rekey does not know as operator:1's/,
+    );
+    expect(await readFile(file, "utf8")).toBe(text);
+    expect(publicClientKey({}, root)?.apiKey).toBe(alicesKey);
+    // The same key delivered again, or an entry with no key, is written.
+    await deliverToLightningWallet(file, payload(alicesKey, "operator:2"), { clock });
+    expect(JSON.parse(await readFile(file, "utf8")).operator.api_key).toBe(alicesKey);
+    await writeFile(file, JSON.stringify({ version: 1, active: "operator", operator: {} }), {
+      mode: 0o600,
+    });
+    await deliverToLightningWallet(file, ours, { clock });
     expect(publicClientKey({}, root)?.apiKey).toBe(newOperatorKey);
   });
 
@@ -217,7 +275,11 @@ describe("the lightning-wallet target", () => {
         await chmod(disk.dir, 0o500);
       }
       expect(
-        await refusal(deliverToLightningWallet(lw, payload(newAgentKey, "agent:7"), { clock })),
+        await refusal(
+          deliverToLightningWallet(lw, payload(newAgentKey, "agent:7", ["lf_old_old_old"]), {
+            clock,
+          }),
+        ),
       ).toMatch(/^STORE_UNAVAILABLE: Cannot write .*(ENOSPC|EACCES)/);
       await chmod(disk.dir, 0o700);
       expect(await readFile(lw, "utf8")).toBe(original);

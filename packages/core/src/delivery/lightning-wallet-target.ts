@@ -2,6 +2,7 @@ import { lstat, mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { DEFAULT_API_URL } from "../client/base-url.js";
 import { RekeyError } from "../errors.js";
+import { fingerprint } from "../fingerprint.js";
 import { currentUid } from "../store/file-io.js";
 import { faucetIdOf } from "../store/record-ids.js";
 import type { DeliveryEnvironment, DeliveryPayload } from "./delivery-payload.js";
@@ -62,10 +63,40 @@ async function ensureClientDir(dir: string): Promise<void> {
 }
 
 /**
+ * Refuses an entry whose key is not known as the principal's: the optional `id` alone cannot
+ * tell (the client may leave it out), and overwriting another account's live key loses it
+ * when the file was its only copy. Only fingerprints are named, never the key.
+ */
+function refuseAnotherKey(
+  path: string,
+  slot: string,
+  existingKey: unknown,
+  payload: DeliveryPayload,
+): void {
+  if (typeof existingKey !== "string" || existingKey === "") return;
+  const fp = fingerprint(existingKey);
+  if (fp === payload.fingerprint || payload.heldFingerprints?.includes(fp)) return;
+  const owner = payload.keyOwners?.[fp];
+  if (owner !== undefined) {
+    throw refuse(
+      path,
+      `its ${slot} entry holds the key of ${owner} (${fp}), not ${payload.principal}'s; overwriting it would lose that key (it is delivered with --as ${owner})`,
+      `Deliver ${owner}'s key to it instead (rekey --as ${owner} deliver add lightning-wallet ${path}), and ${payload.principal}'s to a file of its own (LIGHTNING_WALLET_HOME per principal).`,
+    );
+  }
+  throw refuse(
+    path,
+    `its ${slot} entry holds a key rekey does not know as ${payload.principal}'s (${fp}); overwriting it could lose another account's key (import the file first to tell whose it is)`,
+    `Import the file first (rekey import lightning-wallet --file ${path}) so rekey knows whose key it is, or remove the ${slot} entry if that key is no longer used.`,
+  );
+}
+
+/**
  * The new file content: `current` (parsed, or undefined for a new file) with the principal's
  * entry holding the new key.
  * @throws RekeyError CONFIG_INVALID when the file is not the client's format, or its entry
- *   belongs to another operator or agent (overwriting it would lose that key).
+ *   belongs to another operator or agent (by its `id`, or by a key not known as the
+ *   principal's: overwriting it would lose that key).
  */
 export function updatedLightningWalletFile(
   path: string,
@@ -110,6 +141,7 @@ export function updatedLightningWalletFile(
       "Deliver each principal to its own file (set LIGHTNING_WALLET_HOME per agent).",
     );
   }
+  refuseAnotherKey(path, slot, existing?.api_key, payload);
   const entry: Json = existing ? { ...existing } : {};
   entry.api_key = payload.key;
   if (entry.id === undefined && id !== undefined) entry.id = id;

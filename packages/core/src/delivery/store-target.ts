@@ -24,7 +24,11 @@ export function assertStoreLocation(location: string): void {
     throw new RekeyError(
       "INVALID_INPUT",
       "A store target is an absolute directory or a postgres:// URL",
-      { hint: "`rekey deliver add store DIR` makes a relative DIR absolute for you." },
+      {
+        hint: location.startsWith("file:")
+          ? "Give the directory itself, without file: (the CLI's `rekey deliver add store file:DIR` drops it for you)."
+          : "`rekey deliver add store DIR` makes a relative DIR absolute for you.",
+      },
     );
   }
   if (storeSpecHasPassword(location)) {

@@ -20,4 +20,15 @@ describe("newDeliveryTarget", () => {
       id: "exec-1",
     });
   });
+
+  it("refuses a file: store location (over HTTP or MCP) with a hint to give the directory", () => {
+    expect(() =>
+      newDeliveryTarget({ kind: "store", location: "file:/srv/agent-store" }, []),
+    ).toThrow(
+      expect.objectContaining({
+        code: "INVALID_INPUT",
+        hint: expect.stringContaining("without file:"),
+      }),
+    );
+  });
 });
