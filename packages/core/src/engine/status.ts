@@ -47,7 +47,7 @@ export function createStatus(session: Session): Pick<Rekey, "status"> {
       }
       const record = recordOf(view, target);
       const stored = storedKeyOf(view, target);
-      const seeded = stored ? undefined : await envKey(target);
+      const seeded = stored ? undefined : await envKey(target, view);
       if (!view.profile && record === undefined && seeded === undefined) {
         throw new RekeyError(
           "NOT_FOUND",
