@@ -150,19 +150,27 @@ export async function rotateUnderLock(
     await step(context, "intent-written", target);
 
     const client = context.client(view);
+    const regenerate = (key: string) =>
+      target.kind === "agent" && !samePrincipal(params.actor, target)
+        ? client.regenerateAgentKey(key, {
+            agentId: target.agentId,
+            requestId: intent.requestId,
+            signal: params.signal,
+          })
+        : client.regenerateOperatorKey(key, {
+            requestId: intent.requestId,
+            signal: params.signal,
+          });
     let reply: { apiKey: string; cooldownUntil?: string | undefined };
     try {
-      reply =
-        target.kind === "agent" && !samePrincipal(params.actor, target)
-          ? await client.regenerateAgentKey(actorKey, {
-              agentId: target.agentId,
-              requestId: intent.requestId,
-              signal: params.signal,
-            })
-          : await client.regenerateOperatorKey(actorKey, {
-              requestId: intent.requestId,
-              signal: params.signal,
-            });
+      reply = await regenerate(actorKey).catch(async (error: unknown) => {
+        // The actor's lock is not held (only the target's): another rotation of the actor
+        // may have committed since its key was read. The refusal is then of the old key, not
+        // of the actor: the same request is sent once more with the key stored now.
+        const fresher = await actorKeyChangedSince(context, params, actorKey, error);
+        if (fresher === undefined) throw error;
+        return regenerate(fresher);
+      });
     } catch (error) {
       if (!outcomeUnknown(error)) {
         await clearIntent(context, faucet, targetRecord, journaled.snapshot, createdByJournal);
@@ -248,4 +256,27 @@ export async function rotateUnderLock(
     await auditing;
     await lock.release();
   }
+}
+
+/**
+ * The actor's key as the store holds it now, when the faucet refused the one read before
+ * (UNAUTHORIZED) and the store's has changed since: another rotation of the actor committed
+ * meanwhile. Undefined for any other failure, an actor rotating itself (its lock is held), a
+ * key that is still the one used (a genuine refusal), or a store that cannot be read now (the
+ * refusal is reported as it is).
+ */
+async function actorKeyChangedSince(
+  context: EngineContext,
+  params: RotationParams,
+  used: string,
+  error: unknown,
+): Promise<string | undefined> {
+  if (!isRekeyError(error, "UNAUTHORIZED") || params.actorRecord === params.targetRecord) {
+    return undefined;
+  }
+  const now = await context
+    .readView()
+    .then((view) => keyFor(context, view, params.actorRecord))
+    .catch(() => undefined);
+  return now !== undefined && now !== used ? now : undefined;
 }
