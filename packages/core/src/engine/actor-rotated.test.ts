@@ -127,6 +127,58 @@ describe.each(["memory", "file"] as const)("store %s", (storeKind) => {
     ).toHaveLength(2);
   });
 
+  it("an agent's rotation refused while the operator's rotation is in flight waits for it and retries", async () => {
+    fixture = await startEngineFixture({ store: storeKind });
+    const setup = fixture.rekey();
+    await setup.register({});
+    const { agentId } = await setup.createAgent({ name: "w" });
+
+    const agentAsksLock = gate();
+    const agentTakesLock = gate();
+    const operatorUpstream = gate();
+    const agentAsksOperatorLock = gate();
+    // The operator's rotation stops once the faucet rotated, and stores the new key only once
+    // the agent's rotation, refused, asks for the operator's lock.
+    const rotatingOperator = fixture.rekey({
+      hooks: {
+        async afterStep(step: RotationStep | string, principal) {
+          if (principal.kind !== "operator" || step !== "upstream-replied") return;
+          operatorUpstream.open();
+          await agentAsksOperatorLock.opened;
+        },
+      },
+    });
+    const agentLocks = holdingLock(
+      fixture.store,
+      `agent:${agentId}`,
+      agentAsksLock.open,
+      agentTakesLock.opened,
+    );
+    const rotatingAgent = fixture.rekey({
+      store: {
+        ...agentLocks,
+        lock: (name, options) => {
+          if (name.includes("operator:")) agentAsksOperatorLock.open();
+          return agentLocks.lock(name, options);
+        },
+      },
+    });
+
+    const agentRun = rotatingAgent.rotateKey({ target: agent(agentId), force: true });
+    await agentAsksLock.opened;
+    const operatorRun = rotatingOperator.rotateKey({ target: OPERATOR, force: true });
+    await operatorUpstream.opened;
+    agentTakesLock.open();
+    const [agentResult, operatorResult] = await Promise.all([agentRun, operatorRun]);
+
+    expect((await storedKey(fixture.store, agentId))?.fingerprint).toBe(agentResult.newFingerprint);
+    expect((await storedKey(fixture.store, "operator"))?.fingerprint).toBe(
+      operatorResult.newFingerprint,
+    );
+    const history = await setup.history();
+    expect(history.filter((entry) => entry.outcome === "failure")).toEqual([]);
+  });
+
   it("a refusal of the operator key the store still holds is reported and audited as before", async () => {
     fixture = await startEngineFixture({ store: storeKind });
     const rekey = fixture.rekey();

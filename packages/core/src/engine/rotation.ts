@@ -261,7 +261,7 @@ export async function rotateUnderLock(
 /**
  * The actor's key as the store holds it now, when the faucet refused the one read before
  * (UNAUTHORIZED) and the store's has changed since: another rotation of the actor committed
- * meanwhile. Undefined for any other failure, an actor rotating itself (its lock is held), a
+ * meanwhile (waiting for the actor's rotation in flight, if any, to finish). Undefined for any other failure, an actor rotating itself (its lock is held), a
  * key that is still the one used (a genuine refusal), or a store that cannot be read now (the
  * refusal is reported as it is).
  */
@@ -274,9 +274,21 @@ async function actorKeyChangedSince(
   if (!isRekeyError(error, "UNAUTHORIZED") || params.actorRecord === params.targetRecord) {
     return undefined;
   }
-  const now = await context
-    .readView()
-    .then((view) => keyFor(context, view, params.actorRecord))
-    .catch(() => undefined);
-  return now !== undefined && now !== used ? now : undefined;
+  const storedNow = async () => {
+    const view = await context.readView();
+    return { view, key: await keyFor(context, view, params.actorRecord) };
+  };
+  try {
+    let now = await storedNow();
+    if (now.key === used && recordAt(now.view, params.actorRecord)?.intent !== undefined) {
+      // The actor's rotation is in flight (the faucet already took it, the store not yet):
+      // its lock is free once it stored the new key (or resolved its journal).
+      const actorLock = await lockRecord(context, params.view.faucet, params.actorRecord);
+      await actorLock.release();
+      now = await storedNow();
+    }
+    return now.key !== undefined && now.key !== used ? now.key : undefined;
+  } catch {
+    return undefined;
+  }
 }
