@@ -80,7 +80,8 @@ describe.each([true, false])("crash recovery (request_id honoured: %s)", (reques
         outcome: "recovered",
       });
     } else {
-      const error = (await settle(next.status())) as RekeyError;
+      // Any use of the key reports the loss; status shows it as its keyLost record.
+      const error = (await settle(next.whoami())) as RekeyError;
       expect(isRekeyError(error, "KEY_LOST")).toBe(true);
       expect(error.details.recovery).toMatch(/rekey recover/);
       expect((await next.history()).at(-1)).toMatchObject({ outcome: "key_lost" });

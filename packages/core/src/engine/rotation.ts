@@ -150,19 +150,27 @@ export async function rotateUnderLock(
     await step(context, "intent-written", target);
 
     const client = context.client(view);
+    const regenerate = (key: string) =>
+      target.kind === "agent" && !samePrincipal(params.actor, target)
+        ? client.regenerateAgentKey(key, {
+            agentId: target.agentId,
+            requestId: intent.requestId,
+            signal: params.signal,
+          })
+        : client.regenerateOperatorKey(key, {
+            requestId: intent.requestId,
+            signal: params.signal,
+          });
     let reply: { apiKey: string; cooldownUntil?: string | undefined };
     try {
-      reply =
-        target.kind === "agent" && !samePrincipal(params.actor, target)
-          ? await client.regenerateAgentKey(actorKey, {
-              agentId: target.agentId,
-              requestId: intent.requestId,
-              signal: params.signal,
-            })
-          : await client.regenerateOperatorKey(actorKey, {
-              requestId: intent.requestId,
-              signal: params.signal,
-            });
+      reply = await regenerate(actorKey).catch(async (error: unknown) => {
+        // The actor's lock is not held (only the target's): another rotation of the actor
+        // may have committed since its key was read. The refusal is then of the old key, not
+        // of the actor: the same request is sent once more with the key stored now.
+        const fresher = await actorKeyChangedSince(context, params, actorKey, error);
+        if (fresher === undefined) throw error;
+        return regenerate(fresher);
+      });
     } catch (error) {
       if (!outcomeUnknown(error)) {
         await clearIntent(context, faucet, targetRecord, journaled.snapshot, createdByJournal);
@@ -247,5 +255,40 @@ export async function rotateUnderLock(
   } finally {
     await auditing;
     await lock.release();
+  }
+}
+
+/**
+ * The actor's key as the store holds it now, when the faucet refused the one read before
+ * (UNAUTHORIZED) and the store's has changed since: another rotation of the actor committed
+ * meanwhile (waiting for the actor's rotation in flight, if any, to finish). Undefined for any other failure, an actor rotating itself (its lock is held), a
+ * key that is still the one used (a genuine refusal), or a store that cannot be read now (the
+ * refusal is reported as it is).
+ */
+async function actorKeyChangedSince(
+  context: EngineContext,
+  params: RotationParams,
+  used: string,
+  error: unknown,
+): Promise<string | undefined> {
+  if (!isRekeyError(error, "UNAUTHORIZED") || params.actorRecord === params.targetRecord) {
+    return undefined;
+  }
+  const storedNow = async () => {
+    const view = await context.readView();
+    return { view, key: await keyFor(context, view, params.actorRecord) };
+  };
+  try {
+    let now = await storedNow();
+    if (now.key === used && recordAt(now.view, params.actorRecord)?.intent !== undefined) {
+      // The actor's rotation is in flight (the faucet already took it, the store not yet):
+      // its lock is free once it stored the new key (or resolved its journal).
+      const actorLock = await lockRecord(context, params.view.faucet, params.actorRecord);
+      await actorLock.release();
+      now = await storedNow();
+    }
+    return now.key !== undefined && now.key !== used ? now.key : undefined;
+  } catch {
+    return undefined;
   }
 }

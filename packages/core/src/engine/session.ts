@@ -84,7 +84,7 @@ export function createSession(options: RekeyOptions) {
   let resolving: Promise<void> | undefined;
   // The snapshot an idempotent run's rotation starts from, by request_id (see withIdempotency).
   const idempotentBases = new Map<string, StoreSnapshot>();
-  let envIdentity: Promise<Principal | undefined> | undefined;
+  let envIdentity: Promise<EnvIdentity> | undefined;
   // The operator record of the environment's key, once whoami has told its id.
   let envOperator: string | undefined;
 
@@ -146,29 +146,47 @@ export function createSession(options: RekeyOptions) {
   }
 
   /**
-   * Which principal the environment's key belongs to (asked once, with whoami); `view` names
-   * the faucet to ask, else the store is read for it. A session told whom to act as (`actAs`)
-   * takes the key only when it is that principal's: an agent's session with the operator's
-   * key in its environment (LIGHTNING_WALLET_API_KEY) must not act as the operator.
+   * Which principal the environment's key belongs to (asked once, with whoami, on the faucet
+   * `view` names; else the store is read for it), when it may act for this profile: a profile
+   * with no principal yet takes it, a profile acting as a principal (its own, or `actAs`)
+   * only when the key is that principal's. An agent's session with the operator's key in its
+   * environment must not act as the operator, nor an operator profile whose key is lost as
+   * the agent whose key LIGHTNING_WALLET_API_KEY holds.
    */
-  function envPrincipal(view?: ProfileView): Promise<Principal | undefined> {
-    if (envApiKey === undefined || envApiKey === "") return Promise.resolve(undefined);
+  async function envPrincipal(view?: ProfileView): Promise<Principal | undefined> {
+    if (envApiKey === undefined || envApiKey === "") return undefined;
+    const seen = view ?? (await readView());
+    const identity = await envIdentityOn(seen);
+    const own = ownPrincipalOf(seen);
+    if (own !== undefined && own !== identity.seed) return undefined;
+    envOperator = identity.operator;
+    return identity.principal;
+  }
+
+  /** Whose the environment's key is, asked once per session. */
+  function envIdentityOn(view: ProfileView): Promise<EnvIdentity> {
     envIdentity ??= (async () => {
-      const faucetClient = view === undefined ? await client() : clientOf(view);
-      const identity = await faucetClient.whoami(envApiKey);
+      const identity = await clientOf(view).whoami(envApiKey ?? "");
       const operator = operatorRecordPrincipal(
         identity.type === "operator" ? identity.id : identity.operatorId,
       );
-      const seed = identity.type === "operator" ? operator : `agent:${identity.id}`;
-      if (actAs !== undefined && actAs !== seed) return undefined;
-      envOperator = operator;
-      return identity.type === "operator" ? OPERATOR : agent(identity.id);
+      return identity.type === "operator"
+        ? { principal: OPERATOR, seed: operator, operator }
+        : { principal: agent(identity.id), seed: `agent:${identity.id}`, operator };
     })().catch((error: unknown) => {
       // An unreachable faucet now must not hide the seed for the life of the process.
       envIdentity = undefined;
       throw error;
     });
     return envIdentity;
+  }
+
+  /**
+   * The record principal the profile acts as by its own record (or `actAs`), not counting
+   * what the environment's key taught: undefined for a profile with no principal yet.
+   */
+  function ownPrincipalOf(view: ProfileView): string | undefined {
+    return actAs ?? view.profile?.actsAs ?? view.profile?.operator;
   }
 
   async function envKey(principal: Principal, view?: ProfileView): Promise<string | undefined> {
@@ -457,6 +475,13 @@ export function createSession(options: RekeyOptions) {
     toResult,
     recordIdFor,
   };
+}
+
+/** Whose the environment's key is: its principal, record principal and operator record. */
+interface EnvIdentity {
+  principal: Principal;
+  seed: string;
+  operator: string;
 }
 
 /** The parts of one Rekey its operations share. */

@@ -1,5 +1,5 @@
 import { deliveryStatusOf } from "../delivery/delivery-journal.js";
-import { isRekeyError, RekeyError } from "../errors.js";
+import { RekeyError } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
 import { OPERATOR, principalLabel, samePrincipal } from "../principal.js";
 import { keyScheduleOf } from "../schedule/policies.js";
@@ -28,13 +28,10 @@ export function createStatus(session: Session): Pick<Rekey, "status"> {
       // One read serves the whole status unless an unfinished rotation must be resolved first.
       let view = await readView({ maxAgeMs: options.maxAgeMs });
       if (pendingIn(view).length > 0) {
-        const resolveError = await ensureResolved(view).then(
-          () => undefined,
-          (error: unknown) => error,
-        );
-        // A lost key is reported where it is found; an unreachable faucet leaves the intent
-        // to be shown as an unfinished rotation.
-        if (isRekeyError(resolveError, "KEY_LOST")) throw resolveError;
+        // Whatever the resolution found is read back from the store: a lost key as its
+        // `keyLost` record (the document every later status shows too, exit 9 in the CLI), an
+        // unreachable faucet as the unfinished rotation.
+        await ensureResolved(view).catch(() => undefined);
         view = await readView();
       }
       // No await when the store answers: status endpoints call this on every poll.
@@ -50,7 +47,7 @@ export function createStatus(session: Session): Pick<Rekey, "status"> {
       }
       const record = recordOf(view, target);
       const stored = storedKeyOf(view, target);
-      const seeded = stored ? undefined : await envKey(target);
+      const seeded = stored ? undefined : await envKey(target, view);
       if (!view.profile && record === undefined && seeded === undefined) {
         throw new RekeyError(
           "NOT_FOUND",
