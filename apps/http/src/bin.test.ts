@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFile, writeFile } from "node:fs/promises";
+import { chmod, readFile, writeFile } from "node:fs/promises";
 import { get as httpsGet } from "node:https";
 import { connect, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
@@ -421,6 +421,28 @@ describe("rekey-http (built bin)", () => {
     expect(await spawned.exit).toBe(2);
     expect(spawned.stdout()).toBe("");
     expect(spawned.stderr()).toContain("CONFIG_INVALID: No bearer tokens configured");
+  });
+
+  it("refuses a --notify-secret-file other users can read, naming the file and chmod 600", async () => {
+    faucet = await startFaucet({ testClock: false });
+    const secretFile = `${faucet.dir}/notify-secret`;
+    await writeFile(secretFile, `${randomBytes(32).toString("hex")}\n`);
+    await chmod(secretFile, 0o644);
+    const args = ["--port", "0", "--scheduler", "--notify-url", "https://hooks.example.com/rekey"];
+    const spawned = spawnBin([...args, "--notify-secret-file", secretFile], {
+      REKEY_STORE: faucet.dir,
+      REKEY_HTTP_TOKENS: TOKENS,
+    });
+    expect(await spawned.exit).toBe(2);
+    expect(spawned.stdout()).toBe("");
+    expect(spawned.stderr()).toContain(
+      `CONFIG_INVALID: Refusing --notify-secret-file ${secretFile}: it has mode 644`,
+    );
+    expect(spawned.stderr()).toContain(`chmod 600 ${secretFile}`);
+
+    await chmod(secretFile, 0o600);
+    const bin = await startBin(faucet, [...args, "--notify-secret-file", secretFile]);
+    expect(await stopBin(bin)).toBe(0);
   });
 
   it("hashes a token from stdin for the configuration", async () => {
