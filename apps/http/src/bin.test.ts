@@ -4,7 +4,13 @@ import { chmod, readFile, writeFile } from "node:fs/promises";
 import { get as httpsGet } from "node:https";
 import { connect, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
-import { createRekey, fingerprint, openCredentialStore, verifyAuditChain } from "@rekey/core";
+import {
+  createRekey,
+  fingerprint,
+  openCredentialStore,
+  rekeyMaster,
+  verifyAuditChain,
+} from "@rekey/core";
 import { createPostgresStore } from "@rekey/store-postgres";
 import {
   dropPostgresSchema,
@@ -413,6 +419,39 @@ describe("rekey-http (built bin)", () => {
       );
     }
     expect(await stopBin(bin)).toBe(0);
+  });
+
+  it("keeps serving after `rekey store rekey-master --new-key generate` in another process", async () => {
+    faucet = await startFaucet({ testClock: false });
+    const bin = await startBin(faucet);
+    expect((await call(bin, "GET", "/v1/status", { token: monitor.raw })).status).toBe(200);
+    expect((await call(bin, "GET", "/v1/keys/current", { token: reader.raw })).status).toBe(200);
+
+    const other = await openCredentialStore({ spec: faucet.dir, env: {} });
+    try {
+      await rekeyMaster(other, "generate", "cli");
+    } finally {
+      await other.close();
+    }
+
+    const status = await call(bin, "GET", "/v1/status", { token: monitor.raw });
+    expect(status.status, await status.clone().text()).toBe(200);
+    expect(await status.json()).toMatchObject({ fingerprint: faucet.operatorFingerprint });
+    expect((await call(bin, "GET", "/v1/keys/current", { token: reader.raw })).status).toBe(200);
+    const rotated = await call(bin, "POST", "/v1/rotate", { body: {} });
+    expect(rotated.status, await rotated.clone().text()).toBe(200);
+    const { fingerprint: rotatedTo } = (await rotated.json()) as { fingerprint: string };
+    expect(await stopBin(bin)).toBe(0);
+
+    // What it stored opens with the store's master.key alone, as a new process opens it.
+    const fresh = await openCredentialStore({ spec: faucet.dir, env: {} });
+    try {
+      const rekey = createRekey({ store: fresh, surface: "library", env: {} });
+      expect((await rekey.status()).fingerprint).toBe(rotatedTo);
+      await rekey.close();
+    } finally {
+      await fresh.close();
+    }
   });
 
   it("refuses to start without tokens, with a message and exit code 2", async () => {
