@@ -190,6 +190,23 @@ describe("rekey-mcp --as (the built binary)", () => {
   });
 });
 
+describe("rekey-mcp --as an agent, refused another agent's status", () => {
+  it("get_key_status for another agent: the hint points at this session's own status, not a rotation", async () => {
+    const { agentId } = await world.setup.createAgent({ name: "worker" });
+    const { client } = await connectStdio(["--as", `agent:${agentId}`]);
+    const refused = (await client.callTool({
+      name: "get_key_status",
+      arguments: { agent_id: agentId + 1 },
+    })) as CallToolResult;
+    await client.close();
+    expect(refused.isError).toBe(true);
+    const said = JSON.stringify(refused);
+    expect(said).toContain("FORBIDDEN");
+    expect(said).not.toMatch(/rotate/i);
+    expect(said).toMatch(/get_key_status without agent_id/);
+  });
+});
+
 describe("rekey-mcp start-up", () => {
   it("warns on stderr when the profile holds no key, naming the command that stores one", async () => {
     const { client, stderr } = await connectStdio(["--profile", "empty"]);
