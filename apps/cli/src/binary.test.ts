@@ -74,6 +74,15 @@ describe("the built rekey binary", () => {
     expect(help.stdout).toContain("Examples:");
   });
 
+  it("--help names the schemaVersion that --json documents carry", async () => {
+    const listed = await rekey(["--json", "profiles", "list"]);
+    expect(listed.code).toBe(0);
+    const { schemaVersion } = JSON.parse(listed.stdout) as { schemaVersion: number };
+    const help = await runBinary(["--help"], { bin });
+    expect(help.stdout).toMatch(/--json\s+print one JSON document \(schemaVersion \d+\)/);
+    expect(help.stdout).toContain(`(schemaVersion ${schemaVersion})`);
+  });
+
   it("--version runs the launcher alone; --help evaluates commander but no core, zod or pg", async () => {
     // V8's coverage (NODE_V8_COVERAGE) counts the calls of every function: in the CommonJS bundle
     // each module is a function named for its source path, run on first use.
