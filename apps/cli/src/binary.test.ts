@@ -74,6 +74,15 @@ describe("the built rekey binary", () => {
     expect(help.stdout).toContain("Examples:");
   });
 
+  it("`rekey sandbox --help` gives the faucet URL with the path the sandbox and the READMEs use", async () => {
+    const help = await runBinary(["sandbox", "--help"], { bin });
+    expect(help.code).toBe(0);
+    const urls = [...help.stdout.matchAll(/REKEY_API_URL=(\S+)/g)].map((match) => match[1]);
+    expect(urls.length).toBeGreaterThan(0);
+    // The URL `rekey sandbox` prints: a profile made with a bare origin refuses it later.
+    for (const url of urls) expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/ai-agents\/api$/);
+  });
+
   it("--help names the schemaVersion that --json documents carry", async () => {
     const listed = await rekey(["--json", "profiles", "list"]);
     expect(listed.code).toBe(0);

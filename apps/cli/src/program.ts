@@ -566,7 +566,7 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
       "after",
       examples(
         "rekey sandbox --port 8787",
-        "REKEY_API_URL=http://127.0.0.1:8787 rekey register --recovery-code-file r.txt",
+        "REKEY_API_URL=http://127.0.0.1:8787/ai-agents/api rekey register --recovery-code-file r.txt",
       ),
     )
     .action(async (options: ActionOptions, command: Command) => {
