@@ -79,7 +79,9 @@ describe("a master key that changes while a process runs", () => {
       details?: Record<string, unknown>;
     };
     expect(error.code).toBe("STORE_LOCKED");
-    expect(error.message).toMatch(/^The operator was rotated \(new key fp:[0-9a-f]+\).*master key/i);
+    expect(error.message).toMatch(
+      /^The operator was rotated \(new key fp:[0-9a-f]+\).*master key/i,
+    );
     expect(error.message).toContain("the new key was written to");
     expect(error.hint).toContain("master key");
     expect(error.hint).not.toContain("disk space");
