@@ -467,7 +467,7 @@ describe("rekey-http (built bin)", () => {
     const secretFile = `${faucet.dir}/notify-secret`;
     await writeFile(secretFile, `${randomBytes(32).toString("hex")}\n`);
     await chmod(secretFile, 0o644);
-    const args = ["--port", "0", "--scheduler", "--notify-url", "https://hooks.example.com/rekey"];
+    const args = ["--port", "0", "--scheduler", "--notify-url", "http://127.0.0.1:9/rekey"];
     const spawned = spawnBin([...args, "--notify-secret-file", secretFile], {
       REKEY_STORE: faucet.dir,
       REKEY_HTTP_TOKENS: TOKENS,
@@ -481,6 +481,7 @@ describe("rekey-http (built bin)", () => {
 
     await chmod(secretFile, 0o600);
     const bin = await startBin(faucet, [...args, "--notify-secret-file", secretFile]);
+    expect((await call(bin, "GET", "/v1/status", { token: monitor.raw })).status).toBe(200);
     expect(await stopBin(bin)).toBe(0);
   });
 
