@@ -74,6 +74,24 @@ describe("the built rekey binary", () => {
     expect(help.stdout).toContain("Examples:");
   });
 
+  it("`rekey sandbox --help` gives the faucet URL with the path the sandbox and the READMEs use", async () => {
+    const help = await runBinary(["sandbox", "--help"], { bin });
+    expect(help.code).toBe(0);
+    const urls = [...help.stdout.matchAll(/REKEY_API_URL=(\S+)/g)].map((match) => match[1]);
+    expect(urls.length).toBeGreaterThan(0);
+    // The URL `rekey sandbox` prints: a profile made with a bare origin refuses it later.
+    for (const url of urls) expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/ai-agents\/api$/);
+  });
+
+  it("--help names the schemaVersion that --json documents carry", async () => {
+    const listed = await rekey(["--json", "profiles", "list"]);
+    expect(listed.code).toBe(0);
+    const { schemaVersion } = JSON.parse(listed.stdout) as { schemaVersion: number };
+    const help = await runBinary(["--help"], { bin });
+    expect(help.stdout).toMatch(/--json\s+print one JSON document \(schemaVersion \d+\)/);
+    expect(help.stdout).toContain(`(schemaVersion ${schemaVersion})`);
+  });
+
   it("--version runs the launcher alone; --help evaluates commander but no core, zod or pg", async () => {
     // V8's coverage (NODE_V8_COVERAGE) counts the calls of every function: in the CommonJS bundle
     // each module is a function named for its source path, run on first use.

@@ -5,7 +5,7 @@ import { CommandNotRun } from "./command-not-run.js";
 import { COMPLETION_SHELLS, type CompletionShell, completionScript } from "./completion.js";
 import type { CliDeps, CommandContext, GlobalOptions } from "./context.js";
 import { EXIT_CANCELLED, EXIT_OK, EXIT_USAGE, exitCodeFor } from "./exit-codes.js";
-import { createOutput, type Output } from "./output.js";
+import { createOutput, JSON_SCHEMA_VERSION, type Output } from "./output.js";
 import { PromptCancelled } from "./prompt-cancelled.js";
 
 // Command implementations and @rekey/core are imported inside the actions (`await import`),
@@ -72,7 +72,10 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
       "--as <principal>",
       "act as a principal stored on the profile's faucet: agent:ID or operator:ID (env REKEY_AS)",
     )
-    .option("--json", "print one JSON document (schemaVersion 1) instead of text")
+    .option(
+      "--json",
+      `print one JSON document (schemaVersion ${JSON_SCHEMA_VERSION}) instead of text`,
+    )
     .option("-q, --quiet", "print results only: no notes, no progress")
     .option("--verbose", "print details of what happens (never keys)")
     .showSuggestionAfterError(true)
@@ -563,7 +566,7 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
       "after",
       examples(
         "rekey sandbox --port 8787",
-        "REKEY_API_URL=http://127.0.0.1:8787 rekey register --recovery-code-file r.txt",
+        "REKEY_API_URL=http://127.0.0.1:8787/ai-agents/api rekey register --recovery-code-file r.txt",
       ),
     )
     .action(async (options: ActionOptions, command: Command) => {

@@ -1,10 +1,16 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFile, writeFile } from "node:fs/promises";
+import { chmod, readFile, writeFile } from "node:fs/promises";
 import { get as httpsGet } from "node:https";
 import { connect, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
-import { createRekey, fingerprint, openCredentialStore, verifyAuditChain } from "@rekey/core";
+import {
+  createRekey,
+  fingerprint,
+  openCredentialStore,
+  rekeyMaster,
+  verifyAuditChain,
+} from "@rekey/core";
 import { createPostgresStore } from "@rekey/store-postgres";
 import {
   dropPostgresSchema,
@@ -415,12 +421,68 @@ describe("rekey-http (built bin)", () => {
     expect(await stopBin(bin)).toBe(0);
   });
 
+  it("keeps serving after `rekey store rekey-master --new-key generate` in another process", async () => {
+    faucet = await startFaucet({ testClock: false });
+    const bin = await startBin(faucet);
+    expect((await call(bin, "GET", "/v1/status", { token: monitor.raw })).status).toBe(200);
+    expect((await call(bin, "GET", "/v1/keys/current", { token: reader.raw })).status).toBe(200);
+
+    const other = await openCredentialStore({ spec: faucet.dir, env: {} });
+    try {
+      await rekeyMaster(other, "generate", "cli");
+    } finally {
+      await other.close();
+    }
+
+    const status = await call(bin, "GET", "/v1/status", { token: monitor.raw });
+    expect(status.status, await status.clone().text()).toBe(200);
+    expect(await status.json()).toMatchObject({ fingerprint: faucet.operatorFingerprint });
+    expect((await call(bin, "GET", "/v1/keys/current", { token: reader.raw })).status).toBe(200);
+    const rotated = await call(bin, "POST", "/v1/rotate", { body: {} });
+    expect(rotated.status, await rotated.clone().text()).toBe(200);
+    const { fingerprint: rotatedTo } = (await rotated.json()) as { fingerprint: string };
+    expect(await stopBin(bin)).toBe(0);
+
+    // What it stored opens with the store's master.key alone, as a new process opens it.
+    const fresh = await openCredentialStore({ spec: faucet.dir, env: {} });
+    try {
+      const rekey = createRekey({ store: fresh, surface: "library", env: {} });
+      expect((await rekey.status()).fingerprint).toBe(rotatedTo);
+      await rekey.close();
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it("refuses to start without tokens, with a message and exit code 2", async () => {
     faucet = await startFaucet({ testClock: false });
     const spawned = spawnBin(["--port", "0"], { REKEY_STORE: faucet.dir });
     expect(await spawned.exit).toBe(2);
     expect(spawned.stdout()).toBe("");
     expect(spawned.stderr()).toContain("CONFIG_INVALID: No bearer tokens configured");
+  });
+
+  it("refuses a --notify-secret-file other users can read, naming the file and chmod 600", async () => {
+    faucet = await startFaucet({ testClock: false });
+    const secretFile = `${faucet.dir}/notify-secret`;
+    await writeFile(secretFile, `${randomBytes(32).toString("hex")}\n`);
+    await chmod(secretFile, 0o644);
+    const args = ["--port", "0", "--scheduler", "--notify-url", "http://127.0.0.1:9/rekey"];
+    const spawned = spawnBin([...args, "--notify-secret-file", secretFile], {
+      REKEY_STORE: faucet.dir,
+      REKEY_HTTP_TOKENS: TOKENS,
+    });
+    expect(await spawned.exit).toBe(2);
+    expect(spawned.stdout()).toBe("");
+    expect(spawned.stderr()).toContain(
+      `CONFIG_INVALID: Refusing --notify-secret-file ${secretFile}: it has mode 644`,
+    );
+    expect(spawned.stderr()).toContain(`chmod 600 ${secretFile}`);
+
+    await chmod(secretFile, 0o600);
+    const bin = await startBin(faucet, [...args, "--notify-secret-file", secretFile]);
+    expect((await call(bin, "GET", "/v1/status", { token: monitor.raw })).status).toBe(200);
+    expect(await stopBin(bin)).toBe(0);
   });
 
   it("hashes a token from stdin for the configuration", async () => {

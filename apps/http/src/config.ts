@@ -4,6 +4,7 @@ import {
   DEFAULT_SERVER_LIMITS,
   isLoopbackHost,
   RekeyError,
+  readSecretFile,
   signWebhook,
 } from "@rekey/core";
 import { Command, CommanderError } from "commander";
@@ -247,9 +248,7 @@ async function parseSchedulerConfig(values: {
         ? undefined
         : {
             url: notifyUrl(url),
-            secret: notifySecret(
-              (await readConfigFile("--notify-secret-file", secretFile)).toString("utf8").trim(),
-            ),
+            secret: notifySecret(await readSecretFile("--notify-secret-file", secretFile)),
           },
   };
 }

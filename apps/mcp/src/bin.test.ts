@@ -1,7 +1,7 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { readFile, stat } from "node:fs/promises";
+import { chmod, readFile, stat, writeFile } from "node:fs/promises";
 import { request as httpsRequest } from "node:https";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -190,6 +190,23 @@ describe("rekey-mcp --as (the built binary)", () => {
   });
 });
 
+describe("rekey-mcp --as an agent, refused another agent's status", () => {
+  it("get_key_status for another agent: the hint points at this session's own status, not a rotation", async () => {
+    const { agentId } = await world.setup.createAgent({ name: "worker" });
+    const { client } = await connectStdio(["--as", `agent:${agentId}`]);
+    const refused = (await client.callTool({
+      name: "get_key_status",
+      arguments: { agent_id: agentId + 1 },
+    })) as CallToolResult;
+    await client.close();
+    expect(refused.isError).toBe(true);
+    const said = JSON.stringify(refused);
+    expect(said).toContain("FORBIDDEN");
+    expect(said).not.toMatch(/rotate/i);
+    expect(said).toMatch(/get_key_status without agent_id/);
+  });
+});
+
 describe("rekey-mcp start-up", () => {
   it("warns on stderr when the profile holds no key, naming the command that stores one", async () => {
     const { client, stderr } = await connectStdio(["--profile", "empty"]);
@@ -313,7 +330,7 @@ describe("rekey-mcp --http", () => {
   });
 
   it("with a bearer token, refuses requests without it", async () => {
-    const token = "test-bearer-token-0123456789";
+    const token = "test-bearer-token-0123456789abcdef";
     const { url } = await startHttp(["--http", "0"], { REKEY_MCP_BEARER_TOKEN: token });
     const anonymous = await fetch(url, {
       method: "POST",
@@ -358,7 +375,7 @@ describe("rekey-mcp --http", () => {
       ],
       { stdio: "ignore" },
     );
-    const token = "tls-bearer-token-0123456789";
+    const token = "tls-bearer-token-0123456789abcdef";
     const secure = await startHttp(["--http", "0", "--tls-cert", cert, "--tls-key", key], {
       REKEY_MCP_BEARER_TOKEN: token,
     });
@@ -391,6 +408,55 @@ describe("rekey-mcp --http", () => {
       REKEY_MCP_BEARER_TOKEN: token,
     });
     expect(clear.stderr()).toContain("without TLS");
+  });
+
+  it("refuses a bearer token file other users can read, and a token short enough to guess", async () => {
+    /** Runs `rekey-mcp --http 0 ARGS` to its exit (a refusal) and returns the code and stderr. */
+    const refused = async (args: string[], env: Record<string, string> = {}) => {
+      const child = spawn(process.execPath, [bin, "--http", "0", ...args], {
+        env: childEnv(env),
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      children.push(child);
+      let stderr = "";
+      child.stderr?.on("data", (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      const [code] = await once(child, "exit");
+      return { code, stderr };
+    };
+    const tokenFile = join(world.dir, "bearer-token");
+    const token = randomBytes(32).toString("hex");
+    await writeFile(tokenFile, `${token}\n`);
+    await chmod(tokenFile, 0o644);
+    const open = await refused(["--bearer-token-file", tokenFile]);
+    expect(open.code).toBe(2);
+    expect(open.stderr).toContain(
+      `CONFIG_INVALID: Refusing --bearer-token-file ${tokenFile}: it has mode 644`,
+    );
+    expect(open.stderr).toContain(`chmod 600 ${tokenFile}`);
+    expect(open.stderr).not.toContain("listening on");
+
+    await writeFile(tokenFile, "abcde\n");
+    await chmod(tokenFile, 0o600);
+    const short = await refused(["--bearer-token-file", tokenFile]);
+    expect(short.code).toBe(2);
+    expect(short.stderr).toContain("has 5 characters; a token must have at least 32");
+    expect(short.stderr).not.toContain("abcde");
+    const shortEnv = await refused([], { REKEY_MCP_BEARER_TOKEN: "abcde" });
+    expect(shortEnv.code).toBe(2);
+    expect(shortEnv.stderr).toContain("REKEY_MCP_BEARER_TOKEN has 5 characters");
+
+    await writeFile(tokenFile, `${token}\n`);
+    const { url } = await startHttp(["--http", "0", "--bearer-token-file", tokenFile]);
+    const client = new Client({ name: "http-test", version: "0.0.0" });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(url), {
+        requestInit: { headers: { authorization: `Bearer ${token}` } },
+      }),
+    );
+    expect((await client.listTools()).tools).toHaveLength(4);
+    await client.close();
   });
 
   it("refuses to start on a non-loopback host without a bearer token", async () => {

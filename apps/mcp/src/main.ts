@@ -8,12 +8,14 @@ import { join } from "node:path";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { deserializeMessage } from "@modelcontextprotocol/sdk/shared/stdio.js";
 import {
+  assertBearerTokenStrength,
   createRekey,
   isLoopbackHost,
   isRekeyError,
   openCredentialStore,
   type Rekey,
   type RekeyError,
+  readSecretFile,
   redactKeys,
   startDeliveryFinisher,
   toRekeyError,
@@ -37,11 +39,19 @@ function fail(error: RekeyError): never {
   process.exit(2);
 }
 
+/**
+ * The token from --bearer-token-file or REKEY_MCP_BEARER_TOKEN. It is all that keeps other
+ * users of the machine from rotating (or, with reveal, reading) keys: a file they can read, or
+ * a token short enough to guess, is refused at start.
+ */
 async function configuredToken(options: McpOptions): Promise<string | undefined> {
-  if (options.bearerTokenFile === undefined) return options.bearerToken;
-  const token = (await readFile(options.bearerTokenFile, "utf8")).trim();
-  if (token === "") throw new Error(`The bearer token file ${options.bearerTokenFile} is empty`);
-  return token;
+  if (options.bearerTokenFile === undefined) {
+    return options.bearerToken === undefined
+      ? undefined
+      : assertBearerTokenStrength(options.bearerToken, "REKEY_MCP_BEARER_TOKEN");
+  }
+  const token = await readSecretFile("--bearer-token-file", options.bearerTokenFile);
+  return assertBearerTokenStrength(token, `--bearer-token-file ${options.bearerTokenFile}`);
 }
 
 /**

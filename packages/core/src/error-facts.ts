@@ -124,6 +124,9 @@ const MODEL_HINTS: Record<ErrorCode, ModelHint> = {
       const who = principal?.kind === "agent" ? `agent ${principal.agentId}` : "an agent";
       return `Only an operator session may list agents; this session acts as ${who}. Do not retry: get_key_status, whoami and rotate_api_key without arguments act on this session's own key. To manage agents, ask the user to start rekey-mcp with the operator's profile.`;
     }
+    if (error.details.operation === "status") {
+      return "Only an operator session may read another key's status; this session acts as an agent. Do not retry with agent_id: call get_key_status without agent_id for this session's own key. To see other keys, ask the user to start rekey-mcp with the operator's profile.";
+    }
     return "Only an operator key may act on an agent's key. Omit agent_id to rotate this session's own key.";
   },
   NOT_FOUND: (error) => {

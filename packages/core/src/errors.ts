@@ -53,8 +53,11 @@ export interface RekeyErrorDetails {
    * principal is known but no key is held for it.
    */
   missing?: "profile" | "key";
-  /** FORBIDDEN: the operation refused, when it is not the rotation of a key ("list_agents"). */
-  operation?: "list_agents";
+  /**
+   * FORBIDDEN: the operation refused, when it is not the rotation of a key ("list_agents";
+   * "status", another principal's status read by an agent session).
+   */
+  operation?: "list_agents" | "status";
   /** Which request fields were rejected, for INVALID_INPUT. */
   issues?: string[];
   /**

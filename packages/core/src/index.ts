@@ -117,6 +117,11 @@ export {
   type WebhookSigner,
 } from "./schedule/index.js";
 export {
+  assertBearerTokenStrength,
+  MIN_BEARER_TOKEN_LENGTH,
+  readSecretFile,
+} from "./secret-file.js";
+export {
   applyServerLimits,
   DEFAULT_SERVER_LIMITS,
   type ServerLimits,

@@ -1,5 +1,12 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { agent, formatDuration, type KeyStatus, keyStatusView } from "@rekey/core";
+import {
+  agent,
+  formatDuration,
+  isRekeyError,
+  type KeyStatus,
+  keyStatusView,
+  RekeyError,
+} from "@rekey/core";
 import { toolResult } from "../render.js";
 import { keyStatusOutput, statusInput } from "../tool-schemas.js";
 import { refuseUnexpectedArguments } from "../unexpected-arguments.js";
@@ -54,8 +61,22 @@ export function registerGetKeyStatus(server: McpServer, deps: ToolContext): void
         );
         return toolResult(headline(status), keyStatusView(status));
       } catch (error) {
-        return deps.failed("get_key_status", error);
+        return deps.failed("get_key_status", asStatusRefusal(error));
       }
     },
   );
+}
+
+/**
+ * Core's status refusal (an agent session asking for another principal's status) does not say
+ * which operation it refused, and the model's hint would otherwise be the rotation's ("omit
+ * agent_id to rotate"): it is marked as a status read here, where that is known.
+ */
+function asStatusRefusal(error: unknown): unknown {
+  if (!isRekeyError(error, "FORBIDDEN") || error.details.operation !== undefined) return error;
+  return new RekeyError("FORBIDDEN", error.message, {
+    ...(error.hint === undefined ? {} : { hint: error.hint }),
+    details: { ...error.details, operation: "status" },
+    cause: error,
+  });
 }

@@ -98,4 +98,47 @@ describe("recover", () => {
     const [entry] = (await rekey.history()).filter((item) => item.action === "recover");
     expect(entry?.requestId).toBe(result.requestId);
   });
+
+  it("audits a wrong recovery code when the operator's key is lost (no journal to clear)", async () => {
+    fixture = await startEngineFixture({
+      sandbox: {
+        requestIdSupport: false,
+        faults: [{ action: "regenerate_operator_key", nth: 1, kind: "drop_after_commit" }],
+      },
+    });
+    await fixture.rekey().register({});
+    const lost = await fixture
+      .rekey()
+      .rotateKey()
+      .then(
+        () => undefined,
+        (error: RekeyError) => error,
+      );
+    expect(lost?.code).toBe("KEY_LOST");
+    const rekey = fixture.rekey();
+    const refused = await rekey.recover("lfr_wrongwrongwrongwrongwrongwrongwrongwrongwro").then(
+      () => undefined,
+      (error: RekeyError) => error,
+    );
+    expect(refused?.code).toBe("UNAUTHORIZED");
+    const failures = (await rekey.history()).filter(
+      (entry) => entry.action === "recover" && entry.outcome === "failure",
+    );
+    expect(failures).toHaveLength(1);
+    expect(failures[0]).toMatchObject({ errorCode: "UNAUTHORIZED", principal: "operator:1" });
+  });
+
+  it("audits a wrong recovery code on a profile that holds no operator yet", async () => {
+    fixture = await startEngineFixture();
+    const rekey = fixture.rekey({ profile: "empty" });
+    const refused = await rekey.recover("lfr_wrongwrongwrongwrongwrongwrongwrongwrongwro").then(
+      () => undefined,
+      (error: RekeyError) => error,
+    );
+    expect(refused?.code).toBe("UNAUTHORIZED");
+    const failures = (await rekey.history()).filter(
+      (entry) => entry.action === "recover" && entry.outcome === "failure",
+    );
+    expect(failures).toMatchObject([{ errorCode: "UNAUTHORIZED", principal: "operator" }]);
+  });
 });

@@ -95,14 +95,18 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
           // A definite refusal (a wrong code) changed nothing upstream: clear the journal now,
           // as a refused rotation does, instead of leaving it for the next command to resolve.
           // An unknown outcome keeps it: the faucet may have issued a key.
-          if (journal === undefined || outcomeUnknown(error)) throw error;
-          await clearIntent(context, view.faucet, journal.principal, base);
+          if (outcomeUnknown(error)) throw error;
+          if (journal !== undefined) {
+            await clearIntent(context, view.faucet, journal.principal, base);
+          }
+          // Audited with or without a journal: a wrong code tried on a profile whose operator
+          // key is lost (the case recover exists for) is as much an attempt as any other.
           await audit(context, {
-            principal: journal.principal,
+            principal: journal?.principal ?? view.operator ?? "operator",
             action: "recover",
             outcome: "failure",
-            oldFingerprint: journal.oldFingerprint,
-            requestId: journal.requestId,
+            ...(old === undefined ? {} : { oldFingerprint: old.fingerprint }),
+            requestId,
             errorCode: isRekeyError(error) ? error.code : "INTERNAL",
           });
           throw error;

@@ -175,8 +175,11 @@ export interface IssuedKey {
  * the key is also written to a rescue file outside the store (once), so that neither a store
  * that stays broken nor the end of this process loses it. A rotation and a recovery both
  * store their key here.
- * @throws RekeyError STORE_UNAVAILABLE when the store never accepts the write: the intent stays
- * journaled and the error names the rescue file (`rekey rescue import`).
+ * A store locked by its master key (STORE_LOCKED) is not retried: the key goes to the rescue
+ * file at once.
+ * @throws RekeyError STORE_UNAVAILABLE when the store never accepts the write, STORE_LOCKED when
+ * it is sealed under a master key not given: the intent stays journaled and the error names the
+ * rescue file (`rekey rescue import`).
  */
 export async function storeIssuedKey(
   context: EngineContext,
@@ -255,15 +258,18 @@ export async function storeIssuedKey(
     } catch (error) {
       lastError = error;
     }
+    // A store locked by its master key stays locked until someone gives the key: no retry
+    // cures it, so the key goes to the rescue file at once, not after a minute of retries.
+    const locked = isRekeyError(lastError, "STORE_LOCKED");
     const elapsed = context.clock.now() - started;
     if (
       rescuePath === undefined &&
-      (elapsed >= RESCUE_AFTER_MS || elapsed >= context.storeRetryMs)
+      (locked || elapsed >= RESCUE_AFTER_MS || elapsed >= context.storeRetryMs)
     ) {
       rescuePath = await rescue().catch(() => undefined);
       if (rescuePath !== undefined) killPoint("rescue.written");
     }
-    if (elapsed >= context.storeRetryMs) break;
+    if (locked || elapsed >= context.storeRetryMs) break;
     const wait = Math.min(5_000, 100 * 2 ** attempt, context.storeRetryMs - elapsed);
     await sleep(context.clock, Math.max(10, wait));
   }
@@ -271,6 +277,23 @@ export async function storeIssuedKey(
     rescuePath === undefined
       ? "no rescue file could be written either"
       : `the new key was written to ${rescuePath}`;
+  if (isRekeyError(lastError, "STORE_LOCKED")) {
+    throw new RekeyError(
+      "STORE_LOCKED",
+      `${capitalized(principalLabel(target))} was rotated (new key ${record.newFingerprint}) but the credential store is locked: it was sealed under a master key this process was not given (${lastError.message}); ${where}`,
+      {
+        hint:
+          rescuePath === undefined
+            ? "Give rekey the store's master key (its master.key file, REKEY_MASTER_KEY, REKEY_MASTER_KEY_FILE or REKEY_MASTER_KEY_CMD), then run `rekey doctor --repair`: the rotation is journaled and will be replayed where the faucet allows it."
+            : `Give rekey the store's master key (its master.key file, REKEY_MASTER_KEY, REKEY_MASTER_KEY_FILE or REKEY_MASTER_KEY_CMD), then run \`rekey rescue import ${rescuePath}\` (or any rekey command: the journaled rotation picks the rescue file up).`,
+        details: {
+          principal: principalLabel(target),
+          ...(rescuePath === undefined ? {} : { rescueFile: rescuePath }),
+        },
+        cause: lastError,
+      },
+    );
+  }
   throw new RekeyError(
     "STORE_UNAVAILABLE",
     `${capitalized(principalLabel(target))} was rotated (new key ${record.newFingerprint}) but the credential store refused the new key; ${where}`,

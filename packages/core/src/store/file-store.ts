@@ -193,6 +193,11 @@ export class FileStore implements CredentialStore {
   private readonly previousMasterKeys: readonly MasterKey[];
   private readonly sealKeys: boolean;
   private keyring: KeyRing | undefined;
+  /**
+   * The identities of the key files {@link keyring} was read from, taken just before: a
+   * change (`rekey store rekey-master` in another process) makes the handle read them again.
+   */
+  private keyFilesSeen: string | undefined;
   /** Seals and opens this store's records (one store id), remembering what it did. */
   private sealer: RecordSealer | undefined;
   /**
@@ -257,10 +262,9 @@ export class FileStore implements CredentialStore {
     // The key exists, durably, before anything is sealed under it. A key is made only for a
     // store that has none yet: one that is sealed and whose key is missing is STORE_LOCKED
     // (from the read), never given a new key that would only stand in the way of the real one.
-    let keyring = await this.loadKeyring(false);
-    if (keyring === undefined) {
+    if ((await this.loadKeyring(false)) === undefined) {
       await this.readSnapshotWithIdentity(false);
-      keyring = await this.loadKeyring(true);
+      await this.loadKeyring(true);
     }
     const result = await this.withWriteLock(async (held): Promise<CompareAndSetResult> => {
       const {
@@ -270,7 +274,10 @@ export class FileStore implements CredentialStore {
         storeId,
       } = await this.readSnapshotWithIdentity(false);
       if (current.version !== expectedVersion) return { ok: false, current };
-      const sealer = this.sealerFor(storeId ?? newStoreId(), keyring);
+      // Under the write lock, which `rekey-master` holds while it re-keys: the key files now
+      // are the ones to seal under (the read above may already have reloaded them).
+      this.forgetChangedKeyring();
+      const sealer = this.sealerFor(storeId ?? newStoreId(), await this.loadKeyring(true));
       if (fileSchemaVersion < STORE_SCHEMA_VERSION) await this.backUpOlderSchema(sealer);
       // A copy: the caller keeps its own `data` to change as it likes.
       const next = deepFreeze({ version: current.version + 1, data: frozenCopy(validated) });
@@ -614,6 +621,8 @@ export class FileStore implements CredentialStore {
   private async loadKeyring(create: boolean): Promise<KeyRing | undefined>;
   private async loadKeyring(create: boolean): Promise<KeyRing | undefined> {
     if (this.keyring !== undefined) return this.keyring;
+    // Taken before the files are read: a change while they are read is seen next time.
+    const seen = this.keyFilesIdentity();
     const configured = await loadConfiguredMasterKey(this.keyEnv);
     // With a source configured, a `master.key` left from before still opens what it sealed:
     // the next write seals everything under the configured key.
@@ -628,7 +637,32 @@ export class FileStore implements CredentialStore {
       accepted.push(pendingKey);
     }
     this.keyring = { current, accepted };
+    this.keyFilesSeen = seen;
     return this.keyring;
+  }
+
+  /**
+   * The identities of master.key, master.key.next and a REKEY_MASTER_KEY_FILE: what
+   * `rekey-master` replaces. Two or three synchronous lstat calls (microseconds).
+   */
+  private keyFilesIdentity(): string {
+    const paths = [this.keyFilePath, this.nextKeyFilePath];
+    const configuredFile = this.keyEnv.REKEY_MASTER_KEY_FILE;
+    if (configuredFile) paths.push(configuredFile);
+    return paths.map(currentIdentity).join("|");
+  }
+
+  /**
+   * Forgets the keyring when its key files changed since it was read, so the next
+   * {@link loadKeyring} reads them again. True when it did. A process that kept the key it
+   * started with would refuse the store (STORE_LOCKED) once another process re-keyed it, and
+   * would seal what it writes under a key the store no longer keeps.
+   */
+  private forgetChangedKeyring(): boolean {
+    if (this.keyring === undefined || this.keyFilesIdentity() === this.keyFilesSeen) return false;
+    this.keyring = undefined;
+    this.keyFilesSeen = undefined;
+    return true;
   }
 
   /** The sealer of store `storeId` under `keyring`, kept while the store id stays the same. */
@@ -674,6 +708,7 @@ export class FileStore implements CredentialStore {
   }> {
     this.assertOpen();
     await ensurePrivateDir(this.dir);
+    this.forgetChangedKeyring();
     const old = await this.loadKeyring(false);
     let next: MasterKey;
     if (newKey === "generate") {
@@ -698,7 +733,10 @@ export class FileStore implements CredentialStore {
     };
     const records = await this.withWriteLock(async () => {
       const read = await this.readPrivateFileWithIdentity(this.credentialsPath);
-      if (read === undefined) return 0;
+      if (read === undefined) {
+        await this.keepGeneratedKey(newKey);
+        return 0;
+      }
       const parsed = parseCredentialsDocument(read.text, this.credentialsPath, (storeId) =>
         this.sealerFor(storeId, keyring),
       );
@@ -712,20 +750,11 @@ export class FileStore implements CredentialStore {
       } finally {
         this.forgetParse();
       }
+      await this.keepGeneratedKey(newKey);
       return Object.keys(snapshot.data.principals).length;
     });
-    if (newKey === "generate") {
-      // Only now: until the store is sealed under it, the old master.key must stay.
-      try {
-        await rename(this.nextKeyFilePath, this.keyFilePath);
-        await syncDir(this.dir);
-      } catch (error) {
-        throw storeUnavailable("replace", this.keyFilePath, error);
-      }
-      this.keyring = { current: next, accepted: [next] };
-    } else {
-      this.keyring = keyring;
-    }
+    this.keyring = newKey === "generate" ? { current: next, accepted: [next] } : keyring;
+    this.keyFilesSeen = this.keyFilesIdentity();
     this.watcher.poke();
     return {
       keyId: next.id,
@@ -733,6 +762,22 @@ export class FileStore implements CredentialStore {
       records,
       keptAt: newKey === "generate" ? this.keyFilePath : undefined,
     };
+  }
+
+  /**
+   * After a re-keying to a generated key, makes `master.key.next` the store's `master.key`.
+   * Only once the store is sealed under it (until then the old key must stay), and still
+   * under the write lock: a process writing next sees the new key files, never a store
+   * sealed under a key that master.key does not hold yet.
+   */
+  private async keepGeneratedKey(newKey: MasterKey | "generate"): Promise<void> {
+    if (newKey !== "generate") return;
+    try {
+      await rename(this.nextKeyFilePath, this.keyFilePath);
+      await syncDir(this.dir);
+    } catch (error) {
+      throw storeUnavailable("replace", this.keyFilePath, error);
+    }
   }
 
   /** Stops watching and releases every lock this store holds. Safe to call twice. */
@@ -873,12 +918,7 @@ export class FileStore implements CredentialStore {
         storeId: undefined,
       };
     }
-    const keyring = await this.loadKeyring(false);
-    const parsed = parseCredentialsDocument(
-      read.text,
-      this.credentialsPath,
-      this.openerFor(keyring),
-    );
+    const parsed = await this.parseWithCurrentKeys(read.text);
     if (migrate && parsed.fileSchemaVersion < STORE_SCHEMA_VERSION) {
       const migrated = await this.migrateOnDisk().catch(() => false);
       // Migrated (by us or a racing process): read the new file. A store that cannot be
@@ -902,6 +942,29 @@ export class FileStore implements CredentialStore {
       fileSchemaVersion: parsed.fileSchemaVersion,
       storeId: parsed.storeId,
     };
+  }
+
+  /**
+   * Parses credentials.json with the handle's keyring; when that refuses it as STORE_LOCKED
+   * and the key files changed since they were read (a re-keying by another process), once
+   * more with the keys they hold now. Only then is the store locked.
+   */
+  private async parseWithCurrentKeys(
+    text: string,
+  ): Promise<ReturnType<typeof parseCredentialsDocument>> {
+    const parse = async () =>
+      parseCredentialsDocument(
+        text,
+        this.credentialsPath,
+        this.openerFor(await this.loadKeyring(false)),
+      );
+    try {
+      return await parse();
+    } catch (error) {
+      if (!(error instanceof RekeyError && error.code === "STORE_LOCKED")) throw error;
+      if (!this.forgetChangedKeyring()) throw error;
+      return parse();
+    }
   }
 
   /**
