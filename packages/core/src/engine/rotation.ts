@@ -261,9 +261,9 @@ export async function rotateUnderLock(
 /**
  * The actor's key as the store holds it now, when the faucet refused the one read before
  * (UNAUTHORIZED) and the store's has changed since: another rotation of the actor committed
- * meanwhile (waiting for the actor's rotation in flight, if any, to finish). Undefined for any other failure, an actor rotating itself (its lock is held), a
- * key that is still the one used (a genuine refusal), or a store that cannot be read now (the
- * refusal is reported as it is).
+ * meanwhile (waiting for the actor's rotation in flight, if any, to finish). Undefined for any
+ * other failure, an actor rotating itself (its lock is held), a key that is still the one used
+ * (a genuine refusal), or a store that cannot be read now (the refusal is reported as it is).
  */
 async function actorKeyChangedSince(
   context: EngineContext,
