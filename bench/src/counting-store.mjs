@@ -4,6 +4,7 @@
  * fsync calls made by this process while it is switched on. For printing operations per
  * rotation beside the times; the counts are asserted in core's store-operations test.
  */
+import fs from "node:fs";
 import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -63,28 +64,33 @@ function zero() {
 }
 
 /**
- * Counts `FileHandle#sync` and `#datasync` calls (every fsync the file store makes) while
- * `work` runs; the methods are put back after.
+ * Counts fsyncs (every one the file store makes) while `work` runs: `FileHandle#sync` and
+ * `#datasync`, and `fs.fsync` / `fs.fdatasync` on node:fs's module object (what the store's
+ * writes and audit appends call); the functions are put back after.
  */
 export async function countFsyncs(work) {
   const probe = await open(join(tmpdir(), `rekey-bench-fsync-probe-${process.pid}`), "w");
   const prototype = Object.getPrototypeOf(probe);
   await probe.close();
-  const originals = { sync: prototype.sync, datasync: prototype.datasync };
+  const patched = [
+    [prototype, "sync"],
+    [prototype, "datasync"],
+    [fs, "fsync"],
+    [fs, "fdatasync"],
+  ];
+  const originals = patched.map(([owner, name]) => owner[name]);
   let fsyncs = 0;
-  prototype.sync = function sync(...args) {
-    fsyncs++;
-    return originals.sync.apply(this, args);
-  };
-  prototype.datasync = function datasync(...args) {
-    fsyncs++;
-    return originals.datasync.apply(this, args);
-  };
+  for (const [index, [owner, name]] of patched.entries()) {
+    const original = originals[index];
+    owner[name] = function counted(...args) {
+      fsyncs++;
+      return original.apply(this, args);
+    };
+  }
   try {
     await work();
   } finally {
-    prototype.sync = originals.sync;
-    prototype.datasync = originals.datasync;
+    for (const [index, [owner, name]] of patched.entries()) owner[name] = originals[index];
   }
   return fsyncs;
 }

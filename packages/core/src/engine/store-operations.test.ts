@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -27,31 +28,36 @@ afterEach(async () => {
 
 /**
  * Runs `work` and returns what it asked of the store, and how many fsyncs the file store made
- * meanwhile (every `FileHandle#sync`/`#datasync` of this process, counted and passed on).
+ * meanwhile: every `FileHandle#sync`/`#datasync` of this process, and every `fs.fsync` /
+ * `fs.fdatasync` on node:fs's module object (what the store's writes and audit appends call),
+ * counted and passed on.
  */
 async function countsOf(work: () => Promise<unknown>) {
   const probe = await open(join(fixture.dir, ".fsync-probe"), "w");
-  const prototype = Object.getPrototypeOf(probe) as {
-    sync: (...args: unknown[]) => Promise<void>;
-    datasync: (...args: unknown[]) => Promise<void>;
-  };
+  const prototype = Object.getPrototypeOf(probe) as Record<string, unknown>;
   await probe.close();
-  const { sync, datasync } = prototype;
+  const patched: [Record<string, unknown>, string][] = [
+    [prototype, "sync"],
+    [prototype, "datasync"],
+    [fs as unknown as Record<string, unknown>, "fsync"],
+    [fs as unknown as Record<string, unknown>, "fdatasync"],
+  ];
+  const originals = patched.map(([owner, name]) => owner[name] as (...args: unknown[]) => unknown);
   let fsyncs = 0;
-  prototype.sync = function (this: unknown, ...args: unknown[]) {
-    fsyncs++;
-    return sync.apply(this, args);
-  };
-  prototype.datasync = function (this: unknown, ...args: unknown[]) {
-    fsyncs++;
-    return datasync.apply(this, args);
-  };
+  patched.forEach(([owner, name], index) => {
+    const original = originals[index] as (...args: unknown[]) => unknown;
+    owner[name] = function (this: unknown, ...args: unknown[]) {
+      fsyncs++;
+      return original.apply(this, args);
+    };
+  });
   counting.reset();
   try {
     await work();
   } finally {
-    prototype.sync = sync;
-    prototype.datasync = datasync;
+    patched.forEach(([owner, name], index) => {
+      owner[name] = originals[index];
+    });
   }
   return { ...counting.snapshot(), fsyncs };
 }

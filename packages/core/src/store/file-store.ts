@@ -1,5 +1,13 @@
 import { createHash, randomBytes } from "node:crypto";
-import { type BigIntStats, constants, fstatSync, lstatSync, type Stats } from "node:fs";
+import {
+  type BigIntStats,
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  readSync,
+  type Stats,
+} from "node:fs";
 import { type FileHandle, lstat, readdir, rename } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
@@ -30,13 +38,16 @@ import {
   assertPrivate,
   ensurePrivateDir,
   errnoCode,
+  fsyncFd,
   isTempFileFor,
   openNoFollow,
+  openNoFollowSync,
   privacyProblem,
   probeWritable,
   removeOrphanTempFiles,
   storeUnavailable,
   syncDir,
+  writeAll,
   writeFileAtomic,
 } from "./file-io.js";
 import { acquireFileLock, FileLockTimeout, type HeldFileLock } from "./file-lock.js";
@@ -287,10 +298,9 @@ export class FileStore implements CredentialStore {
       // before the rename; what is left is a stall of seconds inside that one system call.
       const unchanged = () =>
         !held.compromised && currentIdentity(this.credentialsPath) === identity;
-      // The sweep of crashed writes' temp files (a directory listing) runs while the write
-      // waits on its fsync, instead of after it. It removes only files past their grace, so
-      // never this write's own temp file; it throws nothing.
-      const swept = this.removeOrphanTempFiles();
+      // The sweep of crashed writes' temp files: a synchronous listing (microseconds), made
+      // before this write's own temp file exists. It throws nothing.
+      this.removeOrphanTempFiles();
       let written: boolean;
       try {
         // Not durable: no directory fsync (see writeFileAtomic). A later durable write, whose
@@ -305,7 +315,6 @@ export class FileStore implements CredentialStore {
         // Even after a failed write (the rename may have happened): a read with maxAgeMs must
         // not answer from the old parse once this handle has written.
         this.forgetParse();
-        await swept;
       }
       if (!written) return { ok: false, current: await this.readSnapshot() };
       // Still under the write lock, the file is the one just renamed into place: keep what was
@@ -377,11 +386,13 @@ export class FileStore implements CredentialStore {
     this.assertOpen();
     await ensurePrivateDir(this.dir);
     return this.withWriteLock(async () => {
-      // One open for reading the last entry and appending after it. The fstats are on the
-      // open descriptor (an inode in memory: synchronous, no I/O).
-      let handle: FileHandle;
+      // One open for reading the last entry and appending after it, made synchronously, as
+      // are the write (into the page cache) and the close: only the fsync waits on the disk
+      // and goes through the thread pool (see writeFileAtomic). The fstats are on the open
+      // descriptor (an inode in memory, no I/O).
+      let fd: number;
       try {
-        handle = await openNoFollow(
+        fd = openNoFollowSync(
           this.auditPath,
           constants.O_RDWR | constants.O_APPEND | constants.O_CREAT,
         );
@@ -390,7 +401,7 @@ export class FileStore implements CredentialStore {
         throw storeUnavailable("append to", this.auditPath, error);
       }
       try {
-        const before = fstatSync(handle.fd, { bigint: true });
+        const before = fstatSync(fd, { bigint: true });
         assertPrivate(this.auditPath, before, false);
         // The entry this handle appended last, while the file is the one it left (no other
         // process appended since): the log's tail need not be read again to chain to it.
@@ -398,22 +409,19 @@ export class FileStore implements CredentialStore {
         const last =
           known !== undefined && known.identity === fileIdentity(before)
             ? known.entry
-            : await this.lastAuditEntryOf(handle, before);
+            : await this.lastAuditEntryIn(readTailSync(fd, before, AUDIT_TAIL_BYTES));
         const entry = chainAuditEntry(last, event);
         assertWritableAuditEntry(entry);
         this.lastAppended = undefined;
-        await handle.appendFile(`${JSON.stringify(entry)}\n`, "utf8");
-        await handle.sync();
-        this.lastAppended = {
-          entry,
-          identity: fileIdentity(fstatSync(handle.fd, { bigint: true })),
-        };
+        writeAll(fd, `${JSON.stringify(entry)}\n`);
+        await fsyncFd(fd);
+        this.lastAppended = { entry, identity: fileIdentity(fstatSync(fd, { bigint: true })) };
         return entry;
       } catch (error) {
         if (error instanceof RekeyError) throw error;
         throw storeUnavailable("append to", this.auditPath, error);
       } finally {
-        await handle.close();
+        closeSync(fd);
       }
     });
   }
@@ -527,7 +535,7 @@ export class FileStore implements CredentialStore {
       await this.readSnapshotWithIdentity(false);
       await this.loadKeyring(true);
     }
-    await this.withWriteLock(() => this.removeOrphanTempFiles());
+    await this.withWriteLock(async () => this.removeOrphanTempFiles());
   }
 
   /** Key-free problems: open modes, unreadable content, leftover temp files. Throws nothing. */
@@ -1075,14 +1083,6 @@ export class FileStore implements CredentialStore {
     return this.lastAuditEntryIn(tail);
   }
 
-  /** {@link readLastAuditEntry} through a handle already open on the log (`stats`: its fstat). */
-  private async lastAuditEntryOf(
-    handle: FileHandle,
-    stats: BigIntStats,
-  ): Promise<AuditEntry | undefined> {
-    return this.lastAuditEntryIn(await readTail(handle, stats, AUDIT_TAIL_BYTES));
-  }
-
   private async lastAuditEntryIn(
     tail: { text: string; whole: boolean } | undefined,
   ): Promise<AuditEntry | undefined> {
@@ -1111,8 +1111,8 @@ export class FileStore implements CredentialStore {
   }
 
   /** Removes temp files of interrupted writes, past their grace. Call under the write lock. */
-  private async removeOrphanTempFiles(): Promise<void> {
-    await removeOrphanTempFiles(
+  private removeOrphanTempFiles(): void {
+    removeOrphanTempFiles(
       this.dir,
       (name) => this.isTempFile(name),
       this.clock.now(),
@@ -1239,6 +1239,24 @@ async function readTail(
   // A multi-byte character cut at the start is garbled, but that part precedes the last line
   // and is thrown away.
   return { text: buffer.toString("utf8"), whole: length === size };
+}
+
+/** {@link readTail} on a descriptor, synchronously (a tail of a file in the page cache). */
+function readTailSync(
+  fd: number,
+  stats: BigIntStats,
+  maxBytes: number,
+): { text: string; whole: boolean } {
+  const size = Number(stats.size);
+  const length = Math.min(size, maxBytes);
+  const buffer = Buffer.alloc(length);
+  let done = 0;
+  while (done < length) {
+    const read = readSync(fd, buffer, done, length - done, size - length + done);
+    if (read === 0) break;
+    done += read;
+  }
+  return { text: buffer.subarray(0, done).toString("utf8"), whole: length === size };
 }
 
 /** The identity of the file a read would see now. */

@@ -299,6 +299,35 @@ describe("the file store's keys at rest", () => {
     expect(() => openKey(copy)).toThrow(/structuredClone/);
   });
 
+  it("a key in clear written again at its place by the same handle keeps its ciphertext (one seal)", async () => {
+    // A rotation's key write, then its journal's clearing, as the engine makes them: the
+    // second write holds the new key in clear again, in a copy of the record.
+    const store = open();
+    const data = twoPrincipals();
+    const written = await store.compareAndSet(0, data);
+    if (!written.ok) throw new Error("first write refused");
+    const sealedOf = async () =>
+      Object.values(
+        (JSON.parse(await readFile(credentials(), "utf8")) as { data: StoreData }).data.principals,
+      ).map((record) => record.key as string);
+    const first = await sealedOf();
+    const next = structuredClone(data);
+    for (const record of Object.values(next.principals)) record.name = "renamed";
+    expect((await store.compareAndSet(written.snapshot.version, next)).ok).toBe(true);
+    expect(await sealedOf()).toEqual(first);
+    // Another key at that place is sealed anew, and opens as itself.
+    const [id] = Object.keys(next.principals) as [string];
+    const third = structuredClone(next);
+    (third.principals[id] as PrincipalRecord).key = "lf_a_new_key_for_the_same_place_000";
+    expect((await store.compareAndSet(written.snapshot.version + 1, third)).ok).toBe(true);
+    const after = await sealedOf();
+    expect(after[0]).not.toBe(first[0]);
+    expect(after[1]).toBe(first[1]);
+    expect(openKey((await open().read()).data.principals[id]?.key ?? "")).toBe(
+      "lf_a_new_key_for_the_same_place_000",
+    );
+  });
+
   it("a key moved to another place in a draft is opened and sealed for its new place", async () => {
     const data = twoPrincipals();
     await open().compareAndSet(0, data);

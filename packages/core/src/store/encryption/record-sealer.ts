@@ -56,6 +56,8 @@ export class RecordSealer implements SealedKeyOpener {
   private readonly sealedRecords = new WeakMap<object, RawRecord>();
   private readonly sealedTexts = new WeakMap<object, { id: string; text: string }>();
   private readonly sealedEntries = new WeakMap<object, { id: string; bytes: Buffer }>();
+  /** The last ciphertext sealed at each place, and the secret in it. */
+  private readonly lastSealed = new Map<string, { secret: string; sealed: string }>();
 
   constructor(
     readonly storeId: string,
@@ -244,8 +246,16 @@ export class RecordSealer implements SealedKeyOpener {
   }
 
   private seal(secret: string, place: string): string {
+    // The same key at the same place, sealed by this sealer before, is written as the same
+    // ciphertext: a rotation writes its new key, then clears its journal in a copy of the
+    // record that holds the key in clear, and sealing it again cost a second AES-GCM (and a
+    // second ciphertext of the same secret) for nothing. The bytes are those already written.
+    const last = this.lastSealed.get(place);
+    if (last !== undefined && last.secret === secret) return last.sealed;
     const sealed = sealSecret(secret, this.keyring.current, this.storeId, place);
     this.rememberOpening(`${place}\0${sealed}`, secret);
+    if (this.lastSealed.size >= MAX_REMEMBERED_OPENINGS) this.lastSealed.clear();
+    this.lastSealed.set(place, { secret, sealed });
     return sealed;
   }
 
