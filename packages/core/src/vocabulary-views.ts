@@ -161,6 +161,7 @@ export function keyStatusView(status: KeyStatus): KeyStatusView {
       lost_at: lost.lostAt,
       recovery: lost.recovery,
     },
+    next_step: status.nextStep,
     deliveries: status.deliveries?.map(deliveryStatusView),
     schedule:
       schedule &&

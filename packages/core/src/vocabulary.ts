@@ -178,6 +178,12 @@ export const keyStatusSchema = z.object({
     })
     .optional()
     .describe("KEY_LOST: the key was rotated but its successor never reached the store."),
+  next_step: z
+    .string()
+    .optional()
+    .describe(
+      "No key is held (and no loss is shown): how to get one, e.g. `rekey recover` for an operator the store knows.",
+    ),
   deliveries: z
     .array(deliveryStatusSchema)
     .optional()

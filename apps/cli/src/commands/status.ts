@@ -104,7 +104,7 @@ function renderStatus(
           ? colors.red(
               `LOST (KEY_LOST) at ${time(status.keyLost.lostAt)}: ${status.keyLost.oldFingerprint} was rotated and its successor never reached the store. ${status.keyLost.recovery} (or \`rekey acknowledge\`)`,
             )
-          : colors.yellow("none (run rekey register or rekey login)"),
+          : colors.yellow(`none${status.nextStep === undefined ? "" : ` (${status.nextStep})`}`),
     ],
     [
       "key age",

@@ -127,6 +127,13 @@ export interface KeyStatus {
   keyLost?:
     | { requestId: string; oldFingerprint: string; lostAt: string; recovery: string }
     | undefined;
+  /**
+   * No key is held and no loss is shown: how to get one. A principal the store knows (its
+   * record stays after `acknowledge` or a migration) gets a new key the way a lost one does
+   * (`rekey recover` for the operator, a rotation by the operator for an agent); a profile that
+   * knows none registers or logs in.
+   */
+  nextStep?: string | undefined;
   /** The principal's delivery targets: current, stale (an older key) or failing. */
   deliveries?: DeliveryStatus[] | undefined;
   store: { kind: string; location: string };
