@@ -141,4 +141,30 @@ describe("recover", () => {
     );
     expect(failures).toMatchObject([{ errorCode: "UNAUTHORIZED", principal: "operator" }]);
   });
+
+  it("inside the operator's withdrawal cooldown is refused (COOLDOWN_ACTIVE) unless forced, before the faucet", async () => {
+    fixture = await startEngineFixture();
+    let recoveryCode = "";
+    const rekey = fixture.rekey();
+    await rekey.register({
+      onRecoveryCode: async (code) => {
+        recoveryCode = code;
+      },
+    });
+    const rotated = (await rekey.rotateKey()) as { newFingerprint: string; cooldownUntil: string };
+    const recoversBefore = fixture.sandbox.stats().calls.recover ?? 0;
+    const refused = await rekey.recover(recoveryCode).then(
+      () => undefined,
+      (error: RekeyError) => error,
+    );
+    expect(refused?.code).toBe("COOLDOWN_ACTIVE");
+    expect(refused?.details.cooldownUntil).toBe(rotated.cooldownUntil);
+    expect(fixture.sandbox.stats().calls.recover ?? 0).toBe(recoversBefore);
+    expect(await intentsIn(fixture.store)).toEqual([]);
+    expect((await rekey.status()).fingerprint).toBe(rotated.newFingerprint);
+
+    const forced = await rekey.recover(recoveryCode, { force: true });
+    expect(forced.newFingerprint).not.toBe(rotated.newFingerprint);
+    expect(fixture.sandbox.stats().calls.recover ?? 0).toBe(recoversBefore + 1);
+  });
 });

@@ -13,6 +13,7 @@ import {
   updateStoreFrom,
   writableRecord,
 } from "./principal-records.js";
+import { cooldownActiveError, secondsUntil } from "./rotation-checks.js";
 import {
   audit,
   clearIntent,
@@ -41,7 +42,7 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
     recordIdFor,
   } = session;
   return {
-    async recover(recoveryCode) {
+    async recover(recoveryCode, options = {}) {
       const code = recoveryCode.trim();
       if (code.length === 0 || code.length > 512) {
         throw new RekeyError("INVALID_INPUT", "The recovery code is empty or too long", {
@@ -58,6 +59,16 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
       const result = await withLock(lockName, async (): Promise<RotationResult> => {
         const view = await readView();
         const old = storedKeyOf(view, OPERATOR);
+        // A recovery starts the operator's 60-minute withdrawal block as a rotation does: inside
+        // a running one it restarts it, so it takes the same deliberate `force`.
+        const cooldownUntil = recordOf(view, OPERATOR)?.cooldownUntil;
+        if (
+          options.force !== true &&
+          cooldownUntil !== undefined &&
+          secondsUntil(cooldownUntil, clock.now()) > 0
+        ) {
+          throw recoveryInCooldownError(cooldownUntil, clock.now());
+        }
         // Recovery invalidates the operator's key: the store must be able to take the new one,
         // and the audit log its entry.
         await store.checkWritable();
@@ -169,4 +180,17 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
       return deliveries === undefined ? result : { ...result, deliveries };
     },
   };
+}
+
+/** COOLDOWN_ACTIVE for a recovery asked for inside the operator's withdrawal cooldown. */
+function recoveryInCooldownError(until: string, nowMs: number): RekeyError {
+  const refusal = cooldownActiveError(OPERATOR, until, nowMs);
+  return new RekeyError(
+    "COOLDOWN_ACTIVE",
+    `The operator is inside a withdrawal cooldown until ${until}: a recovery now would restart the 60-minute block`,
+    {
+      hint: "Nothing was changed. If the operator key still works, wait for the cooldown to end; recover now only deliberately (force).",
+      details: refusal.details,
+    },
+  );
 }

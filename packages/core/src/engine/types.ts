@@ -302,8 +302,12 @@ export interface Rekey extends DeliveryOperations {
     name: string;
     fingerprint: string;
   }>;
-  /** Gets a new operator key with the recovery code (starts the 60-minute cooldown). */
-  recover(recoveryCode: string): Promise<RotationResult>;
+  /**
+   * Gets a new operator key with the recovery code (starts the 60-minute cooldown). Like a
+   * rotation, it is refused (COOLDOWN_ACTIVE, nothing called upstream) while the profile's
+   * operator is inside a withdrawal cooldown, unless `force`: it would restart the block.
+   */
+  recover(recoveryCode: string, options?: { force?: boolean }): Promise<RotationResult>;
 
   whoami(principal?: Principal): Promise<Identity & { fingerprint: string }>;
   /**
