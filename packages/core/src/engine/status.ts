@@ -4,6 +4,7 @@ import { fingerprint } from "../fingerprint.js";
 import { OPERATOR, principalLabel, samePrincipal } from "../principal.js";
 import { keyScheduleOf } from "../schedule/policies.js";
 import { activePrincipalOf, recordOf, storedKeyOf } from "./principal-records.js";
+import { importAdvice, rescuedKeysIn } from "./rescued-keys.js";
 import { recoveryOf } from "./resolve-intent.js";
 import type { Session } from "./session.js";
 import type { KeyStatus, Rekey } from "./types.js";
@@ -23,6 +24,7 @@ export function createStatus(session: Session): Pick<Rekey, "status"> {
     ensureResolved,
     storedActiveIn,
     cooldownRemaining,
+    context,
   } = session;
   return {
     async status(principal, options = {}) {
@@ -50,13 +52,19 @@ export function createStatus(session: Session): Pick<Rekey, "status"> {
       const stored = storedKeyOf(view, target);
       const seeded = stored ? undefined : await envKey(target, view);
       if (!view.profile && record === undefined && seeded === undefined) {
+        // A registration whose key the store refused leaves no profile, only a rescue file:
+        // registering again would make a second account, so that file is the way on.
+        const [rescued] = await rescuedKeysIn(context.rescueDir, view);
         throw new RekeyError(
           "NOT_FOUND",
           actAs === undefined
             ? `Profile "${profileName}" holds no key yet: it does not exist in ${store.location}`
             : `No record of ${actAs} on ${view.faucet}`,
           {
-            hint: "Run `rekey register` or `rekey login` (or `rekey profiles list` to see what exists).",
+            hint:
+              rescued === undefined
+                ? "Run `rekey register` or `rekey login` (or `rekey profiles list` to see what exists)."
+                : `A rescue file holds the key of the ${rescued.label} (${rescued.fingerprint}) that the store refused: run \`${importAdvice(rescued)}\` once the store takes writes.`,
             details: { principal: principalLabel(target), missing: "profile" },
           },
         );

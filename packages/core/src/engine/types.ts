@@ -234,6 +234,23 @@ export interface HealthReport {
 }
 
 /** What the faucet says of one stored key (doctor). */
+/**
+ * A key in a rescue file that the store does not hold (the store refused it when the faucet
+ * issued it): shown by fingerprint, brought in with `rekey rescue import PATH`.
+ */
+export interface RescuedKey {
+  /** The rescue file. */
+  path: string;
+  /** The record principal it belongs to: "operator:12", "agent:7". */
+  principal: string;
+  label: string;
+  fingerprint: string;
+  /** What issued it: register, rotate, recover... */
+  source: string;
+  /** ISO-8601 UTC: when it was written. */
+  savedAt: string;
+}
+
 export interface KeyCheck {
   /** The record's principal: "operator:12", "agent:7". */
   principal: string;
@@ -359,6 +376,11 @@ export interface Rekey extends DeliveryOperations {
   ): Promise<{ principal: string; fingerprint: string | undefined; wasAlive: boolean }>;
   /** Resolves every unfinished rotation of the profile (doctor). */
   resolvePending(): Promise<PendingResolution[]>;
+  /**
+   * The keys of the profile's faucet that sit in rescue files and not in the store (status,
+   * doctor). Reads the rescue directory; never a faucet call.
+   */
+  rescuedKeys(): Promise<RescuedKey[]>;
   /**
    * Acknowledges a recorded key loss of a principal (default: the profile's): the record is
    * removed and the acknowledgement audited. @throws NOT_FOUND when no loss is recorded.
