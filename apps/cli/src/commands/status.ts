@@ -162,6 +162,6 @@ function scheduleText(
  */
 export function rescuedKeyLine(key: RescuedKey, colors: Colors, time: TimeFormat): string {
   return colors.red(
-    `${key.label} ${key.fingerprint} (${key.source}, ${time(key.savedAt)}) is in the rescue file ${key.path}, not in the store: run \`rekey rescue import ${key.path}\``,
+    `${key.principal} ${key.fingerprint} (${key.source}, ${time(key.savedAt)}) is in the rescue file ${key.path}, not in the store: run \`rekey rescue import ${key.path}\``,
   );
 }

@@ -111,7 +111,13 @@ export function createRepair(
             if (file.requestId !== undefined && record.intent?.requestId === file.requestId)
               delete record.intent;
             const profile = profileIn(draft, profileName, view.profile?.baseUrl ?? defaultUrl());
-            if (file.source === "register" && profile.operator === undefined)
+            // A new profile takes the operator whose key it imports: a registration's, or a
+            // recovery's that another profile's operator refused (another account's code).
+            if (
+              (file.source === "register" || file.source === "recover") &&
+              file.principal.startsWith("operator") &&
+              profile.operator === undefined
+            )
               profile.operator = file.principal;
           },
           () => keyProvider.invalidate(),
