@@ -7,9 +7,10 @@ import { rotationPayload } from "./rotation-view.js";
 
 /**
  * `rekey recover [--force] [--yes]`: gets a new operator key with the recovery code (stdin or a
- * hidden prompt). Starts the 60-minute operator withdrawal cooldown, so inside a running one it
- * is guarded as a rotation is: refused without `--force` (core's COOLDOWN_ACTIVE, nothing
- * changed); with `--force` it asks on a terminal, and needs `--yes` without one.
+ * hidden prompt). Starts the 60-minute operator withdrawal cooldown, so inside a running one,
+ * while the operator's key is stored, it is guarded as a rotation is: refused without `--force`
+ * (core's COOLDOWN_ACTIVE, nothing changed); with `--force` it asks on a terminal, and needs
+ * `--yes` without one. A lost key (KEY_LOST) is recovered without either.
  * @throws RekeyError INVALID_INPUT (no --yes without a terminal, declined), COOLDOWN_ACTIVE,
  *   UNAUTHORIZED (wrong code), STORE_*, UPSTREAM_*
  */
@@ -64,7 +65,7 @@ export async function runRecover(
 /** Core's COOLDOWN_ACTIVE in the CLI's words: the flag that overrides it. */
 function cooldownRefusal(error: RekeyError): RekeyError {
   return new RekeyError("COOLDOWN_ACTIVE", error.message, {
-    hint: "Recovering now restarts the 60-minute withdrawal block. If the operator key still works, wait for the cooldown to end; or pass --force to recover anyway (with --yes without a terminal).",
+    hint: "Recovering now restarts the 60-minute withdrawal block, and the stored operator key still serves: wait for the cooldown to end, or pass --force to recover anyway (with --yes without a terminal).",
     details: error.details,
     cause: error,
   });

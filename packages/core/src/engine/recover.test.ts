@@ -171,6 +171,35 @@ describe("recover", () => {
     expect(forced.newFingerprint).not.toBe(rotated.newFingerprint);
     expect(fixture.sandbox.stats().calls.recover ?? 0).toBe(recoversBefore + 1);
   });
+  it("a lost key (KEY_LOST) inside a cooldown is recovered without force", async () => {
+    fixture = await startEngineFixture({
+      sandbox: {
+        requestIdSupport: false,
+        faults: [{ action: "regenerate_operator_key", nth: 1, kind: "drop_after_commit" }],
+      },
+    });
+    let recoveryCode = "";
+    await fixture.rekey().register({
+      onRecoveryCode: async (code) => {
+        recoveryCode = code;
+      },
+    });
+    // A first recovery starts the cooldown; a forced rotation inside it loses the key.
+    await fixture.rekey().recover(recoveryCode);
+    const lost = await fixture
+      .rekey()
+      .rotateKey({ force: true })
+      .then(
+        () => undefined,
+        (error: RekeyError) => error,
+      );
+    expect(lost?.code).toBe("KEY_LOST");
+    const rekey = fixture.rekey();
+    expect((await rekey.status()).keyLost).toBeDefined();
+    const recovered = await rekey.recover(recoveryCode);
+    await expect(rekey.whoami()).resolves.toMatchObject({ type: "operator", id: 1 });
+    expect((await rekey.status()).fingerprint).toBe(recovered.newFingerprint);
+  });
 });
 
 describe("recover with another account's recovery code", () => {

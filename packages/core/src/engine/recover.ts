@@ -159,10 +159,13 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
         const view = await readView();
         const old = storedKeyOf(view, OPERATOR);
         // A recovery starts the operator's 60-minute withdrawal block as a rotation does: inside
-        // a running one it restarts it, so it takes the same deliberate `force`.
+        // a running one it restarts it, so while the stored key is there to keep using it takes
+        // the same deliberate `force`. Without a key (lost, KEY_LOST) recovering is the only way
+        // back, and the guard would only stand in its way.
         const cooldownUntil = recordOf(view, OPERATOR)?.cooldownUntil;
         if (
           options.force !== true &&
+          old !== undefined &&
           cooldownUntil !== undefined &&
           secondsUntil(cooldownUntil, clock.now()) > 0
         ) {
@@ -308,7 +311,7 @@ function recoveryInCooldownError(until: string, nowMs: number): RekeyError {
     "COOLDOWN_ACTIVE",
     `The operator is inside a withdrawal cooldown until ${until}: a recovery now would restart the 60-minute block`,
     {
-      hint: "Nothing was changed. If the operator key still works, wait for the cooldown to end; recover now only deliberately (force).",
+      hint: "Nothing was changed. The stored operator key still serves: wait for the cooldown to end, or recover now deliberately (force).",
       details: refusal.details,
     },
   );

@@ -321,8 +321,9 @@ export interface Rekey extends DeliveryOperations {
   }>;
   /**
    * Gets a new operator key with the recovery code (starts the 60-minute cooldown). Like a
-   * rotation, it is refused (COOLDOWN_ACTIVE, nothing called upstream) while the profile's
-   * operator is inside a withdrawal cooldown, unless `force`: it would restart the block.
+   * rotation, it is refused (COOLDOWN_ACTIVE, nothing called upstream) while the profile holds
+   * the operator's key and the operator is inside a withdrawal cooldown, unless `force`: it
+   * would restart the block. Without a key (KEY_LOST) it is never refused for a cooldown.
    */
   recover(recoveryCode: string, options?: { force?: boolean }): Promise<RotationResult>;
 
