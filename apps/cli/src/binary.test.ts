@@ -242,6 +242,21 @@ describe("the built rekey binary", () => {
     expect(fromEnv.stderr).not.toContain("s3cret");
   });
 
+  it("a profile's keys asked for under another spelling of its faucet URL: the hint names the profile's URL", async () => {
+    const own = { REKEY_HOME: join(dir, "home-other-url") };
+    const register = ["register", "--recovery-code-file", join(dir, "rc-other-url.txt")];
+    expect((await rekey(register, { env: own })).code).toBe(0);
+    // The sandbox answers on its origin too, but the profile's keys are for .../ai-agents/api.
+    const origin = new URL(sandbox.url).origin;
+    const refused = await rekey(["status"], { env: { ...own, REKEY_API_URL: origin } });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("CONFIG_INVALID");
+    expect(refused.stderr).toMatch(/^ {2}hint: .*/m);
+    const hint = /^ {2}hint: (.*)$/m.exec(refused.stderr)?.[1] ?? "";
+    expect(hint).toContain(`Set REKEY_API_URL=${sandbox.url} (or unset it)`);
+    expect(hint).not.toMatch(/^Use another profile/);
+  });
+
   it("login refuses garbage piped on stdin with exit 2", async () => {
     const result = await rekey(["login"], { stdin: "not a key\nsecond line\n" });
     expect(result.code).toBe(2);

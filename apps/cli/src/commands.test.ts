@@ -478,11 +478,13 @@ describe("login and recover read secrets from stdin or a hidden prompt", () => {
 
   it("a wrong recovery code is refused and not echoed", async () => {
     const wrong = `lfr_${"B".repeat(43)}`;
-    const result = await harness.run(["recover"], { stdin: wrong });
+    // The operator is inside the cooldown the tests above started: --force --yes gets past that
+    // guard (which asks the faucet nothing) to the faucet's refusal of the code.
+    const result = await harness.run(["recover", "--force", "--yes"], { stdin: wrong });
     expect(result.code).toBe(3);
     expect(result.stderr).not.toContain(wrong);
     // The hint is about the code the user gave, not about a rotated key.
-    const refused = await harness.runJson(["recover"], { stdin: wrong });
+    const refused = await harness.runJson(["recover", "--force", "--yes"], { stdin: wrong });
     const { error } = errorDocument.parse(JSON.parse(refused.stderr));
     expect(error.hint).toMatch(/recovery code/);
     expect(error.hint).not.toMatch(/rotated|key from the store/);

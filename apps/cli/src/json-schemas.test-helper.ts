@@ -56,6 +56,7 @@ export const statusDocument = envelope("status", {
   identity: vocabulary.identitySchema.strict().optional(),
   identity_error: z.strictObject({ code: z.string(), message: z.string() }).optional(),
   store_health: vocabulary.storeHealthSchema.strict(),
+  rescued_keys: z.array(vocabulary.rescuedKeySchema.strict()).optional(),
 }).strict();
 
 export const planDocument = envelope("rotate", vocabulary.rotationPlanSchema.shape).strict();

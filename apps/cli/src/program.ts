@@ -356,10 +356,19 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
   program
     .command("recover")
     .description("get a new operator key with the recovery code (stdin or a hidden prompt)")
-    .addHelpText("after", examples("rekey recover", "rekey recover < ~/rekey-recovery.txt"))
-    .action(async (_options: ActionOptions, command: Command) => {
+    .option("--force", "recover even inside a withdrawal cooldown (restarts it)")
+    .option("-y, --yes", "confirm without asking (required without a terminal, with --force)")
+    .addHelpText(
+      "after",
+      examples(
+        "rekey recover",
+        "rekey recover < ~/rekey-recovery.txt",
+        "rekey recover --force --yes < ~/rekey-recovery.txt",
+      ),
+    )
+    .action(async (options: ActionOptions, command: Command) => {
       const { runRecover } = await import("./commands/recover.js");
-      await runRecover(context(command));
+      await runRecover(context(command), options);
     });
 
   const rescue = program

@@ -240,6 +240,31 @@ describe("rekey-http (built bin)", () => {
     expect(faucet.sandbox.stats().rotations).toBe(1);
   });
 
+  it("shuts down cleanly on a SIGTERM sent the moment it says it is listening", async () => {
+    faucet = await startFaucet({ testClock: false });
+    // Several starts: the window between the "listening" line and the handlers was short.
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const spawned = spawnBin(["--port", "0"], {
+        REKEY_STORE: faucet.dir,
+        REKEY_HTTP_TOKENS: TOKENS,
+      });
+      let sent = false;
+      spawned.child.stderr?.on("data", () => {
+        if (!sent && spawned.stderr().includes('"msg":"listening"')) {
+          sent = true;
+          spawned.child.kill("SIGTERM");
+        }
+      });
+      const ended = await new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+        spawned.child.once("exit", (code, signal) => resolve({ code, signal })),
+      );
+      expect(sent).toBe(true);
+      expect(ended).toEqual({ code: 0, signal: null });
+      expect(spawned.stderr()).toContain('"msg":"shutting down: finishing requests in flight"');
+      expect(spawned.stderr()).toContain('"msg":"stopped"');
+    }
+  });
+
   it("finishes a rotation in flight on SIGTERM, stores the new key and exits 0", async () => {
     faucet = await startFaucet({
       testClock: false,

@@ -64,6 +64,19 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
 
+  // Installed before anything else of the server: without a listener Node dies of SIGTERM at
+  // once, mid-start, so an orchestrator that stops a replica as soon as it says "listening" (or
+  // while it opens its store) got an exit by signal, not the clean shutdown below. A signal
+  // that arrives before the server is built is kept and acted on once it is.
+  let stop: ((signal: string) => Promise<void>) | undefined;
+  let stopAsked: string | undefined;
+  const onSignal = (signal: string) => {
+    if (stop === undefined) stopAsked ??= signal;
+    else void stop(signal);
+  };
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
+
   const config = await parseHttpConfig(argv, process.env);
   // Logs go to stderr so stdout carries only the URL line (scripts and tests read it).
   // Buffered into writes of at least 4 KiB: one write per request line costs the server more
@@ -176,7 +189,7 @@ async function main(argv: string[]): Promise<void> {
   schedule?.scheduler.start();
 
   let stopping = false;
-  const stop = async (signal: string) => {
+  stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down: finishing requests in flight");
@@ -193,8 +206,7 @@ async function main(argv: string[]): Promise<void> {
     destination.flushSync();
     process.exit(clean ? 0 : 1);
   };
-  process.on("SIGTERM", () => void stop("SIGTERM"));
-  process.on("SIGINT", () => void stop("SIGINT"));
+  if (stopAsked !== undefined) void stop(stopAsked);
 }
 
 main(process.argv.slice(2)).catch((thrown: unknown) => {

@@ -116,6 +116,8 @@ describe("@rekey/core's public API", () => {
       "removeProfile",
       "renameProfile",
       "rescueImportSchema",
+      "rescuedKeySchema",
+      "rescuedKeyView",
       "rotateAgents",
       "rotateDue",
       "rotationPlanSchema",

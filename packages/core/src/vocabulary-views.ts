@@ -13,6 +13,7 @@ import type {
   KeyCheck,
   KeyStatus,
   PendingResolution,
+  RescuedKey,
   RotationPlan,
   RotationResult,
 } from "./engine/types.js";
@@ -42,6 +43,7 @@ import type {
   PolicyStatusView,
   PrincipalView,
   ProfileSummaryView,
+  RescuedKeyView,
   RotationPlanView,
   RotationView,
   ScheduleEventView,
@@ -161,6 +163,7 @@ export function keyStatusView(status: KeyStatus): KeyStatusView {
       lost_at: lost.lostAt,
       recovery: lost.recovery,
     },
+    next_step: status.nextStep,
     deliveries: status.deliveries?.map(deliveryStatusView),
     schedule:
       schedule &&
@@ -313,6 +316,16 @@ export function healthView(report: HealthReport): HealthView {
       error: report.upstream.error,
     }),
   };
+}
+
+export function rescuedKeyView(rescued: RescuedKey): RescuedKeyView {
+  return defined({
+    ...recordPrincipalView(rescued.principal),
+    fingerprint: rescued.fingerprint,
+    file: rescued.path,
+    source: rescued.source,
+    saved_at: rescued.savedAt,
+  });
 }
 
 export function keyCheckView(check: KeyCheck): KeyCheckView {

@@ -178,6 +178,12 @@ export const keyStatusSchema = z.object({
     })
     .optional()
     .describe("KEY_LOST: the key was rotated but its successor never reached the store."),
+  next_step: z
+    .string()
+    .optional()
+    .describe(
+      "No key is held (and no loss is shown): how to get one, e.g. `rekey recover` for an operator the store knows.",
+    ),
   deliveries: z
     .array(deliveryStatusSchema)
     .optional()
@@ -267,6 +273,8 @@ export type RotationView = z.infer<typeof rotationSchema>;
 export type RotationPlanView = z.infer<typeof rotationPlanSchema>;
 
 export type KeyStatusView = z.infer<typeof keyStatusSchema>;
+
+export type RescuedKeyView = z.infer<typeof rescuedKeySchema>;
 
 export type IdentityView = z.infer<typeof identitySchema>;
 
@@ -519,6 +527,15 @@ export const agentRotationPlanSchema = z.object({
   ),
 });
 
+/** A key in a rescue file that the store does not hold (never the key itself). */
+export const rescuedKeySchema = z.object({
+  ...recordShape,
+  fingerprint,
+  file: z.string().describe("The rescue file; `rekey rescue import FILE` stores its key."),
+  source: z.string().describe("What issued the key: register, rotate, recover..."),
+  saved_at: instant.describe("When the rescue file was written."),
+});
+
 /** `rekey doctor`: every check, and what `--repair` did. */
 export const doctorReportSchema = z.object({
   ok: z.boolean().describe("No problem remains."),
@@ -536,6 +553,10 @@ export const doctorReportSchema = z.object({
     .optional(),
   resolutions: z.array(pendingResolutionSchema).optional(),
   settled: z.array(keyCheckSchema).optional(),
+  rescued_keys: z
+    .array(rescuedKeySchema)
+    .optional()
+    .describe("Keys in rescue files that the store does not hold: each is a problem."),
 });
 
 /** `rekey login`: the key stored and whose it is. */

@@ -14,10 +14,13 @@ import {
   pendingResolutionView,
   policyStatusView,
   principalView,
+  type RescuedKey,
+  rescuedKeyView,
 } from "@rekey/core";
 import type { CommandContext } from "../context.js";
 import { EXIT_CHECK_FAILED } from "../exit-codes.js";
 import { type Colors, formatFields, type TimeFormat } from "../output.js";
+import { rescuedKeyLine } from "./status.js";
 
 /**
  * `rekey doctor [--repair]`: checks the store (file modes included), the faucet URL,
@@ -33,7 +36,7 @@ export async function runDoctor(
   options: Record<string, unknown>,
 ): Promise<void> {
   const repair = options.repair === true;
-  const { health, status, resolutions, settled, keys, deliveries, overdue } =
+  const { health, status, resolutions, settled, keys, deliveries, overdue, rescued } =
     await context.withRekey(async ({ rekey, store }) => {
       // The store's own repairs (temp files of interrupted writes); a failure shows in health.
       if (repair) await store.checkWritable().catch(() => {});
@@ -61,7 +64,8 @@ export async function runDoctor(
         clock: context.deps.clock,
       });
       const overdue = policies.filter((policy) => policy.due?.overdue === true);
-      return { health, status, resolutions, settled, keys, deliveries, overdue };
+      const rescued = await rekey.rescuedKeys();
+      return { health, status, resolutions, settled, keys, deliveries, overdue, rescued };
     });
   const pending = status?.pendingRotation;
   const keyProblems = keys.filter((check) => check.alive === false || !check.current);
@@ -79,10 +83,22 @@ export async function runDoctor(
     keyLost === undefined &&
     keyProblems.length === 0 &&
     staleTargets.length === 0 &&
-    overdue.length === 0;
+    overdue.length === 0 &&
+    // A key only a rescue file holds is one lost file away from gone.
+    rescued.length === 0;
   context.output.result(
     "doctor",
-    doctorPayload({ ok, health, status, keys, deliveries, overdue, resolutions, settled }),
+    doctorPayload({
+      ok,
+      health,
+      status,
+      keys,
+      deliveries,
+      overdue,
+      resolutions,
+      settled,
+      rescued,
+    }),
     () =>
       renderDoctor(
         health,
@@ -92,6 +108,7 @@ export async function runDoctor(
         keys,
         staleTargets,
         overdue,
+        rescued,
         ok,
         context.output.colors,
         context.output.time,
@@ -108,6 +125,7 @@ function renderDoctor(
   keys: KeyCheck[],
   staleTargets: (DeliveryStatus & { principal: string })[],
   overdue: PolicyStatus[],
+  rescued: RescuedKey[],
   ok: boolean,
   colors: Colors,
   time: TimeFormat,
@@ -145,6 +163,7 @@ function renderDoctor(
           `${target.state}: holds ${target.deliveredFingerprint ?? "nothing"}${target.error ? ` (${target.error.message})` : ""} (rekey deliver retry)`,
         ),
       ]),
+      ...rescued.map((key): [string, string] => ["rescued key", rescuedKeyLine(key, colors, time)]),
       ...overdue.map((policy): [string, string] => [
         `overdue ${policy.principal}`,
         colors.red(
@@ -235,6 +254,7 @@ function doctorPayload(report: {
   overdue: PolicyStatus[];
   resolutions: PendingResolution[] | undefined;
   settled: KeyCheck[] | undefined;
+  rescued: RescuedKey[];
 }): DoctorReportView {
   const { status } = report;
   const owner = status && { principal: principalView(status.principal), label: status.label };
@@ -274,5 +294,6 @@ function doctorPayload(report: {
       ? {}
       : { resolutions: report.resolutions.map(pendingResolutionView) }),
     ...(report.settled === undefined ? {} : { settled: report.settled.map(keyCheckView) }),
+    ...(report.rescued.length === 0 ? {} : { rescued_keys: report.rescued.map(rescuedKeyView) }),
   };
 }

@@ -85,16 +85,20 @@ export async function confirmOrRefuse(
   context: CommandContext,
   question: string,
   yes: boolean,
+  /** What is confirmed, and whether the command has a --dry-run to point to. */
+  action: { verb: string; dryRun: boolean } = { verb: "rotate", dryRun: true },
 ): Promise<void> {
   if (yes) return;
   if (!context.interactive) {
-    throw new RekeyError("INVALID_INPUT", "Refusing to rotate without confirmation", {
-      hint: "No terminal to ask on: pass --yes to confirm, or --dry-run to see the plan.",
+    throw new RekeyError("INVALID_INPUT", `Refusing to ${action.verb} without confirmation`, {
+      hint: action.dryRun
+        ? "No terminal to ask on: pass --yes to confirm, or --dry-run to see the plan."
+        : "No terminal to ask on: pass --yes to confirm.",
     });
   }
   if (!(await context.deps.confirm(question))) {
     throw new RekeyError("INVALID_INPUT", "Cancelled: nothing was changed", {
-      hint: "Pass --dry-run to see the plan without being asked.",
+      ...(action.dryRun ? { hint: "Pass --dry-run to see the plan without being asked." } : {}),
     });
   }
 }

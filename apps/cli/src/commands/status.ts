@@ -6,6 +6,8 @@ import {
   isRekeyError,
   type KeyStatus,
   keyStatusView,
+  type RescuedKey,
+  rescuedKeyView,
   storeHealthView,
 } from "@rekey/core";
 import type { CommandContext } from "../context.js";
@@ -25,9 +27,11 @@ export async function runStatus(
   options: Record<string, unknown>,
 ): Promise<void> {
   const principal = parseAgentOption(options.agent);
-  const { status, identity, identityError, storeHealth } = await context.withRekey(
+  const { status, identity, identityError, storeHealth, rescued } = await context.withRekey(
     async ({ rekey, store }) => {
       const status = await rekey.status(principal);
+      // Keys the store refused, kept only in rescue files: until imported they are nowhere else.
+      const rescued = await rekey.rescuedKeys();
       let identity: (Identity & { fingerprint: string }) | undefined;
       let identityError: { code: string; message: string } | undefined;
       if (status.hasKey) {
@@ -38,7 +42,7 @@ export async function runStatus(
           identityError = { code: error.code, message: error.message };
         }
       }
-      return { status, identity, identityError, storeHealth: await store.health() };
+      return { status, identity, identityError, storeHealth: await store.health(), rescued };
     },
   );
   context.output.result(
@@ -48,6 +52,7 @@ export async function runStatus(
       ...(identity === undefined ? {} : { identity: identityView(identity) }),
       ...(identityError === undefined ? {} : { identity_error: identityError }),
       store_health: storeHealthView(storeHealth),
+      ...(rescued.length === 0 ? {} : { rescued_keys: rescued.map(rescuedKeyView) }),
     },
     () =>
       renderStatus(
@@ -55,6 +60,7 @@ export async function runStatus(
         identity,
         identityError,
         storeHealth,
+        rescued,
         context.output.colors,
         context.output.time,
       ),
@@ -68,6 +74,7 @@ function renderStatus(
   identity: Identity | undefined,
   identityError: { code: string; message: string } | undefined,
   storeHealth: { ok: boolean; problems: string[] },
+  rescued: RescuedKey[],
   colors: Colors,
   time: TimeFormat,
 ): string {
@@ -104,7 +111,7 @@ function renderStatus(
           ? colors.red(
               `LOST (KEY_LOST) at ${time(status.keyLost.lostAt)}: ${status.keyLost.oldFingerprint} was rotated and its successor never reached the store. ${status.keyLost.recovery} (or \`rekey acknowledge\`)`,
             )
-          : colors.yellow("none (run rekey register or rekey login)"),
+          : colors.yellow(`none${status.nextStep === undefined ? "" : ` (${status.nextStep})`}`),
     ],
     [
       "key age",
@@ -119,6 +126,7 @@ function renderStatus(
       "store",
       `${status.store.kind} ${status.store.location} (${storeHealth.ok ? colors.green("healthy") : colors.red(`problems: ${storeHealth.problems.join("; ")}`)})`,
     ],
+    ...rescued.map((key): [string, string] => ["rescued key", rescuedKeyLine(key, colors, time)]),
     ...(status.deliveries?.length
       ? ([["deliveries", `\n${deliveryTable(status.deliveries, colors, time)}`]] as [
           string,
@@ -146,4 +154,14 @@ function scheduleText(
   if (schedule.overdue)
     return colors.red(`OVERDUE (due ${time(schedule.dueAt)}); next ${when}${window}`);
   return `${schedule.due ? colors.yellow("due now") : when}${window}`;
+}
+
+/**
+ * A key the store refused, kept in a rescue file (fingerprint only): where it is and the command
+ * that stores it. Doctor shows the same line.
+ */
+export function rescuedKeyLine(key: RescuedKey, colors: Colors, time: TimeFormat): string {
+  return colors.red(
+    `${key.principal} ${key.fingerprint} (${key.source}, ${time(key.savedAt)}) is in the rescue file ${key.path}, not in the store: run \`rekey rescue import ${key.path}\``,
+  );
 }

@@ -76,7 +76,9 @@ describe("recover", () => {
     const recovering = fixture.rekey({ store: other });
     const rotation = rotating.rotateKey() as Promise<RotationResult>;
     await rotationReachedFaucet(fixture);
-    const recovered = await recovering.recover(recoveryCode);
+    // Forced: the rotation it waits for starts a cooldown, inside which a recovery is refused
+    // unless forced (a deliberate recovery is what this race is about).
+    const recovered = await recovering.recover(recoveryCode, { force: true });
     await rotation;
     const stored = await storedKey(fixture.store, "operator");
     expect(stored?.fingerprint).toBe(recovered.newFingerprint);

@@ -1,12 +1,16 @@
-import { readdir } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { RekeyError } from "../errors.js";
-import type { CredentialStore } from "../store/types.js";
+import { type RekeyError, RekeyError as RekeyErrorClass } from "../errors.js";
+import { fingerprint } from "../fingerprint.js";
+import { openKey } from "../store/encryption/sealed-key.js";
+import type { AuditEventInput, CredentialStore } from "../store/types.js";
 import {
   type EngineFixture,
   intentsIn,
   refusingWrites,
   startEngineFixture,
+  storedKey,
 } from "./engine.test-helper.js";
 
 let fixture: EngineFixture | undefined;
@@ -140,5 +144,195 @@ describe("recover", () => {
       (entry) => entry.action === "recover" && entry.outcome === "failure",
     );
     expect(failures).toMatchObject([{ errorCode: "UNAUTHORIZED", principal: "operator" }]);
+  });
+
+  it("inside the operator's withdrawal cooldown is refused (COOLDOWN_ACTIVE) unless forced, before the faucet", async () => {
+    fixture = await startEngineFixture();
+    let recoveryCode = "";
+    const rekey = fixture.rekey();
+    await rekey.register({
+      onRecoveryCode: async (code) => {
+        recoveryCode = code;
+      },
+    });
+    const rotated = (await rekey.rotateKey()) as { newFingerprint: string; cooldownUntil: string };
+    const recoversBefore = fixture.sandbox.stats().calls.recover ?? 0;
+    const refused = await rekey.recover(recoveryCode).then(
+      () => undefined,
+      (error: RekeyError) => error,
+    );
+    expect(refused?.code).toBe("COOLDOWN_ACTIVE");
+    expect(refused?.details.cooldownUntil).toBe(rotated.cooldownUntil);
+    expect(fixture.sandbox.stats().calls.recover ?? 0).toBe(recoversBefore);
+    expect(await intentsIn(fixture.store)).toEqual([]);
+    expect((await rekey.status()).fingerprint).toBe(rotated.newFingerprint);
+
+    const forced = await rekey.recover(recoveryCode, { force: true });
+    expect(forced.newFingerprint).not.toBe(rotated.newFingerprint);
+    expect(fixture.sandbox.stats().calls.recover ?? 0).toBe(recoversBefore + 1);
+  });
+  it("a lost key (KEY_LOST) inside a cooldown is recovered without force", async () => {
+    fixture = await startEngineFixture({
+      sandbox: {
+        requestIdSupport: false,
+        faults: [{ action: "regenerate_operator_key", nth: 1, kind: "drop_after_commit" }],
+      },
+    });
+    let recoveryCode = "";
+    await fixture.rekey().register({
+      onRecoveryCode: async (code) => {
+        recoveryCode = code;
+      },
+    });
+    // A first recovery starts the cooldown; a forced rotation inside it loses the key.
+    await fixture.rekey().recover(recoveryCode);
+    const lost = await fixture
+      .rekey()
+      .rotateKey({ force: true })
+      .then(
+        () => undefined,
+        (error: RekeyError) => error,
+      );
+    expect(lost?.code).toBe("KEY_LOST");
+    const rekey = fixture.rekey();
+    expect((await rekey.status()).keyLost).toBeDefined();
+    const recovered = await rekey.recover(recoveryCode);
+    await expect(rekey.whoami()).resolves.toMatchObject({ type: "operator", id: 1 });
+    expect((await rekey.status()).fingerprint).toBe(recovered.newFingerprint);
+  });
+});
+
+describe("recover with another account's recovery code", () => {
+  /** Operator 1 in the profile (its key stored), operator 2 registered elsewhere. */
+  async function twoAccounts(options: Parameters<typeof startEngineFixture>[0] = {}) {
+    fixture = await startEngineFixture(options);
+    await fixture.rekey().register({});
+    const other = await fixture.client.register({ name: "someone else" });
+    return { fixture, other };
+  }
+
+  /** Everything the profile's operator 1 must still be after a refused foreign recovery. */
+  async function expectProfileUntouched(current: EngineFixture, keyBefore: string | undefined) {
+    const stored = await storedKey(current.store, "operator");
+    expect(stored?.key === undefined ? undefined : openKey(stored.key)).toBe(keyBefore);
+    expect(await intentsIn(current.store)).toEqual([]);
+    const { data } = await current.store.read();
+    expect(Object.keys(data.principals).some((id) => id.endsWith("#operator:2"))).toBe(false);
+    expect(data.profiles.default?.operator).toBe("operator:1");
+  }
+
+  it("refuses to file operator 2's new key as operator 1's: rescue file, audit, CONFIG_INVALID", async () => {
+    const { fixture: current, other } = await twoAccounts();
+    const before = await storedKey(current.store, "operator");
+    const keyBefore = before?.key === undefined ? undefined : openKey(before.key);
+    const rekey = current.rekey();
+    const refused = await rekey.recover(other.recoveryCode).then(
+      () => undefined,
+      (error: RekeyError) => error,
+    );
+    expect(refused?.code).toBe("CONFIG_INVALID");
+    expect(refused?.message).toContain("operator 2");
+    expect(refused?.hint).toContain("rescue import");
+    await expectProfileUntouched(current, keyBefore);
+    // Operator 1's key was never touched upstream.
+    await expect(current.client.whoami(keyBefore ?? "")).resolves.toMatchObject({ id: 1 });
+
+    // Operator 2's old key is dead; its new one is durable, in a rescue file of its own.
+    await expect(current.client.whoami(other.apiKey)).rejects.toMatchObject({
+      code: "UNAUTHORIZED",
+    });
+    const rescueFile = String(refused?.details.rescueFile);
+    const rescued = JSON.parse(await readFile(rescueFile, "utf8")) as {
+      principal: string;
+      key: string;
+      source: string;
+    };
+    expect(rescued).toMatchObject({ principal: "operator:2", source: "recover" });
+    await expect(current.client.whoami(rescued.key)).resolves.toMatchObject({
+      type: "operator",
+      id: 2,
+    });
+    expect(await rekey.rescuedKeys()).toEqual([
+      expect.objectContaining({ principal: "operator:2", fingerprint: fingerprint(rescued.key) }),
+    ]);
+    const entries = (await rekey.history()).filter((entry) => entry.action === "recover");
+    expect(entries).toEqual([
+      expect.objectContaining({
+        principal: "operator:2",
+        outcome: "failure",
+        errorCode: "CONFIG_INVALID",
+        newFingerprint: fingerprint(rescued.key),
+      }),
+    ]);
+
+    // Nothing is left to resolve, and resolving does not take operator 2's key for operator 1.
+    expect(await current.rekey().resolvePending()).toEqual([]);
+    await expectProfileUntouched(current, keyBefore);
+    expect(await readdir(current.rescueDir)).toEqual([rescueFile.split("/").pop()]);
+
+    // Imported into a profile of its own, operator 2 works from there.
+    const bob = current.rekey({ profile: "bob" });
+    await bob.importRescue(rescueFile);
+    await expect(bob.whoami()).resolves.toMatchObject({ type: "operator", id: 2 });
+  });
+
+  it("refuses it too when operator 1's key is lost (KEY_LOST): the loss stays on operator 1", async () => {
+    const { fixture: current, other } = await twoAccounts({
+      sandbox: {
+        requestIdSupport: false,
+        faults: [{ action: "regenerate_operator_key", nth: 1, kind: "drop_after_commit" }],
+      },
+    });
+    const lost = await current
+      .rekey()
+      .rotateKey()
+      .then(
+        () => undefined,
+        (error: RekeyError) => error,
+      );
+    expect(lost?.code).toBe("KEY_LOST");
+    const rekey = current.rekey();
+    const refused = await rekey.recover(other.recoveryCode).then(
+      () => undefined,
+      (error: RekeyError) => error,
+    );
+    expect(refused?.code).toBe("CONFIG_INVALID");
+    await expectProfileUntouched(current, undefined);
+    expect((await rekey.status()).keyLost).toBeDefined();
+    expect(String(refused?.details.rescueFile).startsWith(join(current.rescueDir))).toBe(true);
+  });
+
+  it("a journal left behind (the audit append failed) resolves as not rotated, never with operator 2's rescued key", async () => {
+    // The real file store, wrapped only to fail the recovery's audit append on cue.
+    const { fixture: current, other } = await twoAccounts({ store: "file" });
+    const before = await storedKey(current.store, "operator");
+    const keyBefore = before?.key === undefined ? undefined : openKey(before.key);
+    const base = current.store;
+    const failingAudit = Object.assign(Object.create(base) as CredentialStore, {
+      appendAudit: (event: AuditEventInput) =>
+        event.action === "recover"
+          ? Promise.reject(new RekeyErrorClass("STORE_UNAVAILABLE", "the audit log is gone"))
+          : base.appendAudit(event),
+      prepareAudit: base.prepareAudit?.bind(base),
+      close: async () => {},
+    });
+    const refused = await current
+      .rekey({ store: failingAudit })
+      .recover(other.recoveryCode)
+      .then(
+        () => undefined,
+        (error: RekeyError) => error,
+      );
+    expect(refused?.code).toBe("STORE_UNAVAILABLE");
+    // Operator 1's journal is still there, and operator 2's key is in a rescue file under the
+    // same request id.
+    expect(await intentsIn(current.store)).toHaveLength(1);
+    const [file] = await readdir(current.rescueDir);
+    expect(file).toMatch(/^operator-2-/);
+
+    const [resolution] = await current.rekey().resolvePending();
+    expect(resolution?.outcome).toBe("not_rotated");
+    await expectProfileUntouched(current, keyBefore);
+    expect(await readdir(current.rescueDir)).toEqual([file]);
   });
 });

@@ -1,18 +1,22 @@
 import { randomUUID } from "node:crypto";
 import { isRekeyError, RekeyError } from "../errors.js";
-import { OPERATOR } from "../principal.js";
+import { fingerprint } from "../fingerprint.js";
+import { cooldownMinutes, OPERATOR } from "../principal.js";
 import { operatorRecordPrincipal, recordIdOf } from "../store/record-ids.js";
-import type { RotationIntent } from "../store/types.js";
+import type { RotationIntent, RotationRecord, StoreSnapshot } from "../store/types.js";
 import { killPoint } from "../testing/kill-points.js";
 import { rotationLockName } from "./context.js";
 import {
   profileIn,
   recordIn,
   recordOf,
+  setKey,
   storedKeyOf,
   updateStoreFrom,
   writableRecord,
 } from "./principal-records.js";
+import { writeRescueFile } from "./rescue.js";
+import { cooldownActiveError, secondsUntil } from "./rotation-checks.js";
 import {
   audit,
   clearIntent,
@@ -20,7 +24,6 @@ import {
   outcomeUnknown,
   prepareAudit,
   storeIssuedKey,
-  verifyKey,
 } from "./rotation-steps.js";
 import type { Session } from "./session.js";
 import type { Rekey, RotationResult } from "./types.js";
@@ -40,8 +43,105 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
     toResult,
     recordIdFor,
   } = session;
+  /**
+   * A recovery that issued another operator's key than the profile's: that operator's old key
+   * is dead, so its new one is kept, durably and loudly, outside this profile: in a rescue file
+   * (in the store beside, only if no rescue file can be written), never in the profile
+   * operator's record. The profile operator's journal is cleared (its key was not touched), the
+   * recovery is audited under the account it replaced, and the error says where the key is.
+   */
+  async function keepOtherAccountsKey(
+    reply: { operatorId: number; apiKey: string; cooldownUntil?: string | undefined },
+    at: {
+      view: Awaited<ReturnType<typeof readView>>;
+      base: StoreSnapshot;
+      journal: RotationIntent | undefined;
+      requestId: string;
+      verified: boolean;
+      profileOperator: string;
+    },
+  ): Promise<RekeyError> {
+    const other = operatorRecordPrincipal(reply.operatorId);
+    const newFingerprint = fingerprint(reply.apiKey);
+    const savedAt = new Date(clock.now()).toISOString();
+    const cooldownUntil =
+      reply.cooldownUntil ??
+      new Date(clock.now() + cooldownMinutes(OPERATOR) * 60_000).toISOString();
+    const lastRotation: RotationRecord = {
+      requestId: at.requestId,
+      oldFingerprint: "none",
+      newFingerprint,
+      rotatedAt: savedAt,
+      cooldownUntil,
+      verified: at.verified,
+      surface,
+    };
+    const rescueFile = await writeRescueFile(context.rescueDir, {
+      faucet: at.view.faucet,
+      principal: other,
+      key: reply.apiKey,
+      source: "recover",
+      savedAt,
+      requestId: at.requestId,
+      operatorId: reply.operatorId,
+      lastRotation,
+    }).catch(() => undefined);
+    let where = rescueFile === undefined ? undefined : `the rescue file ${rescueFile}`;
+    if (rescueFile === undefined) {
+      // No rescue file: the store beside is the only durable place left (not the profile's
+      // record, not the profile's pointer).
+      const url = context.baseUrl(at.view);
+      where = await updateStoreFrom(store, undefined, (draft) => {
+        const record = recordIn(draft, url, other);
+        if (record.key !== undefined) return;
+        setKey(record, {
+          key: reply.apiKey,
+          fingerprint: newFingerprint,
+          savedAt,
+          source: "recover",
+        });
+        record.operatorId = reply.operatorId;
+        record.lastRotation = lastRotation;
+        record.cooldownUntil = cooldownUntil;
+      }).then(
+        () => `the store, beside this profile (act as it with --as ${other})`,
+        () => undefined,
+      );
+    }
+    await audit(context, {
+      principal: other,
+      action: "recover",
+      outcome: "failure",
+      newFingerprint,
+      cooldownUntil,
+      requestId: at.requestId,
+      errorCode: "CONFIG_INVALID",
+    });
+    if (at.journal !== undefined) {
+      await clearIntent(context, at.view.faucet, at.journal.principal, at.base);
+    }
+    const profileLabel = `operator ${operatorIdOfRecord(at.profileOperator) ?? ""}`.trim();
+    return new RekeyError(
+      "CONFIG_INVALID",
+      `The recovery code is operator ${reply.operatorId}'s, not this profile's (${profileLabel}): the faucet replaced operator ${reply.operatorId}'s key (new key ${newFingerprint}, its old key no longer works) and ${where === undefined ? "it could not be kept anywhere: no rescue file could be written and the store refused it" : `it was kept in ${where}`}. Profile "${profileName}" is unchanged.`,
+      {
+        hint:
+          rescueFile !== undefined
+            ? `Store it for its own account: \`rekey --profile NAME rescue import ${rescueFile}\` (a new profile NAME), and give operator ${reply.operatorId}'s users the new key. To recover this profile's operator, use the recovery code \`rekey register\` gave it.`
+            : where !== undefined
+              ? `Operator ${reply.operatorId}'s new key is in the store beside this profile (\`rekey --as ${other} status\`). To recover this profile's operator, use the recovery code \`rekey register\` gave it.`
+              : `Operator ${reply.operatorId}'s owner can recover again with the same code. To recover this profile's operator, use the recovery code \`rekey register\` gave it.`,
+        details: {
+          principal: "operator",
+          recoveredOperatorId: reply.operatorId,
+          ...(rescueFile === undefined ? {} : { rescueFile }),
+        },
+      },
+    );
+  }
+
   return {
-    async recover(recoveryCode) {
+    async recover(recoveryCode, options = {}) {
       const code = recoveryCode.trim();
       if (code.length === 0 || code.length > 512) {
         throw new RekeyError("INVALID_INPUT", "The recovery code is empty or too long", {
@@ -58,6 +158,19 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
       const result = await withLock(lockName, async (): Promise<RotationResult> => {
         const view = await readView();
         const old = storedKeyOf(view, OPERATOR);
+        // A recovery starts the operator's 60-minute withdrawal block as a rotation does: inside
+        // a running one it restarts it, so while the stored key is there to keep using it takes
+        // the same deliberate `force`. Without a key (lost, KEY_LOST) recovering is the only way
+        // back, and the guard would only stand in its way.
+        const cooldownUntil = recordOf(view, OPERATOR)?.cooldownUntil;
+        if (
+          options.force !== true &&
+          old !== undefined &&
+          cooldownUntil !== undefined &&
+          secondsUntil(cooldownUntil, clock.now()) > 0
+        ) {
+          throw recoveryInCooldownError(cooldownUntil, clock.now());
+        }
         // Recovery invalidates the operator's key: the store must be able to take the new one,
         // and the audit log its entry.
         await store.checkWritable();
@@ -112,12 +225,32 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
           throw error;
         }
         killPoint("recover.upstream-replied");
-        const recordPrincipal = operatorRecordPrincipal(reply.operatorId);
+        // Whose key this is, asked of the key itself before anything is stored: a recovery code
+        // of another account (operator B's, pasted in operator A's profile) makes the faucet
+        // replace B's key, and that key must never be filed as A's.
+        const identity = await faucetClient.whoami(reply.apiKey).catch(() => undefined);
+        const recoveredId = identity?.type === "operator" ? identity.id : reply.operatorId;
+        const expectedId = operatorIdOfRecord(view.operator);
+        if (expectedId !== undefined && recoveredId !== expectedId) {
+          throw await keepOtherAccountsKey(
+            { ...reply, operatorId: recoveredId },
+            {
+              view,
+              base,
+              journal,
+              requestId,
+              verified: identity !== undefined,
+              profileOperator: view.operator ?? "operator",
+            },
+          );
+        }
+        const recordPrincipal = operatorRecordPrincipal(recoveredId);
         const url = context.baseUrl(view);
-        // From here on, the path of a rotation: whoami asks about the new key while it is
-        // stored (retried, with a rescue file if the store refuses it), then the audit entry,
-        // then the journal is cleared.
-        const verifying = verifyKey(faucetClient, OPERATOR, reply.apiKey);
+        // From here on, the path of a rotation: the new key is stored (retried, with a rescue
+        // file if the store refuses it), then the audit entry, then the journal is cleared.
+        const verifying = Promise.resolve(
+          identity?.type === "operator" && identity.id === recoveredId,
+        );
         const stored = await storeIssuedKey(context, view.faucet, OPERATOR, journal, reply, base, {
           recordPrincipal,
           source: "recover",
@@ -125,7 +258,7 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
           oldFingerprint: view.operator === recordPrincipal ? (old?.fingerprint ?? "none") : "none",
           alsoChange: (draft) => {
             const recovered = recordIn(draft, url, recordPrincipal);
-            recovered.operatorId = reply.operatorId;
+            recovered.operatorId = recoveredId;
             const profile = profileIn(draft, profileName, url);
             const pointed =
               profile.operator === undefined
@@ -169,4 +302,23 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
       return deliveries === undefined ? result : { ...result, deliveries };
     },
   };
+}
+
+/** COOLDOWN_ACTIVE for a recovery asked for inside the operator's withdrawal cooldown. */
+function recoveryInCooldownError(until: string, nowMs: number): RekeyError {
+  const refusal = cooldownActiveError(OPERATOR, until, nowMs);
+  return new RekeyError(
+    "COOLDOWN_ACTIVE",
+    `The operator is inside a withdrawal cooldown until ${until}: a recovery now would restart the 60-minute block`,
+    {
+      hint: "Nothing was changed. The stored operator key still serves: wait for the cooldown to end, or recover now deliberately (force).",
+      details: refusal.details,
+    },
+  );
+}
+
+/** The operator id of an operator record principal ("operator:12"); undefined when unknown. */
+function operatorIdOfRecord(recordPrincipal: string | undefined): number | undefined {
+  const id = /^operator:(\d+)$/.exec(recordPrincipal ?? "")?.[1];
+  return id === undefined ? undefined : Number(id);
 }

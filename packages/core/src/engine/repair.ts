@@ -14,6 +14,7 @@ import {
   writableRecord,
 } from "./principal-records.js";
 import { readRescueFile, removeRescueFile } from "./rescue.js";
+import { rescuedKeysIn } from "./rescued-keys.js";
 import { audit, prepareAudit } from "./rotation-steps.js";
 import type { Session } from "./session.js";
 import type { Rekey } from "./types.js";
@@ -21,7 +22,7 @@ import type { Rekey } from "./types.js";
 /** What `doctor --repair` and `rescue import` do: finish journals, acknowledge losses, take keys back. */
 export function createRepair(
   session: Session,
-): Pick<Rekey, "resolvePending" | "acknowledgeKeyLost" | "importRescue"> {
+): Pick<Rekey, "resolvePending" | "acknowledgeKeyLost" | "importRescue" | "rescuedKeys"> {
   const {
     profileName,
     store,
@@ -37,6 +38,10 @@ export function createRepair(
       // doctor --repair: a torn audit tail is moved aside (and audited) first.
       await prepareAudit(context);
       return resolveLeftovers();
+    },
+
+    async rescuedKeys() {
+      return rescuedKeysIn(context.rescueDir, await readView());
     },
 
     async acknowledgeKeyLost(principal) {
@@ -106,7 +111,13 @@ export function createRepair(
             if (file.requestId !== undefined && record.intent?.requestId === file.requestId)
               delete record.intent;
             const profile = profileIn(draft, profileName, view.profile?.baseUrl ?? defaultUrl());
-            if (file.source === "register" && profile.operator === undefined)
+            // A new profile takes the operator whose key it imports: a registration's, or a
+            // recovery's that another profile's operator refused (another account's code).
+            if (
+              (file.source === "register" || file.source === "recover") &&
+              file.principal.startsWith("operator") &&
+              profile.operator === undefined
+            )
               profile.operator = file.principal;
           },
           () => keyProvider.invalidate(),

@@ -117,11 +117,16 @@ export async function readRescueFile(path: string): Promise<RescueFile> {
   return parsed.data;
 }
 
-/** The rescue file of one rotation in `dir`, if one was written. */
+/**
+ * The rescue file of one rotation of `principal` (a record principal) in `dir`, if one was
+ * written. The principal must match too: a recovery that found another account leaves that
+ * account's key under the same request id, and it must never become this principal's key.
+ */
 export async function findRescueFile(
   dir: string,
   faucet: string,
   requestId: string,
+  principal: string,
 ): Promise<{ path: string; file: RescueFile } | undefined> {
   const names = await readdir(dir).catch(() => [] as string[]);
   for (const name of names.filter(
@@ -129,7 +134,8 @@ export async function findRescueFile(
   )) {
     const path = join(dir, name);
     const file = await readRescueFile(path).catch(() => undefined);
-    if (file?.requestId === requestId && file.faucet === faucet) return { path, file };
+    if (file?.requestId === requestId && file.faucet === faucet && file.principal === principal)
+      return { path, file };
   }
   return undefined;
 }

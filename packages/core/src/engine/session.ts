@@ -75,6 +75,13 @@ export function createSession(options: RekeyOptions) {
     );
   }
   const explicitUrl = options.baseUrl ?? env.REKEY_API_URL ?? env.LIGHTNING_WALLET_API_URL;
+  // Where that URL came from, for a hint that says what to change.
+  const explicitUrlSource =
+    options.baseUrl !== undefined
+      ? undefined
+      : env.REKEY_API_URL !== undefined
+        ? "REKEY_API_URL"
+        : "LIGHTNING_WALLET_API_URL";
   if (explicitUrl !== undefined) validateBaseUrl(explicitUrl);
   const { store, surface } = options;
   const clock = options.clock ?? systemClock;
@@ -116,10 +123,23 @@ export function createSession(options: RekeyOptions) {
       throw new RekeyError(
         "CONFIG_INVALID",
         `Profile "${profileName}" holds keys for ${profile.baseUrl}, not ${explicitUrl}: keys are never sent to another URL`,
-        { hint: "Use another profile (--profile) for another faucet URL." },
+        { hint: otherUrlHint(profile.baseUrl) },
       );
     }
     return profile.baseUrl;
+  }
+
+  /**
+   * Two spellings of one faucet (the sandbox answers on `/` and on `/ai-agents/api`) are two
+   * faucets to the store, so the fix is nearly always to ask for the profile's own URL: name it,
+   * and the setting that asked for another one.
+   */
+  function otherUrlHint(profileUrl: string): string {
+    const useIt =
+      explicitUrlSource === undefined
+        ? `Give the faucet URL ${profileUrl} (--url), or none, to use this profile's keys`
+        : `Set ${explicitUrlSource}=${profileUrl} (or unset it) to use this profile's keys`;
+    return `${useIt}; a faucet at another URL needs a profile of its own (--profile NAME).`;
   }
 
   async function baseUrl(): Promise<string> {

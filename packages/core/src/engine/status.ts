@@ -4,6 +4,8 @@ import { fingerprint } from "../fingerprint.js";
 import { OPERATOR, principalLabel, samePrincipal } from "../principal.js";
 import { keyScheduleOf } from "../schedule/policies.js";
 import { activePrincipalOf, recordOf, storedKeyOf } from "./principal-records.js";
+import { importAdvice, rescuedKeysIn } from "./rescued-keys.js";
+import { recoveryOf } from "./resolve-intent.js";
 import type { Session } from "./session.js";
 import type { KeyStatus, Rekey } from "./types.js";
 
@@ -22,6 +24,7 @@ export function createStatus(session: Session): Pick<Rekey, "status"> {
     ensureResolved,
     storedActiveIn,
     cooldownRemaining,
+    context,
   } = session;
   return {
     async status(principal, options = {}) {
@@ -49,13 +52,19 @@ export function createStatus(session: Session): Pick<Rekey, "status"> {
       const stored = storedKeyOf(view, target);
       const seeded = stored ? undefined : await envKey(target, view);
       if (!view.profile && record === undefined && seeded === undefined) {
+        // A registration whose key the store refused leaves no profile, only a rescue file:
+        // registering again would make a second account, so that file is the way on.
+        const [rescued] = await rescuedKeysIn(context.rescueDir, view);
         throw new RekeyError(
           "NOT_FOUND",
           actAs === undefined
             ? `Profile "${profileName}" holds no key yet: it does not exist in ${store.location}`
             : `No record of ${actAs} on ${view.faucet}`,
           {
-            hint: "Run `rekey register` or `rekey login` (or `rekey profiles list` to see what exists).",
+            hint:
+              rescued === undefined
+                ? "Run `rekey register` or `rekey login` (or `rekey profiles list` to see what exists)."
+                : `A rescue file holds the key of the ${rescued.label} (${rescued.fingerprint}) that the store refused: run \`${importAdvice(rescued)}\` once the store takes writes.`,
             details: { principal: principalLabel(target), missing: "profile" },
           },
         );
@@ -70,6 +79,8 @@ export function createStatus(session: Session): Pick<Rekey, "status"> {
           },
         );
       }
+      const hasKey = stored !== undefined || seeded !== undefined;
+      const keyLost = record?.keyLost && stored === undefined ? record.keyLost : undefined;
       const intent = record?.intent;
       const cooldownUntil = record?.cooldownUntil;
       const remaining = cooldownRemaining(cooldownUntil);
@@ -78,7 +89,7 @@ export function createStatus(session: Session): Pick<Rekey, "status"> {
         label: principalLabel(target),
         profile: profileName,
         baseUrl: baseUrlOf(view.profile),
-        hasKey: stored !== undefined || seeded !== undefined,
+        hasKey,
         keySource: stored ? "store" : seeded !== undefined ? "env" : undefined,
         fingerprint:
           stored?.fingerprint ?? (seeded === undefined ? undefined : fingerprint(seeded)),
@@ -93,15 +104,22 @@ export function createStatus(session: Session): Pick<Rekey, "status"> {
         pendingRotation: intent
           ? { requestId: intent.requestId, startedAt: intent.startedAt, phase: intent.phase }
           : undefined,
-        keyLost:
-          record?.keyLost && stored === undefined
-            ? {
-                requestId: record.keyLost.requestId,
-                oldFingerprint: record.keyLost.oldFingerprint,
-                lostAt: record.keyLost.lostAt,
-                recovery: record.keyLost.recovery,
-              }
-            : undefined,
+        keyLost: keyLost && {
+          requestId: keyLost.requestId,
+          oldFingerprint: keyLost.oldFingerprint,
+          lostAt: keyLost.lostAt,
+          recovery: keyLost.recovery,
+        },
+        nextStep:
+          hasKey || keyLost !== undefined || intent !== undefined
+            ? undefined
+            : // A record without a key is an account (or agent) that exists upstream: registering
+              // would make a second account, not get this one back.
+              record !== undefined
+              ? target.kind === "operator"
+                ? `${recoveryOf(target)} (Or \`rekey login\` with its current key, if you hold it.)`
+                : recoveryOf(target)
+              : "Run `rekey register` (a new account) or `rekey login` (a key you hold).",
         deliveries: record?.deliveries ? deliveryStatusOf(record) : undefined,
         store: { kind: store.kind, location: store.location },
         schedule: record === undefined ? undefined : keyScheduleOf(record, clock.now()),

@@ -127,6 +127,13 @@ export interface KeyStatus {
   keyLost?:
     | { requestId: string; oldFingerprint: string; lostAt: string; recovery: string }
     | undefined;
+  /**
+   * No key is held and no loss is shown: how to get one. A principal the store knows (its
+   * record stays after `acknowledge` or a migration) gets a new key the way a lost one does
+   * (`rekey recover` for the operator, a rotation by the operator for an agent); a profile that
+   * knows none registers or logs in.
+   */
+  nextStep?: string | undefined;
   /** The principal's delivery targets: current, stale (an older key) or failing. */
   deliveries?: DeliveryStatus[] | undefined;
   store: { kind: string; location: string };
@@ -227,6 +234,23 @@ export interface HealthReport {
 }
 
 /** What the faucet says of one stored key (doctor). */
+/**
+ * A key in a rescue file that the store does not hold (the store refused it when the faucet
+ * issued it): shown by fingerprint, brought in with `rekey rescue import PATH`.
+ */
+export interface RescuedKey {
+  /** The rescue file. */
+  path: string;
+  /** The record principal it belongs to: "operator:12", "agent:7". */
+  principal: string;
+  label: string;
+  fingerprint: string;
+  /** What issued it: register, rotate, recover... */
+  source: string;
+  /** ISO-8601 UTC: when it was written. */
+  savedAt: string;
+}
+
 export interface KeyCheck {
   /** The record's principal: "operator:12", "agent:7". */
   principal: string;
@@ -295,8 +319,13 @@ export interface Rekey extends DeliveryOperations {
     name: string;
     fingerprint: string;
   }>;
-  /** Gets a new operator key with the recovery code (starts the 60-minute cooldown). */
-  recover(recoveryCode: string): Promise<RotationResult>;
+  /**
+   * Gets a new operator key with the recovery code (starts the 60-minute cooldown). Like a
+   * rotation, it is refused (COOLDOWN_ACTIVE, nothing called upstream) while the profile holds
+   * the operator's key and the operator is inside a withdrawal cooldown, unless `force`: it
+   * would restart the block. Without a key (KEY_LOST) it is never refused for a cooldown.
+   */
+  recover(recoveryCode: string, options?: { force?: boolean }): Promise<RotationResult>;
 
   whoami(principal?: Principal): Promise<Identity & { fingerprint: string }>;
   /**
@@ -348,6 +377,11 @@ export interface Rekey extends DeliveryOperations {
   ): Promise<{ principal: string; fingerprint: string | undefined; wasAlive: boolean }>;
   /** Resolves every unfinished rotation of the profile (doctor). */
   resolvePending(): Promise<PendingResolution[]>;
+  /**
+   * The keys of the profile's faucet that sit in rescue files and not in the store (status,
+   * doctor). Reads the rescue directory; never a faucet call.
+   */
+  rescuedKeys(): Promise<RescuedKey[]>;
   /**
    * Acknowledges a recorded key loss of a principal (default: the profile's): the record is
    * removed and the acknowledgement audited. @throws NOT_FOUND when no loss is recorded.

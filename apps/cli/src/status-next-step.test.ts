@@ -1,0 +1,71 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type RunningSandbox, startSandbox } from "@rekey/sandbox";
+import { afterEach, describe, expect, it } from "vitest";
+import { RAW_SECRET, runBinary } from "./cli-harness.test-helper.js";
+import { statusDocument } from "./json-schemas.test-helper.js";
+
+// The built binary as a child process against a real sandbox: what `rekey status` tells a user
+// to do when the profile holds no key.
+let sandbox: RunningSandbox | undefined;
+let dir: string | undefined;
+afterEach(async () => {
+  await sandbox?.close();
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  sandbox = undefined;
+  dir = undefined;
+});
+
+describe("rekey status with no key", () => {
+  it("after `acknowledge` of a lost operator key, points to `rekey recover`, not `register`", async () => {
+    // No request_id replay and a dropped reply after the faucet rotated: the key is lost.
+    sandbox = await startSandbox({
+      port: 0,
+      requestIdSupport: false,
+      faults: [{ action: "regenerate_operator_key", nth: 1, kind: "drop_after_commit" }],
+    });
+    dir = await mkdtemp(join(tmpdir(), "rekey-next-step-"));
+    const env = {
+      REKEY_HOME: join(dir, "home"),
+      REKEY_RESCUE_DIR: join(dir, "rescue"),
+      REKEY_API_URL: sandbox.url,
+      HOME: dir,
+    };
+    const rekey = (args: string[]) => runBinary(args, { env });
+    const outputs: string[] = [];
+    const run = async (args: string[]) => {
+      const result = await rekey(args);
+      outputs.push(result.stdout, result.stderr);
+      return result;
+    };
+
+    expect((await run(["register", "--recovery-code-file", join(dir, "rc.txt")])).code).toBe(0);
+    const lost = await run(["rotate", "--yes"]);
+    expect(lost.code).toBe(9);
+    expect((await run(["acknowledge"])).code).toBe(0);
+
+    const status = await run(["status"]);
+    expect(status.code).toBe(0);
+    const keyLine = status.stdout.split("\n").find((line) => line.startsWith("key:")) ?? "";
+    expect(keyLine).toContain("rekey recover");
+    expect(keyLine).toContain("recovery code");
+    expect(keyLine).not.toContain("register");
+
+    const json = await run(["status", "--json"]);
+    const document = statusDocument.parse(JSON.parse(json.stdout));
+    expect(document.has_key).toBe(false);
+    expect(document.next_step).toContain("rekey recover");
+
+    for (const text of outputs) expect(text).not.toMatch(RAW_SECRET);
+  });
+
+  it("a profile that knows no operator still points to `register` or `login`", async () => {
+    sandbox = await startSandbox({ port: 0 });
+    dir = await mkdtemp(join(tmpdir(), "rekey-next-step-"));
+    const env = { REKEY_HOME: join(dir, "home"), REKEY_API_URL: sandbox.url, HOME: dir };
+    // An empty store: status of a profile with nothing in it is NOT_FOUND (exit 4) with that hint.
+    const status = await runBinary(["status"], { env });
+    expect(status.stderr + status.stdout).toMatch(/rekey register/);
+  });
+});

@@ -1,0 +1,40 @@
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { principalLabel } from "../principal.js";
+import { faucetIdOf, recordIdOf } from "../store/record-ids.js";
+import { type ProfileView, principalOfRecord } from "./principal-records.js";
+import { readRescueFile } from "./rescue.js";
+import type { RescuedKey } from "./types.js";
+
+/**
+ * The rescue files in `dir` that hold a key of the view's faucet the store does not hold: a
+ * registration, rotation or recovery whose key the store refused. Until imported such a key is
+ * nowhere else, so status and doctor show each (by fingerprint, never the key). Files that are
+ * not rescue files, or that another faucet's profile owns, are left out.
+ */
+export async function rescuedKeysIn(dir: string, view: ProfileView): Promise<RescuedKey[]> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const faucet = faucetIdOf(view.faucet);
+  const found: RescuedKey[] = [];
+  for (const name of names.filter((entry) => entry.endsWith(".json")).sort()) {
+    const path = join(dir, name);
+    const file = await readRescueFile(path).catch(() => undefined);
+    if (file === undefined || faucetIdOf(file.faucet) !== faucet) continue;
+    const record = view.data.principals[recordIdOf(faucet, file.principal)];
+    if (record?.fingerprint === file.fingerprint) continue;
+    found.push({
+      path,
+      principal: file.principal,
+      label: principalLabel(principalOfRecord(file.principal)),
+      fingerprint: file.fingerprint,
+      source: file.source,
+      savedAt: file.savedAt,
+    });
+  }
+  return found;
+}
+
+/** What to run to bring a rescued key into the store. */
+export function importAdvice(rescued: RescuedKey): string {
+  return `rekey rescue import ${rescued.path}`;
+}
