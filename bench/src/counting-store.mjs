@@ -19,6 +19,9 @@ export class CountingStore {
   get location() {
     return this.inner.location;
   }
+  get appendsAuditWithWrite() {
+    return this.inner.appendsAuditWithWrite;
+  }
   reset() {
     this.counts = zero();
   }
@@ -28,6 +31,8 @@ export class CountingStore {
   }
   compareAndSet(version, data, options) {
     this.counts.writes++;
+    // Entries appended by the write count as appends (the store makes them, in the write).
+    this.counts.auditAppends += options?.audit?.length ?? 0;
     return this.inner.compareAndSet(version, data, options);
   }
   lock(name, options) {

@@ -81,12 +81,19 @@ export class LockSession {
   }
 
   /**
-   * Takes `name`, waiting up to `waitMs` for a holder in this process or another.
+   * Takes `name`, waiting up to `waitMs` for a holder in this process or another. `then`: a
+   * statement without parameters sent with the try that takes the lock, in the same round
+   * trip, and run once the lock is taken (its own snapshot: it sees every commit made before
+   * the lock was granted); its result comes back as `after`.
    *
    * @throws RekeyError ROTATION_IN_PROGRESS when `waitMs` passes; STORE_UNAVAILABLE (cannot
    *   connect or query; closed); STORE_BUSY (the server has no connection left).
    */
-  async lock(name: string, options: LockOptions): Promise<StoreLock> {
+  async lock(
+    name: string,
+    options: LockOptions,
+    then?: string,
+  ): Promise<StoreLock & { after?: pg.QueryResult }> {
     if (this.closed) throw new RekeyError("STORE_UNAVAILABLE", "The PostgreSQL store is closed");
     const deadline = performance.now() + options.waitMs;
     clearTimeout(this.idleClose);
@@ -94,13 +101,19 @@ export class LockSession {
     const lease = Symbol(name);
     this.leases.set(lease, options.leaseMs);
     let session: Session;
+    let after: pg.QueryResult | undefined;
     try {
       session = await this.open();
       // The timeout goes with the first try (see `tryLock`): a process that stalls right after
       // taking the lock must lose it.
       this.applyLeases(session, false);
       let delayMs = POLL_MIN_MS;
-      while (!(await this.tryLock(session, name))) {
+      for (;;) {
+        const tried = await this.tryLock(session, name, then);
+        if (tried.taken) {
+          after = tried.after;
+          break;
+        }
         const remainingMs = deadline - performance.now();
         if (remainingMs <= 0) throw inProgress(name);
         await new Promise((resolve) => setTimeout(resolve, Math.min(delayMs, remainingMs)));
@@ -117,6 +130,7 @@ export class LockSession {
     let released = false;
     return {
       name,
+      ...(after === undefined ? {} : { after }),
       release: async () => {
         if (released) return;
         released = true;
@@ -207,20 +221,63 @@ export class LockSession {
     return session;
   }
 
-  /** Tries `name` once, setting the session's idle timeout in the same statement if it must. */
-  private async tryLock(session: Session, name: string): Promise<boolean> {
+  /**
+   * Tries `name` once, setting the session's idle timeout in the same statement if it must;
+   * with `then`, that statement too, after it (see `lock`).
+   */
+  private async tryLock(
+    session: Session,
+    name: string,
+    then?: string,
+  ): Promise<{ taken: boolean; after?: pg.QueryResult }> {
     const values = [this.options.namespace, name];
     const timeout = this.timeoutToSet(session);
+    const tryOnce = async (text: string, params: string[]) => {
+      if (then === undefined) {
+        const { rows } = await query(session, text, params);
+        return { taken: (rows[0] as { taken: boolean }).taken };
+      }
+      return this.tryLockThen(session, name, text, params, then);
+    };
     try {
-      const { rows } = await (timeout === undefined
-        ? query(session, TRY_LOCK, values)
-        : query(session, SET_AND_TRY_LOCK, [...values, timeout]));
-      return (rows[0] as { taken: boolean }).taken;
+      return await (timeout === undefined
+        ? tryOnce(TRY_LOCK, values)
+        : tryOnce(SET_AND_TRY_LOCK, [...values, timeout]));
     } catch (error) {
       if (timeout === undefined || !this.unknownSetting(error)) throw error;
-      const { rows } = await query(session, TRY_LOCK, values);
-      return (rows[0] as { taken: boolean }).taken;
+      return tryOnce(TRY_LOCK, values);
     }
+  }
+
+  /**
+   * The try and `then` as two statements of one simple query (one round trip; PostgreSQL gives
+   * each statement its own snapshot, so `then` sees what was committed before the lock was
+   * taken). Parameters cannot go with two statements: they are written in as literals. A
+   * failure after the try may leave the lock taken on the server (an advisory lock outlives
+   * the statement that failed): it is released before the error is thrown.
+   */
+  private async tryLockThen(
+    session: Session,
+    name: string,
+    text: string,
+    params: string[],
+    then: string,
+  ): Promise<{ taken: boolean; after?: pg.QueryResult }> {
+    const literal = (value: string) => session.client.escapeLiteral(value);
+    const inlined = text.replace(/\$(\d+)/g, (_, index: string) =>
+      literal(params[Number(index) - 1] ?? ""),
+    );
+    let results: pg.QueryResult[];
+    try {
+      results = (await query(session, `${inlined};\n${then}`)) as unknown as pg.QueryResult[];
+    } catch (error) {
+      if (!session.broken) await this.unlock(session, name);
+      throw error;
+    }
+    const taken = (results[0]?.rows[0] as { taken: boolean } | undefined)?.taken === true;
+    return taken
+      ? { taken, ...(results[1] === undefined ? {} : { after: results[1] }) }
+      : { taken };
   }
 
   private async unlock(session: Session, name: string): Promise<void> {

@@ -39,6 +39,10 @@ export class CountingStore implements CredentialStore {
     return this.inner.location;
   }
 
+  get appendsAuditWithWrite(): boolean | undefined {
+    return this.inner.appendsAuditWithWrite;
+  }
+
   /** The counts since the last `reset`. */
   snapshot(): StoreCounts {
     return { ...this.counts };
@@ -59,6 +63,8 @@ export class CountingStore implements CredentialStore {
     options?: WriteOptions,
   ): Promise<CompareAndSetResult> {
     this.counts.writes++;
+    // Entries appended by the write count as appends (the store makes them, in the write).
+    this.counts.auditAppends += options?.audit?.length ?? 0;
     return this.inner.compareAndSet(expectedVersion, data, options);
   }
 
