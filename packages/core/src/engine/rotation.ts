@@ -221,7 +221,8 @@ export async function rotateUnderLock(
       requestId: intent.requestId,
     };
     if (context.store.appendsAuditWithWrite === true) {
-      return finishWithEntry(context, params, record, verifying, reply.apiKey, entry, stored);
+      // Awaited here: the lock (released in `finally`) is held until the journal is cleared.
+      return await finishWithEntry(context, params, record, verifying, reply.apiKey, entry, stored);
     }
     // Audited while the journal still holds the rotation: a kill or a failed append here
     // leaves the journal, and whoever resolves it writes the entry (once: see auditOnce).
