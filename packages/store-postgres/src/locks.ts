@@ -30,6 +30,22 @@ interface Session {
   broken: boolean;
   /** The last query sent: the next one waits for it (see `query`). */
   queue: Promise<unknown>;
+  /**
+   * The statements prepared on this session (see {@link AfterLock}); undefined when a failed
+   * query left that unknown (the next one deallocates them all first).
+   */
+  prepared: Set<string> | undefined;
+}
+
+/**
+ * A statement run right after a lock is taken, in the same round trip: prepared on the session
+ * the first time (as `name`, from `text` with parameters $1, $2...), then executed with
+ * `literals` (SQL literals: a query of several statements takes no parameters).
+ */
+export interface AfterLock {
+  readonly name: string;
+  readonly text: string;
+  readonly literals: readonly string[];
 }
 
 /** node-postgres's Client has ref() and unref() (its socket's); @types/pg does not declare them. */
@@ -82,9 +98,9 @@ export class LockSession {
 
   /**
    * Takes `name`, waiting up to `waitMs` for a holder in this process or another. `then`: a
-   * statement without parameters sent with the try that takes the lock, in the same round
-   * trip, and run once the lock is taken (its own snapshot: it sees every commit made before
-   * the lock was granted); its result comes back as `after`.
+   * statement sent with each try, in the same round trip, run after it (its own snapshot: once
+   * the try took the lock, it sees every commit made before the lock was granted); its result
+   * comes back as `after`.
    *
    * @throws RekeyError ROTATION_IN_PROGRESS when `waitMs` passes; STORE_UNAVAILABLE (cannot
    *   connect or query; closed); STORE_BUSY (the server has no connection left).
@@ -92,7 +108,7 @@ export class LockSession {
   async lock(
     name: string,
     options: LockOptions,
-    then?: string,
+    then?: AfterLock,
   ): Promise<StoreLock & { after?: pg.QueryResult }> {
     if (this.closed) throw new RekeyError("STORE_UNAVAILABLE", "The PostgreSQL store is closed");
     const deadline = performance.now() + options.waitMs;
@@ -200,7 +216,13 @@ export class LockSession {
       connectionTimeoutMillis: this.options.connectTimeoutMs,
       query_timeout: this.options.queryTimeoutMs,
     });
-    const session: Session = { client, idleTimeoutMs: 0, broken: false, queue: Promise.resolve() };
+    const session: Session = {
+      client,
+      idleTimeoutMs: 0,
+      broken: false,
+      queue: Promise.resolve(),
+      prepared: new Set(),
+    };
     const lost = () => {
       // The server ended it (restart, idle_session_timeout after a stall) or the network did:
       // its locks are gone. The next lock opens a new session.
@@ -228,7 +250,7 @@ export class LockSession {
   private async tryLock(
     session: Session,
     name: string,
-    then?: string,
+    then?: AfterLock,
   ): Promise<{ taken: boolean; after?: pg.QueryResult }> {
     const values = [this.options.namespace, name];
     const timeout = this.timeoutToSet(session);
@@ -261,23 +283,36 @@ export class LockSession {
     name: string,
     text: string,
     params: string[],
-    then: string,
+    then: AfterLock,
   ): Promise<{ taken: boolean; after?: pg.QueryResult }> {
     const literal = (value: string) => session.client.escapeLiteral(value);
     const inlined = text.replace(/\$(\d+)/g, (_, index: string) =>
       literal(params[Number(index) - 1] ?? ""),
     );
+    // Prepared once per session: the server then plans it once, not on every lock.
+    const known = session.prepared;
+    const prepare = known?.has(then.name)
+      ? ""
+      : `${known === undefined ? "DEALLOCATE ALL;\n" : ""}PREPARE ${then.name} AS ${then.text};\n`;
+    const execute = `EXECUTE ${then.name}(${then.literals.join(", ")})`;
     let results: pg.QueryResult[];
     try {
-      results = (await query(session, `${inlined};\n${then}`)) as unknown as pg.QueryResult[];
+      results = (await query(
+        session,
+        `${prepare}${inlined};\n${execute}`,
+      )) as unknown as pg.QueryResult[];
     } catch (error) {
+      // Whether the statement is prepared is unknown now (a failed query rolls back some of
+      // its statements' effects and not others): the next try starts afresh.
+      session.prepared = undefined;
       if (!session.broken) await this.unlock(session, name);
       throw error;
     }
-    const taken = (results[0]?.rows[0] as { taken: boolean } | undefined)?.taken === true;
-    return taken
-      ? { taken, ...(results[1] === undefined ? {} : { after: results[1] }) }
-      : { taken };
+    session.prepared ??= new Set();
+    session.prepared.add(then.name);
+    const [tried, after] = results.slice(-2);
+    const taken = (tried?.rows[0] as { taken: boolean } | undefined)?.taken === true;
+    return taken ? { taken, ...(after === undefined ? {} : { after }) } : { taken };
   }
 
   private async unlock(session: Session, name: string): Promise<void> {

@@ -491,11 +491,11 @@ export class PostgresStore implements CredentialStore {
     await this.ensureSetUp();
     const latest = this.latest;
     const askedAt = performance.now();
-    const lock = await this.locks.lock(
-      name,
-      options,
-      this.sql.readLiteral(latest?.snapshot.version ?? -1),
-    );
+    const lock = await this.locks.lock(name, options, {
+      name: "rekey_read_after_lock",
+      text: this.sql.read,
+      literals: [String(latest?.snapshot.version ?? -1)],
+    });
     const { after, ...held } = lock;
     if (after === undefined) return held;
     let snapshot: RowSnapshot;

@@ -183,14 +183,6 @@ export function sqlFor(schema: string) {
           SELECT coalesce(json_agg(json_build_array(slot, version, data)), '[]')
           FROM ${idempotency} WHERE version > $1) END AS idempotency
       FROM ${meta} m WHERE m.id = 1`,
-    /**
-     * {@link read} with the version written in (a statement sent with others in one simple
-     * query takes no parameters). @throws TypeError unless `known` is an integer.
-     */
-    readLiteral(known: number): string {
-      if (!Number.isSafeInteger(known)) throw new TypeError(`Not a store version: ${known}`);
-      return this.read.replaceAll("$1", String(known));
-    },
     version: `SELECT coalesce((SELECT version FROM ${meta} WHERE id = 1), 0) AS version`,
 
     /** $1: meta data. Only when nothing was ever written. */
