@@ -35,9 +35,12 @@ export class CountingStore {
     this.counts.auditAppends += options?.audit?.length ?? 0;
     return this.inner.compareAndSet(version, data, options);
   }
-  lock(name, options) {
+  async lock(name, options) {
     this.counts.locks++;
-    return this.inner.lock(name, options);
+    const lock = await this.inner.lock(name, options);
+    // A snapshot handed back with the lock is a read (made in the lock's round trip).
+    if (lock.snapshot !== undefined) this.counts.reads++;
+    return lock;
   }
   appendAudit(event) {
     this.counts.auditAppends++;

@@ -68,9 +68,12 @@ export class CountingStore implements CredentialStore {
     return this.inner.compareAndSet(expectedVersion, data, options);
   }
 
-  lock(name: string, options: LockOptions): Promise<StoreLock> {
+  async lock(name: string, options: LockOptions): Promise<StoreLock> {
     this.counts.locks++;
-    return this.inner.lock(name, options);
+    const lock = await this.inner.lock(name, options);
+    // A snapshot handed back with the lock is a read (made in the lock's round trip).
+    if (lock.snapshot !== undefined) this.counts.reads++;
+    return lock;
   }
 
   appendAudit(event: AuditEventInput): Promise<AuditEntry> {
