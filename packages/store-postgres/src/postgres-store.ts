@@ -390,8 +390,10 @@ export class PostgresStore implements CredentialStore {
   }
 
   /**
-   * One transaction: take the write turn, then each changed row by compare-and-set, then (the
-   * audit table locked) each entry of `audit` chained to the log's last.
+   * One transaction: take the write turn, then each changed row by compare-and-set, then each
+   * entry of `audit` chained to the log's last. With entries, the audit table is locked first:
+   * a one-statement write with an entry locks it (at the statement's start) before the meta
+   * row too, and the other order deadlocks with it.
    */
   private async writeInTransaction(
     expectedVersion: number,
@@ -404,6 +406,7 @@ export class PostgresStore implements CredentialStore {
     const version = await this.transaction(
       "write",
       async (client) => {
+        if (audit.length > 0) await client.query(this.sql.lockAuditLog);
         let version: number;
         if (expectedVersion === 0) {
           const { rows } = await client.query(this.sql.insertMeta, [
@@ -461,12 +464,14 @@ export class PostgresStore implements CredentialStore {
     return version;
   }
 
-  /** Appends `events` in a transaction of `client`, under the audit table's lock; the last. */
+  /**
+   * Appends `events` in a transaction of `client` that holds the audit table's lock; resolves
+   * with the last.
+   */
   private async appendInTransaction(
     client: pg.PoolClient,
     events: readonly AuditEventInput[],
   ): Promise<AuditEntry | undefined> {
-    await client.query(this.sql.lockAuditLog);
     const { rows } = await client.query(this.sql.lastAuditEntry);
     let last = rows[0] === undefined ? undefined : this.parseAuditEntry(rows[0].entry, "last");
     for (const event of events) {

@@ -81,6 +81,31 @@ export function describeAuditWithWrite(
       expect(Object.values(data.principals)[0]?.name).toBe("elsewhere");
     });
 
+    it("keeps the chain whole, each entry once, when two handles write with entries at once", async () => {
+      const handles = [store(), await another()];
+      expect((await handles[0]?.compareAndSet(0, sample("start")))?.ok).toBe(true);
+      // Each handle writes its entries with compare-and-set, re-reading after a refusal.
+      const writer = async (of: CredentialStore, name: string) => {
+        for (let index = 0; index < 5; index++) {
+          for (;;) {
+            const current = await of.read();
+            const written = await of.compareAndSet(current.version, sample(`${name}${index}`), {
+              audit: [event(`${name}${index}`)],
+              durable: false,
+            });
+            if (written.ok) break;
+          }
+          // A plain append between, so the handle's last entry is not always its write's.
+          if (index % 2 === 1) await of.appendAudit(event(`${name}${index}-plain`));
+        }
+      };
+      await Promise.all(handles.map((of, index) => writer(of as CredentialStore, `h${index}-`)));
+      const entries = await store().readAudit();
+      expect(verifyAuditChain(entries)).toEqual({ ok: true, count: 14 });
+      const ids = entries.map((entry) => entry.requestId);
+      expect(new Set(ids).size).toBe(14);
+    });
+
     it("chains to the log's real last entry when another handle appended in between", async () => {
       const one = store();
       const second = await another();
