@@ -20,6 +20,9 @@ export class CountingStore {
   get location() {
     return this.inner.location;
   }
+  get appendsAuditWithWrite() {
+    return this.inner.appendsAuditWithWrite;
+  }
   reset() {
     this.counts = zero();
   }
@@ -29,11 +32,16 @@ export class CountingStore {
   }
   compareAndSet(version, data, options) {
     this.counts.writes++;
+    // Entries appended by the write count as appends (the store makes them, in the write).
+    this.counts.auditAppends += options?.audit?.length ?? 0;
     return this.inner.compareAndSet(version, data, options);
   }
-  lock(name, options) {
+  async lock(name, options) {
     this.counts.locks++;
-    return this.inner.lock(name, options);
+    const lock = await this.inner.lock(name, options);
+    // A snapshot handed back with the lock is a read (made in the lock's round trip).
+    if (lock.snapshot !== undefined) this.counts.reads++;
+    return lock;
   }
   appendAudit(event) {
     this.counts.auditAppends++;

@@ -30,6 +30,22 @@ interface Session {
   broken: boolean;
   /** The last query sent: the next one waits for it (see `query`). */
   queue: Promise<unknown>;
+  /**
+   * The statements prepared on this session (see {@link AfterLock}); undefined when a failed
+   * query left that unknown (the next one deallocates them all first).
+   */
+  prepared: Set<string> | undefined;
+}
+
+/**
+ * A statement run right after a lock is taken, in the same round trip: prepared on the session
+ * the first time (as `name`, from `text` with parameters $1, $2...), then executed with
+ * `literals` (SQL literals: a query of several statements takes no parameters).
+ */
+export interface AfterLock {
+  readonly name: string;
+  readonly text: string;
+  readonly literals: readonly string[];
 }
 
 /** node-postgres's Client has ref() and unref() (its socket's); @types/pg does not declare them. */
@@ -81,12 +97,19 @@ export class LockSession {
   }
 
   /**
-   * Takes `name`, waiting up to `waitMs` for a holder in this process or another.
+   * Takes `name`, waiting up to `waitMs` for a holder in this process or another. `then`: a
+   * statement sent with each try, in the same round trip, run after it (its own snapshot: once
+   * the try took the lock, it sees every commit made before the lock was granted); its result
+   * comes back as `after`.
    *
    * @throws RekeyError ROTATION_IN_PROGRESS when `waitMs` passes; STORE_UNAVAILABLE (cannot
    *   connect or query; closed); STORE_BUSY (the server has no connection left).
    */
-  async lock(name: string, options: LockOptions): Promise<StoreLock> {
+  async lock(
+    name: string,
+    options: LockOptions,
+    then?: AfterLock,
+  ): Promise<StoreLock & { after?: pg.QueryResult }> {
     if (this.closed) throw new RekeyError("STORE_UNAVAILABLE", "The PostgreSQL store is closed");
     const deadline = performance.now() + options.waitMs;
     clearTimeout(this.idleClose);
@@ -94,13 +117,19 @@ export class LockSession {
     const lease = Symbol(name);
     this.leases.set(lease, options.leaseMs);
     let session: Session;
+    let after: pg.QueryResult | undefined;
     try {
       session = await this.open();
       // The timeout goes with the first try (see `tryLock`): a process that stalls right after
       // taking the lock must lose it.
       this.applyLeases(session, false);
       let delayMs = POLL_MIN_MS;
-      while (!(await this.tryLock(session, name))) {
+      for (;;) {
+        const tried = await this.tryLock(session, name, then);
+        if (tried.taken) {
+          after = tried.after;
+          break;
+        }
         const remainingMs = deadline - performance.now();
         if (remainingMs <= 0) throw inProgress(name);
         await new Promise((resolve) => setTimeout(resolve, Math.min(delayMs, remainingMs)));
@@ -117,6 +146,7 @@ export class LockSession {
     let released = false;
     return {
       name,
+      ...(after === undefined ? {} : { after }),
       release: async () => {
         if (released) return;
         released = true;
@@ -186,7 +216,13 @@ export class LockSession {
       connectionTimeoutMillis: this.options.connectTimeoutMs,
       query_timeout: this.options.queryTimeoutMs,
     });
-    const session: Session = { client, idleTimeoutMs: 0, broken: false, queue: Promise.resolve() };
+    const session: Session = {
+      client,
+      idleTimeoutMs: 0,
+      broken: false,
+      queue: Promise.resolve(),
+      prepared: new Set(),
+    };
     const lost = () => {
       // The server ended it (restart, idle_session_timeout after a stall) or the network did:
       // its locks are gone. The next lock opens a new session.
@@ -207,20 +243,76 @@ export class LockSession {
     return session;
   }
 
-  /** Tries `name` once, setting the session's idle timeout in the same statement if it must. */
-  private async tryLock(session: Session, name: string): Promise<boolean> {
+  /**
+   * Tries `name` once, setting the session's idle timeout in the same statement if it must;
+   * with `then`, that statement too, after it (see `lock`).
+   */
+  private async tryLock(
+    session: Session,
+    name: string,
+    then?: AfterLock,
+  ): Promise<{ taken: boolean; after?: pg.QueryResult }> {
     const values = [this.options.namespace, name];
     const timeout = this.timeoutToSet(session);
+    const tryOnce = async (text: string, params: string[]) => {
+      if (then === undefined) {
+        const { rows } = await query(session, text, params);
+        return { taken: (rows[0] as { taken: boolean }).taken };
+      }
+      return this.tryLockThen(session, name, text, params, then);
+    };
     try {
-      const { rows } = await (timeout === undefined
-        ? query(session, TRY_LOCK, values)
-        : query(session, SET_AND_TRY_LOCK, [...values, timeout]));
-      return (rows[0] as { taken: boolean }).taken;
+      return await (timeout === undefined
+        ? tryOnce(TRY_LOCK, values)
+        : tryOnce(SET_AND_TRY_LOCK, [...values, timeout]));
     } catch (error) {
       if (timeout === undefined || !this.unknownSetting(error)) throw error;
-      const { rows } = await query(session, TRY_LOCK, values);
-      return (rows[0] as { taken: boolean }).taken;
+      return tryOnce(TRY_LOCK, values);
     }
+  }
+
+  /**
+   * The try and `then` as two statements of one simple query (one round trip; PostgreSQL gives
+   * each statement its own snapshot, so `then` sees what was committed before the lock was
+   * taken). Parameters cannot go with two statements: they are written in as literals. A
+   * failure after the try may leave the lock taken on the server (an advisory lock outlives
+   * the statement that failed): it is released before the error is thrown.
+   */
+  private async tryLockThen(
+    session: Session,
+    name: string,
+    text: string,
+    params: string[],
+    then: AfterLock,
+  ): Promise<{ taken: boolean; after?: pg.QueryResult }> {
+    const literal = (value: string) => session.client.escapeLiteral(value);
+    const inlined = text.replace(/\$(\d+)/g, (_, index: string) =>
+      literal(params[Number(index) - 1] ?? ""),
+    );
+    // Prepared once per session: the server then plans it once, not on every lock.
+    const known = session.prepared;
+    const prepare = known?.has(then.name)
+      ? ""
+      : `${known === undefined ? "DEALLOCATE ALL;\n" : ""}PREPARE ${then.name} AS ${then.text};\n`;
+    const execute = `EXECUTE ${then.name}(${then.literals.join(", ")})`;
+    let results: pg.QueryResult[];
+    try {
+      results = (await query(
+        session,
+        `${prepare}${inlined};\n${execute}`,
+      )) as unknown as pg.QueryResult[];
+    } catch (error) {
+      // Whether the statement is prepared is unknown now (a failed query rolls back some of
+      // its statements' effects and not others): the next try starts afresh.
+      session.prepared = undefined;
+      if (!session.broken) await this.unlock(session, name);
+      throw error;
+    }
+    session.prepared ??= new Set();
+    session.prepared.add(then.name);
+    const [tried, after] = results.slice(-2);
+    const taken = (tried?.rows[0] as { taken: boolean } | undefined)?.taken === true;
+    return taken ? { taken, ...(after === undefined ? {} : { after }) } : { taken };
   }
 
   private async unlock(session: Session, name: string): Promise<void> {

@@ -36,28 +36,32 @@ if (postgresUrl === "") {
     it.skip("needs PostgreSQL: its server programs (initdb) on this machine, or REKEY_TEST_PG_URL", () => {});
   });
 } else {
-  describeStoreContract("postgres", async () => {
-    const schema = freshSchema();
-    const store = openStore(schema);
-    return {
-      store,
-      openAnother: async () => openStore(schema),
-      // A holder in another process that stalls (SIGSTOP) without releasing: its session
-      // sits idle past leaseMs and the server ends it, freeing the lock.
-      crashLockHolder: async (name, leaseMs) => {
-        // The suite checks the lock is still held right after this returns, within leaseMs of
-        // the stop: warm the store's lock connection so that check does not wait ~30 ms (more
-        // on a loaded machine) to connect.
-        await (await store.lock("warm-up", { leaseMs, waitMs: 0 })).release();
-        const child = await holdLockInChild(schema, name, leaseMs);
-        child.kill("SIGSTOP");
-      },
-      cleanup: async () => {
-        killChildren();
-        await dropSchema(schema);
-      },
-    };
-  });
+  describeStoreContract(
+    "postgres",
+    async () => {
+      const schema = freshSchema();
+      const store = openStore(schema);
+      return {
+        store,
+        openAnother: async () => openStore(schema),
+        // A holder in another process that stalls (SIGSTOP) without releasing: its session
+        // sits idle past leaseMs and the server ends it, freeing the lock.
+        crashLockHolder: async (name, leaseMs) => {
+          // The suite checks the lock is still held right after this returns, within leaseMs of
+          // the stop: warm the store's lock connection so that check does not wait ~30 ms (more
+          // on a loaded machine) to connect.
+          await (await store.lock("warm-up", { leaseMs, waitMs: 0 })).release();
+          const child = await holdLockInChild(schema, name, leaseMs);
+          child.kill("SIGSTOP");
+        },
+        cleanup: async () => {
+          killChildren();
+          await dropSchema(schema);
+        },
+      };
+    },
+    { appendsAuditWithWrite: true, readsWithLock: true },
+  );
 
   describe("PostgreSQL store", () => {
     const stores: PostgresStore[] = [];

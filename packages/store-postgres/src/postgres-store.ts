@@ -54,6 +54,7 @@ import {
   sealRowsOnOpen,
 } from "./row-sealing.js";
 import {
+  auditChainMoved,
   oneStatementWrite,
   type RekeySql,
   sqlFor,
@@ -151,6 +152,8 @@ class WriteConflict extends Error {}
  */
 export class PostgresStore implements CredentialStore {
   readonly kind = "postgres";
+  /** `compareAndSet` appends `WriteOptions.audit` in the same statement or transaction. */
+  readonly appendsAuditWithWrite = true;
   readonly location: string;
   private readonly connectionString: string;
   private readonly sql: RekeySql;
@@ -248,7 +251,9 @@ export class PostgresStore implements CredentialStore {
 
   /**
    * Writes the rows of `data` that differ from the snapshot at `expectedVersion` (which this
-   * handle must have read recently), each only if its row is still at the version read.
+   * handle must have read recently), each only if its row is still at the version read;
+   * with `options.audit`, appends those entries in the same transaction (all or nothing: a
+   * refused compare-and-set appends nothing).
    *
    * @throws RekeyError INTERNAL when `data` does not match the store schema; STORE_UNAVAILABLE;
    *   STORE_CORRUPT (while reading the current snapshot after a conflict).
@@ -277,9 +282,16 @@ export class PostgresStore implements CredentialStore {
       this.rowSealer(),
     );
     const writtenAt = performance.now();
+    const audit = options.audit ?? [];
     let version: number;
     try {
-      version = await this.writeChanges(expectedVersion, base, changes, options.durable !== false);
+      version = await this.writeChanges(
+        expectedVersion,
+        base,
+        changes,
+        options.durable !== false,
+        audit,
+      );
     } catch (error) {
       if (error instanceof WriteConflict) return { ok: false, current: await this.read() };
       throw error;
@@ -293,19 +305,35 @@ export class PostgresStore implements CredentialStore {
   }
 
   /**
-   * Writes `changes`: in one statement (one round trip) when the store exists and the write is
-   * small, as every write of a rotation is; otherwise in a transaction.
+   * Writes `changes` (and appends `audit`): in one statement (one round trip) when the store
+   * exists and the write is small, as every write of a rotation is, and any entry to append is
+   * one that chains to the entry this handle appended last; otherwise in a transaction.
    */
   private async writeChanges(
     expectedVersion: number,
     base: RowSnapshot,
     changes: ReturnType<typeof diffDocument>,
     durable: boolean,
+    audit: readonly AuditEventInput[],
   ): Promise<number> {
     const rows = changes.principals.length + changes.idempotency.length;
-    if (expectedVersion === 0 || rows > ONE_STATEMENT_ROWS) {
-      return this.writeInTransaction(expectedVersion, base, changes, durable);
+    // As in appendAudit: the entry appended last is taken (a racing append of this handle then
+    // takes the locked path), and put back only by a write that appended after it.
+    const known = audit.length > 0 ? this.lastAppended : undefined;
+    if (audit.length > 0) this.lastAppended = undefined;
+    const [only] = audit;
+    const entry =
+      audit.length === 1 && only !== undefined && known !== undefined
+        ? chainAuditEntry(known, only)
+        : undefined;
+    if (
+      expectedVersion === 0 ||
+      rows > ONE_STATEMENT_ROWS ||
+      (audit.length > 0 && entry === undefined)
+    ) {
+      return this.writeInTransaction(expectedVersion, base, changes, durable, audit);
     }
+    if (entry !== undefined) assertWritableAuditEntry(entry);
     const [principals, idempotency] = [changes.principals, changes.idempotency].map((list) => ({
       updates: list.filter((change) => change.baseVersion !== undefined),
       inserts: list.filter((change) => change.baseVersion === undefined),
@@ -315,6 +343,7 @@ export class PostgresStore implements CredentialStore {
       principals: { updates: principals.updates.length, inserts: principals.inserts.length },
       idempotency: { updates: idempotency.updates.length, inserts: idempotency.inserts.length },
       durable,
+      audit: entry !== undefined,
     };
     const values: unknown[] = [];
     if (changes.meta !== undefined) values.push(changes.meta, base.rows.metaVersion);
@@ -322,8 +351,9 @@ export class PostgresStore implements CredentialStore {
       for (const change of updates) values.push(change.id, change.baseVersion, change.data);
       for (const change of inserts) values.push(change.id, change.data);
     }
+    if (entry !== undefined) values.push(entry.seq, JSON.stringify(entry), known?.hash);
     // Prepared once per connection and shape: the server plans it once, not on each write.
-    const name = `rekey_write_${shape.meta ? 1 : 0}_${shape.principals.updates}_${shape.principals.inserts}_${shape.idempotency.updates}_${shape.idempotency.inserts}_${durable ? 1 : 0}`;
+    const name = `rekey_write_${shape.meta ? 1 : 0}_${shape.principals.updates}_${shape.principals.inserts}_${shape.idempotency.updates}_${shape.idempotency.inserts}_${durable ? 1 : 0}${entry === undefined ? "" : "_a"}`;
     let text = this.writeStatements.get(name);
     if (text === undefined) {
       text = oneStatementWrite(this.sql, shape);
@@ -336,11 +366,18 @@ export class PostgresStore implements CredentialStore {
       if (row === undefined) throw new WriteConflict();
       version = Number(row.version);
     } catch (error) {
+      if (entry !== undefined && auditChainMoved(error)) {
+        // Another entry came first: the statement rolled back; append under the lock.
+        return this.writeInTransaction(expectedVersion, base, changes, durable, audit);
+      }
       if (error instanceof WriteConflict || errorCodeOf(error) === WRITE_CONFLICT) {
+        // Nothing was written: the entry this handle appended last may still be the log's.
+        this.lastAppended ??= known;
         throw new WriteConflict();
       }
       throw storeUnavailable("write", this.location, error);
     }
+    if (entry !== undefined) this.lastAppended = entry;
     if (version % TOMBSTONE_VERSIONS === 0) {
       // Outside the write: a purge that a crash skips waits for the next thousand versions.
       await this.transaction("write", async (client) => {
@@ -352,16 +389,24 @@ export class PostgresStore implements CredentialStore {
     return version;
   }
 
-  /** One transaction: take the write turn, then each changed row by compare-and-set. */
+  /**
+   * One transaction: take the write turn, then each changed row by compare-and-set, then each
+   * entry of `audit` chained to the log's last. With entries, the audit table is locked first:
+   * a one-statement write with an entry locks it (at the statement's start) before the meta
+   * row too, and the other order deadlocks with it.
+   */
   private async writeInTransaction(
     expectedVersion: number,
     base: RowSnapshot,
     changes: ReturnType<typeof diffDocument>,
     durable: boolean,
+    audit: readonly AuditEventInput[] = [],
   ): Promise<number> {
-    return this.transaction(
+    let appended: AuditEntry | undefined;
+    const version = await this.transaction(
       "write",
       async (client) => {
+        if (audit.length > 0) await client.query(this.sql.lockAuditLog);
         let version: number;
         if (expectedVersion === 0) {
           const { rows } = await client.query(this.sql.insertMeta, [
@@ -406,6 +451,7 @@ export class PostgresStore implements CredentialStore {
             if (result.rowCount !== 1) throw new WriteConflict();
           }
         }
+        if (audit.length > 0) appended = await this.appendInTransaction(client, audit);
         return version;
       },
       WriteConflict,
@@ -414,6 +460,27 @@ export class PostgresStore implements CredentialStore {
       // one sequence, so the next durable commit of any session flushes this one first.
       durable ? "BEGIN" : ASYNCHRONOUS_BEGIN,
     );
+    if (appended !== undefined) this.lastAppended = appended;
+    return version;
+  }
+
+  /**
+   * Appends `events` in a transaction of `client` that holds the audit table's lock; resolves
+   * with the last.
+   */
+  private async appendInTransaction(
+    client: pg.PoolClient,
+    events: readonly AuditEventInput[],
+  ): Promise<AuditEntry | undefined> {
+    const { rows } = await client.query(this.sql.lastAuditEntry);
+    let last = rows[0] === undefined ? undefined : this.parseAuditEntry(rows[0].entry, "last");
+    for (const event of events) {
+      const entry = chainAuditEntry(last, event);
+      assertWritableAuditEntry(entry);
+      await client.query(this.sql.appendAudit, [entry.seq, JSON.stringify(entry)]);
+      last = entry;
+    }
+    return last;
   }
 
   /**
@@ -424,7 +491,36 @@ export class PostgresStore implements CredentialStore {
    */
   async lock(name: string, options: LockOptions): Promise<StoreLock> {
     this.assertOpen();
-    return this.locks.lock(name, options);
+    if (options.read !== true) return this.locks.lock(name, options);
+    // The holder's next read, sent with the try that takes the lock (one round trip fewer).
+    await this.ensureSetUp();
+    const latest = this.latest;
+    const askedAt = performance.now();
+    const lock = await this.locks.lock(name, options, {
+      name: "rekey_read_after_lock",
+      text: this.sql.read,
+      literals: [String(latest?.snapshot.version ?? -1)],
+    });
+    const { after, ...held } = lock;
+    if (after === undefined) return held;
+    let snapshot: RowSnapshot;
+    try {
+      const row = after.rows[0] as ReadRow | undefined;
+      snapshot =
+        row === undefined
+          ? EMPTY_SNAPSHOT
+          : assembleSnapshot(
+              row,
+              latest?.snapshot,
+              `${this.location} (schema tables)`,
+              this.rowSealer(),
+            );
+    } catch (error) {
+      await held.release();
+      throw error;
+    }
+    this.remember(snapshot, askedAt);
+    return { ...held, snapshot: publicSnapshot(snapshot) };
   }
 
   /**

@@ -245,6 +245,11 @@ export interface WriteShape {
   readonly idempotency: { readonly updates: number; readonly inserts: number };
   /** false: the commit does not wait for its WAL to reach the disk. */
   readonly durable: boolean;
+  /**
+   * One audit entry appended too, chained to the log's last entry (see
+   * {@link auditChainMoved}); parameters last: seq, entry, the last entry's hash.
+   */
+  readonly audit?: boolean;
 }
 
 /**
@@ -291,10 +296,39 @@ export function oneStatementWrite(sql: RekeySql, shape: WriteShape): string {
   }
   const writes = parts.slice(1).map((_, index) => `(SELECT count(*) FROM w${index + 1})`);
   const written = writes.length === 0 ? "1" : `1 / (${writes.join(" + ")} = ${writes.length})::int`;
+  let audited = "";
+  if (shape.audit === true) {
+    // As appendAuditAfter: only after the entry whose hash is given, and a racing appender
+    // that took the seq first makes it insert nothing.
+    const [seq, entry, previousHash] = [param("bigint"), param("jsonb"), param("text")];
+    parts.push(`audited AS (INSERT INTO ${sql.auditLog} (seq, entry)
+        SELECT ${seq}, ${entry} FROM turn t
+        WHERE (SELECT entry->>'hash' FROM ${sql.auditLog} ORDER BY seq DESC LIMIT 1) = ${previousHash}
+        ON CONFLICT (seq) DO NOTHING RETURNING 1)`);
+    // Not a constant (the planner folds those): evaluated only when nothing was inserted.
+    audited = `, CASE WHEN (SELECT count(*) FROM audited) = 1 THEN 1
+        ELSE ('${AUDIT_CHAIN_MOVED_TEXT}' || (SELECT count(*) FROM audited))::int END AS audited`;
+  }
   // set_config(..., true) is SET LOCAL: it holds until this statement's own commit.
   const asynchronous = shape.durable ? "" : `, set_config('synchronous_commit', 'off', true)`;
   return `WITH ${parts.join(",\n")}
-    SELECT t.version, ${written} AS written${asynchronous} FROM turn t`;
+    SELECT t.version, ${written} AS written${audited}${asynchronous} FROM turn t`;
+}
+
+const AUDIT_CHAIN_MOVED_TEXT = "rekey: the audit log moved on";
+
+/**
+ * True for the failure of a one-statement write with an audit entry whose entry was not
+ * appended (the log's last entry is not the one expected, or another appender took the seq):
+ * the whole statement rolled back, and the caller writes under the audit table's lock instead.
+ * (A cast of that text to int: SQLSTATE 22P02 with the text in the message.)
+ */
+export function auditChainMoved(error: unknown): boolean {
+  return (
+    error instanceof Error &&
+    (error as { code?: unknown }).code === "22P02" &&
+    error.message.includes(AUDIT_CHAIN_MOVED_TEXT)
+  );
 }
 
 /** SQLSTATE of a one-statement write whose compare-and-set failed (see oneStatementWrite). */

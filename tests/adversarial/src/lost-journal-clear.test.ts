@@ -12,7 +12,11 @@ import {
 } from "@rekey/core";
 import { startSandbox } from "@rekey/sandbox";
 import { createPostgresStore } from "@rekey/store-postgres";
-import { dropPostgresSchema, TEST_MASTER_KEY_ENV } from "@rekey/store-postgres/testing";
+import {
+  dropPostgresSchema,
+  queryPostgres,
+  TEST_MASTER_KEY_ENV,
+} from "@rekey/store-postgres/testing";
 import { afterEach, describe, expect, inject, it } from "vitest";
 
 /**
@@ -157,3 +161,104 @@ describe.each(kinds)("a lost journal-clearing write (%s store)", (_name, makeKin
     expect(sandbox.stats().rotations).toBe(1);
   });
 });
+
+// On PostgreSQL the rotation's audit entry is appended by the clearing write itself (one
+// statement, `WriteOptions.audit`): the power cut that loses that commit loses the entry with
+// it. The journal it leaves (phase `stored`) must make the next run write the entry, once.
+describe.skipIf(pgUrl === "")(
+  "a lost journal-clearing write that carried the entry (postgres store)",
+  () => {
+    it("is finished by the next run: journal cleared, verified, audited once", async () => {
+      const sandbox = await startSandbox({ port: 0 });
+      cleanups.push(() => sandbox.close());
+      const schema = `lost_clear_entry_${Date.now().toString(36)}`;
+      cleanups.push(() => dropPostgresSchema(pgUrl, schema));
+      const open = () => createPostgresStore({ url: pgUrl, schema, env: TEST_MASTER_KEY_ENV });
+      const env = { ...TEST_MASTER_KEY_ENV };
+      const engineOn = (store: CredentialStore) => {
+        const rekey = createRekey({ store, surface: "library", baseUrl: sandbox.url, env });
+        cleanups.push(() => rekey.close());
+        return rekey;
+      };
+      const lastSeq = async () =>
+        Number(
+          (
+            await queryPostgres(
+              pgUrl,
+              `SELECT coalesce(max(seq), 0) AS seq FROM "${schema}".audit_log`,
+            )
+          ).rows[0].seq,
+        );
+
+      const first = open();
+      cleanups.push(() => first.close());
+      expect(first.appendsAuditWithWrite).toBe(true);
+      const lossy: { data: StoreData; seq: number; audit: readonly unknown[] }[] = [];
+      const wrapped: CredentialStore = {
+        kind: first.kind,
+        location: first.location,
+        appendsAuditWithWrite: true,
+        read: (options) => first.read(options),
+        async compareAndSet(version: number, data: StoreData, options?: WriteOptions) {
+          if (options?.durable === false) {
+            const { data: before } = await first.read();
+            lossy.push({
+              data: before as StoreData,
+              seq: await lastSeq(),
+              audit: options.audit ?? [],
+            });
+          }
+          return first.compareAndSet(version, data, options);
+        },
+        lock: (name, options) => first.lock(name, options),
+        appendAudit: (event) => first.appendAudit(event),
+        readAudit: () => first.readAudit(),
+        watch: (listener) => first.watch(listener),
+        checkWritable: () => first.checkWritable(),
+        health: () => first.health(),
+        close: () => first.close(),
+      };
+      const rotating = engineOn(wrapped);
+      await rotating.register({});
+      const rotated = (await rotating.rotateKey({ force: true })) as RotationResult;
+      // One write cleared the journal and carried the entry; nothing appended it on its own.
+      expect(lossy).toHaveLength(1);
+      expect(lossy[0]?.audit).toEqual([
+        expect.objectContaining({ requestId: rotated.requestId, outcome: "success" }),
+      ]);
+      expect(
+        (await first.readAudit()).filter((entry) => entry.requestId === rotated.requestId),
+      ).toHaveLength(1);
+
+      // Power cut: that commit never reached the disk, the rows and the entry with it.
+      const lost = lossy[0];
+      if (lost === undefined) throw new Error("no lossy write");
+      await queryPostgres(pgUrl, `DELETE FROM "${schema}".audit_log WHERE seq > $1`, [lost.seq]);
+      {
+        const other = open();
+        try {
+          const current = await other.read();
+          expect((await other.compareAndSet(current.version, lost.data)).ok).toBe(true);
+        } finally {
+          await other.close();
+        }
+      }
+
+      const store = open();
+      cleanups.push(() => store.close());
+      expect(
+        (await store.readAudit()).filter((entry) => entry.requestId === rotated.requestId),
+      ).toHaveLength(0);
+      const next = engineOn(store);
+      const status = await next.status();
+      expect(status.pendingRotation).toBeUndefined();
+      expect(status.fingerprint).toBe(rotated.newFingerprint);
+      expect(status.lastRotation).toMatchObject({ verified: true });
+      const entries = await store.readAudit();
+      const ofRotation = entries.filter((entry) => entry.requestId === rotated.requestId);
+      expect(ofRotation).toHaveLength(1);
+      expect(verifyAuditChain(entries).ok).toBe(true);
+      expect(sandbox.stats().rotations).toBe(1);
+    });
+  },
+);

@@ -72,13 +72,18 @@ export type AuditEvent = Omit<AuditEventInput, "at" | "surface" | "profile">;
  */
 export async function audit(context: EngineContext, event: AuditEvent): Promise<void> {
   killPoint("audit.before-append");
-  await context.store.appendAudit({
+  await context.store.appendAudit(auditInput(context, event));
+  killPoint("audit.appended");
+}
+
+/** An event as the store appends it: when, from which surface and profile. */
+function auditInput(context: EngineContext, event: AuditEvent): AuditEventInput {
+  return {
     at: new Date(context.clock.now()).toISOString(),
     surface: context.surface,
     profile: context.profileName,
     ...event,
-  });
-  killPoint("audit.appended");
+  };
 }
 
 /**
@@ -145,11 +150,20 @@ export function keyFor(
   return context.envKey(principalOfRecord(recordPrincipal), view);
 }
 
-/** Takes the rotation lock of a record principal on the view's faucet. */
-export function lockRecord(context: EngineContext, faucet: string, recordPrincipal: string) {
+/**
+ * Takes the rotation lock of a record principal on the view's faucet. `read`: the holder reads
+ * the store next, and the store may hand that snapshot back with the lock (`StoreLock.snapshot`).
+ */
+export function lockRecord(
+  context: EngineContext,
+  faucet: string,
+  recordPrincipal: string,
+  read = false,
+) {
   return context.store.lock(rotationLockName(recordIdOf(faucet, recordPrincipal)), {
     leaseMs: context.lockLeaseMs,
     waitMs: context.lockWaitMs,
+    ...(read ? { read } : {}),
   });
 }
 
@@ -350,16 +364,50 @@ export async function finishIntent(
   const written = await updateStoreFrom(
     context.store,
     base,
-    (draft) => {
-      const stored = writableRecord(draft, faucet, targetRecord);
-      if (!stored) return;
-      delete stored.intent;
-      if (stored.lastRotation?.requestId === record.requestId) stored.lastRotation = record;
-    },
+    (draft) => clearFinished(draft, faucet, targetRecord, record),
     () => context.invalidateKeys(),
     { durable: false },
   );
   return written.snapshot;
+}
+
+/**
+ * {@link finishIntent} with the rotation's audit entry appended by the same atomic write, on a
+ * store whose `appendsAuditWithWrite` is true. Not durable either, for the same reason: a lost
+ * write loses the entry with the clearing, and the `stored` journal it leaves makes whoever
+ * resolves it write the entry. The audit kill points stay where the append is.
+ */
+export async function finishIntentWithEntry(
+  context: EngineContext,
+  faucet: string,
+  targetRecord: string,
+  record: RotationRecord,
+  event: AuditEvent,
+  base?: StoreSnapshot,
+): Promise<StoreSnapshot> {
+  killPoint("audit.before-append");
+  const written = await updateStoreFrom(
+    context.store,
+    base,
+    (draft) => clearFinished(draft, faucet, targetRecord, record),
+    () => context.invalidateKeys(),
+    { durable: false, audit: [auditInput(context, event)] },
+  );
+  killPoint("audit.appended");
+  return written.snapshot;
+}
+
+/** The journal of a finished rotation removed, its record (now verified or not) kept. */
+function clearFinished(
+  draft: StoreData,
+  faucet: string,
+  targetRecord: string,
+  record: RotationRecord,
+): void {
+  const stored = writableRecord(draft, faucet, targetRecord);
+  if (!stored) return;
+  delete stored.intent;
+  if (stored.lastRotation?.requestId === record.requestId) stored.lastRotation = record;
 }
 
 /**

@@ -15,9 +15,11 @@ import { type ProfileView, profileIn, recordIn, updateStoreFrom } from "./princi
 import { resolveIntentLocked } from "./resolve-intent.js";
 import { cooldownActiveError, rotatedMeanwhile, secondsUntil } from "./rotation-checks.js";
 import {
+  type AuditEvent,
   audit,
   clearIntent,
   finishIntent,
+  finishIntentWithEntry,
   keyFor,
   lockRecord,
   outcomeUnknown,
@@ -76,14 +78,17 @@ export async function rotateUnderLock(
 ): Promise<CompletedRotation> {
   const { target, targetRecord } = params;
   const { faucet } = params.view;
-  const lock = await lockRecord(context, faucet, targetRecord);
+  const lock = await lockRecord(context, faucet, targetRecord, true);
   // The audit append in flight, if any: the lock is held until it settles, so that whoever
   // takes the lock next (a resolution after a failure below) finds the entry or none, never
   // one still being written.
   let auditing: Promise<{ error: unknown } | undefined> | undefined;
   try {
-    // A holder that crashed while we waited may have left an intent: resolve it first.
-    let view = await context.readView();
+    // The store as it is now that the lock is held (PostgreSQL reads it with the lock, in one
+    // round trip). A holder that crashed while we waited may have left an intent: resolve it
+    // first.
+    let view =
+      lock.snapshot === undefined ? await context.readView() : context.viewOf(lock.snapshot);
     if (recordAt(view, targetRecord)?.intent) {
       await resolveIntentLocked(context, view, targetRecord);
       view = await context.readView();
@@ -206,9 +211,7 @@ export async function rotateUnderLock(
     const stored = await storeIssuedKey(context, faucet, target, intent, reply, journaled.snapshot);
     const { record } = stored;
     await step(context, "key-stored", target);
-    // Audited while the journal still holds the rotation: a kill or a failed append here
-    // leaves the journal, and whoever resolves it writes the entry (once: see auditOnce).
-    auditing = audit(context, {
+    const entry: AuditEvent = {
       principal: targetRecord,
       action: "rotate",
       outcome: "success",
@@ -216,7 +219,14 @@ export async function rotateUnderLock(
       newFingerprint: record.newFingerprint,
       cooldownUntil: record.cooldownUntil,
       requestId: intent.requestId,
-    }).then(
+    };
+    if (context.store.appendsAuditWithWrite === true) {
+      // Awaited here: the lock (released in `finally`) is held until the journal is cleared.
+      return await finishWithEntry(context, params, record, verifying, reply.apiKey, entry, stored);
+    }
+    // Audited while the journal still holds the rotation: a kill or a failed append here
+    // leaves the journal, and whoever resolves it writes the entry (once: see auditOnce).
+    auditing = audit(context, entry).then(
       () => undefined,
       (error: unknown) => ({ error }),
     );
@@ -256,6 +266,52 @@ export async function rotateUnderLock(
     await auditing;
     await lock.release();
   }
+}
+
+/**
+ * The end of a rotation on a store that appends audit entries with a write (PostgreSQL): once
+ * `whoami` answered, the journal is cleared and the entry appended by one atomic write (one
+ * round trip fewer than an append, then the clearing). The journal covers the entry either way:
+ * a kill before that write, or a write that fails or is lost, leaves the journal in phase
+ * `stored`, and whoever resolves it writes the entry (once: see auditOnce). A failure is
+ * reported as a failed append is: the key is stored and works, the entry is owed.
+ */
+async function finishWithEntry(
+  context: EngineContext,
+  params: RotationParams,
+  record: RotationRecord,
+  verifying: Promise<boolean>,
+  apiKey: string,
+  entry: AuditEvent,
+  stored: { snapshot: StoreSnapshot },
+): Promise<CompletedRotation> {
+  const { target, targetRecord } = params;
+  const verified = await verifying;
+  await step(context, "verified", target);
+  const finalRecord = { ...record, verified };
+  let finished: StoreSnapshot;
+  try {
+    finished = await finishIntentWithEntry(
+      context,
+      params.view.faucet,
+      targetRecord,
+      finalRecord,
+      entry,
+      stored.snapshot,
+    );
+  } catch (error) {
+    return {
+      principal: target,
+      record: finalRecord,
+      apiKey,
+      shared: false,
+      auditError: error,
+      snapshot: stored.snapshot,
+    };
+  }
+  await step(context, "audited", target);
+  await step(context, "intent-cleared", target);
+  return { principal: target, record: finalRecord, apiKey, shared: false, snapshot: finished };
 }
 
 /**

@@ -1,5 +1,11 @@
 import { RekeyError } from "../errors.js";
-import type { CredentialStore, StoreData, StoreSnapshot, WriteOptions } from "../store/types.js";
+import type {
+  AuditEventInput,
+  CredentialStore,
+  StoreData,
+  StoreSnapshot,
+  WriteOptions,
+} from "../store/types.js";
 import { draftOf } from "./principal-records.js";
 
 /** One caller's change, waiting for the next write of its store. */
@@ -8,6 +14,8 @@ interface PendingChange {
   afterWrite: ((snapshot: StoreSnapshot) => void) | undefined;
   /** False when the caller can lose this change to a crash (see WriteOptions.durable). */
   durable: boolean;
+  /** Entries to append atomically with the write (WriteOptions.audit). */
+  audit: readonly AuditEventInput[] | undefined;
   resolve: (written: Written<unknown>) => void;
   reject: (error: unknown) => void;
 }
@@ -66,6 +74,7 @@ export function writeInBatch<T>(
       mutate,
       afterWrite,
       durable: options.durable !== false,
+      audit: options.audit,
       resolve: resolve as (written: Written<unknown>) => void,
       reject,
     });
@@ -132,11 +141,12 @@ async function writeTogether(
     try {
       // One change that must be durable makes the whole batch durable.
       const durable = live.some((change) => change.durable);
-      outcome = await store.compareAndSet(
-        snapshot.version,
-        draft,
-        durable ? undefined : { durable: false },
-      );
+      // Each change's entries, in the order the changes were asked for.
+      const audit = live.flatMap((change) => change.audit ?? []);
+      outcome = await store.compareAndSet(snapshot.version, draft, {
+        ...(durable ? {} : { durable: false }),
+        ...(audit.length === 0 ? {} : { audit }),
+      });
     } catch (error) {
       // Whatever the store did, the next write starts from a fresh read.
       queue.latest = undefined;

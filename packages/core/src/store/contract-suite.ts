@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isRekeyError } from "../errors.js";
 import { verifyAuditChain } from "./audit-chain.js";
+import { describeAuditWithWrite } from "./audit-with-write-contract.js";
 import { installSealedKeyEquality } from "./sealed-key-equality.js";
 import {
   type AuditEventInput,
@@ -110,10 +111,14 @@ async function expectCode(promise: Promise<unknown>, code: string): Promise<void
  * Registers the credential store contract suite under `describe(name)`.
  *
  * @param factory makes a fresh, empty store for each test.
+ * @param options.appendsAuditWithWrite the store takes `WriteOptions.audit` (and says so):
+ *   its suite runs too.
+ * @param options.readsWithLock the store answers `LockOptions.read` with a snapshot.
  */
 export function describeStoreContract(
   name: string,
   factory: () => Promise<StoreContractFixture>,
+  options: { appendsAuditWithWrite?: boolean; readsWithLock?: boolean } = {},
 ): void {
   // A store that seals keys at rest reads them back sealed: "what was written" is what each
   // key opens to.
@@ -285,6 +290,37 @@ export function describeStoreContract(
         await next.release();
       });
 
+      it("with read: true, hands back (if it does) what a read then would: every write made before the lock was granted", async () => {
+        const second = await another();
+        expect((await store.compareAndSet(0, sampleStoreData("one"))).ok).toBe(true);
+        const lockOptions = { leaseMs: 10_000, waitMs: 10_000, read: true };
+        // Taken at once: the store as this handle last wrote it.
+        const first = await store.lock("operator", lockOptions);
+        if (options.readsWithLock === true) expect(first.snapshot).toBeDefined();
+        if (first.snapshot !== undefined) {
+          expect(first.snapshot.version).toBe(1);
+          expect(first.snapshot.data).toEqual((await store.read()).data);
+        }
+        await first.release();
+        // Waited for: the holder's write, made while this handle waited, is in it.
+        const holder = await second.lock("agent:8", { leaseMs: 10_000, waitMs: 0 });
+        const waitingAgain = store.lock("agent:8", lockOptions);
+        expect(await stillPendingAfter(waitingAgain, 50)).toBe(true);
+        const current = await second.read();
+        expect((await second.compareAndSet(current.version, sampleStoreData("two"))).ok).toBe(true);
+        await holder.release();
+        const granted = await waitingAgain;
+        try {
+          if (options.readsWithLock === true) expect(granted.snapshot).toBeDefined();
+          if (granted.snapshot !== undefined) {
+            expect(granted.snapshot.version).toBe(current.version + 1);
+            expect(Object.values(granted.snapshot.data.principals)[0]?.name).toBe("two");
+          }
+        } finally {
+          await granted.release();
+        }
+      });
+
       it("waits up to waitMs, then fails with ROTATION_IN_PROGRESS", async () => {
         const held = await store.lock("operator", { leaseMs: 10_000, waitMs: 0 });
         const waiting = store.lock("operator", { leaseMs: 10_000, waitMs: 600 });
@@ -406,6 +442,14 @@ export function describeStoreContract(
         unsubscribe();
       });
     });
+
+    if (options.appendsAuditWithWrite === true) {
+      describeAuditWithWrite(() => store, another, sampleStoreData);
+    } else {
+      it("does not declare appendsAuditWithWrite (its suite would not run)", () => {
+        expect(store.appendsAuditWithWrite).not.toBe(true);
+      });
+    }
 
     describe("health", () => {
       it("reports a fresh store healthy and writable", async () => {

@@ -242,6 +242,13 @@ export interface WriteOptions {
    * Default true: durable before it resolves. A store may always write durably.
    */
   durable?: boolean;
+  /**
+   * Audit entries to append, in order, atomically with this write: a store commits them and
+   * the data together, or neither (a refused compare-and-set appends nothing). Only for a store
+   * whose {@link CredentialStore.appendsAuditWithWrite} is true; the others do not look at it,
+   * so a caller checks that flag first and otherwise appends before writing.
+   */
+  audit?: readonly AuditEventInput[];
 }
 
 export interface ReadOptions {
@@ -262,6 +269,12 @@ export type CompareAndSetResult =
 /** An exclusive lease on a named lock (one per principal for rotations). */
 export interface StoreLock {
   readonly name: string;
+  /**
+   * With {@link LockOptions.read}, a store may answer the read the holder would make next: a
+   * snapshot read after the lock was granted (as `read()` then would), in the same round trip.
+   * Undefined when the store does not (file, memory): the holder reads.
+   */
+  readonly snapshot?: StoreSnapshot;
   /** Ends the lease; safe to call twice. */
   release(): Promise<void>;
 }
@@ -274,6 +287,8 @@ export interface LockOptions {
   leaseMs: number;
   /** How long to wait for a held lock before giving up with ROTATION_IN_PROGRESS. */
   waitMs: number;
+  /** The holder reads the store next: a store may return that snapshot with the lock. */
+  read?: boolean;
 }
 
 /** One audit log entry, chained to the previous one by SHA-256. */
@@ -384,6 +399,12 @@ export interface CredentialStore {
   ): Promise<CompareAndSetResult>;
   /** Takes an exclusive lease on `name`, waiting up to `waitMs`. */
   lock(name: string, options: LockOptions): Promise<StoreLock>;
+  /**
+   * True when `compareAndSet` takes {@link WriteOptions.audit} (PostgreSQL: one statement
+   * writes the rows and the entry, one round trip fewer than an append then a write). Stores
+   * that leave it out (file, memory) ignore the option.
+   */
+  readonly appendsAuditWithWrite?: boolean;
   /** Appends an entry to the audit log, computing `seq`, `prevHash` and `hash`. */
   appendAudit(event: AuditEventInput): Promise<AuditEntry>;
   readAudit(): Promise<AuditEntry[]>;

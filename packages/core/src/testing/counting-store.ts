@@ -39,6 +39,10 @@ export class CountingStore implements CredentialStore {
     return this.inner.location;
   }
 
+  get appendsAuditWithWrite(): boolean | undefined {
+    return this.inner.appendsAuditWithWrite;
+  }
+
   /** The counts since the last `reset`. */
   snapshot(): StoreCounts {
     return { ...this.counts };
@@ -59,12 +63,17 @@ export class CountingStore implements CredentialStore {
     options?: WriteOptions,
   ): Promise<CompareAndSetResult> {
     this.counts.writes++;
+    // Entries appended by the write count as appends (the store makes them, in the write).
+    this.counts.auditAppends += options?.audit?.length ?? 0;
     return this.inner.compareAndSet(expectedVersion, data, options);
   }
 
-  lock(name: string, options: LockOptions): Promise<StoreLock> {
+  async lock(name: string, options: LockOptions): Promise<StoreLock> {
     this.counts.locks++;
-    return this.inner.lock(name, options);
+    const lock = await this.inner.lock(name, options);
+    // A snapshot handed back with the lock is a read (made in the lock's round trip).
+    if (lock.snapshot !== undefined) this.counts.reads++;
+    return lock;
   }
 
   appendAudit(event: AuditEventInput): Promise<AuditEntry> {
