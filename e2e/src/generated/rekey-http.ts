@@ -358,6 +358,8 @@ export interface components {
                 /** @description How to get back in. */
                 recovery: string;
             };
+            /** @description No key is held (and no loss is shown): how to get one, e.g. `rekey recover` for an operator the store knows. */
+            next_step?: string;
             /** @description The principal's delivery targets, when it has any. */
             deliveries?: {
                 /** @description The delivery target's id, e.g. "lightning-wallet-1". */
