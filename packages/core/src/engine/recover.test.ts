@@ -1,6 +1,6 @@
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { type RekeyError, RekeyError as RekeyErrorClass } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
 import { openKey } from "../store/encryption/sealed-key.js";
@@ -334,5 +334,42 @@ describe("recover with another account's recovery code", () => {
     expect(resolution?.outcome).toBe("not_rotated");
     await expectProfileUntouched(current, keyBefore);
     expect(await readdir(current.rescueDir)).toEqual([file]);
+  });
+});
+
+describe("recover, durability before verification", () => {
+  it("stores the recovered key before whoami answers (the faucet killed the old one already)", async () => {
+    // The recovery's whoami (the sandbox's first) is held back a minute: the key must be in
+    // the store long before, since the faucet already killed the old one.
+    fixture = await startEngineFixture({
+      sandbox: { faults: [{ action: "whoami", nth: 1, kind: "delay", delayMs: 60_000 }] },
+    });
+    let recoveryCode = "";
+    const rekey = fixture.rekey();
+    await rekey.register({
+      onRecoveryCode: async (code) => {
+        recoveryCode = code;
+      },
+    });
+    const store = fixture.store;
+    const before = (await storedKey(store, "operator"))?.fingerprint;
+    const recovering = rekey.recover(recoveryCode).then(
+      () => "settled",
+      () => "settled",
+    );
+    await vi.waitFor(
+      async () => {
+        const now = await storedKey(store, "operator");
+        expect(now?.fingerprint).not.toBe(before);
+        expect(now?.fingerprint).toBeDefined();
+      },
+      { timeout: 10_000, interval: 20 },
+    );
+    // Stored while whoami is still unanswered: the recovery has not finished.
+    expect(await Promise.race([recovering, Promise.resolve("pending")])).toBe("pending");
+    const stored = await storedKey(store, "operator");
+    await fixture.sandbox.close();
+    await recovering;
+    expect(stored?.key === undefined ? undefined : openKey(stored.key)).toMatch(/^lf_/);
   });
 });

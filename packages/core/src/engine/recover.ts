@@ -57,7 +57,8 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
       base: StoreSnapshot;
       journal: RotationIntent | undefined;
       requestId: string;
-      verified: boolean;
+      /** whoami's answer on the new key, in flight while the key is made durable. */
+      verifying: Promise<boolean>;
       profileOperator: string;
     },
   ): Promise<RekeyError> {
@@ -67,13 +68,14 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
     const cooldownUntil =
       reply.cooldownUntil ??
       new Date(clock.now() + cooldownMinutes(OPERATOR) * 60_000).toISOString();
+    // Not verified yet: the key is made durable first, whoami's answer only read after.
     const lastRotation: RotationRecord = {
       requestId: at.requestId,
       oldFingerprint: "none",
       newFingerprint,
       rotatedAt: savedAt,
       cooldownUntil,
-      verified: at.verified,
+      verified: false,
       surface,
     };
     const rescueFile = await writeRescueFile(context.rescueDir, {
@@ -91,9 +93,13 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
       // No rescue file: the store beside is the only durable place left (not the profile's
       // record, not the profile's pointer).
       const url = context.baseUrl(at.view);
+      let kept = false;
       where = await updateStoreFrom(store, undefined, (draft) => {
         const record = recordIn(draft, url, other);
-        if (record.key !== undefined) return;
+        // The recovery killed whatever key this store held for that operator; a rotation of
+        // it in flight here owns its record, though, and is not overwritten.
+        if (record.intent !== undefined) return;
+        kept = true;
         setKey(record, {
           key: reply.apiKey,
           fingerprint: newFingerprint,
@@ -104,10 +110,11 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
         record.lastRotation = lastRotation;
         record.cooldownUntil = cooldownUntil;
       }).then(
-        () => `the store, beside this profile (act as it with --as ${other})`,
+        () => (kept ? `the store, beside this profile (act as it with --as ${other})` : undefined),
         () => undefined,
       );
     }
+    await at.verifying;
     await audit(context, {
       principal: other,
       action: "recover",
@@ -225,32 +232,31 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
           throw error;
         }
         killPoint("recover.upstream-replied");
-        // Whose key this is, asked of the key itself before anything is stored: a recovery code
-        // of another account (operator B's, pasted in operator A's profile) makes the faucet
-        // replace B's key, and that key must never be filed as A's.
-        const identity = await faucetClient.whoami(reply.apiKey).catch(() => undefined);
-        const recoveredId = identity?.type === "operator" ? identity.id : reply.operatorId;
+        // Whose key this is: the reply names the operator, so a recovery code of another
+        // account (operator B's, pasted in operator A's profile), which makes the faucet replace
+        // B's key, is told before anything waits on the network: the new key is the only live
+        // one and must be durable first, and it must never be filed as A's. whoami confirms the
+        // key while it is being stored, as a rotation's verification does.
+        const recoveredId = reply.operatorId;
+        const verifying = faucetClient.whoami(reply.apiKey).then(
+          (identity) => identity.type === "operator" && identity.id === recoveredId,
+          () => false,
+        );
         const expectedId = operatorIdOfRecord(view.operator);
         if (expectedId !== undefined && recoveredId !== expectedId) {
-          throw await keepOtherAccountsKey(
-            { ...reply, operatorId: recoveredId },
-            {
-              view,
-              base,
-              journal,
-              requestId,
-              verified: identity !== undefined,
-              profileOperator: view.operator ?? "operator",
-            },
-          );
+          throw await keepOtherAccountsKey(reply, {
+            view,
+            base,
+            journal,
+            requestId,
+            verifying,
+            profileOperator: view.operator ?? "operator",
+          });
         }
         const recordPrincipal = operatorRecordPrincipal(recoveredId);
         const url = context.baseUrl(view);
         // From here on, the path of a rotation: the new key is stored (retried, with a rescue
         // file if the store refuses it), then the audit entry, then the journal is cleared.
-        const verifying = Promise.resolve(
-          identity?.type === "operator" && identity.id === recoveredId,
-        );
         const stored = await storeIssuedKey(context, view.faucet, OPERATOR, journal, reply, base, {
           recordPrincipal,
           source: "recover",

@@ -14,7 +14,7 @@ import {
   writableRecord,
 } from "./principal-records.js";
 import { readRescueFile, removeRescueFile } from "./rescue.js";
-import { rescuedKeysIn } from "./rescued-keys.js";
+import { rescuedKeysIn, supersedes } from "./rescued-keys.js";
 import { audit, prepareAudit } from "./rotation-steps.js";
 import type { Session } from "./session.js";
 import type { Rekey } from "./types.js";
@@ -96,6 +96,16 @@ export function createRepair(
           store,
           (draft) => {
             const record = recordIn(draft, view.faucet, file.principal);
+            if (supersedes(record, file)) {
+              throw new RekeyError(
+                "INVALID_INPUT",
+                `The rescue file holds an older key of ${principalLabel(target)} (${file.fingerprint}, saved ${file.savedAt}) than the store's (${record.fingerprint ?? "?"}, saved ${record.savedAt ?? "?"}): it was left behind after its key was stored, and the principal was rotated since, so its key no longer works. Nothing was changed.`,
+                {
+                  hint: `Keep using the stored key (rekey status). The file can be deleted: ${path}`,
+                  details: { principal: principalLabel(target) },
+                },
+              );
+            }
             setKey(record, {
               key: file.key,
               fingerprint: file.fingerprint,

@@ -1,7 +1,9 @@
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
+import { heldFingerprintsOf } from "../delivery/known-keys.js";
 import { principalLabel } from "../principal.js";
 import { faucetIdOf, recordIdOf } from "../store/record-ids.js";
+import type { DeepReadonly, PrincipalRecord } from "../store/types.js";
 import { type ProfileView, principalOfRecord } from "./principal-records.js";
 import { readRescueFile } from "./rescue.js";
 import type { RescuedKey } from "./types.js";
@@ -21,7 +23,7 @@ export async function rescuedKeysIn(dir: string, view: ProfileView): Promise<Res
     const file = await readRescueFile(path).catch(() => undefined);
     if (file === undefined || faucetIdOf(file.faucet) !== faucet) continue;
     const record = view.data.principals[recordIdOf(faucet, file.principal)];
-    if (record?.fingerprint === file.fingerprint) continue;
+    if (record?.fingerprint === file.fingerprint || supersedes(record, file)) continue;
     found.push({
       path,
       principal: file.principal,
@@ -32,6 +34,21 @@ export async function rescuedKeysIn(dir: string, view: ProfileView): Promise<Res
     });
   }
   return found;
+}
+
+/**
+ * True when `record` holds a newer key than the rescue file's: the file's key is one the store
+ * held before, or it was saved before the record's key. A rescue file is removed only after the
+ * store took its key, so a kill in between leaves one behind, and once the principal rotates
+ * again its key is dead: importing it would replace the live key with it.
+ */
+export function supersedes(
+  record: DeepReadonly<PrincipalRecord> | undefined,
+  file: { fingerprint: string; savedAt: string },
+): boolean {
+  if (record?.key === undefined || record.fingerprint === file.fingerprint) return false;
+  if (heldFingerprintsOf(record).includes(file.fingerprint)) return true;
+  return record.savedAt !== undefined && Date.parse(record.savedAt) > Date.parse(file.savedAt);
 }
 
 /** What to run to bring a rescued key into the store. */
