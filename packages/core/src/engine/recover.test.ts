@@ -1,4 +1,4 @@
-import { readdir, readFile } from "node:fs/promises";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type RekeyError, RekeyError as RekeyErrorClass } from "../errors.js";
@@ -274,6 +274,30 @@ describe("recover with another account's recovery code", () => {
     const bob = current.rekey({ profile: "bob" });
     await bob.importRescue(rescueFile);
     await expect(bob.whoami()).resolves.toMatchObject({ type: "operator", id: 2 });
+  });
+
+  it("with no rescue file possible, replaces operator 2's dead key in the store beside, and says so only when it did", async () => {
+    const { fixture: current, other } = await twoAccounts({ store: "file" });
+    // Operator 2 is held in the same store, by a profile of its own.
+    await current.rekey({ profile: "bob" }).login(other.apiKey);
+    // A rescue directory that cannot be made (its parent is a file): the store is all there is.
+    const blocked = join(current.dir, "not-a-dir");
+    await writeFile(blocked, "");
+    const rekey = current.rekey({ env: { REKEY_RESCUE_DIR: join(blocked, "rescue") } });
+    const refused = await rekey.recover(other.recoveryCode).then(
+      () => undefined,
+      (error: RekeyError) => error,
+    );
+    expect(refused?.code).toBe("CONFIG_INVALID");
+    expect(refused?.message).toContain("the store, beside this profile");
+    // What the message says is true: bob's record holds operator 2's new, working key.
+    await expect(current.client.whoami(other.apiKey)).rejects.toMatchObject({
+      code: "UNAUTHORIZED",
+    });
+    await expect(current.rekey({ profile: "bob" }).whoami()).resolves.toMatchObject({
+      type: "operator",
+      id: 2,
+    });
   });
 
   it("refuses it too when operator 1's key is lost (KEY_LOST): the loss stays on operator 1", async () => {
