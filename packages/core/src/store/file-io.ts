@@ -164,17 +164,7 @@ export async function openNoFollow(path: string, flags: number, mode = FILE_MODE
   try {
     return await open(path, flags | constants.O_NOFOLLOW, mode);
   } catch (error) {
-    if (errnoCode(error) === "ELOOP") {
-      throw new RekeyError(
-        "STORE_UNAVAILABLE",
-        `Refusing to use ${path}: it is a symbolic link; rekey does not follow links in its store`,
-        {
-          hint: "Replace the link with the real file (or remove it), then retry.",
-          details: { path },
-        },
-      );
-    }
-    throw error;
+    throw linkRefused(path, error);
   }
 }
 
@@ -183,18 +173,21 @@ export function openNoFollowSync(path: string, flags: number, mode = FILE_MODE):
   try {
     return fs.openSync(path, flags | constants.O_NOFOLLOW, mode);
   } catch (error) {
-    if (errnoCode(error) === "ELOOP") {
-      throw new RekeyError(
-        "STORE_UNAVAILABLE",
-        `Refusing to use ${path}: it is a symbolic link; rekey does not follow links in its store`,
-        {
-          hint: "Replace the link with the real file (or remove it), then retry.",
-          details: { path },
-        },
-      );
-    }
-    throw error;
+    throw linkRefused(path, error);
   }
+}
+
+/** An open's error as {@link openNoFollow} reports it: ELOOP (a link) as a clear refusal. */
+function linkRefused(path: string, error: unknown): unknown {
+  if (errnoCode(error) !== "ELOOP") return error;
+  return new RekeyError(
+    "STORE_UNAVAILABLE",
+    `Refusing to use ${path}: it is a symbolic link; rekey does not follow links in its store`,
+    {
+      hint: "Replace the link with the real file (or remove it), then retry.",
+      details: { path },
+    },
+  );
 }
 
 /** fsync a directory so that a rename in it survives a power cut. */
