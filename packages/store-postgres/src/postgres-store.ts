@@ -235,16 +235,7 @@ export class PostgresStore implements CredentialStore {
     const askedAt = performance.now();
     const known = latest?.snapshot.version ?? -1;
     const { rows } = await this.query("read", this.sql.read, [known], "rekey_read");
-    const row = rows[0] as ReadRow | undefined;
-    const snapshot =
-      row === undefined
-        ? EMPTY_SNAPSHOT
-        : assembleSnapshot(
-            row,
-            latest?.snapshot,
-            `${this.location} (schema tables)`,
-            this.rowSealer(),
-          );
+    const snapshot = this.snapshotOfRead(rows[0] as ReadRow | undefined, latest?.snapshot);
     this.remember(snapshot, askedAt);
     return publicSnapshot(snapshot);
   }
@@ -505,22 +496,20 @@ export class PostgresStore implements CredentialStore {
     if (after === undefined) return held;
     let snapshot: RowSnapshot;
     try {
-      const row = after.rows[0] as ReadRow | undefined;
-      snapshot =
-        row === undefined
-          ? EMPTY_SNAPSHOT
-          : assembleSnapshot(
-              row,
-              latest?.snapshot,
-              `${this.location} (schema tables)`,
-              this.rowSealer(),
-            );
+      snapshot = this.snapshotOfRead(after.rows[0] as ReadRow | undefined, latest?.snapshot);
     } catch (error) {
       await held.release();
       throw error;
     }
     this.remember(snapshot, askedAt);
     return { ...held, snapshot: publicSnapshot(snapshot) };
+  }
+
+  /** The snapshot the read statement's row gives, built on `previous` (unchanged rows kept). */
+  private snapshotOfRead(row: ReadRow | undefined, previous: RowSnapshot | undefined): RowSnapshot {
+    return row === undefined
+      ? EMPTY_SNAPSHOT
+      : assembleSnapshot(row, previous, `${this.location} (schema tables)`, this.rowSealer());
   }
 
   /**
