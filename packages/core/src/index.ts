@@ -51,6 +51,7 @@ export {
   showProfile,
   useProfile,
 } from "./engine/profiles.js";
+export { importAdvice } from "./engine/rescued-keys.js";
 export {
   type AgentRotationOutcome,
   type AgentRotationPlan,

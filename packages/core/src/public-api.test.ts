@@ -76,6 +76,7 @@ describe("@rekey/core's public API", () => {
       "historyView",
       "identitySchema",
       "identityView",
+      "importAdvice",
       "isLoopbackHost",
       "isRekeyError",
       "isoAt",

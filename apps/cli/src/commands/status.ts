@@ -3,6 +3,7 @@ import {
   formatDuration,
   type Identity,
   identityView,
+  importAdvice,
   isRekeyError,
   type KeyStatus,
   keyStatusView,
@@ -162,6 +163,6 @@ function scheduleText(
  */
 export function rescuedKeyLine(key: RescuedKey, colors: Colors, time: TimeFormat): string {
   return colors.red(
-    `${key.principal} ${key.fingerprint} (${key.source}, ${time(key.savedAt)}) is in the rescue file ${key.path}, not in the store: run \`rekey rescue import ${key.path}\``,
+    `${key.principal} ${key.fingerprint} (${key.source}, ${time(key.savedAt)}) is in the rescue file ${key.path}, not in the store: run \`${importAdvice(key)}\``,
   );
 }
