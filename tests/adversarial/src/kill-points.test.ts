@@ -363,26 +363,32 @@ describe("kill -9 at every named kill point", () => {
       [
         "kill points (every named point, real child processes)",
         ["configuration".padEnd(40), ...columns.map((name) => name.padStart(10))].join(""),
-        ...results.map(([label, tally]) =>
-          [label.padEnd(40), ...columns.map((name) => String(tally[name]).padStart(10))].join(""),
-        ),
+        // In a fixed order: the configurations run side by side and finish in any order.
+        ...[...results]
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([label, tally]) =>
+            [label.padEnd(40), ...columns.map((name) => String(tally[name]).padStart(10))].join(""),
+          ),
         "asserted: silent = 0 and unaudited = 0 at every point; with request_id the Idempotency-Key retry returns the journaled rotation.",
       ].join("\n"),
     );
     await Promise.all(roots.map((root) => rm(root, { recursive: true, force: true })));
   });
 
+  // The configurations run two at a time (maxConcurrency in vitest.config.ts): each has its own
+  // sandbox, store and root, and a run mostly waits on its children. The secret scan below runs
+  // after them.
   for (const requestIdSupport of [true, false]) {
     const suffix = requestIdSupport ? "with request_id" : "without request_id";
 
-    it(`CLI, file store, ${suffix}`, async () => {
+    it.concurrent(`CLI, file store, ${suffix}`, async () => {
       const configuration = await fileConfiguration(`CLI, file, ${suffix}`, requestIdSupport);
       const tally = await runPoints(configuration, KILL_POINTS);
       results.push([configuration.label, tally]);
       expect(tally.killed).toBeGreaterThan(10);
     });
 
-    it.skipIf(pgUrl === "")(`CLI, PostgreSQL, ${suffix}`, async () => {
+    it.skipIf(pgUrl === "").concurrent(`CLI, PostgreSQL, ${suffix}`, async () => {
       const root = await mkdtemp(join(tmpdir(), "rekey-kill-points-"));
       roots.push(root);
       const schema = `kill_points_${requestIdSupport ? "rid" : "norid"}`;
@@ -406,7 +412,7 @@ describe("kill -9 at every named kill point", () => {
       }
     });
 
-    it(`rekey-http, file store, Idempotency-Key retried, ${suffix}`, async () => {
+    it.concurrent(`rekey-http, file store, Idempotency-Key retried, ${suffix}`, async () => {
       const configuration = await fileConfiguration(
         `rekey-http, file, ${suffix}`,
         requestIdSupport,
@@ -417,7 +423,7 @@ describe("kill -9 at every named kill point", () => {
     });
   }
 
-  it("a key the store refused is in a rescue file when the process is killed, and comes back", async () => {
+  it.concurrent("a key the store refused is in a rescue file when the process is killed, and comes back", async () => {
     const root = await mkdtemp(join(tmpdir(), "rekey-kill-points-"));
     roots.push(root);
     const home = join(root, "home");
