@@ -15,7 +15,8 @@ import {
   updateStoreFrom,
   writableRecord,
 } from "./principal-records.js";
-import { writeRescueFile } from "./rescue.js";
+import { dropPendingAudit, writeRescueFile } from "./rescue.js";
+import { rescueAuditLockName } from "./rescue-audit.js";
 import { cooldownActiveError, secondsUntil } from "./rotation-checks.js";
 import {
   audit,
@@ -78,7 +79,40 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
       verified: false,
       surface,
     };
-    const rescueFile = await writeRescueFile(context.rescueDir, {
+    // The rescue file's own lock, held until the file no longer owes the entry: a listing or
+    // an import that finds it owing one writes it only once this process is gone (see
+    // rescue-audit.ts). Not having it must not cost the key: the file is written regardless.
+    const auditLock = await store
+      .lock(rescueAuditLockName(at.requestId), {
+        leaseMs: context.lockLeaseMs,
+        waitMs: context.lockWaitMs,
+      })
+      .catch(() => undefined);
+    try {
+      return await keepAndAudit(reply, at, { other, savedAt, lastRotation });
+    } finally {
+      await auditLock?.release();
+    }
+  }
+
+  /** {@link keepOtherAccountsKey} under the rescue file's lock: keep the key, audit, say where. */
+  async function keepAndAudit(
+    reply: { operatorId: number; apiKey: string },
+    at: Parameters<typeof keepOtherAccountsKey>[1],
+    kept: { other: string; savedAt: string; lastRotation: RotationRecord },
+  ): Promise<RekeyError> {
+    const { other, savedAt, lastRotation } = kept;
+    const { newFingerprint, cooldownUntil } = lastRotation;
+    const entry = {
+      principal: other,
+      action: "recover",
+      outcome: "failure",
+      newFingerprint,
+      cooldownUntil,
+      requestId: at.requestId,
+      errorCode: "CONFIG_INVALID",
+    } as const;
+    const rescueFile = await writeRescueFile(context.rescueDir, store, {
       faucet: at.view.faucet,
       principal: other,
       key: reply.apiKey,
@@ -87,7 +121,10 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
       requestId: at.requestId,
       operatorId: reply.operatorId,
       lastRotation,
+      // Owed until the entry below is appended (a kill in between: rescue-audit.ts).
+      pendingAudit: { ...entry, profile: profileName, surface },
     }).catch(() => undefined);
+    if (rescueFile !== undefined) killPoint("recover.other-rescued");
     let where = rescueFile === undefined ? undefined : `the rescue file ${rescueFile}`;
     if (rescueFile === undefined) {
       // No rescue file: the store beside is the only durable place left (not the profile's
@@ -115,15 +152,10 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
       );
     }
     await at.verifying;
-    await audit(context, {
-      principal: other,
-      action: "recover",
-      outcome: "failure",
-      newFingerprint,
-      cooldownUntil,
-      requestId: at.requestId,
-      errorCode: "CONFIG_INVALID",
-    });
+    await audit(context, entry);
+    // The entry is written: the file no longer owes it. Should this rewrite fail, the next
+    // listing finds the entry in the log (by request id) and writes no second one.
+    if (rescueFile !== undefined) await dropPendingAudit(rescueFile).catch(() => {});
     if (at.journal !== undefined) {
       await clearIntent(context, at.view.faucet, at.journal.principal, at.base);
     }
