@@ -36,31 +36,34 @@ function buildRescueFileSchema() {
     profile: z.string().min(1),
     surface: z.enum(["cli", "mcp", "http", "library"]),
   });
-  return z.strictObject({
-    rescueVersion: z.union([z.literal(1), z.literal(2)]),
-    /** The store the key was meant for (version 2; absent in version 1). */
-    store: z.strictObject({ kind: z.string().min(1), location: z.string().min(1) }).optional(),
-    /**
-     * The audit entry its writer appends right after the file (another account's recovery):
-     * while it is here, the entry may be missing, and whoever lists or imports the file writes
-     * it once (see `rescue-audit.ts`). The writer drops it once the entry is appended.
-     */
-    pendingAudit: auditEvent.optional(),
-    faucet: z.string().min(1),
-    /** The record principal ("operator:12", "agent:7"). */
-    principal: z.string().min(1),
-    key: z.string().min(1),
-    fingerprint: z.string().min(1),
-    source: z.enum(["register", "login", "create", "rotate", "recover", "import"]),
-    savedAt: z.iso.datetime(),
-    requestId: z.string().optional(),
-    lastRotation: rotationRecordSchema.optional(),
-    /** register: the account's recovery code, kept with its key. */
-    recoveryCode: z.string().optional(),
-    operatorId: z.number().int().nonnegative().optional(),
-  })
-    // Version 2 always names its store: one without is not a file rekey wrote.
-    .refine((file) => file.rescueVersion === 1 || file.store !== undefined);
+  return (
+    z
+      .strictObject({
+        rescueVersion: z.union([z.literal(1), z.literal(2)]),
+        /** The store the key was meant for (version 2; absent in version 1). */
+        store: z.strictObject({ kind: z.string().min(1), location: z.string().min(1) }).optional(),
+        /**
+         * The audit entry its writer appends right after the file (another account's recovery):
+         * while it is here, the entry may be missing, and whoever lists or imports the file writes
+         * it once (see `rescue-audit.ts`). The writer drops it once the entry is appended.
+         */
+        pendingAudit: auditEvent.optional(),
+        faucet: z.string().min(1),
+        /** The record principal ("operator:12", "agent:7"). */
+        principal: z.string().min(1),
+        key: z.string().min(1),
+        fingerprint: z.string().min(1),
+        source: z.enum(["register", "login", "create", "rotate", "recover", "import"]),
+        savedAt: z.iso.datetime(),
+        requestId: z.string().optional(),
+        lastRotation: rotationRecordSchema.optional(),
+        /** register: the account's recovery code, kept with its key. */
+        recoveryCode: z.string().optional(),
+        operatorId: z.number().int().nonnegative().optional(),
+      })
+      // Version 2 always names its store: one without is not a file rekey wrote.
+      .refine((file) => file.rescueVersion === 1 || file.store !== undefined)
+  );
 }
 let rescueFileSchema: ReturnType<typeof buildRescueFileSchema> | undefined;
 
