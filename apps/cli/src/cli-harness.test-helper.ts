@@ -45,14 +45,20 @@ export interface CliHarness {
   close(): Promise<void>;
 }
 
-/** Starts a sandbox (faults optional, shared test clock optional) and a temp REKEY_HOME. */
+/**
+ * Starts a sandbox (faults optional, shared test clock optional, `requestIdSupport: false` for
+ * a faucet that cannot replay by request id) and a temp REKEY_HOME.
+ */
 export async function startCliHarness(
-  options: { faults?: FaultSpec[]; clock?: Clock } = {},
+  options: { faults?: FaultSpec[]; clock?: Clock; requestIdSupport?: boolean } = {},
 ): Promise<CliHarness> {
   const sandbox = await startSandbox({
     port: 0,
     ...(options.faults ? { faults: options.faults } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.requestIdSupport === undefined
+      ? {}
+      : { requestIdSupport: options.requestIdSupport }),
   });
   const dir = await mkdtemp(join(tmpdir(), "rekey-cli-test-"));
   const home = join(dir, "rekey-home");

@@ -1,5 +1,4 @@
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   type CredentialStore,
@@ -8,35 +7,30 @@ import {
   RekeyError,
   type StoreData,
 } from "@rekey/core";
-import { type RunningSandbox, startSandbox } from "@rekey/sandbox";
 import { afterEach, describe, expect, it } from "vitest";
-import { RAW_SECRET, runBinary } from "./cli-harness.test-helper.js";
+import {
+  type CliHarness,
+  RAW_SECRET,
+  runBinary,
+  startCliHarness,
+} from "./cli-harness.test-helper.js";
 import { statusDocument } from "./json-schemas.test-helper.js";
 
 // A key that `register` had to write to a rescue file (the store refused it after the faucet
 // created the account) is shown by the built binary's `status` and `doctor`, by fingerprint,
 // with the command that imports it.
-let sandbox: RunningSandbox | undefined;
-let dir: string | undefined;
+let harness: CliHarness | undefined;
 afterEach(async () => {
-  await sandbox?.close();
-  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
-  sandbox = undefined;
-  dir = undefined;
+  await harness?.close();
+  harness = undefined;
 });
 
+/** The harness (sandbox, temp REKEY_HOME), with a rescue directory of its own in its temp dir. */
 async function setUp() {
-  sandbox = await startSandbox({ port: 0 });
-  dir = await mkdtemp(join(tmpdir(), "rekey-rescued-"));
-  const home = join(dir, "home");
-  const rescueDir = join(dir, "rescue");
-  const env = {
-    REKEY_HOME: home,
-    REKEY_RESCUE_DIR: rescueDir,
-    REKEY_API_URL: sandbox.url,
-    HOME: dir,
-  };
-  return { home, rescueDir, env, url: sandbox.url };
+  harness = await startCliHarness();
+  const rescueDir = join(harness.dir, "rescue");
+  const env = { ...harness.env, REKEY_RESCUE_DIR: rescueDir };
+  return { home: harness.home, rescueDir, env, url: harness.sandbox.url };
 }
 
 /**

@@ -1,37 +1,30 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type RunningSandbox, startSandbox } from "@rekey/sandbox";
 import { afterEach, describe, expect, it } from "vitest";
-import { RAW_SECRET, runBinary } from "./cli-harness.test-helper.js";
+import {
+  type CliHarness,
+  RAW_SECRET,
+  runBinary,
+  startCliHarness,
+} from "./cli-harness.test-helper.js";
 import { statusDocument } from "./json-schemas.test-helper.js";
 
 // The built binary as a child process against a real sandbox: what `rekey status` tells a user
 // to do when the profile holds no key.
-let sandbox: RunningSandbox | undefined;
-let dir: string | undefined;
+let harness: CliHarness | undefined;
 afterEach(async () => {
-  await sandbox?.close();
-  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
-  sandbox = undefined;
-  dir = undefined;
+  await harness?.close();
+  harness = undefined;
 });
 
 describe("rekey status with no key", () => {
   it("after `acknowledge` of a lost operator key, points to `rekey recover`, not `register`", async () => {
     // No request_id replay and a dropped reply after the faucet rotated: the key is lost.
-    sandbox = await startSandbox({
-      port: 0,
+    harness = await startCliHarness({
       requestIdSupport: false,
       faults: [{ action: "regenerate_operator_key", nth: 1, kind: "drop_after_commit" }],
     });
-    dir = await mkdtemp(join(tmpdir(), "rekey-next-step-"));
-    const env = {
-      REKEY_HOME: join(dir, "home"),
-      REKEY_RESCUE_DIR: join(dir, "rescue"),
-      REKEY_API_URL: sandbox.url,
-      HOME: dir,
-    };
+    const { dir } = harness;
+    const env = { ...harness.env, REKEY_RESCUE_DIR: join(dir, "rescue") };
     const rekey = (args: string[]) => runBinary(args, { env });
     const outputs: string[] = [];
     const run = async (args: string[]) => {
@@ -61,11 +54,9 @@ describe("rekey status with no key", () => {
   });
 
   it("a profile that knows no operator still points to `register` or `login`", async () => {
-    sandbox = await startSandbox({ port: 0 });
-    dir = await mkdtemp(join(tmpdir(), "rekey-next-step-"));
-    const env = { REKEY_HOME: join(dir, "home"), REKEY_API_URL: sandbox.url, HOME: dir };
+    harness = await startCliHarness();
     // An empty store: status of a profile with nothing in it is NOT_FOUND (exit 4) with that hint.
-    const status = await runBinary(["status"], { env });
+    const status = await runBinary(["status"], { env: harness.env });
     expect(status.stderr + status.stdout).toMatch(/rekey register/);
   });
 });

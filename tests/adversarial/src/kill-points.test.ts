@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -34,6 +34,8 @@ type Scenario =
   | { kind: "resolve"; first: KillPoint; requestId?: boolean }
   /** `rekey recover` killed at the point. */
   | { kind: "recover" }
+  /** `rekey recover` with another account's recovery code, killed at the point. */
+  | { kind: "recover-other" }
   /** `rekey register` killed at the point (a new profile). */
   | { kind: "register" }
   /** A rotation whose store refuses the key (a child with a failing store), killed there. */
@@ -73,6 +75,7 @@ const SCENARIOS: Record<KillPoint, Scenario> = {
   "recover.upstream-replied": { kind: "recover" },
   "recover.key-stored": { kind: "recover" },
   "recover.audited": { kind: "recover" },
+  "recover.other-rescued": { kind: "recover-other" },
   "register.upstream-replied": { kind: "register" },
   "register.key-stored": { kind: "register" },
   "audit.before-append": { kind: "rotate" },
@@ -108,9 +111,11 @@ async function runPoints(
 ): Promise<Tally> {
   const { requestIdSupport, root } = configuration;
   const sandbox: RunningSandbox = await startSandbox({ port: 0, requestIdSupport });
+  const rescueDir = join(root, "rescue");
   const env: Record<string, string> = {
     ...configuration.env,
     REKEY_API_URL: sandbox.url,
+    REKEY_RESCUE_DIR: rescueDir,
     HOME: root,
   };
   const store: CredentialStore = await openCredentialStore({
@@ -175,13 +180,30 @@ async function runPoints(
           if (killed(resolving)) tally.killed += 1;
           else expectHandled(resolving, `${where}: resolving status`, true);
         }
+      } else if (scenario.kind === "recover-other") {
+        // Another account (operator 2, a profile of its own in this store) whose recovery
+        // code is pasted into this profile: the faucet replaces operator 2's key.
+        const otherCodeFile = join(root, `other${index}-code.txt`);
+        const other = await runCli(
+          ["--profile", `other${index}`, "register", "--recovery-code-file", otherCodeFile],
+          { env },
+        );
+        expect(other.code, `${where}: register the other account\n${other.stderr}`).toBe(0);
+        const recovering = await runCli(["recover", "--force", "--yes", "--json"], {
+          env: killAt(point),
+          stdin: (await readFile(otherCodeFile, "utf8")).trim(),
+        });
+        expect(killed(recovering), `${where}: recover was killed\n${recovering.stderr}`).toBe(true);
+        tally.killed += 1;
       } else if (scenario.kind === "recover") {
-        const recovering = await runCli(["recover", "--json"], {
+        // Forced: the rotations before it leave the operator inside its withdrawal cooldown,
+        // where a recovery without --force is refused before it reaches any point.
+        const recovering = await runCli(["recover", "--force", "--yes", "--json"], {
           env: killAt(point),
           stdin: recoveryCode,
         });
-        if (killed(recovering)) tally.killed += 1;
-        else expectHandled(recovering, `${where}: recover`, true);
+        expect(killed(recovering), `${where}: recover was killed\n${recovering.stderr}`).toBe(true);
+        tally.killed += 1;
       } else {
         // A new profile: the account it creates upstream must stay reachable.
         const profile = `reg${index}`;
@@ -228,6 +250,20 @@ async function runPoints(
         `${where}: a silent loss\nexit ${check.status.code}\n${check.status.stdout}\n${check.status.stderr}`,
       ).toBe(false);
       expect(check.unaudited, `${where}: unaudited rotations`).toBe(0);
+      if (scenario.kind === "recover-other") {
+        // The other account's new key waits in its rescue file; its own profile takes it.
+        const files = (await readdir(rescueDir)).filter((name) => name.endsWith(".json"));
+        expect(files, `${where}: one rescue file`).toHaveLength(1);
+        const imported = await runCli(
+          ["--profile", `other${index}`, "rescue", "import", join(rescueDir, files[0] ?? "")],
+          { env },
+        );
+        expect(imported.code, `${where}: rescue import\n${imported.stderr}`).toBe(0);
+        const back = await runCli(["--profile", `other${index}`, "status", "--json"], { env });
+        expect(JSON.parse(back.stdout), `${where}: the other account works`).toMatchObject({
+          identity: { id: 2 },
+        });
+      }
       if (scenario.kind === "delivery" && !check.lost) {
         // The next process finished the delivery: the file holds the stored key.
         const status = JSON.parse(check.status.stdout) as { fingerprint?: string };

@@ -102,7 +102,7 @@ export function createEnrolment(
       () => false,
     );
     if (held) return error;
-    const path = await writeRescueFile(context.rescueDir, {
+    const path = await writeRescueFile(context.rescueDir, store, {
       faucet: faucetIdOf(url),
       principal: recordPrincipal,
       key: reply.apiKey,

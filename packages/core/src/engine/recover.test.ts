@@ -1,8 +1,9 @@
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type RekeyError, RekeyError as RekeyErrorClass } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
+import { verifyAuditChain } from "../store/audit-chain.js";
 import { openKey } from "../store/encryption/sealed-key.js";
 import type { AuditEventInput, CredentialStore } from "../store/types.js";
 import {
@@ -358,6 +359,106 @@ describe("recover with another account's recovery code", () => {
     expect(resolution?.outcome).toBe("not_rotated");
     await expectProfileUntouched(current, keyBefore);
     expect(await readdir(current.rescueDir)).toEqual([file]);
+  });
+});
+
+describe("recover with another account's code, its audit entry owed by the rescue file", () => {
+  /** Operator 1's profile recovers with operator 2's code; the recovery's audit append fails. */
+  async function failedAppend() {
+    fixture = await startEngineFixture({ store: "file" });
+    const current = fixture;
+    await current.rekey().register({});
+    const other = await current.client.register({ name: "someone else" });
+    const base = current.store;
+    const failingAudit = Object.assign(Object.create(base) as CredentialStore, {
+      appendAudit: (event: AuditEventInput) =>
+        event.action === "recover"
+          ? Promise.reject(new RekeyErrorClass("STORE_UNAVAILABLE", "the audit log is gone"))
+          : base.appendAudit(event),
+      prepareAudit: base.prepareAudit?.bind(base),
+      close: async () => {},
+    });
+    const refused = await current
+      .rekey({ store: failingAudit })
+      .recover(other.recoveryCode)
+      .then(
+        () => undefined,
+        (error: RekeyError) => error,
+      );
+    expect(refused?.code).toBe("STORE_UNAVAILABLE");
+    const [name] = await readdir(current.rescueDir);
+    const file = join(current.rescueDir, name ?? "");
+    const owed = JSON.parse(await readFile(file, "utf8")) as {
+      pendingAudit?: unknown;
+      fingerprint: string;
+      requestId: string;
+    };
+    expect(owed.pendingAudit).toMatchObject({ principal: "operator:2", profile: "default" });
+    return { current, file, owed };
+  }
+
+  const recoveries = async (current: EngineFixture) =>
+    (await current.rekey().history()).filter((entry) => entry.action === "recover");
+
+  it("the next listing (status, doctor) writes the missing entry, once, and the file stops owing it", async () => {
+    const { current, file, owed } = await failedAppend();
+    expect(await recoveries(current)).toEqual([]);
+
+    const rekey = current.rekey();
+    expect(await rekey.rescuedKeys()).toEqual([
+      expect.objectContaining({ principal: "operator:2", fingerprint: owed.fingerprint }),
+    ]);
+    const expected = expect.objectContaining({
+      principal: "operator:2",
+      outcome: "failure",
+      errorCode: "CONFIG_INVALID",
+      newFingerprint: owed.fingerprint,
+      requestId: owed.requestId,
+      profile: "default",
+      surface: "library",
+    });
+    expect(await recoveries(current)).toEqual([expected]);
+    const settled = JSON.parse(await readFile(file, "utf8")) as Record<string, unknown>;
+    expect(settled.pendingAudit).toBeUndefined();
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+
+    // Listed again and imported: no second entry.
+    await rekey.rescuedKeys();
+    await current.rekey({ profile: "bob" }).importRescue(file);
+    expect(await recoveries(current)).toEqual([expected]);
+    expect(verifyAuditChain(await current.store.readAudit()).ok).toBe(true);
+  });
+
+  it("an import of the file writes the missing entry first", async () => {
+    const { current, file, owed } = await failedAppend();
+    const bob = current.rekey({ profile: "bob" });
+    await bob.importRescue(file);
+    await expect(bob.whoami()).resolves.toMatchObject({ type: "operator", id: 2 });
+    const entries = (await bob.history()).filter((entry) => entry.requestId === owed.requestId);
+    expect(entries.map((entry) => [entry.action, entry.principal])).toEqual([
+      ["recover", "operator:2"],
+      ["import", "operator:2"],
+    ]);
+  });
+
+  it("a recovery that finished wrote its entry and left a file that owes none", async () => {
+    fixture = await startEngineFixture({ store: "file" });
+    await fixture.rekey().register({});
+    const other = await fixture.client.register({ name: "someone else" });
+    const refused = await fixture
+      .rekey()
+      .recover(other.recoveryCode)
+      .then(
+        () => undefined,
+        (error: RekeyError) => error,
+      );
+    const file = String(refused?.details.rescueFile);
+    const written = JSON.parse(await readFile(file, "utf8")) as Record<string, unknown>;
+    expect(written.pendingAudit).toBeUndefined();
+    expect(written.rescueVersion).toBe(2);
+    expect(await recoveries(fixture)).toHaveLength(1);
+    await fixture.rekey().rescuedKeys();
+    expect(await recoveries(fixture)).toHaveLength(1);
   });
 });
 

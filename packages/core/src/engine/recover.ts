@@ -1,12 +1,21 @@
 import { randomUUID } from "node:crypto";
+import type { FaucetClient } from "../client/index.js";
 import { isRekeyError, RekeyError } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
 import { cooldownMinutes, OPERATOR } from "../principal.js";
+import { openKey } from "../store/encryption/sealed-key.js";
 import { operatorRecordPrincipal, recordIdOf } from "../store/record-ids.js";
-import type { RotationIntent, RotationRecord, StoreSnapshot } from "../store/types.js";
+import type {
+  DeepReadonly,
+  RotationIntent,
+  RotationRecord,
+  StoredKey,
+  StoreSnapshot,
+} from "../store/types.js";
 import { killPoint } from "../testing/kill-points.js";
 import { rotationLockName } from "./context.js";
 import {
+  type ProfileView,
   profileIn,
   recordIn,
   recordOf,
@@ -15,7 +24,8 @@ import {
   updateStoreFrom,
   writableRecord,
 } from "./principal-records.js";
-import { writeRescueFile } from "./rescue.js";
+import { dropPendingAudit, writeRescueFile } from "./rescue.js";
+import { rescueAuditLockName } from "./rescue-audit.js";
 import { cooldownActiveError, secondsUntil } from "./rotation-checks.js";
 import {
   audit,
@@ -59,7 +69,8 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
       requestId: string;
       /** whoami's answer on the new key, in flight while the key is made durable. */
       verifying: Promise<boolean>;
-      profileOperator: string;
+      /** The account the profile's operator is. */
+      profileOperatorId: number;
     },
   ): Promise<RekeyError> {
     const other = operatorRecordPrincipal(reply.operatorId);
@@ -78,7 +89,40 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
       verified: false,
       surface,
     };
-    const rescueFile = await writeRescueFile(context.rescueDir, {
+    // The rescue file's own lock, held until the file no longer owes the entry: a listing or
+    // an import that finds it owing one writes it only once this process is gone (see
+    // rescue-audit.ts). Not having it must not cost the key: the file is written regardless.
+    const auditLock = await store
+      .lock(rescueAuditLockName(at.requestId), {
+        leaseMs: context.lockLeaseMs,
+        waitMs: context.lockWaitMs,
+      })
+      .catch(() => undefined);
+    try {
+      return await keepAndAudit(reply, at, { other, savedAt, lastRotation });
+    } finally {
+      await auditLock?.release();
+    }
+  }
+
+  /** {@link keepOtherAccountsKey} under the rescue file's lock: keep the key, audit, say where. */
+  async function keepAndAudit(
+    reply: { operatorId: number; apiKey: string },
+    at: Parameters<typeof keepOtherAccountsKey>[1],
+    kept: { other: string; savedAt: string; lastRotation: RotationRecord },
+  ): Promise<RekeyError> {
+    const { other, savedAt, lastRotation } = kept;
+    const { newFingerprint, cooldownUntil } = lastRotation;
+    const entry = {
+      principal: other,
+      action: "recover",
+      outcome: "failure",
+      newFingerprint,
+      cooldownUntil,
+      requestId: at.requestId,
+      errorCode: "CONFIG_INVALID",
+    } as const;
+    const rescueFile = await writeRescueFile(context.rescueDir, store, {
       faucet: at.view.faucet,
       principal: other,
       key: reply.apiKey,
@@ -87,7 +131,10 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
       requestId: at.requestId,
       operatorId: reply.operatorId,
       lastRotation,
+      // Owed until the entry below is appended (a kill in between: rescue-audit.ts).
+      pendingAudit: { ...entry, profile: profileName, surface },
     }).catch(() => undefined);
+    if (rescueFile !== undefined) killPoint("recover.other-rescued");
     let where = rescueFile === undefined ? undefined : `the rescue file ${rescueFile}`;
     if (rescueFile === undefined) {
       // No rescue file: the store beside is the only durable place left (not the profile's
@@ -115,19 +162,14 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
       );
     }
     await at.verifying;
-    await audit(context, {
-      principal: other,
-      action: "recover",
-      outcome: "failure",
-      newFingerprint,
-      cooldownUntil,
-      requestId: at.requestId,
-      errorCode: "CONFIG_INVALID",
-    });
+    await audit(context, entry);
+    // The entry is written: the file no longer owes it. Should this rewrite fail, the next
+    // listing finds the entry in the log (by request id) and writes no second one.
+    if (rescueFile !== undefined) await dropPendingAudit(rescueFile).catch(() => {});
     if (at.journal !== undefined) {
       await clearIntent(context, at.view.faucet, at.journal.principal, at.base);
     }
-    const profileLabel = `operator ${operatorIdOfRecord(at.profileOperator) ?? ""}`.trim();
+    const profileLabel = `operator ${at.profileOperatorId}`;
     return new RekeyError(
       "CONFIG_INVALID",
       `The recovery code is operator ${reply.operatorId}'s, not this profile's (${profileLabel}): the faucet replaced operator ${reply.operatorId}'s key (new key ${newFingerprint}, its old key no longer works) and ${where === undefined ? "it could not be kept anywhere: no rescue file could be written and the store refused it" : `it was kept in ${where}`}. Profile "${profileName}" is unchanged.`,
@@ -182,6 +224,9 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
         // and the audit log its entry.
         await store.checkWritable();
         await prepareAudit(context);
+        const faucetClient = context.client(view);
+        // Whose account the profile is, to tell another account's recovery code from its own.
+        const expectedId = await profileOperatorId(view, old, faucetClient);
         // Like a rotation's: the id of this recovery in the audit log, the stored record's
         // last rotation and the faucet's logs, journaled or not.
         const requestId = randomUUID();
@@ -207,7 +252,6 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
             if (stored) stored.intent = { ...journal };
           }));
         }
-        const faucetClient = context.client(view);
         let reply: Awaited<ReturnType<typeof faucetClient.recover>>;
         try {
           reply = await faucetClient.recover(code, { requestId });
@@ -242,7 +286,6 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
           (identity) => identity.type === "operator" && identity.id === recoveredId,
           () => false,
         );
-        const expectedId = operatorIdOfRecord(view.operator);
         if (expectedId !== undefined && recoveredId !== expectedId) {
           throw await keepOtherAccountsKey(reply, {
             view,
@@ -250,10 +293,17 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
             journal,
             requestId,
             verifying,
-            profileOperator: view.operator ?? "operator",
+            profileOperatorId: expectedId,
           });
         }
-        const recordPrincipal = operatorRecordPrincipal(recoveredId);
+        // The profile's own account. A record with no id in its principal ("operator", from a
+        // schema-1 store) keeps its name and learns the id: every profile pointing at it, and
+        // its journal, go on with the recovered key (an "operator:N" beside it would leave
+        // them the dead one).
+        const recordPrincipal =
+          view.operator !== undefined && operatorIdOfRecord(view.operator) === undefined
+            ? view.operator
+            : operatorRecordPrincipal(recoveredId);
         const url = context.baseUrl(view);
         // From here on, the path of a rotation: the new key is stored (retried, with a rescue
         // file if the store refuses it), then the audit entry, then the journal is cleared.
@@ -321,6 +371,32 @@ function recoveryInCooldownError(until: string, nowMs: number): RekeyError {
       details: refusal.details,
     },
   );
+}
+
+/**
+ * The account id of the profile's operator: its record principal's ("operator:12"), else the
+ * id its record learned, else, for a record migrated from schema 1 without one ("operator"),
+ * the faucet's answer for its stored key, asked before the recovery kills that key. Undefined
+ * when nothing can tell (no operator, or its key is already dead): the recovered key is then
+ * the profile's way back, as for a profile with no operator.
+ * @throws RekeyError UPSTREAM_* when the faucet cannot be asked (nothing was changed).
+ */
+async function profileOperatorId(
+  view: ProfileView,
+  old: DeepReadonly<StoredKey> | undefined,
+  faucetClient: FaucetClient,
+): Promise<number | undefined> {
+  const fromPrincipal = operatorIdOfRecord(view.operator);
+  if (fromPrincipal !== undefined) return fromPrincipal;
+  const learned = recordOf(view, OPERATOR)?.operatorId;
+  if (learned !== undefined || old?.key === undefined) return learned;
+  try {
+    const identity = await faucetClient.whoami(openKey(old.key));
+    return identity.type === "operator" ? identity.id : identity.operatorId;
+  } catch (error) {
+    if (isRekeyError(error, "UNAUTHORIZED")) return undefined;
+    throw error;
+  }
 }
 
 /** The operator id of an operator record principal ("operator:12"); undefined when unknown. */

@@ -13,8 +13,9 @@ import {
   updateStore,
   writableRecord,
 } from "./principal-records.js";
-import { readRescueFile, removeRescueFile } from "./rescue.js";
-import { rescuedKeysIn, supersedes } from "./rescued-keys.js";
+import { readRescueFile, removeRescueFile, rescueFileOf } from "./rescue.js";
+import { listRescuedKeys, settleRescueAudit } from "./rescue-audit.js";
+import { supersedes } from "./rescued-keys.js";
 import { audit, prepareAudit } from "./rotation-steps.js";
 import type { Session } from "./session.js";
 import type { Rekey } from "./types.js";
@@ -41,7 +42,7 @@ export function createRepair(
     },
 
     async rescuedKeys() {
-      return rescuedKeysIn(context.rescueDir, await readView());
+      return listRescuedKeys(context, await readView());
     },
 
     async acknowledgeKeyLost(principal) {
@@ -79,19 +80,32 @@ export function createRepair(
     },
 
     async importRescue(path) {
-      const file = await readRescueFile(path);
+      const read = await readRescueFile(path);
       const view = await readView();
-      if (file.faucet !== view.faucet) {
+      if (read.faucet !== view.faucet) {
         throw new RekeyError(
           "CONFIG_INVALID",
-          `The rescue file holds a key for ${file.faucet}, not this profile's faucet ${view.faucet}`,
+          `The rescue file holds a key for ${read.faucet}, not this profile's faucet ${view.faucet}`,
           { hint: "Import it with the profile of that faucet (--profile)." },
         );
       }
-      const target = principalOfRecord(file.principal);
-      await withLock(rotationLockName(recordIdOf(view.faucet, file.principal)), async () => {
+      // The rescue directory is shared by every store of the user: a key another store
+      // refused is that store's to take.
+      if (read.store !== undefined && !rescueFileOf(read, store)) {
+        throw new RekeyError(
+          "CONFIG_INVALID",
+          `The rescue file holds a key the ${read.store.kind} store at ${read.store.location} refused, not this one (${store.kind} at ${store.location})`,
+          {
+            hint: "Import it with that store (the REKEY_HOME or REKEY_STORE it was written for). Nothing was changed.",
+          },
+        );
+      }
+      const target = principalOfRecord(read.principal);
+      await withLock(rotationLockName(recordIdOf(view.faucet, read.principal)), async () => {
         await store.checkWritable();
         await prepareAudit(context);
+        // Another account's recovery killed before its audit entry: that entry comes first.
+        const file = await settleRescueAudit(context, path, read, context.lockWaitMs);
         await updateStore(
           store,
           (draft) => {
@@ -144,7 +158,7 @@ export function createRepair(
         });
       });
       await removeRescueFile(path);
-      return { label: principalLabel(target), fingerprint: file.fingerprint };
+      return { label: principalLabel(target), fingerprint: read.fingerprint };
     },
   };
 }

@@ -1,36 +1,69 @@
 import { randomBytes } from "node:crypto";
 import { chmod, lstat, mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { homedir } from "node:os";
-import { isAbsolute, join, relative, resolve } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { z } from "zod";
 import { RekeyError } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
 import { rotationRecordSchema } from "../store/schema.js";
+import type { CredentialStore } from "../store/types.js";
 
 /**
  * Rescue files: where a key the faucet issued goes when the credential store will not take it
  * (read-only, full, gone). One file per key, 0600, in a 0700 directory of its own outside the
  * store, so that a store that is broken or later wiped does not take the key with it.
  * `rekey rescue import` (and the next resolution of the rotation) brings it back.
+ *
+ * Version 2 names the store the key was meant for (`store`: its kind and location): one rescue
+ * directory serves every store of a user (two homes, a file store and PostgreSQL), and a store
+ * lists and imports only its own files. Version 1 files (no `store`) are taken by any store of
+ * their faucet, as before.
  */
+
+/** What identifies a store in a rescue file: its kind and its (redacted) location. */
+export type RescueStore = Pick<CredentialStore, "kind" | "location">;
 
 // Built on first use: only reading a rescue file needs it.
 function buildRescueFileSchema() {
-  return z.strictObject({
-    rescueVersion: z.literal(1),
-    faucet: z.string().min(1),
-    /** The record principal ("operator:12", "agent:7"). */
+  const auditEvent = z.strictObject({
     principal: z.string().min(1),
-    key: z.string().min(1),
-    fingerprint: z.string().min(1),
-    source: z.enum(["register", "login", "create", "rotate", "recover", "import"]),
-    savedAt: z.iso.datetime(),
-    requestId: z.string().optional(),
-    lastRotation: rotationRecordSchema.optional(),
-    /** register: the account's recovery code, kept with its key. */
-    recoveryCode: z.string().optional(),
-    operatorId: z.number().int().nonnegative().optional(),
+    action: z.literal("recover"),
+    outcome: z.literal("failure"),
+    newFingerprint: z.string().min(1),
+    cooldownUntil: z.iso.datetime().optional(),
+    requestId: z.string().min(1),
+    errorCode: z.string().min(1),
+    profile: z.string().min(1),
+    surface: z.enum(["cli", "mcp", "http", "library"]),
   });
+  return (
+    z
+      .strictObject({
+        rescueVersion: z.union([z.literal(1), z.literal(2)]),
+        /** The store the key was meant for (version 2; absent in version 1). */
+        store: z.strictObject({ kind: z.string().min(1), location: z.string().min(1) }).optional(),
+        /**
+         * The audit entry its writer appends right after the file (another account's recovery):
+         * while it is here, the entry may be missing, and whoever lists or imports the file writes
+         * it once (see `rescue-audit.ts`). The writer drops it once the entry is appended.
+         */
+        pendingAudit: auditEvent.optional(),
+        faucet: z.string().min(1),
+        /** The record principal ("operator:12", "agent:7"). */
+        principal: z.string().min(1),
+        key: z.string().min(1),
+        fingerprint: z.string().min(1),
+        source: z.enum(["register", "login", "create", "rotate", "recover", "import"]),
+        savedAt: z.iso.datetime(),
+        requestId: z.string().optional(),
+        lastRotation: rotationRecordSchema.optional(),
+        /** register: the account's recovery code, kept with its key. */
+        recoveryCode: z.string().optional(),
+        operatorId: z.number().int().nonnegative().optional(),
+      })
+      // Version 2 always names its store: one without is not a file rekey wrote.
+      .refine((file) => file.rescueVersion === 1 || file.store !== undefined)
+  );
 }
 let rescueFileSchema: ReturnType<typeof buildRescueFileSchema> | undefined;
 
@@ -58,10 +91,14 @@ export function rescueDirOf(
   return dir;
 }
 
-/** Writes a rescue file (0600, dir 0700, fsynced) and returns its path. */
+/**
+ * Writes a rescue file (0600, dir 0700, fsynced) for a key `store` refused, and returns its
+ * path.
+ */
 export async function writeRescueFile(
   dir: string,
-  content: Omit<RescueFile, "rescueVersion" | "fingerprint">,
+  store: RescueStore,
+  content: Omit<RescueFile, "rescueVersion" | "fingerprint" | "store">,
 ): Promise<string> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const stats = await lstat(dir);
@@ -70,12 +107,31 @@ export async function writeRescueFile(
   const principal = content.principal.replace(/[^a-z0-9]+/gi, "-");
   const name = `${principal}-${content.requestId ?? content.source}-${randomBytes(3).toString("hex")}.json`;
   const path = join(dir, name);
-  const temp = `${path}.tmp`;
-  const body: RescueFile = {
-    rescueVersion: 1,
+  await writeDurably(path, {
+    rescueVersion: 2,
+    store: { kind: store.kind, location: store.location },
     ...content,
     fingerprint: fingerprint(content.key),
-  };
+  });
+  return path;
+}
+
+/**
+ * Drops `pendingAudit` from the rescue file at `path` (its audit entry is written) and returns
+ * the file as it now is. Atomic: the file holds the only copy of a key, so it is never torn.
+ * @throws RekeyError INVALID_INPUT when it is not (or no longer) a rescue file.
+ */
+export async function dropPendingAudit(path: string): Promise<RescueFile> {
+  const file = await readRescueFile(path);
+  if (file.pendingAudit === undefined) return file;
+  const { pendingAudit: _written, ...settled } = file;
+  await writeDurably(path, settled);
+  return settled;
+}
+
+/** Writes `body` to a 0600 temp file, fsyncs it, renames it over `path`, fsyncs the directory. */
+async function writeDurably(path: string, body: RescueFile): Promise<void> {
+  const temp = `${path}.${randomBytes(3).toString("hex")}.tmp`;
   const handle = await open(temp, "wx", 0o600);
   try {
     await handle.writeFile(`${JSON.stringify(body, null, 2)}\n`, "utf8");
@@ -84,13 +140,23 @@ export async function writeRescueFile(
     await handle.close();
   }
   await rename(temp, path);
-  const dirHandle = await open(dir, "r");
+  const dirHandle = await open(dirname(path), "r");
   try {
     await dirHandle.sync();
   } finally {
     await dirHandle.close();
   }
-  return path;
+}
+
+/**
+ * True when `file` was written for `store`, or by a rekey that did not name the store
+ * (version 1): such a file is any store's of its faucet, as it always was.
+ */
+export function rescueFileOf(file: RescueFile, store: RescueStore): boolean {
+  return (
+    file.store === undefined ||
+    (file.store.kind === store.kind && file.store.location === store.location)
+  );
 }
 
 /** Reads and checks a rescue file. @throws RekeyError INVALID_INPUT when it is not one. */
@@ -118,12 +184,14 @@ export async function readRescueFile(path: string): Promise<RescueFile> {
 }
 
 /**
- * The rescue file of one rotation of `principal` (a record principal) in `dir`, if one was
- * written. The principal must match too: a recovery that found another account leaves that
- * account's key under the same request id, and it must never become this principal's key.
+ * The rescue file of one rotation of `principal` (a record principal) in `dir` for `store`,
+ * if one was written. The principal must match too: a recovery that found another account
+ * leaves that account's key under the same request id, and it must never become this
+ * principal's key.
  */
 export async function findRescueFile(
   dir: string,
+  store: RescueStore,
   faucet: string,
   requestId: string,
   principal: string,
@@ -134,7 +202,12 @@ export async function findRescueFile(
   )) {
     const path = join(dir, name);
     const file = await readRescueFile(path).catch(() => undefined);
-    if (file?.requestId === requestId && file.faucet === faucet && file.principal === principal)
+    if (
+      file?.requestId === requestId &&
+      file.faucet === faucet &&
+      file.principal === principal &&
+      rescueFileOf(file, store)
+    )
       return { path, file };
   }
   return undefined;

@@ -1,8 +1,17 @@
-import { readdir } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { isRekeyError } from "../errors.js";
 import { openKey } from "../store/encryption/sealed-key.js";
-import { type EngineFixture, startEngineFixture, storedKey } from "./engine.test-helper.js";
+import { createFileStore } from "../store/file-store.js";
+import type { CredentialStore } from "../store/types.js";
+import {
+  type EngineFixture,
+  refusingWrites,
+  startEngineFixture,
+  storedKey,
+} from "./engine.test-helper.js";
 import { writeRescueFile } from "./rescue.js";
 
 let fixture: EngineFixture | undefined;
@@ -22,7 +31,7 @@ describe("rescued keys", () => {
     const record = Object.values(data.principals).find((r) => r.principal.startsWith("operator"));
     const held = await storedKey(fixture.store, "operator");
     if (record === undefined || held?.key === undefined) throw new Error("no operator stored");
-    const left = await writeRescueFile(fixture.rescueDir, {
+    const left = await writeRescueFile(fixture.rescueDir, fixture.store, {
       faucet: record.faucet,
       principal: record.principal,
       key: openKey(held.key),
@@ -51,3 +60,155 @@ describe("rescued keys", () => {
     expect(await readdir(fixture.rescueDir)).toEqual([left.split("/").pop()]);
   });
 });
+
+/** Registers through `rekey` on a store that starts refusing writes once the faucet answered. */
+async function registerIntoRescue(
+  current: EngineFixture,
+  store: CredentialStore,
+): Promise<{ file: string; fingerprint: string }> {
+  let failing = false;
+  const refusing = refusingWrites(store, () => failing);
+  const error = await current
+    .rekey({ store: refusing, storeRetryMs: 200 })
+    .register({
+      onRecoveryCode: async () => {
+        failing = true;
+      },
+    })
+    .then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+  if (!isRekeyError(error, "STORE_UNAVAILABLE")) throw new Error(`register: ${String(error)}`);
+  const file = String(error.details.rescueFile);
+  const { fingerprint } = JSON.parse(await readFile(file, "utf8")) as { fingerprint: string };
+  return { file, fingerprint };
+}
+
+describe("rescue files of two stores in one rescue directory", () => {
+  let other: CredentialStore | undefined;
+  let otherDir: string | undefined;
+  afterEach(async () => {
+    await other?.close();
+    if (otherDir !== undefined) await rm(otherDir, { recursive: true, force: true });
+    other = undefined;
+    otherDir = undefined;
+  });
+
+  /** A second file store (another REKEY_HOME) whose engines share the fixture's rescue dir. */
+  async function secondStore(current: EngineFixture) {
+    otherDir = await mkdtemp(join(tmpdir(), "rekey-second-home-"));
+    other = createFileStore({ dir: otherDir, env: {} });
+    return { store: other, rekey: current.rekey({ store: other }) };
+  }
+
+  it("a store lists and imports only its own: the other home's rescued key is not shown, and its import is refused", async () => {
+    fixture = await startEngineFixture({ store: "file" });
+    const second = await secondStore(fixture);
+    const rescued = await registerIntoRescue(fixture, fixture.store);
+    const written = JSON.parse(await readFile(rescued.file, "utf8")) as Record<string, unknown>;
+    expect(written.store).toEqual({ kind: "file", location: fixture.store.location });
+    expect((await stat(rescued.file)).mode & 0o777).toBe(0o600);
+
+    // The second home sees nothing: not in its list, not as the hint of its empty status.
+    expect(await second.rekey.rescuedKeys()).toEqual([]);
+    const missing = await second.rekey.status().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(isRekeyError(missing, "NOT_FOUND")).toBe(true);
+    expect((missing as { hint?: string }).hint).not.toContain(rescued.fingerprint);
+    expect((missing as { hint?: string }).hint).toContain("rekey register");
+    // ...and cannot take it: the key is the first home's account.
+    const refused = await second.rekey.importRescue(rescued.file).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(isRekeyError(refused, "CONFIG_INVALID")).toBe(true);
+    expect(String((refused as Error).message)).toContain(fixture.store.location);
+    expect(String((refused as Error).message)).not.toContain(openKeyOf(written));
+    expect((await second.store.read()).data.principals).toEqual({});
+    expect(await readdir(fixture.rescueDir)).toEqual([rescued.file.split("/").pop()]);
+
+    // The store it came from lists it and imports it.
+    const own = fixture.rekey();
+    expect(await own.rescuedKeys()).toEqual([
+      expect.objectContaining({ fingerprint: rescued.fingerprint, source: "register" }),
+    ]);
+    await own.importRescue(rescued.file);
+    await expect(own.whoami()).resolves.toMatchObject({ type: "operator" });
+    expect(await readdir(fixture.rescueDir)).toEqual([]);
+  });
+
+  it("a rescue file written by the previous version (no store named) is still listed and imported", async () => {
+    fixture = await startEngineFixture({ store: "file" });
+    const second = await secondStore(fixture);
+    const rescued = await registerIntoRescue(fixture, fixture.store);
+    // The same file as rekey before this change wrote it: version 1, no `store`.
+    const { store: _store, ...previous } = JSON.parse(await readFile(rescued.file, "utf8")) as {
+      store?: unknown;
+    };
+    await rm(rescued.file);
+    const legacy = join(fixture.rescueDir, "operator-1-register-0a1b2c.json");
+    await writeFile(legacy, `${JSON.stringify({ ...previous, rescueVersion: 1 }, null, 2)}\n`, {
+      mode: 0o600,
+    });
+    // Any store of its faucet lists it, as before: nothing says whose it was.
+    expect(await second.rekey.rescuedKeys()).toEqual([
+      expect.objectContaining({ path: legacy, fingerprint: rescued.fingerprint }),
+    ]);
+    const own = fixture.rekey();
+    expect(await own.rescuedKeys()).toEqual([
+      expect.objectContaining({ path: legacy, fingerprint: rescued.fingerprint }),
+    ]);
+    await expect(own.importRescue(legacy)).resolves.toMatchObject({
+      fingerprint: rescued.fingerprint,
+    });
+    await expect(own.whoami()).resolves.toMatchObject({ type: "operator", id: 1 });
+    expect(await readdir(fixture.rescueDir)).toEqual([]);
+  });
+
+  it("a rotation's journal takes only a rescue file of its own store", async () => {
+    // No replay by request_id: the rescue file is the only way back to the rotated key.
+    fixture = await startEngineFixture({ store: "file", sandbox: { requestIdSupport: false } });
+    const rekey = fixture.rekey();
+    await rekey.register({});
+    // The store takes the journal, then refuses the rotated key: it goes to a rescue file.
+    let failing = true;
+    let writes = 0;
+    const afterJournal = refusingWrites(fixture.store, () => {
+      writes += 1;
+      return writes > 1 && failing;
+    });
+    const rotating = await fixture
+      .rekey({ store: afterJournal, storeRetryMs: 200 })
+      .rotateKey()
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    expect(isRekeyError(rotating, "STORE_UNAVAILABLE")).toBe(true);
+    const file = String((rotating as { details: { rescueFile: string } }).details.rescueFile);
+    failing = false;
+    // Named for another store, the same file is not this journal's key: resolution leaves it.
+    const written = JSON.parse(await readFile(file, "utf8")) as Record<string, unknown>;
+    await writeFile(
+      file,
+      `${JSON.stringify({ ...written, store: { kind: "file", location: "/elsewhere/credentials.json" } })}\n`,
+    );
+    const resolving = await fixture
+      .rekey()
+      .resolvePending()
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    expect(isRekeyError(resolving, "KEY_LOST")).toBe(true);
+    expect(await readdir(fixture.rescueDir)).toEqual([file.split("/").pop()]);
+  });
+});
+
+/** The raw key of a parsed rescue file, for "not in the message" checks. */
+function openKeyOf(file: Record<string, unknown>): string {
+  return String(file.key);
+}

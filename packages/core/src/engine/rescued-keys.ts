@@ -5,23 +5,32 @@ import { principalLabel } from "../principal.js";
 import { faucetIdOf, recordIdOf } from "../store/record-ids.js";
 import type { DeepReadonly, PrincipalRecord } from "../store/types.js";
 import { type ProfileView, principalOfRecord } from "./principal-records.js";
-import { readRescueFile } from "./rescue.js";
+import { type RescueFile, type RescueStore, readRescueFile, rescueFileOf } from "./rescue.js";
 import type { RescuedKey } from "./types.js";
 
 /**
  * The rescue files in `dir` that hold a key of the view's faucet the store does not hold: a
  * registration, rotation or recovery whose key the store refused. Until imported such a key is
  * nowhere else, so status and doctor show each (by fingerprint, never the key). Files that are
- * not rescue files, or that another faucet's profile owns, are left out.
+ * not rescue files, that another faucet's profile owns, or that another store wrote (the
+ * rescue directory is shared by every store of the user) are left out. `settle` sees each
+ * listed file first (another account's recovery whose audit entry may be missing).
  */
-export async function rescuedKeysIn(dir: string, view: ProfileView): Promise<RescuedKey[]> {
+export async function rescuedKeysIn(
+  dir: string,
+  store: RescueStore,
+  view: ProfileView,
+  settle?: (path: string, file: RescueFile) => Promise<unknown>,
+): Promise<RescuedKey[]> {
   const names = await readdir(dir).catch(() => [] as string[]);
   const faucet = faucetIdOf(view.faucet);
   const found: RescuedKey[] = [];
   for (const name of names.filter((entry) => entry.endsWith(".json")).sort()) {
     const path = join(dir, name);
     const file = await readRescueFile(path).catch(() => undefined);
-    if (file === undefined || faucetIdOf(file.faucet) !== faucet) continue;
+    if (file === undefined || faucetIdOf(file.faucet) !== faucet || !rescueFileOf(file, store))
+      continue;
+    await settle?.(path, file);
     const record = view.data.principals[recordIdOf(faucet, file.principal)];
     if (record?.fingerprint === file.fingerprint || supersedes(record, file)) continue;
     found.push({

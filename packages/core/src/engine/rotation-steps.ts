@@ -252,7 +252,7 @@ export async function storeIssuedKey(
       () => context.invalidateKeys(),
     );
   const rescue = () =>
-    writeRescueFile(context.rescueDir, {
+    writeRescueFile(context.rescueDir, context.store, {
       faucet,
       principal: issued.recordPrincipal,
       key: reply.apiKey,

@@ -4,7 +4,8 @@ import { fingerprint } from "../fingerprint.js";
 import { OPERATOR, principalLabel, samePrincipal } from "../principal.js";
 import { keyScheduleOf } from "../schedule/policies.js";
 import { activePrincipalOf, recordOf, storedKeyOf } from "./principal-records.js";
-import { importAdvice, rescuedKeysIn } from "./rescued-keys.js";
+import { listRescuedKeys } from "./rescue-audit.js";
+import { importAdvice } from "./rescued-keys.js";
 import { recoveryOf } from "./resolve-intent.js";
 import type { Session } from "./session.js";
 import type { KeyStatus, Rekey } from "./types.js";
@@ -54,7 +55,7 @@ export function createStatus(session: Session): Pick<Rekey, "status"> {
       if (!view.profile && record === undefined && seeded === undefined) {
         // A registration whose key the store refused leaves no profile, only a rescue file:
         // registering again would make a second account, so that file is the way on.
-        const [rescued] = await rescuedKeysIn(context.rescueDir, view);
+        const [rescued] = await listRescuedKeys(context, view);
         throw new RekeyError(
           "NOT_FOUND",
           actAs === undefined

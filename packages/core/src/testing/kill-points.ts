@@ -31,6 +31,8 @@ export const KILL_POINTS = [
   "recover.upstream-replied",
   "recover.key-stored",
   "recover.audited",
+  // recover with another account's code: its key in a rescue file, the entry not yet appended
+  "recover.other-rescued",
   // register
   "register.upstream-replied",
   "register.key-stored",
