@@ -58,6 +58,7 @@ import {
   oneStatementWrite,
   type RekeySql,
   sqlFor,
+  sqlLiteral,
   WRITE_CONFLICT,
   type WriteShape,
 } from "./sql.js";
@@ -1104,9 +1105,4 @@ function afterWrite(
  */
 export function createPostgresStore(options: PostgresStoreOptions): PostgresStore {
   return new PostgresStore(options);
-}
-
-/** A parameter of a prepared statement as an SQL literal, for a query that takes none. */
-function sqlLiteral(value: unknown): string {
-  return value === null || value === undefined ? "NULL" : pg.escapeLiteral(String(value));
 }

@@ -89,6 +89,18 @@ if (postgresUrl === "") {
       }
     });
 
+    it("writes what it is given as it is: quotes, backslashes and other characters", async () => {
+      const schema = newSchema();
+      const one = open(schema);
+      expect((await one.compareAndSet(0, named("one"))).ok).toBe(true);
+      const name = `O'Brien \\ "quoted" \\' é ✓ \n$1 $$ E'x'`;
+      const lock = await one.lock("agent:7", lease);
+      const written = await one.compareAndSet(1, named(name), { release: lock });
+      expect(written.ok).toBe(true);
+      await lock.release();
+      expect(Object.values((await open(schema).read()).data.principals)[0]?.name).toBe(name);
+    });
+
     it("keeps it held when the server refuses the write, and the lock session serves on", async () => {
       const schema = newSchema();
       const one = open(schema);
