@@ -306,7 +306,8 @@ export class PostgresStore implements CredentialStore {
    * exists and the write is small, as every write of a rotation is, and any entry to append is
    * one that chains to the entry this handle appended last; otherwise in a transaction.
    * `release`: a lock of this handle, freed once that one statement committed, in its round trip
-   * (see `LockSession`); a write made otherwise leaves it to its holder.
+   * (see `LockSession`), when the statement leaves the meta row alone; a write made otherwise
+   * leaves it to its holder.
    */
   private async writeChanges(
     expectedVersion: number,
@@ -361,10 +362,13 @@ export class PostgresStore implements CredentialStore {
     }
     let version: number;
     try {
+      // Not a write that changes the meta row too: refused (meta_version moved), it returns no
+      // row instead of failing, and the unlock after it would free the lock all the same.
+      const releasing = changes.meta === undefined ? release : undefined;
       const { rows: written } =
-        (release === undefined
+        (releasing === undefined
           ? undefined
-          : await release.releaseAfter({ name, text, literals: values.map(sqlLiteral) })) ??
+          : await releasing.releaseAfter({ name, text, literals: values.map(sqlLiteral) })) ??
         (await this.pool.query({ name, text, values }));
       const row = written[0] as { version: string } | undefined;
       if (row === undefined) throw new WriteConflict();

@@ -68,6 +68,28 @@ export function describeReleaseWithWrite(
       expect(await free(second, "agent:7")).toBe(true);
     });
 
+    it("keeps the lock when a write that also changes the profiles is refused, until release()", async () => {
+      const one = store();
+      const second = await another();
+      const withProfile = (marker: string, profile: string): StoreData => {
+        const data = sample(marker);
+        return {
+          ...data,
+          profiles: { ...data.profiles, [profile]: { baseUrl: "http://127.0.0.1:8787" } },
+        };
+      };
+      expect((await one.compareAndSet(0, sample("one"))).ok).toBe(true);
+      const current = await second.read();
+      const theirs = withProfile("elsewhere", "theirs");
+      expect((await second.compareAndSet(current.version, theirs)).ok).toBe(true);
+      const lock = await one.lock("agent:7", lease);
+      const refused = await one.compareAndSet(1, withProfile("stale", "mine"), { release: lock });
+      expect(refused.ok).toBe(false);
+      expect(await free(second, "agent:7")).toBe(false);
+      await lock.release();
+      expect(await free(second, "agent:7")).toBe(true);
+    });
+
     it("keeps the lock when the write fails, until release()", async () => {
       const one = store();
       expect((await one.compareAndSet(0, sample("one"))).ok).toBe(true);
