@@ -173,7 +173,8 @@ export class LockSession {
       releaseAfter: async (write) => {
         if (released || session.broken || this.closed) return undefined;
         const result = await this.commitThenUnlock(session, name, lease, write);
-        handOver();
+        // A release() made meanwhile has handed the turn on already: once is enough.
+        if (!released) handOver();
         return result;
       },
     };
