@@ -3,6 +3,7 @@ import type {
   AuditEventInput,
   CredentialStore,
   StoreData,
+  StoreLock,
   StoreSnapshot,
   WriteOptions,
 } from "../store/types.js";
@@ -16,6 +17,8 @@ interface PendingChange {
   durable: boolean;
   /** Entries to append atomically with the write (WriteOptions.audit). */
   audit: readonly AuditEventInput[] | undefined;
+  /** A lock the store may free once the write committed (WriteOptions.release). */
+  release: StoreLock | undefined;
   resolve: (written: Written<unknown>) => void;
   reject: (error: unknown) => void;
 }
@@ -75,6 +78,7 @@ export function writeInBatch<T>(
       afterWrite,
       durable: options.durable !== false,
       audit: options.audit,
+      release: options.release,
       resolve: resolve as (written: Written<unknown>) => void,
       reject,
     });
@@ -143,9 +147,13 @@ async function writeTogether(
       const durable = live.some((change) => change.durable);
       // Each change's entries, in the order the changes were asked for.
       const audit = live.flatMap((change) => change.audit ?? []);
+      // A store frees one lock with a write: with two, each caller releases its own.
+      const releases = live.flatMap((change) => (change.release ? [change.release] : []));
+      const [release] = releases;
       outcome = await store.compareAndSet(snapshot.version, draft, {
         ...(durable ? {} : { durable: false }),
         ...(audit.length === 0 ? {} : { audit }),
+        ...(releases.length === 1 && release !== undefined ? { release } : {}),
       });
     } catch (error) {
       // Whatever the store did, the next write starts from a fresh read.
