@@ -346,7 +346,8 @@ export class PostgresStore implements CredentialStore {
       durable,
       audit: entry !== undefined,
     };
-    const values: unknown[] = [];
+    // Text, numbers and nulls only: they may travel as SQL literals (see `sqlLiteral`).
+    const values: Array<string | number | null | undefined> = [];
     if (changes.meta !== undefined) values.push(changes.meta, base.rows.metaVersion);
     for (const { updates, inserts } of [principals, idempotency]) {
       for (const change of updates) values.push(change.id, change.baseVersion, change.data);
