@@ -16,6 +16,7 @@ import {
   updateStore,
 } from "./principal-records.js";
 import { writeRescueFile } from "./rescue.js";
+import { importAdvice } from "./rescued-keys.js";
 import { audit, prepareAudit } from "./rotation-steps.js";
 import type { Session } from "./session.js";
 import type { Identity, Rekey } from "./types.js";
@@ -110,6 +111,7 @@ export function createEnrolment(
       savedAt: new Date(clock.now()).toISOString(),
       operatorId: reply.operatorId,
       recoveryCode: reply.recoveryCode,
+      profile: profileName,
     }).catch(() => undefined);
     return new RekeyError(
       "STORE_UNAVAILABLE",
@@ -118,7 +120,7 @@ export function createEnrolment(
         hint:
           path === undefined
             ? "Keep the recovery code: `rekey recover` with it issues a new key once the store is fixed."
-            : `Fix the store, then run \`rekey rescue import ${path}\`. The recovery code is in that file too.`,
+            : `Fix the store, then run \`${importAdvice({ path, source: "register", profile: profileName })}\`. The recovery code is in that file too.`,
         details: { principal: "operator", ...(path === undefined ? {} : { rescueFile: path }) },
         cause: error,
       },

@@ -13,7 +13,7 @@ import {
   updateStore,
   writableRecord,
 } from "./principal-records.js";
-import { readRescueFile, removeRescueFile, rescueFileOf } from "./rescue.js";
+import { readRescueFile, removeRescueFile, rescueFileOf, rescueStoreSetting } from "./rescue.js";
 import { listRescuedKeys, settleRescueAudit } from "./rescue-audit.js";
 import { supersedes } from "./rescued-keys.js";
 import { audit, prepareAudit } from "./rotation-steps.js";
@@ -90,13 +90,14 @@ export function createRepair(
         );
       }
       // The rescue directory is shared by every store of the user: a key another store
-      // refused is that store's to take.
-      if (read.store !== undefined && !rescueFileOf(read, store)) {
+      // refused, of a principal this one does not hold, is that store's to take.
+      const holds = view.data.principals[recordIdOf(view.faucet, read.principal)] !== undefined;
+      if (read.store !== undefined && !rescueFileOf(read, store, holds)) {
         throw new RekeyError(
           "CONFIG_INVALID",
-          `The rescue file holds a key the ${read.store.kind} store at ${read.store.location} refused, not this one (${store.kind} at ${store.location})`,
+          `The rescue file holds a key of ${principalLabel(principalOfRecord(read.principal))} written for the ${read.store.kind} store at ${read.store.location}, not this one (${store.kind} at ${store.location}), which does not hold that principal`,
           {
-            hint: "Import it with that store (the REKEY_HOME or REKEY_STORE it was written for). Nothing was changed.",
+            hint: `Import it with the store it was written for (\`${rescueStoreSetting(read.store)} rekey rescue import ${path}\`); if that store moved, edit the file's store.location to its new place. Nothing was changed.`,
           },
         );
       }

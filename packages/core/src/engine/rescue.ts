@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
+import { realpathSync } from "node:fs";
 import { chmod, lstat, mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { homedir } from "node:os";
-import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { z } from "zod";
 import { RekeyError } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
@@ -59,6 +60,8 @@ function buildRescueFileSchema() {
         lastRotation: rotationRecordSchema.optional(),
         /** register: the account's recovery code, kept with its key. */
         recoveryCode: z.string().optional(),
+        /** register (version 2): the profile that registered, which its import must name. */
+        profile: z.string().min(1).optional(),
         operatorId: z.number().int().nonnegative().optional(),
       })
       // Version 2 always names its store: one without is not a file rekey wrote.
@@ -149,14 +152,43 @@ async function writeDurably(path: string, body: RescueFile): Promise<void> {
 }
 
 /**
- * True when `file` was written for `store`, or by a rekey that did not name the store
- * (version 1): such a file is any store's of its faucet, as it always was.
+ * True when `file` is `store`'s to list and import: written for it (the same kind, at the
+ * same place once symbolic links are followed), written by a rekey that did not name the store
+ * (version 1: any store of its faucet's, as it always was), or a key of a principal the store
+ * holds (`holdsPrincipal`: a store moved or reached by another path, or the account whose key
+ * another profile's recovery found, still sees its own principal's key).
  */
-export function rescueFileOf(file: RescueFile, store: RescueStore): boolean {
+export function rescueFileOf(
+  file: RescueFile,
+  store: RescueStore,
+  holdsPrincipal: boolean,
+): boolean {
+  if (file.store === undefined || holdsPrincipal) return true;
   return (
-    file.store === undefined ||
-    (file.store.kind === store.kind && file.store.location === store.location)
+    file.store.kind === store.kind &&
+    canonicalLocation(file.store.kind, file.store.location) ===
+      canonicalLocation(store.kind, store.location)
   );
+}
+
+/** A file store's location with its directory's symbolic links followed (when it exists). */
+function canonicalLocation(kind: string, location: string): string {
+  if (kind !== "file" || !isAbsolute(location)) return location;
+  try {
+    return join(realpathSync(dirname(location)), basename(location));
+  } catch {
+    return location;
+  }
+}
+
+/**
+ * How to reach the store a rescue file names, for a hint: the variable that selects it (a
+ * file store's directory, a store URL as recorded, its password redacted).
+ */
+export function rescueStoreSetting(store: RescueStore): string {
+  return store.kind === "file"
+    ? `REKEY_HOME=${dirname(store.location)}`
+    : `REKEY_STORE=${store.location}`;
 }
 
 /** Reads and checks a rescue file. @throws RekeyError INVALID_INPUT when it is not one. */
@@ -184,14 +216,14 @@ export async function readRescueFile(path: string): Promise<RescueFile> {
 }
 
 /**
- * The rescue file of one rotation of `principal` (a record principal) in `dir` for `store`,
- * if one was written. The principal must match too: a recovery that found another account
- * leaves that account's key under the same request id, and it must never become this
- * principal's key.
+ * The rescue file of one rotation of `principal` (a record principal) in `dir`, if one was
+ * written. The request id ties the file to the journal that resolves it, whatever store path
+ * or URL wrote it (a store reached through a link, or moved since, still finds its key). The
+ * principal must match too: a recovery that found another account leaves that account's key
+ * under the same request id, and it must never become this principal's key.
  */
 export async function findRescueFile(
   dir: string,
-  store: RescueStore,
   faucet: string,
   requestId: string,
   principal: string,
@@ -202,12 +234,7 @@ export async function findRescueFile(
   )) {
     const path = join(dir, name);
     const file = await readRescueFile(path).catch(() => undefined);
-    if (
-      file?.requestId === requestId &&
-      file.faucet === faucet &&
-      file.principal === principal &&
-      rescueFileOf(file, store)
-    )
+    if (file?.requestId === requestId && file.faucet === faucet && file.principal === principal)
       return { path, file };
   }
   return undefined;

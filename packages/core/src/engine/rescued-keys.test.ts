@@ -1,6 +1,6 @@
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { isRekeyError } from "../errors.js";
 import { openKey } from "../store/encryption/sealed-key.js";
@@ -13,6 +13,7 @@ import {
   storedKey,
 } from "./engine.test-helper.js";
 import { writeRescueFile } from "./rescue.js";
+import { importAdvice } from "./rescued-keys.js";
 
 let fixture: EngineFixture | undefined;
 afterEach(async () => {
@@ -65,11 +66,12 @@ describe("rescued keys", () => {
 async function registerIntoRescue(
   current: EngineFixture,
   store: CredentialStore,
-): Promise<{ file: string; fingerprint: string }> {
+  profile?: string,
+): Promise<{ file: string; fingerprint: string; hint: string }> {
   let failing = false;
   const refusing = refusingWrites(store, () => failing);
   const error = await current
-    .rekey({ store: refusing, storeRetryMs: 200 })
+    .rekey({ store: refusing, storeRetryMs: 200, ...(profile === undefined ? {} : { profile }) })
     .register({
       onRecoveryCode: async () => {
         failing = true;
@@ -82,8 +84,26 @@ async function registerIntoRescue(
   if (!isRekeyError(error, "STORE_UNAVAILABLE")) throw new Error(`register: ${String(error)}`);
   const file = String(error.details.rescueFile);
   const { fingerprint } = JSON.parse(await readFile(file, "utf8")) as { fingerprint: string };
-  return { file, fingerprint };
+  return { file, fingerprint, hint: error.hint ?? "" };
 }
+
+describe("a registration's rescue file", () => {
+  it("names its profile, and the import command it advises takes the key into that profile", async () => {
+    fixture = await startEngineFixture({ store: "file" });
+    const rescued = await registerIntoRescue(fixture, fixture.store, "second");
+    const advice = `rekey --profile second rescue import ${rescued.file}`;
+    expect(rescued.hint).toContain(advice);
+    const second = fixture.rekey({ profile: "second" });
+    const [listed] = await second.rescuedKeys();
+    expect(listed === undefined ? undefined : importAdvice(listed)).toBe(advice);
+    // As advised: the profile that registered points at the account again.
+    await second.importRescue(rescued.file);
+    await expect(second.whoami()).resolves.toMatchObject({ type: "operator", id: 1 });
+    // The default profile's advice stays the plain command.
+    const plain = await registerIntoRescue(fixture, fixture.store);
+    expect(plain.hint).toContain(`\`rekey rescue import ${plain.file}\``);
+  });
+});
 
 describe("rescue files of two stores in one rescue directory", () => {
   let other: CredentialStore | undefined;
@@ -126,6 +146,10 @@ describe("rescue files of two stores in one rescue directory", () => {
     );
     expect(isRekeyError(refused, "CONFIG_INVALID")).toBe(true);
     expect(String((refused as Error).message)).toContain(fixture.store.location);
+    // Its hint is a command that works as written: the home the file names.
+    expect((refused as { hint?: string }).hint).toContain(
+      `REKEY_HOME=${dirname(fixture.store.location)} rekey rescue import ${rescued.file}`,
+    );
     expect(String((refused as Error).message)).not.toContain(openKeyOf(written));
     expect((await second.store.read()).data.principals).toEqual({});
     expect(await readdir(fixture.rescueDir)).toEqual([rescued.file.split("/").pop()]);
@@ -168,43 +192,81 @@ describe("rescue files of two stores in one rescue directory", () => {
     expect(await readdir(fixture.rescueDir)).toEqual([]);
   });
 
-  it("a rotation's journal takes only a rescue file of its own store", async () => {
-    // No replay by request_id: the rescue file is the only way back to the rotated key.
-    fixture = await startEngineFixture({ store: "file", sandbox: { requestIdSupport: false } });
-    const rekey = fixture.rekey();
-    await rekey.register({});
-    // The store takes the journal, then refuses the rotated key: it goes to a rescue file.
-    let failing = true;
+  /** A rotation whose store took the journal, then refused the key: it is in a rescue file. */
+  async function rotateIntoRescue(current: EngineFixture): Promise<string> {
     let writes = 0;
-    const afterJournal = refusingWrites(fixture.store, () => {
+    const afterJournal = refusingWrites(current.store, () => {
       writes += 1;
-      return writes > 1 && failing;
+      return writes > 1;
     });
-    const rotating = await fixture
+    const rotating = await current
       .rekey({ store: afterJournal, storeRetryMs: 200 })
       .rotateKey()
       .then(
         () => undefined,
         (error: unknown) => error,
       );
-    expect(isRekeyError(rotating, "STORE_UNAVAILABLE")).toBe(true);
-    const file = String((rotating as { details: { rescueFile: string } }).details.rescueFile);
-    failing = false;
-    // Named for another store, the same file is not this journal's key: resolution leaves it.
+    if (!isRekeyError(rotating, "STORE_UNAVAILABLE")) throw new Error(`rotate: ${rotating}`);
+    return String(rotating.details.rescueFile);
+  }
+
+  it("a rotation's journal takes its rescue file whatever store place the file names (moved, or reached by another path)", async () => {
+    // No replay by request_id: the rescue file is the only way back to the rotated key.
+    fixture = await startEngineFixture({ store: "file", sandbox: { requestIdSupport: false } });
+    await fixture.rekey().register({});
+    const file = await rotateIntoRescue(fixture);
+    // The file names a place this store is not at (as after a move): the request id still
+    // ties it to the journal, and resolving must take the key, not call it lost.
     const written = JSON.parse(await readFile(file, "utf8")) as Record<string, unknown>;
     await writeFile(
       file,
       `${JSON.stringify({ ...written, store: { kind: "file", location: "/elsewhere/credentials.json" } })}\n`,
+      { mode: 0o600 },
     );
-    const resolving = await fixture
-      .rekey()
-      .resolvePending()
-      .then(
-        () => undefined,
-        (error: unknown) => error,
-      );
-    expect(isRekeyError(resolving, "KEY_LOST")).toBe(true);
-    expect(await readdir(fixture.rescueDir)).toEqual([file.split("/").pop()]);
+    const rekey = fixture.rekey();
+    await expect(rekey.resolvePending()).resolves.toBeDefined();
+    await expect(rekey.whoami()).resolves.toMatchObject({ type: "operator" });
+    expect((await storedKey(fixture.store, "operator"))?.fingerprint).toBe(written.fingerprint);
+    expect(await readdir(fixture.rescueDir)).toEqual([]);
+  });
+
+  it("a store holding the file's principal lists and imports it, whichever store the file names", async () => {
+    fixture = await startEngineFixture({ store: "file", sandbox: { requestIdSupport: false } });
+    await fixture.rekey().register({});
+    const file = await rotateIntoRescue(fixture);
+    // The whole home moved: the copy holds the principal (and the journal), the file names the
+    // old place.
+    otherDir = await mkdtemp(join(tmpdir(), "rekey-moved-home-"));
+    await cp(dirname(fixture.store.location), otherDir, { recursive: true });
+    other = createFileStore({ dir: otherDir, env: {} });
+    const moved = fixture.rekey({ store: other });
+    const { fingerprint } = JSON.parse(await readFile(file, "utf8")) as { fingerprint: string };
+    expect(await moved.rescuedKeys()).toEqual([
+      expect.objectContaining({ path: file, fingerprint, source: "rotate" }),
+    ]);
+    await expect(moved.importRescue(file)).resolves.toMatchObject({ fingerprint });
+    await expect(moved.whoami()).resolves.toMatchObject({ type: "operator" });
+  });
+
+  it("a store opened through a symbolic link lists and imports the file its real path wrote", async () => {
+    fixture = await startEngineFixture({ store: "file" });
+    const rescued = await registerIntoRescue(fixture, fixture.store);
+    // The same home through a link: the store holds nothing (the registration was refused),
+    // so only the place can tell the file is its own.
+    otherDir = await mkdtemp(join(tmpdir(), "rekey-linked-home-"));
+    // (A link above the store directory: rekey refuses one as the directory itself.)
+    const storeDir = dirname(fixture.store.location);
+    const link = join(otherDir, "via-link");
+    await symlink(dirname(storeDir), link);
+    other = createFileStore({ dir: join(link, basename(storeDir)), env: {} });
+    expect(other.location).not.toBe(fixture.store.location);
+    const linked = fixture.rekey({ store: other });
+    expect(await linked.rescuedKeys()).toEqual([
+      expect.objectContaining({ path: rescued.file, fingerprint: rescued.fingerprint }),
+    ]);
+    await expect(linked.importRescue(rescued.file)).resolves.toMatchObject({
+      fingerprint: rescued.fingerprint,
+    });
   });
 });
 

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { heldFingerprintsOf } from "../delivery/known-keys.js";
 import { principalLabel } from "../principal.js";
 import { faucetIdOf, recordIdOf } from "../store/record-ids.js";
+import { DEFAULT_PROFILE } from "../store/schema.js";
 import type { DeepReadonly, PrincipalRecord } from "../store/types.js";
 import { type ProfileView, principalOfRecord } from "./principal-records.js";
 import { type RescueFile, type RescueStore, readRescueFile, rescueFileOf } from "./rescue.js";
@@ -12,8 +13,9 @@ import type { RescuedKey } from "./types.js";
  * The rescue files in `dir` that hold a key of the view's faucet the store does not hold: a
  * registration, rotation or recovery whose key the store refused. Until imported such a key is
  * nowhere else, so status and doctor show each (by fingerprint, never the key). Files that are
- * not rescue files, that another faucet's profile owns, or that another store wrote (the
- * rescue directory is shared by every store of the user) are left out. `settle` sees each
+ * not rescue files, that another faucet's profile owns, or that another store wrote for a
+ * principal this one does not hold (the rescue directory is shared by every store of the
+ * user) are left out. `settle` sees each
  * listed file first (another account's recovery whose audit entry may be missing).
  */
 export async function rescuedKeysIn(
@@ -28,10 +30,10 @@ export async function rescuedKeysIn(
   for (const name of names.filter((entry) => entry.endsWith(".json")).sort()) {
     const path = join(dir, name);
     const file = await readRescueFile(path).catch(() => undefined);
-    if (file === undefined || faucetIdOf(file.faucet) !== faucet || !rescueFileOf(file, store))
-      continue;
-    await settle?.(path, file);
+    if (file === undefined || faucetIdOf(file.faucet) !== faucet) continue;
     const record = view.data.principals[recordIdOf(faucet, file.principal)];
+    if (!rescueFileOf(file, store, record !== undefined)) continue;
+    await settle?.(path, file);
     if (record?.fingerprint === file.fingerprint || supersedes(record, file)) continue;
     found.push({
       path,
@@ -40,6 +42,9 @@ export async function rescuedKeysIn(
       fingerprint: file.fingerprint,
       source: file.source,
       savedAt: file.savedAt,
+      ...(file.source === "register" && file.profile !== undefined
+        ? { profile: file.profile }
+        : {}),
     });
   }
   return found;
@@ -60,7 +65,17 @@ export function supersedes(
   return record.savedAt !== undefined && Date.parse(record.savedAt) > Date.parse(file.savedAt);
 }
 
-/** What to run to bring a rescued key into the store. */
-export function importAdvice(rescued: RescuedKey): string {
-  return `rekey rescue import ${rescued.path}`;
+/**
+ * What to run to bring a rescued key into the store. A registration's names its profile
+ * (unless the default): imported from another profile, no profile would point at the account,
+ * and that profile's next `status` would suggest registering a second one.
+ */
+export function importAdvice(rescued: Pick<RescuedKey, "path" | "source" | "profile">): string {
+  const profile =
+    rescued.source === "register" &&
+    rescued.profile !== undefined &&
+    rescued.profile !== DEFAULT_PROFILE
+      ? ` --profile ${rescued.profile}`
+      : "";
+  return `rekey${profile} rescue import ${rescued.path}`;
 }

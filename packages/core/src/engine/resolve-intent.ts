@@ -143,13 +143,7 @@ export async function resolveIntentLocked(
   }
 
   // A key the store refused earlier waits in a rescue file: it is the rotation's new key.
-  const rescued = await findRescueFile(
-    context.rescueDir,
-    context.store,
-    faucet,
-    intent.requestId,
-    targetRecord,
-  );
+  const rescued = await findRescueFile(context.rescueDir, faucet, intent.requestId, targetRecord);
   if (rescued) {
     const { record, snapshot } = await storeIssuedKey(
       context,

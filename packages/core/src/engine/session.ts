@@ -22,7 +22,7 @@ import {
   RECORD_PRINCIPAL_PATTERN,
   recordIdOf,
 } from "../store/record-ids.js";
-import { PROFILE_NAME_PATTERN } from "../store/schema.js";
+import { DEFAULT_PROFILE, PROFILE_NAME_PATTERN } from "../store/schema.js";
 import type { ReadOptions, StoreSnapshot } from "../store/types.js";
 import { killPoint } from "../testing/kill-points.js";
 import type { DeliveryStep, EngineContext } from "./context.js";
@@ -56,7 +56,7 @@ import type { PendingResolution, RotationResult } from "./types.js";
  */
 export function createSession(options: RekeyOptions) {
   const env = options.env ?? {};
-  const profileName = options.profile ?? "default";
+  const profileName = options.profile ?? DEFAULT_PROFILE;
   if (!PROFILE_NAME_PATTERN.test(profileName)) {
     throw new RekeyError(
       "CONFIG_INVALID",

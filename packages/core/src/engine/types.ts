@@ -249,6 +249,8 @@ export interface RescuedKey {
   source: string;
   /** ISO-8601 UTC: when it was written. */
   savedAt: string;
+  /** A registration's: the profile that registered (its import must name it). */
+  profile?: string;
 }
 
 export interface KeyCheck {

@@ -26,6 +26,9 @@ const nonEmpty = z.string().min(1);
 
 /** Profile names: what `createRekey` accepts (so never `__proto__` or an empty name). */
 export const PROFILE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** The profile a handle uses when none is named. */
+export const DEFAULT_PROFILE = "default";
 /** A principalKey: "operator" or "agent:N" with N in 1..2^31-1. */
 export const PRINCIPAL_KEY_PATTERN = /^(operator|agent:[1-9]\d{0,9})$/;
 /**
