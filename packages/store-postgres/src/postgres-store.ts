@@ -346,8 +346,7 @@ export class PostgresStore implements CredentialStore {
       durable,
       audit: entry !== undefined,
     };
-    // Text, numbers and nulls only: they may travel as SQL literals (see `sqlLiteral`).
-    const values: Array<string | number | null | undefined> = [];
+    const values: unknown[] = [];
     if (changes.meta !== undefined) values.push(changes.meta, base.rows.metaVersion);
     for (const { updates, inserts } of [principals, idempotency]) {
       for (const change of updates) values.push(change.id, change.baseVersion, change.data);

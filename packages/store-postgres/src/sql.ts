@@ -356,10 +356,9 @@ export type RekeySql = ReturnType<typeof sqlFor>;
  * node-postgres's `escapeLiteral` writes it (quotes doubled; with a backslash, an `E''` string
  * with backslashes doubled, whatever `standard_conforming_strings` says), but with two native
  * replacements instead of its loop over each character: the rows written are kilobytes of
- * JSON, and that loop took 0.28 ms a rotation. Text, numbers and nulls only: an object, a date
- * or a buffer would need node-postgres's own conversion, so the type refuses them.
+ * JSON, and that loop took 0.28 ms a rotation.
  */
-export function sqlLiteral(value: string | number | null | undefined): string {
+export function sqlLiteral(value: unknown): string {
   if (value === null || value === undefined) return "NULL";
   const quoted = String(value).replaceAll("'", "''");
   return quoted.includes("\\") ? ` E'${quoted.replaceAll("\\", "\\\\")}'` : `'${quoted}'`;
