@@ -23,9 +23,6 @@ export class CountingStore {
   get appendsAuditWithWrite() {
     return this.inner.appendsAuditWithWrite;
   }
-  get releasesLockWithWrite() {
-    return this.inner.releasesLockWithWrite;
-  }
   reset() {
     this.counts = zero();
   }

@@ -48,18 +48,6 @@ export interface AfterLock {
   readonly literals: readonly string[];
 }
 
-/**
- * A lock taken through the session. `after`: the result of the statement sent with the try
- * (see `lock`). `releaseAfter`: runs a write (prepared as `name` from `text`, executed with
- * `literals`) and frees the lock once it committed, in one round trip; resolves with the
- * write's result, or undefined (nothing run) when the lock is no longer held by this holder.
- * A failure leaves the lock held: `release()` frees it.
- */
-export interface HeldLock extends StoreLock {
-  readonly after?: pg.QueryResult;
-  releaseAfter(write: AfterLock): Promise<pg.QueryResult | undefined>;
-}
-
 /** node-postgres's Client has ref() and unref() (its socket's); @types/pg does not declare them. */
 type RefCountedClient = pg.Client & { ref(): void; unref(): void };
 
@@ -117,7 +105,11 @@ export class LockSession {
    * @throws RekeyError ROTATION_IN_PROGRESS when `waitMs` passes; STORE_UNAVAILABLE (cannot
    *   connect or query; closed); STORE_BUSY (the server has no connection left).
    */
-  async lock(name: string, options: LockOptions, then?: AfterLock): Promise<HeldLock> {
+  async lock(
+    name: string,
+    options: LockOptions,
+    then?: AfterLock,
+  ): Promise<StoreLock & { after?: pg.QueryResult }> {
     if (this.closed) throw new RekeyError("STORE_UNAVAILABLE", "The PostgreSQL store is closed");
     const deadline = performance.now() + options.waitMs;
     clearTimeout(this.idleClose);
@@ -152,13 +144,6 @@ export class LockSession {
       throw storeUnavailable(`lock "${name}" in`, this.options.location, error);
     }
     let released = false;
-    /** The lock is no longer this holder's: the next one of this process may have it. */
-    const handOver = () => {
-      released = true;
-      this.leases.delete(lease);
-      this.passTurn(name);
-      this.settle();
-    };
     return {
       name,
       ...(after === undefined ? {} : { after }),
@@ -169,13 +154,6 @@ export class LockSession {
         await this.unlock(session, name);
         this.passTurn(name);
         this.settle();
-      },
-      releaseAfter: async (write) => {
-        if (released || session.broken || this.closed) return undefined;
-        const result = await this.commitThenUnlock(session, name, lease, write);
-        // A release() made meanwhile has handed the turn on already: once is enough.
-        if (!released) handOver();
-        return result;
       },
     };
   }
@@ -335,69 +313,6 @@ export class LockSession {
     const [tried, after] = results.slice(-2);
     const taken = (tried?.rows[0] as { taken: boolean } | undefined)?.taken === true;
     return taken ? { taken, ...(after === undefined ? {} : { after }) } : { taken };
-  }
-
-  /**
-   * `write` in a transaction of its own, committed, then the unlock of `name`: one simple query
-   * (one round trip), `BEGIN; EXECUTE ...; COMMIT; SELECT pg_advisory_unlock(...)`. The unlock
-   * runs only once the commit is done (an advisory unlock takes effect at once, not at the
-   * commit: in the transaction it would free the lock before the write is visible), and not at
-   * all if anything before it fails, which leaves the lock held for the holder's `release()`.
-   * A failure rolls the transaction back (the session is otherwise left in an aborted block);
-   * one that leaves the session's state unknown ends the session, which frees its locks.
-   */
-  private async commitThenUnlock(
-    session: Session,
-    name: string,
-    lease: symbol,
-    write: AfterLock,
-  ): Promise<pg.QueryResult> {
-    const literal = (value: string) => session.client.escapeLiteral(value);
-    const timeout = this.timeoutWithout(session, lease);
-    const unlock = `SELECT pg_advisory_unlock(hashtext(${literal(this.options.namespace)}), hashtext(${literal(name)}))${
-      timeout === undefined
-        ? ""
-        : `, set_config('idle_session_timeout', ${literal(timeout)}, false)`
-    }`;
-    const known = session.prepared;
-    const prepare = known?.has(write.name)
-      ? ""
-      : `${known === undefined ? "DEALLOCATE ALL;\n" : ""}PREPARE ${write.name} AS ${write.text};\n`;
-    const execute = `EXECUTE ${write.name}(${write.literals.join(", ")})`;
-    let results: pg.QueryResult[];
-    try {
-      results = (await query(
-        session,
-        `${prepare}BEGIN;\n${execute};\nCOMMIT;\n${unlock}`,
-      )) as unknown as pg.QueryResult[];
-    } catch (error) {
-      session.prepared = undefined;
-      // The timeout asked for was not set: the next statement asks again.
-      if (timeout !== undefined) session.idleTimeoutMs = -1;
-      if (!(error instanceof pg.DatabaseError)) {
-        // Not the server's refusal of a statement (a lost connection, a timeout): end it.
-        await this.end(session);
-      } else if (!session.broken) {
-        await query(session, "ROLLBACK").catch(() => this.end(session));
-      }
-      throw error;
-    }
-    session.prepared ??= new Set();
-    session.prepared.add(write.name);
-    const written = results.at(-3);
-    if (written === undefined) throw new Error("the write's result is missing");
-    return written;
-  }
-
-  /** {@link timeoutToSet} as it is once `lease` is gone (the caller sends it with the unlock). */
-  private timeoutWithout(session: Session, lease: symbol): string | undefined {
-    const leaseMs = this.leases.get(lease);
-    this.leases.delete(lease);
-    try {
-      return this.timeoutToSet(session);
-    } finally {
-      if (leaseMs !== undefined) this.leases.set(lease, leaseMs);
-    }
   }
 
   private async unlock(session: Session, name: string): Promise<void> {

@@ -60,7 +60,7 @@ if (postgresUrl === "") {
         },
       };
     },
-    { appendsAuditWithWrite: true, readsWithLock: true, releasesLockWithWrite: true },
+    { appendsAuditWithWrite: true, readsWithLock: true },
   );
 
   describe("PostgreSQL store", () => {

@@ -43,7 +43,7 @@ import {
   type RowChange,
   type RowSnapshot,
 } from "./document-rows.js";
-import { type HeldLock, LockSession } from "./locks.js";
+import { LockSession } from "./locks.js";
 import {
   openRowSealer,
   readMigrationBackup,
@@ -58,7 +58,6 @@ import {
   oneStatementWrite,
   type RekeySql,
   sqlFor,
-  sqlLiteral,
   WRITE_CONFLICT,
   type WriteShape,
 } from "./sql.js";
@@ -155,8 +154,6 @@ export class PostgresStore implements CredentialStore {
   readonly kind = "postgres";
   /** `compareAndSet` appends `WriteOptions.audit` in the same statement or transaction. */
   readonly appendsAuditWithWrite = true;
-  /** `compareAndSet` frees `WriteOptions.release` in the write's round trip (see `writeChanges`). */
-  readonly releasesLockWithWrite = true;
   readonly location: string;
   private readonly connectionString: string;
   private readonly sql: RekeySql;
@@ -180,8 +177,6 @@ export class PostgresStore implements CredentialStore {
   private listenRetry: NodeJS.Timeout | undefined;
   /** The highest version listeners were told about: one write, one notification. */
   private notifiedVersion = -1;
-  /** The locks this handle gave out, for `WriteOptions.release`. */
-  private readonly heldLocks = new WeakMap<StoreLock, HeldLock>();
   /** The text of each one-statement write by its prepared statement's name. */
   private readonly writeStatements = new Map<string, string>();
   /** The snapshot this handle's last write left (see `journaledByThisHandle`). */
@@ -287,7 +282,6 @@ export class PostgresStore implements CredentialStore {
         changes,
         options.durable !== false,
         audit,
-        options.release === undefined ? undefined : this.heldLocks.get(options.release),
       );
     } catch (error) {
       if (error instanceof WriteConflict) return { ok: false, current: await this.read() };
@@ -305,9 +299,6 @@ export class PostgresStore implements CredentialStore {
    * Writes `changes` (and appends `audit`): in one statement (one round trip) when the store
    * exists and the write is small, as every write of a rotation is, and any entry to append is
    * one that chains to the entry this handle appended last; otherwise in a transaction.
-   * `release`: a lock of this handle, freed once that one statement committed, in its round trip
-   * (see `LockSession`), when the statement leaves the meta row alone; a write made otherwise
-   * leaves it to its holder.
    */
   private async writeChanges(
     expectedVersion: number,
@@ -315,7 +306,6 @@ export class PostgresStore implements CredentialStore {
     changes: ReturnType<typeof diffDocument>,
     durable: boolean,
     audit: readonly AuditEventInput[],
-    release?: HeldLock,
   ): Promise<number> {
     const rows = changes.principals.length + changes.idempotency.length;
     // As in appendAudit: the entry appended last is taken (a racing append of this handle then
@@ -362,14 +352,7 @@ export class PostgresStore implements CredentialStore {
     }
     let version: number;
     try {
-      // Not a write that changes the meta row too: refused (meta_version moved), it returns no
-      // row instead of failing, and the unlock after it would free the lock all the same.
-      const releasing = changes.meta === undefined ? release : undefined;
-      const { rows: written } =
-        (releasing === undefined
-          ? undefined
-          : await releasing.releaseAfter({ name, text, literals: values.map(sqlLiteral) })) ??
-        (await this.pool.query({ name, text, values }));
+      const { rows: written } = await this.pool.query({ name, text, values });
       const row = written[0] as { version: string } | undefined;
       if (row === undefined) throw new WriteConflict();
       version = Number(row.version);
@@ -499,7 +482,7 @@ export class PostgresStore implements CredentialStore {
    */
   async lock(name: string, options: LockOptions): Promise<StoreLock> {
     this.assertOpen();
-    if (options.read !== true) return this.issued(await this.locks.lock(name, options));
+    if (options.read !== true) return this.locks.lock(name, options);
     // The holder's next read, sent with the try that takes the lock (one round trip fewer).
     await this.ensureSetUp();
     const latest = this.latest;
@@ -509,27 +492,17 @@ export class PostgresStore implements CredentialStore {
       text: this.sql.read,
       literals: [String(latest?.snapshot.version ?? -1)],
     });
-    if (lock.after === undefined) return this.issued(lock);
+    const { after, ...held } = lock;
+    if (after === undefined) return held;
     let snapshot: RowSnapshot;
     try {
-      snapshot = this.snapshotOfRead(lock.after.rows[0] as ReadRow | undefined, latest?.snapshot);
+      snapshot = this.snapshotOfRead(after.rows[0] as ReadRow | undefined, latest?.snapshot);
     } catch (error) {
-      await lock.release();
+      await held.release();
       throw error;
     }
     this.remember(snapshot, askedAt);
-    return this.issued(lock, publicSnapshot(snapshot));
-  }
-
-  /** The lock as its holder sees it, remembered as this handle's (see `WriteOptions.release`). */
-  private issued(held: HeldLock, snapshot?: StoreSnapshot): StoreLock {
-    const lock: StoreLock = {
-      name: held.name,
-      release: held.release,
-      ...(snapshot === undefined ? {} : { snapshot }),
-    };
-    this.heldLocks.set(lock, held);
-    return lock;
+    return { ...held, snapshot: publicSnapshot(snapshot) };
   }
 
   /** The snapshot the read statement's row gives, built on `previous` (unchanged rows kept). */

@@ -9,10 +9,7 @@ import { afterEach, describe, expect, inject, it } from "vitest";
  * `whoami` answered. The principal's lock must be held through that write: another process that
  * took it earlier would find the `stored` journal, resolve it and append the entry a second time.
  * Here another handle (as another process would) tries to rotate the same principal at each late
- * step of a rotation: before that write (`verified`) it must be told ROTATION_IN_PROGRESS. The
- * write frees the lock as it commits, in its round trip (`releasesLockWithWrite`), so the steps
- * reported after it (`audited`, `intent-cleared`) find it free and the store finished: the other
- * rotation finds no journal to resolve, and every rotation is audited once.
+ * step of a rotation and must be told ROTATION_IN_PROGRESS.
  */
 
 const pgUrl = inject("postgresUrl");
@@ -68,17 +65,13 @@ describe.skipIf(pgUrl === "")("a rotation on PostgreSQL", () => {
     cleanups.push(async () => other?.close());
 
     await rekey.rotateKey({ force: true });
-    expect(firstStore.releasesLockWithWrite).toBe(true);
     expect(outcomes).toEqual({
       verified: "ROTATION_IN_PROGRESS",
-      audited: "rotated",
-      "intent-cleared": "rotated",
+      audited: "ROTATION_IN_PROGRESS",
+      "intent-cleared": "ROTATION_IN_PROGRESS",
     });
     const entries = await secondStore.readAudit();
-    const rotations = entries.filter((entry) => entry.action === "rotate");
-    expect(rotations.map((entry) => entry.outcome)).toEqual(["success", "success", "success"]);
-    expect(new Set(rotations.map((entry) => entry.requestId)).size).toBe(3);
-    expect(entries.filter((entry) => entry.action === "resolve")).toEqual([]);
+    expect(entries.filter((entry) => entry.action === "rotate")).toHaveLength(1);
     expect(verifyAuditChain(entries).ok).toBe(true);
   });
 });

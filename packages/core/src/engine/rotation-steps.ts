@@ -12,7 +12,6 @@ import type {
   RotationIntent,
   RotationRecord,
   StoreData,
-  StoreLock,
   StoreSnapshot,
 } from "../store/types.js";
 import { type KillPoint, killPoint } from "../testing/kill-points.js";
@@ -354,8 +353,6 @@ export async function verifyKey(
  * leaves the `stored` journal, which the next run resolves (verify, `auditOnce` finds the
  * entry and writes none, clear again); the key and the entry are already on disk. What a lost
  * clear takes with it is the `verified` flag, which that resolution measures again.
- * `lock`: the rotation's lock, which a store that declares `releasesLockWithWrite` frees once
- * this write committed (see {@link releasedWith}); the caller still releases it after.
  */
 export async function finishIntent(
   context: EngineContext,
@@ -363,14 +360,13 @@ export async function finishIntent(
   targetRecord: string,
   record: RotationRecord,
   base?: StoreSnapshot,
-  lock?: StoreLock,
 ): Promise<StoreSnapshot> {
   const written = await updateStoreFrom(
     context.store,
     base,
     (draft) => clearFinished(draft, faucet, targetRecord, record),
     () => context.invalidateKeys(),
-    { durable: false, ...releasedWith(context, lock) },
+    { durable: false },
   );
   return written.snapshot;
 }
@@ -388,7 +384,6 @@ export async function finishIntentWithEntry(
   record: RotationRecord,
   event: AuditEvent,
   base?: StoreSnapshot,
-  lock?: StoreLock,
 ): Promise<StoreSnapshot> {
   killPoint("audit.before-append");
   const written = await updateStoreFrom(
@@ -396,26 +391,10 @@ export async function finishIntentWithEntry(
     base,
     (draft) => clearFinished(draft, faucet, targetRecord, record),
     () => context.invalidateKeys(),
-    { durable: false, audit: [auditInput(context, event)], ...releasedWith(context, lock) },
+    { durable: false, audit: [auditInput(context, event)] },
   );
   killPoint("audit.appended");
   return written.snapshot;
-}
-
-/**
- * The rotation's lock handed to the write that clears its journal, on a store that frees it
- * with the write (`releasesLockWithWrite`, PostgreSQL: the unlock follows the write's commit in
- * its round trip, one fewer). Freed only once the write committed: whoever takes the lock next
- * finds the journal cleared and the entry written, never a `stored` journal to resolve again.
- * A refused or failed write leaves it held, and the rotation's `finally` releases it.
- */
-function releasedWith(
-  context: EngineContext,
-  lock: StoreLock | undefined,
-): { release?: StoreLock } {
-  return lock !== undefined && context.store.releasesLockWithWrite === true
-    ? { release: lock }
-    : {};
 }
 
 /** The journal of a finished rotation removed, its record (now verified or not) kept. */

@@ -7,7 +7,6 @@ import type {
   DeepReadonly,
   RotationIntent,
   RotationRecord,
-  StoreLock,
   StoreSnapshot,
 } from "../store/types.js";
 import { killPoint } from "../testing/kill-points.js";
@@ -222,18 +221,8 @@ export async function rotateUnderLock(
       requestId: intent.requestId,
     };
     if (context.store.appendsAuditWithWrite === true) {
-      // Awaited here: the lock (released in `finally`, or by the clearing write's commit on a
-      // store that frees it with the write) is held until the journal is cleared.
-      return await finishWithEntry(
-        context,
-        params,
-        record,
-        verifying,
-        reply.apiKey,
-        entry,
-        stored,
-        lock,
-      );
+      // Awaited here: the lock (released in `finally`) is held until the journal is cleared.
+      return await finishWithEntry(context, params, record, verifying, reply.apiKey, entry, stored);
     }
     // Audited while the journal still holds the rotation: a kill or a failed append here
     // leaves the journal, and whoever resolves it writes the entry (once: see auditOnce).
@@ -264,7 +253,6 @@ export async function rotateUnderLock(
       targetRecord,
       finalRecord,
       stored.snapshot,
-      lock,
     );
     await step(context, "intent-cleared", target);
     return {
@@ -296,7 +284,6 @@ async function finishWithEntry(
   apiKey: string,
   entry: AuditEvent,
   stored: { snapshot: StoreSnapshot },
-  lock: StoreLock,
 ): Promise<CompletedRotation> {
   const { target, targetRecord } = params;
   const verified = await verifying;
@@ -311,7 +298,6 @@ async function finishWithEntry(
       finalRecord,
       entry,
       stored.snapshot,
-      lock,
     );
   } catch (error) {
     return {

@@ -3,7 +3,6 @@ import type {
   AuditEventInput,
   CredentialStore,
   StoreData,
-  StoreLock,
   StoreSnapshot,
   WriteOptions,
 } from "../store/types.js";
@@ -17,8 +16,6 @@ interface PendingChange {
   durable: boolean;
   /** Entries to append atomically with the write (WriteOptions.audit). */
   audit: readonly AuditEventInput[] | undefined;
-  /** A lock the store may free once the write committed (WriteOptions.release). */
-  release: StoreLock | undefined;
   resolve: (written: Written<unknown>) => void;
   reject: (error: unknown) => void;
 }
@@ -78,7 +75,6 @@ export function writeInBatch<T>(
       afterWrite,
       durable: options.durable !== false,
       audit: options.audit,
-      release: options.release,
       resolve: resolve as (written: Written<unknown>) => void,
       reject,
     });
@@ -147,13 +143,9 @@ async function writeTogether(
       const durable = live.some((change) => change.durable);
       // Each change's entries, in the order the changes were asked for.
       const audit = live.flatMap((change) => change.audit ?? []);
-      // A store frees one lock with a write: with two, each caller releases its own.
-      const releases = live.flatMap((change) => (change.release ? [change.release] : []));
-      const [release] = releases;
       outcome = await store.compareAndSet(snapshot.version, draft, {
         ...(durable ? {} : { durable: false }),
         ...(audit.length === 0 ? {} : { audit }),
-        ...(releases.length === 1 && release !== undefined ? { release } : {}),
       });
     } catch (error) {
       // Whatever the store did, the next write starts from a fresh read.

@@ -2,7 +2,6 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isRekeyError } from "../errors.js";
 import { verifyAuditChain } from "./audit-chain.js";
 import { describeAuditWithWrite } from "./audit-with-write-contract.js";
-import { describeReleaseWithWrite } from "./release-with-write-contract.js";
 import { installSealedKeyEquality } from "./sealed-key-equality.js";
 import {
   type AuditEventInput,
@@ -115,17 +114,11 @@ async function expectCode(promise: Promise<unknown>, code: string): Promise<void
  * @param options.appendsAuditWithWrite the store takes `WriteOptions.audit` (and says so):
  *   its suite runs too.
  * @param options.readsWithLock the store answers `LockOptions.read` with a snapshot.
- * @param options.releasesLockWithWrite the store takes `WriteOptions.release` (and says so):
- *   its suite runs too.
  */
 export function describeStoreContract(
   name: string,
   factory: () => Promise<StoreContractFixture>,
-  options: {
-    appendsAuditWithWrite?: boolean;
-    readsWithLock?: boolean;
-    releasesLockWithWrite?: boolean;
-  } = {},
+  options: { appendsAuditWithWrite?: boolean; readsWithLock?: boolean } = {},
 ): void {
   // A store that seals keys at rest reads them back sealed: "what was written" is what each
   // key opens to.
@@ -455,14 +448,6 @@ export function describeStoreContract(
     } else {
       it("does not declare appendsAuditWithWrite (its suite would not run)", () => {
         expect(store.appendsAuditWithWrite).not.toBe(true);
-      });
-    }
-
-    if (options.releasesLockWithWrite === true) {
-      describeReleaseWithWrite(() => store, another, sampleStoreData);
-    } else {
-      it("does not declare releasesLockWithWrite (its suite would not run)", () => {
-        expect(store.releasesLockWithWrite).not.toBe(true);
       });
     }
 

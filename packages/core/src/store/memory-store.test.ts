@@ -3,14 +3,10 @@ import { isRekeyError } from "../errors.js";
 import { describeStoreContract, sampleStoreData } from "./contract-suite.js";
 import { createMemoryStore } from "./memory-store.js";
 
-describeStoreContract(
-  "memory",
-  async () => ({
-    store: createMemoryStore(),
-    cleanup: async () => {},
-  }),
-  { releasesLockWithWrite: true },
-);
+describeStoreContract("memory", async () => ({
+  store: createMemoryStore(),
+  cleanup: async () => {},
+}));
 
 describe("memory store", () => {
   it("starts from initial data at version 1", async () => {

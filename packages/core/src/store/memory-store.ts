@@ -14,7 +14,6 @@ import {
   type StoreHealth,
   type StoreLock,
   type StoreSnapshot,
-  type WriteOptions,
 } from "./types.js";
 
 /** Options of {@link createMemoryStore}. */
@@ -54,14 +53,10 @@ interface LockState {
 export class MemoryStore implements CredentialStore {
   readonly kind = "memory";
   readonly location = "memory";
-  /** `compareAndSet` frees `WriteOptions.release` once written. */
-  readonly releasesLockWithWrite = true;
   private snapshot: StoreSnapshot;
   private readonly audit: AuditEntry[] = [];
   private readonly listeners = new Set<() => void>();
   private readonly locks = new Map<string, LockState>();
-  /** The locks this store gave out: the only ones a write frees (WriteOptions.release). */
-  private readonly issued = new WeakSet<StoreLock>();
   private readonly clock: Clock;
   private closed = false;
 
@@ -85,11 +80,7 @@ export class MemoryStore implements CredentialStore {
    * @throws RekeyError STORE_UNAVAILABLE after close(); INTERNAL when `data` does not match the
    *   store schema.
    */
-  async compareAndSet(
-    expectedVersion: number,
-    data: StoreData,
-    options: WriteOptions = {},
-  ): Promise<CompareAndSetResult> {
+  async compareAndSet(expectedVersion: number, data: StoreData): Promise<CompareAndSetResult> {
     this.assertOpen();
     const validated = assertWritableStoreData(data);
     if (expectedVersion !== this.snapshot.version) return { ok: false, current: this.snapshot };
@@ -97,10 +88,6 @@ export class MemoryStore implements CredentialStore {
       version: this.snapshot.version + 1,
       data: frozenCopy(validated),
     });
-    // Freed once written (nothing to save here: it keeps the contract's code path exercised
-    // by every engine test on this store).
-    const release = options.release;
-    if (release !== undefined && this.issued.has(release)) await release.release();
     this.notify();
     return { ok: true, snapshot: this.snapshot };
   }
@@ -110,11 +97,10 @@ export class MemoryStore implements CredentialStore {
     this.assertOpen();
     const state = this.lockState(name);
     this.expireIfDue(name, state);
-    const storeLock = (lease: Lease): StoreLock => {
-      const lock = { name, release: async () => this.releaseLease(name, lease.token) };
-      this.issued.add(lock);
-      return lock;
-    };
+    const storeLock = (lease: Lease): StoreLock => ({
+      name,
+      release: async () => this.releaseLease(name, lease.token),
+    });
     if (state.holder === undefined && state.waiters.length === 0) {
       return Promise.resolve(storeLock(this.grant(name, state, options.leaseMs)));
     }

@@ -249,15 +249,6 @@ export interface WriteOptions {
    * so a caller checks that flag first and otherwise appends before writing.
    */
   audit?: readonly AuditEventInput[];
-  /**
-   * A lock this store handle gave the caller, which the store may free once this write has
-   * committed, in the same round trip (PostgreSQL: the unlock follows the write's `COMMIT` in
-   * one query). Never before the commit: whoever takes the lock next sees the write. Only for
-   * a store whose {@link CredentialStore.releasesLockWithWrite} is true; the others do not look
-   * at it. Whatever happens the caller still calls `release()` (a no-op once freed): a refused
-   * or failed write, or one the store chose to make otherwise, leaves the lock held.
-   */
-  release?: StoreLock;
 }
 
 export interface ReadOptions {
@@ -414,12 +405,6 @@ export interface CredentialStore {
    * that leave it out (file, memory) ignore the option.
    */
   readonly appendsAuditWithWrite?: boolean;
-  /**
-   * True when `compareAndSet` may free {@link WriteOptions.release} once the write committed
-   * (PostgreSQL: one round trip fewer than a write, then an unlock). Stores that leave it out
-   * ignore the option.
-   */
-  readonly releasesLockWithWrite?: boolean;
   /** Appends an entry to the audit log, computing `seq`, `prevHash` and `hash`. */
   appendAudit(event: AuditEventInput): Promise<AuditEntry>;
   readAudit(): Promise<AuditEntry[]>;

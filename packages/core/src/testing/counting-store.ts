@@ -43,10 +43,6 @@ export class CountingStore implements CredentialStore {
     return this.inner.appendsAuditWithWrite;
   }
 
-  get releasesLockWithWrite(): boolean | undefined {
-    return this.inner.releasesLockWithWrite;
-  }
-
   /** The counts since the last `reset`. */
   snapshot(): StoreCounts {
     return { ...this.counts };
