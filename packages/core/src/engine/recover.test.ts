@@ -393,7 +393,9 @@ describe("recover with another account's code, its audit entry owed by the rescu
       fingerprint: string;
       requestId: string;
     };
-    expect(owed.pendingAudit).toMatchObject({ principal: "operator:2", profile: "default" });
+    // Who recovered; the entry itself is made from the file's fields (operator 2's key).
+    expect(owed.pendingAudit).toEqual({ profile: "default", surface: "library" });
+    expect(owed).toMatchObject({ principal: "operator:2" });
     return { current, file, owed };
   }
 

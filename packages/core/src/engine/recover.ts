@@ -25,7 +25,7 @@ import {
   writableRecord,
 } from "./principal-records.js";
 import { dropPendingAudit, writeRescueFile } from "./rescue.js";
-import { rescueAuditLockName } from "./rescue-audit.js";
+import { owedRecoveryEntry, rescueAuditLockName } from "./rescue-audit.js";
 import { cooldownActiveError, secondsUntil } from "./rotation-checks.js";
 import {
   audit,
@@ -99,7 +99,15 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
       })
       .catch(() => undefined);
     try {
-      return await keepAndAudit(reply, at, { other, savedAt, lastRotation });
+      // Without the lock a listing could write the entry while this process writes it too:
+      // the file then owes none (a kill before the entry leaves the recovery unaudited, as a
+      // store that refuses the lock leaves no other way).
+      return await keepAndAudit(reply, at, {
+        other,
+        savedAt,
+        lastRotation,
+        owesAudit: auditLock !== undefined,
+      });
     } finally {
       await auditLock?.release();
     }
@@ -109,19 +117,16 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
   async function keepAndAudit(
     reply: { operatorId: number; apiKey: string },
     at: Parameters<typeof keepOtherAccountsKey>[1],
-    kept: { other: string; savedAt: string; lastRotation: RotationRecord },
+    kept: { other: string; savedAt: string; lastRotation: RotationRecord; owesAudit: boolean },
   ): Promise<RekeyError> {
     const { other, savedAt, lastRotation } = kept;
     const { newFingerprint, cooldownUntil } = lastRotation;
-    const entry = {
+    const entry = owedRecoveryEntry({
       principal: other,
-      action: "recover",
-      outcome: "failure",
-      newFingerprint,
-      cooldownUntil,
       requestId: at.requestId,
-      errorCode: "CONFIG_INVALID",
-    } as const;
+      fingerprint: newFingerprint,
+      cooldownUntil,
+    });
     const rescueFile = await writeRescueFile(context.rescueDir, store, {
       faucet: at.view.faucet,
       principal: other,
@@ -132,7 +137,7 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
       operatorId: reply.operatorId,
       lastRotation,
       // Owed until the entry below is appended (a kill in between: rescue-audit.ts).
-      pendingAudit: { ...entry, profile: profileName, surface },
+      ...(kept.owesAudit ? { pendingAudit: { profile: profileName, surface } } : {}),
     }).catch(() => undefined);
     if (rescueFile !== undefined) killPoint("recover.other-rescued");
     let where = rescueFile === undefined ? undefined : `the rescue file ${rescueFile}`;

@@ -107,6 +107,18 @@ export function createRepair(
         await prepareAudit(context);
         // Another account's recovery killed before its audit entry: that entry comes first.
         const file = await settleRescueAudit(context, path, read, context.lockWaitMs);
+        // Read again under the lock: it must still be the file checked above.
+        if (
+          file.fingerprint !== read.fingerprint ||
+          file.principal !== read.principal ||
+          file.faucet !== read.faucet
+        ) {
+          throw new RekeyError(
+            "INVALID_INPUT",
+            `The rescue file ${path} changed while it was being imported. Nothing was changed.`,
+            { hint: "Check the file, then run the import again." },
+          );
+        }
         await updateStore(
           store,
           (draft) => {

@@ -2,7 +2,7 @@ import type { EngineContext } from "./context.js";
 import type { ProfileView } from "./principal-records.js";
 import { dropPendingAudit, type RescueFile, readRescueFile } from "./rescue.js";
 import { rescuedKeysIn } from "./rescued-keys.js";
-import { auditOnce } from "./rotation-steps.js";
+import { type AuditEvent, auditOnce } from "./rotation-steps.js";
 import type { RescuedKey } from "./types.js";
 
 /**
@@ -15,6 +15,28 @@ import type { RescuedKey } from "./types.js";
  * it dropped `pendingAudit`: a lister that gets it finds either the entry owed by a dead
  * process or a file already settled.
  */
+
+/**
+ * The audit entry of a recovery that found another account: a failure (CONFIG_INVALID) under
+ * that account, with its new key. Made from the rescue file's own fields when a lister writes
+ * it, so the entry always describes the key the file holds.
+ */
+export function owedRecoveryEntry(kept: {
+  principal: string;
+  requestId: string;
+  fingerprint: string;
+  cooldownUntil?: string | undefined;
+}): AuditEvent {
+  return {
+    principal: kept.principal,
+    action: "recover",
+    outcome: "failure",
+    newFingerprint: kept.fingerprint,
+    ...(kept.cooldownUntil === undefined ? {} : { cooldownUntil: kept.cooldownUntil }),
+    requestId: kept.requestId,
+    errorCode: "CONFIG_INVALID",
+  };
+}
 
 /** The lock of a rescue file's pending audit entry: the recovery's request id names it. */
 export function rescueAuditLockName(requestId: string): string {
@@ -34,16 +56,22 @@ export async function settleRescueAudit(
   file: RescueFile,
   waitMs: number,
 ): Promise<RescueFile> {
-  if (file.pendingAudit === undefined) return file;
-  const lock = await context.store.lock(rescueAuditLockName(file.pendingAudit.requestId), {
+  if (file.pendingAudit === undefined || file.requestId === undefined) return file;
+  const lock = await context.store.lock(rescueAuditLockName(file.requestId), {
     leaseMs: context.lockLeaseMs,
     waitMs,
   });
   try {
     // Read again under the lock: the recovery (or another lister) may have settled it.
     const current = await readRescueFile(path);
-    if (current.pendingAudit === undefined) return current;
-    const { profile, surface, ...event } = current.pendingAudit;
+    if (current.pendingAudit === undefined || current.requestId === undefined) return current;
+    const { profile, surface } = current.pendingAudit;
+    const event = owedRecoveryEntry({
+      principal: current.principal,
+      requestId: current.requestId,
+      fingerprint: current.fingerprint,
+      cooldownUntil: current.lastRotation?.cooldownUntil,
+    });
     // The entry is the recovery's: its profile and surface, not the lister's.
     await auditOnce({ ...context, profileName: profile, surface }, event);
     return await dropPendingAudit(path);

@@ -6,7 +6,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve } from "node:pat
 import { z } from "zod";
 import { RekeyError } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
-import { rotationRecordSchema } from "../store/schema.js";
+import { PROFILE_NAME_PATTERN, rotationRecordSchema } from "../store/schema.js";
 import type { CredentialStore } from "../store/types.js";
 
 /**
@@ -26,15 +26,10 @@ export type RescueStore = Pick<CredentialStore, "kind" | "location">;
 
 // Built on first use: only reading a rescue file needs it.
 function buildRescueFileSchema() {
-  const auditEvent = z.strictObject({
-    principal: z.string().min(1),
-    action: z.literal("recover"),
-    outcome: z.literal("failure"),
-    newFingerprint: z.string().min(1),
-    cooldownUntil: z.iso.datetime().optional(),
-    requestId: z.string().min(1),
-    errorCode: z.string().min(1),
-    profile: z.string().min(1),
+  // Only who recovered: the entry itself is made from the file's own fields
+  // (`owedRecoveryEntry`), so a file cannot make rekey audit anything else.
+  const pendingAudit = z.strictObject({
+    profile: z.string().regex(PROFILE_NAME_PATTERN),
     surface: z.enum(["cli", "mcp", "http", "library"]),
   });
   return (
@@ -48,7 +43,7 @@ function buildRescueFileSchema() {
          * while it is here, the entry may be missing, and whoever lists or imports the file writes
          * it once (see `rescue-audit.ts`). The writer drops it once the entry is appended.
          */
-        pendingAudit: auditEvent.optional(),
+        pendingAudit: pendingAudit.optional(),
         faucet: z.string().min(1),
         /** The record principal ("operator:12", "agent:7"). */
         principal: z.string().min(1),
@@ -66,6 +61,12 @@ function buildRescueFileSchema() {
       })
       // Version 2 always names its store: one without is not a file rekey wrote.
       .refine((file) => file.rescueVersion === 1 || file.store !== undefined)
+      // Only another account's recovery owes an entry, and only in a version 2 file.
+      .refine(
+        (file) =>
+          file.pendingAudit === undefined ||
+          (file.rescueVersion === 2 && file.source === "recover" && file.requestId !== undefined),
+      )
   );
 }
 let rescueFileSchema: ReturnType<typeof buildRescueFileSchema> | undefined;
