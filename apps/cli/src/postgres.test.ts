@@ -65,7 +65,9 @@ describe.skipIf(postgresUrl === "")("the built rekey binary on a PostgreSQL stor
     expect(status.fingerprint).toBe(fingerprint);
     expect(status.store).toEqual({
       kind: "postgres",
-      location: expect.stringMatching(/^postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres$/),
+      location: expect.stringMatching(
+        new RegExp(`^postgres://postgres@127\\.0\\.0\\.1:\\d+/postgres\\?schema=${schema}$`),
+      ),
     });
     expect(status.store_health.ok).toBe(true);
     for (const host of ["a", "b"]) expect(existsSync(join(dir, host, ".config"))).toBe(false);

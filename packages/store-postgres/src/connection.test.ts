@@ -15,7 +15,15 @@ describe("parsePostgresUrl", () => {
     expect(target.connectionString).toBe(
       "postgres://rekey:p%40ss%3Aw%2Frd@db.internal:5432/ops?sslmode=verify-full",
     );
-    expect(target.location).toBe("postgres://rekey:***@db.internal:5432/ops?sslmode=verify-full");
+    // The location names the schema (two schemas of one database are two stores), not the
+    // password.
+    expect(target.location).toBe(
+      "postgres://rekey:***@db.internal:5432/ops?sslmode=verify-full&schema=fleet",
+    );
+    expect(parsePostgresUrl("postgres://u@h/db?schema=team_a").location).not.toBe(
+      parsePostgresUrl("postgres://u@h/db?schema=team_b").location,
+    );
+    expect(parsePostgresUrl("postgres://u@h/db?schema=rekey").location).toBe("postgres://u@h/db");
   });
 
   it("defaults the schema to rekey, and an explicit schema beats the URL's", () => {

@@ -58,10 +58,14 @@ export function parsePostgresUrl(url: string, schemaOverride?: string): Postgres
   parsed.searchParams.delete("schema");
   parsed.searchParams.delete("connections");
   const connectionString = parsed.href;
+  // Where the store is, as users see it: a schema other than the default is part of it (two
+  // schemas of one database are two stores: their status, their errors, their rescue files).
+  const shown = new URL(connectionString);
+  if (schema !== DEFAULT_SCHEMA) shown.searchParams.set("schema", schema);
   return {
     connectionString,
     schema,
-    location: redactPostgresUrl(connectionString),
+    location: redactPostgresUrl(shown.href),
     ...(connections === null ? {} : { connections: parseConnectionBudget(connections) }),
   };
 }

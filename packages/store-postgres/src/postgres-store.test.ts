@@ -410,8 +410,9 @@ if (postgresUrl === "") {
     });
 
     it("fails with STORE_UNAVAILABLE when the server is unreachable, and never shows the password", async () => {
-      const store = open(newSchema(), "postgres://rekey:hunter2-secret@127.0.0.1:1/rekey");
-      expect(store.location).toBe("postgres://rekey:***@127.0.0.1:1/rekey");
+      const schema = newSchema();
+      const store = open(schema, "postgres://rekey:hunter2-secret@127.0.0.1:1/rekey");
+      expect(store.location).toBe(`postgres://rekey:***@127.0.0.1:1/rekey?schema=${schema}`);
       const error = await rejection(store.read());
       expect(error.code).toBe("STORE_UNAVAILABLE");
       expect(error.details.errno).toBe("ECONNREFUSED");
