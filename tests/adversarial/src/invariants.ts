@@ -42,6 +42,31 @@ export function auditedRotations(entries: readonly AuditEntry[]): number {
   ).length;
 }
 
+/**
+ * Entries that record a committed key change a second time: the same request, principal and
+ * new key (a rotation's success, its resolution's `recovered`, a recovery's entry), or the same
+ * request's loss, twice. The engine writes each once (`auditOnce`); a kill or a race that made
+ * it write one again shows here. Imports and acknowledgements are events of their own.
+ */
+export function duplicateAuditEntries(entries: readonly AuditEntry[]): string[] {
+  const seen = new Map<string, number>();
+  for (const entry of entries) {
+    if (entry.requestId === undefined) continue;
+    const change =
+      entry.outcome === "key_lost" && entry.action === "resolve"
+        ? "lost"
+        : (entry.action === "rotate" && entry.outcome === "success") ||
+            (entry.action === "resolve" && entry.outcome === "recovered") ||
+            (entry.action === "recover" && entry.newFingerprint !== undefined)
+          ? `key ${entry.newFingerprint}`
+          : undefined;
+    if (change === undefined) continue;
+    const key = `${entry.requestId} ${entry.principal} ${change}`;
+    seen.set(key, (seen.get(key) ?? 0) + 1);
+  }
+  return [...seen].filter(([, count]) => count > 1).map(([key, count]) => `${key} x${count}`);
+}
+
 /** Upstream key changes the sandbox committed (rotations and recoveries): its own record. */
 export function sandboxCommits(sandbox: RunningSandbox): number {
   const stats = sandbox.stats();
@@ -106,6 +131,8 @@ export async function checkInvariants(options: {
   await store.read();
   const audit = await store.readAudit();
   expect(verifyAuditChain(audit).ok, `${where}: audit chain`).toBe(true);
+  // Each committed change once: never a second entry for it, however the kill fell.
+  expect(duplicateAuditEntries(audit), `${where}: audit entries written twice`).toEqual([]);
   const fresh = audit.slice(options.auditBefore);
   const committed = sandboxCommits(options.sandbox) - options.commitsBefore;
   return {

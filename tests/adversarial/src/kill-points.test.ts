@@ -405,7 +405,7 @@ describe("kill -9 at every named kill point", () => {
           .map(([label, tally]) =>
             [label.padEnd(40), ...columns.map((name) => String(tally[name]).padStart(10))].join(""),
           ),
-        "asserted: silent = 0 and unaudited = 0 at every point; with request_id the Idempotency-Key retry returns the journaled rotation.",
+        "asserted: silent = 0, unaudited = 0 and no entry written twice at every point; with request_id the Idempotency-Key retry returns the journaled rotation.",
       ].join("\n"),
     );
     await Promise.all(roots.map((root) => rm(root, { recursive: true, force: true })));
