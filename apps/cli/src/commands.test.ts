@@ -438,8 +438,11 @@ describe("login and recover read secrets from stdin or a hidden prompt", () => {
     const result = await harness.runJson(["recover"], { stdin: code });
     expect(result.code).toBe(0);
     const document = recoverDocument.parse(result.json);
-    expect(document).toMatchObject({ cooldown_minutes: 60 });
+    // The account the code restored, by id: the same in the text.
+    expect(document).toMatchObject({ cooldown_minutes: 60, operator_id: 1 });
     expectNoSecrets(result.stdout, result.stderr);
+    const text = await harness.run(["recover", "--force", "--yes"], { stdin: code });
+    expect(text.stdout).toContain("recovered operator 1: new key stored");
   });
 
   it("login with the revealed key from a hidden prompt, into a new profile", async () => {

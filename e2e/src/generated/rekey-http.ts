@@ -195,6 +195,8 @@ export interface components {
             /** @description Id of this rotation in the audit log (`rekey history`) and the faucet's logs. */
             request_id: string;
             deliveries?: components["schemas"]["DeliveryOutcome"][];
+            /** @description A recovery's: the operator account the recovery code restored. */
+            operator_id?: number;
         };
         Principal: {
             /**

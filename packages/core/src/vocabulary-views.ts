@@ -108,6 +108,7 @@ export function rotationView(
     request_id: result.requestId,
     api_key: options.revealKey === true ? result.apiKey : undefined,
     deliveries: result.deliveries?.map(deliveryOutcomeView),
+    operator_id: result.operatorId,
   });
 }
 

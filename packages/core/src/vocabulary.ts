@@ -111,6 +111,11 @@ export const rotationSchema = z.object({
     .array(deliveryOutcomeSchema)
     .optional()
     .describe("Where the new key was delivered, when the principal has delivery targets."),
+  operator_id: z
+    .number()
+    .int()
+    .optional()
+    .describe("A recovery's: the operator account the recovery code restored."),
 });
 
 /** A dry run's plan: what a rotation would do now. */

@@ -44,7 +44,7 @@ export async function runRecover(
   });
   context.output.result("recover", rotationPayload(result), () =>
     [
-      `${context.output.colors.green("recovered")} ${result.label}: new key stored`,
+      `${context.output.colors.green("recovered")} ${result.label}${result.operatorId === undefined ? "" : ` ${result.operatorId}`}: new key stored`,
       formatFields([
         ["new key", result.newFingerprint],
         [

@@ -113,6 +113,8 @@ describe("recover on a profile whose operator record has no id (schema 1)", () =
     const rekey = fixture.rekey();
     const result = await rekey.recover(own.recoveryCode);
     expect(result.verified).toBe(true);
+    // The result names the account it restored: the profile could not check it first.
+    expect(result.operatorId).toBe(1);
     await expect(fixture.rekey().whoami()).resolves.toMatchObject({ type: "operator", id: 1 });
     expect((await fixture.rekey().status()).fingerprint).toBe(result.newFingerprint);
   });

@@ -352,11 +352,14 @@ export function createRecovery(session: Session): Pick<Rekey, "recover"> {
               recovered.lastRotation.verified = true;
           });
         }
-        return toResult(
-          { principal: OPERATOR, record: finalRecord, apiKey: reply.apiKey, shared: false },
-          false,
-          false,
-        );
+        return {
+          ...toResult(
+            { principal: OPERATOR, record: finalRecord, apiKey: reply.apiKey, shared: false },
+            false,
+            false,
+          ),
+          operatorId: recoveredId,
+        };
       });
       // A recovered key reaches the targets too: the old one is dead.
       const deliveries = await recordIdFor(OPERATOR).then(deliverRotation, () => undefined);

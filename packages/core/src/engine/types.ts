@@ -95,6 +95,11 @@ export interface RotationResult {
    * as failing in the store, and retried.
    */
   deliveries?: DeliveryOutcome[];
+  /**
+   * A recovery's: the operator account the recovery code restored (the faucet's reply says
+   * which), so that a profile that took an account it could not check sees whose it is.
+   */
+  operatorId?: number;
 }
 
 /** What `status` shows for one principal. */
