@@ -142,7 +142,8 @@ describe("a key only a rescue file holds", () => {
     expect(status.code).toBe(0);
     const line = status.stdout.split("\n").find((text) => text.startsWith("rescued key:")) ?? "";
     expect(line).toContain(rescued.fingerprint);
-    expect(line).toContain(`rekey rescue import ${rescued.file}`);
+    // The profile that registered is the one to import it with (else no profile points at it).
+    expect(line).toContain(`rekey --profile second rescue import ${rescued.file}`);
     const json = await rekey(["status", "--json"]);
     const document = statusDocument.parse(JSON.parse(json.stdout));
     expect(document.rescued_keys?.map((key) => key.fingerprint)).toEqual([rescued.fingerprint]);
