@@ -71,7 +71,15 @@ describe("rekey recover with another operator's recovery code", () => {
     expect(otherStatus.stdout).toMatch(/identity: +operator 2 /);
     expect((await rekey(["doctor"])).code).toBe(0);
 
-    for (const result of [refused, statusAfter, history, doctor, otherStatus]) {
+    // In --json the error names the rescue file as a field of its own, not only in its text.
+    const again = await rekey(["recover", "--json"], other.recovery_code);
+    expect(again.code).toBe(2);
+    const { error } = JSON.parse(again.stderr) as { error: { code: string; rescue_file?: string } };
+    expect(error.code).toBe("CONFIG_INVALID");
+    expect(error.rescue_file).toMatch(/\/operator-2-.*\.json$/);
+    expect(await readdir(rescueDir)).toContain(error.rescue_file?.split("/").pop());
+
+    for (const result of [refused, statusAfter, history, doctor, otherStatus, again]) {
       expect(result.stdout + result.stderr).not.toMatch(RAW_SECRET);
     }
   });

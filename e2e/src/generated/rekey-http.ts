@@ -277,6 +277,8 @@ export interface components {
             recovery?: string;
             /** @description INVALID_INPUT: which fields were rejected. */
             issues?: string[];
+            /** @description The rescue file that now holds a new key the store refused (`rekey rescue import FILE`). */
+            rescue_file?: string;
             /** @example urn:rekey:error:cooldown-active */
             type: string;
             title: string;

@@ -22,6 +22,8 @@ export interface ErrorFacts {
   recovery?: string | undefined;
   /** INVALID_INPUT: which fields were rejected. */
   issues?: string[] | undefined;
+  /** STORE_UNAVAILABLE / STORE_LOCKED / CONFIG_INVALID: the rescue file now holding the new key. */
+  rescueFile?: string | undefined;
 }
 
 /**
@@ -72,6 +74,7 @@ export function errorFacts(
           // zod names an unrecognised field in its issue: a key sent as a field name.
           .map(redactKeys)
       : undefined,
+    rescueFile: typeof details.rescueFile === "string" ? details.rescueFile : undefined,
   };
 }
 

@@ -226,6 +226,7 @@ export function errorView(facts: ErrorFacts): ErrorView {
     retry_after_seconds: facts.retryAfterSeconds,
     recovery: facts.recovery,
     issues: facts.issues,
+    rescue_file: facts.rescueFile,
   });
 }
 

@@ -265,6 +265,12 @@ export const errorSchema = z.object({
   retry_after_seconds: z.number().int().optional().describe("Seconds before a retry may succeed."),
   recovery: z.string().optional().describe("KEY_LOST: how to get back in."),
   issues: z.array(z.string()).optional().describe("INVALID_INPUT: which fields were rejected."),
+  rescue_file: z
+    .string()
+    .optional()
+    .describe(
+      "The rescue file that now holds a new key the store refused (`rekey rescue import FILE`).",
+    ),
 });
 
 export type PrincipalView = z.infer<typeof principalSchema>;
