@@ -147,6 +147,8 @@ describe("a key only a rescue file holds", () => {
     const json = await rekey(["status", "--json"]);
     const document = statusDocument.parse(JSON.parse(json.stdout));
     expect(document.rescued_keys?.map((key) => key.fingerprint)).toEqual([rescued.fingerprint]);
+    // The profile to import it with, as a field too.
+    expect(document.rescued_keys?.[0]?.profile).toBe("second");
     for (const text of [status.stdout, status.stderr, json.stdout]) {
       expect(text).not.toContain(rescued.key);
     }

@@ -327,6 +327,7 @@ export function rescuedKeyView(rescued: RescuedKey): RescuedKeyView {
     file: rescued.path,
     source: rescued.source,
     saved_at: rescued.savedAt,
+    profile: rescued.profile,
   });
 }
 

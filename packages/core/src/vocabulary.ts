@@ -545,6 +545,10 @@ export const rescuedKeySchema = z.object({
   file: z.string().describe("The rescue file; `rekey rescue import FILE` stores its key."),
   source: z.string().describe("What issued the key: register, rotate, recover..."),
   saved_at: instant.describe("When the rescue file was written."),
+  profile: z
+    .string()
+    .optional()
+    .describe("A registration's: the profile that registered, to import it with (`--profile`)."),
 });
 
 /** `rekey doctor`: every check, and what `--repair` did. */

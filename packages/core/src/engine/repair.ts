@@ -13,7 +13,12 @@ import {
   updateStore,
   writableRecord,
 } from "./principal-records.js";
-import { readRescueFile, removeRescueFile, rescueFileOf, rescueStoreSetting } from "./rescue.js";
+import {
+  importWithStoreCommand,
+  ownRescueFile,
+  readRescueFile,
+  removeRescueFile,
+} from "./rescue.js";
 import { listRescuedKeys, settleRescueAudit } from "./rescue-audit.js";
 import { supersedes } from "./rescued-keys.js";
 import { audit, prepareAudit } from "./rotation-steps.js";
@@ -90,14 +95,17 @@ export function createRepair(
         );
       }
       // The rescue directory is shared by every store of the user: a key another store
-      // refused, of a principal this one does not hold, is that store's to take.
+      // refused, of a principal this one does not hold, is that store's to take. One that
+      // holds the principal takes the key but leaves the file (and any entry it owes) to the
+      // store it names, whose journal may still need it.
+      const own = ownRescueFile(read, store);
       const holds = view.data.principals[recordIdOf(view.faucet, read.principal)] !== undefined;
-      if (read.store !== undefined && !rescueFileOf(read, store, holds)) {
+      if (!own && !holds) {
         throw new RekeyError(
           "CONFIG_INVALID",
-          `The rescue file holds a key of ${principalLabel(principalOfRecord(read.principal))} written for the ${read.store.kind} store at ${read.store.location}, not this one (${store.kind} at ${store.location}), which does not hold that principal`,
+          `The rescue file holds a key of ${principalLabel(principalOfRecord(read.principal))} written for the ${read.store?.kind} store at ${read.store?.location}, not this one (${store.kind} at ${store.location}), which does not hold that principal`,
           {
-            hint: `Import it with the store it was written for (\`${rescueStoreSetting(read.store)} rekey rescue import ${path}\`); if that store moved, edit the file's store.location to its new place. Nothing was changed.`,
+            hint: `Import it with the store it was written for: \`${importWithStoreCommand(read, path)}\`${read.store?.kind === "postgres" ? " (with that store's password in place of ***)" : ""}; if that store moved, edit the file's store.location to its new place. Nothing was changed.`,
           },
         );
       }
@@ -105,9 +113,13 @@ export function createRepair(
       await withLock(rotationLockName(recordIdOf(view.faucet, read.principal)), async () => {
         await store.checkWritable();
         await prepareAudit(context);
-        // Another account's recovery killed before its audit entry: that entry comes first.
-        const file = await settleRescueAudit(context, path, read, context.lockWaitMs);
         // Read again under the lock: it must still be the file checked above.
+        const fresh = await readRescueFile(path);
+        // Another account's recovery killed before its audit entry: that entry comes first
+        // (written by the store the file names only: one log, one entry).
+        const file = own
+          ? await settleRescueAudit(context, path, fresh, context.lockWaitMs)
+          : fresh;
         if (
           file.fingerprint !== read.fingerprint ||
           file.principal !== read.principal ||
@@ -170,7 +182,9 @@ export function createRepair(
             : { cooldownUntil: file.lastRotation.cooldownUntil }),
         });
       });
-      await removeRescueFile(path);
+      // Another store's file stays for that store (its journal may still need it); it no longer
+      // shows here, since this store now holds its key.
+      if (own) await removeRescueFile(path);
       return { label: principalLabel(target), fingerprint: read.fingerprint };
     },
   };

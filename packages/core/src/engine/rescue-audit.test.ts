@@ -1,7 +1,9 @@
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { isRekeyError, RekeyError } from "../errors.js";
+import { createFileStore } from "../store/file-store.js";
 import type { AuditEventInput, CredentialStore } from "../store/types.js";
 import { type EngineFixture, startEngineFixture } from "./engine.test-helper.js";
 
@@ -108,6 +110,42 @@ describe("the entry a rescue file owes", () => {
       expect(isRekeyError(refused, "INVALID_INPUT")).toBe(true);
     }
     expect(await recoverEntries(current)).toEqual([]);
+  });
+
+  it("is written only in the log of the store the file names, never by another store that holds its account", async () => {
+    fixture = await startEngineFixture({ store: "file" });
+    const current = fixture;
+    await current.rekey().register({});
+    // Operator 2's own home, which holds its account.
+    const otherDir = await mkdtemp(join(tmpdir(), "rekey-other-account-"));
+    const other = createFileStore({ dir: otherDir, env: {} });
+    try {
+      let code = "";
+      await current.rekey({ store: other }).register({
+        onRecoveryCode: async (recoveryCode) => {
+          code = recoveryCode;
+        },
+      });
+      let appending: () => void = () => {};
+      const started = new Promise<void>((resolve) => {
+        appending = resolve;
+      });
+      const recovering = current
+        .rekey({ store: faultyStore(current.store, { slowRecoverEntry: () => appending() }) })
+        .recover(code)
+        .catch((error: unknown) => error);
+      await started;
+      // Operator 2's home lists the key meanwhile: it may show it, not write the entry.
+      expect(await current.rekey({ store: other }).rescuedKeys()).toHaveLength(1);
+      expect(isRekeyError(await recovering, "CONFIG_INVALID")).toBe(true);
+      expect((await current.store.readAudit()).filter((e) => e.action === "recover")).toHaveLength(
+        1,
+      );
+      expect((await other.readAudit()).filter((e) => e.action === "recover")).toEqual([]);
+    } finally {
+      await other.close();
+      await rm(otherDir, { recursive: true, force: true });
+    }
   });
 
   it("is written once when a listing runs while the recovery appends it (the recovery holds the file's lock)", async () => {

@@ -6,7 +6,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve } from "node:pat
 import { z } from "zod";
 import { RekeyError } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
-import { PROFILE_NAME_PATTERN, rotationRecordSchema } from "../store/schema.js";
+import { DEFAULT_PROFILE, PROFILE_NAME_PATTERN, rotationRecordSchema } from "../store/schema.js";
 import type { CredentialStore } from "../store/types.js";
 
 /**
@@ -153,18 +153,16 @@ async function writeDurably(path: string, body: RescueFile): Promise<void> {
 }
 
 /**
- * True when `file` is `store`'s to list and import: written for it (the same kind, at the
- * same place once symbolic links are followed), written by a rekey that did not name the store
- * (version 1: any store of its faucet's, as it always was), or a key of a principal the store
- * holds (`holdsPrincipal`: a store moved or reached by another path, or the account whose key
- * another profile's recovery found, still sees its own principal's key).
+ * True when `file` is `store`'s own: written for it (the same kind, at the same place once
+ * symbolic links are followed), or by a rekey that did not name the store (version 1: any
+ * store of its faucet's, as it always was). A store settles the audit entry its own files owe
+ * and removes them once it holds their key. Another store that holds the file's principal (a
+ * copy of the home, a store delivery target, the account whose key another profile's recovery
+ * found) may list and import the key too, but leaves the file, and its owed entry, to the
+ * store it names: that store's journal may still need it.
  */
-export function rescueFileOf(
-  file: RescueFile,
-  store: RescueStore,
-  holdsPrincipal: boolean,
-): boolean {
-  if (file.store === undefined || holdsPrincipal) return true;
+export function ownRescueFile(file: RescueFile, store: RescueStore): boolean {
+  if (file.store === undefined) return true;
   return (
     file.store.kind === store.kind &&
     canonicalLocation(file.store.kind, file.store.location) ===
@@ -183,13 +181,29 @@ function canonicalLocation(kind: string, location: string): string {
 }
 
 /**
- * How to reach the store a rescue file names, for a hint: the variable that selects it (a
- * file store's directory, a store URL as recorded, its password redacted).
+ * The command that imports a rescue file into the store it names, for a hint: `REKEY_STORE`
+ * (it wins over REKEY_HOME, and a password is refused on argv) set to the file store's
+ * directory or the PostgreSQL URL as recorded (its password shown as `***`: the user puts it
+ * back), quoted for a POSIX shell, and a registration's profile.
  */
-export function rescueStoreSetting(store: RescueStore): string {
-  return store.kind === "file"
-    ? `REKEY_HOME=${dirname(store.location)}`
-    : `REKEY_STORE=${store.location}`;
+export function importWithStoreCommand(file: RescueFile, path: string): string {
+  const store = file.store;
+  const spec =
+    store === undefined
+      ? undefined
+      : store.kind === "file"
+        ? dirname(store.location)
+        : store.location;
+  const profile =
+    file.source === "register" && file.profile !== undefined && file.profile !== DEFAULT_PROFILE
+      ? ` --profile ${shellQuoted(file.profile)}`
+      : "";
+  return `${spec === undefined ? "" : `REKEY_STORE=${shellQuoted(spec)} `}rekey${profile} rescue import ${shellQuoted(path)}`;
+}
+
+/** `text` as one word for a POSIX shell: as it is when plain, else in single quotes. */
+function shellQuoted(text: string): string {
+  return /^[\w./:@%+=,-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }
 
 /** Reads and checks a rescue file. @throws RekeyError INVALID_INPUT when it is not one. */

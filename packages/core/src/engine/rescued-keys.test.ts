@@ -148,7 +148,7 @@ describe("rescue files of two stores in one rescue directory", () => {
     expect(String((refused as Error).message)).toContain(fixture.store.location);
     // Its hint is a command that works as written: the home the file names.
     expect((refused as { hint?: string }).hint).toContain(
-      `REKEY_HOME=${dirname(fixture.store.location)} rekey rescue import ${rescued.file}`,
+      `REKEY_STORE=${dirname(fixture.store.location)} rekey rescue import ${rescued.file}`,
     );
     expect(String((refused as Error).message)).not.toContain(openKeyOf(written));
     expect((await second.store.read()).data.principals).toEqual({});
@@ -246,6 +246,27 @@ describe("rescue files of two stores in one rescue directory", () => {
     ]);
     await expect(moved.importRescue(file)).resolves.toMatchObject({ fingerprint });
     await expect(moved.whoami()).resolves.toMatchObject({ type: "operator" });
+  });
+
+  it("another store holding the principal takes the key but leaves the file to the store whose journal needs it", async () => {
+    fixture = await startEngineFixture({ store: "file", sandbox: { requestIdSupport: false } });
+    await fixture.rekey().register({});
+    // A copy of the home taken before the rotation: it holds operator 1, and no journal.
+    otherDir = await mkdtemp(join(tmpdir(), "rekey-copied-home-"));
+    await cp(dirname(fixture.store.location), otherDir, { recursive: true });
+    other = createFileStore({ dir: otherDir, env: {} });
+    const file = await rotateIntoRescue(fixture);
+    const copy = fixture.rekey({ store: other });
+    expect(await copy.rescuedKeys()).toEqual([expect.objectContaining({ path: file })]);
+    const { fingerprint } = JSON.parse(await readFile(file, "utf8")) as { fingerprint: string };
+    await expect(copy.importRescue(file)).resolves.toMatchObject({ fingerprint });
+    await expect(copy.whoami()).resolves.toMatchObject({ type: "operator" });
+    // The file is still there for the store it names: its journal takes the key, not a loss.
+    expect(await copy.rescuedKeys()).toEqual([]);
+    const rekey = fixture.rekey();
+    await expect(rekey.resolvePending()).resolves.toBeDefined();
+    await expect(rekey.whoami()).resolves.toMatchObject({ type: "operator" });
+    expect(await readdir(fixture.rescueDir)).toEqual([]);
   });
 
   it("a store opened through a symbolic link lists and imports the file its real path wrote", async () => {

@@ -6,7 +6,7 @@ import { faucetIdOf, recordIdOf } from "../store/record-ids.js";
 import { DEFAULT_PROFILE } from "../store/schema.js";
 import type { DeepReadonly, PrincipalRecord } from "../store/types.js";
 import { type ProfileView, principalOfRecord } from "./principal-records.js";
-import { type RescueFile, type RescueStore, readRescueFile, rescueFileOf } from "./rescue.js";
+import { ownRescueFile, type RescueFile, type RescueStore, readRescueFile } from "./rescue.js";
 import type { RescuedKey } from "./types.js";
 
 /**
@@ -32,8 +32,10 @@ export async function rescuedKeysIn(
     const file = await readRescueFile(path).catch(() => undefined);
     if (file === undefined || faucetIdOf(file.faucet) !== faucet) continue;
     const record = view.data.principals[recordIdOf(faucet, file.principal)];
-    if (!rescueFileOf(file, store, record !== undefined)) continue;
-    await settle?.(path, file);
+    const own = ownRescueFile(file, store);
+    if (!own && record === undefined) continue;
+    // Only the store a file names settles the entry it owes (one log, one entry).
+    if (own) await settle?.(path, file);
     if (record?.fingerprint === file.fingerprint || supersedes(record, file)) continue;
     found.push({
       path,
