@@ -36,6 +36,8 @@ export interface CliHarness {
   sandbox: RunningSandbox;
   dir: string;
   home: string;
+  /** The rescue directory (REKEY_RESCUE_DIR in `env`), inside `dir`. */
+  rescueDir: string;
   env: Record<string, string | undefined>;
   /** Questions the CLI asked (prompts and confirmations), in order. */
   asked: string[];
@@ -47,7 +49,7 @@ export interface CliHarness {
 
 /**
  * Starts a sandbox (faults optional, shared test clock optional, `requestIdSupport: false` for
- * a faucet that cannot replay by request id) and a temp REKEY_HOME.
+ * a faucet that cannot replay by request id), a temp REKEY_HOME and a rescue directory beside it.
  */
 export async function startCliHarness(
   options: { faults?: FaultSpec[]; clock?: Clock; requestIdSupport?: boolean } = {},
@@ -62,8 +64,10 @@ export async function startCliHarness(
   });
   const dir = await mkdtemp(join(tmpdir(), "rekey-cli-test-"));
   const home = join(dir, "rekey-home");
+  const rescueDir = join(dir, "rescue");
   const env: Record<string, string | undefined> = {
     REKEY_HOME: home,
+    REKEY_RESCUE_DIR: rescueDir,
     REKEY_API_URL: sandbox.url,
     NO_COLOR: "1",
     HOME: dir,
@@ -113,6 +117,7 @@ export async function startCliHarness(
     sandbox,
     dir,
     home,
+    rescueDir,
     env,
     asked,
     run,

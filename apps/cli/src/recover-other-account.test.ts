@@ -21,8 +21,7 @@ afterEach(async () => {
 describe("rekey recover with another operator's recovery code", () => {
   it("leaves the profile's operator untouched, keeps the other account's new key in a rescue file, says so", async () => {
     harness = await startCliHarness();
-    const rescueDir = join(harness.dir, "rescue");
-    const env = { ...harness.env, REKEY_RESCUE_DIR: rescueDir };
+    const { env, rescueDir } = harness;
     const rekey = (args: string[], stdin?: string) => runBinary(args, { env, stdin });
     await registerOperator(harness);
     const statusBefore = await rekey(["status"]);

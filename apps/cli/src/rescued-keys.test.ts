@@ -25,12 +25,11 @@ afterEach(async () => {
   harness = undefined;
 });
 
-/** The harness (sandbox, temp REKEY_HOME), with a rescue directory of its own in its temp dir. */
+/** The harness (sandbox, temp REKEY_HOME, rescue directory), as the tests below use it. */
 async function setUp() {
   harness = await startCliHarness();
-  const rescueDir = join(harness.dir, "rescue");
-  const env = { ...harness.env, REKEY_RESCUE_DIR: rescueDir };
-  return { home: harness.home, rescueDir, env, url: harness.sandbox.url };
+  const { home, rescueDir, env } = harness;
+  return { home, rescueDir, env, url: harness.sandbox.url };
 }
 
 /**

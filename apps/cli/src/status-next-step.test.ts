@@ -23,8 +23,7 @@ describe("rekey status with no key", () => {
       requestIdSupport: false,
       faults: [{ action: "regenerate_operator_key", nth: 1, kind: "drop_after_commit" }],
     });
-    const { dir } = harness;
-    const env = { ...harness.env, REKEY_RESCUE_DIR: join(dir, "rescue") };
+    const { dir, env } = harness;
     const rekey = (args: string[]) => runBinary(args, { env });
     const outputs: string[] = [];
     const run = async (args: string[]) => {

@@ -12,7 +12,7 @@ import { RekeyError } from "../errors.js";
 import { agent, OPERATOR } from "../principal.js";
 import { createFileStore } from "../store/file-store.js";
 import { createMemoryStore } from "../store/memory-store.js";
-import type { CredentialStore } from "../store/types.js";
+import type { AuditEventInput, CredentialStore } from "../store/types.js";
 import type { RotationStep } from "./context.js";
 import { createRekey, type RekeyOptions } from "./create-rekey.js";
 import { recordOf, storedKeyOf, viewOf } from "./principal-records.js";
@@ -125,6 +125,35 @@ export function refusingWrites(store: CredentialStore, refuses: () => boolean): 
       return store.compareAndSet(version, data, options);
     },
   };
+}
+
+/**
+ * `store` with faults around a recovery's audit entry, which the real stores cannot be made to
+ * show on cue: its append refused (the log is gone) or slowed (with `slowRecoverEntry` called
+ * as it starts), and the rescue file's lock refused (no connection left for the lock).
+ */
+export function withRecoveryFaults(
+  store: CredentialStore,
+  faults: { refuseRecoverEntry?: boolean; slowRecoverEntry?: () => void; noRescueLock?: boolean },
+): CredentialStore {
+  return Object.assign(Object.create(store) as CredentialStore, {
+    lock: (name: string, options: Parameters<CredentialStore["lock"]>[1]) =>
+      faults.noRescueLock === true && name.startsWith("rescue.")
+        ? Promise.reject(new RekeyError("STORE_BUSY", "no connection left for the lock"))
+        : store.lock(name, options),
+    appendAudit: async (event: AuditEventInput) => {
+      if (event.action === "recover" && faults.refuseRecoverEntry === true) {
+        throw new RekeyError("STORE_UNAVAILABLE", "the audit log is gone");
+      }
+      if (event.action === "recover" && faults.slowRecoverEntry !== undefined) {
+        faults.slowRecoverEntry();
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      return store.appendAudit(event);
+    },
+    prepareAudit: store.prepareAudit?.bind(store),
+    close: async () => {},
+  });
 }
 
 /**

@@ -1,17 +1,20 @@
-import { readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { type RekeyError, RekeyError as RekeyErrorClass } from "../errors.js";
+import { isRekeyError, type RekeyError } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
 import { verifyAuditChain } from "../store/audit-chain.js";
 import { openKey } from "../store/encryption/sealed-key.js";
-import type { AuditEventInput, CredentialStore } from "../store/types.js";
+import { createFileStore } from "../store/file-store.js";
+import type { CredentialStore } from "../store/types.js";
 import {
   type EngineFixture,
   intentsIn,
   refusingWrites,
   startEngineFixture,
   storedKey,
+  withRecoveryFaults,
 } from "./engine.test-helper.js";
 
 let fixture: EngineFixture | undefined;
@@ -332,15 +335,7 @@ describe("recover with another account's recovery code", () => {
     const { fixture: current, other } = await twoAccounts({ store: "file" });
     const before = await storedKey(current.store, "operator");
     const keyBefore = before?.key === undefined ? undefined : openKey(before.key);
-    const base = current.store;
-    const failingAudit = Object.assign(Object.create(base) as CredentialStore, {
-      appendAudit: (event: AuditEventInput) =>
-        event.action === "recover"
-          ? Promise.reject(new RekeyErrorClass("STORE_UNAVAILABLE", "the audit log is gone"))
-          : base.appendAudit(event),
-      prepareAudit: base.prepareAudit?.bind(base),
-      close: async () => {},
-    });
+    const failingAudit = withRecoveryFaults(current.store, { refuseRecoverEntry: true });
     const refused = await current
       .rekey({ store: failingAudit })
       .recover(other.recoveryCode)
@@ -369,15 +364,7 @@ describe("recover with another account's code, its audit entry owed by the rescu
     const current = fixture;
     await current.rekey().register({});
     const other = await current.client.register({ name: "someone else" });
-    const base = current.store;
-    const failingAudit = Object.assign(Object.create(base) as CredentialStore, {
-      appendAudit: (event: AuditEventInput) =>
-        event.action === "recover"
-          ? Promise.reject(new RekeyErrorClass("STORE_UNAVAILABLE", "the audit log is gone"))
-          : base.appendAudit(event),
-      prepareAudit: base.prepareAudit?.bind(base),
-      close: async () => {},
-    });
+    const failingAudit = withRecoveryFaults(current.store, { refuseRecoverEntry: true });
     const refused = await current
       .rekey({ store: failingAudit })
       .recover(other.recoveryCode)
@@ -461,6 +448,102 @@ describe("recover with another account's code, its audit entry owed by the rescu
     expect(await recoveries(fixture)).toHaveLength(1);
     await fixture.rekey().rescuedKeys();
     expect(await recoveries(fixture)).toHaveLength(1);
+  });
+
+  it("cannot be made to say anything else: a pendingAudit with fields of its own, or in a version 1 file, is not a rescue file", async () => {
+    const { current, file } = await failedAppend();
+    const body = JSON.parse(await readFile(file, "utf8")) as Record<string, unknown>;
+    for (const crafted of [
+      {
+        ...body,
+        pendingAudit: {
+          ...(body.pendingAudit as object),
+          principal: "operator:1",
+          errorCode: "ANYTHING",
+        },
+      },
+      { ...body, rescueVersion: 1, store: undefined },
+    ]) {
+      await writeFile(file, JSON.stringify(crafted), { mode: 0o600 });
+      expect(await current.rekey().rescuedKeys()).toEqual([]);
+      const refused = await current
+        .rekey()
+        .importRescue(file)
+        .then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+      expect(isRekeyError(refused, "INVALID_INPUT")).toBe(true);
+    }
+    expect(await recoveries(current)).toEqual([]);
+  });
+
+  it("is written only in the log of the store the file names, never by another store that holds its account", async () => {
+    fixture = await startEngineFixture({ store: "file" });
+    const current = fixture;
+    await current.rekey().register({});
+    // Operator 2's own home, which holds its account.
+    const otherDir = await mkdtemp(join(tmpdir(), "rekey-other-account-"));
+    const other = createFileStore({ dir: otherDir, env: {} });
+    try {
+      let code = "";
+      await current.rekey({ store: other }).register({
+        onRecoveryCode: async (recoveryCode) => {
+          code = recoveryCode;
+        },
+      });
+      let appending: () => void = () => {};
+      const started = new Promise<void>((resolve) => {
+        appending = resolve;
+      });
+      const recovering = current
+        .rekey({
+          store: withRecoveryFaults(current.store, { slowRecoverEntry: () => appending() }),
+        })
+        .recover(code)
+        .catch((error: unknown) => error);
+      await started;
+      // Operator 2's home lists the key meanwhile: it may show it, not write the entry.
+      expect(await current.rekey({ store: other }).rescuedKeys()).toHaveLength(1);
+      expect(isRekeyError(await recovering, "CONFIG_INVALID")).toBe(true);
+      expect((await current.store.readAudit()).filter((e) => e.action === "recover")).toHaveLength(
+        1,
+      );
+      expect((await other.readAudit()).filter((e) => e.action === "recover")).toEqual([]);
+    } finally {
+      await other.close();
+      await rm(otherDir, { recursive: true, force: true });
+    }
+  });
+
+  it("is written once when a listing runs while the recovery appends it (the recovery holds the file's lock)", async () => {
+    fixture = await startEngineFixture({ store: "file" });
+    const current = fixture;
+    await current.rekey().register({});
+    const other = await current.client.register({ name: "someone else" });
+    for (const noRescueLock of [false, true]) {
+      let appending: () => void = () => {};
+      const started = new Promise<void>((resolve) => {
+        appending = resolve;
+      });
+      const recovering = current
+        .rekey({
+          store: withRecoveryFaults(current.store, {
+            slowRecoverEntry: () => appending(),
+            noRescueLock,
+          }),
+        })
+        .recover(other.recoveryCode)
+        .catch((error: unknown) => error);
+      await started;
+      // `rekey status` in another process, while the recovery's entry is being appended.
+      await current.rekey().rescuedKeys();
+      expect(isRekeyError(await recovering, "CONFIG_INVALID")).toBe(true);
+      // Without the lock the file owes nothing: a listing cannot race the recovery's append.
+      const entries = await recoveries(current);
+      expect(entries, `noRescueLock: ${noRescueLock}`).toHaveLength(noRescueLock ? 2 : 1);
+      expect(new Set(entries.map((entry) => entry.requestId)).size).toBe(entries.length);
+    }
   });
 });
 
