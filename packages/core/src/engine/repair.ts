@@ -13,15 +13,10 @@ import {
   updateStore,
   writableRecord,
 } from "./principal-records.js";
-import {
-  importWithStoreCommand,
-  ownRescueFile,
-  readRescueFile,
-  removeRescueFile,
-} from "./rescue.js";
+import { ownRescueFile, readRescueFile, removeRescueFile } from "./rescue.js";
 import { listRescuedKeys, settleRescueAudit } from "./rescue-audit.js";
-import { supersedes } from "./rescued-keys.js";
-import { audit, prepareAudit } from "./rotation-steps.js";
+import { importAdvice, supersedes } from "./rescued-keys.js";
+import { audit, prepareAudit, recordAt } from "./rotation-steps.js";
 import type { Session } from "./session.js";
 import type { Rekey } from "./types.js";
 
@@ -99,13 +94,12 @@ export function createRepair(
       // holds the principal takes the key but leaves the file (and any entry it owes) to the
       // store it names, whose journal may still need it.
       const own = ownRescueFile(read, store);
-      const holds = view.data.principals[recordIdOf(view.faucet, read.principal)] !== undefined;
-      if (!own && !holds) {
+      if (!own && recordAt(view, read.principal) === undefined) {
         throw new RekeyError(
           "CONFIG_INVALID",
           `The rescue file holds a key of ${principalLabel(principalOfRecord(read.principal))} written for the ${read.store?.kind} store at ${read.store?.location}, not this one (${store.kind} at ${store.location}), which does not hold that principal`,
           {
-            hint: `Import it with the store it was written for: \`${importWithStoreCommand(read, path)}\`${read.store?.kind === "postgres" ? " (with that store's password in place of ***)" : ""}; if that store moved, edit the file's store.location to its new place. Nothing was changed.`,
+            hint: `Import it with the store it was written for: \`${importAdvice({ path, source: read.source, profile: read.profile }, read.store)}\`${read.store?.kind === "postgres" ? " (with that store's password in place of ***)" : ""}; if that store moved, edit the file's store.location to its new place. Nothing was changed.`,
           },
         );
       }

@@ -6,7 +6,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve } from "node:pat
 import { z } from "zod";
 import { RekeyError } from "../errors.js";
 import { fingerprint } from "../fingerprint.js";
-import { DEFAULT_PROFILE, PROFILE_NAME_PATTERN, rotationRecordSchema } from "../store/schema.js";
+import { PROFILE_NAME_PATTERN, rotationRecordSchema } from "../store/schema.js";
 import type { CredentialStore } from "../store/types.js";
 
 /**
@@ -17,8 +17,8 @@ import type { CredentialStore } from "../store/types.js";
  *
  * Version 2 names the store the key was meant for (`store`: its kind and location): one rescue
  * directory serves every store of a user (two homes, a file store and PostgreSQL), and a store
- * lists and imports only its own files. Version 1 files (no `store`) are taken by any store of
- * their faucet, as before.
+ * lists and imports its own files and those of a principal it holds (see `ownRescueFile`).
+ * Version 1 files (no `store`) are taken by any store of their faucet, as before.
  */
 
 /** What identifies a store in a rescue file: its kind and its (redacted) location. */
@@ -178,32 +178,6 @@ function canonicalLocation(kind: string, location: string): string {
   } catch {
     return location;
   }
-}
-
-/**
- * The command that imports a rescue file into the store it names, for a hint: `REKEY_STORE`
- * (it wins over REKEY_HOME, and a password is refused on argv) set to the file store's
- * directory or the PostgreSQL URL as recorded (its password shown as `***`: the user puts it
- * back), quoted for a POSIX shell, and a registration's profile.
- */
-export function importWithStoreCommand(file: RescueFile, path: string): string {
-  const store = file.store;
-  const spec =
-    store === undefined
-      ? undefined
-      : store.kind === "file"
-        ? dirname(store.location)
-        : store.location;
-  const profile =
-    file.source === "register" && file.profile !== undefined && file.profile !== DEFAULT_PROFILE
-      ? ` --profile ${shellQuoted(file.profile)}`
-      : "";
-  return `${spec === undefined ? "" : `REKEY_STORE=${shellQuoted(spec)} `}rekey${profile} rescue import ${shellQuoted(path)}`;
-}
-
-/** `text` as one word for a POSIX shell: as it is when plain, else in single quotes. */
-function shellQuoted(text: string): string {
-  return /^[\w./:@%+=,-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }
 
 /** Reads and checks a rescue file. @throws RekeyError INVALID_INPUT when it is not one. */

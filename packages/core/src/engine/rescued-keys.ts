@@ -1,5 +1,5 @@
 import { readdir } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { heldFingerprintsOf } from "../delivery/known-keys.js";
 import { principalLabel } from "../principal.js";
 import { faucetIdOf, recordIdOf } from "../store/record-ids.js";
@@ -15,8 +15,8 @@ import type { RescuedKey } from "./types.js";
  * nowhere else, so status and doctor show each (by fingerprint, never the key). Files that are
  * not rescue files, that another faucet's profile owns, or that another store wrote for a
  * principal this one does not hold (the rescue directory is shared by every store of the
- * user) are left out. `settle` sees each
- * listed file first (another account's recovery whose audit entry may be missing).
+ * user) are left out. `settle` sees each of this store's own files first (another account's
+ * recovery whose audit entry may be missing).
  */
 export async function rescuedKeysIn(
   dir: string,
@@ -44,9 +44,7 @@ export async function rescuedKeysIn(
       fingerprint: file.fingerprint,
       source: file.source,
       savedAt: file.savedAt,
-      ...(file.source === "register" && file.profile !== undefined
-        ? { profile: file.profile }
-        : {}),
+      ...(file.profile === undefined ? {} : { profile: file.profile }),
     });
   }
   return found;
@@ -68,16 +66,31 @@ export function supersedes(
 }
 
 /**
- * What to run to bring a rescued key into the store. A registration's names its profile
- * (unless the default): imported from another profile, no profile would point at the account,
- * and that profile's next `status` would suggest registering a second one.
+ * What to run to bring a rescued key into the store, quoted for a POSIX shell. A
+ * registration's names its profile (unless the default): imported from another profile, no
+ * profile would point at the account, and that profile's next `status` would suggest
+ * registering a second one. `store`: run it against that store, through `REKEY_STORE` (it wins
+ * over REKEY_HOME, and a password is refused on argv): a file store's directory, or the
+ * PostgreSQL URL as recorded (its password shown as `***`: the user puts it back).
  */
-export function importAdvice(rescued: Pick<RescuedKey, "path" | "source" | "profile">): string {
+export function importAdvice(
+  rescued: Pick<RescuedKey, "path" | "source" | "profile">,
+  store?: RescueStore,
+): string {
   const profile =
     rescued.source === "register" &&
     rescued.profile !== undefined &&
     rescued.profile !== DEFAULT_PROFILE
-      ? ` --profile ${rescued.profile}`
+      ? ` --profile ${shellQuoted(rescued.profile)}`
       : "";
-  return `rekey${profile} rescue import ${rescued.path}`;
+  const where =
+    store === undefined
+      ? ""
+      : `REKEY_STORE=${shellQuoted(store.kind === "file" ? dirname(store.location) : store.location)} `;
+  return `${where}rekey${profile} rescue import ${shellQuoted(rescued.path)}`;
+}
+
+/** `text` as one word for a POSIX shell: as it is when plain, else in single quotes. */
+function shellQuoted(text: string): string {
+  return /^[\w./:@%+=,-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }
