@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { isRekeyError, RekeyError } from "../errors.js";
 import { verifyAuditChain } from "../store/audit-chain.js";
 import { AUDIT_FILE } from "../store/file-store.js";
-import type { AuditEventInput, CredentialStore, StoreData } from "../store/types.js";
+import type { AuditEventInput, CredentialStore, StoreData, WriteOptions } from "../store/types.js";
 import {
   Crash,
   crashingAt,
@@ -26,16 +26,19 @@ afterEach(async () => {
   fixture = undefined;
 });
 
-/** The real store; `appendAudit` fails while `refuse` says so (a blocked or full log). */
+/**
+ * The real store; appending an entry `refuse` names fails (a blocked or full log), whether
+ * alone or with a write (`WriteOptions.audit`, which then writes nothing either).
+ */
 function withFailingAudit(
   store: CredentialStore,
   refuse: (event: AuditEventInput) => boolean,
 ): CredentialStore {
+  const gone = () => Promise.reject(new RekeyError("STORE_UNAVAILABLE", "the audit log is gone"));
   return Object.assign(Object.create(store) as CredentialStore, {
-    appendAudit: (event: AuditEventInput) =>
-      refuse(event)
-        ? Promise.reject(new RekeyError("STORE_UNAVAILABLE", "the audit log is gone"))
-        : store.appendAudit(event),
+    appendAudit: (event: AuditEventInput) => (refuse(event) ? gone() : store.appendAudit(event)),
+    compareAndSet: (version: number, data: StoreData, options?: WriteOptions) =>
+      options?.audit?.some(refuse) === true ? gone() : store.compareAndSet(version, data, options),
     prepareAudit: store.prepareAudit?.bind(store),
     close: async () => {},
   });
@@ -146,9 +149,9 @@ describe("4. a key the faucet issued is never thrown away", () => {
     await fixture.rekey().register({});
     const sizes: number[] = [];
     const measuring = Object.assign(Object.create(fixture.store) as CredentialStore, {
-      compareAndSet: (version: number, data: StoreData) => {
+      compareAndSet: (version: number, data: StoreData, options?: WriteOptions) => {
         sizes.push(JSON.stringify(data).length);
-        return fixture?.store.compareAndSet(version, data);
+        return fixture?.store.compareAndSet(version, data, options);
       },
       prepareAudit: fixture.store.prepareAudit?.bind(fixture.store),
       close: async () => {},
@@ -165,10 +168,10 @@ describe("5. register never loses the recovery code or the key", () => {
     let failing = false;
     const base = fixture.store;
     const flaky = Object.assign(Object.create(base) as CredentialStore, {
-      compareAndSet: (version: number, data: StoreData) =>
+      compareAndSet: (version: number, data: StoreData, options?: WriteOptions) =>
         failing
           ? Promise.reject(new RekeyError("STORE_UNAVAILABLE", "EROFS: read-only file system"))
-          : base.compareAndSet(version, data),
+          : base.compareAndSet(version, data, options),
       prepareAudit: base.prepareAudit?.bind(base),
       close: async () => {},
     });

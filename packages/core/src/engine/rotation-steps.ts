@@ -372,10 +372,12 @@ export async function finishIntent(
 }
 
 /**
- * {@link finishIntent} with the rotation's audit entry appended by the same atomic write, on a
- * store whose `appendsAuditWithWrite` is true. Not durable either, for the same reason: a lost
- * write loses the entry with the clearing, and the `stored` journal it leaves makes whoever
- * resolves it write the entry. The audit kill points stay where the append is.
+ * {@link finishIntent} with the rotation's audit entry appended by the same write, on a store
+ * whose `appendsAuditWithWrite` is true. Not durable either, for the same reason: a lost write
+ * loses the clearing, and with it the entry (PostgreSQL: one commit) or not (the file store:
+ * the entry is fsynced before the rename); the `stored` journal it leaves makes whoever
+ * resolves it write the entry if the log lacks it. The audit kill points stay where the
+ * append is.
  */
 export async function finishIntentWithEntry(
   context: EngineContext,
