@@ -324,7 +324,7 @@ describe("a lost journal-clearing rename that carried the entry (file store)", (
     expect(journals).toEqual([
       expect.objectContaining({ requestId: rotated.requestId, phase: "stored" }),
     ]);
-    // The entry was on disk before the rename was made.
+    // The entry stayed on the log: the write appended it before its rename.
     const ofRotation = async () =>
       (await store.readAudit()).filter((entry) => entry.requestId === rotated.requestId);
     expect(await ofRotation()).toHaveLength(1);

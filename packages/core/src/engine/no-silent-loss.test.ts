@@ -1,3 +1,4 @@
+import { chmodSync, statSync } from "node:fs";
 import { appendFile, mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -9,6 +10,7 @@ import {
   Crash,
   crashingAt,
   type EngineFixture,
+  intentsIn,
   settle,
   startEngineFixture,
   storedKey,
@@ -104,6 +106,45 @@ describe("2. every rotation the faucet committed is audited", () => {
     );
     expect(entries).toHaveLength(1);
     expect((await next.status()).pendingRotation).toBeUndefined();
+  });
+});
+
+describe("2b. an entry appended with the clearing write whose rename is then called off", () => {
+  it("is owed by the rotation and resolved by the next run with no second entry", async () => {
+    fixture = await startEngineFixture({ store: "file" });
+    const rekey = fixture.rekey();
+    await rekey.register({});
+    // Once the log grows (the clearing write's entry, the fsyncs still running),
+    // credentials.json's change time moves: the write's last check before the rename fails, as
+    // when a process that took the stale write lock replaced the file.
+    const audit = join(fixture.dir, AUDIT_FILE);
+    const size = statSync(audit).size;
+    let changed = false;
+    const tick = () => {
+      if (statSync(audit).size > size) {
+        chmodSync(join(fixture?.dir ?? "", "credentials.json"), 0o600);
+        changed = true;
+        return;
+      }
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    const rotated = await rekey.rotateKey({ force: true });
+    expect(changed).toBe(true);
+    const store = fixture.store;
+    const ofRotation = async () =>
+      (await store.readAudit()).filter((entry) => entry.requestId === rotated.requestId);
+    expect(rotated.auditPending).toBe(true);
+    expect(await intentsIn(store)).toEqual([
+      expect.objectContaining({ requestId: rotated.requestId, phase: "stored" }),
+    ]);
+    expect(await ofRotation()).toHaveLength(1);
+
+    expect((await fixture.rekey().status()).pendingRotation).toBeUndefined();
+    expect(await intentsIn(store)).toEqual([]);
+    expect(await ofRotation()).toHaveLength(1);
+    expect(verifyAuditChain(await store.readAudit()).ok).toBe(true);
+    expect(fixture.sandbox.stats().rotations).toBe(1);
   });
 });
 

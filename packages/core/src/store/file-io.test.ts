@@ -58,6 +58,24 @@ describe("writeFileAtomic's beforeRename", () => {
     expect(await temps()).toEqual([]);
   });
 
+  it("still waits for the temp file's fsync when it throws synchronously", async () => {
+    // Thrown, not rejected: the fsync already started must settle before the descriptor is
+    // closed (an fsync left running on a closed, perhaps reused, descriptor: EBADF as an
+    // unhandled rejection, or another file synced).
+    const refusal = new RekeyError("STORE_UNAVAILABLE", "refused at once");
+    for (let round = 0; round < 5; round++) {
+      await expect(
+        writeFileAtomic(target, "new", () => true, {
+          beforeRename: () => {
+            throw refusal;
+          },
+        }),
+      ).rejects.toBe(refusal);
+    }
+    expect(await readFile(target, "utf8")).toBe("old");
+    expect(await temps()).toEqual([]);
+  });
+
   it("reports a rename that fails after it as STORE_UNAVAILABLE, leaving no temp file", async () => {
     // A non-empty directory in the target's place: rename(2) refuses to replace it.
     await rm(target);

@@ -263,7 +263,12 @@ export async function writeFileAtomic(
       writeAll(fd, content);
       // Both settle before the descriptor is closed: an fsync still in the thread pool must
       // not outlive its descriptor (the number may be reused by the next open).
-      const [synced, before] = await Promise.allSettled([fsyncFd(fd), beforeRename?.()]);
+      // `beforeRename` called inside an async function: one that throws synchronously is a
+      // rejection here too, not an exception that would skip the wait for the fsync.
+      const [synced, before] = await Promise.allSettled([
+        fsyncFd(fd),
+        (async () => beforeRename?.())(),
+      ]);
       if (before.status === "rejected") throw before.reason;
       if (synced.status === "rejected") throw synced.reason;
     } finally {

@@ -1,3 +1,4 @@
+import { chmodSync, statSync } from "node:fs";
 import {
   chmod,
   chown,
@@ -576,6 +577,42 @@ describe("file store", () => {
       );
       expect(await store.read()).toEqual({ version: 1, data: sampleStoreData("one") });
       expect(await store.readAudit()).toEqual([]);
+    });
+
+    it("throws, not a conflict, when the file changed between the append and the rename", async () => {
+      await store.compareAndSet(0, sampleStoreData("one"));
+      await store.appendAudit({ ...event, requestId: "before" });
+      // Once the log has grown (the entry written, its fsync and the new file's still running),
+      // credentials.json's change time moves (a chmod to the same mode), as when a process that
+      // took the stale write lock replaces the file. Checked on every turn of the event loop.
+      const audit = join(dir, "audit.jsonl");
+      const size = statSync(audit).size;
+      let changed = 0;
+      let watching = true;
+      const tick = () => {
+        if (!watching) return;
+        if (statSync(audit).size > size) {
+          chmodSync(join(dir, "credentials.json"), 0o600);
+          changed++;
+          return;
+        }
+        setImmediate(tick);
+      };
+      setImmediate(tick);
+      const outcome = await caught(
+        store.compareAndSet(1, sampleStoreData("two"), { audit: [entryEvent], durable: false }),
+      );
+      watching = false;
+      expect(changed).toBe(1);
+      // A conflict would have its caller re-read and write again, appending the entry twice.
+      expect(isRekeyError(outcome, "STORE_UNAVAILABLE"), String(outcome)).toBe(true);
+      const fresh = createFileStore({ dir });
+      expect((await fresh.readAudit()).map((entry) => entry.requestId)).toEqual([
+        "before",
+        "with-write",
+      ]);
+      expect((await fresh.read()).version).toBe(1);
+      await fresh.close();
     });
 
     it("appends nothing when it stalled past the write lock's staleness (a conflict, retried)", async () => {
