@@ -6,6 +6,7 @@ import {
   openCredentialStore,
   RekeyError,
   type StoreData,
+  type WriteOptions,
 } from "@rekey/core";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -44,10 +45,10 @@ async function registerIntoRescue(
   const store = await openCredentialStore({ spec: setup.home, env: {} });
   let failing = false;
   const flaky = Object.assign(Object.create(store) as CredentialStore, {
-    compareAndSet: (version: number, data: StoreData) =>
+    compareAndSet: (version: number, data: StoreData, options?: WriteOptions) =>
       failing
         ? Promise.reject(new RekeyError("STORE_UNAVAILABLE", "ENOSPC: no space left on device"))
-        : store.compareAndSet(version, data),
+        : store.compareAndSet(version, data, options),
     prepareAudit: store.prepareAudit?.bind(store),
     close: async () => {},
   });

@@ -6,7 +6,7 @@ import { createFileStore, createRekey, RekeyError } from "@rekey/core";
 const [dir, url] = process.argv.slice(2);
 const real = createFileStore({ dir, env: {} });
 const store = Object.assign(Object.create(real), {
-  compareAndSet(version, data) {
+  compareAndSet(version, data, options) {
     // The write that stores the key drops the journal's reserve.
     const storing = Object.values(data.principals).some(
       (record) => record.intent !== undefined && record.intent.reserve === undefined,
@@ -14,7 +14,7 @@ const store = Object.assign(Object.create(real), {
     if (storing) {
       return Promise.reject(new RekeyError("STORE_UNAVAILABLE", "EROFS: read-only file system"));
     }
-    return real.compareAndSet(version, data);
+    return real.compareAndSet(version, data, options);
   },
   prepareAudit: () => real.prepareAudit(),
 });

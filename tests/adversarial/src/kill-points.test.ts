@@ -80,6 +80,8 @@ const SCENARIOS: Record<KillPoint, Scenario> = {
   "register.key-stored": { kind: "register" },
   "audit.before-append": { kind: "rotate" },
   "audit.appended": { kind: "rotate" },
+  // Reached on the file store only (PostgreSQL commits the entry with the write).
+  "audit.entry-synced": { kind: "rotate" },
   "rescue.written": { kind: "rescue" },
   "delivery.pending": { kind: "delivery" },
   "delivery.written": { kind: "delivery" },

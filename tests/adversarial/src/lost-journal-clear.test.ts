@@ -25,7 +25,10 @@ import { afterEach, describe, expect, inject, it } from "vitest";
  * that loss on the real stores: the store is put back as it was before that write (the file's
  * bytes; PostgreSQL's rows), which is what the disk holds when the rename or the commit did not
  * reach it. The next run must find the `stored` journal and finish it with exactly one audit
- * entry for the rotation, and that entry must have been on the log before the clearing write.
+ * entry for the rotation. The first suite plays it on the engine's path for a store that
+ * appends the entry before that write (one without `appendsAuditWithWrite`: its wrapper leaves
+ * the flag out), where the entry must have been on the log before the clearing write; the two
+ * after it, on the real stores, whose clearing write carries the entry.
  */
 
 const pgUrl = inject("postgresUrl");
@@ -262,3 +265,76 @@ describe.skipIf(pgUrl === "")(
     });
   },
 );
+
+// On the file store the entry also goes with the clearing write (`WriteOptions.audit`), but to
+// another file: appended and fsynced while the new `credentials.json` is, and only then is the
+// file renamed into place, without a directory fsync. A power cut can lose that rename; the
+// entry is already on disk. The journal it leaves must make the next run write no second one.
+describe("a lost journal-clearing rename that carried the entry (file store)", () => {
+  it("is finished by the next run: journal cleared, verified, audited once", async () => {
+    const sandbox = await startSandbox({ port: 0 });
+    cleanups.push(() => sandbox.close());
+    const kind = await fileKind();
+    const engineOn = (store: CredentialStore) => {
+      const rekey = createRekey({ store, surface: "library", baseUrl: sandbox.url, env: {} });
+      cleanups.push(() => rekey.close());
+      return rekey;
+    };
+    const first = kind.open();
+    cleanups.push(() => first.close());
+    expect(first.appendsAuditWithWrite).toBe(true);
+    const lossy: { restore: () => Promise<void>; audit: readonly unknown[] }[] = [];
+    const wrapped: CredentialStore = {
+      kind: first.kind,
+      location: first.location,
+      appendsAuditWithWrite: true,
+      read: (options) => first.read(options),
+      async compareAndSet(version: number, data: StoreData, options?: WriteOptions) {
+        if (options?.durable === false) {
+          lossy.push({ restore: await kind.capture(first), audit: options.audit ?? [] });
+        }
+        return first.compareAndSet(version, data, options);
+      },
+      lock: (name, options) => first.lock(name, options),
+      appendAudit: (event) => first.appendAudit(event),
+      readAudit: () => first.readAudit(),
+      watch: (listener) => first.watch(listener),
+      checkWritable: () => first.checkWritable(),
+      prepareAudit: () => first.prepareAudit?.() ?? Promise.resolve({}),
+      health: () => first.health(),
+      close: () => first.close(),
+    };
+    const rotating = engineOn(wrapped);
+    await rotating.register({});
+    const rotated = (await rotating.rotateKey({ force: true })) as RotationResult;
+    // One write cleared the journal and carried the entry; nothing appended it on its own.
+    expect(lossy).toHaveLength(1);
+    expect(lossy[0]?.audit).toEqual([
+      expect.objectContaining({ requestId: rotated.requestId, outcome: "success" }),
+    ]);
+
+    // Power cut: the rename never reached the disk (the directory names the previous file).
+    await lossy[0]?.restore();
+
+    const store = kind.open();
+    cleanups.push(() => store.close());
+    const journals = Object.values((await store.read()).data.principals).flatMap((record) =>
+      record.intent === undefined ? [] : [record.intent],
+    );
+    expect(journals).toEqual([
+      expect.objectContaining({ requestId: rotated.requestId, phase: "stored" }),
+    ]);
+    // The entry stayed on the log: the write appended it before its rename.
+    const ofRotation = async () =>
+      (await store.readAudit()).filter((entry) => entry.requestId === rotated.requestId);
+    expect(await ofRotation()).toHaveLength(1);
+    const next = engineOn(store);
+    const status = await next.status();
+    expect(status.pendingRotation).toBeUndefined();
+    expect(status.fingerprint).toBe(rotated.newFingerprint);
+    expect(status.lastRotation).toMatchObject({ verified: true });
+    expect(await ofRotation()).toHaveLength(1);
+    expect(verifyAuditChain(await store.readAudit()).ok).toBe(true);
+    expect(sandbox.stats().rotations).toBe(1);
+  });
+});

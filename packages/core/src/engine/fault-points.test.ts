@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { isRekeyError } from "../errors.js";
 import { verifyAuditChain } from "../store/audit-chain.js";
 import { storeUnavailable } from "../store/file-io.js";
-import type { AuditEventInput, CredentialStore, StoreData } from "../store/types.js";
+import type { AuditEventInput, CredentialStore, StoreData, WriteOptions } from "../store/types.js";
 import type { RotationStep } from "./context.js";
 import { type EngineFixture, startEngineFixture, storedKey } from "./engine.test-helper.js";
 
@@ -39,8 +39,8 @@ function faultyStore(store: CredentialStore) {
       storeUnavailable("write", store.location, Object.assign(new Error(errno), { code: errno })),
     );
   const faulty: CredentialStore = Object.assign(Object.create(store) as CredentialStore, {
-    compareAndSet: (version: number, data: StoreData) =>
-      errno === undefined ? store.compareAndSet(version, data) : fail(),
+    compareAndSet: (version: number, data: StoreData, options?: WriteOptions) =>
+      errno === undefined ? store.compareAndSet(version, data, options) : fail(),
     appendAudit: (event: AuditEventInput) =>
       errno === undefined ? store.appendAudit(event) : fail(),
     checkWritable: () => (errno === undefined ? store.checkWritable() : fail()),

@@ -1,14 +1,16 @@
+import { chmodSync, statSync } from "node:fs";
 import { appendFile, mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { isRekeyError, RekeyError } from "../errors.js";
 import { verifyAuditChain } from "../store/audit-chain.js";
 import { AUDIT_FILE } from "../store/file-store.js";
-import type { AuditEventInput, CredentialStore, StoreData } from "../store/types.js";
+import type { AuditEventInput, CredentialStore, StoreData, WriteOptions } from "../store/types.js";
 import {
   Crash,
   crashingAt,
   type EngineFixture,
+  intentsIn,
   settle,
   startEngineFixture,
   storedKey,
@@ -26,16 +28,19 @@ afterEach(async () => {
   fixture = undefined;
 });
 
-/** The real store; `appendAudit` fails while `refuse` says so (a blocked or full log). */
+/**
+ * The real store; appending an entry `refuse` names fails (a blocked or full log), whether
+ * alone or with a write (`WriteOptions.audit`, which then writes nothing either).
+ */
 function withFailingAudit(
   store: CredentialStore,
   refuse: (event: AuditEventInput) => boolean,
 ): CredentialStore {
+  const gone = () => Promise.reject(new RekeyError("STORE_UNAVAILABLE", "the audit log is gone"));
   return Object.assign(Object.create(store) as CredentialStore, {
-    appendAudit: (event: AuditEventInput) =>
-      refuse(event)
-        ? Promise.reject(new RekeyError("STORE_UNAVAILABLE", "the audit log is gone"))
-        : store.appendAudit(event),
+    appendAudit: (event: AuditEventInput) => (refuse(event) ? gone() : store.appendAudit(event)),
+    compareAndSet: (version: number, data: StoreData, options?: WriteOptions) =>
+      options?.audit?.some(refuse) === true ? gone() : store.compareAndSet(version, data, options),
     prepareAudit: store.prepareAudit?.bind(store),
     close: async () => {},
   });
@@ -104,6 +109,45 @@ describe("2. every rotation the faucet committed is audited", () => {
   });
 });
 
+describe("2b. an entry appended with the clearing write whose rename is then called off", () => {
+  it("is owed by the rotation and resolved by the next run with no second entry", async () => {
+    fixture = await startEngineFixture({ store: "file" });
+    const rekey = fixture.rekey();
+    await rekey.register({});
+    // Once the log grows (the clearing write's entry, the fsyncs still running),
+    // credentials.json's change time moves: the write's last check before the rename fails, as
+    // when a process that took the stale write lock replaced the file.
+    const audit = join(fixture.dir, AUDIT_FILE);
+    const size = statSync(audit).size;
+    let changed = false;
+    const tick = () => {
+      if (statSync(audit).size > size) {
+        chmodSync(join(fixture?.dir ?? "", "credentials.json"), 0o600);
+        changed = true;
+        return;
+      }
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    const rotated = await rekey.rotateKey({ force: true });
+    expect(changed).toBe(true);
+    const store = fixture.store;
+    const ofRotation = async () =>
+      (await store.readAudit()).filter((entry) => entry.requestId === rotated.requestId);
+    expect(rotated.auditPending).toBe(true);
+    expect(await intentsIn(store)).toEqual([
+      expect.objectContaining({ requestId: rotated.requestId, phase: "stored" }),
+    ]);
+    expect(await ofRotation()).toHaveLength(1);
+
+    expect((await fixture.rekey().status()).pendingRotation).toBeUndefined();
+    expect(await intentsIn(store)).toEqual([]);
+    expect(await ofRotation()).toHaveLength(1);
+    expect(verifyAuditChain(await store.readAudit()).ok).toBe(true);
+    expect(fixture.sandbox.stats().rotations).toBe(1);
+  });
+});
+
 describe("3. audit failures are never swallowed", () => {
   it("a torn last line is moved aside intact, the repair audited, and the rotation audited after it", async () => {
     fixture = await startEngineFixture({ store: "file" });
@@ -146,9 +190,9 @@ describe("4. a key the faucet issued is never thrown away", () => {
     await fixture.rekey().register({});
     const sizes: number[] = [];
     const measuring = Object.assign(Object.create(fixture.store) as CredentialStore, {
-      compareAndSet: (version: number, data: StoreData) => {
+      compareAndSet: (version: number, data: StoreData, options?: WriteOptions) => {
         sizes.push(JSON.stringify(data).length);
-        return fixture?.store.compareAndSet(version, data);
+        return fixture?.store.compareAndSet(version, data, options);
       },
       prepareAudit: fixture.store.prepareAudit?.bind(fixture.store),
       close: async () => {},
@@ -165,10 +209,10 @@ describe("5. register never loses the recovery code or the key", () => {
     let failing = false;
     const base = fixture.store;
     const flaky = Object.assign(Object.create(base) as CredentialStore, {
-      compareAndSet: (version: number, data: StoreData) =>
+      compareAndSet: (version: number, data: StoreData, options?: WriteOptions) =>
         failing
           ? Promise.reject(new RekeyError("STORE_UNAVAILABLE", "EROFS: read-only file system"))
-          : base.compareAndSet(version, data),
+          : base.compareAndSet(version, data, options),
       prepareAudit: base.prepareAudit?.bind(base),
       close: async () => {},
     });

@@ -3,7 +3,11 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { openKey } from "../store/encryption/sealed-key.js";
 import { type EngineFixture, startEngineFixture, storedKey } from "./engine.test-helper.js";
-import { runRotationChild, runRotationChildrenAtOnce } from "./rotate-child.test-helper.js";
+import {
+  runRotationChild,
+  runRotationChildrenAtOnce,
+  startStalledRotation,
+} from "./rotate-child.test-helper.js";
 
 let fixture: EngineFixture | undefined;
 afterEach(async () => {
@@ -34,6 +38,33 @@ describe("rotations in separate processes sharing a file store", () => {
     expect(status.fingerprint).not.toBe(old?.fingerprint);
     await expect(next.whoami()).resolves.toMatchObject({ type: "operator" });
     expect(fixture.sandbox.stats().rotations).toBe(1);
+  }, 30_000);
+
+  it("a rotation stalled past its lock's lease, its journal resolved meanwhile by another process, is audited once", async () => {
+    fixture = await startEngineFixture({ store: "file" });
+    await fixture.rekey().register({});
+    // Stopped after `verified`, before the write that clears its journal with the entry.
+    const stalled = await startStalledRotation({
+      dir: fixture.dir,
+      url: fixture.sandbox.url,
+      stallAfter: "verified",
+      force: true,
+    });
+    // Past the stopped process's lease (2 s): this process takes its lock and resolves the
+    // `stored` journal, writing the rotation's entry.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const resolver = fixture.rekey({ lockLeaseMs: 2000 });
+    expect((await resolver.status()).pendingRotation).toBeUndefined();
+    stalled.resume();
+    const outcome = await stalled.done;
+    expect(outcome.code, outcome.output).toBe(0);
+    const { requestId } = JSON.parse(outcome.output) as { requestId: string };
+    const entries = (await fixture.store.readAudit()).filter(
+      (entry) => entry.requestId === requestId,
+    );
+    expect(entries).toHaveLength(1);
+    expect(fixture.sandbox.stats().rotations).toBe(1);
+    expect((await fixture.rekey().status()).pendingRotation).toBeUndefined();
   }, 30_000);
 
   it("four processes rotating at once make one upstream rotation per generation", async () => {

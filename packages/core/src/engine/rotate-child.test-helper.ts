@@ -19,6 +19,8 @@ interface ChildArgs {
   dir: string;
   url: string;
   crashAfter?: string;
+  /** Prints "stalled" after this step and waits there (see {@link startStalledRotation}). */
+  stallAfter?: string;
   force?: boolean;
 }
 
@@ -47,6 +49,34 @@ function spawnChild(args: ChildArgs & { barrier: boolean }): {
     child.on("close", (code, signal) => resolve({ code, signal, output }));
   });
   return { child, ready, done };
+}
+
+/**
+ * Starts one rotation in a child process that stops (SIGSTOP) right after `stallAfter`, as a
+ * suspended laptop would: `stalled` resolves once it is stopped, `resume()` continues it (SIGCONT),
+ * and `done` gives what it printed after "stalled".
+ */
+export async function startStalledRotation(
+  args: ChildArgs & { stallAfter: string },
+): Promise<{ resume(): void; done: Promise<ChildOutcome> }> {
+  const { child, done } = spawnChild({ ...args, barrier: false });
+  child.stdin?.end();
+  let printed = "";
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.on("data", (chunk: Buffer) => {
+      printed += chunk.toString();
+      if (printed.startsWith("stalled\n")) resolve();
+    });
+    void done.then((outcome) => reject(new Error(`the child ended first: ${outcome.output}`)));
+  });
+  child.kill("SIGSTOP");
+  return {
+    resume: () => child.kill("SIGCONT"),
+    done: done.then((outcome) => ({
+      ...outcome,
+      output: outcome.output.replace(/^stalled\n/, ""),
+    })),
+  };
 }
 
 /** Runs one rotation in a child process. */

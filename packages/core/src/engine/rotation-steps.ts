@@ -372,10 +372,12 @@ export async function finishIntent(
 }
 
 /**
- * {@link finishIntent} with the rotation's audit entry appended by the same atomic write, on a
- * store whose `appendsAuditWithWrite` is true. Not durable either, for the same reason: a lost
- * write loses the entry with the clearing, and the `stored` journal it leaves makes whoever
- * resolves it write the entry. The audit kill points stay where the append is.
+ * {@link finishIntent} with the rotation's audit entry appended by the same write, on a store
+ * whose `appendsAuditWithWrite` is true. Not durable either, for the same reason: a lost write
+ * loses the clearing, and with it the entry (PostgreSQL: one commit) or not (the file store:
+ * the entry is fsynced before the rename); the `stored` journal it leaves makes whoever
+ * resolves it write the entry if the log lacks it. The audit kill points stay where the
+ * append is.
  */
 export async function finishIntentWithEntry(
   context: EngineContext,
@@ -386,16 +388,34 @@ export async function finishIntentWithEntry(
   base?: StoreSnapshot,
 ): Promise<StoreSnapshot> {
   killPoint("audit.before-append");
-  const written = await updateStoreFrom(
-    context.store,
-    base,
-    (draft) => clearFinished(draft, faucet, targetRecord, record),
-    () => context.invalidateKeys(),
-    { durable: false, audit: [auditInput(context, event)] },
-  );
+  let written: { snapshot: StoreSnapshot };
+  try {
+    written = await updateStoreFrom(
+      context.store,
+      base,
+      (draft) => {
+        // A rotation that stalled past its lock's lease (a suspended laptop) may find its
+        // journal resolved by another process, which wrote the entry before clearing it: this
+        // write, with the entry, must then not be made (the batch drops a change that throws).
+        const stored = draft.principals[recordIdOf(faucet, targetRecord)];
+        if (stored !== undefined && stored.intent?.requestId !== record.requestId) {
+          throw new ResolvedElsewhere();
+        }
+        clearFinished(draft, faucet, targetRecord, record);
+      },
+      () => context.invalidateKeys(),
+      { durable: false, audit: [auditInput(context, event)] },
+    );
+  } catch (error) {
+    if (!(error instanceof ResolvedElsewhere)) throw error;
+    return context.store.read();
+  }
   killPoint("audit.appended");
   return written.snapshot;
 }
+
+/** The journal {@link finishIntentWithEntry} was to clear is gone: resolved by someone else. */
+class ResolvedElsewhere extends Error {}
 
 /** The journal of a finished rotation removed, its record (now verified or not) kept. */
 function clearFinished(

@@ -269,9 +269,10 @@ export async function rotateUnderLock(
 }
 
 /**
- * The end of a rotation on a store that appends audit entries with a write (PostgreSQL): once
- * `whoami` answered, the journal is cleared and the entry appended by one atomic write (one
- * round trip fewer than an append, then the clearing). The journal covers the entry either way:
+ * The end of a rotation on a store that appends audit entries with a write (PostgreSQL, the file
+ * store): once `whoami` answered, the journal is cleared and the entry appended by one write
+ * (one round trip, or one lock and one wait on the disk, fewer than an append, then the
+ * clearing). The journal covers the entry either way:
  * a kill before that write, or a write that fails or is lost, leaves the journal in phase
  * `stored`, and whoever resolves it writes the entry (once: see auditOnce). A failure is
  * reported as a failed append is: the key is stored and works, the entry is owed.

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createFileStore } from "../store/file-store.js";
 import { idempotencySlot } from "../store/record-ids.js";
-import type { CredentialStore, StoreData } from "../store/types.js";
+import type { CredentialStore, StoreData, WriteOptions } from "../store/types.js";
 import { emptyStoreData } from "../store/types.js";
 import { updateStore } from "./principal-records.js";
 
@@ -25,9 +25,9 @@ function countingWrites(inner: CredentialStore) {
   let writes = 0;
   const counted: CredentialStore = Object.create(inner, {
     compareAndSet: {
-      value: (version: number, data: StoreData) => {
+      value: (version: number, data: StoreData, options?: WriteOptions) => {
         writes++;
-        return inner.compareAndSet(version, data);
+        return inner.compareAndSet(version, data, options);
       },
     },
   });

@@ -40,6 +40,7 @@ const SOURCES = [
   "store/file-watch.ts",
   "store/freeze.ts",
   "store/file-store.ts",
+  "testing/kill-points.ts",
 ];
 
 /** Child scripts, each reading its JSON arguments from argv[2]. */

@@ -1,3 +1,4 @@
+import { chmodSync, statSync } from "node:fs";
 import {
   chmod,
   chown,
@@ -26,26 +27,30 @@ async function makeRoot(): Promise<string> {
   return mkdtemp(join(tmpdir(), "rekey-file-store-"));
 }
 
-describeStoreContract("file", async () => {
-  const root = await makeRoot();
-  const dir = join(root, "rekey");
-  const options = { dir, pollIntervalMs: 200 };
-  return {
-    store: createFileStore(options),
-    openAnother: async () => createFileStore(options),
-    crashLockHolder: async (name, leaseMs) => {
-      const { child, firstLine, exited } = await startChild("hold-lock.mjs", {
-        dir,
-        name,
-        leaseMs,
-      });
-      expect(await firstLine).toBe("locked");
-      child.kill("SIGKILL");
-      expect((await exited).signal).toBe("SIGKILL");
-    },
-    cleanup: () => rm(root, { recursive: true, force: true }),
-  };
-});
+describeStoreContract(
+  "file",
+  async () => {
+    const root = await makeRoot();
+    const dir = join(root, "rekey");
+    const options = { dir, pollIntervalMs: 200 };
+    return {
+      store: createFileStore(options),
+      openAnother: async () => createFileStore(options),
+      crashLockHolder: async (name, leaseMs) => {
+        const { child, firstLine, exited } = await startChild("hold-lock.mjs", {
+          dir,
+          name,
+          leaseMs,
+        });
+        expect(await firstLine).toBe("locked");
+        child.kill("SIGKILL");
+        expect((await exited).signal).toBe("SIGKILL");
+      },
+      cleanup: () => rm(root, { recursive: true, force: true }),
+    };
+  },
+  { appendsAuditWithWrite: true },
+);
 
 async function caught(promise: Promise<unknown>): Promise<unknown> {
   return promise.then(
@@ -542,6 +547,108 @@ describe("file store", () => {
       expect(final.version).toBe(1 + 4 * times);
       expect(outputs).toHaveLength(4);
       expect((await readdir(dir)).filter((name) => name.endsWith(".tmp"))).toEqual([]);
+    });
+  });
+
+  describe("audit entries with a write (WriteOptions.audit)", () => {
+    const entryEvent: AuditEventInput = { ...event, requestId: "with-write" };
+
+    it("writes neither the data nor the entry when the log cannot take it", async () => {
+      await store.compareAndSet(0, sampleStoreData("one"));
+      const target = join(root, "elsewhere.log");
+      await symlink(target, join(dir, "audit.jsonl"));
+      await expectCode(
+        store.compareAndSet(1, sampleStoreData("two"), { audit: [entryEvent] }),
+        "STORE_UNAVAILABLE",
+      );
+      const fresh = createFileStore({ dir });
+      expect(await fresh.read()).toEqual({ version: 1, data: sampleStoreData("one") });
+      await fresh.close();
+      await expect(stat(target)).rejects.toMatchObject({ code: "ENOENT" });
+      expect((await readdir(dir)).filter((name) => name.endsWith(".tmp"))).toEqual([]);
+    });
+
+    it("writes neither when an entry does not match the audit schema", async () => {
+      await store.compareAndSet(0, sampleStoreData("one"));
+      const bad = { ...entryEvent, outcome: "maybe" } as unknown as AuditEventInput;
+      await expectCode(
+        store.compareAndSet(1, sampleStoreData("two"), { audit: [bad] }),
+        "INTERNAL",
+      );
+      expect(await store.read()).toEqual({ version: 1, data: sampleStoreData("one") });
+      expect(await store.readAudit()).toEqual([]);
+    });
+
+    it("throws, not a conflict, when the file changed between the append and the rename", async () => {
+      await store.compareAndSet(0, sampleStoreData("one"));
+      await store.appendAudit({ ...event, requestId: "before" });
+      // Once the log has grown (the entry written, its fsync and the new file's still running),
+      // credentials.json's change time moves (a chmod to the same mode), as when a process that
+      // took the stale write lock replaces the file. Checked on every turn of the event loop.
+      const audit = join(dir, "audit.jsonl");
+      const size = statSync(audit).size;
+      let changed = 0;
+      let watching = true;
+      const tick = () => {
+        if (!watching) return;
+        if (statSync(audit).size > size) {
+          chmodSync(join(dir, "credentials.json"), 0o600);
+          changed++;
+          return;
+        }
+        setImmediate(tick);
+      };
+      setImmediate(tick);
+      const outcome = await caught(
+        store.compareAndSet(1, sampleStoreData("two"), { audit: [entryEvent], durable: false }),
+      );
+      watching = false;
+      expect(changed).toBe(1);
+      // A conflict would have its caller re-read and write again, appending the entry twice.
+      expect(isRekeyError(outcome, "STORE_UNAVAILABLE"), String(outcome)).toBe(true);
+      const fresh = createFileStore({ dir });
+      expect((await fresh.readAudit()).map((entry) => entry.requestId)).toEqual([
+        "before",
+        "with-write",
+      ]);
+      expect((await fresh.read()).version).toBe(1);
+      await fresh.close();
+    });
+
+    it("appends nothing when it stalled past the write lock's staleness (a conflict, retried)", async () => {
+      await store.compareAndSet(0, sampleStoreData("start"));
+      const buildDir = await storeBuild();
+      // As in "drops its write, not another's" above: another process takes the stale lock
+      // and writes while this one is stalled. A refusal that appended would make the caller,
+      // who re-reads and writes again, append the entry twice.
+      let stallOnce = true;
+      const stalling = createFileStore({
+        dir,
+        clock: {
+          now: () => {
+            if (stallOnce) {
+              stallOnce = false;
+              runChildSync(buildDir, "write-once.mjs", {
+                dir,
+                version: 1,
+                data: sampleStoreData("other process"),
+              });
+            }
+            return Date.now();
+          },
+        },
+      });
+      try {
+        const result = await stalling.compareAndSet(1, sampleStoreData("stalled process"), {
+          audit: [entryEvent],
+          durable: false,
+        });
+        expect(stallOnce).toBe(false);
+        expect(result.ok).toBe(false);
+        expect(await store.readAudit()).toEqual([]);
+      } finally {
+        await stalling.close();
+      }
     });
   });
 

@@ -14,6 +14,7 @@ import { join, resolve } from "node:path";
 import { z } from "zod";
 import { type Clock, systemClock } from "../clock.js";
 import { RekeyError } from "../errors.js";
+import { killPoint } from "../testing/kill-points.js";
 import { chainAuditEntry } from "./audit-chain.js";
 import {
   ClearSealer,
@@ -177,6 +178,17 @@ function lockFileName(name: string): string {
  */
 export class FileStore implements CredentialStore {
   readonly kind = "file";
+  /**
+   * `compareAndSet` takes `WriteOptions.audit`: under the one write lock, the entries are
+   * appended to `audit.jsonl` and fsynced while the new `credentials.json` is fsynced, and the
+   * file is renamed into place only once both are on disk. A refused compare-and-set appends
+   * nothing. The two files cannot change in one step: a write that fails after the append
+   * (its fsync or rename fails, or the lock is lost to a stall, STORE_UNAVAILABLE) leaves the
+   * entries without the data. The engine's one use is safe with that: the write clears a
+   * rotation's journal, and the journal it leaves makes whoever resolves it find the entry and
+   * write no second one (`auditOnce`).
+   */
+  readonly appendsAuditWithWrite = true;
   readonly location: string;
   readonly dir: string;
   readonly credentialsPath: string;
@@ -301,6 +313,16 @@ export class FileStore implements CredentialStore {
       // The sweep of crashed writes' temp files: a synchronous listing (microseconds), made
       // before this write's own temp file exists. It throws nothing.
       this.removeOrphanTempFiles();
+      // The entries go to the log while the new file is being fsynced, durably before it is
+      // renamed into place (see appendsAuditWithWrite): one wait on the disk for both.
+      const entries = options.audit ?? [];
+      let appended = false;
+      const appendEntries = async () => {
+        if (!unchanged()) return; // called off below, before anything is appended
+        await this.appendHeld(entries);
+        appended = true;
+        killPoint("audit.entry-synced");
+      };
       let written: boolean;
       try {
         // Not durable: no directory fsync (see writeFileAtomic). A later durable write, whose
@@ -309,12 +331,23 @@ export class FileStore implements CredentialStore {
           this.credentialsPath,
           serializeSnapshot(next, sealer),
           unchanged,
-          { durable: options.durable !== false },
+          {
+            durable: options.durable !== false,
+            beforeRename: entries.length > 0 ? appendEntries : undefined,
+          },
         );
       } finally {
         // Even after a failed write (the rename may have happened): a read with maxAgeMs must
         // not answer from the old parse once this handle has written.
         this.forgetParse();
+      }
+      if (!written && appended) {
+        // Not a conflict: a caller that re-read and wrote again would append the entries twice.
+        throw new RekeyError(
+          "STORE_UNAVAILABLE",
+          `The write lock of ${this.dir} was lost while writing; the audit entries were appended and the data was not written`,
+          { hint: "Another process took the store's lock after a stall; retry." },
+        );
       }
       if (!written) return { ok: false, current: await this.readSnapshot() };
       // Still under the write lock, the file is the one just renamed into place: keep what was
@@ -386,44 +419,62 @@ export class FileStore implements CredentialStore {
     this.assertOpen();
     await ensurePrivateDir(this.dir);
     return this.withWriteLock(async () => {
-      // One open for reading the last entry and appending after it, made synchronously, as
-      // are the write (into the page cache) and the close: only the fsync waits on the disk
-      // and goes through the thread pool (see writeFileAtomic). The fstats are on the open
-      // descriptor (an inode in memory, no I/O).
-      let fd: number;
-      try {
-        fd = openNoFollowSync(
-          this.auditPath,
-          constants.O_RDWR | constants.O_APPEND | constants.O_CREAT,
-        );
-      } catch (error) {
-        if (error instanceof RekeyError) throw error;
-        throw storeUnavailable("append to", this.auditPath, error);
-      }
-      try {
-        const before = fstatSync(fd, { bigint: true });
-        assertPrivate(this.auditPath, before, false);
-        // The entry this handle appended last, while the file is the one it left (no other
-        // process appended since): the log's tail need not be read again to chain to it.
-        const known = this.lastAppended;
-        const last =
-          known !== undefined && known.identity === fileIdentity(before)
-            ? known.entry
-            : await this.lastAuditEntryIn(readTailSync(fd, before, AUDIT_TAIL_BYTES));
+      const [entry] = await this.appendHeld([event]);
+      return entry as AuditEntry;
+    });
+  }
+
+  /**
+   * Appends `events`, chained in order, to `audit.jsonl` and fsyncs it; the caller holds the
+   * store-wide lock. One open for reading the last entry and appending after it, made
+   * synchronously, as are the write (into the page cache) and the close: only the fsync waits
+   * on the disk and goes through the thread pool (see writeFileAtomic). The fstats are on the
+   * open descriptor (an inode in memory, no I/O).
+   */
+  private async appendHeld(events: readonly AuditEventInput[]): Promise<AuditEntry[]> {
+    let fd: number;
+    try {
+      fd = openNoFollowSync(
+        this.auditPath,
+        constants.O_RDWR | constants.O_APPEND | constants.O_CREAT,
+      );
+    } catch (error) {
+      if (error instanceof RekeyError) throw error;
+      throw storeUnavailable("append to", this.auditPath, error);
+    }
+    try {
+      const before = fstatSync(fd, { bigint: true });
+      assertPrivate(this.auditPath, before, false);
+      // The entry this handle appended last, while the file is the one it left (no other
+      // process appended since): the log's tail need not be read again to chain to it.
+      const known = this.lastAppended;
+      let last =
+        known !== undefined && known.identity === fileIdentity(before)
+          ? known.entry
+          : await this.lastAuditEntryIn(readTailSync(fd, before, AUDIT_TAIL_BYTES));
+      const entries: AuditEntry[] = [];
+      for (const event of events) {
         const entry = chainAuditEntry(last, event);
         assertWritableAuditEntry(entry);
-        this.lastAppended = undefined;
-        writeAll(fd, `${JSON.stringify(entry)}\n`);
-        await fsyncFd(fd);
-        this.lastAppended = { entry, identity: fileIdentity(fstatSync(fd, { bigint: true })) };
-        return entry;
-      } catch (error) {
-        if (error instanceof RekeyError) throw error;
-        throw storeUnavailable("append to", this.auditPath, error);
-      } finally {
-        closeSync(fd);
+        entries.push(entry);
+        last = entry;
       }
-    });
+      this.lastAppended = undefined;
+      writeAll(fd, entries.map((entry) => `${JSON.stringify(entry)}\n`).join(""));
+      await fsyncFd(fd);
+      if (last !== undefined) {
+        this.lastAppended = {
+          entry: last,
+          identity: fileIdentity(fstatSync(fd, { bigint: true })),
+        };
+      }
+      return entries;
+    } catch (error) {
+      if (error instanceof RekeyError) throw error;
+      throw storeUnavailable("append to", this.auditPath, error);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /**

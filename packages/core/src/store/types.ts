@@ -243,10 +243,13 @@ export interface WriteOptions {
    */
   durable?: boolean;
   /**
-   * Audit entries to append, in order, atomically with this write: a store commits them and
-   * the data together, or neither (a refused compare-and-set appends nothing). Only for a store
-   * whose {@link CredentialStore.appendsAuditWithWrite} is true; the others do not look at it,
-   * so a caller checks that flag first and otherwise appends before writing.
+   * Audit entries to append, in order, with this write: durably before the data is visible,
+   * and never by a refused compare-and-set. A store that commits both in one transaction
+   * (PostgreSQL) writes them together or neither; one whose data and log are two files (the
+   * file store) may leave the entries without the data when the write fails after appending
+   * them (it then throws, never reports a conflict, so a caller does not append them twice).
+   * Only for a store whose {@link CredentialStore.appendsAuditWithWrite} is true; the others do
+   * not look at it, so a caller checks that flag first and otherwise appends before writing.
    */
   audit?: readonly AuditEventInput[];
 }
@@ -400,9 +403,10 @@ export interface CredentialStore {
   /** Takes an exclusive lease on `name`, waiting up to `waitMs`. */
   lock(name: string, options: LockOptions): Promise<StoreLock>;
   /**
-   * True when `compareAndSet` takes {@link WriteOptions.audit} (PostgreSQL: one statement
-   * writes the rows and the entry, one round trip fewer than an append then a write). Stores
-   * that leave it out (file, memory) ignore the option.
+   * True when `compareAndSet` takes {@link WriteOptions.audit}: PostgreSQL (one statement
+   * writes the rows and the entry, one round trip fewer than an append then a write) and the
+   * file store (one write lock, the entry's fsync overlapping the new file's). Stores that leave
+   * it out (memory) ignore the option.
    */
   readonly appendsAuditWithWrite?: boolean;
   /** Appends an entry to the audit log, computing `seq`, `prevHash` and `hash`. */

@@ -39,6 +39,8 @@ export const KILL_POINTS = [
   // the audit log
   "audit.before-append",
   "audit.appended",
+  // the file store's clearing write with the entry: the entry on disk, the file not yet renamed
+  "audit.entry-synced",
   // an unwritable store after the faucet committed
   "rescue.written",
   // delivery of the new key to its targets, after the rotation (issue 12's journal)
