@@ -80,12 +80,22 @@ async function postgresKind(): Promise<StoreKind> {
   };
 }
 
-/** `store`, noting the state before each write that may be lost, and what the log held then. */
-function losingClears(store: CredentialStore, kind: StoreKind) {
-  const lossy: { restore: () => Promise<void>; auditedBefore: string[] }[] = [];
+/**
+ * `store`, noting the state before each write that may be lost, what the log held then, and
+ * the entries the write carried. With `carriesEntries` the wrapper declares the store's
+ * `appendsAuditWithWrite`, so the engine hands the clearing write its entry; without, it leaves
+ * the flag out and the engine appends the entry first.
+ */
+function losingClears(store: CredentialStore, kind: StoreKind, carriesEntries = false) {
+  const lossy: {
+    restore: () => Promise<void>;
+    auditedBefore: string[];
+    audit: readonly unknown[];
+  }[] = [];
   const wrapped: CredentialStore = {
     kind: store.kind,
     location: store.location,
+    ...(carriesEntries ? { appendsAuditWithWrite: store.appendsAuditWithWrite } : {}),
     read: (options) => store.read(options),
     async compareAndSet(version: number, data: StoreData, options?: WriteOptions) {
       if (options?.durable === false) {
@@ -94,7 +104,11 @@ function losingClears(store: CredentialStore, kind: StoreKind) {
             ? [entry.requestId]
             : [],
         );
-        lossy.push({ restore: await kind.capture(store), auditedBefore });
+        lossy.push({
+          restore: await kind.capture(store),
+          auditedBefore,
+          audit: options.audit ?? [],
+        });
       }
       return store.compareAndSet(version, data, options);
     },
@@ -283,27 +297,7 @@ describe("a lost journal-clearing rename that carried the entry (file store)", (
     const first = kind.open();
     cleanups.push(() => first.close());
     expect(first.appendsAuditWithWrite).toBe(true);
-    const lossy: { restore: () => Promise<void>; audit: readonly unknown[] }[] = [];
-    const wrapped: CredentialStore = {
-      kind: first.kind,
-      location: first.location,
-      appendsAuditWithWrite: true,
-      read: (options) => first.read(options),
-      async compareAndSet(version: number, data: StoreData, options?: WriteOptions) {
-        if (options?.durable === false) {
-          lossy.push({ restore: await kind.capture(first), audit: options.audit ?? [] });
-        }
-        return first.compareAndSet(version, data, options);
-      },
-      lock: (name, options) => first.lock(name, options),
-      appendAudit: (event) => first.appendAudit(event),
-      readAudit: () => first.readAudit(),
-      watch: (listener) => first.watch(listener),
-      checkWritable: () => first.checkWritable(),
-      prepareAudit: () => first.prepareAudit?.() ?? Promise.resolve({}),
-      health: () => first.health(),
-      close: () => first.close(),
-    };
+    const { wrapped, lossy } = losingClears(first, kind, true);
     const rotating = engineOn(wrapped);
     await rotating.register({});
     const rotated = (await rotating.rotateKey({ force: true })) as RotationResult;

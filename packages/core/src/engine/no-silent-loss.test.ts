@@ -1,10 +1,10 @@
-import { chmodSync, statSync } from "node:fs";
 import { appendFile, mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { isRekeyError, RekeyError } from "../errors.js";
 import { verifyAuditChain } from "../store/audit-chain.js";
 import { AUDIT_FILE } from "../store/file-store.js";
+import { changeCredentialsWhenLogGrows } from "../store/file-store-faults.test-helper.js";
 import type { AuditEventInput, CredentialStore, StoreData, WriteOptions } from "../store/types.js";
 import {
   Crash,
@@ -114,23 +114,11 @@ describe("2b. an entry appended with the clearing write whose rename is then cal
     fixture = await startEngineFixture({ store: "file" });
     const rekey = fixture.rekey();
     await rekey.register({});
-    // Once the log grows (the clearing write's entry, the fsyncs still running),
-    // credentials.json's change time moves: the write's last check before the rename fails, as
-    // when a process that took the stale write lock replaced the file.
-    const audit = join(fixture.dir, AUDIT_FILE);
-    const size = statSync(audit).size;
-    let changed = false;
-    const tick = () => {
-      if (statSync(audit).size > size) {
-        chmodSync(join(fixture?.dir ?? "", "credentials.json"), 0o600);
-        changed = true;
-        return;
-      }
-      setImmediate(tick);
-    };
-    setImmediate(tick);
+    // The clearing write's entry is appended, then its rename is called off.
+    const change = changeCredentialsWhenLogGrows(fixture.dir);
     const rotated = await rekey.rotateKey({ force: true });
-    expect(changed).toBe(true);
+    change.stop();
+    expect(change.changed()).toBe(1);
     const store = fixture.store;
     const ofRotation = async () =>
       (await store.readAudit()).filter((entry) => entry.requestId === rotated.requestId);

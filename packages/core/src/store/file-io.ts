@@ -262,9 +262,9 @@ export async function writeFileAtomic(
     try {
       writeAll(fd, content);
       // Both settle before the descriptor is closed: an fsync still in the thread pool must
-      // not outlive its descriptor (the number may be reused by the next open).
-      // `beforeRename` called inside an async function: one that throws synchronously is a
-      // rejection here too, not an exception that would skip the wait for the fsync.
+      // not outlive its descriptor (the number may be reused by the next open). Hence
+      // `beforeRename` is called inside an async function, where a synchronous throw is a
+      // rejection too.
       const [synced, before] = await Promise.allSettled([
         fsyncFd(fd),
         (async () => beforeRename?.())(),

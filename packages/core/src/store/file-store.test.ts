@@ -1,4 +1,3 @@
-import { chmodSync, statSync } from "node:fs";
 import {
   chmod,
   chown,
@@ -21,6 +20,7 @@ import { verifyAuditChain } from "./audit-chain.js";
 import { runChild, runChildSync, startChild, storeBuild } from "./child-process.test-helper.js";
 import { describeStoreContract, sampleStoreData } from "./contract-suite.js";
 import { createFileStore, type FileStore, resolveStoreDir } from "./file-store.js";
+import { changeCredentialsWhenLogGrows } from "./file-store-faults.test-helper.js";
 import type { AuditEventInput } from "./types.js";
 
 async function makeRoot(): Promise<string> {
@@ -51,6 +51,36 @@ describeStoreContract(
   },
   { appendsAuditWithWrite: true },
 );
+
+/**
+ * A store of `dir` that stalls the whole process once, at a clock read between its read and its
+ * write, while another process writes version 2 ("other process"). The stalled write lock goes
+ * stale and the other takes it over, as it would from a suspended laptop or a frozen VM.
+ */
+async function storeStallingWhileAnotherWrites(
+  dir: string,
+): Promise<{ stalling: FileStore; stalled: () => boolean }> {
+  const buildDir = await storeBuild();
+  let stallOnce = true;
+  const stalling = createFileStore({
+    dir,
+    clock: {
+      now: () => {
+        if (stallOnce) {
+          stallOnce = false;
+          const out = runChildSync(buildDir, "write-once.mjs", {
+            dir,
+            version: 1,
+            data: sampleStoreData("other process"),
+          });
+          expect(JSON.parse(out)).toEqual({ ok: true });
+        }
+        return Date.now();
+      },
+    },
+  });
+  return { stalling, stalled: () => !stallOnce };
+}
 
 async function caught(promise: Promise<unknown>): Promise<unknown> {
   return promise.then(
@@ -498,32 +528,11 @@ describe("file store", () => {
 
     it("drops its write, not another's, when it stalled past the write lock's staleness", async () => {
       await store.compareAndSet(0, sampleStoreData("start"));
-      const buildDir = await storeBuild();
-      // A clock is read between the store's read and its write: this one stalls the whole
-      // process there (once) while another process writes. The stalled lock goes stale, so
-      // the other takes it over, as it would from a suspended laptop or a frozen VM.
-      let stallOnce = true;
-      const stalling = createFileStore({
-        dir,
-        clock: {
-          now: () => {
-            if (stallOnce) {
-              stallOnce = false;
-              const out = runChildSync(buildDir, "write-once.mjs", {
-                dir,
-                version: 1,
-                data: sampleStoreData("other process"),
-              });
-              expect(JSON.parse(out)).toEqual({ ok: true });
-            }
-            return Date.now();
-          },
-        },
-      });
+      const { stalling, stalled } = await storeStallingWhileAnotherWrites(dir);
       try {
         const result = await stalling.compareAndSet(1, sampleStoreData("stalled process"));
         expect(result.ok).toBe(false);
-        expect(stallOnce).toBe(false);
+        expect(stalled()).toBe(true);
         const expected = { version: 2, data: sampleStoreData("other process") };
         if (!result.ok) expect(result.current).toEqual(expected);
         const fresh = createFileStore({ dir });
@@ -582,28 +591,12 @@ describe("file store", () => {
     it("throws, not a conflict, when the file changed between the append and the rename", async () => {
       await store.compareAndSet(0, sampleStoreData("one"));
       await store.appendAudit({ ...event, requestId: "before" });
-      // Once the log has grown (the entry written, its fsync and the new file's still running),
-      // credentials.json's change time moves (a chmod to the same mode), as when a process that
-      // took the stale write lock replaces the file. Checked on every turn of the event loop.
-      const audit = join(dir, "audit.jsonl");
-      const size = statSync(audit).size;
-      let changed = 0;
-      let watching = true;
-      const tick = () => {
-        if (!watching) return;
-        if (statSync(audit).size > size) {
-          chmodSync(join(dir, "credentials.json"), 0o600);
-          changed++;
-          return;
-        }
-        setImmediate(tick);
-      };
-      setImmediate(tick);
+      const change = changeCredentialsWhenLogGrows(dir);
       const outcome = await caught(
         store.compareAndSet(1, sampleStoreData("two"), { audit: [entryEvent], durable: false }),
       );
-      watching = false;
-      expect(changed).toBe(1);
+      change.stop();
+      expect(change.changed()).toBe(1);
       // A conflict would have its caller re-read and write again, appending the entry twice.
       expect(isRekeyError(outcome, "STORE_UNAVAILABLE"), String(outcome)).toBe(true);
       const fresh = createFileStore({ dir });
@@ -617,33 +610,16 @@ describe("file store", () => {
 
     it("appends nothing when it stalled past the write lock's staleness (a conflict, retried)", async () => {
       await store.compareAndSet(0, sampleStoreData("start"));
-      const buildDir = await storeBuild();
-      // As in "drops its write, not another's" above: another process takes the stale lock
-      // and writes while this one is stalled. A refusal that appended would make the caller,
-      // who re-reads and writes again, append the entry twice.
-      let stallOnce = true;
-      const stalling = createFileStore({
-        dir,
-        clock: {
-          now: () => {
-            if (stallOnce) {
-              stallOnce = false;
-              runChildSync(buildDir, "write-once.mjs", {
-                dir,
-                version: 1,
-                data: sampleStoreData("other process"),
-              });
-            }
-            return Date.now();
-          },
-        },
-      });
+      // Another process takes the stale lock and writes while this one is stalled. A refusal
+      // that appended would make the caller, who re-reads and writes again, append the entry
+      // twice.
+      const { stalling, stalled } = await storeStallingWhileAnotherWrites(dir);
       try {
         const result = await stalling.compareAndSet(1, sampleStoreData("stalled process"), {
           audit: [entryEvent],
           durable: false,
         });
-        expect(stallOnce).toBe(false);
+        expect(stalled()).toBe(true);
         expect(result.ok).toBe(false);
         expect(await store.readAudit()).toEqual([]);
       } finally {
