@@ -461,8 +461,12 @@ describe("cancellation and unreachable faucets", () => {
 
 describe("connection pools", () => {
   it("shares one pool between clients of one origin", async () => {
+    // Pools are per origin, and a new sandbox may get the port of one an earlier test closed:
+    // start from none so that reuse cannot hide (or fake) a pool.
+    await closeAllDispatchers();
     const faucet = await sandbox();
     const before = sharedDispatcherCount();
+    expect(before).toBe(0);
     const first = clientOf(faucet).client;
     const second = clientOf(faucet).client;
     const operator = await registered(first);
