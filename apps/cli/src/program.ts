@@ -396,7 +396,9 @@ export function createProgram(deps: CliDeps, settings: ProgramSettings = {}) {
 
   program
     .command("doctor")
-    .description("check the store, file modes and the faucet; report unfinished rotations")
+    .description(
+      "check the store (file modes, free space) and the faucet; report unfinished rotations",
+    )
     .option(
       "--repair",
       "resolve unfinished rotations; settle keys kept beside a record by the migration",

@@ -23,9 +23,9 @@ import { type Colors, formatFields, type TimeFormat } from "../output.js";
 import { rescuedKeyLine } from "./status.js";
 
 /**
- * `rekey doctor [--repair]`: checks the store (file modes included), the faucet URL,
- * unfinished rotations, and every key the profile's principals hold (the faucet must accept
- * it); `--repair` resolves unfinished rotations and settles keys the migration kept beside a
+ * `rekey doctor [--repair]`: checks the store (file modes and free space included), the
+ * faucet URL, unfinished rotations, and every key the profile's principals hold (the faucet must
+ * accept it); `--repair` resolves unfinished rotations and settles keys the migration kept beside a
  * record, and finishes due deliveries; a delivery target that does not hold the current key is
  * a problem, and so is a key past its scheduled rotation plus grace (`rekey policy`). Exits 11
  * when a problem remains.

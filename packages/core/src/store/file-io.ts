@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import fs, { type BigIntStats, constants, lstatSync, type Stats } from "node:fs";
-import { lstat, mkdir, open, unlink } from "node:fs/promises";
+import { lstat, mkdir, open, statfs, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { RekeyError } from "../errors.js";
 
@@ -336,6 +336,38 @@ export async function probeWritable(dir: string): Promise<void> {
     await unlink(probe).catch(() => {});
     throw storeUnavailable("write in", dir, error);
   }
+}
+
+// Beyond the new copy of the file: the audit entry a rotation appends, with room to spare.
+const WRITE_HEADROOM_BYTES = 64 * 1024;
+
+/**
+ * A problem when the disk holding `dir` has too little room for the next write of `file`
+ * (`fileSize` bytes now): a write puts a whole new copy beside the old one until its rename, and
+ * a rotation also appends to the audit log. A rotation on a full disk fails before the faucet is
+ * called, so nothing is lost, but a check should say so before a rotation finds out. Counts only
+ * the space an unprivileged user may use. Undefined when there is room, or when the platform
+ * cannot tell (quotas do not show here).
+ */
+export async function lowSpaceProblem(
+  dir: string,
+  file: string,
+  fileSize: number,
+): Promise<string | undefined> {
+  let free: number;
+  try {
+    const disk = await statfs(dir);
+    free = disk.bavail * disk.bsize;
+  } catch {
+    return undefined;
+  }
+  const needed = 2 * fileSize + WRITE_HEADROOM_BYTES;
+  if (free >= needed) return undefined;
+  return `the disk holding ${dir} has ${kibibytes(free)} free; the next write of ${basename(file)} needs about ${kibibytes(needed)} (free space before rotating)`;
+}
+
+function kibibytes(bytes: number): string {
+  return `${Math.floor(bytes / 1024)} KiB`;
 }
 
 /**

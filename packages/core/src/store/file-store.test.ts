@@ -15,6 +15,7 @@ import {
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { mountTinyDisk } from "../delivery/full-disk.test-helper.js";
 import { type ErrorCode, isRekeyError } from "../errors.js";
 import { verifyAuditChain } from "./audit-chain.js";
 import { runChild, runChildSync, startChild, storeBuild } from "./child-process.test-helper.js";
@@ -689,6 +690,39 @@ describe("file store", () => {
       await expectCode(readOnly.checkWritable(), "STORE_UNAVAILABLE");
       await readOnly.close();
     });
+
+    // Filling a disk takes a mount, so root (as here and in CI); elsewhere this is skipped.
+    it.runIf(process.getuid?.() === 0)(
+      "reports a disk too full for the next write, before a rotation finds out",
+      async () => {
+        const disk = mountTinyDisk("1m");
+        if (disk === undefined) throw new Error("root could not mount a tmpfs");
+        const onDisk = createFileStore({ dir: join(disk.dir, "rekey") });
+        try {
+          await onDisk.compareAndSet(0, sampleStoreData("one"));
+          expect(await onDisk.health()).toMatchObject({ ok: true, problems: [] });
+
+          const filler = join(disk.dir, "filler");
+          await writeFile(filler, Buffer.alloc(1024 * 1024)).catch(() => undefined);
+          const health = await onDisk.health();
+          expect(health.ok).toBe(false);
+          expect(health.problems).toEqual([
+            expect.stringMatching(
+              /^the disk holding .* has \d+ KiB free; the next write of credentials\.json needs about \d+ KiB/,
+            ),
+          ]);
+          // It is right: the write fails, and the store keeps what it had.
+          await expectCode(onDisk.compareAndSet(1, sampleStoreData("two")), "STORE_UNAVAILABLE");
+          expect((await onDisk.read()).version).toBe(1);
+
+          await rm(filler);
+          expect(await onDisk.health()).toMatchObject({ ok: true, problems: [] });
+        } finally {
+          await onDisk.close();
+          disk.unmount();
+        }
+      },
+    );
 
     it("reports leftover temp files from an interrupted write", async () => {
       await store.compareAndSet(0, sampleStoreData("one"));

@@ -41,6 +41,7 @@ import {
   errnoCode,
   fsyncFd,
   isTempFileFor,
+  lowSpaceProblem,
   openNoFollow,
   openNoFollowSync,
   privacyProblem,
@@ -589,7 +590,10 @@ export class FileStore implements CredentialStore {
     await this.withWriteLock(async () => this.removeOrphanTempFiles());
   }
 
-  /** Key-free problems: open modes, unreadable content, leftover temp files. Throws nothing. */
+  /**
+   * Key-free problems: open modes, unreadable content, leftover temp files, a disk too full for
+   * the next write. Throws nothing.
+   */
   async health(): Promise<StoreHealth> {
     const problems: string[] = [];
     const dirStats = await storeDirStats(this.dir).catch((error: unknown) => {
@@ -621,6 +625,9 @@ export class FileStore implements CredentialStore {
         }
       }
       problems.push(...(await this.leftoverTempFiles()));
+      const credentialsSize = (await statOrUndefined(this.credentialsPath))?.size ?? 0;
+      const space = await lowSpaceProblem(this.dir, this.credentialsPath, credentialsSize);
+      if (space !== undefined) problems.push(space);
     }
     if (this.closed) problems.push("the store is closed");
     const encryption = await this.encryptionState().catch(() => undefined);
