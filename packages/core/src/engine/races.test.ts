@@ -21,7 +21,7 @@ afterEach(async () => {
 
 /**
  * A file-store fixture and a second handle on its directory. With `slowRotation`, the faucet
- * commits the first operator rotation at once and answers 600 ms later.
+ * commits the first operator rotation at once and answers 2 s later.
  */
 async function startRace(options: { slowRotation?: boolean } = {}): Promise<Race> {
   const fixture = await startEngineFixture({
@@ -30,7 +30,7 @@ async function startRace(options: { slowRotation?: boolean } = {}): Promise<Race
       ? {
           sandbox: {
             faults: [
-              { action: "regenerate_operator_key", nth: 1, kind: "delay", delayMs: 600 } as const,
+              { action: "regenerate_operator_key", nth: 1, kind: "delay", delayMs: 2000 } as const,
             ],
           },
         }
@@ -88,7 +88,7 @@ describe("recover", () => {
 
 describe("rotateKey across processes", () => {
   it("joins a rotation that another process has in flight instead of refusing its cooldown", async () => {
-    // The faucet commits the rotation at once and answers 600 ms later.
+    // The faucet commits the rotation at once and answers 2 s later.
     const { fixture, other } = await startRace({ slowRotation: true });
     const first = fixture.rekey();
     await first.register({ name: "ops" });
@@ -130,11 +130,11 @@ describe("login", () => {
   });
 
   it("never stores a key that a rotation elsewhere killed while the login checked it", async () => {
-    // The login's whoami is answered (the key alive) 600 ms after the faucet read it; the
+    // The login's whoami is answered (the key alive) 2 s after the faucet read it; the
     // rotation commits inside that window.
     const fixture = await startEngineFixture({
       store: "file",
-      sandbox: { faults: [{ action: "whoami", nth: 1, kind: "delay", delayMs: 600 }] },
+      sandbox: { faults: [{ action: "whoami", nth: 1, kind: "delay", delayMs: 2000 }] },
     });
     race = { fixture, other: createFileStore({ dir: fixture.dir, env: {} }) };
     const rekey = fixture.rekey();
