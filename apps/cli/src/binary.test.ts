@@ -14,7 +14,7 @@ import {
   statusDocument,
 } from "./json-schemas.test-helper.js";
 
-// The built binary (dist/, rebuilt by vitest.global-setup.ts) installed alone in a temp
+// The built binary (dist/, rebuilt by scripts/vitest-build-first.mjs) installed alone in a temp
 // directory, run as a child process with pipes: no terminal anywhere, as in CI or a cron job.
 describe("the built rekey binary", () => {
   let sandbox: RunningSandbox;

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { installBuiltCli, runBinary } from "./cli-harness.test-helper.js";
 import { codeCacheLocation } from "./code-cache.js";
 
-// The built command (dist/, rebuilt by vitest.global-setup.ts) installed in a temp directory and
-// run as a child process, with its code cache in a temp XDG_CACHE_HOME.
+// The built command (dist/, rebuilt by scripts/vitest-build-first.mjs) installed in a temp
+// directory and run as a child process, with its code cache in a temp XDG_CACHE_HOME.
 describe("the CLI's V8 code cache", () => {
   let dir: string;
   let bin: string;

@@ -17,7 +17,7 @@ import {
   queryPostgres,
   TEST_MASTER_KEY_ENV,
 } from "@rekey/store-postgres/testing";
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
 import { type Faucet, makeToken, startFaucet } from "./harness.test-helper.js";
 import { hashToken } from "./tokens.js";
 
@@ -126,10 +126,6 @@ function call(
 }
 
 let faucet: Faucet | undefined;
-
-beforeAll(() => {
-  execFileSync(process.execPath, ["build.mjs"], { cwd: appDir, stdio: "inherit" });
-}, 60_000);
 
 afterEach(async () => {
   for (const bin of running.splice(0)) {

@@ -1,30 +1,23 @@
-import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { chmod, readFile, stat, writeFile } from "node:fs/promises";
 import { request as httpsRequest } from "node:https";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { fingerprint } from "@rekey/core";
 import { dropPostgresSchema, TEST_MASTER_KEY_ENV } from "@rekey/store-postgres/testing";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { seen, startWorld, type World } from "./world.test-helper.js";
 
-const run = promisify(execFile);
-const packageDir = fileURLToPath(new URL("..", import.meta.url));
 const bin = fileURLToPath(new URL("../dist/bin.js", import.meta.url));
 const children: ChildProcess[] = [];
 let world: World;
 
-beforeAll(async () => {
-  // Always test the current sources: the build takes well under a second.
-  await run(process.execPath, ["build.mjs"], { cwd: packageDir });
-}, 60_000);
 beforeEach(async () => {
   world = await startWorld();
 });
