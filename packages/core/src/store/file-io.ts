@@ -342,22 +342,20 @@ export async function probeWritable(dir: string): Promise<void> {
 const WRITE_HEADROOM_BYTES = 64 * 1024;
 
 /**
- * A problem when the disk holding `dir` has too little room for the next write of `file`
- * (`fileSize` bytes now): a write puts a whole new copy beside the old one until its rename, and
- * a rotation also appends to the audit log. A rotation on a full disk fails before the faucet is
- * called, so nothing is lost, but a check should say so before a rotation finds out. Counts only
- * the space an unprivileged user may use. Undefined when there is room, or when the platform
- * cannot tell (quotas do not show here).
+ * A problem when the disk holding `dir` has too little room for the next write of `file` (in
+ * `dir`): a write puts a whole new copy beside the old one until its rename, and a rotation also
+ * appends to the audit log. A rotation on a full disk fails before the faucet is called, so
+ * nothing is lost, but a check should say so before a rotation finds out. Counts only the space
+ * an unprivileged user may use. Undefined when there is room, or when the platform cannot tell
+ * (quotas do not show here).
  */
-export async function lowSpaceProblem(
-  dir: string,
-  file: string,
-  fileSize: number,
-): Promise<string | undefined> {
+export async function lowSpaceProblem(dir: string, file: string): Promise<string | undefined> {
   let free: number;
+  let fileSize: number;
   try {
     const disk = await statfs(dir);
     free = disk.bavail * disk.bsize;
+    fileSize = (await lstat(file).catch(() => undefined))?.size ?? 0;
   } catch {
     return undefined;
   }

@@ -625,8 +625,7 @@ export class FileStore implements CredentialStore {
         }
       }
       problems.push(...(await this.leftoverTempFiles()));
-      const credentialsSize = (await statOrUndefined(this.credentialsPath))?.size ?? 0;
-      const space = await lowSpaceProblem(this.dir, this.credentialsPath, credentialsSize);
+      const space = await lowSpaceProblem(this.dir, this.credentialsPath);
       if (space !== undefined) problems.push(space);
     }
     if (this.closed) problems.push("the store is closed");
