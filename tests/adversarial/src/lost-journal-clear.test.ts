@@ -5,11 +5,13 @@ import {
   type CredentialStore,
   createFileStore,
   createRekey,
+  type Rekey,
   type RotationResult,
   type StoreData,
   verifyAuditChain,
   type WriteOptions,
 } from "@rekey/core";
+import { intentsIn } from "@rekey/core/testing";
 import { startSandbox } from "@rekey/sandbox";
 import { createPostgresStore } from "@rekey/store-postgres";
 import {
@@ -36,6 +38,26 @@ const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
+
+/** A sandbox on loopback, and engines on it over any store, closed after the test. */
+async function faucetAndEngines(env: Record<string, string>) {
+  const sandbox = await startSandbox({ port: 0 });
+  cleanups.push(() => sandbox.close());
+  const engineOn = (store: CredentialStore) => {
+    const rekey = createRekey({ store, surface: "library", baseUrl: sandbox.url, env });
+    cleanups.push(() => rekey.close());
+    return rekey;
+  };
+  return { sandbox, engineOn };
+}
+
+/** The next run finished the rotation before answering: no journal, its key, verified. */
+async function expectFinishedByNextRun(next: Rekey, rotated: RotationResult): Promise<void> {
+  const status = await next.status();
+  expect(status.pendingRotation).toBeUndefined();
+  expect(status.fingerprint).toBe(rotated.newFingerprint);
+  expect(status.lastRotation).toMatchObject({ verified: true });
+}
 
 interface StoreKind {
   open(): CredentialStore;
@@ -129,15 +151,8 @@ if (pgUrl !== "") kinds.push(["postgres", postgresKind]);
 
 describe.each(kinds)("a lost journal-clearing write (%s store)", (_name, makeKind) => {
   it("is finished by the next run: journal cleared, verified, audited once", async () => {
-    const sandbox = await startSandbox({ port: 0 });
-    cleanups.push(() => sandbox.close());
+    const { sandbox, engineOn } = await faucetAndEngines({ ...TEST_MASTER_KEY_ENV });
     const kind = await makeKind();
-    const env = { ...TEST_MASTER_KEY_ENV };
-    const engineOn = (store: CredentialStore) => {
-      const rekey = createRekey({ store, surface: "library", baseUrl: sandbox.url, env });
-      cleanups.push(() => rekey.close());
-      return rekey;
-    };
 
     const first = kind.open();
     cleanups.push(() => first.close());
@@ -156,18 +171,12 @@ describe.each(kinds)("a lost journal-clearing write (%s store)", (_name, makeKin
 
     const store = kind.open();
     cleanups.push(() => store.close());
-    const journals = Object.values((await store.read()).data.principals).flatMap((record) =>
-      record.intent === undefined ? [] : [record.intent],
-    );
-    expect(journals).toEqual([
+    expect(await intentsIn(store)).toEqual([
       expect.objectContaining({ requestId: rotated.requestId, phase: "stored" }),
     ]);
     // The next run resolves what it finds before it answers anything (here: status).
     const next = engineOn(store);
-    const status = await next.status();
-    expect(status.pendingRotation).toBeUndefined();
-    expect(status.fingerprint).toBe(rotated.newFingerprint);
-    expect(status.lastRotation).toMatchObject({ verified: true });
+    await expectFinishedByNextRun(next, rotated);
     await expect(next.whoami()).resolves.toMatchObject({ fingerprint: rotated.newFingerprint });
 
     const entries = await store.readAudit();
@@ -186,17 +195,10 @@ describe.skipIf(pgUrl === "")(
   "a lost journal-clearing write that carried the entry (postgres store)",
   () => {
     it("is finished by the next run: journal cleared, verified, audited once", async () => {
-      const sandbox = await startSandbox({ port: 0 });
-      cleanups.push(() => sandbox.close());
+      const { sandbox, engineOn } = await faucetAndEngines({ ...TEST_MASTER_KEY_ENV });
       const schema = `lost_clear_entry_${Date.now().toString(36)}`;
       cleanups.push(() => dropPostgresSchema(pgUrl, schema));
       const open = () => createPostgresStore({ url: pgUrl, schema, env: TEST_MASTER_KEY_ENV });
-      const env = { ...TEST_MASTER_KEY_ENV };
-      const engineOn = (store: CredentialStore) => {
-        const rekey = createRekey({ store, surface: "library", baseUrl: sandbox.url, env });
-        cleanups.push(() => rekey.close());
-        return rekey;
-      };
       const lastSeq = async () =>
         Number(
           (
@@ -266,11 +268,7 @@ describe.skipIf(pgUrl === "")(
       expect(
         (await store.readAudit()).filter((entry) => entry.requestId === rotated.requestId),
       ).toHaveLength(0);
-      const next = engineOn(store);
-      const status = await next.status();
-      expect(status.pendingRotation).toBeUndefined();
-      expect(status.fingerprint).toBe(rotated.newFingerprint);
-      expect(status.lastRotation).toMatchObject({ verified: true });
+      await expectFinishedByNextRun(engineOn(store), rotated);
       const entries = await store.readAudit();
       const ofRotation = entries.filter((entry) => entry.requestId === rotated.requestId);
       expect(ofRotation).toHaveLength(1);
@@ -286,14 +284,8 @@ describe.skipIf(pgUrl === "")(
 // entry is already on disk. The journal it leaves must make the next run write no second one.
 describe("a lost journal-clearing rename that carried the entry (file store)", () => {
   it("is finished by the next run: journal cleared, verified, audited once", async () => {
-    const sandbox = await startSandbox({ port: 0 });
-    cleanups.push(() => sandbox.close());
+    const { sandbox, engineOn } = await faucetAndEngines({});
     const kind = await fileKind();
-    const engineOn = (store: CredentialStore) => {
-      const rekey = createRekey({ store, surface: "library", baseUrl: sandbox.url, env: {} });
-      cleanups.push(() => rekey.close());
-      return rekey;
-    };
     const first = kind.open();
     cleanups.push(() => first.close());
     expect(first.appendsAuditWithWrite).toBe(true);
@@ -312,21 +304,14 @@ describe("a lost journal-clearing rename that carried the entry (file store)", (
 
     const store = kind.open();
     cleanups.push(() => store.close());
-    const journals = Object.values((await store.read()).data.principals).flatMap((record) =>
-      record.intent === undefined ? [] : [record.intent],
-    );
-    expect(journals).toEqual([
+    expect(await intentsIn(store)).toEqual([
       expect.objectContaining({ requestId: rotated.requestId, phase: "stored" }),
     ]);
     // The entry stayed on the log: the write appended it before its rename.
     const ofRotation = async () =>
       (await store.readAudit()).filter((entry) => entry.requestId === rotated.requestId);
     expect(await ofRotation()).toHaveLength(1);
-    const next = engineOn(store);
-    const status = await next.status();
-    expect(status.pendingRotation).toBeUndefined();
-    expect(status.fingerprint).toBe(rotated.newFingerprint);
-    expect(status.lastRotation).toMatchObject({ verified: true });
+    await expectFinishedByNextRun(engineOn(store), rotated);
     expect(await ofRotation()).toHaveLength(1);
     expect(verifyAuditChain(await store.readAudit()).ok).toBe(true);
     expect(sandbox.stats().rotations).toBe(1);

@@ -80,11 +80,7 @@ export async function storedKey(
   return storedKeyOf(await viewIn(store, profile), toPrincipal(principal));
 }
 
-/** The unfinished rotations (journal entries) of every record in the store. */
-export async function intentsIn(store: CredentialStore) {
-  const { data } = await store.read();
-  return Object.values(data.principals).flatMap((record) => (record.intent ? [record.intent] : []));
-}
+export { intentsIn } from "../testing/journals.js";
 
 /** The unfinished rotation (journal entry) of a principal, if any. */
 export async function intentOf(

@@ -3,6 +3,7 @@
  * Imports vitest; never import it from production code.
  */
 export * from "../store/testing.js";
+export { intentsIn } from "./journals.js";
 export {
   installKeysAtRestScan,
   RAW_KEY,
